@@ -1,0 +1,3 @@
+fn main() {
+    println!("vireoctl {}", env!("CARGO_PKG_VERSION"));
+}

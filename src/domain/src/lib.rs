@@ -1,0 +1,1 @@
+//! libvirt-compatible domain XML: the document model every other part of Vireo edits.

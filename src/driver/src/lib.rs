@@ -1,0 +1,1 @@
+//! The driver: owns machine definitions and their running helpers.

@@ -1,0 +1,1 @@
+//! The nested-KVM test rig.

@@ -1,0 +1,1 @@
+//! vireo-vmm: Vireo's KVM backend.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("vireo-vmm {}", env!("CARGO_PKG_VERSION"));
+}
