@@ -1,0 +1,107 @@
+//! The `adw::Application`: application-wide actions, accelerators and the main window.
+
+use adw::prelude::*;
+use adw::subclass::prelude::*;
+use gtk::{gio, glib};
+
+use super::config;
+use super::window::VireoWindow;
+use super::{about, help, preferences::VireoPreferencesWindow};
+
+mod imp {
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub struct VireoApplication;
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for VireoApplication {
+        const NAME: &'static str = "VireoApplication";
+        type Type = super::VireoApplication;
+        type ParentType = adw::Application;
+    }
+
+    impl ObjectImpl for VireoApplication {}
+
+    impl ApplicationImpl for VireoApplication {
+        fn startup(&self) {
+            self.parent_startup();
+            let app = self.obj();
+            app.setup_actions();
+            app.setup_accels();
+        }
+
+        fn activate(&self) {
+            self.parent_activate();
+            self.obj().main_window().present();
+        }
+    }
+
+    impl GtkApplicationImpl for VireoApplication {}
+    impl AdwApplicationImpl for VireoApplication {}
+}
+
+glib::wrapper! {
+    pub struct VireoApplication(ObjectSubclass<imp::VireoApplication>)
+        @extends adw::Application, gtk::Application, gio::Application,
+        @implements gio::ActionGroup, gio::ActionMap;
+}
+
+impl Default for VireoApplication {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VireoApplication {
+    pub fn new() -> Self {
+        glib::Object::builder()
+            .property("application-id", config::APP_ID)
+            .property("resource-base-path", config::RESOURCE_BASE)
+            .build()
+    }
+
+    /// The main window, created on first use.
+    pub fn main_window(&self) -> VireoWindow {
+        self.windows()
+            .into_iter()
+            .find_map(|w| w.downcast::<VireoWindow>().ok())
+            .unwrap_or_else(|| VireoWindow::new(self))
+    }
+
+    fn setup_actions(&self) {
+        let quit = gio::ActionEntry::builder("quit")
+            .activate(|app: &Self, _, _| {
+                // close() lets each window save its state, which quit() alone would skip.
+                for window in app.windows() {
+                    window.close();
+                }
+                app.quit();
+            })
+            .build();
+        let preferences = gio::ActionEntry::builder("preferences")
+            .activate(|app: &Self, _, _| {
+                let parent = app.main_window();
+                VireoPreferencesWindow::new(&parent).present();
+            })
+            .build();
+        let about = gio::ActionEntry::builder("about")
+            .activate(|app: &Self, _, _| about::present(&app.main_window()))
+            .build();
+        let help = gio::ActionEntry::builder("help")
+            .activate(|app: &Self, _, _| help::open(config::paths(), Some(&app.main_window())))
+            .build();
+        self.add_action_entries([quit, preferences, about, help]);
+    }
+
+    fn setup_accels(&self) {
+        self.set_accels_for_action("app.quit", &["<Control>q"]);
+        self.set_accels_for_action("app.preferences", &["<Control>comma"]);
+        self.set_accels_for_action("app.help", &["F1"]);
+        self.set_accels_for_action("win.new-machine", &["<Control>n"]);
+        self.set_accels_for_action("win.toggle-search", &["<Control>f"]);
+        self.set_accels_for_action("win.close", &["<Control>w"]);
+        // GtkApplication binds Ctrl+? to win.show-help-overlay once it finds gtk/help-overlay.ui.
+        self.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
+    }
+}

@@ -1,0 +1,169 @@
+//! The main window: header bar, search bar and the machine area (for now its empty states).
+
+use adw::prelude::*;
+use adw::subclass::prelude::*;
+use gettextrs::gettext;
+use gtk::{gio, glib, CompositeTemplate};
+use std::cell::OnceCell;
+
+use super::config;
+
+/// Shown when no machine exists yet.
+const PAGE_EMPTY: &str = "empty";
+/// Shown when a search matches nothing.
+const PAGE_NO_RESULTS: &str = "no-results";
+
+mod imp {
+    use super::*;
+
+    #[derive(Debug, Default, CompositeTemplate)]
+    #[template(resource = "/org/vireo/Vireo/ui/window.ui")]
+    pub struct VireoWindow {
+        #[template_child]
+        pub toast_overlay: TemplateChild<adw::ToastOverlay>,
+        #[template_child]
+        pub search_bar: TemplateChild<gtk::SearchBar>,
+        #[template_child]
+        pub search_entry: TemplateChild<gtk::SearchEntry>,
+        #[template_child]
+        pub content_stack: TemplateChild<gtk::Stack>,
+        pub settings: OnceCell<gio::Settings>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for VireoWindow {
+        const NAME: &'static str = "VireoWindow";
+        type Type = super::VireoWindow;
+        type ParentType = adw::ApplicationWindow;
+
+        fn class_init(klass: &mut Self::Class) {
+            klass.bind_template();
+        }
+
+        fn instance_init(obj: &glib::subclass::InitializingObject<Self>) {
+            obj.init_template();
+        }
+    }
+
+    impl ObjectImpl for VireoWindow {
+        fn constructed(&self) {
+            self.parent_constructed();
+            let obj = self.obj();
+            obj.restore_state();
+            obj.setup_actions();
+            obj.setup_search();
+        }
+    }
+
+    impl WidgetImpl for VireoWindow {}
+
+    impl WindowImpl for VireoWindow {
+        fn close_request(&self) -> glib::Propagation {
+            if let Err(err) = self.obj().save_state() {
+                eprintln!("vireo: could not save the window size: {err}");
+            }
+            self.parent_close_request()
+        }
+    }
+
+    impl ApplicationWindowImpl for VireoWindow {}
+    impl AdwApplicationWindowImpl for VireoWindow {}
+}
+
+glib::wrapper! {
+    pub struct VireoWindow(ObjectSubclass<imp::VireoWindow>)
+        @extends adw::ApplicationWindow, gtk::ApplicationWindow, gtk::Window, gtk::Widget,
+        @implements gio::ActionGroup, gio::ActionMap, gtk::Buildable,
+                    gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
+}
+
+impl VireoWindow {
+    pub fn new(app: &impl IsA<gtk::Application>) -> Self {
+        glib::Object::builder().property("application", app).build()
+    }
+
+    fn settings(&self) -> &gio::Settings {
+        self.imp()
+            .settings
+            .get_or_init(|| gio::Settings::new(config::APP_ID))
+    }
+
+    /// Shows a short message at the bottom of the window.
+    pub fn show_toast(&self, message: &str) {
+        let toast = adw::Toast::new(message);
+        toast.set_timeout(8);
+        self.imp().toast_overlay.add_toast(toast);
+    }
+
+    fn restore_state(&self) {
+        let settings = self.settings();
+        self.set_default_size(settings.int("window-width"), settings.int("window-height"));
+        if settings.boolean("window-maximized") {
+            self.maximize();
+        }
+    }
+
+    fn save_state(&self) -> Result<(), glib::BoolError> {
+        let settings = self.settings();
+        // The default size follows the user's resizing but keeps the unmaximized size.
+        let (width, height) = self.default_size();
+        settings.set_int("window-width", width)?;
+        settings.set_int("window-height", height)?;
+        settings.set_boolean("window-maximized", self.is_maximized())?;
+        gio::Settings::sync();
+        Ok(())
+    }
+
+    fn setup_actions(&self) {
+        let new_machine = gio::ActionEntry::builder("new-machine")
+            .activate(|window: &Self, _, _| {
+                // The assistant comes with the driver; say so rather than doing nothing.
+                window.show_toast(&gettext(
+                    "Creating virtual machines is not available in this version yet",
+                ));
+            })
+            .build();
+        let close = gio::ActionEntry::builder("close")
+            .activate(|window: &Self, _, _| window.close())
+            .build();
+        self.add_action_entries([new_machine, close]);
+
+        let toggle_search = gio::PropertyAction::new(
+            "toggle-search",
+            &*self.imp().search_bar,
+            "search-mode-enabled",
+        );
+        self.add_action(&toggle_search);
+    }
+
+    fn setup_search(&self) {
+        let imp = self.imp();
+        imp.search_bar.set_key_capture_widget(Some(self));
+        imp.search_entry.connect_search_changed(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |entry| window.update_content(&entry.text())
+        ));
+        imp.search_bar
+            .connect_search_mode_enabled_notify(glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |bar| {
+                    if !bar.is_search_mode() {
+                        window.imp().search_entry.set_text("");
+                    }
+                }
+            ));
+        self.update_content("");
+    }
+
+    /// Picks the page for the machine area. There are no machines yet, so any search is empty.
+    fn update_content(&self, query: &str) {
+        let page = if query.trim().is_empty() {
+            PAGE_EMPTY
+        } else {
+            PAGE_NO_RESULTS
+        };
+        self.imp().content_stack.set_visible_child_name(page);
+    }
+}
