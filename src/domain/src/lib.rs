@@ -1,1 +1,35 @@
 //! libvirt-compatible domain XML: the document model every other part of Vireo edits.
+//!
+//! * [`Document`] is a lossless XML tree (quick-xml underneath): writing an unedited document
+//!   returns the input byte for byte; every node knows its line and column.
+//! * [`Domain`] is the typed, editable view of a `<domain>` document. Edits touch only the
+//!   nodes they own; new elements go where libvirt's formatter puts them.
+//! * [`Domain::validate`] returns every semantic problem as an [`Error`] with position and
+//!   element path.
+//! * [`DomainBuilder`] creates the documents Vireo needs; [`caps`] writes `capabilities` and
+//!   `domainCapabilities` documents.
+
+pub mod error;
+pub mod tree;
+
+pub use error::{Error, ErrorKind, Errors, Position};
+pub use tree::{Attribute, Document, Element, Markup, Node, Style, Text};
+pub mod devices;
+pub mod domain;
+pub mod order;
+pub mod units;
+pub mod values;
+mod view;
+
+pub use devices::{
+    Chardev, ChardevSpec, Devices, Disk, DiskSpec, Graphics, GraphicsSpec, Input, Interface,
+    InterfaceSpec, Memballoon, PortForward, PortRange, Rng, Video,
+};
+pub use domain::{Domain, Os, VIREO_NS, VIREO_PREFIX};
+pub use units::{parse_size, Bytes, Unit, UnitError};
+pub use values::*;
+pub mod ids;
+mod validate;
+
+pub use ids::{Mac, Uuid};
+pub use validate::check_name;

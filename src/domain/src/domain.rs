@@ -1,0 +1,489 @@
+//! [`Domain`]: the typed, editable view of a `<domain>` document.
+
+use crate::devices::Devices;
+use crate::error::{Error, ErrorKind};
+use crate::order;
+use crate::tree::{resolve_prefix, Document, Element, Style};
+use crate::units::{format_size, parse_size, UnitError};
+use crate::values::{
+    BootDev, ClockOffset, CpuMode, Firmware, LifecycleAction, LifecycleEvent, OsType, VirtType,
+};
+use crate::view::{parse_uint, set_sub_attr, set_sub_text, sub_attr, sub_text, view};
+
+/// Vireo's namespace for `<metadata>`.
+pub const VIREO_NS: &str = "https://vireo.org/xmlns/vireo/1.0";
+/// The prefix Vireo writes for [`VIREO_NS`] (readers match the URI, never the prefix).
+pub const VIREO_PREFIX: &str = "vireo";
+
+/// A libvirt domain document with typed accessors. Unknown content is kept as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    doc: Document,
+}
+
+impl Domain {
+    /// Parses a domain document (well-formedness only; see [`Domain::validate`]).
+    pub fn parse(xml: &str) -> Result<Self, Error> {
+        Self::from_document(Document::parse(xml)?)
+    }
+
+    /// Wraps a parsed document whose root must be `<domain>`.
+    pub fn from_document(doc: Document) -> Result<Self, Error> {
+        let root = doc.root();
+        if root.name() != "domain" {
+            return Err(Error::new(
+                ErrorKind::WrongRoot {
+                    expected: "domain".into(),
+                    found: root.name().into(),
+                },
+                root.name(),
+                Some(root.pos),
+            ));
+        }
+        Ok(Domain { doc })
+    }
+
+    /// The serialized document: byte-identical to the input where nothing was edited.
+    pub fn to_xml(&self) -> String {
+        self.doc.to_xml()
+    }
+
+    pub fn document(&self) -> &Document {
+        &self.doc
+    }
+
+    pub fn document_mut(&mut self) -> &mut Document {
+        &mut self.doc
+    }
+
+    pub fn into_document(self) -> Document {
+        self.doc
+    }
+
+    pub fn root(&self) -> &Element {
+        self.doc.root()
+    }
+
+    fn style(&self) -> Style {
+        self.doc.style()
+    }
+
+    fn text_field(&self, name: &str) -> Option<String> {
+        sub_text(self.root(), name)
+    }
+
+    fn set_text_field(&mut self, name: &str, value: Option<&str>) {
+        let style = self.style();
+        set_sub_text(self.doc.root_mut(), name, value, order::DOMAIN, &style);
+    }
+
+    fn err_at(&self, child: &str, kind: ErrorKind) -> Error {
+        let pos = self.root().child(child).map(|c| c.pos);
+        Error::new(kind, format!("domain/{child}"), pos)
+    }
+
+    /// `domain@type` (kvm, qemu, test, ...).
+    pub fn virt_type(&self) -> Option<VirtType> {
+        self.root().attr("type").map(|v| VirtType::from(v.as_ref()))
+    }
+
+    pub fn set_virt_type(&mut self, t: &VirtType) {
+        self.doc.root_mut().set_attr("type", t.as_str());
+    }
+
+    pub fn name(&self) -> Option<String> {
+        self.text_field("name")
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        self.set_text_field("name", Some(name));
+    }
+
+    /// The uuid text as written (see [`crate::uuid::Uuid`] to check it).
+    pub fn uuid(&self) -> Option<String> {
+        self.text_field("uuid").map(|s| s.trim().to_string())
+    }
+
+    pub fn set_uuid(&mut self, uuid: &str) {
+        self.set_text_field("uuid", Some(uuid));
+    }
+
+    pub fn title(&self) -> Option<String> {
+        self.text_field("title")
+    }
+
+    pub fn set_title(&mut self, title: Option<&str>) {
+        self.set_text_field("title", title);
+    }
+
+    pub fn description(&self) -> Option<String> {
+        self.text_field("description")
+    }
+
+    pub fn set_description(&mut self, description: Option<&str>) {
+        self.set_text_field("description", description);
+    }
+
+    fn size_field(&self, name: &str) -> Result<Option<u64>, Error> {
+        let Some(e) = self.root().child(name) else {
+            return Ok(None);
+        };
+        let unit = e.attr("unit");
+        parse_size(&e.text(), unit.as_deref())
+            .map(Some)
+            .map_err(|err| {
+                let attr = matches!(err, UnitError::UnknownUnit(_)).then_some("unit");
+                let mut e2 = Error::new(
+                    ErrorKind::InvalidValue {
+                        field: name.into(),
+                        value: match &err {
+                            UnitError::UnknownUnit(u) => u.clone(),
+                            _ => e.text(),
+                        },
+                        reason: err.to_string(),
+                    },
+                    format!("domain/{name}"),
+                    Some(e.pos),
+                );
+                if let Some(a) = attr {
+                    e2 = e2.with_attribute(a);
+                }
+                e2
+            })
+    }
+
+    fn set_size_field(&mut self, name: &str, bytes: u64) {
+        let style = self.style();
+        let (value, unit) = format_size(bytes);
+        let e = self
+            .doc
+            .root_mut()
+            .ensure_child(name, order::DOMAIN, &style);
+        e.set_attr("unit", unit);
+        e.set_text(&value);
+    }
+
+    /// `<memory>` in bytes (any libvirt unit, default KiB).
+    pub fn memory(&self) -> Result<Option<u64>, Error> {
+        self.size_field("memory")
+    }
+
+    /// Writes `<memory>` (in KiB when `bytes` is a whole number of KiB).
+    pub fn set_memory(&mut self, bytes: u64) {
+        self.set_size_field("memory", bytes)
+    }
+
+    /// `<currentMemory>` in bytes.
+    pub fn current_memory(&self) -> Result<Option<u64>, Error> {
+        self.size_field("currentMemory")
+    }
+
+    pub fn set_current_memory(&mut self, bytes: Option<u64>) {
+        match bytes {
+            Some(b) => self.set_size_field("currentMemory", b),
+            None => {
+                self.doc.root_mut().remove_children_named("currentMemory");
+            }
+        }
+    }
+
+    /// `<vcpu>` count.
+    pub fn vcpu(&self) -> Result<Option<u32>, Error> {
+        let Some(text) = self.text_field("vcpu") else {
+            return Ok(None);
+        };
+        parse_uint::<u32>(&text).map(Some).ok_or_else(|| {
+            self.err_at(
+                "vcpu",
+                ErrorKind::InvalidValue {
+                    field: "vcpu".into(),
+                    value: text.clone(),
+                    reason: "not an unsigned integer".into(),
+                },
+            )
+        })
+    }
+
+    pub fn set_vcpu(&mut self, n: u32) {
+        self.set_text_field("vcpu", Some(&n.to_string()));
+    }
+
+    /// `cpu@mode`.
+    pub fn cpu_mode(&self) -> Option<CpuMode> {
+        sub_attr(self.root(), "cpu", "mode").map(|m| CpuMode::from(m.as_str()))
+    }
+
+    pub fn set_cpu_mode(&mut self, mode: Option<&CpuMode>) {
+        let style = self.style();
+        set_sub_attr(
+            self.doc.root_mut(),
+            "cpu",
+            "mode",
+            mode.map(|m| m.as_str()),
+            order::DOMAIN,
+            &style,
+        );
+    }
+
+    /// `<os>`, if present.
+    pub fn os(&self) -> Option<Os<&Element>> {
+        let style = self.style();
+        self.root()
+            .child("os")
+            .map(|e| Os::wrap(e, style, "domain/os".into()))
+    }
+
+    /// `<os>`, created at its canonical place if missing.
+    pub fn os_mut(&mut self) -> Os<&mut Element> {
+        let style = self.style();
+        let e = self
+            .doc
+            .root_mut()
+            .ensure_child("os", order::DOMAIN, &style);
+        Os::wrap(e, style, "domain/os".into())
+    }
+
+    /// Whether `<features><NAME/></features>` is present (acpi, apic, pae, ...).
+    pub fn feature(&self, name: &str) -> bool {
+        self.root()
+            .child("features")
+            .is_some_and(|f| f.child(name).is_some())
+    }
+
+    /// Adds or removes a feature flag; `<features>` is removed when it becomes empty.
+    pub fn set_feature(&mut self, name: &str, on: bool) {
+        let style = self.style();
+        let root = self.doc.root_mut();
+        if on {
+            root.ensure_child("features", order::DOMAIN, &style)
+                .ensure_child(name, order::FEATURES, &style);
+        } else if let Some(f) = root.child_mut("features") {
+            f.remove_children_named(name);
+            if f.elements().next().is_none() {
+                root.remove_children_named("features");
+            }
+        }
+    }
+
+    /// `clock@offset`.
+    pub fn clock_offset(&self) -> Option<ClockOffset> {
+        sub_attr(self.root(), "clock", "offset").map(|v| ClockOffset::from(v.as_str()))
+    }
+
+    pub fn set_clock_offset(&mut self, offset: &ClockOffset) {
+        let style = self.style();
+        set_sub_attr(
+            self.doc.root_mut(),
+            "clock",
+            "offset",
+            Some(offset.as_str()),
+            order::DOMAIN,
+            &style,
+        );
+    }
+
+    /// `on_poweroff` / `on_reboot` / `on_crash`.
+    pub fn lifecycle(&self, event: LifecycleEvent) -> Option<LifecycleAction> {
+        self.text_field(event.element())
+            .map(|t| LifecycleAction::from(t.trim()))
+    }
+
+    pub fn set_lifecycle(&mut self, event: LifecycleEvent, action: Option<&LifecycleAction>) {
+        self.set_text_field(event.element(), action.map(|a| a.as_str()));
+    }
+
+    /// `<devices>`, if present.
+    pub fn devices(&self) -> Option<Devices<&Element>> {
+        let style = self.style();
+        self.root()
+            .child("devices")
+            .map(|e| Devices::wrap(e, style, "domain/devices".into()))
+    }
+
+    /// `<devices>`, created at its canonical place if missing.
+    pub fn devices_mut(&mut self) -> Devices<&mut Element> {
+        let style = self.style();
+        let e = self
+            .doc
+            .root_mut()
+            .ensure_child("devices", order::DOMAIN, &style);
+        Devices::wrap(e, style, "domain/devices".into())
+    }
+
+    /// The element in `<metadata>` whose namespace URI is `ns` (prefixes are not compared).
+    pub fn metadata(&self, ns: &str) -> Option<&Element> {
+        let root = self.root();
+        let md = root.child("metadata")?;
+        md.elements().find(|e| {
+            let chain = [root, md, *e];
+            resolve_prefix(&chain, e.prefix().unwrap_or("")).as_deref() == Some(ns)
+        })
+    }
+
+    /// A value stored by Vireo: `<metadata><vireo:vm><vireo:KEY>VALUE</vireo:KEY>`.
+    pub fn vireo_value(&self, key: &str) -> Option<String> {
+        let root = self.root();
+        let md = root.child("metadata")?;
+        let vm = self.metadata(VIREO_NS)?;
+        vm.elements()
+            .find(|e| {
+                let chain = [root, md, vm, *e];
+                e.local_name() == key
+                    && resolve_prefix(&chain, e.prefix().unwrap_or("")).as_deref() == Some(VIREO_NS)
+            })
+            .map(|e| e.text())
+    }
+
+    /// Stores (or with `None` removes) a Vireo value in `<metadata>` under [`VIREO_NS`].
+    pub fn set_vireo_value(&mut self, key: &str, value: Option<&str>) {
+        let style = self.style();
+        let existing_prefix = self
+            .metadata(VIREO_NS)
+            .map(|vm| vm.prefix().map(str::to_string));
+        let root = self.doc.root_mut();
+        if existing_prefix.is_none() && value.is_none() {
+            return;
+        }
+        let md = root.ensure_child("metadata", order::DOMAIN, &style);
+        let (vm_name, prefix) = match existing_prefix {
+            Some(p) => {
+                let name = match &p {
+                    Some(p) => format!("{p}:vm"),
+                    None => "vm".to_string(),
+                };
+                (name, p)
+            }
+            None => {
+                let name = format!("{VIREO_PREFIX}:vm");
+                let vm = Element::new(name.clone())
+                    .with_attr(&format!("xmlns:{VIREO_PREFIX}"), VIREO_NS);
+                md.insert_ordered(vm, &[], &style);
+                (name, Some(VIREO_PREFIX.to_string()))
+            }
+        };
+        let Some(vm) = md.elements_mut().find(|e| e.name() == vm_name) else {
+            return;
+        };
+        let key_name = match prefix {
+            Some(p) => format!("{p}:{key}"),
+            None => key.to_string(),
+        };
+        set_sub_text(vm, &key_name, value, &[], &style);
+    }
+}
+
+view!(
+    /// `<os>`: boot configuration.
+    Os
+);
+
+impl<E: AsRef<Element>> Os<E> {
+    /// `os/type` text (hvm, ...).
+    pub fn os_type(&self) -> Option<OsType> {
+        sub_text(self.e(), "type").map(|t| OsType::from(t.trim()))
+    }
+    pub fn arch(&self) -> Option<String> {
+        sub_attr(self.e(), "type", "arch")
+    }
+    pub fn machine(&self) -> Option<String> {
+        sub_attr(self.e(), "type", "machine")
+    }
+    /// `os@firmware` (automatic firmware selection).
+    pub fn firmware(&self) -> Option<Firmware> {
+        self.e()
+            .attr("firmware")
+            .map(|f| Firmware::from(f.as_ref()))
+    }
+    /// `os/loader` path.
+    pub fn loader(&self) -> Option<String> {
+        sub_text(self.e(), "loader").map(|s| s.trim().to_string())
+    }
+    pub fn loader_readonly(&self) -> Option<bool> {
+        sub_attr(self.e(), "loader", "readonly").map(|v| v == "yes")
+    }
+    pub fn loader_type(&self) -> Option<String> {
+        sub_attr(self.e(), "loader", "type")
+    }
+    /// `os/nvram` path.
+    pub fn nvram(&self) -> Option<String> {
+        sub_text(self.e(), "nvram").map(|s| s.trim().to_string())
+    }
+    pub fn kernel(&self) -> Option<String> {
+        sub_text(self.e(), "kernel")
+    }
+    pub fn initrd(&self) -> Option<String> {
+        sub_text(self.e(), "initrd")
+    }
+    pub fn cmdline(&self) -> Option<String> {
+        sub_text(self.e(), "cmdline")
+    }
+    /// `os/boot@dev` in order.
+    pub fn boot_devs(&self) -> Vec<BootDev> {
+        self.e()
+            .children_named("boot")
+            .filter_map(|b| b.attr("dev").map(|d| BootDev::from(d.as_ref())))
+            .collect()
+    }
+    /// `os/bootmenu@enable`.
+    pub fn bootmenu(&self) -> Option<bool> {
+        sub_attr(self.e(), "bootmenu", "enable").map(|v| v == "yes")
+    }
+}
+
+impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
+    /// Sets `os/type` text, arch and machine (`None` removes arch/machine).
+    pub fn set_type(&mut self, os_type: &OsType, arch: Option<&str>, machine: Option<&str>) {
+        let (e, style) = self.em();
+        let t = e.ensure_child("type", order::OS, style);
+        t.set_text(os_type.as_str());
+        t.set_or_remove_attr("arch", arch);
+        t.set_or_remove_attr("machine", machine);
+    }
+    pub fn set_firmware(&mut self, fw: Option<&Firmware>) {
+        self.element_mut()
+            .set_or_remove_attr("firmware", fw.map(|f| f.as_str()));
+    }
+    /// Sets `os/loader` (readonly, type pflash/rom) or removes it.
+    pub fn set_loader(&mut self, path: Option<&str>, readonly: Option<bool>, kind: Option<&str>) {
+        let (e, style) = self.em();
+        match path {
+            Some(p) => {
+                let l = e.ensure_child("loader", order::OS, style);
+                l.set_text(p);
+                l.set_or_remove_attr("readonly", readonly.map(|r| if r { "yes" } else { "no" }));
+                l.set_or_remove_attr("type", kind);
+            }
+            None => {
+                e.remove_children_named("loader");
+            }
+        }
+    }
+    pub fn set_nvram(&mut self, path: Option<&str>) {
+        let (e, style) = self.em();
+        set_sub_text(e, "nvram", path, order::OS, style);
+    }
+    pub fn set_kernel(&mut self, path: Option<&str>) {
+        let (e, style) = self.em();
+        set_sub_text(e, "kernel", path, order::OS, style);
+    }
+    pub fn set_initrd(&mut self, path: Option<&str>) {
+        let (e, style) = self.em();
+        set_sub_text(e, "initrd", path, order::OS, style);
+    }
+    pub fn set_cmdline(&mut self, cmdline: Option<&str>) {
+        let (e, style) = self.em();
+        set_sub_text(e, "cmdline", cmdline, order::OS, style);
+    }
+    /// Replaces the `os/boot` list.
+    pub fn set_boot_devs(&mut self, devs: &[BootDev]) {
+        let (e, style) = self.em();
+        e.remove_children_named("boot");
+        for d in devs {
+            e.insert_ordered(
+                Element::new("boot").with_attr("dev", d.as_str()),
+                order::OS,
+                style,
+            );
+        }
+    }
+}
