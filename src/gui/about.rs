@@ -9,6 +9,7 @@ pub fn present(parent: &impl IsA<gtk::Window>) {
     let about = adw::AboutWindow::builder()
         .transient_for(parent)
         .modal(true)
+        .title(gettext("About Vireo"))
         .application_name("Vireo")
         .application_icon(config::APP_ID)
         .developer_name(gettext("The Vireo Developers"))

@@ -1,0 +1,235 @@
+//! The real `vireo` window under Xvfb: shown, driven through its actions and keys, translated,
+//! remembered, and robust against a missing help viewer. Screenshots: target/test-output/.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{output_dir, Desktop, Image};
+
+/// A screenshot of a drawn window has far more variation than an empty or one-colour screen.
+const MIN_DEVIATION: f64 = 0.05;
+
+fn assert_not_blank(path: &Path) {
+    let deviation = Image::deviation(path);
+    assert!(
+        deviation > MIN_DEVIATION,
+        "{} looks blank (deviation {deviation})",
+        path.display()
+    );
+}
+
+#[test]
+fn main_window_shows_in_english_and_search_toggles() {
+    let desktop = Desktop::start("main-en");
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    let shot = desktop.screenshot("main-en");
+    assert_not_blank(&shot);
+
+    // The window alone, as used for data/screenshots/main.png.
+    let window_shot = output_dir().join("main-window.png");
+    Image::save_window(&desktop.display, &window, &window_shot);
+    assert_not_blank(&window_shot);
+
+    let actions = app.app_actions();
+    for action in ["about", "preferences", "help", "quit"] {
+        assert!(
+            actions.contains(&format!("'{action}'")),
+            "app.{action} missing: {actions}"
+        );
+    }
+
+    assert_eq!(app.win_action_state("toggle-search"), "false");
+    app.activate_win("toggle-search");
+    assert_eq!(app.win_action_state("toggle-search"), "true");
+    let search = desktop.screenshot("search-open");
+    assert!(
+        Image::differing_pixels(&shot, &search) > 1000,
+        "opening the search bar changed nothing on screen"
+    );
+    app.activate_win("toggle-search");
+    assert_eq!(app.win_action_state("toggle-search"), "false");
+
+    assert!(app.quit().success());
+}
+
+#[test]
+fn keyboard_shortcuts_work() {
+    let desktop = Desktop::start("keys");
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+
+    desktop.press(&window, "ctrl+f");
+    assert_eq!(
+        app.win_action_state("toggle-search"),
+        "true",
+        "Ctrl+F did not open the search"
+    );
+    desktop.press(&window, "ctrl+f");
+    assert_eq!(
+        app.win_action_state("toggle-search"),
+        "false",
+        "Ctrl+F did not close the search"
+    );
+
+    desktop.press(&window, "ctrl+question");
+    let shortcuts = desktop.wait_for_window("Keyboard Shortcuts");
+    assert_not_blank(&desktop.screenshot("shortcuts-en"));
+    desktop.press(&shortcuts, "Escape");
+    desktop.wait_for_no_window("Keyboard Shortcuts");
+
+    desktop.press(&window, "ctrl+comma");
+    let preferences = desktop.wait_for_window("Preferences");
+    assert_not_blank(&desktop.screenshot("preferences-en"));
+    desktop.press(&preferences, "Escape");
+    desktop.wait_for_no_window("Preferences");
+
+    // Ctrl+Q quits through the same path as the menu.
+    desktop.press(&window, "ctrl+q");
+    let mut app = app;
+    let start = std::time::Instant::now();
+    while app.is_alive() && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!app.is_alive(), "Ctrl+Q did not quit vireo");
+}
+
+#[test]
+fn about_window_opens() {
+    let desktop = Desktop::start("about");
+    let app = desktop.launch(&[]);
+    desktop.wait_for_window("Vireo");
+    app.activate_app("about");
+    desktop.wait_for_window("About Vireo");
+    assert_not_blank(&desktop.screenshot("about-en"));
+    assert!(app.quit().success());
+}
+
+/// F1 with no yelp on PATH: vireo keeps running and explains itself in a toast.
+#[test]
+fn help_without_yelp_shows_a_toast() {
+    let desktop = Desktop::start("help-missing");
+    let empty_bin = desktop.dir.join("empty-bin");
+    fs::create_dir_all(&empty_bin).unwrap();
+    let mut app = desktop.launch(&[("PATH", empty_bin.to_str().unwrap())]);
+    let window = desktop.wait_for_window("Vireo");
+    let before = desktop.screenshot("help-missing-before");
+
+    desktop.press(&window, "F1");
+    app.wait_for_log("the help viewer “yelp” is not installed");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = desktop.screenshot("help-missing-toast");
+    assert!(app.is_alive(), "vireo died after F1:\n{}", app.log_text());
+    assert!(
+        Image::differing_pixels(&before, &after) > 500,
+        "no toast appeared on screen after F1"
+    );
+    assert!(app.quit().success());
+}
+
+/// A help viewer that fails is reported too; one that works gets the build tree's index page.
+#[test]
+fn help_runs_the_viewer_with_the_build_tree_pages() {
+    let desktop = Desktop::start("help-fake");
+    let bin = desktop.dir.join("fake-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let record = desktop.dir.join("yelp-args");
+    let yelp = bin.join("yelp");
+    fs::write(
+        &yelp,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit \"${{FAKE_YELP_STATUS:-0}}\"\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&yelp, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+
+    let app = desktop.launch(&[("PATH", &path), ("FAKE_YELP_STATUS", "3")]);
+    desktop.wait_for_window("Vireo");
+    app.activate_app("help");
+    app.wait_for_log("the help viewer “yelp” failed");
+    let args = fs::read_to_string(&record).unwrap();
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("help/C/index.page");
+    assert_eq!(args.trim(), page.to_str().unwrap());
+    assert!(page.is_file());
+    assert_not_blank(&desktop.screenshot("help-failed-toast"));
+    assert!(app.quit().success());
+}
+
+#[test]
+fn german_shell_is_german() {
+    let desktop = Desktop::start("main-de");
+    let app = desktop.launch(&[("LANGUAGE", "de")]);
+    let window = desktop.wait_for_window("Vireo");
+    assert_not_blank(&desktop.screenshot("main-de"));
+
+    app.activate_app("preferences");
+    desktop.wait_for_window("Einstellungen");
+    assert_not_blank(&desktop.screenshot("preferences-de"));
+    desktop.press(&desktop.wait_for_window("Einstellungen"), "Escape");
+    desktop.wait_for_no_window("Einstellungen");
+
+    desktop.press(&window, "ctrl+question");
+    let shortcuts = desktop.wait_for_window("Tastenkürzel");
+    assert_not_blank(&desktop.screenshot("shortcuts-de"));
+    desktop.press(&shortcuts, "Escape");
+
+    app.activate_app("about");
+    desktop.wait_for_window("Info zu Vireo");
+    assert_not_blank(&desktop.screenshot("about-de"));
+
+    // The primary menu, opened with F10 as GNOME apps do.
+    desktop.press(&window, "Escape");
+    desktop.press(&window, "F10");
+    assert_not_blank(&desktop.screenshot("menu-de"));
+    assert!(app.quit().success());
+}
+
+#[test]
+fn window_size_is_remembered() {
+    let desktop = Desktop::start("size");
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    let (w0, h0) = desktop.window_size(&window);
+    assert!(
+        (900..=1000).contains(&w0) && (600..=680).contains(&h0),
+        "default size {w0}x{h0}"
+    );
+
+    let out = common::tool(
+        "xdotool",
+        &["windowsize", "--sync", &window, "720", "480"],
+        Some(&desktop.display),
+    );
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(app.quit().success());
+
+    let keyfile = fs::read_to_string(desktop.settings_keyfile()).unwrap();
+    let value = |key: &str| -> i32 {
+        keyfile
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} not saved:\n{keyfile}"))
+    };
+    let (w, h) = (value("window-width"), value("window-height"));
+    assert!(
+        (700..=730).contains(&w) && (460..=490).contains(&h),
+        "saved {w}x{h}"
+    );
+
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    let (w1, h1) = desktop.window_size(&window);
+    assert!(
+        (700..=740).contains(&w1) && (460..=500).contains(&h1),
+        "restored {w1}x{h1}"
+    );
+    assert!(app.quit().success());
+}
