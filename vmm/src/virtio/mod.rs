@@ -10,6 +10,7 @@ pub mod block;
 pub mod input;
 pub mod mmio;
 pub mod net;
+pub mod passt;
 pub mod queue;
 pub mod rng;
 pub mod worker;

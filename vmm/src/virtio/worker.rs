@@ -17,6 +17,10 @@ pub const TOKEN_BACKEND_BASE: u64 = 1 << 32;
 pub trait WorkerHandler: Send + 'static {
     /// Queue `index` was notified (the eventfd has been read already).
     fn queue_notified(&mut self, index: usize);
+    /// Same as [`WorkerHandler::queue_notified`], for handlers that adjust their fds afterwards.
+    fn queue_notified_ctl(&mut self, _ctl: &EpollCtl<'_>, index: usize) {
+        self.queue_notified(index);
+    }
     /// A backend fd registered with `token` is ready.
     fn backend_event(&mut self, _ctl: &EpollCtl<'_>, _token: u64, _events: EventSet) {}
     /// Called once before the loop starts, to register backend fds.
@@ -35,6 +39,12 @@ impl EpollCtl<'_> {
     pub fn add(&self, fd: RawFd, token: u64, events: EventSet) -> io::Result<()> {
         self.epoll
             .ctl(ControlOperation::Add, fd, EpollEvent::new(events, token))
+    }
+
+    /// Stops watching `fd`.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.epoll
+            .ctl(ControlOperation::Delete, fd, EpollEvent::default())
     }
 
     /// Changes the events watched on `fd`.
@@ -129,7 +139,7 @@ fn run<H: WorkerHandler>(
             if let Some((_, fd)) = queue_notifiers.iter().find(|(i, _)| *i == index) {
                 // Drains the counter; a failure only means nothing was pending.
                 let _ = fd.read();
-                handler.queue_notified(index);
+                handler.queue_notified_ctl(&EpollCtl { epoll: &epoll }, index);
             }
         }
     }
