@@ -1,0 +1,734 @@
+//! [`Connection`]: the driver's public API, what the GUI and `vireoctl` call.
+//!
+//! All calls block (the GUI runs them off its main thread) and return [`DriverError`]. Machines
+//! are named by name (a UUID works wherever a name does). State is read fresh from the runtime
+//! directory on every call, so two clients always agree and a restarted client sees machines that
+//! kept running ("reattach" is simply: look again).
+
+use crate::control::{self, ControlError};
+use crate::events::{self, Event, Subscription};
+use crate::model::{Domain, DomainError};
+use crate::paths::{ensure_private_dir, Paths};
+use crate::process;
+use crate::rundir::RunDir;
+use crate::state::{DomainState, EventKind, Intent, Reason, StateRecord};
+use crate::store::{FileLock, Store, StoreError};
+use crate::supervisor::{read_state, update_state};
+use crate::translate::{self, TranslateError};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Everything that can go wrong, typed so callers can react (and `vireoctl` can pick an exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("domain '{0}' not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(#[from] DomainError),
+    #[error("{0}")]
+    Store(StoreError),
+    /// The document asks for something the backend cannot do (checked before start).
+    #[error("{0}")]
+    Unsupported(#[from] TranslateError),
+    #[error("domain '{0}' is already running")]
+    AlreadyRunning(String),
+    #[error("domain '{0}' is not running")]
+    NotRunning(String),
+    #[error("domain '{name}' is not paused")]
+    NotPaused { name: String },
+    #[error("domain '{name}': {what} did not finish within {secs} s")]
+    Timeout {
+        name: String,
+        what: String,
+        secs: u64,
+    },
+    #[error("domain '{name}' failed to start: {message}")]
+    StartFailed { name: String, message: String },
+    #[error("domain '{name}': {source}")]
+    Control { name: String, source: ControlError },
+    #[error("domain '{name}': {what} is not supported by this helper version")]
+    NotSupported { name: String, what: String },
+    #[error("cannot find {0} (set {1} or install it next to vireoctl or in PATH)")]
+    MissingBinary(&'static str, &'static str),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<StoreError> for DriverError {
+    fn from(e: StoreError) -> DriverError {
+        match e {
+            StoreError::NotFound(n) => DriverError::NotFound(n),
+            StoreError::Domain(d) => DriverError::Invalid(d),
+            e => DriverError::Store(e),
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DriverError + '_ {
+    move |source| DriverError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DriverError>;
+
+/// A machine as a list or info call sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineInfo {
+    pub name: String,
+    pub uuid: Option<String>,
+    pub title: Option<String>,
+    pub state: DomainState,
+    pub reason: Reason,
+    /// Has a definition in the store (else transient).
+    pub persistent: bool,
+    pub autostart: bool,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    /// The helper process while running.
+    pub pid: Option<i32>,
+    /// Loopback TCP VNC port, if any.
+    pub vnc_port: Option<u16>,
+    /// Restarts done by on_reboot / on_crash in this run.
+    pub restarts: u32,
+    /// Why the last run ended, when there is something to say.
+    pub message: Option<String>,
+}
+
+/// Default time `start` waits for the helper's control socket.
+pub const START_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// A handle on the machines of one set of XDG directories.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    paths: Paths,
+    store: Store,
+}
+
+impl Connection {
+    /// The user's machines (XDG variables from the environment).
+    pub fn open() -> Connection {
+        Connection::with_paths(Paths::from_env())
+    }
+
+    pub fn with_paths(paths: Paths) -> Connection {
+        Connection {
+            store: Store::new(&paths),
+            paths,
+        }
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn run(&self, name: &str) -> RunDir {
+        RunDir::new(self.paths.machine_runtime(name))
+    }
+
+    fn emit(&self, name: &str, uuid: Option<&str>, kind: EventKind, detail: &str) {
+        // An event that cannot be logged must not fail the operation that already happened.
+        let _ = events::append(
+            &self.paths.events_log(),
+            &Event::new(name, uuid, kind, detail),
+        );
+    }
+
+    /// The runtime record of `name`, after reconciling it with reality: a record that says
+    /// "active" while neither supervisor nor helper lives is stale and gets cleaned up.
+    fn live_record(&self, name: &str) -> Option<StateRecord> {
+        let run = self.run(name);
+        let rec = read_state(&run)?;
+        if !rec.state.is_active() && rec.state != DomainState::NoState {
+            return Some(rec);
+        }
+        let supervised = matches!(FileLock::try_exclusive(&run.supervisor_lock()), Ok(None));
+        if supervised {
+            return Some(rec);
+        }
+        let helper_alive = match (rec.vmm_pid, rec.vmm_start) {
+            (Some(p), Some(t)) => process::is_our_process(p, t, "vireo-vmm"),
+            _ => false,
+        };
+        if helper_alive {
+            // The supervisor died (killed) but the machine runs: report it; lifecycle actions
+            // will not be applied for this run.
+            return Some(rec);
+        }
+        if rec.state == DomainState::NoState
+            && crate::state::now_ms().saturating_sub(rec.since_ms) < 60_000
+        {
+            // A start in progress whose supervisor has not locked yet.
+            return Some(rec);
+        }
+        // Stale: the helper died with its supervisor. Record it and clean up.
+        let was_active = rec.state.is_active();
+        let uuid = std::fs::read_to_string(run.xml())
+            .ok()
+            .and_then(|t| Domain::parse(&t).ok())
+            .and_then(|d| d.uuid);
+        let rec = update_state(&run, |r| {
+            r.state = DomainState::Shutoff;
+            r.reason = Reason::Crashed;
+            r.vmm_pid = None;
+            r.vmm_start = None;
+            r.supervisor_pid = None;
+            r.message =
+                Some("the helper and its supervisor were gone; runtime files cleaned up".into());
+        })
+        .ok()?;
+        if was_active {
+            self.emit(name, uuid.as_deref(), EventKind::Stopped, "Failed");
+        }
+        crate::supervisor::cleanup(&run, rec.transient);
+        if rec.transient {
+            return None;
+        }
+        Some(rec)
+    }
+
+    fn transient_names(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(&self.paths.runtime) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .filter(|n| self.store.load(n).is_err())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The domain a machine runs from (live XML) or would start from (definition).
+    fn domain(&self, name: &str) -> Result<(Domain, bool)> {
+        let stored = match self.store.lookup(name) {
+            Ok(d) => Some(d),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let real = stored
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| name.to_owned());
+        let run = self.run(&real);
+        if let Some(rec) = self.live_record(&real) {
+            if rec.state.is_active() || rec.state == DomainState::NoState {
+                if let Ok(t) = std::fs::read_to_string(run.xml()) {
+                    if let Ok(d) = Domain::parse(&t) {
+                        return Ok((d, stored.is_some()));
+                    }
+                }
+            }
+        }
+        match stored {
+            Some(d) => Ok((d, true)),
+            None => Err(DriverError::NotFound(name.to_owned())),
+        }
+    }
+
+    fn info_of(&self, dom: &Domain, persistent: bool) -> MachineInfo {
+        let rec = self.live_record(&dom.name);
+        let (state, reason) = match &rec {
+            Some(r) if r.state == DomainState::NoState => (DomainState::Shutoff, Reason::Unknown),
+            Some(r) => (r.state, r.reason),
+            None => (DomainState::Shutoff, Reason::Unknown),
+        };
+        let active = state.is_active();
+        MachineInfo {
+            name: dom.name.clone(),
+            uuid: dom.uuid.clone(),
+            title: dom.title.clone(),
+            state,
+            reason,
+            persistent,
+            autostart: persistent && self.store.autostart(&dom.name),
+            memory_kib: dom.memory_kib,
+            vcpus: dom.vcpus,
+            pid: rec.as_ref().filter(|_| active).and_then(|r| r.vmm_pid),
+            vnc_port: rec.as_ref().filter(|_| active).and_then(|r| r.vnc_port),
+            restarts: rec.as_ref().map(|r| r.restarts).unwrap_or(0),
+            message: rec.and_then(|r| r.message),
+        }
+    }
+
+    /// Every machine: defined ones and running transient ones, sorted by name. A definition file
+    /// that does not parse is an error naming the file (never silently hidden).
+    pub fn list(&self) -> Result<Vec<MachineInfo>> {
+        let mut out = Vec::new();
+        for d in self.store.load_all()? {
+            let d = d?;
+            out.push(self.info_of(&d, true));
+        }
+        for n in self.transient_names() {
+            if let Ok((d, false)) = self.domain(&n) {
+                let info = self.info_of(&d, false);
+                if info.state.is_active() {
+                    out.push(info);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn info(&self, name: &str) -> Result<MachineInfo> {
+        let (d, persistent) = self.domain(name)?;
+        Ok(self.info_of(&d, persistent))
+    }
+
+    pub fn state(&self, name: &str) -> Result<(DomainState, Reason)> {
+        let i = self.info(name)?;
+        Ok((i.state, i.reason))
+    }
+
+    /// The XML: the live document while running (unless `inactive`), else the definition.
+    pub fn xml(&self, name: &str, inactive: bool) -> Result<String> {
+        if inactive {
+            return Ok(self.store.lookup(name)?.to_xml());
+        }
+        Ok(self.domain(name)?.0.to_xml())
+    }
+
+    /// Defines or redefines a machine from XML; returns its info.
+    pub fn define_xml(&self, xml: &str) -> Result<MachineInfo> {
+        let (d, new) = self.store.define(xml)?;
+        self.emit(
+            &d.name,
+            d.uuid.as_deref(),
+            EventKind::Defined,
+            if new { "Added" } else { "Updated" },
+        );
+        Ok(self.info_of(&d, true))
+    }
+
+    /// Removes a definition. A running machine keeps running as a transient one (as libvirt).
+    pub fn undefine(&self, name: &str) -> Result<()> {
+        let d = self.store.undefine(name)?;
+        if let Some(rec) = self.live_record(&d.name) {
+            if rec.state.is_active() {
+                let _ = update_state(&self.run(&d.name), |r| r.transient = true);
+            } else {
+                let _ = std::fs::remove_dir_all(self.run(&d.name).dir);
+            }
+        }
+        self.emit(&d.name, d.uuid.as_deref(), EventKind::Undefined, "Removed");
+        Ok(())
+    }
+
+    pub fn autostart(&self, name: &str) -> Result<bool> {
+        let d = self.store.lookup(name)?;
+        Ok(self.store.autostart(&d.name))
+    }
+
+    pub fn set_autostart(&self, name: &str, on: bool) -> Result<()> {
+        let d = self.store.lookup(name)?;
+        Ok(self.store.set_autostart(&d.name, on)?)
+    }
+
+    /// Starts every autostart machine that is not running (the GUI calls this at login/launch).
+    pub fn start_autostart(&self) -> Vec<(String, Result<()>)> {
+        let names = self.store.names().unwrap_or_default();
+        names
+            .into_iter()
+            .filter(|n| self.store.autostart(n))
+            .filter(|n| self.state(n).map(|(s, _)| !s.is_active()).unwrap_or(false))
+            .map(|n| {
+                let r = self.start(&n);
+                (n, r)
+            })
+            .collect()
+    }
+
+    /// Checks that a document would start (translation) without starting it.
+    pub fn check_startable(&self, xml: &str) -> Result<Vec<String>> {
+        let d = Domain::parse(xml)?;
+        let tmp = RunDir::new(self.paths.machine_runtime(&d.name));
+        Ok(translate::translate(&d, &tmp, &mut || Some(5900))?.notes)
+    }
+
+    /// Starts a defined machine and waits until its helper is ready.
+    pub fn start(&self, name: &str) -> Result<()> {
+        let d = self.store.lookup(name)?;
+        self.launch(d, false, START_TIMEOUT)
+    }
+
+    /// Starts a machine without defining it (libvirt's `create`): it disappears when it stops.
+    pub fn create_transient(&self, xml: &str) -> Result<MachineInfo> {
+        let mut d = Domain::parse(xml)?;
+        if self.store.load(&d.name).is_ok() {
+            return Err(DriverError::Store(StoreError::NameTaken {
+                name: d.name.clone(),
+                uuid: self
+                    .store
+                    .load(&d.name)
+                    .ok()
+                    .and_then(|x| x.uuid)
+                    .unwrap_or_default(),
+            }));
+        }
+        d.ensure_uuid(None);
+        d.ensure_macs();
+        let name = d.name.clone();
+        self.launch(d, true, START_TIMEOUT)?;
+        self.info(&name)
+    }
+
+    fn launch(&self, d: Domain, transient: bool, timeout: Duration) -> Result<()> {
+        let vmm = process::find_binary("vireo-vmm", "VIREO_VMM")
+            .ok_or(DriverError::MissingBinary("vireo-vmm", "VIREO_VMM"))?;
+        let sup = process::find_binary("vireoctl", "VIREO_SUPERVISOR").ok_or(
+            DriverError::MissingBinary("vireoctl (the supervisor)", "VIREO_SUPERVISOR"),
+        )?;
+        ensure_private_dir(&self.paths.runtime).map_err(io(&self.paths.runtime))?;
+        // One starter at a time per connection: the check-then-spawn below must not interleave.
+        let lock_path = self.paths.runtime.join(".start.lock");
+        let _lock = FileLock::exclusive(&lock_path).map_err(io(&lock_path))?;
+        if let Some(rec) = self.live_record(&d.name) {
+            if rec.state.is_active() || rec.state == DomainState::NoState {
+                return Err(DriverError::AlreadyRunning(d.name.clone()));
+            }
+        }
+        let run = self.run(&d.name);
+        let _ = std::fs::remove_dir_all(&run.dir);
+        ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
+        let tr = match translate::translate(&d, &run, &mut translate::free_vnc_port) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&run.dir);
+                return Err(e.into());
+            }
+        };
+        let write = |p: PathBuf, data: &[u8]| {
+            crate::store::write_atomic(&p, data).map_err(|e| DriverError::Io {
+                path: p.clone(),
+                source: e,
+            })
+        };
+        let cfg = serde_json::to_vec_pretty(&tr.config).map_err(|e| DriverError::Io {
+            path: run.config(),
+            source: std::io::Error::other(e),
+        })?;
+        write(run.config(), &cfg)?;
+        write(run.xml(), d.to_xml().as_bytes())?;
+        update_state(&run, |r| {
+            *r = StateRecord::new(DomainState::NoState, Reason::Unknown);
+            r.transient = transient;
+            r.vnc_port = tr.vnc_port;
+        })
+        .map_err(io(&run.state()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run.log())
+            .map_err(io(&run.log()))?;
+        let log2 = log.try_clone().map_err(io(&run.log()))?;
+        let mut cmd = std::process::Command::new(&sup);
+        cmd.arg("__supervise")
+            .arg("--rundir")
+            .arg(&run.dir)
+            .arg("--events")
+            .arg(self.paths.events_log())
+            .arg("--vmm")
+            .arg(&vmm)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        process::spawn_detached(&mut cmd).map_err(io(&sup))?;
+        let start = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let rec = read_state(&run);
+            match rec {
+                Some(r) if r.state == DomainState::Running || r.state == DomainState::Paused => {
+                    return Ok(())
+                }
+                Some(r) if r.state != DomainState::NoState => {
+                    return Err(DriverError::StartFailed {
+                        name: d.name.clone(),
+                        message: r
+                            .message
+                            .unwrap_or_else(|| format!("{} ({})", r.state, r.reason)),
+                    })
+                }
+                None if !run.dir.exists() => {
+                    return Err(DriverError::StartFailed {
+                        name: d.name.clone(),
+                        message: "the helper exited at once".into(),
+                    })
+                }
+                _ => {}
+            }
+            if start.elapsed() > timeout {
+                return Err(DriverError::Timeout {
+                    name: d.name.clone(),
+                    what: "start".into(),
+                    secs: timeout.as_secs(),
+                });
+            }
+        }
+    }
+
+    /// The runtime record of a running machine, or `NotRunning`.
+    fn running(&self, name: &str) -> Result<(Domain, RunDir, StateRecord)> {
+        let (d, _) = self.domain(name)?;
+        let run = self.run(&d.name);
+        match self.live_record(&d.name) {
+            Some(r) if r.state.is_active() => Ok((d, run, r)),
+            _ => Err(DriverError::NotRunning(d.name.clone())),
+        }
+    }
+
+    fn control(
+        &self,
+        name: &str,
+        run: &RunDir,
+        cmd: &str,
+        args: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        control::request(&run.control(), cmd, args, Duration::from_secs(10)).map_err(|e| match e {
+            ControlError::Unknown(what) => DriverError::NotSupported {
+                name: name.to_owned(),
+                what,
+            },
+            source => DriverError::Control {
+                name: name.to_owned(),
+                source,
+            },
+        })
+    }
+
+    fn set_intent(run: &RunDir, intent: Intent) -> Result<()> {
+        let text = serde_json::to_string(&intent).unwrap_or_default();
+        crate::store::write_atomic(&run.intent(), text.as_bytes()).map_err(io(&run.intent()))
+    }
+
+    /// Waits until the run that had `restarts` restarts ends or restarts.
+    fn wait_run_change(&self, name: &str, restarts: u32, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            match self.live_record(name) {
+                None => return true,
+                Some(r)
+                    if !r.state.is_active()
+                        || r.restarts != restarts
+                        || r.state == DomainState::Crashed =>
+                {
+                    return true
+                }
+                _ => {}
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Asks the guest to power off (ACPI power button) and waits up to `timeout` for it to stop.
+    /// A zero timeout only sends the request.
+    pub fn shutdown(&self, name: &str, timeout: Duration) -> Result<()> {
+        let (d, run, rec) = self.running(name)?;
+        self.control(&d.name, &run, "power-down", serde_json::json!({}))?;
+        if timeout.is_zero() {
+            return Ok(());
+        }
+        if self.wait_run_change(&d.name, rec.restarts, timeout) {
+            Ok(())
+        } else {
+            Err(DriverError::Timeout {
+                name: d.name,
+                what: "shutdown".into(),
+                secs: timeout.as_secs(),
+            })
+        }
+    }
+
+    /// Stops the machine at once (the helper is killed).
+    pub fn destroy(&self, name: &str) -> Result<()> {
+        let (d, run, rec) = self.running(name)?;
+        let supervised = matches!(FileLock::try_exclusive(&run.supervisor_lock()), Ok(None));
+        if supervised {
+            Self::set_intent(&run, Intent::Destroy)?;
+        }
+        if let (Some(p), Some(t)) = (rec.vmm_pid, rec.vmm_start) {
+            if process::is_our_process(p, t, "vireo-vmm") {
+                process::signal(p, libc::SIGKILL);
+            }
+        }
+        if supervised {
+            if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15)) {
+                return Ok(());
+            }
+            return Err(DriverError::Timeout {
+                name: d.name,
+                what: "destroy".into(),
+                secs: 15,
+            });
+        }
+        // Nobody supervises (its supervisor was killed): record the end ourselves.
+        let rec = update_state(&run, |r| {
+            r.state = DomainState::Shutoff;
+            r.reason = Reason::Destroyed;
+            r.vmm_pid = None;
+            r.vmm_start = None;
+        })
+        .map_err(io(&run.state()))?;
+        self.emit(&d.name, d.uuid.as_deref(), EventKind::Stopped, "Destroyed");
+        crate::supervisor::cleanup(&run, rec.transient);
+        Ok(())
+    }
+
+    /// Restarts the machine with a fresh helper (the guest sees a reboot), whatever on_reboot says.
+    pub fn reboot(&self, name: &str) -> Result<()> {
+        let (d, run, rec) = self.running(name)?;
+        Self::set_intent(&run, Intent::Reboot)?;
+        if self
+            .control(&d.name, &run, "reset", serde_json::json!({}))
+            .is_err()
+        {
+            if let (Some(p), Some(t)) = (rec.vmm_pid, rec.vmm_start) {
+                if process::is_our_process(p, t, "vireo-vmm") {
+                    process::signal(p, libc::SIGKILL);
+                }
+            }
+        }
+        if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15)) {
+            // Wait for the new helper to be ready so the caller can use it at once.
+            let start = Instant::now();
+            while start.elapsed() < START_TIMEOUT {
+                match self.live_record(&d.name) {
+                    Some(r) if r.state == DomainState::Running && r.restarts != rec.restarts => {
+                        return Ok(())
+                    }
+                    Some(r) if !r.state.is_active() => {
+                        return Err(DriverError::StartFailed {
+                            name: d.name,
+                            message: r.message.unwrap_or_default(),
+                        })
+                    }
+                    None => return Err(DriverError::NotRunning(d.name)),
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        Err(DriverError::Timeout {
+            name: d.name,
+            what: "reboot".into(),
+            secs: START_TIMEOUT.as_secs(),
+        })
+    }
+
+    /// A hard reset (same as [`Connection::reboot`] here: the helper restarts the guest cold).
+    pub fn reset(&self, name: &str) -> Result<()> {
+        self.reboot(name)
+    }
+
+    pub fn suspend(&self, name: &str) -> Result<()> {
+        let (d, run, rec) = self.running(name)?;
+        if rec.state == DomainState::Paused {
+            return Ok(());
+        }
+        self.control(&d.name, &run, "pause", serde_json::json!({}))?;
+        update_state(&run, |r| {
+            r.state = DomainState::Paused;
+            r.reason = Reason::User;
+        })
+        .map_err(io(&run.state()))?;
+        self.emit(&d.name, d.uuid.as_deref(), EventKind::Suspended, "Paused");
+        Ok(())
+    }
+
+    pub fn resume(&self, name: &str) -> Result<()> {
+        let (d, run, rec) = self.running(name)?;
+        if rec.state != DomainState::Paused {
+            return Err(DriverError::NotPaused { name: d.name });
+        }
+        self.control(&d.name, &run, "resume", serde_json::json!({}))?;
+        update_state(&run, |r| {
+            r.state = DomainState::Running;
+            r.reason = Reason::Unpaused;
+        })
+        .map_err(io(&run.state()))?;
+        self.emit(&d.name, d.uuid.as_deref(), EventKind::Resumed, "Unpaused");
+        Ok(())
+    }
+
+    /// Writes the guest's screen to `file` (PPM or PNG as the helper writes it).
+    pub fn screenshot(&self, name: &str, file: &Path) -> Result<()> {
+        let (d, run, _) = self.running(name)?;
+        let abs = if file.is_absolute() {
+            file.to_owned()
+        } else {
+            std::env::current_dir().map_err(io(file))?.join(file)
+        };
+        self.control(
+            &d.name,
+            &run,
+            "screendump",
+            serde_json::json!({ "path": abs }),
+        )?;
+        Ok(())
+    }
+
+    /// The VNC unix socket of a running machine with a display.
+    pub fn vnc_socket(&self, name: &str) -> Result<PathBuf> {
+        let (d, run, _) = self.running(name)?;
+        let cfg: Option<vireo_vmm::config::VmConfig> = std::fs::read(run.config())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match cfg.and_then(|c| c.display).and_then(|x| x.vnc.unix_socket) {
+            Some(p) => Ok(p),
+            None => Err(DriverError::NotSupported {
+                name: d.name,
+                what: "VNC (no graphics device)".into(),
+            }),
+        }
+    }
+
+    /// `virsh vncdisplay`: `127.0.0.1:N` for a TCP server (N = port - 5900), else None.
+    pub fn vnc_display(&self, name: &str) -> Result<Option<String>> {
+        let (_, _, rec) = self.running(name)?;
+        Ok(rec.vnc_port.map(|p| {
+            if p >= 5900 {
+                format!("127.0.0.1:{}", p - 5900)
+            } else {
+                format!("127.0.0.1::{p}")
+            }
+        }))
+    }
+
+    /// The serial console socket of a running machine.
+    pub fn console_socket(&self, name: &str) -> Result<PathBuf> {
+        let (d, run, _) = self.running(name)?;
+        let cfg: Option<vireo_vmm::config::VmConfig> = std::fs::read(run.config())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match cfg.and_then(|c| c.serial.socket) {
+            Some(p) => Ok(p),
+            None => Err(DriverError::NotSupported {
+                name: d.name,
+                what: "console (no pty serial device)".into(),
+            }),
+        }
+    }
+
+    /// The serial log of a machine (kept after it stops).
+    pub fn serial_log(&self, name: &str) -> PathBuf {
+        self.run(name).serial_log()
+    }
+
+    /// Events from now on, in order, on a std channel (the GUI bridges it to its main loop).
+    pub fn subscribe(&self) -> Subscription {
+        events::subscribe(&self.paths.events_log())
+    }
+}

@@ -1,0 +1,63 @@
+//! The runtime directory of one machine, `$XDG_RUNTIME_DIR/vireo/NAME/`: everything a client
+//! needs to find a running machine again after it restarted. File names are short because unix
+//! socket paths are limited to 107 bytes.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(dir: impl Into<PathBuf>) -> RunDir {
+        RunDir { dir: dir.into() }
+    }
+    /// The VMM's control socket.
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("ctl")
+    }
+    /// The VNC unix socket (the GUI connects here).
+    pub fn vnc(&self) -> PathBuf {
+        self.dir.join("vnc")
+    }
+    /// The serial console socket (`vireoctl console` attaches here).
+    pub fn serial(&self) -> PathBuf {
+        self.dir.join("serial")
+    }
+    /// Everything the guest wrote to its serial port.
+    pub fn serial_log(&self) -> PathBuf {
+        self.dir.join("serial.log")
+    }
+    /// The VMM configuration the helper was started with.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    /// The live domain XML (the definition the machine was started from).
+    pub fn xml(&self) -> PathBuf {
+        self.dir.join("domain.xml")
+    }
+    /// State and reason, see [`crate::state::StateRecord`].
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    /// Held (flock) by the supervisor for its whole life: if it can be taken, nobody supervises.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.dir.join("supervisor.lock")
+    }
+    /// Serializes read-modify-write of `state.json`.
+    pub fn state_lock(&self) -> PathBuf {
+        self.dir.join("state.lock")
+    }
+    /// What a client asked the supervisor to do next (destroy, reboot) when it ends the helper.
+    pub fn intent(&self) -> PathBuf {
+        self.dir.join("intent")
+    }
+    /// stdout/stderr of the supervisor and of the helper.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("vmm.log")
+    }
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}

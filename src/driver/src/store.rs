@@ -1,0 +1,365 @@
+//! Persistent machine definitions: one XML file per machine, written so that a crash or a kill at
+//! any instant leaves either the old or the new definition, never a torn one.
+//!
+//! Every change takes an exclusive `flock` on `$XDG_CONFIG_HOME/vireo/store.lock` (so two
+//! `vireoctl`s or the GUI and `vireoctl` cannot interleave their read-check-write), writes a temp
+//! file in the same directory, fsyncs it, renames it over the definition and fsyncs the directory.
+//! Temp files left by a killed writer are ignored by readers and removed by the next writer.
+
+use crate::model::{Domain, DomainError};
+use crate::paths::{ensure_private_dir, Paths};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("domain '{0}' is not defined")]
+    NotFound(String),
+    #[error("{file}: {source}")]
+    Invalid { file: PathBuf, source: DomainError },
+    #[error("{0}")]
+    Domain(#[from] DomainError),
+    #[error("domain '{name}' already exists with uuid {uuid}")]
+    NameTaken { name: String, uuid: String },
+    #[error("domain '{other}' is already defined with uuid {uuid}")]
+    UuidTaken { other: String, uuid: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// An exclusive lock held until dropped.
+pub(crate) struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    pub(crate) fn exclusive(path: &Path) -> std::io::Result<FileLock> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(FileLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// `Ok(None)` if someone else holds it.
+    pub(crate) fn try_exclusive(path: &Path) -> std::io::Result<Option<FileLock>> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            Ok(Some(FileLock { _file: file }))
+        } else {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename, fsync of the directory).
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let base = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{base}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The definition store of one [`Paths`].
+#[derive(Debug, Clone)]
+pub struct Store {
+    machines: PathBuf,
+    autostart: PathBuf,
+    lock: PathBuf,
+}
+
+impl Store {
+    pub fn new(paths: &Paths) -> Store {
+        Store {
+            machines: paths.machines(),
+            autostart: paths.autostart(),
+            lock: paths.config.join("store.lock"),
+        }
+    }
+
+    /// Path of a machine's definition file.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.machines.join(format!("{name}.xml"))
+    }
+
+    fn locked(&self) -> Result<FileLock, StoreError> {
+        ensure_private_dir(&self.machines).map_err(io(&self.machines))?;
+        ensure_private_dir(&self.autostart).map_err(io(&self.autostart))?;
+        FileLock::exclusive(&self.lock).map_err(io(&self.lock))
+    }
+
+    /// Names of all defined machines, sorted.
+    pub fn names(&self) -> Result<Vec<String>, StoreError> {
+        let rd = match std::fs::read_dir(&self.machines) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&self.machines)(e)),
+        };
+        let mut names = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(io(&self.machines))?;
+            let f = entry.file_name().to_string_lossy().into_owned();
+            if f.starts_with('.') {
+                continue;
+            }
+            if let Some(n) = f.strip_suffix(".xml") {
+                names.push(n.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Loads one definition.
+    pub fn load(&self, name: &str) -> Result<Domain, StoreError> {
+        let file = self.file(name);
+        if crate::model::check_name(name).is_err() {
+            return Err(StoreError::NotFound(name.to_owned()));
+        }
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(name.to_owned()))
+            }
+            Err(e) => return Err(io(&file)(e)),
+        };
+        Domain::parse(&text).map_err(|source| StoreError::Invalid { file, source })
+    }
+
+    /// Loads every definition; a file that does not parse is reported, not skipped.
+    pub fn load_all(&self) -> Result<Vec<Result<Domain, StoreError>>, StoreError> {
+        Ok(self.names()?.into_iter().map(|n| self.load(&n)).collect())
+    }
+
+    /// Finds a definition by name or UUID.
+    pub fn lookup(&self, name_or_uuid: &str) -> Result<Domain, StoreError> {
+        match self.load(name_or_uuid) {
+            Err(StoreError::NotFound(_)) => {}
+            other => return other,
+        }
+        if let Some(u) = crate::model::canonical_uuid(name_or_uuid) {
+            for d in self.load_all()?.into_iter().flatten() {
+                if d.uuid.as_deref() == Some(u.as_str()) {
+                    return Ok(d);
+                }
+            }
+        }
+        Err(StoreError::NotFound(name_or_uuid.to_owned()))
+    }
+
+    /// Defines (creates or replaces) a machine from XML text. Returns the stored domain and
+    /// whether it is new. As libvirt: an existing name keeps its UUID, a UUID in use by another
+    /// name is refused, a missing UUID and missing MACs are generated.
+    pub fn define(&self, xml: &str) -> Result<(Domain, bool), StoreError> {
+        let mut dom = Domain::parse(xml)?;
+        let _lock = self.locked()?;
+        self.clean_temp_files();
+        let existing = match self.load(&dom.name) {
+            Ok(d) => Some(d),
+            Err(StoreError::NotFound(_)) => None,
+            Err(StoreError::Invalid { .. }) => None, // a broken file may be replaced
+            Err(e) => return Err(e),
+        };
+        if let (Some(old), Some(new)) = (&existing, &dom.uuid) {
+            if let Some(old_uuid) = &old.uuid {
+                if old_uuid != new {
+                    return Err(StoreError::NameTaken {
+                        name: dom.name.clone(),
+                        uuid: old_uuid.clone(),
+                    });
+                }
+            }
+        }
+        dom.ensure_uuid(existing.as_ref().and_then(|d| d.uuid.as_deref()));
+        dom.ensure_macs();
+        if let Some(u) = &dom.uuid {
+            for other in self.load_all()?.into_iter().flatten() {
+                if other.name != dom.name && other.uuid.as_deref() == Some(u.as_str()) {
+                    return Err(StoreError::UuidTaken {
+                        other: other.name,
+                        uuid: u.clone(),
+                    });
+                }
+            }
+        }
+        let file = self.file(&dom.name);
+        write_atomic(&file, dom.to_xml().as_bytes()).map_err(io(&file))?;
+        Ok((dom, existing.is_none()))
+    }
+
+    /// Removes a definition (and its autostart mark).
+    pub fn undefine(&self, name: &str) -> Result<Domain, StoreError> {
+        let _lock = self.locked()?;
+        let dom = match self.load(name) {
+            Ok(d) => d,
+            Err(StoreError::Invalid { .. }) if self.file(name).exists() => {
+                // Let the user get rid of a file that no longer parses.
+                let file = self.file(name);
+                let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+                std::fs::remove_file(&file).map_err(io(&file))?;
+                return Domain::parse(&text).map_err(|source| StoreError::Invalid { file, source });
+            }
+            Err(e) => return Err(e),
+        };
+        let file = self.file(name);
+        std::fs::remove_file(&file).map_err(io(&file))?;
+        let _ = File::open(&self.machines).and_then(|d| d.sync_all());
+        let link = self.autostart.join(format!("{name}.xml"));
+        let _ = std::fs::remove_file(link);
+        Ok(dom)
+    }
+
+    pub fn autostart(&self, name: &str) -> bool {
+        let link = self.autostart.join(format!("{name}.xml"));
+        std::fs::symlink_metadata(&link).is_ok() && self.file(name).exists()
+    }
+
+    pub fn set_autostart(&self, name: &str, on: bool) -> Result<(), StoreError> {
+        let _lock = self.locked()?;
+        self.load(name)?;
+        let link = self.autostart.join(format!("{name}.xml"));
+        let _ = std::fs::remove_file(&link);
+        if on {
+            std::os::unix::fs::symlink(self.file(name), &link).map_err(io(&link))?;
+        }
+        File::open(&self.autostart)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.autostart))
+    }
+
+    fn clean_temp_files(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.machines) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with('.') && n.contains(".tmp.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Store, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("vireo-store-test-{}", crate::model::random_uuid()));
+        let p = Paths::under(
+            &dir.join("c"),
+            &dir.join("r"),
+            &dir.join("d"),
+            &dir.join("k"),
+        );
+        (Store::new(&p), dir)
+    }
+
+    const A: &str = "<domain type='kvm'>\n  <name>a</name>\n  <memory>1024</memory>\n  <devices>\n    <interface type='user'/>\n  </devices>\n</domain>";
+
+    #[test]
+    fn define_list_undefine() {
+        let (s, dir) = store();
+        let (d, new) = s.define(A).unwrap();
+        assert!(new);
+        let uuid = d.uuid.clone().unwrap();
+        let again = s.load("a").unwrap();
+        assert_eq!(again.uuid.as_deref(), Some(uuid.as_str()));
+        assert!(
+            again.to_xml().contains("<mac address='52:54:00:"),
+            "{}",
+            again.to_xml()
+        );
+        // Redefining without a UUID keeps the old one.
+        let (d2, new2) = s.define(A).unwrap();
+        assert!(!new2);
+        assert_eq!(d2.uuid, d.uuid);
+        // Same UUID, other name: refused.
+        let other = A.replace(
+            "<name>a</name>",
+            &format!("<name>b</name><uuid>{uuid}</uuid>"),
+        );
+        let e = s.define(&other).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("domain 'a' is already defined with uuid {uuid}")
+        );
+        // Same name, other UUID: refused.
+        let other = A.replace(
+            "<name>a</name>",
+            "<name>a</name><uuid>00000000-0000-4000-8000-000000000001</uuid>",
+        );
+        assert!(matches!(
+            s.define(&other),
+            Err(StoreError::NameTaken { .. })
+        ));
+        assert_eq!(s.names().unwrap(), vec!["a".to_owned()]);
+        assert_eq!(s.lookup(&uuid).unwrap().name, "a");
+        s.set_autostart("a", true).unwrap();
+        assert!(s.autostart("a"));
+        s.undefine("a").unwrap();
+        assert!(!s.autostart("a"));
+        assert!(matches!(s.load("a"), Err(StoreError::NotFound(_))));
+        assert!(matches!(s.undefine("a"), Err(StoreError::NotFound(_))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn temp_files_are_invisible() {
+        let (s, dir) = store();
+        s.define(A).unwrap();
+        std::fs::write(s.machines.join(".a.xml.tmp.1"), "<dom").unwrap();
+        assert_eq!(s.names().unwrap(), vec!["a".to_owned()]);
+        s.define(A).unwrap();
+        assert!(!s.machines.join(".a.xml.tmp.1").exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

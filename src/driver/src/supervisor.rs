@@ -1,0 +1,362 @@
+//! The supervisor: a small detached process per running machine (run as `vireoctl __supervise`)
+//! that starts `vireo-vmm`, waits for it to end, records why, and applies on_poweroff /
+//! on_reboot / on_crash. This is how lifecycle actions work without a daemon: the GUI or the CLI
+//! may quit at any time, the supervisor stays with its helper.
+//!
+//! It holds an exclusive flock on `supervisor.lock` in the runtime directory for its whole life;
+//! clients test that lock to know whether a machine is supervised.
+
+use crate::events::{append, Event};
+use crate::model::Domain;
+use crate::rundir::RunDir;
+use crate::state::{decide, Actions, DomainState, EventKind, Intent, Reason, StateRecord, VmmExit};
+use crate::store::FileLock;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a helper may take to open its control socket.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A helper that ends this soon after start counts toward the crash loop limit.
+const FAST_EXIT: Duration = Duration::from_secs(2);
+const FAST_EXIT_LIMIT: u32 = 5;
+
+/// Arguments of `vireoctl __supervise`.
+#[derive(Debug, Clone)]
+pub struct SuperviseArgs {
+    pub rundir: PathBuf,
+    pub events: PathBuf,
+    pub vmm: PathBuf,
+}
+
+/// Reads state.json, applies `f`, writes it back atomically, under the state lock.
+pub fn update_state(
+    run: &RunDir,
+    f: impl FnOnce(&mut StateRecord),
+) -> std::io::Result<StateRecord> {
+    let _l = FileLock::exclusive(&run.state_lock())?;
+    let mut rec =
+        read_state(run).unwrap_or_else(|| StateRecord::new(DomainState::NoState, Reason::Unknown));
+    f(&mut rec);
+    rec.since_ms = crate::state::now_ms();
+    let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
+    crate::store::write_atomic(&run.state(), &json)?;
+    Ok(rec)
+}
+
+pub fn read_state(run: &RunDir) -> Option<StateRecord> {
+    let text = std::fs::read(run.state()).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Reads and removes the intent a client left.
+fn take_intent(run: &RunDir) -> Option<Intent> {
+    let text = std::fs::read_to_string(run.intent()).ok()?;
+    let _ = std::fs::remove_file(run.intent());
+    serde_json::from_str(&text).ok()
+}
+
+fn log(run: &RunDir, msg: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.log())
+    {
+        let _ = writeln!(f, "[vireo-supervisor {}] {msg}", crate::state::now_ms());
+    }
+}
+
+fn emit(
+    args: &SuperviseArgs,
+    dom: &Domain,
+    kind: EventKind,
+    detail: &str,
+    message: Option<String>,
+) {
+    let mut ev = Event::new(&dom.name, dom.uuid.as_deref(), kind, detail);
+    ev.message = message;
+    if let Err(e) = append(&args.events, &ev) {
+        log(
+            &RunDir::new(&args.rundir),
+            &format!("cannot append event: {e}"),
+        );
+    }
+}
+
+enum Ready {
+    Yes,
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+fn wait_ready(child: &mut Child, ctl: &Path) -> Ready {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Ready::Exited(st);
+        }
+        if crate::control::alive(ctl) {
+            return Ready::Yes;
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            return Ready::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Child> {
+    for s in [run.control(), run.vnc(), run.serial()] {
+        let _ = std::fs::remove_file(s);
+    }
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.log())?;
+    let err = out.try_clone()?;
+    Command::new(&args.vmm)
+        .arg("--config")
+        .arg(run.config())
+        .arg("--control")
+        .arg(run.control())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+}
+
+/// Removes what only a live helper needs. Transient machines lose the whole directory.
+pub fn cleanup(run: &RunDir, transient: bool) {
+    if transient {
+        let _ = std::fs::remove_dir_all(&run.dir);
+        return;
+    }
+    for f in [
+        run.control(),
+        run.vnc(),
+        run.serial(),
+        run.config(),
+        run.xml(),
+        run.intent(),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Runs until the machine is stopped for good; returns the process exit code.
+pub fn supervise(args: &SuperviseArgs) -> i32 {
+    let run = RunDir::new(&args.rundir);
+    let _lock = match FileLock::try_exclusive(&run.supervisor_lock()) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            eprintln!("{}: already supervised", run.dir.display());
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", run.supervisor_lock().display());
+            return 1;
+        }
+    };
+    // Ignore SIGHUP/SIGINT: the terminal we may have been started from is none of our business.
+    // SAFETY: setting a signal disposition to SIG_IGN is always sound.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    let dom = match std::fs::read_to_string(run.xml())
+        .map_err(|e| e.to_string())
+        .and_then(|t| Domain::parse(&t).map_err(|e| e.to_string()))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            log(&run, &format!("cannot read the live XML: {e}"));
+            let _ = update_state(&run, |r| {
+                r.state = DomainState::Shutoff;
+                r.reason = Reason::Failed;
+                r.message = Some(e);
+            });
+            return 1;
+        }
+    };
+    let actions = Actions {
+        on_poweroff: dom.on_poweroff,
+        on_reboot: dom.on_reboot,
+        on_crash: dom.on_crash,
+    };
+    let me = std::process::id() as i32;
+    let mut fast_exits = 0;
+    let mut restarts = 0u32;
+    loop {
+        let mut child = match spawn_vmm(args, &run) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot run {}: {e}", args.vmm.display());
+                log(&run, &msg);
+                finish(
+                    args,
+                    &run,
+                    &dom,
+                    DomainState::Shutoff,
+                    Reason::Failed,
+                    Some(msg),
+                    false,
+                );
+                return 1;
+            }
+        };
+        let pid = child.id() as i32;
+        let token = crate::process::start_token(pid);
+        let started = Instant::now();
+        let _ = update_state(&run, |r| {
+            r.supervisor_pid = Some(me);
+            r.vmm_pid = Some(pid);
+            r.vmm_start = token;
+        });
+        let status = match wait_ready(&mut child, &run.control()) {
+            Ready::Yes => {
+                let _ = update_state(&run, |r| {
+                    r.state = DomainState::Running;
+                    r.reason = Reason::Booted;
+                    r.restarts = restarts;
+                    r.message = None;
+                });
+                emit(args, &dom, EventKind::Started, "Booted", None);
+                match child.wait() {
+                    Ok(st) => st,
+                    Err(e) => {
+                        log(&run, &format!("wait: {e}"));
+                        finish(
+                            args,
+                            &run,
+                            &dom,
+                            DomainState::Shutoff,
+                            Reason::Failed,
+                            Some(e.to_string()),
+                            false,
+                        );
+                        return 1;
+                    }
+                }
+            }
+            Ready::Exited(st) => {
+                let msg = crate::process::tail(&run.log(), 3);
+                let msg = if msg.is_empty() {
+                    format!("vireo-vmm exited with {st}")
+                } else {
+                    msg
+                };
+                // An intent (destroy during start) still wins.
+                if take_intent(&run) == Some(Intent::Destroy) {
+                    emit(args, &dom, EventKind::Stopped, "Destroyed", None);
+                    finish(
+                        args,
+                        &run,
+                        &dom,
+                        DomainState::Shutoff,
+                        Reason::Destroyed,
+                        None,
+                        false,
+                    );
+                } else {
+                    emit(args, &dom, EventKind::Stopped, "Failed", Some(msg.clone()));
+                    finish(
+                        args,
+                        &run,
+                        &dom,
+                        DomainState::Shutoff,
+                        Reason::Failed,
+                        Some(msg),
+                        false,
+                    );
+                }
+                return 1;
+            }
+            Ready::TimedOut => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let msg = format!(
+                    "vireo-vmm did not open its control socket within {}s",
+                    READY_TIMEOUT.as_secs()
+                );
+                emit(args, &dom, EventKind::Stopped, "Failed", Some(msg.clone()));
+                finish(
+                    args,
+                    &run,
+                    &dom,
+                    DomainState::Shutoff,
+                    Reason::Failed,
+                    Some(msg),
+                    false,
+                );
+                return 1;
+            }
+        };
+        let exit = VmmExit::from_status(status);
+        let intent = take_intent(&run);
+        let mut d = decide(exit, intent, actions);
+        log(
+            &run,
+            &format!("vireo-vmm ended: {status} ({exit:?}), intent {intent:?}, decision {d:?}"),
+        );
+        if d.restart && intent.is_none() {
+            if started.elapsed() < FAST_EXIT {
+                fast_exits += 1;
+            } else {
+                fast_exits = 0;
+            }
+            if fast_exits >= FAST_EXIT_LIMIT {
+                d.restart = false;
+                d.state = DomainState::Shutoff;
+                d.reason = Reason::Failed;
+                d.note = Some(format!("stopped restarting: the helper ended {FAST_EXIT_LIMIT} times within {}s of starting", FAST_EXIT.as_secs()));
+                d.events.retain(|(k, _)| *k != EventKind::Started);
+                d.events.push((EventKind::Stopped, "Failed"));
+            }
+        }
+        for (kind, detail) in &d.events {
+            // `Started` is announced when the new helper is ready.
+            if *kind != EventKind::Started {
+                emit(args, &dom, *kind, detail, d.note.clone());
+            }
+        }
+        if let Some(n) = &d.note {
+            log(&run, n);
+        }
+        if d.restart {
+            restarts += 1;
+            continue;
+        }
+        let message = d.note.clone().or_else(|| match exit {
+            VmmExit::Error | VmmExit::Crash => Some(crate::process::tail(&run.log(), 3)),
+            _ => None,
+        });
+        finish(args, &run, &dom, d.state, d.reason, message, d.preserve);
+        return 0;
+    }
+}
+
+fn finish(
+    _args: &SuperviseArgs,
+    run: &RunDir,
+    _dom: &Domain,
+    state: DomainState,
+    reason: Reason,
+    message: Option<String>,
+    preserve: bool,
+) {
+    let transient = read_state(run).map(|r| r.transient).unwrap_or(false);
+    let _ = update_state(run, |r| {
+        r.state = state;
+        r.reason = reason;
+        r.message = message;
+        r.supervisor_pid = None;
+        if !preserve {
+            r.vmm_pid = None;
+            r.vmm_start = None;
+        }
+    });
+    if !preserve {
+        cleanup(run, transient);
+    }
+}

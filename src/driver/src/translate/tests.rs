@@ -1,0 +1,278 @@
+//! One test per refusal message, plus the accepted forms.
+
+use super::*;
+use crate::model::Domain;
+
+struct Fixture {
+    dir: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir =
+            std::env::temp_dir().join(format!("vireo-translate-{}", crate::model::random_uuid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["vmlinuz", "initrd", "disk.img", "disk.qcow2", "cd.iso"] {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        Fixture { dir }
+    }
+    fn p(&self, f: &str) -> String {
+        self.dir.join(f).display().to_string()
+    }
+    /// A complete, valid document with `devices` and `extra` spliced in.
+    fn xml(&self, dom_type: &str, os_extra: &str, extra: &str, devices: &str) -> String {
+        format!(
+            "<domain type='{dom_type}'><name>t</name><uuid>6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3</uuid>\
+             <memory unit='MiB'>256</memory><vcpu>2</vcpu>\
+             <os><type arch='x86_64'>hvm</type><kernel>{}</kernel>{os_extra}</os>{extra}\
+             <devices>{devices}</devices></domain>",
+            self.p("vmlinuz")
+        )
+    }
+    fn run(&self, xml: &str) -> Result<Translated, TranslateError> {
+        let d = Domain::parse(xml).unwrap();
+        translate(&d, &RunDir::new(self.dir.join("run")), &mut || Some(5907))
+    }
+    fn refused(&self, xml: &str) -> String {
+        match self.run(xml) {
+            Ok(t) => panic!("accepted: {xml}\n{t:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+    fn dev(&self, devices: &str) -> String {
+        self.refused(&self.xml("kvm", "", "", devices))
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn full_machine_translates() {
+    let f = Fixture::new();
+    let devices = format!(
+        "<emulator>/usr/bin/vireo-vmm</emulator>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/><serial>abc</serial></disk>\
+         <disk type='file' device='disk'><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/><shareable/></disk>\
+         <disk type='file' device='cdrom'><source file='{}'/><target dev='sda' bus='sata'/></disk>\
+         <interface type='user'><mac address='52:54:00:aa:bb:cc'/><model type='virtio'/>\
+           <portForward proto='tcp'><range start='2222' to='22'/></portForward>\
+           <portForward proto='udp' address='127.0.0.2'><range start='5000' end='5001'/></portForward></interface>\
+         <serial type='pty'><target port='0'/></serial><console type='pty'><target type='serial' port='0'/></console>\
+         <input type='keyboard' bus='ps2'/><input type='keyboard' bus='virtio'/><input type='tablet' bus='usb'/>\
+         <graphics type='vnc' port='-1' autoport='yes' passwd='secret'><listen type='address' address='127.0.0.1'/></graphics>\
+         <video><model type='virtio'><resolution x='1024' y='768'/></model></video>\
+         <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\
+         <memballoon model='none'/>",
+        f.p("disk.qcow2"),
+        f.p("disk.img"),
+        f.p("cd.iso")
+    );
+    let xml = f.xml(
+        "kvm",
+        &format!("<initrd>{}</initrd><cmdline>console=ttyS0</cmdline><boot dev='hd'/>", f.p("initrd")),
+        "<features><acpi/><apic/></features><clock offset='utc'/><on_reboot>restart</on_reboot><cpu mode='host-passthrough'><topology sockets='1' cores='2' threads='1'/></cpu>",
+        &devices,
+    );
+    let t = f.run(&xml).unwrap();
+    let c = &t.config;
+    assert_eq!((c.memory_mib, c.vcpus), (256, 2));
+    assert_eq!(c.cmdline, "console=ttyS0");
+    assert_eq!(c.initrd.as_deref(), Some(f.dir.join("initrd").as_path()));
+    assert_eq!(c.disks.len(), 3);
+    assert_eq!(c.disks[0].format, DiskFormat::Qcow2);
+    assert_eq!(c.disks[0].serial.as_deref(), Some("abc"));
+    assert!(c.disks[1].readonly && c.disks[1].shareable);
+    assert!(c.disks[2].cdrom && c.disks[2].readonly);
+    let NetBackend::UserNet { port_forwards } = &c.nets[0].backend;
+    assert_eq!(c.nets[0].mac.to_string(), "52:54:00:aa:bb:cc");
+    assert_eq!(port_forwards.len(), 3);
+    assert_eq!(
+        (port_forwards[0].host_port, port_forwards[0].guest_port),
+        (2222, 22)
+    );
+    assert_eq!(
+        (port_forwards[2].host_port, port_forwards[2].guest_port),
+        (5001, 5001)
+    );
+    assert_eq!(
+        c.serial.socket.as_deref(),
+        Some(f.dir.join("run/serial").as_path())
+    );
+    assert_eq!(
+        c.serial.log.as_deref(),
+        Some(f.dir.join("run/serial.log").as_path())
+    );
+    let d = c.display.as_ref().unwrap();
+    assert_eq!((d.width, d.height), (1024, 768));
+    assert_eq!(d.vnc.tcp_port, Some(5907));
+    assert_eq!(d.vnc.password.as_deref(), Some("secret"));
+    assert_eq!(
+        d.vnc.unix_socket.as_deref(),
+        Some(f.dir.join("run/vnc").as_path())
+    );
+    assert!(c.input.keyboard && c.input.tablet && c.rng);
+    assert_eq!(t.vnc_port, Some(5907));
+    // The result is a config the VMM itself accepts.
+    c.validate().unwrap();
+}
+
+#[test]
+fn vnc_socket_and_defaults() {
+    let f = Fixture::new();
+    let t = f
+        .run(&f.xml(
+            "kvm",
+            "",
+            "",
+            "<graphics type='vnc' socket='/tmp/x.sock'/><video/>",
+        ))
+        .unwrap();
+    let d = t.config.display.unwrap();
+    assert_eq!(d.vnc.unix_socket.as_deref(), Some(Path::new("/tmp/x.sock")));
+    assert_eq!(d.vnc.tcp_port, None);
+    assert_eq!((d.width, d.height), (1280, 800));
+    let t = f
+        .run(&f.xml(
+            "kvm",
+            "",
+            "",
+            "<graphics type='vnc' port='5911' autoport='no'/>",
+        ))
+        .unwrap();
+    assert_eq!(t.config.display.unwrap().vnc.tcp_port, Some(5911));
+    let t = f
+        .run(&f.xml(
+            "kvm",
+            "",
+            "",
+            "<serial type='file'><source path='/tmp/s.log'/></serial>",
+        ))
+        .unwrap();
+    assert_eq!(
+        t.config.serial.log.as_deref(),
+        Some(Path::new("/tmp/s.log"))
+    );
+    assert_eq!(t.config.serial.socket, None);
+    assert!(t.config.display.is_none());
+    // No MAC: a stable one derived from the UUID.
+    let a = f
+        .run(&f.xml("kvm", "", "", "<interface type='user'/>"))
+        .unwrap();
+    let b = f
+        .run(&f.xml("kvm", "", "", "<interface type='user'/>"))
+        .unwrap();
+    assert_eq!(a.config.nets[0].mac, b.config.nets[0].mac);
+}
+
+#[test]
+fn refusals_name_the_element() {
+    let f = Fixture::new();
+    let k = f.p("vmlinuz");
+    let cases: Vec<(String, String)> = vec![
+        (f.xml("xen", "", "", ""), "domain@type='xen': only kvm domains are supported".into()),
+        (f.xml("kvm", "", "", "<interface type='bridge'><source bridge='br0'/></interface>"),
+            "devices/interface[1]@type='bridge': not supported by the Vireo backend (use type='user')".into()),
+        (f.xml("kvm", "", "", "<interface type='user'/><interface type='network'/>"),
+            "devices/interface[2]@type='network': not supported by the Vireo backend (use type='user')".into()),
+        (f.xml("kvm", "", "", "<interface type='user'><model type='e1000'/></interface>"),
+            "devices/interface[1]/model@type='e1000': not supported (use virtio)".into()),
+        (f.xml("kvm", "", "", "<interface type='user'><mac address='01:00:00:00:00:01'/></interface>"),
+            "devices/interface[1]/mac@address: 01:00:00:00:00:01 is a multicast address".into()),
+        (f.xml("kvm", "", "", "<interface type='user'><portForward proto='sctp'><range start='1'/></portForward></interface>"),
+            "devices/interface[1]/portForward[1]@proto='sctp': use tcp or udp".into()),
+        (f.xml("kvm", "", "", "<interface type='user'><portForward proto='tcp'><range start='80' exclude='yes'/></portForward></interface>"),
+            "devices/interface[1]/portForward[1]/range[1]@exclude: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "", "<interface type='user'><filterref filter='x'/></interface>"),
+            "devices/interface[1]/filterref: not supported by the Vireo backend".into()),
+        ("<domain type='kvm'><name>t</name><memory>1024</memory><os><type>hvm</type><kernel>/x/vmlinuz</kernel></os></domain>".to_string(),
+            "os/kernel: /x/vmlinuz: No such file or directory".into()),
+        ("<domain type='kvm'><name>t</name><memory>1024</memory><os><type>hvm</type></os></domain>".into(),
+            "os: Vireo boots only a kernel given in os/kernel (firmware boot is not supported)".into()),
+        ("<domain type='kvm'><name>t</name><memory>1024</memory></domain>".into(),
+            "os: Vireo boots only a kernel given in os/kernel (firmware boot is not supported)".into()),
+        (f.xml("kvm", "<initrd>/x/initrd.img</initrd>", "", ""), "os/initrd: /x/initrd.img: No such file or directory".into()),
+        (f.xml("kvm", "<initrd>relative.img</initrd>", "", ""), "os/initrd: relative.img: must be an absolute path".into()),
+        (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os firmware='efi'><type>hvm</type><kernel>{k}</kernel></os></domain>"),
+            "os@firmware='efi': firmware boot is not supported (use os/kernel)".into()),
+        (f.xml("kvm", "<loader>/usr/share/OVMF/OVMF_CODE.fd</loader>", "", ""), "os/loader: firmware boot is not supported (use os/kernel)".into()),
+        (f.xml("kvm", "<bootmenu enable='yes'/>", "", ""), "os/bootmenu: not supported by the Vireo backend".into()),
+        (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os><type arch='aarch64'>hvm</type><kernel>{k}</kernel></os></domain>"),
+            "os/type@arch='aarch64': only x86_64 guests are supported".into()),
+        (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os><type>linux</type><kernel>{k}</kernel></os></domain>"),
+            "os/type='linux': only hvm guests are supported".into()),
+        (f.xml("kvm", "", "<currentMemory unit='MiB'>128</currentMemory>", ""),
+            "currentMemory: memory ballooning is not supported (make it equal to memory)".into()),
+        (f.xml("kvm", "", "<memoryBacking><hugepages/></memoryBacking>", ""), "memoryBacking: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "<cpu mode='custom'><model>EPYC</model></cpu>", ""),
+            "cpu@mode='custom': only host-passthrough, host-model or maximum is supported".into()),
+        (f.xml("kvm", "", "<cpu><topology sockets='1' cores='4' threads='1'/></cpu>", ""), "cpu/topology: 4 CPUs in the topology, 2 in vcpu".into()),
+        (f.xml("kvm", "", "<features><hyperv/></features>", ""), "features/hyperv: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "<clock offset='localtime'/>", ""), "clock@offset='localtime': the guest clock is always UTC (use offset='utc')".into()),
+        (f.xml("kvm", "", "<pm><suspend-to-mem enabled='yes'/></pm>", ""), "pm/suspend-to-mem: guest suspend is not supported (use enabled='no')".into()),
+        (f.xml("kvm", "", "", "<disk type='block'><source dev='/dev/sda'/><target dev='vda'/></disk>"),
+            "devices/disk[1]@type='block': not supported by the Vireo backend (use type='file')".into()),
+        (f.xml("kvm", "", "", "<disk type='file' device='floppy'><source file='/f'/></disk>"),
+            "devices/disk[1]@device='floppy': not supported by the Vireo backend (use disk or cdrom)".into()),
+        (f.xml("kvm", "", "", &format!("<disk type='file'><driver name='qemu' type='vmdk'/><source file='{}'/></disk>", f.p("disk.img"))),
+            "devices/disk[1]/driver@type='vmdk': not supported (use raw or qcow2)".into()),
+        (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{}'/><target dev='sda' bus='sata'/></disk>", f.p("disk.img"))),
+            "devices/disk[1]/target@bus='sata': not supported by the Vireo backend (use bus='virtio')".into()),
+        (f.xml("kvm", "", "", "<disk type='file'><source file='/no/such.img'/></disk>"),
+            "devices/disk[1]/source@file: /no/such.img: No such file or directory".into()),
+        (f.xml("kvm", "", "", "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>"),
+            "devices/disk[1]/source: an empty CD-ROM drive is not supported".into()),
+        (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{0}'/></disk><disk type='file'><source file='{0}'/></disk>", f.p("disk.img"))),
+            format!("devices/disk[2]/source: {} is used twice", f.p("disk.img"))),
+        (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{}'/><iotune/></disk>", f.p("disk.img"))),
+            "devices/disk[1]/iotune: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "", "<graphics type='spice'/>"), "devices/graphics[1]@type='spice': not supported by the Vireo backend (use type='vnc')".into()),
+        (f.xml("kvm", "", "", "<graphics type='vnc' listen='0.0.0.0'/>"), "devices/graphics[1]@listen='0.0.0.0': VNC listens on loopback only (use 127.0.0.1)".into()),
+        (f.xml("kvm", "", "", "<graphics type='vnc'/><graphics type='vnc'/>"), "devices/graphics[2]: only one graphics device is supported".into()),
+        (f.xml("kvm", "", "", "<graphics type='vnc' port='5900' autoport='no'/><video><model type='none'/></video>"),
+            "devices/video[1]/model@type='none': a graphics device needs a video device".into()),
+        (f.xml("kvm", "", "", "<video><model type='vga'><resolution x='9000' y='10'/></model></video>"),
+            "devices/video[1]/model/resolution: x and y must be 1..4096".into()),
+        (f.xml("kvm", "", "", "<serial type='tcp'><source mode='bind' host='0' service='4555'/></serial>"),
+            "devices/serial[1]@type='tcp': not supported by the Vireo backend (use pty, file or unix)".into()),
+        (f.xml("kvm", "", "", "<serial type='pty'><target port='1'/></serial>"),
+            "devices/serial[1]/target@port='1': only one serial port (COM1, port 0) is supported".into()),
+        (f.xml("kvm", "", "", "<console type='pty'><target type='virtio'/></console>"),
+            "devices/console[1]/target@type='virtio': not supported (only the serial console)".into()),
+        (f.xml("kvm", "", "", "<input type='mouse' bus='ps2'/>"),
+            "devices/input[1]@type='mouse': not supported by the Vireo backend (use keyboard or tablet)".into()),
+        (f.xml("kvm", "", "", "<input type='tablet' bus='usb'/>"), "devices/input[1]: a tablet needs a graphics device".into()),
+        (f.xml("kvm", "", "", "<input type='keyboard' bus='usb'/>"), "devices/input[1]@bus='usb': not supported for a keyboard (use bus='virtio')".into()),
+        (f.xml("kvm", "", "", "<rng model='virtio'><backend model='egd' type='tcp'/></rng>"),
+            "devices/rng[1]/backend@model='egd': not supported (use model='random')".into()),
+        (f.xml("kvm", "", "", "<memballoon model='virtio'/>"), "devices/memballoon[1]@model='virtio': memory ballooning is not supported (use model='none')".into()),
+        (f.xml("kvm", "", "", "<controller type='scsi' model='virtio-scsi'/>"),
+            "devices/controller[1]@type='scsi': not supported by the Vireo backend (only pci-root and usb model='none')".into()),
+        (f.xml("kvm", "", "", "<sound model='ich9'/>"), "devices/sound[1]: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "", "<hostdev mode='subsystem' type='pci'/>"), "devices/hostdev[1]: not supported by the Vireo backend".into()),
+        (f.xml("kvm", "", "", "<watchdog model='i6300esb'/>"), "devices/watchdog[1]: not supported by the Vireo backend".into()),
+    ];
+    for (xml, want) in cases {
+        assert_eq!(f.refused(&xml), want, "for {xml}");
+    }
+}
+
+#[test]
+fn too_many_vcpus_and_virtio_devices() {
+    let f = Fixture::new();
+    let x = f
+        .xml("kvm", "", "", "")
+        .replace("<vcpu>2</vcpu>", "<vcpu>300</vcpu>");
+    assert_eq!(f.refused(&x), "vcpu: 300 vCPUs is more than 255");
+    let many = format!(
+        "<disk type='file'><source file='{}'/><readonly/></disk>",
+        f.p("disk.img")
+    )
+    .repeat(40);
+    let e = f.dev(&many);
+    assert!(e.starts_with("devices: 40 virtio devices, at most"), "{e}");
+}
