@@ -13,6 +13,7 @@ pub mod net;
 pub mod passt;
 pub mod queue;
 pub mod rng;
+pub mod testing;
 pub mod worker;
 
 use std::io;
