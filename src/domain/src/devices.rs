@@ -667,6 +667,8 @@ pub struct ChardevSpec {
     /// `target@type` (isa-serial, serial, virtio) and `target@port`.
     pub target_type: Option<String>,
     pub target_port: Option<u32>,
+    /// `target/model@name` (isa-serial, pci-serial, ...).
+    pub target_model: Option<String>,
 }
 
 impl ChardevSpec {
@@ -680,6 +682,7 @@ impl ChardevSpec {
             mode: None,
             target_type: target_type.map(str::to_string),
             target_port: port,
+            target_model: None,
         }
     }
 
@@ -708,6 +711,9 @@ impl ChardevSpec {
             }
             if let Some(p) = self.target_port {
                 t.set_attr("port", &p.to_string());
+            }
+            if let Some(m) = &self.target_model {
+                t = t.with_child(Element::new("model").with_attr("name", m));
             }
             c = c.with_child(t);
         }

@@ -33,3 +33,8 @@ mod validate;
 
 pub use ids::{Mac, Uuid};
 pub use validate::check_name;
+pub mod builder;
+pub mod caps;
+
+pub use builder::DomainBuilder;
+pub use caps::{capabilities, domain_capabilities, BackendFacts, HostCpu};

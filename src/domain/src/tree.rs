@@ -638,6 +638,13 @@ impl Document {
         }
     }
 
+    /// A document for `root` built in memory, indented with `style` (libvirt's two spaces by
+    /// default).
+    pub fn new_formatted(mut root: Element, style: &Style) -> Self {
+        root.format_new(style);
+        Document::new(root)
+    }
+
     /// Parses a document. Fails on anything that is not well-formed XML, with the position
     /// and element path of the problem.
     pub fn parse(input: &str) -> Result<Self, Error> {
@@ -881,26 +888,35 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn path(&self) -> String {
+    /// Path of the open elements plus, when given, the element being read.
+    fn path_with(&self, current: Option<&str>) -> String {
         let mut s = String::new();
-        for (i, e) in self.stack.iter().enumerate() {
+        let names = self.stack.iter().map(|e| e.name.as_str()).chain(current);
+        for (i, name) in names.enumerate() {
             if i > 0 {
                 s.push('/');
             }
-            s.push_str(&e.name);
-            let n = if i == 0 {
-                1
-            } else {
-                self.path_counts[i - 1]
-                    .iter()
-                    .find(|(n, _)| *n == e.name)
-                    .map_or(1, |(_, c)| *c)
+            s.push_str(name);
+            // Open elements are not yet among their parent's children: count them in.
+            let n = match i.checked_sub(1).and_then(|p| self.path_counts.get(p)) {
+                Some(counts) => {
+                    counts
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(0, |(_, c)| *c)
+                        + 1
+                }
+                None => 1,
             };
             if n > 1 {
                 s.push_str(&format!("[{n}]"));
             }
         }
         s
+    }
+
+    fn path(&self) -> String {
+        self.path_with(None)
     }
 
     fn err(&self, offset: usize, msg: impl Into<String>) -> Error {
@@ -919,6 +935,8 @@ impl<'a> Parser<'a> {
             .unwrap_or(inner.len());
         let name = &inner[..name_end];
         check_name(name).map_err(|m| self.err(base, m))?;
+        let err =
+            |at: usize, m: String| Error::syntax(m, self.path_with(Some(name)), self.lines.pos(at));
         let mut el = Element::new(name);
         el.self_closing = self_closing;
         el.pos = self.lines.pos(offset);
@@ -934,20 +952,26 @@ impl<'a> Parser<'a> {
                 break;
             }
             if i == ws_start {
-                return Err(self.err(base + i, "attributes must be separated by whitespace"));
+                return Err(err(
+                    base + i,
+                    "attributes must be separated by whitespace".into(),
+                ));
             }
             let name_start = i;
             while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
                 i += 1;
             }
             let aname = &inner[name_start..i];
-            check_name(aname).map_err(|m| self.err(base + name_start, m))?;
+            check_name(aname).map_err(|m| err(base + name_start, m))?;
             let eq_start = i;
             while i < b.len() && b[i].is_ascii_whitespace() {
                 i += 1;
             }
             if i >= b.len() || b[i] != b'=' {
-                return Err(self.err(base + name_start, format!("attribute {aname} has no value")));
+                return Err(err(
+                    base + name_start,
+                    format!("attribute {aname} has no value"),
+                ));
             }
             i += 1;
             while i < b.len() && b[i].is_ascii_whitespace() {
@@ -983,9 +1007,12 @@ impl<'a> Parser<'a> {
                 ));
             }
             check_references(value, self.has_doctype)
-                .map_err(|(p, m)| self.err(base + v_start + p, m))?;
+                .map_err(|(p, m)| err(base + v_start + p, m))?;
             if el.attrs.iter().any(|a| a.name == aname) {
-                return Err(self.err(base + name_start, format!("duplicate attribute {aname}")));
+                return Err(err(
+                    base + name_start,
+                    format!("duplicate attribute {aname}"),
+                ));
             }
             el.attrs.push(Attribute {
                 name: aname.to_string(),
@@ -1055,7 +1082,8 @@ fn parse(input: &str) -> Result<Document, Error> {
         let c = reader.config_mut();
         c.check_end_names = true;
         c.check_comments = true;
-        c.trim_markup_names_in_closing_tags = false;
+        // Only affects quick-xml's end-name check; the tree keeps the raw end tag anyway.
+        c.trim_markup_names_in_closing_tags = true;
         c.expand_empty_elements = false;
         c.allow_unmatched_ends = false;
         c.allow_dangling_amp = false;
@@ -1228,4 +1256,194 @@ fn parse(input: &str) -> Result<Document, Error> {
         root,
         epilog: doc.epilog,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(s: &str) {
+        let doc = Document::parse(s).unwrap_or_else(|e| panic!("{e}\n{s}"));
+        assert_eq!(doc.to_xml(), s);
+    }
+
+    #[test]
+    fn lossless_tricky_inputs() {
+        round_trip("<a/>");
+        round_trip("<a></a>");
+        round_trip("<a ></a >");
+        round_trip("<a x='1' y=\"2\"  z = '3'\n  w=\"&quot;'\"/>");
+        round_trip(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- c -->\n<a/>\n<!-- after -->\n",
+        );
+        round_trip("<a><![CDATA[ <not> & markup ]]></a>");
+        round_trip("<a>&lt;&gt;&amp;&apos;&quot;&#65;&#x42;</a>");
+        round_trip("<a xmlns='urn:x' xmlns:p=\"urn:p\"><p:b p:c='1'/></a>");
+        round_trip("<?pi data?><a><?inner x?></a>");
+        round_trip("<!DOCTYPE a [<!ENTITY e \"value\">]><a>&e;</a>");
+        round_trip("\u{feff}<a/>");
+        round_trip("<a>\r\n  <b/>\r\n</a>\r\n");
+        round_trip("<a>unicode é ✓ 𝄞</a>");
+        round_trip("<a\tx='1'\n/>");
+    }
+
+    #[test]
+    fn values_decoded() {
+        let doc =
+            Document::parse("<a v='&lt;&#x41;&amp;'>x&gt;<![CDATA[<y>]]>&#10;</a>").expect("parse");
+        assert_eq!(doc.root().attr("v").as_deref(), Some("<A&"));
+        assert_eq!(doc.root().text(), "x><y>\n");
+        assert!(!doc.has_bom());
+    }
+
+    #[test]
+    fn positions() {
+        let doc = Document::parse("<a>\n  <b x='1'\n     y='2'/>\n</a>").expect("parse");
+        let b = doc.root().child("b").expect("b");
+        assert_eq!((b.pos.line, b.pos.column), (2, 3));
+        let y = b.attribute("y").expect("y");
+        assert_eq!((y.pos.line, y.pos.column), (3, 6));
+    }
+
+    fn err(s: &str) -> Error {
+        match Document::parse(s) {
+            Ok(_) => panic!("accepted: {s}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn malformed_rejected_with_place() {
+        let e =
+            err("<domain>\n  <devices>\n    <disk/>\n    <disk><target dev='a' dev='b'/></disk>\n");
+        assert_eq!(e.path, "domain/devices/disk[2]/target");
+        let pos = e.pos.expect("pos");
+        assert_eq!(pos.line, 4);
+        assert!(e.to_string().contains("duplicate attribute dev"), "{e}");
+        assert!(e.to_string().starts_with("line 4, column "), "{e}");
+
+        let e = err("<a>\n<b></c>\n</a>");
+        assert_eq!(e.pos.map(|p| p.line), Some(2));
+        let e = err("<a>");
+        assert!(e.to_string().contains("not closed"), "{e}");
+        for bad in [
+            "",
+            "text",
+            "<a/><b/>",
+            "<a/>x",
+            "<a x=1/>",
+            "<a x='<'/>",
+            "<a>&undefined;</a>",
+            "<a>&#0;</a>",
+            "<a x='1'y='2'/>",
+            "<a>]]></a>",
+            "<?xml version='1.0'?><?xml version='1.0'?><a/>",
+            " <?xml version='1.0'?><a/>",
+            "<a>\u{1}</a>",
+            "<1a/>",
+            "<a><!-- -- --></a>",
+            "<a x/>",
+            "<a x='1/>",
+            "</a>",
+            "<a></a></a>",
+        ] {
+            assert!(Document::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn set_attr_keeps_quote_and_place() {
+        let mut doc = Document::parse("<a x=\"1\" y='2'/>").expect("parse");
+        doc.root_mut().set_attr("x", "it's");
+        doc.root_mut().set_attr("z", "3");
+        assert_eq!(doc.to_xml(), "<a x=\"it's\" y='2' z=\"3\"/>");
+        doc.root_mut().remove_attr("y");
+        assert_eq!(doc.to_xml(), "<a x=\"it's\" z=\"3\"/>");
+        doc.root_mut().set_attr("x", "say \"hi\" <&>\n");
+        assert_eq!(doc.root().attr("x").as_deref(), Some("say \"hi\" <&>\n"));
+        let again = Document::parse(&doc.to_xml()).expect("reparse");
+        assert_eq!(again.root().attr("x").as_deref(), Some("say \"hi\" <&>\n"));
+    }
+
+    const ORDER: &[&str] = &["name", "memory", "vcpu", "os", "devices"];
+
+    #[test]
+    fn insertion_follows_order_and_indentation() {
+        let mut doc = Document::parse(
+            "<d>\n    <name>x</name>\n    <os>\n        <type>hvm</type>\n    </os>\n</d>\n",
+        )
+        .expect("parse");
+        let style = doc.style();
+        assert_eq!(style.indent_unit, "    ");
+        doc.root_mut()
+            .insert_ordered(Element::new("vcpu").with_text("2"), ORDER, &style);
+        doc.root_mut()
+            .insert_ordered(Element::new("memory").with_text("1"), ORDER, &style);
+        doc.root_mut().insert_ordered(
+            Element::new("devices").with_child(Element::new("disk").with_attr("type", "file")),
+            ORDER,
+            &style,
+        );
+        assert_eq!(
+            doc.to_xml(),
+            "<d>\n    <name>x</name>\n    <memory>1</memory>\n    <vcpu>2</vcpu>\n    <os>\n        <type>hvm</type>\n    </os>\n    <devices>\n        <disk type='file'/>\n    </devices>\n</d>\n"
+        );
+    }
+
+    #[test]
+    fn insertion_before_first_and_into_empty() {
+        let style = Style::default();
+        let mut doc = Document::parse("<d>\n  <os/>\n</d>").expect("parse");
+        doc.root_mut()
+            .insert_ordered(Element::new("name").with_text("n"), ORDER, &style);
+        assert_eq!(doc.to_xml(), "<d>\n  <name>n</name>\n  <os/>\n</d>");
+        let os = doc.root_mut().child_mut("os").expect("os");
+        os.insert_ordered(Element::new("type").with_text("hvm"), &["type"], &style);
+        assert_eq!(
+            doc.to_xml(),
+            "<d>\n  <name>n</name>\n  <os>\n    <type>hvm</type>\n  </os>\n</d>"
+        );
+    }
+
+    #[test]
+    fn crlf_documents_get_crlf() {
+        let mut doc = Document::parse("<d>\r\n\t<name>x</name>\r\n</d>\r\n").expect("parse");
+        let style = doc.style();
+        assert_eq!(style.newline, "\r\n");
+        assert_eq!(style.indent_unit, "\t");
+        doc.root_mut()
+            .insert_ordered(Element::new("vcpu").with_text("1"), ORDER, &style);
+        assert_eq!(
+            doc.to_xml(),
+            "<d>\r\n\t<name>x</name>\r\n\t<vcpu>1</vcpu>\r\n</d>\r\n"
+        );
+    }
+
+    #[test]
+    fn remove_child_takes_its_indentation() {
+        let mut doc = Document::parse("<d>\n  <a/>\n  <b/>\n  <a/>\n</d>").expect("parse");
+        assert!(doc.root_mut().remove_child("a", 1).is_some());
+        assert_eq!(doc.to_xml(), "<d>\n  <a/>\n  <b/>\n</d>");
+        assert_eq!(doc.root_mut().remove_children_named("a"), 1);
+        assert_eq!(doc.to_xml(), "<d>\n  <b/>\n</d>");
+    }
+
+    #[test]
+    fn namespaces_resolve() {
+        let doc =
+            Document::parse("<a xmlns:p='urn:p'><b xmlns:p='urn:q'><p:c/></b></a>").expect("parse");
+        let a = doc.root();
+        let b = a.child("b").expect("b");
+        let c = b.child("p:c").expect("c");
+        assert_eq!(resolve_prefix(&[a, b, c], "p").as_deref(), Some("urn:q"));
+        assert_eq!(resolve_prefix(&[a], "p").as_deref(), Some("urn:p"));
+        assert_eq!(resolve_prefix(&[a], "zz"), None);
+    }
+
+    #[test]
+    fn non_utf8_is_an_error() {
+        let e = Document::parse_bytes(b"<a>\n\xff</a>").expect_err("latin1");
+        assert!(matches!(e.kind, ErrorKind::Encoding(_)));
+        assert_eq!(e.pos.map(|p| p.line), Some(2));
+    }
 }
