@@ -9,10 +9,9 @@ use vireo_vmm::virtio::block::image::{DiskFormat, ImageError, ImageOptions};
 use vireo_vmm::virtio::block::Block;
 use vireo_vmm::virtio::mmio::MmioTransport;
 use vireo_vmm::virtio::testing::*;
-use vireo_vmm::virtio::{GuestMemory, VIRTIO_F_VERSION_1};
+use vireo_vmm::virtio::GuestMemory;
 use vm_memory::{Bytes, GuestAddress};
 
-const V1: u64 = 1 << VIRTIO_F_VERSION_1;
 const T_IN: u32 = 0;
 const T_OUT: u32 = 1;
 const T_FLUSH: u32 = 4;
