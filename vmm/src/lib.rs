@@ -1,1 +1,58 @@
-//! vireo-vmm: Vireo's KVM backend.
+//! vireo-vmm: Vireo's KVM backend, one process per running virtual machine.
+//!
+//! The driver writes a [`config::VmConfig`] as JSON and runs
+//! `vireo-vmm --config FILE --control SOCKET`; the VM is then driven through the control
+//! protocol documented in [`control`]. The exit status tells how it ended
+//! ([`lifecycle::ExitReason::exit_code`]: 0 poweroff/quit, 1 error, 2 reboot, 3 crash).
+//!
+//! # Guest platform
+//! x86-64, in-kernel irqchip (PIC + IOAPIC + LAPICs) and PIT, ACPI (RSDP/XSDT/FADT/MADT/DSDT,
+//! [`acpi`]), 16550 on COM1, i8042 + PS/2 keyboard, CMOS RTC, ACPI PM1 registers, boot-time
+//! marker. Addresses, ports and GSIs are all in [`layout`].
+//!
+//! # Hook points for other subsystems
+//!
+//! All of them are used between [`vm::Vm::new`] and [`vm::Vm::load`], from
+//! [`vm::Vm::attach_optional_devices`] (add one call there per subsystem).
+//!
+//! - **Devices on a bus**: implement [`devices::bus::BusDevice`]
+//!   (`fn read(&mut self, base: u64, offset: u64, data: &mut [u8])`,
+//!   `fn write(&mut self, base: u64, offset: u64, data: &[u8])`); buses are
+//!   `vm.pio_bus` / `vm.mmio_bus` ([`devices::bus::Bus::insert`]).
+//! - **Interrupts**: [`devices::irq::IrqLine`] (irqfd on a GSI; `trigger()`, `eventfd()`,
+//!   `try_clone()`); [`devices::irq::LevelIrq`] for level lines.
+//! - **virtio-mmio** (issue 6): `let slot = vm.allocate_virtio_slot()?` gives
+//!   [`vm::VirtioSlot`] `{ index, base, size, gsi, irq: IrqLine }`; build the device with
+//!   `slot.irq` and `vm.mem.clone()` (a `GuestMemoryMmap`), register queue-notify ioeventfds
+//!   with `vm.register_ioevent(&evt, slot.base + 0x50, Some(queue_index))`, then
+//!   `vm.attach_virtio_mmio(&slot, Arc::new(Mutex::new(dev)))`. Every allocated slot is
+//!   declared in the DSDT as `LNRO0005` (window + edge interrupt), so Debian's kernel finds it
+//!   once virtio_mmio.ko is loaded.
+//! - **Framebuffer** (issue 5): `vm.framebuffer()?` returns
+//!   `Option<Arc<`[`devices::fbmem::FramebufferMemory`]`>>` (created from `config.display`):
+//!   a dirty-logged KVM slot at [`layout::FRAMEBUFFER_START`], XRGB8888, stride width*4;
+//!   `geometry()`, `read_into(offset, &mut buf)`, `volatile()`, `take_dirty_pages()`. Its
+//!   geometry is announced in boot_params.screen_info (VESA LFB) by this crate.
+//! - **Keyboard** (VNC): `vm.keyboard` is a cloneable [`devices::i8042::KeyboardInput`]:
+//!   `push_scancodes(&[u8])` takes set-1 (XT) scancodes, `leds() -> u8` (1 scroll, 2 num,
+//!   4 caps).
+//! - **Control commands and events**: `vm.add_control_handler(Box<dyn`
+//!   [`control::ControlHandler`]`>)` for commands such as `screendump` / `vnc-info`;
+//!   `vm.events` ([`control::events::EventBus`], cloneable) `.emit(name, json)` pushes an
+//!   event to every control client.
+//! - **Lifecycle**: `vm.exit` ([`lifecycle::ExitHandle`]) ends the VM with a reason.
+//! - **Threads**: worker threads call [`seccomp::apply_current`] with their
+//!   [`seccomp::ThreadKind`] first thing.
+
+pub mod acpi;
+pub mod boot;
+pub mod config;
+pub mod control;
+pub mod cpu;
+pub mod devices;
+pub mod layout;
+pub mod lifecycle;
+pub mod seccomp;
+pub mod vcpu;
+pub mod virtio;
+pub mod vm;

@@ -1,0 +1,283 @@
+//! ACPI tables: RSDP, XSDT, FADT, MADT and a DSDT, written into the BIOS area at
+//! [`crate::layout::ACPI_START`].
+//!
+//! The platform is full (not hardware-reduced) ACPI so that the fixed power button, the PM1
+//! sleep control (S5 poweroff) and the FADT reset register work with Debian's stock kernel,
+//! with the SCI on GSI 9. SMI_CMD is 0: the machine is always in ACPI mode.
+//!
+//! The DSDT declares the i8042 keyboard (PNP0303: with ACPI, Linux probes the i8042 only if
+//! it is declared), COM1 (PNP0501), `\_S5` and every virtio-mmio device in
+//! [`AcpiConfig::virtio_mmio`] as `LNRO0005` with its window and GSI, the way Firecracker
+//! does, because Debian's kernel lacks `virtio_mmio.device=`.
+
+pub mod aml;
+
+use crate::layout;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// One virtio-mmio device as the guest's ACPI sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioMmioAcpi {
+    pub base: u64,
+    pub size: u64,
+    pub gsi: u32,
+}
+
+/// What the table builder needs to know about the machine.
+#[derive(Debug, Clone, Default)]
+pub struct AcpiConfig {
+    pub vcpus: u8,
+    /// virtio-mmio devices, in slot order; the VM builder appends one per attached device.
+    pub virtio_mmio: Vec<VirtioMmioAcpi>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AcpiError {
+    #[error("ACPI tables need {0} bytes, more than the {size} reserved", size = layout::ACPI_SIZE)]
+    TooLarge(usize),
+    #[error("writing ACPI tables to guest memory: {0}")]
+    Memory(#[from] vm_memory::GuestMemoryError),
+}
+
+const OEM_ID: &[u8; 6] = b"VIREO ";
+const OEM_TABLE: &[u8; 8] = b"VIREOVMM";
+
+fn checksum(bytes: &[u8]) -> u8 {
+    0u8.wrapping_sub(bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)))
+}
+
+/// A table with its standard 36-byte header; the length and checksum are fixed in `finish`.
+fn sdt(signature: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(36 + body.len());
+    t.extend_from_slice(signature);
+    t.extend_from_slice(&((36 + body.len()) as u32).to_le_bytes());
+    t.push(revision);
+    t.push(0);
+    t.extend_from_slice(OEM_ID);
+    t.extend_from_slice(OEM_TABLE);
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"VIRO");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(body);
+    t[9] = checksum(&t);
+    t
+}
+
+/// Generic Address Structure for an I/O port register.
+fn gas_io(port: u16, bits: u8, access: u8) -> [u8; 12] {
+    let mut g = [0u8; 12];
+    g[0] = 1;
+    g[1] = bits;
+    g[3] = access;
+    g[4..6].copy_from_slice(&port.to_le_bytes());
+    g
+}
+
+fn fadt(dsdt_addr: u64) -> Vec<u8> {
+    let mut f = vec![0u8; 276 - 36];
+    let put = |f: &mut Vec<u8>, off: usize, bytes: &[u8]| {
+        f[off - 36..off - 36 + bytes.len()].copy_from_slice(bytes);
+    };
+    put(&mut f, 40, &(dsdt_addr as u32).to_le_bytes());
+    put(&mut f, 45, &[1]); // preferred PM profile: desktop
+    put(&mut f, 46, &(layout::SCI_GSI as u16).to_le_bytes());
+    put(&mut f, 56, &u32::from(layout::PM1A_EVT_PORT).to_le_bytes());
+    put(&mut f, 64, &u32::from(layout::PM1A_CNT_PORT).to_le_bytes());
+    put(&mut f, 88, &[layout::PM1_EVT_LEN, layout::PM1_CNT_LEN]);
+    // IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no MSI, no CMOS RTC quirks.
+    put(&mut f, 109, &0b0000_1111u16.to_le_bytes());
+    // Flags: WBINVD, SLP_BUTTON (no sleep button), FIX_RTC, RESET_REG_SUP. PWR_BUTTON clear:
+    // the power button is the fixed-feature one in PM1.
+    let flags: u32 = 1 | (1 << 5) | (1 << 6) | (1 << 10);
+    put(&mut f, 112, &flags.to_le_bytes());
+    put(&mut f, 116, &gas_io(layout::RESET_PORT, 8, 1));
+    put(&mut f, 128, &[layout::RESET_VALUE]);
+    put(&mut f, 140, &dsdt_addr.to_le_bytes());
+    put(
+        &mut f,
+        148,
+        &gas_io(layout::PM1A_EVT_PORT, layout::PM1_EVT_LEN * 8, 2),
+    );
+    put(
+        &mut f,
+        172,
+        &gas_io(layout::PM1A_CNT_PORT, layout::PM1_CNT_LEN * 8, 2),
+    );
+    put(&mut f, 268, b"VIREOVMM");
+    sdt(b"FACP", 6, &f)
+}
+
+fn madt(vcpus: u8) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&(layout::APIC_START as u32).to_le_bytes());
+    m.extend_from_slice(&1u32.to_le_bytes()); // PCAT_COMPAT: there are 8259s
+    for id in 0..vcpus {
+        m.extend_from_slice(&[0, 8, id, id]);
+        m.extend_from_slice(&1u32.to_le_bytes());
+    }
+    m.extend_from_slice(&[1, 12, 0, 0]);
+    m.extend_from_slice(&(layout::IOAPIC_START as u32).to_le_bytes());
+    m.extend_from_slice(&0u32.to_le_bytes());
+    // The SCI is level-triggered, active high (KVM_IRQ_LINE drives it high while pending).
+    m.extend_from_slice(&[2, 10, 0, layout::SCI_GSI as u8]);
+    m.extend_from_slice(&layout::SCI_GSI.to_le_bytes());
+    m.extend_from_slice(&0x000du16.to_le_bytes());
+    sdt(b"APIC", 5, &m)
+}
+
+fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
+    use aml::*;
+    let mut sb = Vec::new();
+    sb.push(device(
+        "COM1",
+        vec![
+            name_decl("_HID", eisa_id("PNP0501")),
+            name_decl("_UID", integer(1)),
+            name_decl(
+                "_CRS",
+                resource_template(vec![
+                    io_port(layout::COM1_PORT, 8),
+                    irq_no_flags(layout::COM1_GSI as u8),
+                ]),
+            ),
+        ],
+    ));
+    sb.push(device(
+        "PS2K",
+        vec![
+            name_decl("_HID", eisa_id("PNP0303")),
+            name_decl(
+                "_CRS",
+                resource_template(vec![
+                    io_port(layout::I8042_DATA_PORT, 1),
+                    io_port(layout::I8042_CMD_PORT, 1),
+                    irq_no_flags(layout::KEYBOARD_GSI as u8),
+                ]),
+            ),
+        ],
+    ));
+    sb.push(device(
+        "RTC",
+        vec![
+            name_decl("_HID", eisa_id("PNP0B00")),
+            name_decl(
+                "_CRS",
+                resource_template(vec![
+                    io_port(layout::RTC_PORT, 2),
+                    irq_no_flags(layout::RTC_GSI as u8),
+                ]),
+            ),
+        ],
+    ));
+    for (i, v) in cfg.virtio_mmio.iter().enumerate() {
+        sb.push(device(
+            &format!("V{i:03X}"),
+            vec![
+                name_decl("_HID", string("LNRO0005")),
+                name_decl("_UID", integer(i as u64)),
+                name_decl("_CCA", integer(1)),
+                name_decl(
+                    "_CRS",
+                    resource_template(vec![
+                        memory32_fixed(v.base as u32, v.size as u32),
+                        interrupt_edge(v.gsi),
+                    ]),
+                ),
+            ],
+        ));
+    }
+    let mut body = scope("\\_SB", sb);
+    // SLP_TYPa for S5 is what the guest writes into PM1a_CNT to power off.
+    body.extend(name_decl(
+        "\\_S5",
+        package(vec![integer(5), integer(0), integer(0), integer(0)]),
+    ));
+    sdt(b"DSDT", 2, &body)
+}
+
+/// SLP_TYP value that `\_S5` announces.
+pub const S5_SLP_TYP: u16 = 5;
+
+/// Writes all tables; returns the RSDP's guest address.
+pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<u64, AcpiError> {
+    let base = layout::ACPI_START;
+    let xsdt_addr = base + 64;
+    let fadt_addr = xsdt_addr + 64;
+    let madt_addr = fadt_addr + 288;
+    let madt = madt(cfg.vcpus);
+    let dsdt_addr = (madt_addr + madt.len() as u64 + 15) & !15;
+    let dsdt = dsdt(cfg);
+    let end = dsdt_addr + dsdt.len() as u64;
+    if end > base + layout::ACPI_SIZE {
+        return Err(AcpiError::TooLarge((end - base) as usize));
+    }
+    let fadt = fadt(dsdt_addr);
+    let mut entries = Vec::new();
+    entries.extend_from_slice(&fadt_addr.to_le_bytes());
+    entries.extend_from_slice(&madt_addr.to_le_bytes());
+    let xsdt = sdt(b"XSDT", 1, &entries);
+
+    let mut rsdp = Vec::with_capacity(36);
+    rsdp.extend_from_slice(b"RSD PTR ");
+    rsdp.push(0);
+    rsdp.extend_from_slice(OEM_ID);
+    rsdp.push(2);
+    rsdp.extend_from_slice(&0u32.to_le_bytes());
+    rsdp.extend_from_slice(&36u32.to_le_bytes());
+    rsdp.extend_from_slice(&xsdt_addr.to_le_bytes());
+    rsdp.extend_from_slice(&[0, 0, 0, 0]);
+    rsdp[8] = checksum(&rsdp[..20]);
+    rsdp[32] = checksum(&rsdp);
+
+    for (addr, bytes) in [
+        (base, &rsdp),
+        (xsdt_addr, &xsdt),
+        (fadt_addr, &fadt),
+        (madt_addr, &madt),
+        (dsdt_addr, &dsdt),
+    ] {
+        mem.write_slice(bytes, GuestAddress(addr))?;
+    }
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_checksum_and_fit() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let mut cfg = AcpiConfig {
+            vcpus: 4,
+            virtio_mmio: Vec::new(),
+        };
+        for i in 0..layout::VIRTIO_MMIO_MAX {
+            let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
+            cfg.virtio_mmio.push(VirtioMmioAcpi {
+                base,
+                size: layout::VIRTIO_MMIO_SIZE,
+                gsi,
+            });
+        }
+        let rsdp = write_tables(&mem, &cfg).unwrap();
+        let mut r = [0u8; 36];
+        mem.read_slice(&mut r, GuestAddress(rsdp)).unwrap();
+        assert_eq!(&r[..8], b"RSD PTR ");
+        assert_eq!(r[..20].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+        assert_eq!(r.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+        let xsdt = u64::from_le_bytes(r[24..32].try_into().unwrap());
+        for t in [fadt(0x1000), madt(4), dsdt(&cfg)] {
+            assert_eq!(t.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
+            assert_eq!(
+                u32::from_le_bytes(t[4..8].try_into().unwrap()) as usize,
+                t.len()
+            );
+        }
+        let mut hdr = [0u8; 4];
+        mem.read_slice(&mut hdr, GuestAddress(xsdt)).unwrap();
+        assert_eq!(&hdr, b"XSDT");
+        let d = dsdt(&cfg);
+        assert!(d.windows(8).any(|w| w == b"LNRO0005"));
+    }
+}

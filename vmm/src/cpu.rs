@@ -1,0 +1,263 @@
+//! vCPU setup: CPUID with the topology fixed up, boot MSRs, registers for the chosen entry
+//! point, FPU and local APIC LINT pins.
+
+use crate::boot::{Entry, GDT};
+use crate::layout;
+use kvm_bindings::{
+    kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
+use kvm_ioctls::{Kvm, VcpuFd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    #[error("vCPU {id}: {what}: {err}")]
+    Kvm {
+        id: u8,
+        what: &'static str,
+        err: kvm_ioctls::Error,
+    },
+    #[error("vCPU {0}: building the MSR list failed")]
+    Msrs(u8),
+}
+
+fn kvm(id: u8, what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> CpuError {
+    move |err| CpuError::Kvm { id, what, err }
+}
+
+/// KVM's supported CPUID, fetched once per VM.
+pub fn supported_cpuid(kvm_: &Kvm) -> Result<CpuId, kvm_ioctls::Error> {
+    kvm_.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+}
+
+fn is_amd(cpuid: &CpuId) -> bool {
+    cpuid
+        .as_slice()
+        .iter()
+        .any(|e| e.function == 0 && e.ebx == 0x6874_7541) // "Auth"
+}
+
+/// Bits needed to number `n` things.
+fn bits_for(n: u32) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        32 - (n - 1).leading_zeros()
+    }
+}
+
+/// Per-vCPU CPUID: APIC IDs and one socket with `vcpus` cores, one thread each.
+pub fn fixup_cpuid(base: &CpuId, id: u8, vcpus: u8) -> CpuId {
+    let mut c = base.clone();
+    let n = u32::from(vcpus);
+    let apic = u32::from(id);
+    let amd = is_amd(base);
+    let core_bits = bits_for(n);
+    for e in c.as_mut_slice() {
+        match e.function {
+            1 => {
+                e.ebx = (e.ebx & 0x0000_ffff) | (apic << 24) | ((n.max(1) & 0xff) << 16);
+                if n > 1 {
+                    e.edx |= 1 << 28;
+                }
+                e.ecx |= 1 << 31; // hypervisor
+            }
+            4 if !amd => {
+                let level = (e.eax >> 5) & 7;
+                let sharing = if level >= 3 { n - 1 } else { 0 };
+                e.eax = (e.eax & 0x3fff) | (sharing << 14) | ((n - 1) << 26);
+            }
+            0xb | 0x1f => {
+                e.edx = apic;
+                match e.index {
+                    0 => {
+                        e.eax = 0;
+                        e.ebx = 1;
+                        e.ecx = (1 << 8) | e.index;
+                    }
+                    1 => {
+                        e.eax = core_bits;
+                        e.ebx = n;
+                        e.ecx = (2 << 8) | e.index;
+                    }
+                    _ => {
+                        e.eax = 0;
+                        e.ebx = 0;
+                        e.ecx = e.index;
+                    }
+                }
+            }
+            0x8000_0001 if amd && n > 1 => e.ecx |= 1 << 1, // CmpLegacy
+            0x8000_0008 if amd => e.ecx = (e.ecx & !0xf0ff) | (core_bits << 12) | (n - 1),
+            0x8000_001e if amd => {
+                e.eax = apic;
+                e.ebx = apic & 0xff; // compute unit = core, one thread per core
+                e.ecx = 0; // node 0, one node
+                e.edx = 0;
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+const MSR_IA32_SYSENTER_CS: u32 = 0x174;
+const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
+const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_CSTAR: u32 = 0xc000_0083;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+const MSR_IA32_TSC: u32 = 0x10;
+const MSR_IA32_MISC_ENABLE: u32 = 0x1a0;
+const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+
+/// Sets everything the vCPU needs before its first KVM_RUN.
+pub fn setup_vcpu(
+    vcpu: &VcpuFd,
+    id: u8,
+    vcpus: u8,
+    cpuid: &CpuId,
+    entry: Entry,
+) -> Result<(), CpuError> {
+    vcpu.set_cpuid2(&fixup_cpuid(cpuid, id, vcpus))
+        .map_err(kvm(id, "KVM_SET_CPUID2"))?;
+    let entries: Vec<kvm_msr_entry> = [
+        (MSR_IA32_SYSENTER_CS, 0),
+        (MSR_IA32_SYSENTER_ESP, 0),
+        (MSR_IA32_SYSENTER_EIP, 0),
+        (MSR_STAR, 0),
+        (MSR_CSTAR, 0),
+        (MSR_KERNEL_GS_BASE, 0),
+        (MSR_SYSCALL_MASK, 0),
+        (MSR_LSTAR, 0),
+        (MSR_IA32_TSC, 0),
+        (MSR_IA32_MISC_ENABLE, 1),             // fast strings
+        (MSR_MTRR_DEF_TYPE, (1 << 11) | 6u64), // MTRRs on, default write-back
+    ]
+    .iter()
+    .map(|(index, data)| kvm_msr_entry {
+        index: *index,
+        data: *data,
+        ..Default::default()
+    })
+    .collect();
+    let msrs = Msrs::from_entries(&entries).map_err(|_| CpuError::Msrs(id))?;
+    // A host that refuses some of these is tolerable; the kernel sets what it needs itself.
+    let _ = vcpu.set_msrs(&msrs);
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
+    vcpu.set_fpu(&fpu).map_err(kvm(id, "KVM_SET_FPU"))?;
+    setup_lapic(vcpu, id)?;
+    if id == 0 {
+        setup_boot_regs(vcpu, id, entry)?;
+    }
+    Ok(())
+}
+
+fn setup_lapic(vcpu: &VcpuFd, id: u8) -> Result<(), CpuError> {
+    let mut lapic = vcpu.get_lapic().map_err(kvm(id, "KVM_GET_LAPIC"))?;
+    let set = |regs: &mut [i8], off: usize, mode: u32| {
+        let mut v = u32::from_le_bytes([
+            regs[off] as u8,
+            regs[off + 1] as u8,
+            regs[off + 2] as u8,
+            regs[off + 3] as u8,
+        ]);
+        v = (v & !0x700) | (mode << 8);
+        for (i, b) in v.to_le_bytes().iter().enumerate() {
+            regs[off + i] = *b as i8;
+        }
+    };
+    set(&mut lapic.regs, 0x350, 7); // LINT0: ExtINT (the 8259)
+    set(&mut lapic.regs, 0x360, 4); // LINT1: NMI
+    vcpu.set_lapic(&lapic).map_err(kvm(id, "KVM_SET_LAPIC"))
+}
+
+/// A KVM segment from a GDT entry.
+pub fn segment(index: u16, entry: u64) -> kvm_segment {
+    let g = ((entry >> 55) & 1) as u8;
+    let limit = (((entry >> 32) & 0xf_0000) | (entry & 0xffff)) as u32;
+    kvm_segment {
+        base: ((entry >> 16) & 0xff_ffff) | (((entry >> 56) & 0xff) << 24),
+        limit: if g == 1 { (limit << 12) | 0xfff } else { limit },
+        selector: index * 8,
+        type_: ((entry >> 40) & 0xf) as u8,
+        present: ((entry >> 47) & 1) as u8,
+        dpl: ((entry >> 45) & 3) as u8,
+        db: ((entry >> 54) & 1) as u8,
+        s: ((entry >> 44) & 1) as u8,
+        l: ((entry >> 53) & 1) as u8,
+        g,
+        avl: ((entry >> 52) & 1) as u8,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+fn setup_boot_regs(vcpu: &VcpuFd, id: u8, entry: Entry) -> Result<(), CpuError> {
+    let mut sregs = vcpu.get_sregs().map_err(kvm(id, "KVM_GET_SREGS"))?;
+    let (code, rip) = match entry {
+        Entry::Linux64 { rip } => (segment(2, GDT[2]), rip),
+        Entry::Pvh { rip } => (segment(1, GDT[1]), rip),
+    };
+    let data = segment(3, GDT[3]);
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = segment(4, GDT[4]);
+    sregs.gdt.base = layout::BOOT_GDT;
+    sregs.gdt.limit = (GDT.len() * 8 - 1) as u16;
+    sregs.idt.base = layout::BOOT_IDT;
+    sregs.idt.limit = 7;
+    let mut regs = kvm_regs {
+        rflags: 2,
+        rip,
+        ..Default::default()
+    };
+    match entry {
+        Entry::Linux64 { .. } => {
+            sregs.cr3 = layout::PML4;
+            sregs.cr4 |= 0x20; // PAE
+            sregs.cr0 |= 0x8000_0001 | 0x10; // PG | PE | ET
+            sregs.efer |= 0x500; // LME | LMA
+            regs.rsi = layout::ZERO_PAGE;
+            regs.rsp = layout::BOOT_STACK;
+            regs.rbp = layout::BOOT_STACK;
+        }
+        Entry::Pvh { .. } => {
+            sregs.cr0 = 0x11; // PE | ET
+            sregs.cr4 = 0;
+            sregs.efer = 0;
+            regs.rbx = layout::PVH_START_INFO;
+        }
+    }
+    vcpu.set_sregs(&sregs).map_err(kvm(id, "KVM_SET_SREGS"))?;
+    vcpu.set_regs(&regs).map_err(kvm(id, "KVM_SET_REGS"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_decoding() {
+        let cs = segment(2, GDT[2]);
+        assert_eq!(
+            (cs.selector, cs.l, cs.db, cs.type_, cs.limit),
+            (0x10, 1, 0, 0xb, 0xffff_ffff)
+        );
+        let ds = segment(3, GDT[3]);
+        assert_eq!((ds.db, ds.type_, ds.s, ds.present), (1, 3, 1, 1));
+        assert_eq!(bits_for(1), 0);
+        assert_eq!(bits_for(2), 1);
+        assert_eq!(bits_for(3), 2);
+        assert_eq!(bits_for(4), 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! Platform devices, one per file.
+
+pub mod acpi_pm;
+pub mod bus;
+pub mod fbmem;
+pub mod i8042;
+pub mod irq;
+pub mod legacy;
+pub mod rtc;
+pub mod serial;

@@ -1,0 +1,197 @@
+//! COM1: a 16550 (vm-superio) whose output goes to a log file, to a bounded in-memory backlog,
+//! and to every console client attached to the serial unix socket; client keystrokes go to the
+//! guest's receive FIFO.
+//!
+//! No byte is lost while nobody is attached: the backlog (the last [`BACKLOG_BYTES`]) is replayed
+//! to each client when it attaches. A client that cannot keep up is dropped rather than
+//! blocking the vCPU that writes the transmit register.
+
+use crate::devices::bus::BusDevice;
+use crate::devices::irq::IrqLine;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vm_superio::{Serial, Trigger};
+
+/// Bytes of guest output kept for replay to clients that attach later.
+pub const BACKLOG_BYTES: usize = 1 << 20;
+
+/// Wraps the irqfd for vm-superio.
+pub struct SerialIrq(pub IrqLine);
+
+impl Trigger for SerialIrq {
+    type E = io::Error;
+    fn trigger(&self) -> io::Result<()> {
+        self.0.trigger()
+    }
+}
+
+/// Where guest output goes.
+pub struct SerialSink {
+    log: Option<File>,
+    backlog: VecDeque<u8>,
+    clients: Vec<UnixStream>,
+    /// Also copy output to our stderr (tests, debugging).
+    pub echo_stderr: bool,
+}
+
+impl SerialSink {
+    pub fn new(log: Option<File>) -> SerialSink {
+        SerialSink {
+            log,
+            backlog: VecDeque::new(),
+            clients: Vec::new(),
+            echo_stderr: false,
+        }
+    }
+
+    fn attach(&mut self, mut client: UnixStream) {
+        let (a, b) = self.backlog.as_slices();
+        // The replay is written blocking with a timeout so a slow client gets all of it.
+        let _ = client.set_write_timeout(Some(Duration::from_secs(2)));
+        if client
+            .write_all(a)
+            .and_then(|_| client.write_all(b))
+            .is_ok()
+        {
+            let _ = client.set_nonblocking(true);
+            self.clients.push(client);
+        }
+    }
+
+    /// The current backlog (for tests and the `serial-backlog` debug path).
+    pub fn backlog(&self) -> Vec<u8> {
+        self.backlog.iter().copied().collect()
+    }
+}
+
+impl Write for SerialSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(f) = &mut self.log {
+            // A full disk must not stop the guest: log once and stop logging.
+            if let Err(e) = f.write_all(buf) {
+                eprintln!("vireo-vmm: serial log write failed, log disabled: {e}");
+                self.log = None;
+            }
+        }
+        if self.echo_stderr {
+            let _ = io::stderr().write_all(buf);
+        }
+        let overflow = (self.backlog.len() + buf.len()).saturating_sub(BACKLOG_BYTES);
+        self.backlog.drain(..overflow.min(self.backlog.len()));
+        self.backlog
+            .extend(buf.iter().rev().take(BACKLOG_BYTES).rev());
+        self.clients.retain_mut(|c| match c.write(buf) {
+            Ok(n) if n == buf.len() => true,
+            Ok(_) | Err(_) => false,
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bus device at 0x3f8..0x400.
+pub struct SerialDevice {
+    pub uart: Serial<SerialIrq, vm_superio::serial::NoEvents, SerialSink>,
+}
+
+impl SerialDevice {
+    pub fn new(irq: IrqLine, sink: SerialSink) -> SerialDevice {
+        SerialDevice {
+            uart: Serial::new(SerialIrq(irq), sink),
+        }
+    }
+}
+
+impl BusDevice for SerialDevice {
+    fn read(&mut self, _base: u64, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        if let (Some(d), Ok(off)) = (data.first_mut(), u8::try_from(offset)) {
+            *d = self.uart.read(off);
+        }
+    }
+
+    fn write(&mut self, _base: u64, offset: u64, data: &[u8]) {
+        if let (Some(&v), Ok(off)) = (data.first(), u8::try_from(offset)) {
+            if let Err(e) = self.uart.write(off, v) {
+                eprintln!("vireo-vmm: serial: {e:?}");
+            }
+        }
+    }
+}
+
+/// Listens on the console socket: replays the backlog to each new client, then forwards what
+/// it types into the UART's receive FIFO (waiting while the FIFO is full, so no keystroke is
+/// dropped).
+pub fn spawn_console_listener(
+    path: &Path,
+    dev: Arc<Mutex<SerialDevice>>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::thread::Builder::new()
+        .name("serial-console".into())
+        .spawn(move || {
+            crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
+            for client in listener.incoming().flatten() {
+                let Ok(reader) = client.try_clone() else {
+                    continue;
+                };
+                dev.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .uart
+                    .writer_mut()
+                    .attach(client);
+                let dev = dev.clone();
+                let _ = std::thread::Builder::new()
+                    .name("serial-input".into())
+                    .spawn(move || forward_input(reader, dev));
+            }
+        })
+}
+
+fn forward_input(mut reader: UnixStream, dev: Arc<Mutex<SerialDevice>>) {
+    crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
+    let _ = reader.set_nonblocking(false);
+    let mut buf = [0u8; 64];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let taken = {
+                let mut d = dev.lock().unwrap_or_else(|e| e.into_inner());
+                d.uart.enqueue_raw_bytes(rest).unwrap_or(0)
+            };
+            rest = &rest[taken..];
+            if !rest.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backlog_is_bounded_and_keeps_the_tail() {
+        let mut s = SerialSink::new(None);
+        let big = vec![b'a'; BACKLOG_BYTES];
+        s.write_all(&big).unwrap();
+        s.write_all(b"tail").unwrap();
+        let b = s.backlog();
+        assert_eq!(b.len(), BACKLOG_BYTES);
+        assert!(b.ends_with(b"aatail"));
+    }
+}

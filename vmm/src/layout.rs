@@ -1,0 +1,167 @@
+//! The guest's physical address map, I/O ports and interrupt lines.
+//!
+//! ```text
+//! 0x0000_0000 ..0x0009_fc00  RAM (real-mode area; boot data below 0x20000)
+//! 0x0009_fc00 ..0x000a_0000  reserved (EBDA)
+//! 0x000e_0000 ..0x0010_0000  reserved: ACPI tables (RSDP at 0xe0000, found by the BIOS-area scan)
+//! 0x0010_0000 ..MMIO_HOLE    RAM
+//! 0xc000_0000 ..0x1_0000_0000  32-bit MMIO hole (never RAM, never in e820 RAM):
+//!     0xd000_0000  framebuffer window, up to 32 MiB (its own KVM slot, dirty-logged)
+//!     0xd800_0000  virtio-mmio devices, 4 KiB each, VIRTIO_MMIO_MAX of them
+//!     0xdf00_0000  boot-time marker (MMIO), 4 KiB
+//!     0xfec0_0000  IOAPIC
+//!     0xfee0_0000  local APICs
+//! 0x1_0000_0000 ..           RAM above the hole, if memory_mib needs it
+//! ```
+
+/// Hard cap on vCPUs (also bounded at run time by KVM_CAP_MAX_VCPUS); APIC IDs stay below 255.
+pub const MAX_VCPUS: usize = 254;
+
+/// End of the low (real-mode) RAM; the EBDA follows.
+pub const LOW_RAM_END: u64 = 0x9_fc00;
+/// Start of the BIOS area reserved for the ACPI tables.
+pub const ACPI_START: u64 = 0xe_0000;
+/// Size of the ACPI area (up to 1 MiB).
+pub const ACPI_SIZE: u64 = 0x2_0000;
+/// Where RAM above the legacy area starts, and where the kernel is loaded.
+pub const HIMEM_START: u64 = 0x10_0000;
+
+/// Boot data (all below 0x20000, inside low RAM, so e820 reports them as RAM the kernel may
+/// reclaim after boot).
+pub const BOOT_GDT: u64 = 0x500;
+pub const BOOT_IDT: u64 = 0x520;
+pub const PVH_START_INFO: u64 = 0x6000;
+pub const PVH_MEMMAP: u64 = 0x6040;
+pub const ZERO_PAGE: u64 = 0x7000;
+pub const PML4: u64 = 0x9000;
+pub const PDPTE: u64 = 0xa000;
+/// Four page directories (identity map of the first 4 GiB with 2 MiB pages).
+pub const PDE: u64 = 0xb000;
+pub const CMDLINE: u64 = 0x2_0000;
+pub const BOOT_STACK: u64 = 0x8ff0;
+
+/// Start of the 32-bit MMIO hole: RAM beyond this address continues at 4 GiB.
+pub const MMIO_HOLE_START: u64 = 0xc000_0000;
+pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
+
+/// The linear framebuffer window.
+pub const FRAMEBUFFER_START: u64 = 0xd000_0000;
+pub const FRAMEBUFFER_MAX_SIZE: u64 = 32 << 20;
+
+/// virtio-mmio device `i` lives at `VIRTIO_MMIO_START + i * VIRTIO_MMIO_SIZE`.
+pub const VIRTIO_MMIO_START: u64 = 0xd800_0000;
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// GSIs for virtio-mmio devices, in slot order. ISA lines in use (0 timer, 1 keyboard, 2 cascade,
+/// 4 COM1, 8 RTC, 9 SCI) are skipped.
+pub const VIRTIO_GSIS: [u32; 17] = [
+    5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+];
+pub const VIRTIO_MMIO_MAX: usize = VIRTIO_GSIS.len();
+
+/// Base of virtio-mmio slot `i`, `None` past the last slot.
+pub fn virtio_mmio_slot(i: usize) -> Option<(u64, u32)> {
+    VIRTIO_GSIS
+        .get(i)
+        .map(|gsi| (VIRTIO_MMIO_START + i as u64 * VIRTIO_MMIO_SIZE, *gsi))
+}
+
+/// Boot-time marker, MMIO flavour (Firecracker-style): any write logs the time since start.
+pub const BOOT_MARKER_MMIO: u64 = 0xdf00_0000;
+pub const BOOT_MARKER_MMIO_SIZE: u64 = 0x1000;
+
+pub const IOAPIC_START: u64 = 0xfec0_0000;
+pub const APIC_START: u64 = 0xfee0_0000;
+
+// I/O ports.
+pub const COM1_PORT: u16 = 0x3f8;
+pub const I8042_DATA_PORT: u16 = 0x60;
+pub const PORT_B: u16 = 0x61;
+pub const I8042_CMD_PORT: u16 = 0x64;
+pub const RTC_PORT: u16 = 0x70;
+/// Boot-time marker, port flavour (Firecracker's debug port).
+pub const BOOT_MARKER_PORT: u16 = 0x3f0;
+/// ACPI fixed-hardware register blocks.
+pub const PM1A_EVT_PORT: u16 = 0x600;
+pub const PM1_EVT_LEN: u8 = 4;
+pub const PM1A_CNT_PORT: u16 = 0x604;
+pub const PM1_CNT_LEN: u8 = 2;
+/// FADT reset register (I/O) and the value that resets.
+pub const RESET_PORT: u16 = 0xcf9;
+pub const RESET_VALUE: u8 = 0x06;
+
+// Interrupt lines (GSI == ISA IRQ below 16).
+pub const KEYBOARD_GSI: u32 = 1;
+pub const COM1_GSI: u32 = 4;
+pub const RTC_GSI: u32 = 8;
+pub const SCI_GSI: u32 = 9;
+
+/// KVM memory slots: RAM uses 0 and 1, the framebuffer `FRAMEBUFFER_SLOT`.
+pub const RAM_SLOT_LOW: u32 = 0;
+pub const RAM_SLOT_HIGH: u32 = 1;
+pub const FRAMEBUFFER_SLOT: u32 = 2;
+
+/// RAM regions (guest address, size) for `mem_size` bytes of guest memory.
+pub fn ram_regions(mem_size: u64) -> Vec<(u64, u64)> {
+    if mem_size <= MMIO_HOLE_START {
+        vec![(0, mem_size)]
+    } else {
+        vec![
+            (0, MMIO_HOLE_START),
+            (MMIO_HOLE_END, mem_size - MMIO_HOLE_START),
+        ]
+    }
+}
+
+/// e820 entry type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum E820Kind {
+    Ram = 1,
+    Reserved = 2,
+}
+
+/// The e820 map the guest is given: RAM minus the legacy holes; the device windows never appear
+/// as RAM.
+pub fn e820_map(mem_size: u64) -> Vec<(u64, u64, E820Kind)> {
+    let mut out = vec![(0, LOW_RAM_END.min(mem_size), E820Kind::Ram)];
+    out.push((LOW_RAM_END, 0xa_0000 - LOW_RAM_END, E820Kind::Reserved));
+    out.push((ACPI_START, ACPI_SIZE, E820Kind::Reserved));
+    for (base, size) in ram_regions(mem_size) {
+        let start = base.max(HIMEM_START);
+        let end = base + size;
+        if end > start {
+            out.push((start, end - start, E820Kind::Ram));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e820_never_covers_device_windows() {
+        for mib in [16u64, 256, 3072, 3073, 8192] {
+            let map = e820_map(mib << 20);
+            let ram: u64 = map
+                .iter()
+                .filter(|e| e.2 == E820Kind::Ram)
+                .map(|e| e.1)
+                .sum();
+            assert_eq!(ram, (mib << 20) - HIMEM_START + LOW_RAM_END, "{mib} MiB");
+            for (base, size, kind) in map {
+                if kind == E820Kind::Ram {
+                    let end = base + size;
+                    assert!(
+                        end <= MMIO_HOLE_START || base >= MMIO_HOLE_END,
+                        "{base:#x}+{size:#x}"
+                    );
+                }
+            }
+        }
+        const { assert!(FRAMEBUFFER_START >= MMIO_HOLE_START) };
+        let (last, _) = virtio_mmio_slot(VIRTIO_MMIO_MAX - 1).unwrap();
+        assert!(last + VIRTIO_MMIO_SIZE <= BOOT_MARKER_MMIO);
+        assert!(virtio_mmio_slot(VIRTIO_MMIO_MAX).is_none());
+    }
+}

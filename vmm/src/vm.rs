@@ -1,0 +1,429 @@
+//! Building a VM from a [`VmConfig`] and running its vCPUs.
+//!
+//! Order: [`Vm::new`] creates KVM objects, guest RAM and the platform devices; optional
+//! devices attach through the hook methods ([`Vm::allocate_virtio_slot`],
+//! [`Vm::attach_virtio_mmio`], [`Vm::framebuffer`], [`Vm::add_control_handler`]); then
+//! [`Vm::load`] loads the kernel and writes ACPI tables (which list the attached virtio
+//! devices) and boot data; [`Vm::start`] spawns the vCPU threads.
+
+use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
+use crate::boot::{self, Entry};
+use crate::config::VmConfig;
+use crate::control::events::EventBus;
+use crate::control::ControlHandler;
+use crate::cpu;
+use crate::devices::acpi_pm::{AcpiPm, ResetPort};
+use crate::devices::bus::{Bus, BusDevice, SharedDevice};
+use crate::devices::fbmem::FramebufferMemory;
+use crate::devices::i8042::{KeyboardInput, I8042};
+use crate::devices::irq::{IrqLine, LevelIrq};
+use crate::devices::legacy::{BootMark, BootMarker, PortB};
+use crate::devices::rtc::Rtc;
+use crate::devices::serial::{SerialDevice, SerialSink};
+use crate::layout;
+use crate::lifecycle::ExitHandle;
+use crate::vcpu::{RunControl, VcpuThread};
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use vm_memory::{
+    GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion, MemoryRegionAddress,
+};
+use vmm_sys_util::eventfd::EventFd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(
+        "cannot open /dev/kvm: permission denied; add this user to the `kvm` group \
+         (`sudo usermod -aG kvm $USER`, then log in again) or ask your administrator"
+    )]
+    KvmPermission,
+    #[error("cannot open /dev/kvm: it does not exist; KVM is not available on this host (enable virtualization in the firmware and load kvm_intel or kvm_amd)")]
+    KvmMissing,
+    #[error("cannot open /dev/kvm: {0}")]
+    KvmOpen(kvm_ioctls::Error),
+    #[error("vcpus: {got} requested, this host's KVM allows at most {max} (KVM_CAP_MAX_VCPUS)")]
+    TooManyVcpus { got: u8, max: usize },
+    #[error("memory_mib: cannot allocate {mib} MiB of guest memory: {reason}")]
+    Memory { mib: u64, reason: String },
+    #[error("KVM: {what}: {err}")]
+    Kvm {
+        what: &'static str,
+        err: kvm_ioctls::Error,
+    },
+    #[error("{0}")]
+    Boot(#[from] boot::BootError),
+    #[error("{0}")]
+    Acpi(#[from] acpi::AcpiError),
+    #[error("{0}")]
+    Cpu(#[from] cpu::CpuError),
+    #[error("device setup: {0}")]
+    Device(String),
+    #[error("no free virtio-mmio slot (at most {})", layout::VIRTIO_MMIO_MAX)]
+    NoVirtioSlot,
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |err| VmError::Kvm { what, err }
+}
+
+fn dev_err(what: &str) -> impl FnOnce(std::io::Error) -> VmError + '_ {
+    move |e| VmError::Device(format!("{what}: {e}"))
+}
+
+/// A virtio-mmio slot handed to a virtio device before it is attached.
+#[derive(Debug)]
+pub struct VirtioSlot {
+    pub index: usize,
+    /// Guest physical base of the 4 KiB register window.
+    pub base: u64,
+    pub size: u64,
+    pub gsi: u32,
+    /// The device's interrupt (irqfd on `gsi`).
+    pub irq: IrqLine,
+}
+
+/// A VM being built and then run.
+pub struct Vm {
+    pub config: VmConfig,
+    pub kvm: Kvm,
+    pub vm_fd: Arc<VmFd>,
+    pub mem: GuestMemoryMmap,
+    pub pio_bus: Arc<Bus>,
+    pub mmio_bus: Arc<Bus>,
+    pub exit: ExitHandle,
+    pub events: EventBus,
+    pub acpi: AcpiConfig,
+    /// The PS/2 keyboard, for input sources (VNC).
+    pub keyboard: KeyboardInput,
+    pub pm: Arc<Mutex<AcpiPm>>,
+    pub serial: Arc<Mutex<SerialDevice>>,
+    pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
+    pub boot_marks: Arc<Mutex<Vec<BootMark>>>,
+    pub control_handlers: Vec<Box<dyn ControlHandler>>,
+    pub start: Instant,
+    pub run: Arc<RunControl>,
+    vcpu_fds: Vec<VcpuFd>,
+    cpuid: CpuId,
+    entry: Option<Entry>,
+}
+
+fn open_kvm() -> Result<Kvm, VmError> {
+    Kvm::new().map_err(|e| match e.errno() {
+        libc::EACCES | libc::EPERM => VmError::KvmPermission,
+        libc::ENOENT | libc::ENXIO | libc::ENODEV => VmError::KvmMissing,
+        _ => VmError::KvmOpen(e),
+    })
+}
+
+impl Vm {
+    /// Creates the VM, its memory and platform devices. `start` is when the process started
+    /// (boot-marker times are relative to it).
+    pub fn new(config: VmConfig, start: Instant) -> Result<Vm, VmError> {
+        let kvm = open_kvm()?;
+        let max = kvm.get_max_vcpus();
+        if usize::from(config.vcpus) > max {
+            return Err(VmError::TooManyVcpus {
+                got: config.vcpus,
+                max,
+            });
+        }
+        let vm_fd = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
+        vm_fd
+            .set_tss_address(0xfffb_d000)
+            .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
+        let _ = vm_fd.set_identity_map_address(0xfffb_c000);
+        vm_fd
+            .create_irq_chip()
+            .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
+        let pit = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm_fd.create_pit2(pit).map_err(kvm_err("KVM_CREATE_PIT2"))?;
+
+        let mem_size = config.memory_mib << 20;
+        let ranges: Vec<(GuestAddress, usize)> = layout::ram_regions(mem_size)
+            .into_iter()
+            .map(|(b, s)| (GuestAddress(b), s as usize))
+            .collect();
+        let mem = GuestMemoryMmap::<()>::from_ranges(&ranges).map_err(|e| VmError::Memory {
+            mib: config.memory_mib,
+            reason: e.to_string(),
+        })?;
+        for (slot, region) in mem.iter().enumerate() {
+            let host = region
+                .get_host_address(MemoryRegionAddress(0))
+                .map_err(|e| VmError::Memory {
+                    mib: config.memory_mib,
+                    reason: e.to_string(),
+                })?;
+            let mr = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: host as u64,
+            };
+            // SAFETY: the region belongs to `mem`, which lives as long as the VM (the Vm owns
+            // both and the process exits with them).
+            unsafe { vm_fd.set_user_memory_region(mr) }
+                .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+        }
+
+        let exit = ExitHandle::new().map_err(dev_err("exit eventfd"))?;
+        let events = EventBus::new();
+        let pio_bus = Arc::new(Bus::new());
+        let mmio_bus = Arc::new(Bus::new());
+
+        // COM1
+        let log = match &config.serial.log {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| VmError::Device(format!("serial.log {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        let mut sink = SerialSink::new(log);
+        sink.echo_stderr = std::env::var_os("VIREO_VMM_SERIAL_STDERR").is_some();
+        let serial_irq = IrqLine::new(&vm_fd, layout::COM1_GSI).map_err(dev_err("COM1 irqfd"))?;
+        let serial = Arc::new(Mutex::new(SerialDevice::new(serial_irq, sink)));
+        insert(&pio_bus, serial.clone(), layout::COM1_PORT.into(), 8)?;
+
+        // i8042 (one instance at both ports)
+        let kbd_irq = IrqLine::new(&vm_fd, layout::KEYBOARD_GSI).map_err(dev_err("i8042 irqfd"))?;
+        let i8042 = Arc::new(Mutex::new(I8042::new(Some(kbd_irq), exit.clone())));
+        insert(&pio_bus, i8042.clone(), layout::I8042_DATA_PORT.into(), 1)?;
+        insert(&pio_bus, i8042.clone(), layout::I8042_CMD_PORT.into(), 1)?;
+        let keyboard = KeyboardInput::new(i8042);
+
+        insert(
+            &pio_bus,
+            Arc::new(Mutex::new(PortB::default())),
+            layout::PORT_B.into(),
+            1,
+        )?;
+        insert(
+            &pio_bus,
+            Arc::new(Mutex::new(Rtc::new())),
+            layout::RTC_PORT.into(),
+            2,
+        )?;
+
+        let pm = Arc::new(Mutex::new(AcpiPm::new(
+            Some(LevelIrq::new(vm_fd.clone(), layout::SCI_GSI)),
+            exit.clone(),
+        )));
+        insert(&pio_bus, pm.clone(), layout::PM1A_EVT_PORT.into(), 6)?;
+        insert(
+            &pio_bus,
+            Arc::new(Mutex::new(ResetPort::new(exit.clone()))),
+            layout::RESET_PORT.into(),
+            1,
+        )?;
+
+        let ev = events.clone();
+        let marker = BootMarker::new(
+            start,
+            Some(Box::new(move |m: BootMark| {
+                ev.emit(
+                    "boot-marker",
+                    serde_json::json!({"value": m.value, "ms": m.since_start.as_secs_f64() * 1000.0}),
+                )
+            })),
+        );
+        let boot_marks = marker.marks();
+        if config.boot_marker {
+            let marker = Arc::new(Mutex::new(marker));
+            insert(&pio_bus, marker.clone(), layout::BOOT_MARKER_PORT.into(), 1)?;
+            insert(
+                &mmio_bus,
+                marker,
+                layout::BOOT_MARKER_MMIO,
+                layout::BOOT_MARKER_MMIO_SIZE,
+            )?;
+        }
+
+        let mut vcpu_fds = Vec::new();
+        for id in 0..config.vcpus {
+            vcpu_fds.push(
+                vm_fd
+                    .create_vcpu(u64::from(id))
+                    .map_err(kvm_err("KVM_CREATE_VCPU"))?,
+            );
+        }
+        let cpuid = cpu::supported_cpuid(&kvm).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        let run = Arc::new(RunControl::new(usize::from(config.vcpus)));
+        let acpi = AcpiConfig {
+            vcpus: config.vcpus,
+            virtio_mmio: Vec::new(),
+        };
+
+        Ok(Vm {
+            config,
+            kvm,
+            vm_fd,
+            mem,
+            pio_bus,
+            mmio_bus,
+            exit,
+            events,
+            acpi,
+            keyboard,
+            pm,
+            serial,
+            framebuffer_mem: None,
+            boot_marks,
+            control_handlers: Vec::new(),
+            start,
+            run,
+            vcpu_fds,
+            cpuid,
+            entry: None,
+        })
+    }
+
+    // ---- Hook points for optional devices (see the crate docs) ----
+
+    /// Reserves the next virtio-mmio window and GSI and creates its irqfd.
+    pub fn allocate_virtio_slot(&mut self) -> Result<VirtioSlot, VmError> {
+        let index = self.acpi.virtio_mmio.len();
+        let (base, gsi) = layout::virtio_mmio_slot(index).ok_or(VmError::NoVirtioSlot)?;
+        let irq = IrqLine::new(&self.vm_fd, gsi).map_err(dev_err("virtio irqfd"))?;
+        // Reserve now so a second allocation gets the next slot even before attach.
+        self.acpi.virtio_mmio.push(VirtioMmioAcpi {
+            base,
+            size: layout::VIRTIO_MMIO_SIZE,
+            gsi,
+        });
+        Ok(VirtioSlot {
+            index,
+            base,
+            size: layout::VIRTIO_MMIO_SIZE,
+            gsi,
+            irq,
+        })
+    }
+
+    /// Puts a virtio-mmio device on the MMIO bus at its slot (it then appears in the DSDT).
+    pub fn attach_virtio_mmio(
+        &mut self,
+        slot: &VirtioSlot,
+        dev: SharedDevice,
+    ) -> Result<(), VmError> {
+        self.mmio_bus
+            .insert(dev, slot.base, slot.size)
+            .map_err(|e| VmError::Device(e.to_string()))
+    }
+
+    /// Registers an ioeventfd: a guest write to MMIO `addr` (e.g. QueueNotify at base + 0x50)
+    /// signals `evt` inside KVM without a userspace exit; `datamatch` restricts it to one
+    /// value (the queue index).
+    pub fn register_ioevent(
+        &self,
+        evt: &EventFd,
+        addr: u64,
+        datamatch: Option<u32>,
+    ) -> Result<(), VmError> {
+        let a = IoEventAddress::Mmio(addr);
+        match datamatch {
+            Some(v) => self.vm_fd.register_ioevent(evt, &a, v),
+            None => self.vm_fd.register_ioevent(evt, &a, NoDatamatch),
+        }
+        .map_err(kvm_err("KVM_IOEVENTFD"))
+    }
+
+    /// Creates the framebuffer memory slot (dirty-logged) from `config.display`, once. Its
+    /// geometry goes into boot_params.screen_info when the kernel is loaded.
+    pub fn framebuffer(&mut self) -> Result<Option<Arc<FramebufferMemory>>, VmError> {
+        if self.framebuffer_mem.is_none() {
+            if let Some(d) = &self.config.display {
+                let fb = FramebufferMemory::new(self.vm_fd.clone(), d.width, d.height)
+                    .map_err(dev_err("framebuffer"))?;
+                self.framebuffer_mem = Some(Arc::new(fb));
+            }
+        }
+        Ok(self.framebuffer_mem.clone())
+    }
+
+    /// Adds control commands (e.g. `screendump`, `vnc-info`).
+    pub fn add_control_handler(&mut self, h: Box<dyn ControlHandler>) {
+        self.control_handlers.push(h);
+    }
+
+    /// Attaches the optional devices the config asks for. Each subsystem adds one call here.
+    pub fn attach_optional_devices(&mut self) -> Result<(), VmError> {
+        // Framebuffer memory is created here so screen_info is right even before the VNC
+        // server exists; the VNC code takes it with `vm.framebuffer()`.
+        self.framebuffer()?;
+        Ok(())
+    }
+
+    /// Loads kernel, initrd and command line; writes ACPI tables, boot data and vCPU state.
+    pub fn load(&mut self) -> Result<(), VmError> {
+        let mem_size = self.config.memory_mib << 20;
+        let mut loaded = boot::load_kernel(&self.mem, &self.config.kernel, mem_size)?;
+        if let Some(initrd) = &self.config.initrd {
+            boot::load_initrd(&self.mem, initrd, &mut loaded, mem_size)?;
+        }
+        boot::write_cmdline(&self.mem, &self.config.cmdline)?;
+        boot::write_boot_structures(&self.mem)?;
+        let rsdp = acpi::write_tables(&self.mem, &self.acpi)?;
+        match (&loaded.entry, &loaded.setup_header) {
+            (Entry::Linux64 { .. }, Some(hdr)) => {
+                let fb = self.framebuffer_mem.as_ref().map(|f| f.geometry());
+                boot::zeropage::write(
+                    &self.mem,
+                    hdr,
+                    mem_size,
+                    self.config.cmdline.len() + 1,
+                    loaded.initrd,
+                    rsdp,
+                    fb,
+                )
+                .map_err(boot::BootError::from)?;
+            }
+            _ => boot::write_pvh_start_info(&self.mem, mem_size, loaded.initrd, rsdp)?,
+        }
+        for (id, vcpu) in self.vcpu_fds.iter().enumerate() {
+            cpu::setup_vcpu(vcpu, id as u8, self.config.vcpus, &self.cpuid, loaded.entry)?;
+        }
+        self.entry = Some(loaded.entry);
+        Ok(())
+    }
+
+    /// Spawns one thread per vCPU.
+    pub fn start(&mut self) -> Result<Vec<VcpuThread>, VmError> {
+        crate::vcpu::install_kick_handler()
+            .map_err(|e| VmError::Device(format!("signal handler: {e}")))?;
+        let mut threads = Vec::new();
+        for (id, fd) in std::mem::take(&mut self.vcpu_fds).into_iter().enumerate() {
+            let t = crate::vcpu::spawn(
+                id as u8,
+                fd,
+                self.pio_bus.clone(),
+                self.mmio_bus.clone(),
+                self.exit.clone(),
+                self.run.clone(),
+                self.config.seccomp,
+            )
+            .map_err(dev_err("vCPU thread"))?;
+            threads.push(t);
+        }
+        Ok(threads)
+    }
+}
+
+fn insert<D: BusDevice + 'static>(
+    bus: &Bus,
+    dev: Arc<Mutex<D>>,
+    base: u64,
+    len: u64,
+) -> Result<(), VmError> {
+    bus.insert(dev, base, len)
+        .map_err(|e| VmError::Device(e.to_string()))
+}
