@@ -92,6 +92,7 @@ fn run(cfg: VmConfig, control: &std::path::Path, start: Instant) -> Result<ExitR
         exit: vm.exit.clone(),
         events: vm.events.clone(),
         boot_marks: vm.boot_marks.clone(),
+        keyboard: vm.keyboard.clone(),
         handlers: std::mem::take(&mut vm.control_handlers),
     };
     if seccomp {

@@ -22,6 +22,8 @@
 //! - `reset` → `{}`: ends this process with the reboot exit status (2); the driver starts the
 //!   machine again.
 //! - `quit` → `{}`: stops the VM at once; exit status 0.
+//! - `send-scancodes` `{"codes":[u8...]}` → `{}`: types set-1 scancodes into the i8042.
+//! - `send-text` `{"text":S}` → `{}`: types ASCII text (US layout; `\n` is Enter).
 //! - `query-commands` → list of command names (including those added by extensions).
 //!
 //! Events: `state-changed` `{"state":...}`, `boot-marker` `{"value","ms"}`, `poweroff`,

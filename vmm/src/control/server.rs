@@ -4,6 +4,7 @@
 use crate::control::events::EventBus;
 use crate::control::{ControlHandler, PROTOCOL_VERSION};
 use crate::devices::acpi_pm::AcpiPm;
+use crate::devices::i8042::KeyboardInput;
 use crate::devices::legacy::BootMark;
 use crate::lifecycle::{ExitHandle, ExitReason};
 use crate::vcpu::{RunControl, VcpuThread};
@@ -51,6 +52,7 @@ pub struct ControlContext {
     pub exit: ExitHandle,
     pub events: EventBus,
     pub boot_marks: Arc<Mutex<Vec<BootMark>>>,
+    pub keyboard: KeyboardInput,
     pub handlers: Vec<Box<dyn ControlHandler>>,
 }
 
@@ -312,6 +314,40 @@ impl ControlServer {
                 ctx.exit.request(ExitReason::Quit);
                 Ok(json!({}))
             }
+            "send-scancodes" => {
+                let codes = args.get("codes").and_then(Value::as_array).ok_or((
+                    "GenericError",
+                    "arguments.codes: expected an array of bytes".to_string(),
+                ))?;
+                let mut bytes = Vec::with_capacity(codes.len());
+                for (i, c) in codes.iter().enumerate() {
+                    match c.as_u64().and_then(|v| u8::try_from(v).ok()) {
+                        Some(b) => bytes.push(b),
+                        None => {
+                            return Err((
+                                "GenericError",
+                                format!("arguments.codes[{i}]: not a byte"),
+                            ))
+                        }
+                    }
+                }
+                ctx.keyboard.push_scancodes(&bytes);
+                Ok(json!({}))
+            }
+            "send-text" => {
+                let text = args.get("text").and_then(Value::as_str).ok_or((
+                    "GenericError",
+                    "arguments.text: expected a string".to_string(),
+                ))?;
+                let codes = crate::devices::scancodes::text_to_set1(text).map_err(|c| {
+                    (
+                        "GenericError",
+                        format!("arguments.text: no US-layout key for {c:?}"),
+                    )
+                })?;
+                ctx.keyboard.push_scancodes(&codes);
+                Ok(json!({}))
+            }
             "query-commands" => {
                 let mut names = vec![
                     "status",
@@ -320,6 +356,8 @@ impl ControlServer {
                     "power-down",
                     "reset",
                     "quit",
+                    "send-scancodes",
+                    "send-text",
                     "query-commands",
                 ];
                 for h in &ctx.handlers {

@@ -8,3 +8,4 @@ pub mod irq;
 pub mod legacy;
 pub mod rtc;
 pub mod serial;
+pub mod scancodes;
