@@ -487,3 +487,233 @@ impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::{DiskSpec, PortForward};
+    use crate::values::{DiskBus, ImageFormat, InterfaceType};
+    use crate::ErrorKind;
+
+    const DOC: &str = "<?xml version='1.0'?>\n<!-- keep me -->\n<domain type='kvm' xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\">\n  <name>vm1</name>\n  <memory unit='GiB'>2</memory>\n  <vcpu>2</vcpu>\n  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <boot dev='hd'/>\n    <boot dev='cdrom'/>\n  </os>\n  <devices>\n    <disk type='file' device='disk'>\n      <source file='/a.img'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n    <disk type=\"block\" device=\"cdrom\">\n      <source dev=\"/dev/sr0\"/>\n      <target dev=\"hdc\"/>\n      <readonly/>\n    </disk>\n    <interface type='user'>\n      <mac address='52:54:00:aa:bb:cc'/>\n    </interface>\n    <unknown-device foo='bar'><x/></unknown-device>\n  </devices>\n  <qemu:commandline>\n    <qemu:arg value='-nodefaults'/>\n  </qemu:commandline>\n</domain>\n";
+
+    fn dom() -> Domain {
+        Domain::parse(DOC).expect("parse")
+    }
+
+    #[test]
+    fn reads_typed_values() {
+        let d = dom();
+        assert_eq!(d.virt_type(), Some(VirtType::Kvm));
+        assert_eq!(d.name().as_deref(), Some("vm1"));
+        assert_eq!(d.memory().expect("mem"), Some(2 << 30));
+        assert_eq!(d.current_memory().expect("cur"), None);
+        assert_eq!(d.vcpu().expect("vcpu"), Some(2));
+        let os = d.os().expect("os");
+        assert_eq!(os.os_type(), Some(OsType::Hvm));
+        assert_eq!(os.arch().as_deref(), Some("x86_64"));
+        assert_eq!(os.machine().as_deref(), Some("pc"));
+        assert_eq!(os.boot_devs(), vec![BootDev::Hd, BootDev::Cdrom]);
+        let devs = d.devices().expect("devices");
+        let disks = devs.disks();
+        assert_eq!(disks.len(), 2);
+        assert_eq!(disks[0].source().as_deref(), Some("/a.img"));
+        assert_eq!(disks[1].source().as_deref(), Some("/dev/sr0"));
+        assert_eq!(disks[1].device(), crate::values::DiskDevice::Cdrom);
+        assert!(disks[1].readonly());
+        assert_eq!(disks[1].path(), "domain/devices/disk[2]");
+        assert_eq!(devs.interfaces()[0].iface_type(), Some(InterfaceType::User));
+    }
+
+    #[test]
+    fn untouched_is_identical_and_edits_are_local() {
+        let mut d = dom();
+        assert_eq!(d.to_xml(), DOC);
+        d.set_name("vm2");
+        let expected = DOC.replace("<name>vm1</name>", "<name>vm2</name>");
+        assert_eq!(d.to_xml(), expected);
+        // A value-preserving edit of an attribute keeps its quotes.
+        d.devices_mut()
+            .disk_mut(1)
+            .expect("disk")
+            .set_target("hdc", None);
+        assert_eq!(d.to_xml(), expected);
+    }
+
+    #[test]
+    fn new_elements_take_canonical_places() {
+        let mut d = dom();
+        d.set_current_memory(Some(1 << 30));
+        d.set_uuid("6695eb01-f6a4-8304-79aa-97f2502e193f");
+        d.set_lifecycle(LifecycleEvent::Reboot, Some(&LifecycleAction::Destroy));
+        d.set_clock_offset(&ClockOffset::Utc);
+        d.os_mut().set_kernel(Some("/vmlinuz"));
+        d.devices_mut().set_emulator(Some("/usr/bin/vireo-vmm"));
+        d.devices_mut()
+            .add(DiskSpec::file("/b.qcow2", ImageFormat::Qcow2, "vdb").to_element());
+        let xml = d.to_xml();
+        let order = |needle: &str| {
+            xml.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing in\n{xml}"))
+        };
+        assert!(order("<name>") < order("<uuid>"));
+        assert!(order("<memory") < order("<currentMemory unit='KiB'>1048576</currentMemory>"));
+        assert!(order("<currentMemory") < order("<vcpu>"));
+        assert!(order("<type arch") < order("<kernel>/vmlinuz</kernel>"));
+        assert!(order("<kernel>") < order("<boot dev='hd'/>"));
+        assert!(order("</os>") < order("<clock offset='utc'/>"));
+        assert!(order("<clock") < order("<on_reboot>destroy</on_reboot>"));
+        assert!(order("<on_reboot>") < order("<devices>"));
+        assert!(order("<devices>") < order("<emulator>"));
+        assert!(order("<emulator>") < order("<disk type='file'"));
+        assert!(order("/dev/sr0") < order("/b.qcow2"));
+        assert!(order("/b.qcow2") < order("<interface"));
+        assert!(xml.contains("\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='/b.qcow2'/>\n      <target dev='vdb' bus='virtio'/>\n    </disk>\n    <interface"), "{xml}");
+        assert!(xml.contains("<unknown-device foo='bar'><x/></unknown-device>"));
+        assert!(xml.contains("<qemu:arg value='-nodefaults'/>"));
+        assert!(xml.starts_with("<?xml version='1.0'?>\n<!-- keep me -->\n"));
+        let back = Domain::parse(&xml).expect("reparse");
+        assert_eq!(back.current_memory().expect("cur"), Some(1 << 30));
+        assert_eq!(
+            back.devices().expect("devs").disks()[2].target_bus(),
+            Some(DiskBus::Virtio)
+        );
+    }
+
+    #[test]
+    fn removing_and_port_forwards() {
+        let mut d = dom();
+        {
+            let mut devs = d.devices_mut();
+            assert!(devs.remove_disk(0).is_some());
+            let mut i = devs.interface_mut(0).expect("iface");
+            i.add_port_forward(&PortForward::tcp(2222, 22));
+        }
+        let devs = d.devices().expect("devs");
+        assert_eq!(devs.disks().len(), 1);
+        assert_eq!(devs.disks()[0].path(), "domain/devices/disk");
+        assert_eq!(
+            devs.interfaces()[0].port_forwards(),
+            vec![PortForward::tcp(2222, 22)]
+        );
+        let xml = d.to_xml();
+        assert!(xml.contains("      <mac address='52:54:00:aa:bb:cc'/>\n      <portForward proto='tcp'>\n        <range start='2222' to='22'/>\n      </portForward>\n    </interface>"), "{xml}");
+    }
+
+    #[test]
+    fn metadata_matches_namespace_not_prefix() {
+        let xml = "<domain type='kvm'><name>a</name><metadata><v:vm xmlns:v='https://vireo.org/xmlns/vireo/1.0'><v:os>debian</v:os></v:vm><other:x xmlns:other='urn:other'/></metadata></domain>";
+        let mut d = Domain::parse(xml).expect("parse");
+        assert_eq!(d.vireo_value("os").as_deref(), Some("debian"));
+        d.set_vireo_value("os", Some("fedora"));
+        d.set_vireo_value("new", Some("1"));
+        assert_eq!(d.vireo_value("os").as_deref(), Some("fedora"));
+        assert_eq!(d.vireo_value("new").as_deref(), Some("1"));
+        assert!(d.to_xml().contains("<v:new>1</v:new>"));
+        assert!(d.to_xml().contains("<other:x xmlns:other='urn:other'/>"));
+        let mut e = Domain::parse("<domain type='kvm'><name>a</name></domain>").expect("parse");
+        assert_eq!(e.vireo_value("os"), None);
+        e.set_vireo_value("os", Some("x"));
+        assert_eq!(e.vireo_value("os").as_deref(), Some("x"));
+        assert!(e
+            .to_xml()
+            .contains("xmlns:vireo='https://vireo.org/xmlns/vireo/1.0'"));
+    }
+
+    #[test]
+    fn memory_errors_name_the_field() {
+        let d =
+            Domain::parse("<domain type='kvm'>\n  <memory unit='parsecs'>2</memory>\n</domain>")
+                .expect("parse");
+        let e = d.memory().expect_err("bad unit");
+        assert_eq!(e.path, "domain/memory");
+        assert_eq!(e.attribute.as_deref(), Some("unit"));
+        assert_eq!(e.pos.map(|p| (p.line, p.column)), Some((2, 3)));
+        assert!(e.to_string().contains("unknown unit 'parsecs'"), "{e}");
+    }
+
+    #[test]
+    fn validation_reports_everything_with_paths() {
+        let xml = "<domain type='kvm'>
+  <name>bad/name</name>
+  <uuid>not-a-uuid</uuid>
+  <memory unit='MiB'>512</memory>
+  <currentMemory unit='GiB'>1</currentMemory>
+  <vcpu>0</vcpu>
+  <os><type>hvm</type></os>
+  <on_reboot>coredump-restart</on_reboot>
+  <devices>
+    <disk type='file' device='disk'>
+      <target dev='vda'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <target bus='virtio'/>
+    </disk>
+    <disk type='file' device='floppy'>
+      <target dev='vda'/>
+    </disk>
+    <interface type='user'><mac address='01:00:5e:00:00:01'/></interface>
+    <interface type='bogus'><mac address='zz'/></interface>
+    <graphics type='vnc' port='70000'/>
+    <input type='tablet' bus='ps3'/>
+  </devices>
+</domain>";
+        let d = Domain::parse(xml).expect("parse");
+        let errs = d.validate().expect_err("invalid");
+        let msgs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let has = |s: &str| msgs.iter().any(|m| m.contains(s));
+        assert!(
+            has("domain/devices/disk[2]/target: missing attribute dev"),
+            "{errs}"
+        );
+        assert!(
+            has("line 14, column 7: domain/devices/disk[2]/target"),
+            "{errs}"
+        );
+        assert!(has("domain/devices/disk[3]/target: duplicate disk target 'vda' (first used at domain/devices/disk[1]/target)"), "{errs}");
+        assert!(has("domain/name: invalid value 'bad/name'"), "{errs}");
+        assert!(has("domain/uuid"), "{errs}");
+        assert!(has("domain/currentMemory: currentMemory (1073741824 bytes) is larger than memory (536870912 bytes)"), "{errs}");
+        assert!(has("domain/vcpu"), "{errs}");
+        assert!(has("domain/on_reboot"), "{errs}");
+        assert!(
+            has("domain/devices/interface[1]/mac: invalid value '01:00:5e:00:00:01'"),
+            "{errs}"
+        );
+        assert!(
+            has("domain/devices/interface[2]: invalid value 'bogus' for interface@type"),
+            "{errs}"
+        );
+        assert!(
+            has("domain/devices/interface[2]/mac: invalid value 'zz'"),
+            "{errs}"
+        );
+        assert!(
+            has("domain/devices/graphics: invalid value '70000' for graphics@port"),
+            "{errs}"
+        );
+        assert!(
+            has("domain/devices/input: invalid value 'ps3' for input@bus"),
+            "{errs}"
+        );
+        // GUI mapping: kind + path + attribute.
+        let mac = errs
+            .iter()
+            .find(|e| e.path == "domain/devices/interface[1]/mac")
+            .expect("mac error");
+        assert_eq!(
+            mac.field(),
+            ("domain/devices/interface[1]/mac", Some("address"))
+        );
+        assert!(matches!(mac.kind, ErrorKind::InvalidValue { .. }));
+        // Document order.
+        let lines: Vec<u32> = errs.iter().filter_map(|e| e.pos.map(|p| p.line)).collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    }
+
+    #[test]
+    fn wrong_root_is_an_error() {
+        let e = Domain::parse("<network/>").expect_err("not a domain");
+        assert!(matches!(e.kind, ErrorKind::WrongRoot { .. }));
+    }
+}
