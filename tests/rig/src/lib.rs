@@ -1,1 +1,80 @@
-//! The nested-KVM test rig.
+//! Vireo's nested-KVM test rig.
+//!
+//! Stock Linux guests need a hardware-virtualising KVM (kvm_amd / kvm_intel). Machines without
+//! one (our build and CI machines expose only a paravirtual `kvm_pvm`) get it from the rig:
+//! **L1** is Debian's bookworm kernel under QEMU TCG with `-cpu EPYC` (AMD SVM + nested paging),
+//! whose busybox init loads irqbypass, kvm, ccp, kvm_amd; inside it, **L2** guests run on a real
+//! `/dev/kvm`. On a host that has hardware KVM the same tests run directly, without L1.
+//!
+//! # How L1 sees the host
+//! Commands run in L1 in a chroot whose `/usr` and `/etc` are the host's (9p, read-only), so
+//! the host's QEMU, libraries, firmware and tools are all there. The cargo target dir, the
+//! workspace, the rig cache and [`RigConfig::shares`] / `VIREO_RIG_SHARE` are shared at the
+//! same absolute paths: a binary built on the host runs in L1 under its host path. `/tmp`,
+//! `/run`, `/root` are writable and private to L1.
+//!
+//! # The API
+//! - [`run_command`]`(script, timeout) -> Result<CmdOutput>`: POSIX sh where a real KVM is
+//!   (host with hardware KVM, else the shared L1).
+//! - [`run_scenario`]`(&Scenario, &Launcher) -> Result<ScenarioReport>`: boots the stock Debian
+//!   kernel as L2 with a scenario script; [`ScenarioReport::check`] turns a failed scenario into
+//!   an error saying what failed and where L2 stalled.
+//! - [`with_shared`]`(|rig: &mut Rig| ...)`: the process-wide L1 (booted once, on first use;
+//!   calls serialised); [`Rig::boot`] / [`Rig::run`] for your own L1.
+//! - [`l2`]: [`GuestImage`], [`Scenario`], [`Launcher`] (`Qemu` or `VireoVmm { binary }`),
+//!   the console protocol and its parser [`l2::parse_line`].
+//! - [`debian`]: fetch + cache Debian packages (kernel, busybox-static).
+//! - [`initramfs`] / [`cpio`]: a newc writer and an initramfs builder (busybox, modules with
+//!   their load order, init script, concatenated archives); [`modules`] resolves module
+//!   dependencies from their `.modinfo`.
+//! - [`kvm`]: what KVM the host has ([`kvm::detect`], [`kvm::mode`]).
+//! - [`timing`]: every measured phase (L1 boot, L2 boot, scenario, command); `timing::report()`.
+//!
+//! Nothing is skipped: a missing prerequisite (QEMU, apt, a package) is an error, so a test
+//! that uses the rig fails loudly, in CI and elsewhere.
+//!
+//! # A rig-backed test
+//! ```no_run
+//! use std::time::Duration;
+//! use vireo_rig::{run_scenario, Launcher, Scenario};
+//!
+//! // tests/boots_linux.rs of some crate (add `vireo-rig` as a dev-dependency).
+//! #[test]
+//! fn stock_kernel_sees_a_virtio_disk() {
+//!     let sc = Scenario::new(
+//!         "virtio-blk",
+//!         "vireo_wait_for /dev/vda 10\nvireo_check vda-size cat /sys/block/vda/size\n",
+//!     )
+//!     .expect_pass("vda-size")
+//!     .timeout(Duration::from_secs(180));
+//!     // `Launcher::parse("vmm")` finds the vireo-vmm built into the same target dir.
+//!     let launcher = Launcher::parse("vmm").unwrap();
+//!     let report = run_scenario(&sc, &launcher).unwrap_or_else(|e| panic!("rig: {e}"));
+//!     report.check().unwrap_or_else(|e| panic!("{e}"));
+//! }
+//! ```
+//! Scenario scripts run under busybox `sh` in L2 with helpers: `vireo_result NAME pass|fail
+//! DETAIL`, `vireo_check NAME CMD...`, `vireo_wait_for PATH SECONDS`. The guest reports
+//! `VIREO-L2-INIT`, `VIREO-RESULT name=.. status=pass|fail detail=..` and `VIREO-DONE rc=N`
+//! lines on its serial console.
+//!
+//! Environment: `VIREO_RIG_MODE=direct|nested`, `VIREO_RIG_QEMU`, `VIREO_RIG_CPU`,
+//! `VIREO_RIG_SHARE`, `VIREO_RIG_BOOT_TIMEOUT`, `VIREO_RIG_QUIET`, `VIREO_RIG_VERBOSE`,
+//! `VIREO_RIG_KERNEL_PACKAGE`, `VIREO_VMM`, `XDG_CACHE_HOME`.
+
+pub mod cpio;
+pub mod debian;
+pub mod error;
+mod exec;
+pub mod initramfs;
+pub mod kvm;
+pub mod l2;
+pub mod modules;
+pub mod rig;
+mod spawn;
+pub mod timing;
+
+pub use error::{Result, RigError};
+pub use exec::{run_command, run_direct, run_scenario};
+pub use l2::{GuestImage, Launcher, Scenario, ScenarioReport};
+pub use rig::{with_shared, CmdOutput, Line, Rig, RigConfig};

@@ -1,0 +1,193 @@
+//! `vireo-rig`: run a command, or an L2 scenario, where a real KVM is.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use vireo_rig::kvm::{self, Mode};
+use vireo_rig::{l2::shell_quote, Launcher, RigConfig, Scenario};
+
+#[derive(Parser)]
+#[command(version, about = "Vireo's nested-KVM test rig", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot L1 (QEMU TCG with SVM + nested paging) and run COMMAND in it; exit with its status.
+    Run {
+        /// Seconds the command may take.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Extra host directory visible read-only at the same path inside L1 (repeatable).
+        #[arg(long)]
+        share: Vec<PathBuf>,
+        /// Run on this host instead (needs hardware KVM); default: decided by the host's KVM.
+        #[arg(long, conflicts_with = "nested")]
+        direct: bool,
+        /// Run in L1 even when the host has hardware KVM.
+        #[arg(long)]
+        nested: bool,
+        /// The command and its arguments (a single argument is run as shell text).
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Boot the stock Debian kernel as L2 with a scenario script and report its results.
+    L2 {
+        /// qemu or vmm (vireo-vmm from the same target dir, or $VIREO_VMM).
+        #[arg(long, default_value = "qemu")]
+        launcher: String,
+        /// Scenario script file (busybox sh, with the vireo_* helpers).
+        #[arg(long, conflicts_with = "inline")]
+        script: Option<PathBuf>,
+        /// Scenario script text.
+        #[arg(long)]
+        inline: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Result name that must pass (repeatable).
+        #[arg(long)]
+        expect: Vec<String>,
+        /// Seconds one L2 run may take.
+        #[arg(long, default_value_t = 150)]
+        timeout: u64,
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+    },
+    /// Fetch the Debian packages and build the images, without booting.
+    Fetch,
+    /// Say what KVM this host has and where tests would run.
+    Detect,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run {
+            timeout,
+            share,
+            direct,
+            nested,
+            command,
+        } => run(timeout, share, direct, nested, command),
+        Cmd::L2 {
+            launcher,
+            script,
+            inline,
+            name,
+            expect,
+            timeout,
+            memory,
+        } => l2(launcher, script, inline, name, expect, timeout, memory),
+        Cmd::Fetch => fetch(),
+        Cmd::Detect => {
+            println!(
+                "host KVM: {:?}; rig-backed tests run {:?}",
+                kvm::detect(),
+                kvm::mode()
+            );
+            Ok(0)
+        }
+    };
+    eprint!("{}", vireo_rig::timing::report());
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("vireo-rig: error: {e}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn run(
+    timeout: u64,
+    share: Vec<PathBuf>,
+    direct: bool,
+    nested: bool,
+    command: Vec<String>,
+) -> vireo_rig::Result<i32> {
+    let script = match command.as_slice() {
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let mode = if direct {
+        Mode::Direct
+    } else if nested {
+        Mode::Nested
+    } else {
+        kvm::mode()
+    };
+    let timeout = Duration::from_secs(timeout);
+    let out = match mode {
+        Mode::Direct => vireo_rig::run_direct(&script, timeout)?,
+        Mode::Nested => {
+            let mut cfg = RigConfig::from_env()?;
+            cfg.shares.extend(share);
+            let mut rig = vireo_rig::Rig::boot(&cfg)?;
+            rig.run(&script, timeout)?
+        }
+    };
+    Ok(out.status)
+}
+
+fn l2(
+    launcher: String,
+    script: Option<PathBuf>,
+    inline: Option<String>,
+    name: String,
+    expect: Vec<String>,
+    timeout: u64,
+    memory: u32,
+) -> vireo_rig::Result<i32> {
+    let text = match (script, inline) {
+        (Some(p), _) => std::fs::read_to_string(&p).map_err(|e| vireo_rig::RigError::Io {
+            what: "reading the scenario script",
+            path: p,
+            source: e,
+        })?,
+        (None, Some(t)) => t,
+        (None, None) => "vireo_check uname uname -a\n".to_owned(),
+    };
+    let mut sc = Scenario::new(&name, &text)
+        .timeout(Duration::from_secs(timeout))
+        .memory_mib(memory);
+    for e in &expect {
+        sc = sc.expect_pass(e);
+    }
+    let report = vireo_rig::run_scenario(&sc, &Launcher::parse(&launcher)?)?;
+    for r in &report.results {
+        println!(
+            "{} {} {}",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.name,
+            r.detail
+        );
+    }
+    eprintln!("{}", report.timing_line());
+    match report.check() {
+        Ok(()) => {
+            println!("scenario {}: passed", report.name);
+            Ok(0)
+        }
+        Err(e) => {
+            println!("scenario {}: FAILED: {e}", report.name);
+            Ok(1)
+        }
+    }
+}
+
+fn fetch() -> vireo_rig::Result<i32> {
+    let k = vireo_rig::debian::kernel()?;
+    let b = vireo_rig::debian::busybox()?;
+    let img = vireo_rig::GuestImage::stock()?;
+    println!("kernel {} at {}", k.package, k.vmlinuz.display());
+    println!("busybox at {}", b.display());
+    println!("L2 base initramfs at {}", img.base_initrd.display());
+    Ok(0)
+}

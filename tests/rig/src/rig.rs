@@ -1,0 +1,782 @@
+//! L1: Debian's kernel under QEMU TCG with AMD SVM + nested paging, a busybox userland that
+//! loads kvm_amd, the host's read-only directories shared in with 9p, and a command channel on
+//! the second serial port.
+//!
+//! Inside L1, commands run in a chroot whose `/usr` and `/etc` are the host's (so `qemu`, its
+//! libraries and firmware, `sh`, coreutils are all there without copying) and whose shared
+//! directories (workspace, cargo target dir, rig cache, anything in [`RigConfig::shares`]) sit
+//! at the same absolute paths as on the host. A binary built on the host therefore runs in L1
+//! by its host path. `/tmp`, `/run`, `/root` are writable and private to L1.
+
+use crate::error::{Result, RigError};
+use crate::initramfs::Initramfs;
+use crate::modules::ModuleIndex;
+use crate::{debian, spawn, timing};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Modules L1 loads, dependencies are added automatically. KVM (kvm_amd needs ccp), then 9p
+/// over virtio-pci for the shares.
+pub const L1_MODULES: &[&str] = &[
+    "irqbypass",
+    "kvm",
+    "ccp",
+    "kvm_amd",
+    "virtio_pci",
+    "9pnet_virtio",
+    "9p",
+];
+
+const L1_INIT: &str = include_str!("l1_init.sh");
+
+/// How L1 is built and booted. [`RigConfig::from_env`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct RigConfig {
+    /// The QEMU binary (`qemu-system-x86_64`, Debian package qemu-system-x86).
+    pub qemu: PathBuf,
+    /// CPU model; must have SVM and NPT under TCG (EPYC, EPYC-Rome, max).
+    pub cpu: String,
+    pub memory_mib: u32,
+    pub smp: u32,
+    /// Host directories visible read-only at the same path inside L1 (besides /usr and /etc).
+    pub shares: Vec<PathBuf>,
+    /// From QEMU start to the agent's ready line.
+    pub boot_timeout: Duration,
+    /// Boots tried before giving up (a TCG boot hangs about once in 65).
+    pub boot_attempts: u32,
+    /// Print command output lines to stderr, timestamped, as they arrive.
+    pub echo: bool,
+    /// Print L1's console (kernel log) too; on failures its tail is in the error anyway.
+    pub echo_console: bool,
+    /// Extra kernel command line for L1.
+    pub cmdline_extra: String,
+}
+
+impl RigConfig {
+    /// Defaults, adjusted by the environment:
+    /// `VIREO_RIG_QEMU`, `VIREO_RIG_CPU`, `VIREO_RIG_SHARE` (colon-separated extra shares),
+    /// `VIREO_RIG_BOOT_TIMEOUT` (seconds), `VIREO_RIG_QUIET=1` (no echo of command output),
+    /// `VIREO_RIG_VERBOSE=1` (echo L1's console too).
+    ///
+    /// Default shares: the cargo target dir this binary lives in (or `CARGO_TARGET_DIR`), the
+    /// workspace this crate was built from, and the rig cache.
+    pub fn from_env() -> Result<Self> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut shares = vec![debian::cache_dir()?];
+        if let Some(t) = env("CARGO_TARGET_DIR") {
+            shares.push(PathBuf::from(t));
+        }
+        if let Some(t) = current_target_dir() {
+            shares.push(t);
+        }
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        if ws.join("Cargo.toml").is_file() {
+            shares.push(ws);
+        }
+        if let Some(extra) = env("VIREO_RIG_SHARE") {
+            shares.extend(
+                extra
+                    .split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from),
+            );
+        }
+        let boot_timeout = match env("VIREO_RIG_BOOT_TIMEOUT") {
+            Some(s) => Duration::from_secs(s.parse().map_err(|_| {
+                RigError::Config(format!(
+                    "VIREO_RIG_BOOT_TIMEOUT={s:?} is not a number of seconds"
+                ))
+            })?),
+            None => Duration::from_secs(150),
+        };
+        Ok(RigConfig {
+            qemu: env("VIREO_RIG_QEMU")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "qemu-system-x86_64".into()),
+            cpu: env("VIREO_RIG_CPU").unwrap_or_else(|| "EPYC".into()),
+            memory_mib: 2048,
+            smp: 2,
+            shares,
+            boot_timeout,
+            boot_attempts: 2,
+            echo: env("VIREO_RIG_QUIET").is_none(),
+            echo_console: env("VIREO_RIG_VERBOSE").is_some(),
+            cmdline_extra: String::new(),
+        })
+    }
+}
+
+/// The cargo target dir holding the running executable (cargo tags it with CACHEDIR.TAG).
+fn current_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_owned)
+}
+
+/// One line of output, stamped with the time since the command (or boot) started.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// What a command run in L1 (or directly on the host) produced.
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    /// Exit status (128+N when killed by signal N).
+    pub status: i32,
+    /// stdout and stderr, interleaved as they arrived.
+    pub lines: Vec<Line>,
+    pub took: Duration,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+    /// All output as one string, a line per line.
+    pub fn text(&self) -> String {
+        self.lines.iter().map(|l| format!("{}\n", l.text)).collect()
+    }
+    /// The last `n` lines, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        tail_of(self.lines.iter().map(|l| l.text.as_str()), n)
+    }
+}
+
+pub(crate) fn tail_of<'a>(lines: impl DoubleEndedIterator<Item = &'a str>, n: usize) -> String {
+    let mut v: Vec<&str> = lines.rev().take(n).collect();
+    v.reverse();
+    v.iter().map(|l| format!("    {l}\n")).collect()
+}
+
+enum Ev {
+    Console(Instant, String),
+    ConsoleEof,
+    Ctl(Instant, String),
+    CtlEof,
+}
+
+/// A running L1.
+pub struct Rig {
+    child: Child,
+    ctl: UnixStream,
+    events: Receiver<Ev>,
+    console: VecDeque<String>,
+    stderr: std::sync::Arc<Mutex<String>>,
+    dead: Option<String>,
+    echo: bool,
+    echo_console: bool,
+    _run_dir: RunDir,
+    /// How long L1 took from QEMU start to the ready line.
+    pub boot_time: Duration,
+    /// Boot attempts it took (2 means the first one hung or panicked).
+    pub boot_attempts: u32,
+}
+
+/// Removes a directory when dropped.
+pub(crate) struct RunDirGuard(pub(crate) PathBuf);
+impl Drop for RunDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct RunDir(PathBuf);
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+const CONSOLE_KEEP: usize = 300;
+
+impl Rig {
+    /// Boots L1, retrying once when a boot hangs or panics. Errors name the failing step.
+    pub fn boot(cfg: &RigConfig) -> Result<Rig> {
+        check_qemu(&cfg.qemu)?;
+        let kernel = debian::kernel()?;
+        let busybox = debian::busybox()?;
+        let cache = debian::cache_dir()?;
+        let l1_dir = cache.join("l1").join(&kernel.release);
+        // Keyed by the init script and module list so an edited rig never boots a stale image.
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (L1_INIT, L1_MODULES, &busybox).hash(&mut h);
+            h.finish()
+        };
+        let base = l1_dir.join(format!("base-{key:016x}.cpio"));
+        if !base.is_file() {
+            let index = ModuleIndex::new(
+                &kernel.modules_dir,
+                &cache.join("modules").join(&kernel.release),
+            )?;
+            let mods = index.resolve(L1_MODULES)?;
+            let mut img = Initramfs::new();
+            img.skeleton();
+            img.busybox(&busybox)?;
+            img.modules(&mods);
+            img.init(L1_INIT);
+            img.write(&base)?;
+        }
+        let mut last_err = None;
+        for attempt in 1..=cfg.boot_attempts.max(1) {
+            match Self::boot_once(cfg, &kernel.vmlinuz, &base) {
+                Ok(mut rig) => {
+                    rig.boot_attempts = attempt;
+                    timing::record(format!("L1 boot (attempt {attempt})"), rig.boot_time);
+                    return Ok(rig);
+                }
+                Err(e @ (RigError::L1BootTimeout { .. } | RigError::L1Panic { .. })) => {
+                    eprintln!("vireo-rig: L1 boot attempt {attempt} failed: {e}");
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| RigError::Broken("no boot attempted".into())))
+    }
+
+    fn boot_once(cfg: &RigConfig, vmlinuz: &Path, base: &Path) -> Result<Rig> {
+        let run_dir =
+            std::env::temp_dir().join(format!("vireo-rig-{}-{}", std::process::id(), seq()));
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| RigError::io("creating run dir", &run_dir, e))?;
+        let run_dir = RunDir(run_dir);
+        let shares = effective_shares(&cfg.shares)?;
+
+        // The per-boot archive: which 9p tag goes where, and the merged-/usr links.
+        let mut extra = Initramfs::new();
+        let mut share_list = String::new();
+        let mut cmd = Command::new(&cfg.qemu);
+        for (i, dir) in shares.iter().enumerate() {
+            let tag = format!("vr{i}");
+            // The system dirs do not change under a run: let L1 cache them (QEMU and its
+            // libraries load once). Build output does change: always ask the host.
+            let cache = if dir == Path::new("/usr") || dir == Path::new("/etc") {
+                "loose"
+            } else {
+                "none"
+            };
+            share_list.push_str(&format!("{tag} {cache} {}\n", dir.display()));
+            cmd.arg("-virtfs").arg(format!(
+                "local,path={},mount_tag={tag},security_model=none,readonly=on,multidevs=remap",
+                dir.display()
+            ));
+        }
+        let mut links = String::new();
+        for top in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            if let Ok(target) = std::fs::read_link(Path::new("/").join(top)) {
+                links.push_str(&format!("{top} {}\n", target.display()));
+            }
+        }
+        extra.file("etc/vireo/shares", 0o644, share_list);
+        extra.file("etc/vireo/links", 0o644, links);
+        let per_boot = run_dir.0.join("boot.cpio");
+        extra.write(&per_boot)?;
+        let initrd = run_dir.0.join("initrd.cpio");
+        crate::initramfs::concat(&[base, &per_boot], &initrd)?;
+
+        let sock = run_dir.0.join("ctl.sock");
+        cmd.args(["-accel", "tcg", "-cpu", &cfg.cpu])
+            .args([
+                "-m",
+                &cfg.memory_mib.to_string(),
+                "-smp",
+                &cfg.smp.to_string(),
+            ])
+            .args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(vmlinuz)
+            .arg("-initrd")
+            .arg(&initrd)
+            .arg("-append")
+            .arg(format!(
+                "console=ttyS0 panic=-1 mitigations=off {}",
+                cfg.cmdline_extra
+            ))
+            .args([
+                "-chardev",
+                "stdio,id=con,signal=off",
+                "-serial",
+                "chardev:con",
+            ])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=ctl,path={},server=on,wait=on",
+                sock.display()
+            ))
+            .args(["-serial", "chardev:ctl"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = spawn::spawn_tied(cmd).map_err(|source| RigError::MissingTool {
+            program: cfg.qemu.display().to_string(),
+            package: "qemu-system-x86",
+            why: "booting L1",
+            source,
+        })?;
+        let (tx, events) = mpsc::channel();
+        let stderr = std::sync::Arc::new(Mutex::new(String::new()));
+        if let Some(out) = child.stdout.take() {
+            reader(out, tx.clone(), Ev::Console, Ev::ConsoleEof);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let keep = stderr.clone();
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = err.read_to_string(&mut s);
+                keep.lock().unwrap_or_else(|p| p.into_inner()).push_str(&s);
+            });
+        }
+        // QEMU waits for us on the control socket before it starts the guest.
+        let ctl = loop {
+            match UnixStream::connect(&sock) {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        return Err(RigError::L1Exited {
+                            status: status.to_string(),
+                            stderr: stderr
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .trim()
+                                .to_owned(),
+                            tail: String::new(),
+                        });
+                    }
+                    if start.elapsed() > Duration::from_secs(30) {
+                        let _ = child.kill();
+                        return Err(RigError::io(
+                            "connecting to QEMU's control socket",
+                            &sock,
+                            e,
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        let read_half = ctl
+            .try_clone()
+            .map_err(|e| RigError::io("cloning control socket", &sock, e))?;
+        reader(read_half, tx, Ev::Ctl, Ev::CtlEof);
+
+        let mut rig = Rig {
+            child,
+            ctl,
+            events,
+            console: VecDeque::new(),
+            stderr,
+            dead: None,
+            echo: cfg.echo,
+            echo_console: cfg.echo_console,
+            _run_dir: run_dir,
+            boot_time: Duration::ZERO,
+            boot_attempts: 1,
+        };
+        let deadline = start + cfg.boot_timeout;
+        let mut stage = String::from("QEMU started, no console output yet");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rig.events.recv_timeout(left) {
+                Ok(Ev::Console(t, line)) => {
+                    rig.note_console(start, t, &line);
+                    if let Some(rest) = line.strip_prefix("VIREO-L1 ") {
+                        stage = rest.to_owned();
+                        if let Some(d) = rest
+                            .strip_prefix("fatal=no-kvm detail=")
+                            .or_else(|| rest.strip_prefix("fatal=no-npt detail="))
+                        {
+                            let tail = rig.console_tail(40);
+                            rig.kill("kvm_amd did not give /dev/kvm with nested paging");
+                            return Err(RigError::L1NoKvm {
+                                detail: d.to_owned(),
+                                tail,
+                            });
+                        }
+                        if rest.starts_with("fatal=") {
+                            let tail = rig.console_tail(40);
+                            rig.kill("L1 init failed");
+                            return Err(RigError::Broken(format!("L1 init: {rest}\n{tail}")));
+                        }
+                    } else if !line.trim().is_empty() {
+                        stage = format!("console: {}", line.trim());
+                    }
+                    if line.contains("Kernel panic") {
+                        rig.drain_console(Duration::from_millis(500), start);
+                        let tail = rig.console_tail(40);
+                        rig.kill("L1 kernel panic");
+                        return Err(RigError::L1Panic { line, tail });
+                    }
+                }
+                Ok(Ev::Ctl(t, line)) => {
+                    if rig.echo_console {
+                        eprintln!(
+                            "[{:8.3}] L1 ctl | {line}",
+                            t.duration_since(start).as_secs_f64()
+                        );
+                    }
+                    if line.contains("VIREO-L1-READY") {
+                        rig.boot_time = t.duration_since(start);
+                        return Ok(rig);
+                    }
+                }
+                Ok(Ev::ConsoleEof) | Ok(Ev::CtlEof) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let status = match rig.child.try_wait() {
+                        Ok(Some(s)) => s.to_string(),
+                        _ => "still running, output closed".into(),
+                    };
+                    let tail = rig.console_tail(40);
+                    let stderr = rig.stderr_text();
+                    rig.kill("QEMU closed its output");
+                    return Err(RigError::L1Exited {
+                        status,
+                        stderr,
+                        tail,
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let tail = rig.console_tail(40);
+                    rig.kill("boot timeout");
+                    return Err(RigError::L1BootTimeout {
+                        timeout: cfg.boot_timeout,
+                        stage,
+                        tail,
+                    });
+                }
+            }
+        }
+    }
+
+    fn note_console(&mut self, start: Instant, t: Instant, line: &str) {
+        if self.echo_console {
+            eprintln!(
+                "[{:8.3}] L1 con | {line}",
+                t.duration_since(start).as_secs_f64()
+            );
+        }
+        self.console.push_back(line.to_owned());
+        while self.console.len() > CONSOLE_KEEP {
+            self.console.pop_front();
+        }
+    }
+
+    fn drain_console(&mut self, wait: Duration, start: Instant) {
+        let until = Instant::now() + wait;
+        while let Ok(ev) = self
+            .events
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            if let Ev::Console(t, l) = ev {
+                self.note_console(start, t, &l);
+            }
+        }
+    }
+
+    /// The last `n` lines L1 printed on its console.
+    pub fn console_tail(&self, n: usize) -> String {
+        tail_of(self.console.iter().map(String::as_str), n)
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .trim()
+            .to_owned()
+    }
+
+    fn kill(&mut self, why: &str) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dead = Some(why.to_owned());
+    }
+
+    /// Whether this L1 can still run commands (false after a panic, an unresponsive agent...).
+    pub fn is_alive(&self) -> bool {
+        self.dead.is_none()
+    }
+
+    /// Runs `script` (POSIX sh text) inside L1 and waits for it, at most `timeout` (then it is
+    /// killed with everything it started, and `CommandTimeout` is returned).
+    pub fn run(&mut self, script: &str, timeout: Duration) -> Result<CmdOutput> {
+        if let Some(why) = &self.dead {
+            return Err(RigError::Broken(format!("L1 is down ({why})")));
+        }
+        let secs = timeout.as_secs().max(1);
+        let id = format!("{}x{}", std::process::id(), seq());
+        let mut msg = format!("VIREO-RIG-BEGIN {id} {secs}\n");
+        for line in script.lines() {
+            msg.push_str(line);
+            msg.push('\n');
+        }
+        msg.push_str(&format!("VIREO-RIG-END {id}\n"));
+        let start = Instant::now();
+        if let Err(e) = self
+            .ctl
+            .write_all(msg.as_bytes())
+            .and_then(|_| self.ctl.flush())
+        {
+            self.kill("control socket write failed");
+            return Err(RigError::Broken(format!(
+                "writing to L1's control channel: {e}"
+            )));
+        }
+        // The agent kills the command at `timeout`; allow L1 this much more to say so.
+        let grace = Duration::from_secs(60);
+        let deadline = start + timeout + grace;
+        let exit_marker = format!("VIREO-RIG-EXIT {id} ");
+        let timeout_marker = format!("VIREO-RIG-TIMEOUT {id}");
+        let start_marker = format!("VIREO-RIG-START {id}");
+        let mut lines = Vec::new();
+        let mut timed_out = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Ev::Ctl(t, line)) => {
+                    let at = t.duration_since(start);
+                    if line == start_marker {
+                        continue;
+                    }
+                    if let Some(pos) = line.find(&timeout_marker) {
+                        timed_out = true;
+                        let before = &line[..pos];
+                        if !before.is_empty() {
+                            self.push_line(&mut lines, at, before);
+                        }
+                        continue;
+                    }
+                    if let Some(pos) = line.find(&exit_marker) {
+                        let before = &line[..pos];
+                        if !before.is_empty() {
+                            self.push_line(&mut lines, at, before);
+                        }
+                        let status = line[pos + exit_marker.len()..].trim().parse().unwrap_or(-1);
+                        let took = start.elapsed();
+                        timing::record("L1 command", took);
+                        let out = CmdOutput {
+                            status,
+                            lines,
+                            took,
+                        };
+                        if timed_out {
+                            return Err(RigError::CommandTimeout {
+                                place: "L1 (command killed, L1 still usable)".into(),
+                                timeout,
+                                tail: out.tail(30),
+                            });
+                        }
+                        return Ok(out);
+                    }
+                    self.push_line(&mut lines, at, &line);
+                }
+                Ok(Ev::Console(t, line)) => {
+                    self.note_console(start, t, &line);
+                    if line.contains("Kernel panic") {
+                        self.drain_console(Duration::from_millis(500), start);
+                        let tail = self.console_tail(40);
+                        self.kill("L1 kernel panic");
+                        return Err(RigError::L1Panic { line, tail });
+                    }
+                }
+                Ok(Ev::ConsoleEof) | Ok(Ev::CtlEof) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let status = match self.child.try_wait() {
+                        Ok(Some(s)) => s.to_string(),
+                        _ => "output closed".into(),
+                    };
+                    let tail = self.console_tail(40);
+                    let stderr = self.stderr_text();
+                    self.kill("QEMU exited during a command");
+                    return Err(RigError::L1Exited {
+                        status,
+                        stderr,
+                        tail,
+                    });
+                }
+                Err(_) => {
+                    let tail = tail_of(lines.iter().map(|l: &Line| l.text.as_str()), 30);
+                    self.kill("L1 agent unresponsive");
+                    return Err(RigError::CommandTimeout {
+                        place: format!(
+                            "L1 agent (no exit report {grace:?} after the command's own timeout; L1 killed; console:\n{})",
+                            self.console_tail(20)
+                        ),
+                        timeout,
+                        tail,
+                    });
+                }
+            }
+        }
+    }
+
+    fn push_line(&self, lines: &mut Vec<Line>, at: Duration, text: &str) {
+        if self.echo {
+            eprintln!("[{:8.3}] L1 out | {text}", at.as_secs_f64());
+        }
+        lines.push(Line {
+            at,
+            text: text.to_owned(),
+        });
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reader<R: Read + Send + 'static>(
+    src: R,
+    tx: Sender<Ev>,
+    line_ev: fn(Instant, String) -> Ev,
+    eof: Ev,
+) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(src);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.trim_end_matches(['\n', '\r']).replace('\r', "");
+                    if tx.send(line_ev(Instant::now(), text)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(eof);
+    });
+}
+
+fn check_qemu(qemu: &Path) -> Result<()> {
+    debian::run_tool(
+        Command::new(qemu).arg("--version"),
+        "qemu-system-x86",
+        "booting L1 (the emulated machine that has KVM)",
+    )
+    .map(|_| ())
+}
+
+/// Canonical, existing, de-duplicated shares; /usr and /etc always come first, and a share
+/// inside another one is dropped (it is visible already).
+fn effective_shares(extra: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut all: Vec<PathBuf> = vec!["/usr".into(), "/etc".into()];
+    for p in extra {
+        let c = p
+            .canonicalize()
+            .map_err(|e| RigError::io("resolving a directory to share into L1", p, e))?;
+        if c == Path::new("/") {
+            return Err(RigError::Config("refusing to share / into L1".into()));
+        }
+        all.push(c);
+    }
+    for top in ["bin", "sbin", "lib", "lib64"] {
+        let p = Path::new("/").join(top);
+        if p.is_dir() && std::fs::read_link(&p).is_err() {
+            all.push(p);
+        }
+    }
+    all.sort();
+    all.dedup();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in all {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+static SHARED: OnceLock<Mutex<SharedState>> = OnceLock::new();
+
+#[derive(Default)]
+struct SharedState {
+    rig: Option<Rig>,
+    boots: u32,
+    failed: Option<String>,
+}
+
+/// Runs `f` with the process-wide L1, booting it first if needed (once per process; again only
+/// if a previous L1 died). Calls are serialised: one command at a time in L1.
+pub fn with_shared<T>(f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
+    let mut st = SHARED
+        .get_or_init(|| Mutex::new(SharedState::default()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(why) = &st.failed {
+        return Err(RigError::Broken(format!(
+            "L1 failed to boot earlier in this process: {why}"
+        )));
+    }
+    if st.rig.as_ref().is_none_or(|r| !r.is_alive()) {
+        if st.boots >= 3 {
+            return Err(RigError::Broken(
+                "L1 died three times in this process; giving up".into(),
+            ));
+        }
+        st.boots += 1;
+        let cfg = RigConfig::from_env()?;
+        match Rig::boot(&cfg) {
+            Ok(r) => st.rig = Some(r),
+            Err(e) => {
+                st.failed = Some(e.to_string());
+                return Err(e);
+            }
+        }
+    }
+    match st.rig.as_mut() {
+        Some(rig) => f(rig),
+        None => Err(RigError::Broken("no L1".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_deduplicated_and_nested_ones_dropped() {
+        let tmp = std::env::temp_dir();
+        let sub = tmp.join(format!("vireo-rig-share-test-{}", std::process::id()));
+        std::fs::create_dir_all(&sub).unwrap();
+        let s = effective_shares(&[sub.clone(), tmp.clone(), "/usr/share".into()]).unwrap();
+        let tmp_c = tmp.canonicalize().unwrap();
+        assert!(s.contains(&tmp_c));
+        assert!(!s.iter().any(|p| p.starts_with(&tmp_c) && p != &tmp_c));
+        assert!(!s.contains(&PathBuf::from("/usr/share")));
+        assert!(effective_shares(&["/".into()]).is_err());
+        std::fs::remove_dir_all(&sub).unwrap();
+    }
+
+    #[test]
+    fn tail_keeps_last_lines_in_order() {
+        let t = tail_of(["a", "b", "c"].into_iter(), 2);
+        assert_eq!(t, "    b\n    c\n");
+    }
+}

@@ -1,0 +1,148 @@
+//! The rig's own tests: they always go through L1 (even on a host with hardware KVM), so they
+//! prove the rig itself. All tests share one L1 (booted by the first test that needs it).
+
+use std::time::{Duration, Instant};
+use vireo_rig::l2::{run_scenario_with, GuestImage, Launcher, Scenario};
+use vireo_rig::{timing, with_shared, RigError};
+
+fn in_l1(script: &str, timeout: Duration) -> vireo_rig::Result<vireo_rig::CmdOutput> {
+    with_shared(|rig| rig.run(script, timeout))
+}
+
+fn scenario(sc: &Scenario) -> vireo_rig::ScenarioReport {
+    let image = GuestImage::stock().expect("building the L2 guest image");
+    let report = run_scenario_with(&image, sc, &Launcher::Qemu, &mut |s, t| in_l1(s, t))
+        .unwrap_or_else(|e| panic!("rig failure running scenario {}: {e}", sc.name));
+    eprintln!("{}\n{}", report.timing_line(), timing::report());
+    report
+}
+
+#[test]
+fn l1_has_kvm_with_nested_paging() {
+    let out = in_l1(
+        "test -c /dev/kvm && echo kvm-device-present\n\
+         dmesg | grep -o 'Nested Paging enabled'\n\
+         grep -o -m1 svm /proc/cpuinfo",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 0, "output:\n{}", out.text());
+    let text = out.text();
+    assert!(text.contains("kvm-device-present"), "{text}");
+    assert!(text.contains("Nested Paging enabled"), "{text}");
+    assert!(text.contains("svm"), "{text}");
+}
+
+#[test]
+fn command_status_and_output_come_back_in_order() {
+    let out = in_l1(
+        "echo first; echo second >&2; printf 'no newline'; exit 7",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 7);
+    let lines: Vec<&str> = out.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(lines, ["first", "second", "no newline"]);
+    assert!(out.lines.windows(2).all(|w| w[0].at <= w[1].at));
+    let ok = in_l1("true", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok.success());
+}
+
+#[test]
+fn build_output_is_visible_in_l1_at_its_host_path() {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = in_l1(
+        &format!("test -x '{}' && echo visible", exe.display()),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status,
+        0,
+        "{} not visible in L1:\n{}",
+        exe.display(),
+        out.text()
+    );
+}
+
+#[test]
+fn command_timeout_kills_the_command_and_l1_survives() {
+    let start = Instant::now();
+    let err = in_l1(
+        "echo before; sleep 301 & sleep 302; echo never",
+        Duration::from_secs(5),
+    )
+    .expect_err("a 300 s sleep must hit a 5 s timeout");
+    assert!(matches!(err, RigError::CommandTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("before"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
+    // The whole process group is gone: no sleep left behind.
+    let out = in_l1(
+        "pgrep -a -f 'sleep 30[12]' || echo none",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.text().contains("none"), "left over:\n{}", out.text());
+}
+
+#[test]
+fn stock_debian_kernel_boots_as_l2_and_reports() {
+    let sc = Scenario::new(
+        "stock-boot",
+        "vireo_check uname uname -r\n\
+         vireo_check kvm-clock grep -q kvm-clock /sys/devices/system/clocksource/clocksource0/available_clocksource\n\
+         echo hello-from-l2\n",
+    )
+    .expect_pass("uname")
+    .expect_pass("kvm-clock");
+    let report = scenario(&sc);
+    report.check().unwrap_or_else(|e| panic!("{e}"));
+    let uname = report
+        .results
+        .iter()
+        .find(|r| r.name == "uname")
+        .expect("uname result");
+    assert!(uname.detail.contains("-amd64"), "{}", uname.detail);
+    assert!(report.output.iter().any(|l| l.text == "hello-from-l2"));
+    assert!(report.l2_boot.is_some());
+}
+
+#[test]
+fn failing_scenario_is_reported_as_failing() {
+    let sc = Scenario::new(
+        "must-fail",
+        "vireo_check works true\nvireo_check broken false\nexit 3\n",
+    )
+    .expect_pass("works")
+    .expect_pass("never-reported");
+    let report = scenario(&sc);
+    assert!(!report.passed());
+    assert_eq!(report.done_rc, Some(3));
+    let err = report.check().expect_err("must fail").to_string();
+    assert!(err.contains("result broken failed"), "{err}");
+    assert!(err.contains("never-reported"), "{err}");
+    assert!(err.contains("rc=3"), "{err}");
+}
+
+#[test]
+fn hung_l2_is_caught_by_the_watchdog() {
+    let sc = Scenario::new("hangs", "echo about-to-hang\nsleep 100000\n")
+        .timeout(Duration::from_secs(20))
+        .memory_mib(256);
+    let mut sc = sc;
+    sc.attempts = 1;
+    let report = scenario(&sc);
+    assert_eq!(report.done_rc, None);
+    let err = report.check().expect_err("a hang must fail").to_string();
+    assert!(err.contains("never reported VIREO-DONE"), "{err}");
+    // The launcher's own watchdog (20 s) ended it, not the outer one (20 + 30 s).
+    assert!(
+        report.total < Duration::from_secs(20 + 15),
+        "took {:?}",
+        report.total
+    );
+}
