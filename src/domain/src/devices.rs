@@ -28,10 +28,10 @@ pub(crate) fn child_path(parent_path: &str, parent: &Element, name: &str, index:
 
 macro_rules! device_list {
     ($list:ident, $get:ident, $get_mut:ident, $remove:ident, $ty:ident, $tag:literal) => {
-        impl<E: AsRef<Element>> Devices<E> {
+        impl<'a> Devices<&'a Element> {
             #[doc = concat!("All `<", $tag, ">` devices in document order.")]
-            pub fn $list(&self) -> Vec<$ty<&Element>> {
-                let e = self.e();
+            pub fn $list(&self) -> Vec<$ty<&'a Element>> {
+                let e: &'a Element = self.el;
                 e.children_named($tag)
                     .enumerate()
                     .map(|(i, d)| {
@@ -59,9 +59,9 @@ macro_rules! device_list {
             }
         }
 
-        impl<E: AsRef<Element>> Devices<E> {
+        impl<'a> Devices<&'a Element> {
             #[doc = concat!("The `index`-th `<", $tag, ">`.")]
-            pub fn $get(&self, index: usize) -> Option<$ty<&Element>> {
+            pub fn $get(&self, index: usize) -> Option<$ty<&'a Element>> {
                 self.$list().into_iter().nth(index)
             }
         }
@@ -114,6 +114,11 @@ device_list!(
 );
 
 impl<E: AsRef<Element>> Devices<E> {
+    /// How many child elements named `tag` (disk, interface, ...) there are.
+    pub fn count(&self, tag: &str) -> usize {
+        self.e().children_named(tag).count()
+    }
+
     /// `<emulator>` path.
     pub fn emulator(&self) -> Option<String> {
         sub_text(self.e(), "emulator").map(|s| s.trim().to_string())
