@@ -63,8 +63,9 @@ pub fn fetch() -> Result<PathBuf, String> {
     }
     let apt = cache.join("apt");
     let lists = apt.join("lists");
-    std::fs::create_dir_all(lists.join("partial")).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(apt.join("etc")).map_err(|e| e.to_string())?;
+    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()));
+    mkdir(&lists.join("partial"))?;
+    mkdir(&apt.join("etc"))?;
     let sources = apt.join("etc").join("sources.list");
     std::fs::write(
         &sources,
@@ -79,7 +80,7 @@ pub fn fetch() -> Result<PathBuf, String> {
             .arg("-o=APT::Sandbox::User=root");
     };
     let src = cache.join("src");
-    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    mkdir(&src)?;
     let tarball = src.join("libvirt_9.0.0.orig.tar.xz");
     if !tarball.exists() {
         let mut update = Command::new("apt-get");
@@ -107,7 +108,7 @@ pub fn fetch() -> Result<PathBuf, String> {
         ));
     }
     let x = cache.join("x");
-    std::fs::create_dir_all(&x).map_err(|e| e.to_string())?;
+    mkdir(&x)?;
     let mut tar = Command::new("tar");
     tar.arg("-xJf")
         .arg(&tarball)
