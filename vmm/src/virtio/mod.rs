@@ -6,6 +6,7 @@
 //! eventfds (KVM ioeventfds) and its backend's fds, so a slow disk or socket never stalls a vCPU.
 //! Interrupts go out through an eventfd that the VMM binds to a GSI with KVM_IRQFD.
 
+pub mod attach;
 pub mod block;
 pub mod input;
 pub mod mmio;

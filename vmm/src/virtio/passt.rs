@@ -12,6 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,10 +105,12 @@ impl Passt {
     /// Starts passt and waits until it has bound its ports (it writes its PID file then).
     pub fn spawn(opts: &PasstOptions) -> Result<Passt, PasstError> {
         let (ours, theirs) = UnixStream::pair().map_err(PasstError::Socket)?;
+        // Unique per spawn: fd numbers are reused as soon as one start-up finishes.
+        static SPAWNS: AtomicU64 = AtomicU64::new(0);
         let pidfile = std::env::temp_dir().join(format!(
             "vireo-passt-{}-{}.pid",
             std::process::id(),
-            theirs.as_raw_fd()
+            SPAWNS.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&pidfile);
         let mut cmd = Command::new(&opts.binary);
@@ -161,6 +164,7 @@ impl Passt {
             let _ = std::thread::Builder::new()
                 .name("passt-log".into())
                 .spawn(move || {
+                    crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
                     for line in BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
                         if line.starts_with("Failed to send") && line.ends_with("to syslog") {

@@ -85,7 +85,10 @@ impl Worker {
         handler.start(&EpollCtl { epoll: &epoll })?;
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run(epoll, handler, queue_notifiers, stop_thread))?;
+            .spawn(move || {
+                crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
+                run(epoll, handler, queue_notifiers, stop_thread)
+            })?;
         Ok(Worker {
             stop,
             thread: Some(thread),
