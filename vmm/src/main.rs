@@ -12,14 +12,15 @@ use vireo_vmm::lifecycle::{ExitReason, EXIT_ERROR};
 use vireo_vmm::vm::Vm;
 
 const HELP: &str = "\
-usage: vireo-vmm --config FILE.json --control SOCKET
+usage: vireo-vmm --config FILE.json [--control SOCKET]
 
 Runs one virtual machine described by FILE.json (see vireo_vmm::config::VmConfig) and serves
 the control protocol (line-delimited JSON, see vireo_vmm::control) on SOCKET.
 
 options:
   --config FILE     VM configuration (JSON)
-  --control SOCKET  control socket path (created, mode 0600)
+  --control SOCKET  control socket path (created, mode 0600); without it the VM runs
+                    until the guest powers off, reboots or crashes
   --version         print the version
   --help            print this help
 
@@ -51,14 +52,14 @@ fn main() -> ExitCode {
             _ => return fail(format!("unknown argument {a:?} (see --help)")),
         }
     }
-    let (Some(config), Some(control)) = (config, control) else {
-        return fail("--config FILE and --control SOCKET are required (see --help)");
+    let Some(config) = config else {
+        return fail("--config FILE is required (see --help)");
     };
     let cfg = match VmConfig::from_file(&config) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let code = match run(cfg, &control, start) {
+    let code = match run(cfg, control.as_deref(), start) {
         Ok(reason) => reason.exit_code(),
         Err(e) => {
             eprintln!("vireo-vmm: {e}");
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-fn run(cfg: VmConfig, control: &std::path::Path, start: Instant) -> Result<ExitReason, String> {
+fn run(cfg: VmConfig, control: Option<&std::path::Path>, start: Instant) -> Result<ExitReason, String> {
     let seccomp = cfg.seccomp;
     let mut vm = Vm::new(cfg, start).map_err(|e| e.to_string())?;
     vm.attach_optional_devices().map_err(|e| e.to_string())?;
@@ -77,8 +78,11 @@ fn run(cfg: VmConfig, control: &std::path::Path, start: Instant) -> Result<ExitR
         vireo_vmm::devices::serial::spawn_console_listener(&sock, vm.serial.clone())
             .map_err(|e| format!("serial.socket {}: {e}", sock.display()))?;
     }
-    let mut server = ControlServer::bind(control)
-        .map_err(|e| format!("control socket {}: {e}", control.display()))?;
+    let mut server = match control {
+        Some(path) => ControlServer::bind(path)
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?,
+        None => ControlServer::unbound().map_err(|e| format!("control loop: {e}"))?,
+    };
     let threads = vm.start().map_err(|e| e.to_string())?;
     let mut ctx = ControlContext {
         name: vm.config.name.clone(),

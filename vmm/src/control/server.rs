@@ -63,8 +63,8 @@ struct Client {
 }
 
 pub struct ControlServer {
-    listener: UnixListener,
-    path: PathBuf,
+    listener: Option<UnixListener>,
+    path: Option<PathBuf>,
     clients: Vec<Client>,
     next_id: u64,
     state: VmState,
@@ -80,8 +80,20 @@ impl ControlServer {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(ControlServer {
-            listener,
-            path: path.to_owned(),
+            listener: Some(listener),
+            path: Some(path.to_owned()),
+            clients: Vec::new(),
+            next_id: 1,
+            state: VmState::Running,
+            saved_clock: None,
+        })
+    }
+
+    /// A control loop with no socket: it only waits for the VM to end.
+    pub fn unbound() -> io::Result<ControlServer> {
+        Ok(ControlServer {
+            listener: None,
+            path: None,
             clients: Vec::new(),
             next_id: 1,
             state: VmState::Running,
@@ -105,7 +117,7 @@ impl ControlServer {
             }
             let mut fds = vec![
                 libc::pollfd {
-                    fd: self.listener.as_raw_fd(),
+                    fd: self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()),
                     events: libc::POLLIN,
                     revents: 0,
                 },
@@ -146,7 +158,8 @@ impl ControlServer {
     }
 
     fn accept(&mut self, ctx: &ControlContext) {
-        while let Ok((stream, _)) = self.listener.accept() {
+        let Some(listener) = &self.listener else { return };
+        while let Ok((stream, _)) = listener.accept() {
             if self.clients.len() >= MAX_CLIENTS {
                 let mut s = stream;
                 let _ = s.write_all(
@@ -395,7 +408,9 @@ impl ControlServer {
             "shutdown",
             json!({"reason": reason.kind(), "detail": why, "exit_code": reason.exit_code()}),
         );
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
