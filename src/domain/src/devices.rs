@@ -502,6 +502,13 @@ impl<E: AsRef<Element>> Interface<E> {
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Interface<E> {
+    /// Changes `interface@type`; a `<source>` that belonged to the old type is removed.
+    pub fn set_iface_type(&mut self, t: &InterfaceType) {
+        if self.iface_type().as_ref() != Some(t) {
+            self.element_mut().remove_children_named("source");
+        }
+        self.element_mut().set_attr("type", t.as_str());
+    }
     pub fn set_mac(&mut self, mac: Option<&str>) {
         let (e, style) = self.em();
         set_sub_attr(e, "mac", "address", mac, order::INTERFACE, style);
@@ -627,6 +634,21 @@ impl<E: AsRef<Element>> Graphics<E> {
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Graphics<E> {
+    /// Listens on a TCP address (replaces socket or other listen settings). libvirt keeps
+    /// `graphics@listen` and the first `<listen type='address'>` in step; so does this.
+    pub fn set_listen(&mut self, address: &str) {
+        let (e, style) = self.em();
+        e.remove_attr("socket");
+        e.remove_children_named("listen");
+        e.set_attr("listen", address);
+        e.insert_ordered(
+            Element::new("listen")
+                .with_attr("type", "address")
+                .with_attr("address", address),
+            order::GRAPHICS,
+            style,
+        );
+    }
     pub fn set_port(&mut self, port: Option<i32>, autoport: Option<bool>) {
         let e = self.element_mut();
         e.set_or_remove_attr("port", port.map(|p| p.to_string()).as_deref());
@@ -752,6 +774,24 @@ impl<E: AsRef<Element>> Chardev<E> {
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Chardev<E> {
+    pub fn set_chardev_type(&mut self, t: &ChardevType) {
+        self.element_mut().set_attr("type", t.as_str());
+    }
+    /// Sets the tcp source (`mode` bind/connect, host, service); `None` removes each.
+    pub fn set_tcp(&mut self, mode: Option<&str>, host: Option<&str>, service: Option<u16>) {
+        let (e, style) = self.em();
+        set_sub_attr(e, "source", "mode", mode, order::CHARDEV, style);
+        set_sub_attr(e, "source", "host", host, order::CHARDEV, style);
+        let svc = service.map(|s| s.to_string());
+        set_sub_attr(
+            e,
+            "source",
+            "service",
+            svc.as_deref(),
+            order::CHARDEV,
+            style,
+        );
+    }
     pub fn set_source_path(&mut self, path: Option<&str>) {
         let (e, style) = self.em();
         set_sub_attr(e, "source", "path", path, order::CHARDEV, style);
@@ -790,6 +830,9 @@ impl<E: AsRef<Element>> Input<E> {
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Input<E> {
+    pub fn set_input_type(&mut self, t: &InputType) {
+        self.element_mut().set_attr("type", t.as_str());
+    }
     pub fn set_bus(&mut self, bus: Option<&InputBus>) {
         self.element_mut()
             .set_or_remove_attr("bus", bus.map(|b| b.as_str()));
@@ -864,6 +907,16 @@ impl<E: AsRef<Element>> Rng<E> {
         sub_text(self.e(), "backend")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
+    }
+}
+
+impl<E: AsRef<Element> + AsMut<Element>> Rng<E> {
+    /// Sets the backend model and source (e.g. random, /dev/urandom).
+    pub fn set_backend(&mut self, backend: &RngBackend, source: Option<&str>) {
+        let (e, style) = self.em();
+        let b = e.ensure_child("backend", order::RNG, style);
+        b.set_attr("model", backend.as_str());
+        b.set_text(source.unwrap_or(""));
     }
 }
 

@@ -712,6 +712,33 @@ mod tests {
     }
 
     #[test]
+    fn device_setters() {
+        let mut d = Domain::parse("<domain type='kvm'>\n  <devices>\n    <graphics type='vnc' socket='/s'/>\n    <serial type='pty'/>\n    <rng model='virtio'><backend model='egd'/></rng>\n  </devices>\n</domain>").expect("parse");
+        {
+            let mut devs = d.devices_mut();
+            let mut g = devs.graphics_mut(0).expect("graphics");
+            g.set_listen("127.0.0.1");
+            g.set_port(Some(5901), Some(false));
+            let mut s = devs.serial_mut(0).expect("serial");
+            s.set_chardev_type(&crate::values::ChardevType::Tcp);
+            s.set_tcp(Some("bind"), Some("127.0.0.1"), Some(4555));
+            let mut r = devs.rng_mut(0).expect("rng");
+            r.set_backend(&crate::values::RngBackend::Random, Some("/dev/urandom"));
+        }
+        let devs = d.devices().expect("devs");
+        let g = &devs.graphics()[0];
+        assert_eq!(g.listen().as_deref(), Some("127.0.0.1"));
+        assert_eq!(g.socket(), None);
+        assert_eq!((g.port(), g.autoport()), (Some(5901), Some(false)));
+        let s = &devs.serials()[0];
+        assert_eq!(s.service().as_deref(), Some("4555"));
+        assert_eq!(devs.rngs()[0].source().as_deref(), Some("/dev/urandom"));
+        let errs = d.validate().expect_err("no name/memory/os");
+        assert!(errs.iter().all(|e| !e.path.contains("devices")), "{errs}");
+        assert_eq!(errs.len(), 3, "{errs}");
+    }
+
+    #[test]
     fn wrong_root_is_an_error() {
         let e = Domain::parse("<network/>").expect_err("not a domain");
         assert!(matches!(e.kind, ErrorKind::WrongRoot { .. }));

@@ -66,8 +66,14 @@ pub struct ErrorData {
 /// An error with its location: source position (when the node came from parsed text), the
 /// element path (`domain/devices/disk[2]/target`) and the attribute, if one is at fault.
 /// Boxed so that `Result<_, Error>` stays small.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error(Box<ErrorData>);
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Error({self}; {:?})", self.kind)
+    }
+}
 
 impl std::ops::Deref for Error {
     type Target = ErrorData;
@@ -116,8 +122,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// All problems found by a validation pass, in document order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Errors(pub Vec<Error>);
+
+impl fmt::Debug for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
 
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
