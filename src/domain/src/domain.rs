@@ -27,6 +27,17 @@ impl Domain {
         Self::from_document(Document::parse(xml)?)
     }
 
+    /// Reads and parses a domain file; errors name the file.
+    pub fn load(path: &std::path::Path) -> Result<Self, Error> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::new(ErrorKind::Io(e.to_string()), "", None).in_file(name.clone())
+        })?;
+        Document::parse_bytes(&bytes)
+            .and_then(Self::from_document)
+            .map_err(|e| e.in_file(name))
+    }
+
     /// Wraps a parsed document whose root must be `<domain>`.
     pub fn from_document(doc: Document) -> Result<Self, Error> {
         let root = doc.root();
@@ -736,6 +747,24 @@ mod tests {
         let errs = d.validate().expect_err("no name/memory/os");
         assert!(errs.iter().all(|e| !e.path.contains("devices")), "{errs}");
         assert_eq!(errs.len(), 3, "{errs}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("vireo-domain-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let p = dir.join("bad.xml");
+        std::fs::write(&p, "<domain>\n  <name>x</nam>\n</domain>").expect("write");
+        let e = Domain::load(&p).expect_err("malformed");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("{}: line 2, column ", p.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("domain/name"), "{msg}");
+        let e = Domain::load(&dir.join("missing.xml")).expect_err("missing");
+        assert!(matches!(e.kind, ErrorKind::Io(_)), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub enum ErrorKind {
     },
     #[error("{0}")]
     Constraint(String),
+    #[error("cannot read: {0}")]
+    Io(String),
 }
 
 /// What an [`Error`] holds (reach the fields through `Deref`: `err.kind`, `err.path`, ...).
@@ -61,6 +63,8 @@ pub struct ErrorData {
     pub attribute: Option<String>,
     /// Where in the source (None for nodes created in memory).
     pub pos: Option<Position>,
+    /// The file the document came from, when read through [`crate::Domain::load`].
+    pub file: Option<String>,
 }
 
 /// An error with its location: source position (when the node came from parsed text), the
@@ -89,7 +93,14 @@ impl Error {
             path: path.into(),
             attribute: None,
             pos,
+            file: None,
         }))
+    }
+
+    /// The same error, naming the file it was found in.
+    pub fn in_file(mut self, file: impl Into<String>) -> Self {
+        self.0.file = Some(file.into());
+        self
     }
 
     pub fn with_attribute(mut self, attr: impl Into<String>) -> Self {
@@ -109,6 +120,9 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
+        }
         if let Some(pos) = self.pos {
             write!(f, "{pos}: ")?;
         }
