@@ -6,16 +6,25 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod console;
+mod create;
+mod ctl_exit;
+mod docs;
+mod edit;
+mod machines;
+mod tools;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "vireoctl",
     version,
     about = "Control Vireo virtual machines from the command line",
-    long_about = "Control Vireo virtual machines from the command line.\n\n\
-                  This version only answers --help and --version: the commands that list, \
-                  define, start and stop machines arrive with Vireo's driver."
+    long_about = "Control Vireo virtual machines from the command line, with virsh's and \
+                  virt-install's words. Machines live under $XDG_CONFIG_HOME/vireo, running \
+                  ones under $XDG_RUNTIME_DIR/vireo.",
+    after_help = ctl_exit::EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +35,10 @@ struct Cli {
 enum Command {
     /// Print the version of vireoctl (the same as --version)
     Version,
+    #[command(flatten)]
+    Machine(machines::MachineCommand),
+    #[command(flatten)]
+    Tool(tools::ToolCommand),
 }
 
 fn run(cli: Cli) -> ExitCode {
@@ -34,10 +47,10 @@ fn run(cli: Cli) -> ExitCode {
             println!("vireoctl {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some(Command::Machine(c)) => machines::run(c, &vireo_driver::Connection::open()),
+        Some(Command::Tool(c)) => tools::run(c, &vireo_driver::Connection::open(), Cli::command),
         None => {
-            eprintln!(
-                "vireoctl: no command given; machine commands are not available yet (see vireoctl --help)"
-            );
+            eprintln!("vireoctl: no command given (see vireoctl --help)");
             ExitCode::from(2)
         }
     }
@@ -50,7 +63,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {

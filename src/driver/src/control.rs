@@ -1,5 +1,5 @@
-//! Client side of the VMM's control socket (line-delimited JSON, one request and one reply per
-//! line; see `vmm/src/control/`). Only what the driver needs: one request per connection, with
+//! Client side of the VMM's control socket (line-delimited JSON, QMP-like; see
+//! `vmm/src/control/mod.rs`). Only what the driver needs: one request per connection, with
 //! a timeout so a wedged helper cannot hang the GUI.
 
 use serde_json::Value;
@@ -25,7 +25,9 @@ pub enum ControlError {
     Unknown(String),
 }
 
-/// Sends `{"cmd": CMD, ...args}` and returns the reply object.
+/// Sends `{"execute": CMD, "arguments": ARGS, "id": 1}` (protocol version 1, see the module
+/// docs of `vireo_vmm::control`) and returns the `return` value. The greeting and any pushed
+/// events before the reply are skipped.
 pub fn request(
     socket: &Path,
     cmd: &str,
@@ -40,9 +42,9 @@ pub fn request(
     let mut stream = UnixStream::connect(socket).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut req = serde_json::json!({ "cmd": cmd });
-    if let (Some(obj), Value::Object(extra)) = (req.as_object_mut(), args) {
-        obj.extend(extra);
+    let mut req = serde_json::json!({ "execute": cmd, "id": 1 });
+    if !args.is_null() && args.as_object().is_none_or(|o| !o.is_empty()) {
+        req["arguments"] = args;
     }
     let mut line = req.to_string();
     line.push('\n');
@@ -53,36 +55,29 @@ pub fn request(
         if reader.read_line(&mut reply).map_err(io)? == 0 {
             return Err(ControlError::BadReply {
                 path,
-                reply: "connection closed".into(),
+                reply: "connection closed before the reply".into(),
             });
         }
         let v: Value = serde_json::from_str(reply.trim()).map_err(|_| ControlError::BadReply {
             path: path.clone(),
             reply: reply.trim().to_owned(),
         })?;
-        // Pushed events may arrive before the reply: skip them.
-        if v.get("event").is_some() && v.get("ok").is_none() && v.get("error").is_none() {
-            continue;
+        if let Some(r) = v.get("return") {
+            return Ok(r.clone());
         }
-        if v.get("ok").and_then(Value::as_bool) == Some(false) || v.get("error").is_some() {
-            let msg = v
-                .get("error")
-                .map(|e| {
-                    e.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| e.to_string())
-                })
-                .unwrap_or_else(|| v.to_string());
-            let lower = msg.to_ascii_lowercase();
-            if lower.contains("unknown command")
-                || lower.contains("unknown cmd")
-                || lower.contains("unknown variant")
-            {
+        if let Some(e) = v.get("error") {
+            let class = e.get("class").and_then(Value::as_str).unwrap_or("");
+            let desc = e
+                .get("desc")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.to_string());
+            if class == "CommandNotFound" {
                 return Err(ControlError::Unknown(cmd.to_owned()));
             }
-            return Err(ControlError::Refused(msg));
+            return Err(ControlError::Refused(desc));
         }
-        return Ok(v);
+        // The greeting (`{"vireo":...}`) and events (`{"event":...}`): not our reply.
     }
 }
 

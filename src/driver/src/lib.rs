@@ -5,12 +5,15 @@
 //! directory ([`rundir`]). Clients (the GUI, `vireoctl`) use [`Connection`]; events reach them
 //! through [`Connection::subscribe`].
 
+pub mod caps;
 pub mod connection;
 pub mod control;
+pub mod cpio;
 pub mod events;
 pub mod model;
 pub mod paths;
 pub mod process;
+pub mod quick;
 pub mod rundir;
 pub mod state;
 pub mod store;

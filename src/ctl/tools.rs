@@ -1,0 +1,59 @@
+//! vireoctl's non-machine commands: create, completions, man page, and the hidden supervisor.
+
+use crate::ctl_exit::CtlResult;
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vireo_driver::Connection;
+
+#[derive(Debug, Subcommand)]
+pub enum ToolCommand {
+    /// Create a machine (virt-install's options), or the quick machine with --quick
+    Create(Box<crate::create::CreateArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (default: target/man)
+    #[command(hide = true)]
+    Man {
+        #[arg(long, default_value = "target/man")]
+        dir: PathBuf,
+    },
+    /// Internal: supervise one machine's helper (started by the driver, not by hand)
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        #[arg(long)]
+        rundir: PathBuf,
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long)]
+        vmm: PathBuf,
+    },
+}
+
+pub fn run(cmd: ToolCommand, conn: &Connection, cli: impl Fn() -> clap::Command) -> ExitCode {
+    let r: CtlResult = match cmd {
+        ToolCommand::Create(a) => crate::create::create(*a, conn),
+        ToolCommand::Completions { shell } => crate::docs::completions(shell, cli()),
+        ToolCommand::Man { dir } => crate::docs::man(&dir, cli()),
+        ToolCommand::Supervise {
+            rundir,
+            events,
+            vmm,
+        } => {
+            let code =
+                vireo_driver::supervisor::supervise(&vireo_driver::supervisor::SuperviseArgs {
+                    rundir,
+                    events,
+                    vmm,
+                });
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+    };
+    match r {
+        Ok(c) => ExitCode::from(c),
+        Err((c, msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(c)
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! `capabilities` and `domainCapabilities` documents, written by vireo-domain from the facts of
+//! this host and of the vireo-vmm backend the driver would start.
+
+use vireo_domain::{BackendFacts, HostCpu};
+
+/// The backend as the driver runs it: direct kernel boot only, virtio disks, VNC.
+pub fn backend_facts() -> BackendFacts {
+    let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "/usr/bin/vireo-vmm".into());
+    let mut f = BackendFacts::vireo_kvm(&emulator);
+    f.max_vcpus = u32::try_from(vireo_vmm::layout::MAX_VCPUS)
+        .unwrap_or(u32::from(u8::MAX))
+        .min(255);
+    f
+}
+
+/// The host `capabilities` XML.
+pub fn capabilities() -> String {
+    let cpu =
+        HostCpu::detect().unwrap_or_else(|_| HostCpu::from_cpuinfo("", std::env::consts::ARCH));
+    let uuid = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .and_then(|m| crate::model::canonical_uuid(m.trim()))
+        .and_then(|u| vireo_domain::Uuid::parse(&u));
+    vireo_domain::capabilities(uuid.as_ref(), &cpu, &backend_facts()).to_xml()
+}
+
+/// The `domainCapabilities` XML.
+pub fn domain_capabilities() -> String {
+    vireo_domain::domain_capabilities(&backend_facts(), None).to_xml()
+}
