@@ -51,7 +51,8 @@ share="$root/share"
 refresh_caches() {
     # Packagers (--destdir) run these in their triggers instead.
     [ -z "$destdir" ] || return 0
-    if command -v glib-compile-schemas >/dev/null 2>&1 && [ -d "$share/glib-2.0/schemas" ]; then
+    if command -v glib-compile-schemas >/dev/null 2>&1 &&
+        ls "$share/glib-2.0/schemas/"*.gschema.xml >/dev/null 2>&1; then
         glib-compile-schemas "$share/glib-2.0/schemas"
     fi
     if command -v gtk-update-icon-cache >/dev/null 2>&1 && [ -f "$share/icons/hicolor/index.theme" ]; then
@@ -109,7 +110,9 @@ for b in $binaries; do install -m 755 "$target_dir/$profile/$b" "$root/bin/$b"; 
 
 # Desktop entry and metainfo with their translations merged in
 sed "s|@bindir@|$prefix/bin|g" "$top/data/$app_id.desktop.in" > "$tmp/$app_id.desktop.in"
-msgfmt --desktop -d "$top/po" --template "$tmp/$app_id.desktop.in" -o "$tmp/$app_id.desktop"
+msgfmt --desktop -d "$top/po" --template "$tmp/$app_id.desktop.in" -o "$tmp/$app_id.merged"
+# Notes for translators are of no use in the installed file.
+grep -v '^# Translators:' "$tmp/$app_id.merged" > "$tmp/$app_id.desktop"
 install -D -m 644 "$tmp/$app_id.desktop" "$share/applications/$app_id.desktop"
 msgfmt --xml -d "$top/po" --template "$top/data/$app_id.metainfo.xml.in" -o "$tmp/$app_id.metainfo.xml"
 install -D -m 644 "$tmp/$app_id.metainfo.xml" "$share/metainfo/$app_id.metainfo.xml"
