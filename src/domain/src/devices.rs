@@ -18,7 +18,16 @@ view!(
 /// Path of the `index`-th (0-based) child named `name` under `parent`: `[n]` (1-based) is
 /// added when the name repeats, as in `domain/devices/disk[2]`.
 pub(crate) fn child_path(parent_path: &str, parent: &Element, name: &str, index: usize) -> String {
-    let count = parent.children_named(name).count();
+    indexed_path(
+        parent_path,
+        name,
+        index,
+        parent.children_named(name).count(),
+    )
+}
+
+/// [`child_path`] when the number of same-named siblings is already known.
+pub(crate) fn indexed_path(parent_path: &str, name: &str, index: usize, count: usize) -> String {
     if count > 1 {
         format!("{parent_path}/{name}[{}]", index + 1)
     } else {

@@ -6,11 +6,16 @@
 //! by offsets, which is what makes the tree lossless.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use crate::error::{Error, ErrorKind, Position};
+
+/// Deepest element nesting accepted. libxml2 (and so libvirt) refuses more than 256 levels;
+/// the limit also keeps the recursive writer and drop far from the stack's end.
+pub const MAX_DEPTH: usize = 256;
 
 /// Maps byte offsets to line/column.
 struct LineIndex<'a> {
@@ -883,7 +888,7 @@ struct Parser<'a> {
     lines: LineIndex<'a>,
     stack: Vec<Element>,
     /// Sibling counts per open element, for error paths.
-    path_counts: Vec<Vec<(String, usize)>>,
+    path_counts: Vec<HashMap<String, usize>>,
     has_doctype: bool,
 }
 
@@ -899,13 +904,7 @@ impl<'a> Parser<'a> {
             s.push_str(name);
             // Open elements are not yet among their parent's children: count them in.
             let n = match i.checked_sub(1).and_then(|p| self.path_counts.get(p)) {
-                Some(counts) => {
-                    counts
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(0, |(_, c)| *c)
-                        + 1
-                }
+                Some(counts) => counts.get(name).copied().unwrap_or(0) + 1,
                 None => 1,
             };
             if n > 1 {
@@ -1031,10 +1030,7 @@ impl<'a> Parser<'a> {
             Some(parent) => {
                 if let Node::Element(e) = &node {
                     if let Some(counts) = self.path_counts.last_mut() {
-                        match counts.iter_mut().find(|(n, _)| *n == e.name) {
-                            Some((_, c)) => *c += 1,
-                            None => counts.push((e.name.clone(), 1)),
-                        }
+                        *counts.entry(e.name.clone()).or_insert(0) += 1;
                     }
                 }
                 parent.children.push(node)
@@ -1116,6 +1112,12 @@ fn parse(input: &str) -> Result<Document, Error> {
                     Some(parent) => indent_before(&parent.children),
                     None => indent_before(&doc.prolog),
                 };
+                if p.stack.len() >= MAX_DEPTH {
+                    return Err(p.err(
+                        start,
+                        format!("elements nested deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
                 if self_closing {
                     if p.stack.is_empty() {
                         doc.root = Some(el);
@@ -1124,7 +1126,7 @@ fn parse(input: &str) -> Result<Document, Error> {
                     }
                 } else {
                     p.stack.push(el);
-                    p.path_counts.push(Vec::new());
+                    p.path_counts.push(HashMap::new());
                 }
             }
             Event::End(_) => {
@@ -1438,6 +1440,17 @@ mod tests {
         assert_eq!(resolve_prefix(&[a, b, c], "p").as_deref(), Some("urn:q"));
         assert_eq!(resolve_prefix(&[a], "p").as_deref(), Some("urn:p"));
         assert_eq!(resolve_prefix(&[a], "zz"), None);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        round_trip(&ok);
+        let deep = 200_000;
+        let bad = format!("{}{}", "<a>".repeat(deep), "</a>".repeat(deep));
+        let e = Document::parse(&bad).expect_err("too deep");
+        assert!(e.to_string().contains("deeper than 256"), "{}", e.kind);
+        assert!(Document::parse(&"<a>".repeat(deep)).is_err());
     }
 
     #[test]

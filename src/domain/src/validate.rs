@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::devices::child_path;
+use crate::devices::indexed_path;
 use crate::domain::Domain;
 use crate::error::{Error, ErrorKind, Errors};
 use crate::ids::{Mac, Uuid};
@@ -230,8 +230,9 @@ impl Domain {
                             "expected hvm, linux, xen, xenpvh or exe",
                         );
                     }
+                    let count = os.children_named("boot").count();
                     for (i, b) in os.children_named("boot").enumerate() {
-                        let bp = child_path("domain/os", os, "boot", i);
+                        let bp = indexed_path("domain/os", "boot", i, count);
                         if let Some(d) = c.required_attr(b, &bp, "dev") {
                             if !crate::values::BootDev::from(d.as_ref()).is_known() {
                                 c.invalid(
@@ -338,8 +339,9 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
         }
     };
 
+    let count = devs.children_named("disk").count();
     for (i, d) in devs.children_named("disk").enumerate() {
-        let path = child_path(dp, devs, "disk", i);
+        let path = indexed_path(dp, "disk", i, count);
         c.enum_attr::<DiskType>(d, &path, "type", false);
         c.enum_attr::<DiskDevice>(d, &path, "device", false);
         if let Some(drv) = d.child("driver") {
@@ -393,8 +395,9 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
         check_boot(c, d, &path);
     }
 
+    let count = devs.children_named("interface").count();
     for (i, n) in devs.children_named("interface").enumerate() {
-        let path = child_path(dp, devs, "interface", i);
+        let path = indexed_path(dp, "interface", i, count);
         c.enum_attr::<InterfaceType>(n, &path, "type", true);
         if let Some(m) = n.child("mac") {
             let mpath = format!("{path}/mac");
@@ -418,11 +421,13 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
                 }
             }
         }
+        let count = n.children_named("portForward").count();
         for (j, pf) in n.children_named("portForward").enumerate() {
-            let ppath = child_path(&path, n, "portForward", j);
+            let ppath = indexed_path(&path, "portForward", j, count);
             c.enum_attr::<PortProto>(pf, &ppath, "proto", true);
+            let count = pf.children_named("range").count();
             for (k, r) in pf.children_named("range").enumerate() {
-                let rpath = child_path(&ppath, pf, "range", k);
+                let rpath = indexed_path(&ppath, "range", k, count);
                 for a in ["start", "end", "to"] {
                     let v = if a == "start" {
                         c.required_attr(r, &rpath, a)
@@ -440,8 +445,9 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
         check_boot(c, n, &path);
     }
 
+    let count = devs.children_named("graphics").count();
     for (i, g) in devs.children_named("graphics").enumerate() {
-        let path = child_path(dp, devs, "graphics", i);
+        let path = indexed_path(dp, "graphics", i, count);
         c.enum_attr::<GraphicsType>(g, &path, "type", true);
         if let Some(port) = g.attr("port") {
             if !matches!(port.trim().parse::<i32>(), Ok(p) if (-1..=65535).contains(&p)) {
@@ -462,8 +468,9 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
     }
 
     for kind in ["serial", "console", "channel", "parallel"] {
+        let count = devs.children_named(kind).count();
         for (i, s) in devs.children_named(kind).enumerate() {
-            let path = child_path(dp, devs, kind, i);
+            let path = indexed_path(dp, kind, i, count);
             c.enum_attr::<ChardevType>(s, &path, "type", false);
             let t = s.attr("type").map(|t| ChardevType::from(t.as_ref()));
             let spath = format!("{path}/source");
@@ -500,32 +507,37 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
         }
     }
 
+    let count = devs.children_named("input").count();
     for (i, inp) in devs.children_named("input").enumerate() {
-        let path = child_path(dp, devs, "input", i);
+        let path = indexed_path(dp, "input", i, count);
         c.enum_attr::<InputType>(inp, &path, "type", true);
         c.enum_attr::<InputBus>(inp, &path, "bus", false);
     }
+    let count = devs.children_named("video").count();
     for (i, v) in devs.children_named("video").enumerate() {
-        let path = child_path(dp, devs, "video", i);
+        let path = indexed_path(dp, "video", i, count);
         if let Some(m) = v.child("model") {
             c.enum_attr::<VideoModel>(m, &format!("{path}/model"), "type", true);
         }
     }
+    let count = devs.children_named("rng").count();
     for (i, r) in devs.children_named("rng").enumerate() {
-        let path = child_path(dp, devs, "rng", i);
+        let path = indexed_path(dp, "rng", i, count);
         c.required_attr(r, &path, "model");
         match r.child("backend") {
             Some(b) => c.enum_attr::<RngBackend>(b, &format!("{path}/backend"), "model", true),
             None => c.push(r, &path, None, ErrorKind::MissingElement("backend".into())),
         }
     }
+    let count = devs.children_named("memballoon").count();
     for (i, m) in devs.children_named("memballoon").enumerate() {
-        let path = child_path(dp, devs, "memballoon", i);
+        let path = indexed_path(dp, "memballoon", i, count);
         c.enum_attr::<MemballoonModel>(m, &path, "model", true);
     }
     for kind in ["hostdev", "redirdev", "filesystem"] {
+        let count = devs.children_named(kind).count();
         for (i, h) in devs.children_named(kind).enumerate() {
-            let path = child_path(dp, devs, kind, i);
+            let path = indexed_path(dp, kind, i, count);
             check_boot(c, h, &path);
         }
     }
