@@ -110,7 +110,7 @@ impl Domain {
         self.set_text_field("name", Some(name));
     }
 
-    /// The uuid text as written (see [`crate::uuid::Uuid`] to check it).
+    /// The uuid text as written (see [`crate::ids::Uuid`] to check it).
     pub fn uuid(&self) -> Option<String> {
         self.text_field("uuid").map(|s| s.trim().to_string())
     }

@@ -1,6 +1,6 @@
 //! The one error type of the crate: what is wrong, where (line/column), and in which element.
 //!
-//! A GUI maps an [`Error`] to a form field through [`Error::path`] plus [`Error::attribute`]
+//! A GUI maps an [`Error`] to a form field through [`ErrorData::path`] plus [`ErrorData::attribute`]
 //! (the `field()` pair); the [`ErrorKind`] says what to tell the user.
 
 use std::fmt;
