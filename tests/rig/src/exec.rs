@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 pub fn run_command(script: &str, timeout: Duration) -> Result<CmdOutput> {
     match kvm::mode() {
         Mode::Direct => run_direct(script, timeout),
-        Mode::Nested => rig::with_shared(|r| r.run(script, timeout)),
+        Mode::Nested => rig::run_shared(script, timeout),
     }
 }
 

@@ -44,9 +44,70 @@ pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 mitigations=o
 /// A bootable test guest: kernel + base initramfs (both on the host, cached).
 #[derive(Debug, Clone)]
 pub struct GuestImage {
+    /// The bzImage.
     pub kernel: PathBuf,
+    /// The same kernel as an uncompressed ELF vmlinux with a PVH note (skips the
+    /// decompressor, which is slow in L2).
+    pub vmlinux: PathBuf,
     pub base_initrd: PathBuf,
     pub release: String,
+}
+
+/// Which form of the kernel a scenario boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelForm {
+    /// The bzImage as Debian ships it (64-bit boot protocol).
+    BzImage,
+    /// The ELF vmlinux extracted from it (PVH entry).
+    ElfVmlinux,
+}
+
+/// Extracts the ELF vmlinux from a bzImage: its payload is one xz stream.
+pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
+    let data = std::fs::read(bzimage).map_err(|e| RigError::io("reading bzImage", bzimage, e))?;
+    let magic = [0xfd, b'7', b'z', b'X', b'Z', 0];
+    let at = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .ok_or_else(|| RigError::Config(format!("{}: no xz payload found", bzimage.display())))?;
+    let tmp = out.with_extension(format!("tmp.{}", std::process::id()));
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| RigError::io("creating vmlinux", &tmp, e))?;
+    let mut child = std::process::Command::new("xz")
+        .args(["-dc", "--single-stream"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .map_err(|source| RigError::MissingTool {
+            program: "xz".into(),
+            package: "xz-utils",
+            why: "extracting the ELF vmlinux",
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // xz stops at the end of the stream; the bytes after it are the bzImage's trailer.
+        let _ = stdin.write_all(&data[at..]);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| RigError::io("waiting for xz", &tmp, e))?;
+    let elf_ok = std::fs::read(&tmp)
+        .map(|b| b.get(..4) == Some(&[0x7f, b'E', b'L', b'F'][..]))
+        .unwrap_or(false);
+    if !status.success() || !elf_ok {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(RigError::ToolFailed {
+            command: format!("xz -dc --single-stream (payload of {})", bzimage.display()),
+            status: status.to_string(),
+            stderr: if elf_ok {
+                String::new()
+            } else {
+                "output is not an ELF file".into()
+            },
+        });
+    }
+    std::fs::rename(&tmp, out).map_err(|e| RigError::io("storing vmlinux", out, e))
 }
 
 impl GuestImage {
@@ -79,7 +140,12 @@ impl GuestImage {
             img.init(L2_INIT);
             img.write(&base)?;
         }
+        let vmlinux = cache.join("l2").join(&kernel.release).join("vmlinux");
+        if !vmlinux.is_file() {
+            extract_vmlinux(&kernel.vmlinuz, &vmlinux)?;
+        }
         Ok(GuestImage {
+            vmlinux,
             kernel: kernel.vmlinuz,
             base_initrd: base,
             release: kernel.release,
@@ -104,6 +170,8 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Runs tried when one hangs (no `VIREO-DONE`).
     pub attempts: u32,
+    /// bzImage or ELF vmlinux.
+    pub kernel_form: KernelForm,
 }
 
 impl Scenario {
@@ -117,7 +185,12 @@ impl Scenario {
             cmdline_extra: String::new(),
             timeout: Duration::from_secs(150),
             attempts: 2,
+            kernel_form: KernelForm::BzImage,
         }
+    }
+    pub fn kernel_form(mut self, f: KernelForm) -> Self {
+        self.kernel_form = f;
+        self
     }
     /// Requires a `VIREO-RESULT name=NAME status=pass`.
     pub fn expect_pass(mut self, name: &str) -> Self {
@@ -478,7 +551,11 @@ pub fn run_scenario_with(
     let initrd = work.join("initrd.cpio");
     crate::initramfs::concat(&[&image.base_initrd, &extra_path], &initrd)?;
     let secs = sc.timeout.as_secs().max(5);
-    let script = launcher.command(sc, &image.kernel, &initrd, &work, secs)?;
+    let kernel = match sc.kernel_form {
+        KernelForm::BzImage => &image.kernel,
+        KernelForm::ElfVmlinux => &image.vmlinux,
+    };
+    let script = launcher.command(sc, kernel, &initrd, &work, secs)?;
     let attempts = sc.attempts.max(1);
     let mut report = None;
     for attempt in 1..=attempts {

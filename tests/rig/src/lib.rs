@@ -19,6 +19,8 @@
 //! - [`run_scenario`]`(&Scenario, &Launcher) -> Result<ScenarioReport>`: boots the stock Debian
 //!   kernel as L2 with a scenario script; [`ScenarioReport::check`] turns a failed scenario into
 //!   an error saying what failed and where L2 stalled.
+//! - [`run_shared`]`(script, timeout)`: always in the shared L1; retried once on a fresh L1
+//!   when L1 itself fails (agent silent, panic, QEMU gone).
 //! - [`with_shared`]`(|rig: &mut Rig| ...)`: the process-wide L1 (booted once, on first use;
 //!   calls serialised); [`Rig::boot`] / [`Rig::run`] for your own L1.
 //! - [`l2`]: [`GuestImage`], [`Scenario`], [`Launcher`] (`Qemu` or `VireoVmm { binary }`),
@@ -76,5 +78,5 @@ pub mod timing;
 
 pub use error::{Result, RigError};
 pub use exec::{run_command, run_direct, run_scenario};
-pub use l2::{GuestImage, Launcher, Scenario, ScenarioReport};
-pub use rig::{with_shared, CmdOutput, Line, Rig, RigConfig};
+pub use l2::{GuestImage, KernelForm, Launcher, Scenario, ScenarioReport};
+pub use rig::{run_shared, with_shared, CmdOutput, Line, Rig, RigConfig};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use vireo_rig::kvm::{self, Mode};
-use vireo_rig::{l2::shell_quote, Launcher, RigConfig, Scenario};
+use vireo_rig::{l2::shell_quote, KernelForm, Launcher, RigConfig, Scenario};
 
 #[derive(Parser)]
 #[command(version, about = "Vireo's nested-KVM test rig", long_about = None)]
@@ -55,6 +55,9 @@ enum Cmd {
         timeout: u64,
         #[arg(long, default_value_t = 512)]
         memory: u32,
+        /// Boot the ELF vmlinux (PVH) instead of the bzImage.
+        #[arg(long)]
+        elf: bool,
     },
     /// Fetch the Debian packages and build the images, without booting.
     Fetch,
@@ -80,7 +83,17 @@ fn main() -> ExitCode {
             expect,
             timeout,
             memory,
-        } => l2(launcher, script, inline, name, expect, timeout, memory),
+            elf,
+        } => {
+            let form = if elf {
+                KernelForm::ElfVmlinux
+            } else {
+                KernelForm::BzImage
+            };
+            l2(
+                launcher, script, inline, name, expect, timeout, memory, form,
+            )
+        }
         Cmd::Fetch => fetch(),
         Cmd::Detect => {
             println!(
@@ -136,6 +149,7 @@ fn run(
     Ok(out.status)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn l2(
     launcher: String,
     script: Option<PathBuf>,
@@ -144,6 +158,7 @@ fn l2(
     expect: Vec<String>,
     timeout: u64,
     memory: u32,
+    form: KernelForm,
 ) -> vireo_rig::Result<i32> {
     let text = match (script, inline) {
         (Some(p), _) => std::fs::read_to_string(&p).map_err(|e| vireo_rig::RigError::Io {
@@ -156,7 +171,8 @@ fn l2(
     };
     let mut sc = Scenario::new(&name, &text)
         .timeout(Duration::from_secs(timeout))
-        .memory_mib(memory);
+        .memory_mib(memory)
+        .kernel_form(form);
     for e in &expect {
         sc = sc.expect_pass(e);
     }

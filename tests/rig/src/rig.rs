@@ -205,6 +205,9 @@ fn seq() -> u64 {
 
 const CONSOLE_KEEP: usize = 300;
 
+/// How long the agent may take to acknowledge a command (generous: TCG on a busy machine).
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Rig {
     /// Boots L1, retrying once when a boot hangs or panics. Errors name the failing step.
     pub fn boot(cfg: &RigConfig) -> Result<Rig> {
@@ -260,6 +263,9 @@ impl Rig {
             .map_err(|e| RigError::io("creating run dir", &run_dir, e))?;
         let run_dir = RunDir(run_dir);
         let shares = effective_shares(&cfg.shares)?;
+        let rig_cache = debian::cache_dir()?
+            .canonicalize()
+            .map_err(|e| RigError::io("resolving the rig cache", "vireo-rig cache", e))?;
 
         // The per-boot archive: which 9p tag goes where, and the merged-/usr links.
         let mut extra = Initramfs::new();
@@ -267,9 +273,11 @@ impl Rig {
         let mut cmd = Command::new(&cfg.qemu);
         for (i, dir) in shares.iter().enumerate() {
             let tag = format!("vr{i}");
-            // The system dirs do not change under a run: let L1 cache them (QEMU and its
-            // libraries load once). Build output does change: always ask the host.
-            let cache = if dir == Path::new("/usr") || dir == Path::new("/etc") {
+            // The system dirs do not change under a run, and the rig cache only gains new
+            // files (content-keyed names, fresh run dirs): let L1 cache them (QEMU, its
+            // libraries, kernels load once). Build output does change: always ask the host.
+            let cache = if dir == Path::new("/usr") || dir == Path::new("/etc") || dir == &rig_cache
+            {
                 "loose"
             } else {
                 "none"
@@ -550,12 +558,34 @@ impl Rig {
         let start_marker = format!("VIREO-RIG-START {id}");
         let mut lines = Vec::new();
         let mut timed_out = false;
+        // The agent echoes a start marker as soon as it has the script; silence means L1 is
+        // wedged (the rare TCG hang), which the caller may answer with a fresh L1.
+        let ack_deadline = start + ACK_TIMEOUT;
+        let mut acked = false;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            if !acked && now >= ack_deadline {
+                let tail = self.console_tail(20);
+                self.kill("agent did not acknowledge a command");
+                return Err(RigError::L1Unresponsive {
+                    waited: ACK_TIMEOUT,
+                    tail,
+                });
+            }
+            let left = if acked {
+                deadline.saturating_duration_since(now)
+            } else {
+                ack_deadline.saturating_duration_since(now)
+            };
             match self.events.recv_timeout(left) {
                 Ok(Ev::Ctl(t, line)) => {
                     let at = t.duration_since(start);
-                    if line == start_marker {
+                    if let Some(pos) = line.find(&start_marker) {
+                        acked = true;
+                        let before = &line[..pos];
+                        if !before.is_empty() {
+                            self.push_line(&mut lines, at, before);
+                        }
                         continue;
                     }
                     if let Some(pos) = line.find(&timeout_marker) {
@@ -614,6 +644,7 @@ impl Rig {
                         tail,
                     });
                 }
+                Err(RecvTimeoutError::Timeout) if !acked => continue,
                 Err(_) => {
                     let tail = tail_of(lines.iter().map(|l: &Line| l.text.as_str()), 30);
                     self.kill("L1 agent unresponsive");
@@ -753,6 +784,24 @@ pub fn with_shared<T>(f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
     match st.rig.as_mut() {
         Some(rig) => f(rig),
         None => Err(RigError::Broken("no L1".into())),
+    }
+}
+
+/// Runs `script` in the shared L1 ([`with_shared`]). When L1 itself fails during the command
+/// (agent silent, kernel panic, QEMU gone), boots a fresh L1 and tries once more; the error of
+/// the second try is returned if that fails too. Command timeouts are not retried.
+pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
+    match with_shared(|r| r.run(script, timeout)) {
+        Err(
+            e @ (RigError::L1Unresponsive { .. }
+            | RigError::L1Panic { .. }
+            | RigError::L1Exited { .. }),
+        ) => {
+            eprintln!("vireo-rig: L1 failed during a command ({e}); retrying once on a fresh L1");
+            timing::record("L1 failure, command retried", Duration::ZERO);
+            with_shared(|r| r.run(script, timeout))
+        }
+        other => other,
     }
 }
 

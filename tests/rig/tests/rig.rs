@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 use vireo_rig::l2::{run_scenario_with, GuestImage, Launcher, Scenario};
-use vireo_rig::{timing, with_shared, RigError};
+use vireo_rig::{run_shared, timing, RigError};
 
 fn in_l1(script: &str, timeout: Duration) -> vireo_rig::Result<vireo_rig::CmdOutput> {
-    with_shared(|rig| rig.run(script, timeout))
+    run_shared(script, timeout)
 }
 
 fn scenario(sc: &Scenario) -> vireo_rig::ScenarioReport {
