@@ -151,8 +151,9 @@ impl Connection {
         if !rec.state.is_active() && rec.state != DomainState::NoState {
             return Some(rec);
         }
-        let supervised = matches!(FileLock::try_exclusive(&run.supervisor_lock()), Ok(None));
-        if supervised {
+        let supervised = FileLock::is_held(&run.supervisor_lock());
+        // Supervised, or preserved after a crash (on_crash=preserve: no helper, by design).
+        if supervised || rec.state == DomainState::Crashed {
             return Some(rec);
         }
         let helper_alive = match (rec.vmm_pid, rec.vmm_start) {
@@ -451,7 +452,9 @@ impl Connection {
             std::thread::sleep(Duration::from_millis(20));
             let rec = read_state(&run);
             match rec {
-                Some(r) if r.state == DomainState::Running || r.state == DomainState::Paused => {
+                // A guest may already have run and ended (e.g. powered off at once): it did
+                // start. Only a helper that never got going is a failed start.
+                Some(r) if r.state != DomainState::NoState && r.reason != Reason::Failed => {
                     return Ok(())
                 }
                 Some(r) if r.state != DomainState::NoState => {
@@ -462,10 +465,12 @@ impl Connection {
                             .unwrap_or_else(|| format!("{} ({})", r.state, r.reason)),
                     })
                 }
+                // A transient machine's directory goes when it stops: it ran and ended.
+                None if !run.dir.exists() && transient => return Ok(()),
                 None if !run.dir.exists() => {
                     return Err(DriverError::StartFailed {
                         name: d.name.clone(),
-                        message: "the helper exited at once".into(),
+                        message: "the runtime directory disappeared".into(),
                     })
                 }
                 _ => {}
@@ -543,6 +548,12 @@ impl Connection {
             return Ok(());
         }
         if self.wait_run_change(&d.name, rec.restarts, timeout) {
+            if !self
+                .live_record(&d.name)
+                .is_some_and(|r| r.state.is_active())
+            {
+                Self::wait_unsupervised(&run, Duration::from_secs(5));
+            }
             Ok(())
         } else {
             Err(DriverError::Timeout {
@@ -556,7 +567,11 @@ impl Connection {
     /// Stops the machine at once (the helper is killed).
     pub fn destroy(&self, name: &str) -> Result<()> {
         let (d, run, rec) = self.running(name)?;
-        let supervised = matches!(FileLock::try_exclusive(&run.supervisor_lock()), Ok(None));
+        // A preserved crashed machine has no helper any more; its supervisor is on its way out.
+        if rec.state == DomainState::Crashed {
+            Self::wait_unsupervised(&run, Duration::from_secs(5));
+        }
+        let supervised = FileLock::is_held(&run.supervisor_lock());
         if supervised {
             Self::set_intent(&run, Intent::Destroy)?;
         }
@@ -566,26 +581,43 @@ impl Connection {
             }
         }
         if supervised {
-            if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15)) {
+            // Done when the supervisor has recorded the end and cleaned up (it then exits).
+            if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15))
+                && Self::wait_unsupervised(&run, Duration::from_secs(5))
+            {
                 return Ok(());
             }
             return Err(DriverError::Timeout {
                 name: d.name,
                 what: "destroy".into(),
-                secs: 15,
+                secs: 20,
             });
         }
-        // Nobody supervises (its supervisor was killed): record the end ourselves.
+        // Nobody supervises (its supervisor was killed, or the machine is preserved after a
+        // crash): record the end ourselves.
         let rec = update_state(&run, |r| {
             r.state = DomainState::Shutoff;
             r.reason = Reason::Destroyed;
             r.vmm_pid = None;
             r.vmm_start = None;
+            r.supervisor_pid = None;
         })
         .map_err(io(&run.state()))?;
         self.emit(&d.name, d.uuid.as_deref(), EventKind::Stopped, "Destroyed");
         crate::supervisor::cleanup(&run, rec.transient);
         Ok(())
+    }
+
+    /// Waits until no supervisor holds the machine's lock; `false` on timeout.
+    fn wait_unsupervised(run: &RunDir, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while FileLock::is_held(&run.supervisor_lock()) {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Restarts the machine with a fresh helper (the guest sees a reboot), whatever on_reboot says.

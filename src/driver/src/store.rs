@@ -64,6 +64,17 @@ impl FileLock {
         }
     }
 
+    /// Whether some process holds the lock (a missing file is not held). Never creates the file,
+    /// so probing a directory that is being removed leaves nothing behind.
+    pub(crate) fn is_held(path: &Path) -> bool {
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) else {
+            return false;
+        };
+        // SAFETY: flock on a file descriptor we own; released when `file` is dropped.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+    }
+
     /// `Ok(None)` if someone else holds it.
     pub(crate) fn try_exclusive(path: &Path) -> std::io::Result<Option<FileLock>> {
         let file = std::fs::OpenOptions::new()

@@ -239,6 +239,22 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     }
                 }
             }
+            // The guest ran and ended (poweroff, reboot, crash) before we saw the socket: a
+            // normal, very short run.
+            Ready::Exited(st)
+                if matches!(
+                    VmmExit::from_status(st),
+                    VmmExit::Poweroff | VmmExit::Reboot | VmmExit::Crash
+                ) =>
+            {
+                let _ = update_state(&run, |r| {
+                    r.state = DomainState::Running;
+                    r.reason = Reason::Booted;
+                    r.restarts = restarts;
+                });
+                emit(args, &dom, EventKind::Started, "Booted", None);
+                st
+            }
             Ready::Exited(st) => {
                 let msg = crate::process::tail(&run.log(), 3);
                 let msg = if msg.is_empty() {

@@ -1,0 +1,375 @@
+//! Runtime tests: the real `vireoctl` starts the real `vireo-vmm` with tiny hand-written guests
+//! on the local /dev/kvm (seconds, not minutes). They cover the supervisor, states and reasons,
+//! lifecycle actions, events, the console, reattach and stale-file cleanup. Booting Linux is
+//! the rig's job (tests/vireoctl_rig.rs).
+
+mod vireoctl_support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+use vireoctl_support::{domain_xml, guest, Home};
+
+const T: Duration = Duration::from_secs(20);
+
+fn define(h: &Home, name: &str, code: &[u8], devices: &str, actions: (&str, &str, &str)) {
+    vireoctl_support::vmm();
+    let k = h.file(&format!("{name}.elf"), &guest::pvh_elf(code));
+    let x = h.file(
+        &format!("{name}.xml"),
+        domain_xml(name, &k, devices, actions).as_bytes(),
+    );
+    h.ok(&["define", x.to_str().unwrap()]);
+}
+
+fn pty() -> &'static str {
+    "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"
+}
+
+fn events(h: &Home, name: &str) -> Vec<String> {
+    let out = h.ok(&["event", "--all", "--domain", name, "--timeout", "0"]);
+    out.lines()
+        .filter(|l| l.starts_with("event "))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn start_console_suspend_resume_destroy() {
+    let h = Home::new("life");
+    let mut code = guest::print("hello from tiny\n");
+    code.extend(guest::echo_loop());
+    define(&h, "t1", &code, pty(), ("destroy", "restart", "destroy"));
+    h.ok(&["start", "t1"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "t1"]).trim(),
+        "running (booted)"
+    );
+    let list = h.ok(&["list"]);
+    assert!(list.contains("t1") && list.contains("running"), "{list}");
+    // Starting twice is a state error (exit 5).
+    assert_eq!(h.run(&["start", "t1"]).0, 5);
+
+    // The console: the backlog, then our keystrokes echoed by the guest.
+    let mut c = h
+        .cmd()
+        .args(["console", "t1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.as_mut().unwrap().write_all(b"ping-42").unwrap();
+    drop(c.stdin.take());
+    let mut out = String::new();
+    c.stdout.as_mut().unwrap().read_to_string(&mut out).unwrap();
+    assert!(c.wait().unwrap().success());
+    assert!(out.contains("hello from tiny"), "console said: {out:?}");
+    assert!(out.contains("ping-42"), "no echo: {out:?}");
+
+    h.ok(&["suspend", "t1"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "t1"]).trim(),
+        "paused (user)"
+    );
+    assert_eq!(
+        h.run(&["suspend", "t1"]).0,
+        0,
+        "suspending a paused machine is harmless"
+    );
+    h.ok(&["resume", "t1"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "t1"]).trim(),
+        "running (unpaused)"
+    );
+    assert_eq!(h.run(&["resume", "t1"]).0, 5);
+
+    // A guest that ignores the power button: shutdown times out with exit 6.
+    let (code, _, err) = h.run(&["shutdown", "--timeout", "1", "t1"]);
+    assert_eq!(code, 6, "{err}");
+
+    h.ok(&["destroy", "t1"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "t1"]).trim(),
+        "shut off (destroyed)"
+    );
+    assert_eq!(h.run(&["destroy", "t1"]).0, 5);
+    assert!(
+        !h.runtime("t1").join("ctl").exists(),
+        "control socket left behind"
+    );
+    let ev = events(&h, "t1");
+    assert_eq!(
+        ev,
+        [
+            "event 'lifecycle' for domain 't1': Defined Added",
+            "event 'lifecycle' for domain 't1': Started Booted",
+            "event 'lifecycle' for domain 't1': Suspended Paused",
+            "event 'lifecycle' for domain 't1': Resumed Unpaused",
+            "event 'lifecycle' for domain 't1': Stopped Destroyed",
+        ]
+    );
+}
+
+#[test]
+fn guest_poweroff_reboot_and_crash_follow_the_actions() {
+    let h = Home::new("act");
+    // on_poweroff=destroy
+    let mut c = guest::print("bye\n");
+    c.extend(guest::poweroff());
+    define(&h, "off", &c, pty(), ("destroy", "restart", "destroy"));
+    h.ok(&["start", "off"]);
+    h.wait_state("off", "shut off (shutdown)", T);
+    // on_reboot=destroy: a guest reboot ends the machine.
+    define(
+        &h,
+        "rb",
+        &guest::reset(),
+        "",
+        ("destroy", "destroy", "destroy"),
+    );
+    h.ok(&["start", "rb"]);
+    h.wait_state("rb", "shut off (shutdown)", T);
+    // on_crash=destroy
+    define(
+        &h,
+        "cr",
+        &guest::triple_fault(0),
+        "",
+        ("destroy", "restart", "destroy"),
+    );
+    h.ok(&["start", "cr"]);
+    h.wait_state("cr", "shut off (crashed)", T);
+    // on_crash=preserve keeps the machine in crashed/panicked until destroyed.
+    define(
+        &h,
+        "pr",
+        &guest::triple_fault(0),
+        "",
+        ("destroy", "restart", "preserve"),
+    );
+    h.ok(&["start", "pr"]);
+    h.wait_state("pr", "crashed (panicked)", T);
+    h.ok(&["destroy", "pr"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "pr"]).trim(),
+        "shut off (destroyed)"
+    );
+    // on_reboot=restart: restarted, and a guest that does nothing but reboot is stopped after
+    // five fast restarts instead of looping forever.
+    define(
+        &h,
+        "loop",
+        &guest::reset(),
+        "",
+        ("destroy", "restart", "destroy"),
+    );
+    h.ok(&["start", "loop"]);
+    h.wait_state("loop", "shut off (failed)", Duration::from_secs(40));
+    let ev = events(&h, "loop");
+    assert!(
+        ev.iter().filter(|l| l.contains("event 'reboot'")).count() >= 4,
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().filter(|l| l.ends_with("Started Booted")).count() >= 5,
+        "{ev:?}"
+    );
+    assert_eq!(
+        ev.last().map(String::as_str),
+        Some("event 'lifecycle' for domain 'loop': Stopped Failed")
+    );
+    // on_crash=coredump-restart restarts too (no dump), with a note in dominfo.
+    define(
+        &h,
+        "cd",
+        &guest::triple_fault(0),
+        "",
+        ("destroy", "restart", "coredump-restart"),
+    );
+    h.ok(&["start", "cd"]);
+    h.wait_state("cd", "shut off (failed)", Duration::from_secs(40));
+    let info = h.ok(&["dominfo", "cd"]);
+    assert!(
+        info.contains("Restarts:       4") || info.contains("Restarts:       5"),
+        "{info}"
+    );
+    let ev = events(&h, "cd");
+    assert!(
+        ev.iter()
+            .filter(|l| l.ends_with("Crashed Panicked"))
+            .count()
+            >= 5,
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn reboot_restarts_and_reattach_after_supervisor_death() {
+    let h = Home::new("re");
+    let mut code = guest::print("up\n");
+    code.extend(guest::spin());
+    define(&h, "r", &code, pty(), ("destroy", "destroy", "destroy"));
+    h.ok(&["start", "r"]);
+    let pid1 = h.ok(&["dominfo", "--json", "r"]);
+    // vireoctl reboot restarts even with on_reboot=destroy (as virsh reboot does).
+    h.ok(&["reboot", "r"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "r"]).trim(),
+        "running (booted)"
+    );
+    let pid2 = h.ok(&["dominfo", "--json", "r"]);
+    let p = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s).unwrap()["pid"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_ne!(p(&pid1), p(&pid2), "reboot did not start a fresh helper");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&pid2).unwrap()["restarts"],
+        1
+    );
+
+    // The supervisor dies (kill -9): the machine keeps running, a new vireoctl finds it.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.runtime("r").join("state.json")).unwrap()).unwrap();
+    let sup = st["supervisor_pid"].as_i64().unwrap() as i32;
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(h.ok(&["domstate", "r"]).trim(), "running");
+    // Destroy without a supervisor is recorded by the client.
+    h.ok(&["destroy", "r"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "r"]).trim(),
+        "shut off (destroyed)"
+    );
+
+    // Helper and supervisor both killed: the next client sees a stale runtime dir, reports the
+    // machine shut off and removes the sockets.
+    h.ok(&["start", "r"]);
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(h.runtime("r").join("state.json")).unwrap()).unwrap();
+    let (sup, vmm) = (
+        st["supervisor_pid"].as_i64().unwrap() as i32,
+        st["vmm_pid"].as_i64().unwrap() as i32,
+    );
+    unsafe {
+        libc::kill(sup, libc::SIGKILL);
+        libc::kill(vmm, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "r"]).trim(),
+        "shut off (crashed)"
+    );
+    assert!(!h.runtime("r").join("ctl").exists());
+    let ev = events(&h, "r");
+    assert_eq!(
+        ev.last().map(String::as_str),
+        Some("event 'lifecycle' for domain 'r': Stopped Failed")
+    );
+    // And it starts again.
+    h.ok(&["start", "r"]);
+    h.ok(&["destroy", "r"]);
+}
+
+#[test]
+fn transient_machines_vanish_and_refusals_come_before_start() {
+    let h = Home::new("tr");
+    vireoctl_support::vmm();
+    let mut code = guest::print("t\n");
+    code.extend(guest::spin());
+    let k = h.file("t.elf", &guest::pvh_elf(&code));
+    let (c, out, err) = h.run(&[
+        "create",
+        "--name",
+        "tt",
+        "--memory",
+        "16",
+        "--boot",
+        &format!("kernel={}", k.display()),
+        "--graphics",
+        "none",
+        "--transient",
+    ]);
+    assert_eq!(c, 0, "{out}{err}");
+    let list = h.ok(&["list", "--all"]);
+    assert!(
+        list.contains("tt") && list.contains("running") && list.contains(" no"),
+        "{list}"
+    );
+    h.ok(&["destroy", "tt"]);
+    assert_eq!(
+        h.run(&["domstate", "tt"]).0,
+        3,
+        "a stopped transient machine is gone"
+    );
+    assert!(!h.runtime("tt").exists());
+
+    // A definition the backend cannot run is refused by start, with the element named.
+    let bad = h.file(
+        "bad.xml",
+        domain_xml(
+            "bad",
+            &k,
+            "    <interface type='bridge'>\n      <source bridge='br0'/>\n    </interface>\n",
+            ("destroy", "restart", "destroy"),
+        )
+        .as_bytes(),
+    );
+    h.ok(&["define", bad.to_str().unwrap()]);
+    let (c, _, err) = h.run(&["start", "bad"]);
+    assert_eq!(c, 4);
+    assert!(err.contains("devices/interface[1]@type='bridge': not supported by the Vireo backend (use type='user')"), "{err}");
+    assert_eq!(h.ok(&["domstate", "bad"]).trim(), "shut off");
+    // A kernel the helper cannot load: start fails with the helper's words, state failed.
+    let junk = h.file("junk.bin", b"not a kernel at all");
+    let j = h.file(
+        "junk.xml",
+        domain_xml("junk", &junk, "", ("destroy", "restart", "destroy")).as_bytes(),
+    );
+    h.ok(&["define", j.to_str().unwrap()]);
+    let (c, _, err) = h.run(&["start", "junk"]);
+    assert_eq!(c, 1, "{err}");
+    assert!(err.contains("failed to start"), "{err}");
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "junk"]).trim(),
+        "shut off (failed)"
+    );
+}
+
+#[test]
+fn vnc_display_and_screenshot() {
+    let h = Home::new("vnc");
+    let mut code = guest::print("v\n");
+    code.extend(guest::spin());
+    let dev = "    <graphics type='vnc' port='-1' autoport='yes'/>\n    <video>\n      <model type='virtio'>\n        <resolution x='640' y='480'/>\n      </model>\n    </video>\n";
+    define(&h, "v", &code, dev, ("destroy", "restart", "destroy"));
+    h.ok(&["start", "v"]);
+    let d = h.ok(&["vncdisplay", "v"]);
+    assert!(d.trim().starts_with("127.0.0.1:"), "{d}");
+    let n: u16 = d.trim().trim_start_matches("127.0.0.1:").parse().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 5900 + n)).is_ok(),
+        "nothing listens on {d}"
+    );
+    let sock = h.ok(&["vncsocket", "v"]);
+    assert!(
+        std::os::unix::net::UnixStream::connect(sock.trim()).is_ok(),
+        "no VNC unix socket at {sock}"
+    );
+    let shot = h.root.join("shot.ppm");
+    let (c, _, err) = h.run(&["screenshot", "v", shot.to_str().unwrap()]);
+    // The VNC helper adds `screendump`; an older helper must say so clearly (exit 7).
+    if c == 7 {
+        assert!(
+            err.contains("not supported by this helper version"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(c, 0, "{err}");
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 640 * 480,
+            "screenshot too small"
+        );
+    }
+    h.ok(&["destroy", "v"]);
+}
