@@ -33,6 +33,11 @@ fn main_window_shows_in_english_and_search_toggles() {
     let window_shot = output_dir().join("main-window.png");
     Image::save_window(&desktop.display, &window, &window_shot);
     assert_not_blank(&window_shot);
+    if std::env::var_os("VIREO_UPDATE_SCREENSHOT").is_some() {
+        // Refreshes the metainfo screenshot from this run: VIREO_UPDATE_SCREENSHOT=1 cargo test.
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/screenshots/main.png");
+        fs::copy(&window_shot, committed).unwrap();
+    }
 
     let actions = app.app_actions();
     for action in ["about", "preferences", "help", "quit"] {
@@ -73,6 +78,27 @@ fn keyboard_shortcuts_work() {
         app.win_action_state("toggle-search"),
         "false",
         "Ctrl+F did not close the search"
+    );
+
+    // Typing into the window starts a search; nothing matches without machines.
+    let before = desktop.screenshot("before-typing");
+    desktop.press(&window, "d");
+    desktop.press(&window, "e");
+    assert_eq!(
+        app.win_action_state("toggle-search"),
+        "true",
+        "typing did not start a search"
+    );
+    let typed = desktop.screenshot("search-no-results");
+    assert!(
+        Image::differing_pixels(&before, &typed) > 1000,
+        "typing changed nothing on screen"
+    );
+    desktop.press(&window, "Escape");
+    assert_eq!(
+        app.win_action_state("toggle-search"),
+        "false",
+        "Escape did not end the search"
     );
 
     desktop.press(&window, "ctrl+question");
@@ -224,12 +250,19 @@ fn window_size_is_remembered() {
         "saved {w}x{h}"
     );
 
-    let app = desktop.launch(&[]);
+    let mut app = desktop.launch(&[]);
     let window = desktop.wait_for_window("Vireo");
     let (w1, h1) = desktop.window_size(&window);
     assert!(
         (700..=740).contains(&w1) && (460..=500).contains(&h1),
         "restored {w1}x{h1}"
     );
-    assert!(app.quit().success());
+
+    // Ctrl+W closes the only window, which ends the application.
+    desktop.press(&window, "ctrl+w");
+    let start = std::time::Instant::now();
+    while app.is_alive() && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!app.is_alive(), "Ctrl+W did not close the window");
 }

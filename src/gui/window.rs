@@ -138,6 +138,9 @@ impl VireoWindow {
 
     fn setup_search(&self) {
         let imp = self.imp();
+        // The entry sits inside a clamp, so the bar does not find it by itself; without this,
+        // typing into the window and Escape in the entry would not reach the search.
+        imp.search_bar.connect_entry(&*imp.search_entry);
         imp.search_bar.set_key_capture_widget(Some(self));
         imp.search_entry.connect_search_changed(glib::clone!(
             #[weak(rename_to = window)]

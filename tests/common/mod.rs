@@ -331,7 +331,13 @@ fn start_xvfb(dir: &Path) -> (Child, String) {
             if let Ok(Some(_)) = child.try_wait() {
                 break; // display taken by someone else: try the next one
             }
-            if socket.exists()
+            // Another server may own this display: only ours writes our pid into the lock.
+            let ours = fs::read_to_string(format!("/tmp/.X{n}-lock"))
+                .ok()
+                .and_then(|pid| pid.trim().parse::<u32>().ok())
+                == Some(child.id());
+            if ours
+                && socket.exists()
                 && tool("xdotool", &["getmouselocation"], Some(&display))
                     .status
                     .success()
