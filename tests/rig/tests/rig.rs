@@ -2,7 +2,7 @@
 //! prove the rig itself. All tests share one L1 (booted by the first test that needs it).
 
 use std::time::{Duration, Instant};
-use vireo_rig::l2::{run_scenario_with, GuestImage, Launcher, Scenario};
+use vireo_rig::l2::{run_scenario_with, GuestImage, KernelForm, Launcher, Scenario};
 use vireo_rig::{run_shared, timing, RigError};
 
 fn in_l1(script: &str, timeout: Duration) -> vireo_rig::Result<vireo_rig::CmdOutput> {
@@ -10,8 +10,12 @@ fn in_l1(script: &str, timeout: Duration) -> vireo_rig::Result<vireo_rig::CmdOut
 }
 
 fn scenario(sc: &Scenario) -> vireo_rig::ScenarioReport {
+    scenario_with(sc, &Launcher::Qemu)
+}
+
+fn scenario_with(sc: &Scenario, launcher: &Launcher) -> vireo_rig::ScenarioReport {
     let image = GuestImage::stock().expect("building the L2 guest image");
-    let report = run_scenario_with(&image, sc, &Launcher::Qemu, &mut |s, t| in_l1(s, t))
+    let report = run_scenario_with(&image, sc, launcher, &mut |s, t| in_l1(s, t))
         .unwrap_or_else(|e| panic!("rig failure running scenario {}: {e}", sc.name));
     eprintln!("{}\n{}", report.timing_line(), timing::report());
     report
@@ -98,7 +102,8 @@ fn stock_debian_kernel_boots_as_l2_and_reports() {
          echo hello-from-l2\n",
     )
     .expect_pass("uname")
-    .expect_pass("kvm-clock");
+    .expect_pass("kvm-clock")
+    .kernel_form(KernelForm::BzImage);
     let report = scenario(&sc);
     report.check().unwrap_or_else(|e| panic!("{e}"));
     let uname = report
@@ -145,4 +150,75 @@ fn hung_l2_is_caught_by_the_watchdog() {
         "took {:?}",
         report.total
     );
+}
+
+#[test]
+fn stock_debian_kernel_boots_under_vireo_vmm() {
+    // Needs `cargo build -p vireo-vmm` into the same target dir first (or VIREO_VMM=path):
+    // building from inside a running `cargo test` could wait forever on cargo's lock.
+    let launcher = Launcher::parse("vmm").unwrap_or_else(|e| panic!("{e}"));
+    let sc = Scenario::new(
+        "vmm-boot",
+        "vireo_check uname uname -r\n\
+         vireo_check cpus grep -c ^processor /proc/cpuinfo\n\
+         echo hello-from-vireo-vmm\n",
+    )
+    .expect_pass("uname")
+    .expect_pass("cpus");
+    let report = scenario_with(&sc, &launcher);
+    report.check().unwrap_or_else(|e| panic!("{e}"));
+    assert!(report
+        .output
+        .iter()
+        .any(|l| l.text == "hello-from-vireo-vmm"));
+    assert_eq!(report.launcher, "vireo-vmm");
+}
+
+fn own_config() -> vireo_rig::RigConfig {
+    let mut cfg = vireo_rig::RigConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    cfg.boot_attempts = 1;
+    cfg.smp = 1;
+    cfg
+}
+
+#[test]
+fn missing_qemu_is_a_clear_error() {
+    let mut cfg = own_config();
+    cfg.qemu = "/nonexistent/qemu-system-x86_64".into();
+    let err = vireo_rig::Rig::boot(&cfg)
+        .err()
+        .expect("booting without QEMU must fail");
+    let msg = err.to_string();
+    assert!(matches!(err, RigError::MissingTool { .. }), "{msg}");
+    assert!(msg.contains("qemu-system-x86"), "{msg}");
+}
+
+#[test]
+fn l1_boot_timeout_reports_where_it_stalled() {
+    let mut cfg = own_config();
+    cfg.boot_timeout = Duration::from_millis(1500);
+    let start = Instant::now();
+    let err = vireo_rig::Rig::boot(&cfg)
+        .err()
+        .expect("1.5 s is too short for L1");
+    assert!(matches!(err, RigError::L1BootTimeout { .. }), "{err}");
+    assert!(err.to_string().contains("stalled after"), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn cpu_without_svm_is_reported_as_no_kvm() {
+    let mut cfg = own_config();
+    // qemu64 has no SVM: kvm_amd refuses to load, and the rig must say so.
+    cfg.cpu = "qemu64".into();
+    let err = vireo_rig::Rig::boot(&cfg)
+        .err()
+        .expect("L1 without SVM must not be ready");
+    let msg = err.to_string();
+    assert!(matches!(err, RigError::L1NoKvm { .. }), "{msg}");
+    assert!(msg.contains("kvm_amd"), "{msg}");
 }
