@@ -222,3 +222,32 @@ fn cpu_without_svm_is_reported_as_no_kvm() {
     assert!(matches!(err, RigError::L1NoKvm { .. }), "{msg}");
     assert!(msg.contains("kvm_amd"), "{msg}");
 }
+
+#[test]
+fn long_scripts_arrive_intact() {
+    // Far more than the tty's 4 KiB line buffer.
+    let mut script = String::from("n=0\n");
+    for i in 0..600 {
+        script.push_str(&format!(
+            "n=$((n + 1)) # padding to make the line longer: {i:05}\n"
+        ));
+    }
+    script.push_str("echo count=$n\n");
+    assert!(script.len() > 30_000);
+    let out = in_l1(&script, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 0, "{}", out.text());
+    assert!(out.text().contains("count=600"), "{}", out.text());
+}
+
+#[test]
+fn direct_mode_runs_on_this_host_with_status_and_timeout() {
+    let out = vireo_rig::run_direct("echo on-host; exit 4", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 4);
+    assert_eq!(out.text(), "on-host\n");
+    let start = Instant::now();
+    let err = vireo_rig::run_direct("sleep 303 & sleep 304", Duration::from_secs(1))
+        .expect_err("must time out");
+    assert!(matches!(err, RigError::CommandTimeout { .. }), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
