@@ -66,7 +66,12 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `vireo-rig -- COMMAND...` (as in the README) is short for `vireo-rig run -- COMMAND...`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--") {
+        args.insert(1, "run".into());
+    }
+    let cli = Cli::parse_from(args);
     let result = match cli.cmd {
         Cmd::Run {
             timeout,
