@@ -266,3 +266,26 @@ fn window_size_is_remembered() {
     }
     assert!(!app.is_alive(), "Ctrl+W did not close the window");
 }
+
+/// F1 with the real yelp: the build tree's pages open in a help window.
+#[test]
+fn help_opens_in_yelp() {
+    let desktop = Desktop::start("help-yelp");
+    let app = desktop.launch(&[
+        // yelp's web view cannot use its sandbox when the tests run as root in a container.
+        ("WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS", "1"),
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+    ]);
+    let window = desktop.wait_for_window("Vireo");
+    desktop.press(&window, "F1");
+    // yelp names its X window “Help”; the page title is in its header bar.
+    desktop.wait_for_window("Help");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_not_blank(&desktop.screenshot("help-yelp"));
+    assert!(
+        !app.log_text().contains("Could not show the help"),
+        "{}",
+        app.log_text()
+    );
+    assert!(app.quit().success());
+}

@@ -168,6 +168,23 @@ fn install_into_a_prefix_and_uninstall() {
     );
     assert!(app.quit().success());
 
+    // And the real yelp resolves help:vireo in the prefix.
+    let app = desktop.launch_binary(
+        &vireo,
+        &[
+            ("XDG_DATA_DIRS", "/usr/share"),
+            ("WEBKIT_DISABLE_SANDBOX_THIS_IS_DANGEROUS", "1"),
+            ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ],
+    );
+    desktop.wait_for_window("Vireo");
+    app.activate_app("help");
+    // yelp names its X window “Help”; the page title is in its header bar.
+    desktop.wait_for_window("Help");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    desktop.screenshot("help-installed");
+    assert!(app.quit().success());
+
     install_script(&prefix, &["--uninstall"]);
     for file in expected_files(&prefix) {
         assert!(!file.exists(), "{} survived --uninstall", file.display());

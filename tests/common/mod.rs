@@ -213,9 +213,11 @@ impl Desktop {
             self.windows_named(title).into_iter().next()
         });
         found.unwrap_or_else(|| {
+            let shot = self.screenshot(&format!("failed-waiting-for-{}", title.replace(' ', "-")));
             panic!(
-                "no window named “{title}” appeared; visible windows: {:?}",
-                self.visible_window_names()
+                "no window named “{title}” appeared; visible windows: {:?}; screen: {}",
+                self.visible_window_names(),
+                shot.display()
             )
         })
     }
