@@ -518,6 +518,23 @@ impl ScenarioReport {
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
+/// Run dirs are named `<pid>-<n>-<scenario>`; those of processes that died without cleaning
+/// up (a killed test binary) would pile up.
+fn remove_dead_runs(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Boots `image` + `scenario` with `launcher` through `run` (a function that executes shell text
 /// where KVM is, see [`crate::run_command`]); retries once when L2 hangs.
 pub fn run_scenario_with(
@@ -538,6 +555,7 @@ pub fn run_scenario_with(
         )));
     }
     let cache = debian::cache_dir()?;
+    remove_dead_runs(&cache.join("runs"));
     let work = cache.join("runs").join(format!(
         "{}-{}-{}",
         std::process::id(),

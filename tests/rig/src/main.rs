@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use vireo_rig::kvm::{self, Mode};
-use vireo_rig::{l2::shell_quote, KernelForm, Launcher, RigConfig, Scenario};
+use vireo_rig::{l2::shell_quote, KernelForm, Launcher, RigConfig, RigError, Scenario};
 
 #[derive(Parser)]
 #[command(version, about = "Vireo's nested-KVM test rig", long_about = None)]
@@ -148,7 +148,19 @@ fn run(
             let mut cfg = RigConfig::from_env()?;
             cfg.shares.extend(share);
             let mut rig = vireo_rig::Rig::boot(&cfg)?;
-            rig.run(&script, timeout)?
+            match rig.run(&script, timeout) {
+                // L1 itself failed (the rare TCG hang, a panic): one more try on a fresh L1.
+                Err(
+                    e @ (RigError::L1Unresponsive { .. }
+                    | RigError::L1Panic { .. }
+                    | RigError::L1Exited { .. }),
+                ) => {
+                    eprintln!("vireo-rig: {e}\nvireo-rig: retrying once on a fresh L1");
+                    drop(rig);
+                    vireo_rig::Rig::boot(&cfg)?.run(&script, timeout)?
+                }
+                other => other?,
+            }
         }
     };
     Ok(out.status)
