@@ -53,6 +53,14 @@ for f in $(grep -l -e 'gettext(' -e 'gettext_f(' src/gui/*.rs src/main.rs 2>/dev
     grep -qx "$f" po/POTFILES.in || { echo "$f has translatable strings but is not in po/POTFILES.in" >&2; exit 1; }
 done
 
+step "every gettext() literal in the Rust sources made it into po/vireo.pot"
+# xgettext reads Rust with its C parser; this catches a string it might have misread.
+msgcat --no-wrap po/vireo.pot | sed -n 's/^msgid "\(.*\)"$/\1/p' > "$tmp/msgids"
+perl -0777 -ne 'while (/\bgettext(?:_f)?\(\s*"((?:[^"\\]|\\.)*)"/g) { print "$1\n" }' \
+    src/main.rs src/gui/*.rs | sort -u | while IFS= read -r id; do
+    grep -qxF -- "$id" "$tmp/msgids" || { echo "“$id” is missing from po/vireo.pot" >&2; exit 1; }
+done
+
 step "glib-compile-schemas --strict --dry-run"
 glib-compile-schemas --strict --dry-run data/
 
