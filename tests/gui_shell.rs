@@ -289,3 +289,33 @@ fn help_opens_in_yelp() {
     );
     assert!(app.quit().success());
 }
+
+/// Preferences are driven by their mnemonics and end up in GSettings.
+#[test]
+fn preferences_are_saved() {
+    let desktop = Desktop::start("preferences");
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    desktop.press(&window, "ctrl+comma");
+    let preferences = desktop.wait_for_window("Preferences");
+
+    desktop.press(&preferences, "alt+m");
+    desktop.press(&preferences, "ctrl+a");
+    for key in ["4", "0", "9", "6", "Tab"] {
+        desktop.press(&preferences, key);
+    }
+    desktop.press(&preferences, "alt+t");
+    assert_not_blank(&desktop.screenshot("preferences-changed"));
+    // The scaling row opens its list; the second entry is “Actual Size”.
+    desktop.press(&preferences, "alt+s");
+    desktop.press(&preferences, "Down");
+    desktop.press(&preferences, "Return");
+    desktop.press(&preferences, "Escape");
+    desktop.wait_for_no_window("Preferences");
+    assert!(app.quit().success());
+
+    let keyfile = fs::read_to_string(desktop.settings_keyfile()).unwrap();
+    assert!(keyfile.contains("default-memory-mib=4096"), "{keyfile}");
+    assert!(keyfile.contains("show-thumbnails=false"), "{keyfile}");
+    assert!(keyfile.contains("console-scaling='actual'"), "{keyfile}");
+}
