@@ -267,18 +267,28 @@ fn build_xml(
         );
         if d.cdrom {
             let _ = writeln!(x, "      <target dev='sd{}' bus='sata'/>", sd as char);
+            let _ = writeln!(x, "      <readonly/>");
+            // The address libvirt would assign; with it the document comes back unchanged.
+            let _ = writeln!(
+                x,
+                "      <address type='drive' controller='0' bus='0' target='0' unit='{}'/>",
+                sd - b'a'
+            );
             sd += 1;
         } else {
             let _ = writeln!(x, "      <target dev='vd{}' bus='virtio'/>", vd as char);
             vd += 1;
         }
-        if d.readonly || d.cdrom {
+        if d.readonly && !d.cdrom {
             let _ = writeln!(x, "      <readonly/>");
         }
         let _ = writeln!(x, "    </disk>");
         if vd > b'z' || sd > b'z' {
             return Err(usage("too many disks".into()));
         }
+    }
+    if sd > b'a' {
+        let _ = writeln!(x, "    <controller type='sata' index='0'/>");
     }
     let nets: Vec<&String> = if a.network.is_empty() && !a.quick {
         Vec::new()
@@ -304,6 +314,15 @@ fn build_xml(
                 ),
                 ))
             }
+            None if kv
+                .iter()
+                .any(|(k, _)| matches!(k.as_str(), "bridge" | "network" | "type")) =>
+            {
+                return Err((
+                    EXIT_INVALID,
+                    format!("--network {n}: not supported by the Vireo backend (use user)"),
+                ))
+            }
             None => return Err(usage(format!("--network {n}: say user or none"))),
         }
         let _ = writeln!(x, "    <interface type='user'>");
@@ -327,9 +346,6 @@ fn build_xml(
             let _ = writeln!(x, "      </portForward>");
         }
         let _ = writeln!(x, "      <model type='virtio'/>");
-        if kv.iter().any(|(k, _)| k == "portforward") {
-            let _ = writeln!(x, "      <backend type='passt'/>");
-        }
         let _ = writeln!(x, "    </interface>");
     }
     let _ = writeln!(

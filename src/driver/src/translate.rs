@@ -39,6 +39,8 @@ pub fn accepted_without_effect() -> &'static [&'static str] {
     &[
         "devices/emulator: Vireo always runs vireo-vmm",
         "devices/controller type='pci' model='pci-root'|'pcie-root', type='usb' model='none': no device",
+        "devices/controller type='sata'|'ide': the bus of CD-ROMs, which are read-only virtio-blk here",
+        "devices/interface/target: the host-side device name libvirt reports; user networking has none",
         "devices/input type='keyboard' bus='ps2': the i8042 keyboard is always present",
         "devices/memballoon model='none': no device",
         "os/boot, os/type@machine: the kernel is loaded directly",
@@ -348,12 +350,13 @@ pub fn translate(
                 let ok = matches!(
                     (el.attr("type"), el.attr("model")),
                     (Some("pci"), Some("pci-root") | Some("pcie-root"))
+                        | (Some("sata" | "ide"), _)
                         | (Some("usb"), Some("none"))
                 );
                 if !ok {
                     return refuse(
                         format!("{path}@type='{}'", el.attr("type").unwrap_or("")),
-                        "not supported by the Vireo backend (only pci-root and usb model='none')",
+                        "not supported by the Vireo backend (only pci-root, sata, ide and usb model='none')",
                     );
                 }
             }
@@ -900,7 +903,7 @@ fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, Transla
     }
     for c in i.elements() {
         match c.name.as_str() {
-            "mac" | "model" | "portForward" | "alias" | "address" => {}
+            "mac" | "model" | "portForward" | "alias" | "address" | "target" => {}
             "backend" => {
                 if let Some(t) = c.attr("type") {
                     if t != "passt" && t != "default" {

@@ -251,7 +251,7 @@ fn refusals_name_the_element() {
             "devices/rng[1]/backend@model='egd': not supported (use model='random')".into()),
         (f.xml("kvm", "", "", "<memballoon model='virtio'/>"), "devices/memballoon[1]@model='virtio': memory ballooning is not supported (use model='none')".into()),
         (f.xml("kvm", "", "", "<controller type='scsi' model='virtio-scsi'/>"),
-            "devices/controller[1]@type='scsi': not supported by the Vireo backend (only pci-root and usb model='none')".into()),
+            "devices/controller[1]@type='scsi': not supported by the Vireo backend (only pci-root, sata, ide and usb model='none')".into()),
         (f.xml("kvm", "", "", "<sound model='ich9'/>"), "devices/sound[1]: not supported by the Vireo backend".into()),
         (f.xml("kvm", "", "", "<hostdev mode='subsystem' type='pci'/>"), "devices/hostdev[1]: not supported by the Vireo backend".into()),
         (f.xml("kvm", "", "", "<watchdog model='i6300esb'/>"), "devices/watchdog[1]: not supported by the Vireo backend".into()),
