@@ -319,3 +319,60 @@ fn preferences_are_saved() {
     assert!(keyfile.contains("show-thumbnails=false"), "{keyfile}");
     assert!(keyfile.contains("console-scaling='actual'"), "{keyfile}");
 }
+
+/// Maximizing (a double click on the header bar, under a window manager) is remembered, and
+/// the size from before maximizing is kept for later.
+#[test]
+fn maximized_state_is_remembered() {
+    let desktop = Desktop::start("maximized");
+    desktop.start_window_manager();
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    let (w0, _) = desktop.window_size(&window);
+    assert!(w0 < 1100, "the window starts maximized ({w0} wide)");
+
+    // The header bar's title area is the middle of the window's top edge.
+    let out = common::tool(
+        "xdotool",
+        &["getwindowgeometry", "--shell", &window],
+        Some(&desktop.display),
+    );
+    let geometry = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |k: &str| -> u32 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {geometry}"))
+    };
+    desktop.click(get("X") + w0 / 2, get("Y") + 20, 2);
+    let start = std::time::Instant::now();
+    while desktop.window_size(&window).0 < 1200 && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        desktop.window_size(&window).0 >= 1200,
+        "double click did not maximize"
+    );
+    assert_not_blank(&desktop.screenshot("maximized"));
+    assert!(app.quit().success());
+
+    let keyfile = fs::read_to_string(desktop.settings_keyfile()).unwrap();
+    assert!(keyfile.contains("window-maximized=true"), "{keyfile}");
+    assert!(
+        !keyfile.contains("window-width=1280"),
+        "maximized size saved:\n{keyfile}"
+    );
+
+    let app = desktop.launch(&[]);
+    let window = desktop.wait_for_window("Vireo");
+    let start = std::time::Instant::now();
+    while desktop.window_size(&window).0 < 1200 && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        desktop.window_size(&window).0 >= 1200,
+        "not maximized again after a restart"
+    );
+    assert!(app.quit().success());
+}

@@ -80,6 +80,7 @@ pub struct Desktop {
     pub bus_address: String,
     xvfb: Child,
     dbus: Child,
+    helpers: std::cell::RefCell<Vec<Child>>,
 }
 
 impl Desktop {
@@ -94,7 +95,56 @@ impl Desktop {
             bus_address,
             xvfb,
             dbus,
+            helpers: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Runs a window manager (openbox) on this display, for tests of maximizing; it ends with
+    /// the X server.
+    pub fn start_window_manager(&self) {
+        let child = Command::new("openbox")
+            .args(["--sm-disable"])
+            .env("DISPLAY", &self.display)
+            .env("HOME", self.dir.join("home"))
+            .env("XDG_CONFIG_HOME", self.dir.join("wm-config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start openbox (install openbox): {e}"));
+        // The manager announces itself by owning the WM_S0 selection.
+        wait_until(
+            "openbox to manage the screen",
+            Duration::from_secs(10),
+            || {
+                let out = tool(
+                    "xprop",
+                    &["-root", "_NET_SUPPORTING_WM_CHECK"],
+                    Some(&self.display),
+                );
+                String::from_utf8_lossy(&out.stdout)
+                    .contains("window id")
+                    .then_some(())
+            },
+        );
+        self.helpers.borrow_mut().push(child);
+    }
+
+    /// Clicks at a point of the screen with the first mouse button, `count` times.
+    pub fn click(&self, x: u32, y: u32, count: u32) {
+        let (x, y, count) = (x.to_string(), y.to_string(), count.to_string());
+        let out = tool(
+            "xdotool",
+            &["mousemove", "--sync", &x, &y],
+            Some(&self.display),
+        );
+        assert!(out.status.success(), "xdotool mousemove failed");
+        let out = tool(
+            "xdotool",
+            &["click", "--repeat", &count, "--delay", "80", "1"],
+            Some(&self.display),
+        );
+        assert!(out.status.success(), "xdotool click failed");
+        sleep(Duration::from_millis(500));
     }
 
     /// A private configuration home, so runs never touch the user's settings.
@@ -276,6 +326,10 @@ impl Desktop {
 
 impl Drop for Desktop {
     fn drop(&mut self) {
+        for helper in self.helpers.borrow_mut().iter_mut() {
+            let _ = helper.kill();
+            let _ = helper.wait();
+        }
         let _ = self.dbus.kill();
         let _ = self.dbus.wait();
         let _ = self.xvfb.kill();
