@@ -211,16 +211,28 @@ fn l1_boot_timeout_reports_where_it_stalled() {
 }
 
 #[test]
-fn cpu_without_svm_is_reported_as_no_kvm() {
+fn cpu_without_svm_is_reported_as_kvm_amd_refused() {
     let mut cfg = own_config();
-    // qemu64 has no SVM: kvm_amd refuses to load, and the rig must say so.
-    cfg.cpu = "qemu64".into();
+    cfg.cpu = "qemu64,-svm".into();
     let err = vireo_rig::Rig::boot(&cfg)
         .err()
         .expect("L1 without SVM must not be ready");
     let msg = err.to_string();
     assert!(matches!(err, RigError::L1NoKvm { .. }), "{msg}");
-    assert!(msg.contains("kvm_amd"), "{msg}");
+    assert!(msg.contains("insmod kvm_amd failed"), "{msg}");
+}
+
+#[test]
+fn cpu_without_npt_is_reported_as_no_nested_paging() {
+    let mut cfg = own_config();
+    // qemu64 has SVM but no NPT: kvm_amd loads, nested paging is off, the rig refuses.
+    cfg.cpu = "qemu64".into();
+    let err = vireo_rig::Rig::boot(&cfg)
+        .err()
+        .expect("L1 without NPT must not be ready");
+    let msg = err.to_string();
+    assert!(matches!(err, RigError::L1NoKvm { .. }), "{msg}");
+    assert!(msg.contains("without nested paging"), "{msg}");
 }
 
 #[test]
