@@ -3,7 +3,7 @@
 //!
 //! Linux unpacks concatenated archives one after the other, later entries replacing earlier
 //! ones, so a large base image can be built once and a small per-run archive appended
-//! ([`concat`]).
+//! ([`concat()`]).
 
 use crate::cpio::CpioWriter;
 use crate::error::{Result, RigError};

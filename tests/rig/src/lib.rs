@@ -23,8 +23,11 @@
 //!   when L1 itself fails (agent silent, panic, QEMU gone).
 //! - [`with_shared`]`(|rig: &mut Rig| ...)`: the process-wide L1 (booted once, on first use;
 //!   calls serialised); [`Rig::boot`] / [`Rig::run`] for your own L1.
-//! - [`l2`]: [`GuestImage`], [`Scenario`], [`Launcher`] (`Qemu` or `VireoVmm { binary }`),
-//!   the console protocol and its parser [`l2::parse_line`].
+//! - [`l2`]: [`GuestImage`] (bzImage, extracted ELF vmlinux, base initramfs), [`Scenario`]
+//!   (script, expected results, memory, vCPUs, cmdline, timeout, [`KernelForm`]), [`Launcher`]
+//!   (`Qemu` or `VireoVmm { binary }`; `Launcher::parse("qemu"|"vmm")`), the console protocol
+//!   and its parser [`l2::parse_line`], and [`l2::run_scenario_with`] to run a scenario through
+//!   any command runner.
 //! - [`debian`]: fetch + cache Debian packages (kernel, busybox-static).
 //! - [`initramfs`] / [`cpio`]: a newc writer and an initramfs builder (busybox, modules with
 //!   their load order, init script, concatenated archives); [`modules`] resolves module
