@@ -56,3 +56,4 @@ pub mod seccomp;
 pub mod vcpu;
 pub mod virtio;
 pub mod vm;
+pub mod vnc;

@@ -3,6 +3,7 @@
 pub mod acpi_pm;
 pub mod bus;
 pub mod fbmem;
+pub mod framebuffer;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;

@@ -1,0 +1,143 @@
+//! Glue between the VNC server and the VMM: input into the guest's devices, the control
+//! socket's `screendump` / `vnc-info` commands, and the `resolution-changed` event.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
+use crate::control::events::EventBus;
+use crate::control::ControlHandler;
+use crate::devices::fbmem::FramebufferMemory;
+use crate::devices::framebuffer::GuestFramebuffer;
+use crate::devices::i8042::KeyboardInput;
+use crate::virtio::input::InputHandle;
+
+/// Keys go to the i8042 keyboard as set-1 bytes; pointer events go to the virtio tablet
+/// when the machine has one, and are dropped otherwise (the PS/2 mouse is not emulated, so
+/// a guest without a tablet sees no pointer at all).
+pub struct GuestInput {
+    keyboard: Option<KeyboardInput>,
+    virtio: Option<InputHandle>,
+    warned: AtomicBool,
+}
+
+impl GuestInput {
+    pub fn new(keyboard: Option<KeyboardInput>, virtio: Option<InputHandle>) -> GuestInput {
+        GuestInput {
+            keyboard,
+            virtio,
+            warned: AtomicBool::new(false),
+        }
+    }
+}
+
+impl InputSink for GuestInput {
+    fn key(&self, key: XtKey, down: bool) {
+        if let Some(k) = &self.keyboard {
+            k.push_scancodes(&key.bytes(down));
+        }
+    }
+
+    fn pointer(&self, e: PointerEvent) {
+        match &self.virtio {
+            Some(v) if v.has_tablet() => v.pointer_abs(
+                u32::from(e.x),
+                u32::from(e.y),
+                u32::from(e.width),
+                u32::from(e.height),
+                e.buttons,
+            ),
+            _ => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    log::info!("VNC: pointer events dropped: this machine has no virtio tablet");
+                }
+            }
+        }
+    }
+}
+
+/// Maps the VMM config's display section to a server config (TCP on 127.0.0.1 only).
+pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig) -> VncConfig {
+    VncConfig {
+        unix_path: vnc.unix_socket.clone(),
+        tcp: vnc
+            .tcp_port
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
+        password: vnc.password.clone(),
+        name: vm_name.to_string(),
+        ..VncConfig::default()
+    }
+}
+
+/// Starts the server for a VM: pixels from its framebuffer memory, keys into its i8042,
+/// pointer into its virtio tablet if any; resolution changes become `resolution-changed`
+/// events on the control socket.
+pub fn start_for_vm(
+    config: VncConfig,
+    fb: Arc<FramebufferMemory>,
+    keyboard: Option<KeyboardInput>,
+    virtio: Option<InputHandle>,
+    events: Option<EventBus>,
+) -> Result<Arc<VncServer>, super::server::VncError> {
+    let source = Arc::new(GuestFramebuffer::new(fb));
+    let input = Arc::new(GuestInput::new(keyboard, virtio));
+    let on_event: Option<Box<dyn Fn(VncEvent) + Send + Sync>> = events.map(|bus| {
+        Box::new(move |e: VncEvent| match e {
+            VncEvent::Resized { width, height } => bus.emit(
+                "resolution-changed",
+                json!({"width": width, "height": height}),
+            ),
+            VncEvent::ClientConnected { id, peer } => {
+                bus.emit("vnc-connected", json!({"id": id, "peer": peer}))
+            }
+            VncEvent::ClientDisconnected { id, reason } => {
+                bus.emit("vnc-disconnected", json!({"id": id, "reason": reason}))
+            }
+        }) as Box<dyn Fn(VncEvent) + Send + Sync>
+    });
+    Ok(Arc::new(super::start(config, source, input, on_event)?))
+}
+
+/// Control-socket commands:
+/// - `screendump` `{"filename": "/abs/path.png"}` → `{}`: writes the screen as PNG.
+/// - `vnc-info` → `{"unix_path", "tcp", "auth", "width", "height", "clients": [..]}`.
+pub struct VncControl {
+    server: Arc<VncServer>,
+}
+
+impl VncControl {
+    pub fn new(server: Arc<VncServer>) -> VncControl {
+        VncControl { server }
+    }
+}
+
+impl ControlHandler for VncControl {
+    fn commands(&self) -> Vec<&'static str> {
+        vec!["screendump", "vnc-info"]
+    }
+
+    fn handle(&mut self, command: &str, arguments: &Value) -> Option<Result<Value, String>> {
+        match command {
+            "screendump" => Some(screendump(&self.server, arguments)),
+            "vnc-info" => Some(serde_json::to_value(self.server.info()).map_err(|e| e.to_string())),
+            _ => None,
+        }
+    }
+}
+
+fn screendump(server: &VncServer, arguments: &Value) -> Result<Value, String> {
+    let Some(name) = arguments.get("filename").and_then(Value::as_str) else {
+        return Err("screendump: missing string argument \"filename\"".into());
+    };
+    let path = PathBuf::from(name);
+    if !path.is_absolute() {
+        return Err(format!(
+            "screendump: filename {name:?} must be an absolute path"
+        ));
+    }
+    server.screendump(&path).map_err(|e| e.to_string())?;
+    Ok(json!({}))
+}

@@ -1,0 +1,798 @@
+//! Listeners, the refresh thread and client threads.
+//!
+//! Threads: one acceptor per listener, one refresh thread, and per client a reader (parses
+//! messages, forwards input) and a writer (drains that client's output queue). Only the
+//! refresh thread touches the shadow copy and encodes; it never blocks on a socket. A client
+//! whose queue exceeds its soft limit gets no new updates until it drains (its changes keep
+//! accumulating as tiles, so it catches up with one update); if it makes no progress for
+//! `stall_timeout`, or its queue passes the hard limit, it is dropped with a logged reason.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::client::{server_init, Client, Stream};
+use super::dirty::{Shadow, TileMap};
+use super::encodings::copyrect::{find_vertical_scroll, Scroll};
+use super::encodings::pseudo::CursorImage;
+use super::keymap::XtKey;
+use super::proto::ClientMessage;
+use super::session::{Session, SessionEvent};
+use super::{FramebufferSource, InputSink, PointerEvent, VncEvent};
+
+/// What a client asking for exclusive access gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharePolicy {
+    /// Every client shares the screen, whatever its ClientInit says (the GUI and a
+    /// screenshot tool must coexist).
+    #[default]
+    ForceShared,
+    /// A client asking for exclusive access disconnects the others.
+    AllowExclusive,
+}
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct VncConfig {
+    /// Unix socket to listen on (created with mode 0600; a stale socket file is replaced).
+    pub unix_path: Option<PathBuf>,
+    /// Loopback TCP address (127.0.0.1 or ::1 only; port 0 picks one). Requires `password`.
+    pub tcp: Option<SocketAddr>,
+    /// VNC password (only the first 8 bytes count, as in every VNC implementation).
+    pub password: Option<String>,
+    /// Desktop name sent in ServerInit.
+    pub name: String,
+    pub share: SharePolicy,
+    pub max_clients: usize,
+    /// Shortest and longest time between scans of the framebuffer.
+    pub refresh_min: Duration,
+    pub refresh_max: Duration,
+    /// Added to the interval after each scan that found nothing.
+    pub refresh_step: Duration,
+    /// A client whose queue stays above its soft limit this long without progress is dropped.
+    pub stall_timeout: Duration,
+}
+
+impl Default for VncConfig {
+    fn default() -> Self {
+        VncConfig {
+            unix_path: None,
+            tcp: None,
+            password: None,
+            name: "vireo".into(),
+            share: SharePolicy::ForceShared,
+            max_clients: 16,
+            refresh_min: Duration::from_millis(15),
+            refresh_max: Duration::from_millis(1000),
+            refresh_step: Duration::from_millis(25),
+            stall_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum VncError {
+    #[error("VNC: no listener configured (give a unix socket path or a TCP address)")]
+    NoListener,
+    #[error("VNC: TCP address {0} is not loopback; only 127.0.0.1 and ::1 are allowed")]
+    NotLoopback(SocketAddr),
+    #[error("VNC: TCP listening requires a password")]
+    TcpWithoutPassword,
+    #[error("VNC: framebuffer size {0}x{1} is outside 1..=8192")]
+    BadSize(u32, u32),
+    #[error("VNC: unix socket {path}: {source}")]
+    Unix {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("VNC: unix socket {0} is in use by another server")]
+    InUse(PathBuf),
+    #[error("VNC: TCP {addr}: {source}")]
+    Tcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("VNC: cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("VNC: reading the challenge source: {0}")]
+    Random(std::io::Error),
+}
+
+/// What `vnc-info` reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct VncInfo {
+    pub unix_path: Option<PathBuf>,
+    pub tcp: Option<SocketAddr>,
+    pub auth: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub clients: Vec<String>,
+}
+
+type EventFn = dyn Fn(VncEvent) + Send + Sync;
+
+struct Kick {
+    pending: bool,
+    input: bool,
+    stop: bool,
+}
+
+pub(crate) struct Inner {
+    config: VncConfig,
+    source: Arc<dyn FramebufferSource>,
+    input: Arc<dyn InputSink>,
+    events: Option<Box<EventFn>>,
+    clients: Mutex<Vec<Arc<Client>>>,
+    next_id: AtomicU64,
+    kick: Mutex<Kick>,
+    kick_cv: Condvar,
+    stop: AtomicBool,
+    leds: AtomicU8,
+    cursor: Mutex<Option<CursorImage>>,
+    tcp_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Inner {
+    fn clients(&self) -> MutexGuard<'_, Vec<Arc<Client>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self, input: bool) {
+        let mut k = self.kick.lock().unwrap_or_else(|e| e.into_inner());
+        k.pending = true;
+        k.input |= input;
+        self.kick_cv.notify_one();
+    }
+
+    fn emit(&self, e: VncEvent) {
+        if let Some(f) = &self.events {
+            f(e);
+        }
+    }
+}
+
+/// A running server. Dropping it stops the threads and removes the unix socket.
+pub struct VncServer {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+    listener_fds: Vec<OwnedFd>,
+    unix_path: Option<PathBuf>,
+}
+
+/// Starts listening and serving `source`; input goes to `input`, events to `events`.
+pub fn start(
+    config: VncConfig,
+    source: Arc<dyn FramebufferSource>,
+    input: Arc<dyn InputSink>,
+    events: Option<Box<dyn Fn(VncEvent) + Send + Sync>>,
+) -> Result<VncServer, VncError> {
+    if config.unix_path.is_none() && config.tcp.is_none() {
+        return Err(VncError::NoListener);
+    }
+    let (w, h) = source.size();
+    if !(1..=8192).contains(&w) || !(1..=8192).contains(&h) {
+        return Err(VncError::BadSize(w, h));
+    }
+    let mut listeners = Vec::new();
+    if let Some(addr) = config.tcp {
+        if !addr.ip().is_loopback() {
+            return Err(VncError::NotLoopback(addr));
+        }
+        if config.password.is_none() {
+            return Err(VncError::TcpWithoutPassword);
+        }
+        let l = TcpListener::bind(addr).map_err(|source| VncError::Tcp { addr, source })?;
+        listeners.push(Listener::Tcp(l));
+    }
+    if let Some(path) = &config.unix_path {
+        listeners.push(Listener::Unix(bind_unix_private(path)?));
+    }
+    let tcp_addr = listeners.iter().find_map(|l| match l {
+        Listener::Tcp(t) => t.local_addr().ok(),
+        Listener::Unix(_) => None,
+    });
+    let inner = Arc::new(Inner {
+        config: config.clone(),
+        source,
+        input,
+        events,
+        clients: Mutex::new(Vec::new()),
+        next_id: AtomicU64::new(1),
+        kick: Mutex::new(Kick {
+            pending: false,
+            input: false,
+            stop: false,
+        }),
+        kick_cv: Condvar::new(),
+        stop: AtomicBool::new(false),
+        leds: AtomicU8::new(0),
+        cursor: Mutex::new(Some(CursorImage::arrow())),
+        tcp_addr: Mutex::new(tcp_addr),
+    });
+    let mut threads = Vec::new();
+    let i2 = inner.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("vnc-refresh".into())
+            .spawn(move || refresh_loop(&i2))
+            .map_err(VncError::Thread)?,
+    );
+    let mut listener_fds = Vec::new();
+    for l in listeners {
+        let fd = match &l {
+            Listener::Unix(u) => u.try_clone().map(OwnedFd::from),
+            Listener::Tcp(t) => t.try_clone().map(OwnedFd::from),
+        }
+        .map_err(VncError::Thread)?;
+        listener_fds.push(fd);
+        let i2 = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("vnc-accept".into())
+                .spawn(move || accept_loop(&i2, l))
+                .map_err(VncError::Thread)?,
+        );
+    }
+    log::info!(
+        "VNC server listening on {}{}",
+        config
+            .unix_path
+            .as_ref()
+            .map(|p| format!("unix:{}", p.display()))
+            .unwrap_or_default(),
+        tcp_addr.map(|a| format!(" tcp:{a}")).unwrap_or_default()
+    );
+    Ok(VncServer {
+        inner,
+        threads,
+        listener_fds,
+        unix_path: config.unix_path,
+    })
+}
+
+impl VncServer {
+    /// Listener addresses, auth and connected clients.
+    pub fn info(&self) -> VncInfo {
+        let (width, height) = self.inner.source.size();
+        VncInfo {
+            unix_path: self.unix_path.clone(),
+            tcp: *self
+                .inner
+                .tcp_addr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            auth: if self.inner.config.password.is_some() {
+                "vnc"
+            } else {
+                "none"
+            },
+            width,
+            height,
+            clients: self
+                .inner
+                .clients()
+                .iter()
+                .filter(|c| !c.is_closed())
+                .map(|c| c.peer.clone())
+                .collect(),
+        }
+    }
+
+    /// The guest's keyboard LEDs (bit 0 Scroll, 1 Num, 2 Caps), for clients that asked for
+    /// QEMU's LED state pseudo-encoding.
+    pub fn set_led_state(&self, leds: u8) {
+        if self.inner.leds.swap(leds & 7, Ordering::AcqRel) == leds & 7 {
+            return;
+        }
+        for c in self.inner.clients().iter() {
+            let mut st = c.state();
+            st.led_pending |= st.prefs.led;
+        }
+        self.inner.wake(false);
+    }
+
+    /// Replaces the cursor shape offered to clients (None: clients draw their own).
+    pub fn set_cursor(&self, cursor: Option<CursorImage>) {
+        *self.inner.cursor.lock().unwrap_or_else(|e| e.into_inner()) = cursor;
+        for c in self.inner.clients().iter() {
+            let mut st = c.state();
+            st.cursor_pending |= st.prefs.cursor;
+        }
+        self.inner.wake(false);
+    }
+
+    /// Writes the current screen to a PNG file.
+    pub fn screendump(&self, path: &Path) -> Result<(), super::screendump::ScreendumpError> {
+        super::screendump::write_png(self.inner.source.as_ref(), path)
+    }
+
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.inner
+            .clients()
+            .iter()
+            .filter(|c| !c.is_closed())
+            .count()
+    }
+
+    /// Stops all threads, disconnects clients and removes the unix socket.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        if self.inner.stop.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut k = self.inner.kick.lock().unwrap_or_else(|e| e.into_inner());
+            k.stop = true;
+            self.inner.kick_cv.notify_all();
+        }
+        // Wake the blocking accept() calls: shutdown() on a listening socket makes Linux
+        // fail them with EINVAL (no dependence on the socket file still existing).
+        for fd in self.listener_fds.drain(..) {
+            // SAFETY: shutdown(2) on a descriptor we own.
+            unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+        }
+        for c in self.inner.clients().drain(..) {
+            c.close("server shutting down");
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(p) = &self.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for VncServer {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+/// Binds a unix socket whose file is created with mode 0600: the mode is set on the socket
+/// before bind(), so there is no window in which another user could connect.
+fn bind_unix_private(path: &Path) -> Result<UnixListener, VncError> {
+    let err = |source| VncError::Unix {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            )));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(VncError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: plain socket(2); the fd is owned by `fd` right after.
+    let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: fchmod on a socket we own.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path too long for a unix socket (max 107 bytes) or contains NUL",
+        )));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    // SAFETY: addr is a valid sockaddr_un and `len` lies within it.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
+            len as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: listen(2) on our bound socket.
+    if unsafe { libc::listen(fd.as_raw_fd(), 16) } < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // Belt and braces against an odd umask or filesystem.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(UnixListener::from(fd))
+}
+
+fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
+    loop {
+        let accepted = match &listener {
+            Listener::Unix(l) => l
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), "unix".to_string())),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| {
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), format!("tcp:{a}"))
+            }),
+        };
+        if inner.stop.load(Ordering::Acquire) {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Err(e) = spawn_client(inner, stream, peer) {
+                    log::warn!("VNC: cannot serve a new client: {e}");
+                }
+            }
+            Err(e) => {
+                if inner.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                log::warn!("VNC: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn spawn_client(inner: &Arc<Inner>, stream: Stream, peer: String) -> std::io::Result<()> {
+    let live = inner.clients().iter().filter(|c| !c.is_closed()).count();
+    if live >= inner.config.max_clients {
+        log::warn!(
+            "VNC: refusing {peer}: already {live} clients (limit {})",
+            inner.config.max_clients
+        );
+        stream.shutdown();
+        return Ok(());
+    }
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let peer = format!("{peer}#{id}");
+    let (w, h) = inner.source.size();
+    let reader = stream.try_clone()?;
+    let writer = stream.try_clone()?;
+    let client = Arc::new(Client::new(
+        id,
+        peer.clone(),
+        stream,
+        w as usize,
+        h as usize,
+    ));
+    inner.clients().push(client.clone());
+    let c2 = client.clone();
+    std::thread::Builder::new()
+        .name(format!("vnc-write-{id}"))
+        .spawn(move || {
+            if let Err(e) = c2.out.run_writer(writer) {
+                c2.close(&format!("write failed: {e}"));
+            }
+        })?;
+    let i2 = inner.clone();
+    std::thread::Builder::new()
+        .name(format!("vnc-read-{id}"))
+        .spawn(move || {
+            let reason = match read_loop(&i2, &client, reader) {
+                Ok(()) => "client closed the connection".to_string(),
+                Err(e) => e,
+            };
+            client.close(&reason);
+            let reason = client.reason();
+            i2.emit(VncEvent::ClientDisconnected { id, reason });
+            i2.wake(false);
+        })?;
+    log::info!("VNC: {peer} connected");
+    inner.emit(VncEvent::ClientConnected { id, peer });
+    Ok(())
+}
+
+/// Reads and acts on one client's messages until it leaves or misbehaves.
+fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Result<(), String> {
+    let challenge = super::auth::challenge().map_err(|e| format!("no random challenge: {e}"))?;
+    let mut session = Session::new(
+        inner.config.password.as_deref().map(str::as_bytes),
+        challenge,
+    );
+    client.out.push(session.take_output());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("read failed: {e}")),
+        };
+        let result = session.feed(&buf[..n]);
+        client.out.push(session.take_output());
+        let events = match result {
+            Ok(ev) => ev,
+            Err(e) => {
+                client.close_after_flush(&e.to_string());
+                return Err(e.to_string());
+            }
+        };
+        for ev in events {
+            handle_event(inner, client, ev)?;
+        }
+    }
+}
+
+fn handle_event(inner: &Arc<Inner>, client: &Arc<Client>, ev: SessionEvent) -> Result<(), String> {
+    match ev {
+        SessionEvent::Ready { shared } => {
+            if !shared && inner.config.share == SharePolicy::AllowExclusive {
+                for other in inner.clients().iter() {
+                    if other.id != client.id {
+                        other.close(&format!("{} asked for exclusive access", client.peer));
+                    }
+                }
+            }
+            let (w, h) = inner.source.size();
+            let mut st = client.state();
+            // The shadow may not have this size yet; the first update resizes if needed.
+            st.size = (w as usize, h as usize);
+            st.dirty = TileMap::new(w as usize, h as usize);
+            st.ready = true;
+            client
+                .out
+                .push(server_init(w as usize, h as usize, &inner.config.name));
+        }
+        SessionEvent::Message(m) => handle_message(inner, client, m)?,
+    }
+    Ok(())
+}
+
+fn handle_message(
+    inner: &Arc<Inner>,
+    client: &Arc<Client>,
+    m: ClientMessage,
+) -> Result<(), String> {
+    match m {
+        ClientMessage::SetPixelFormat(pf) => {
+            pf.validate()
+                .map_err(|e| format!("SetPixelFormat refused: {e}"))?;
+            client.state().set_pixel_format(pf);
+        }
+        ClientMessage::SetEncodings(list) => {
+            client.state().set_encodings(&list);
+        }
+        ClientMessage::FramebufferUpdateRequest { incremental, rect } => {
+            {
+                let mut st = client.state();
+                st.want_update = true;
+                if !incremental {
+                    st.dirty.mark_rect(rect);
+                }
+            }
+            inner.wake(false);
+        }
+        ClientMessage::KeyEvent { down, keysym } => {
+            let keys = client.state().keys.keysym(keysym, down);
+            if keys.is_empty() {
+                log::debug!("VNC: keysym {keysym:#x} has no key on the US layout");
+            }
+            for (k, d) in keys {
+                inner.input.key(k, d);
+            }
+            inner.wake(true);
+        }
+        ClientMessage::QemuExtendedKey {
+            down,
+            keysym,
+            keycode,
+        } => {
+            match XtKey::from_qemu(keycode) {
+                Some(k) => inner.input.key(k, down),
+                None => {
+                    let keys = client.state().keys.keysym(keysym, down);
+                    for (k, d) in keys {
+                        inner.input.key(k, d);
+                    }
+                }
+            }
+            inner.wake(true);
+        }
+        ClientMessage::PointerEvent { buttons, x, y } => {
+            let (w, h) = client.state().size;
+            inner.input.pointer(PointerEvent {
+                x: x.min(w.saturating_sub(1) as u16),
+                y: y.min(h.saturating_sub(1) as u16),
+                buttons,
+                width: w as u16,
+                height: h as u16,
+            });
+            inner.wake(true);
+        }
+        ClientMessage::ClientCutText(text) => {
+            log::debug!(
+                "VNC: {} sent {} bytes of clipboard (ignored)",
+                client.peer,
+                text.len()
+            );
+        }
+        ClientMessage::SetDesktopSize { .. } => {
+            client.state().resize_reply = true;
+            inner.wake(false);
+        }
+        ClientMessage::EnableContinuousUpdates { .. }
+        | ClientMessage::Fence { .. }
+        | ClientMessage::QemuAudio => {}
+    }
+    Ok(())
+}
+
+/// Shortest scroll worth a CopyRect, in rows with content.
+const SCROLL_MIN_ROWS: usize = 16;
+
+fn refresh_loop(inner: &Arc<Inner>) {
+    let cfg = &inner.config;
+    let (w, h) = inner.source.size();
+    let mut shadow = Shadow::new(w as usize, h as usize);
+    let mut prev = Shadow::new(w as usize, h as usize);
+    let mut changed = TileMap::new(w as usize, h as usize);
+    shadow.load_all(inner.source.as_ref());
+    let mut prev_valid = false;
+    let mut interval = cfg.refresh_min;
+    let mut next_scan = Instant::now();
+    loop {
+        {
+            let mut k = inner.kick.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if k.stop {
+                    return;
+                }
+                if k.input {
+                    k.input = false;
+                    interval = cfg.refresh_min;
+                    next_scan = next_scan.min(Instant::now() + interval);
+                }
+                if k.pending {
+                    k.pending = false;
+                    break;
+                }
+                let now = Instant::now();
+                if now >= next_scan {
+                    break;
+                }
+                let (g, _) = inner
+                    .kick_cv
+                    .wait_timeout(k, next_scan - now)
+                    .unwrap_or_else(|e| e.into_inner());
+                k = g;
+            }
+        }
+        let now = Instant::now();
+        let mut scroll: Option<Scroll> = None;
+        if now >= next_scan {
+            let (nw, nh) = inner.source.size();
+            if (nw as usize, nh as usize) != (shadow.width, shadow.height)
+                && (1..=8192).contains(&nw)
+                && (1..=8192).contains(&nh)
+            {
+                shadow = Shadow::new(nw as usize, nh as usize);
+                prev = Shadow::new(nw as usize, nh as usize);
+                prev_valid = false;
+                shadow.load_all(inner.source.as_ref());
+                changed = TileMap::new(nw as usize, nh as usize);
+                log::info!("VNC: screen resized to {nw}x{nh}");
+                inner.emit(VncEvent::Resized {
+                    width: nw,
+                    height: nh,
+                });
+            } else {
+                let want_scroll = inner.clients().iter().any(|c| c.state().prefs.copy_rect);
+                if want_scroll && !prev_valid {
+                    prev.pixels.copy_from_slice(&shadow.pixels);
+                }
+                prev_valid = want_scroll;
+                shadow.scan(inner.source.as_ref(), &mut changed);
+                // Look for a scroll only when much of the screen changed.
+                if want_scroll && changed.count() * 8 >= changed.tiles_x * changed.tiles_y {
+                    scroll = find_vertical_scroll(
+                        &prev.pixels,
+                        &shadow.pixels,
+                        shadow.width,
+                        shadow.height,
+                        shadow.height / 2,
+                        SCROLL_MIN_ROWS,
+                    );
+                }
+                if want_scroll {
+                    shadow.copy_tiles_to(&mut prev.pixels, &changed);
+                }
+            }
+            interval = if changed.any() {
+                cfg.refresh_min
+            } else {
+                (interval + cfg.refresh_step).min(cfg.refresh_max)
+            };
+            next_scan = now + interval;
+        }
+        serve_clients(inner, &shadow, &changed, scroll);
+        changed.clear();
+    }
+}
+
+fn serve_clients(inner: &Arc<Inner>, shadow: &Shadow, changed: &TileMap, scroll: Option<Scroll>) {
+    let cfg = &inner.config;
+    let soft = (shadow.width * shadow.height * 4).max(1 << 20);
+    let hard = soft * 4;
+    let cursor = inner
+        .cursor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let leds = inner.leds.load(Ordering::Acquire);
+    let clients: Vec<Arc<Client>> = {
+        let mut list = inner.clients();
+        list.retain(|c| !c.is_closed());
+        list.clone()
+    };
+    for c in clients {
+        let (backlog, last_progress) = c.out.backlog();
+        if backlog > hard {
+            let reason = format!("output backlog {backlog} bytes exceeds {hard}");
+            log::warn!("VNC: dropping {}: {reason}", c.peer);
+            c.close(&reason);
+            continue;
+        }
+        if backlog > soft && last_progress.elapsed() > cfg.stall_timeout {
+            let reason = format!(
+                "stalled: {backlog} bytes unsent for {:.1} s",
+                last_progress.elapsed().as_secs_f64()
+            );
+            log::warn!("VNC: dropping {}: {reason}", c.peer);
+            c.close(&reason);
+            continue;
+        }
+        let mut st = c.state();
+        if !st.ready {
+            continue;
+        }
+        if st.size == (shadow.width, shadow.height) {
+            st.absorb(changed, scroll);
+        }
+        let resize = st.size != (shadow.width, shadow.height);
+        if !st.want_update || !(st.has_work() || resize) || backlog > soft {
+            continue;
+        }
+        match st.build_update(shadow, cursor.as_ref(), leds) {
+            Ok(msg) => {
+                drop(st);
+                c.out.push(msg);
+            }
+            Err(e) => {
+                drop(st);
+                log::warn!("VNC: dropping {}: {e}", c.peer);
+                c.close(&e.to_string());
+            }
+        }
+    }
+}
