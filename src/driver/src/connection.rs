@@ -166,6 +166,7 @@ impl Connection {
             return Some(rec);
         }
         if rec.state == DomainState::NoState
+            && FileLock::is_held(&self.paths.runtime.join(".start.lock"))
             && crate::state::now_ms().saturating_sub(rec.since_ms) < 60_000
         {
             // A start in progress whose supervisor has not locked yet.
@@ -396,12 +397,19 @@ impl Connection {
         // One starter at a time per connection: the check-then-spawn below must not interleave.
         let lock_path = self.paths.runtime.join(".start.lock");
         let _lock = FileLock::exclusive(&lock_path).map_err(io(&lock_path))?;
-        if let Some(rec) = self.live_record(&d.name) {
-            if rec.state.is_active() || rec.state == DomainState::NoState {
-                return Err(DriverError::AlreadyRunning(d.name.clone()));
+        let run = self.run(&d.name);
+        // We hold the start lock: a record still "starting" with no supervisor is left over
+        // from a starter that was killed, not a start in progress.
+        let leftover = read_state(&run).is_some_and(|r| {
+            r.state == DomainState::NoState && !FileLock::is_held(&run.supervisor_lock())
+        });
+        if !leftover {
+            if let Some(rec) = self.live_record(&d.name) {
+                if rec.state.is_active() || rec.state == DomainState::NoState {
+                    return Err(DriverError::AlreadyRunning(d.name.clone()));
+                }
             }
         }
-        let run = self.run(&d.name);
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
         let tr = match translate::translate(&d, &run, &mut translate::free_vnc_port) {
