@@ -47,16 +47,16 @@ fn main_window_shows_in_english_and_search_toggles() {
         );
     }
 
-    assert_eq!(app.win_action_state("toggle-search"), "false");
+    app.expect_win_state("toggle-search", "false", "");
     app.activate_win("toggle-search");
-    assert_eq!(app.win_action_state("toggle-search"), "true");
+    app.expect_win_state("toggle-search", "true", "");
     let search = desktop.screenshot("search-open");
     assert!(
         Image::differing_pixels(&shot, &search) > 1000,
         "opening the search bar changed nothing on screen"
     );
     app.activate_win("toggle-search");
-    assert_eq!(app.win_action_state("toggle-search"), "false");
+    app.expect_win_state("toggle-search", "false", "");
 
     assert!(app.quit().success());
 }
@@ -68,38 +68,22 @@ fn keyboard_shortcuts_work() {
     let window = desktop.wait_for_window("Vireo");
 
     desktop.press(&window, "ctrl+f");
-    assert_eq!(
-        app.win_action_state("toggle-search"),
-        "true",
-        "Ctrl+F did not open the search"
-    );
+    app.expect_win_state("toggle-search", "true", "Ctrl+F did not open the search");
     desktop.press(&window, "ctrl+f");
-    assert_eq!(
-        app.win_action_state("toggle-search"),
-        "false",
-        "Ctrl+F did not close the search"
-    );
+    app.expect_win_state("toggle-search", "false", "Ctrl+F did not close the search");
 
     // Typing into the window starts a search; nothing matches without machines.
     let before = desktop.screenshot("before-typing");
     desktop.press(&window, "d");
     desktop.press(&window, "e");
-    assert_eq!(
-        app.win_action_state("toggle-search"),
-        "true",
-        "typing did not start a search"
-    );
+    app.expect_win_state("toggle-search", "true", "typing did not start a search");
     let typed = desktop.screenshot("search-no-results");
     assert!(
         Image::differing_pixels(&before, &typed) > 1000,
         "typing changed nothing on screen"
     );
     desktop.press(&window, "Escape");
-    assert_eq!(
-        app.win_action_state("toggle-search"),
-        "false",
-        "Escape did not end the search"
-    );
+    app.expect_win_state("toggle-search", "false", "Escape did not end the search");
 
     desktop.press(&window, "ctrl+question");
     let shortcuts = desktop.wait_for_window("Keyboard Shortcuts");

@@ -525,6 +525,22 @@ impl App {
         }
     }
 
+    /// Waits (up to 10 s, the app may be slow on a busy machine) for `win.<name>` to reach
+    /// `expected`; panics with `why` and the last state otherwise.
+    pub fn expect_win_state(&self, name: &str, expected: &str, why: &str) {
+        let start = Instant::now();
+        loop {
+            let state = self.win_action_state(name);
+            if state == expected {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("win.{name} is {state}, expected {expected}: {why}");
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The names of the application's actions.
     pub fn app_actions(&self) -> String {
         self.call(APP_PATH, "org.gtk.Actions.List", &[])
