@@ -404,3 +404,41 @@ fn no_kvm_permission_says_how_to_fix_it() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_thread_runs_under_a_seccomp_filter() {
+    let mut vm = Vmm::start("seccomp", &code(&[asm::print("up\n"), asm::spin()]), |_| {});
+    let mut c = vm.connect();
+    assert!(vm.wait_serial(b"up\n", T));
+    // The console listener thread exists once a client could attach.
+    let _console = UnixStream::connect(vm.dir.join("console.sock")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = vm.child.id();
+    let mut seen = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let mode = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:"))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_owned();
+        seen.push((comm, mode));
+    }
+    for (comm, mode) in &seen {
+        assert_eq!(mode, "2", "thread {comm} is not filtered: {seen:?}");
+    }
+    assert!(seen.iter().any(|(c, _)| c == "vcpu0"), "{seen:?}");
+    assert!(seen.iter().any(|(c, _)| c == "serial-console"), "{seen:?}");
+    // Still fully working under the filters.
+    assert_eq!(c.execute("pause", json!({}))["return"], json!({}));
+    assert_eq!(c.execute("resume", json!({}))["return"], json!({}));
+    c.execute("quit", json!({}));
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "{err}");
+}
