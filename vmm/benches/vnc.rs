@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use vireo_vmm::vnc as vv;
-use vv::{synthetic, MemFramebuffer, NullInput, VncConfig};
 use vnc::{PixelFormat, VncConnector, VncEncoding, VncEvent, X11Event};
+use vv::{synthetic, MemFramebuffer, NullInput, VncConfig};
 
 const W: u32 = 1280;
 const H: u32 = 800;

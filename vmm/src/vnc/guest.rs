@@ -57,6 +57,10 @@ impl InputSink for GuestInput {
             }
         }
     }
+
+    fn leds(&self) -> Option<u8> {
+        self.keyboard.as_ref().map(KeyboardInput::leds)
+    }
 }
 
 /// Maps the VMM config's display section to a server config (TCP on 127.0.0.1 only).

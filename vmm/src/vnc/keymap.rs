@@ -56,7 +56,7 @@ impl XtKey {
 /// Which shift state a keysym's character needs on a US layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shift {
-    /// Not a character, or a letter (Caps Lock and Shift are the guest's business).
+    /// Not a character (or the same character either way).
     Any,
     Needed,
     Forbidden,
@@ -105,7 +105,12 @@ pub fn keysym_to_xt(keysym: u32) -> Option<(XtKey, Shift)> {
             if c.is_ascii_alphabetic() {
                 let lower = c.to_ascii_lowercase();
                 let i = LETTERS.iter().position(|&l| l == lower)?;
-                return any(LETTER_CODES[i]);
+                let shift = if c.is_ascii_uppercase() {
+                    Shift::Needed
+                } else {
+                    Shift::Forbidden
+                };
+                return Some((XtKey(LETTER_CODES[i]), shift));
             }
             CHAR_KEYS.iter().find_map(|&(plain, shifted, code)| {
                 if c == plain {
@@ -176,14 +181,33 @@ pub fn keysym_to_xt(keysym: u32) -> Option<(XtKey, Shift)> {
 pub struct KeyTranslator {
     left_shift: bool,
     right_shift: bool,
+    /// Caps Lock as toggled by this client's presses (or set from the guest's LEDs).
+    caps_lock: bool,
 }
 
 impl KeyTranslator {
     /// Translates one keysym event into (key, down) presses for the guest, in order.
+    /// Sets Caps Lock from the guest's keyboard LEDs (bit 2).
+    pub fn set_caps_lock(&mut self, on: bool) {
+        self.caps_lock = on;
+    }
+
     pub fn keysym(&mut self, keysym: u32, down: bool) -> Vec<(XtKey, bool)> {
-        let Some((key, shift)) = keysym_to_xt(keysym) else {
+        let Some((key, mut shift)) = keysym_to_xt(keysym) else {
             return Vec::new();
         };
+        if key == XtKey(0x3a) && down {
+            self.caps_lock = !self.caps_lock;
+        }
+        // With Caps Lock on, a letter's case comes out inverted by Shift.
+        let is_letter = (0x41..=0x5a).contains(&keysym) || (0x61..=0x7a).contains(&keysym);
+        if is_letter && self.caps_lock {
+            shift = match shift {
+                Shift::Needed => Shift::Forbidden,
+                Shift::Forbidden => Shift::Needed,
+                Shift::Any => Shift::Any,
+            };
+        }
         match key {
             XtKey::LEFT_SHIFT => self.left_shift = down,
             XtKey::RIGHT_SHIFT => self.right_shift = down,
@@ -227,9 +251,18 @@ mod tests {
 
     #[test]
     fn letters_digits_and_specials() {
-        assert_eq!(keysym_to_xt(b'a' as u32), Some((XtKey(0x1e), Shift::Any)));
-        assert_eq!(keysym_to_xt(b'A' as u32), Some((XtKey(0x1e), Shift::Any)));
-        assert_eq!(keysym_to_xt(b'm' as u32), Some((XtKey(0x32), Shift::Any)));
+        assert_eq!(
+            keysym_to_xt(b'a' as u32),
+            Some((XtKey(0x1e), Shift::Forbidden))
+        );
+        assert_eq!(
+            keysym_to_xt(b'A' as u32),
+            Some((XtKey(0x1e), Shift::Needed))
+        );
+        assert_eq!(
+            keysym_to_xt(b'm' as u32),
+            Some((XtKey(0x32), Shift::Forbidden))
+        );
         assert_eq!(
             keysym_to_xt(b'1' as u32),
             Some((XtKey(0x02), Shift::Forbidden))
@@ -289,5 +322,25 @@ mod tests {
         );
         t.keysym(0xffe1, false);
         assert_eq!(t.keysym(b'1' as u32, true), [(XtKey(0x02), true)]);
+        // Capitals: shift added; with Caps Lock on, none needed, and lower case needs shift.
+        assert_eq!(
+            t.keysym(b'H' as u32, true),
+            [
+                (XtKey::LEFT_SHIFT, true),
+                (XtKey(0x23), true),
+                (XtKey::LEFT_SHIFT, false)
+            ]
+        );
+        t.keysym(0xffe5, true);
+        t.keysym(0xffe5, false);
+        assert_eq!(t.keysym(b'H' as u32, true), [(XtKey(0x23), true)]);
+        assert_eq!(
+            t.keysym(b'h' as u32, true),
+            [
+                (XtKey::LEFT_SHIFT, true),
+                (XtKey(0x23), true),
+                (XtKey::LEFT_SHIFT, false)
+            ]
+        );
     }
 }

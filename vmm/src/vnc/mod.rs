@@ -58,6 +58,11 @@ pub trait InputSink: Send + Sync {
     fn key(&self, key: XtKey, down: bool);
     /// An absolute pointer position and button state.
     fn pointer(&self, event: PointerEvent);
+    /// The guest keyboard's LEDs (bit 0 Scroll, 1 Num, 2 Caps Lock), if known; polled on
+    /// each refresh tick.
+    fn leds(&self) -> Option<u8> {
+        None
+    }
 }
 
 /// Things the server reports to the VMM (for the control socket's event stream).

@@ -290,14 +290,9 @@ impl VncServer {
     /// The guest's keyboard LEDs (bit 0 Scroll, 1 Num, 2 Caps), for clients that asked for
     /// QEMU's LED state pseudo-encoding.
     pub fn set_led_state(&self, leds: u8) {
-        if self.inner.leds.swap(leds & 7, Ordering::AcqRel) == leds & 7 {
-            return;
+        if apply_leds(&self.inner, leds) {
+            self.inner.wake(false);
         }
-        for c in self.inner.clients().iter() {
-            let mut st = c.state();
-            st.led_pending |= st.prefs.led;
-        }
-        self.inner.wake(false);
     }
 
     /// Replaces the cursor shape offered to clients (None: clients draw their own).
@@ -360,6 +355,21 @@ impl Drop for VncServer {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Records the guest's LEDs; true if they changed. Clients that asked get the LED state in
+/// their next update, and every client's Caps Lock tracking follows the guest's.
+fn apply_leds(inner: &Inner, leds: u8) -> bool {
+    let leds = leds & 7;
+    if inner.leds.swap(leds, Ordering::AcqRel) == leds {
+        return false;
+    }
+    for c in inner.clients().iter() {
+        let mut st = c.state();
+        st.led_pending |= st.prefs.led;
+        st.keys.set_caps_lock(leds & 4 != 0);
+    }
+    true
 }
 
 enum Listener {
@@ -687,6 +697,9 @@ fn refresh_loop(inner: &Arc<Inner>) {
                     .unwrap_or_else(|e| e.into_inner());
                 k = g;
             }
+        }
+        if let Some(leds) = inner.input.leds() {
+            apply_leds(inner, leds);
         }
         let now = Instant::now();
         let mut scroll: Option<Scroll> = None;
