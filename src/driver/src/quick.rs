@@ -180,10 +180,83 @@ fn module_name(path: &str) -> String {
     base.replace('-', "_")
 }
 
+fn walk_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk_modules(&p, out);
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains(".ko"))
+        {
+            out.insert(module_name(&p.display().to_string()), p);
+        }
+    }
+}
+
+/// The `depends=` field of a module's .modinfo (NUL-separated `key=value` strings).
+fn modinfo_depends(data: &[u8]) -> Vec<String> {
+    data.split(|&b| b == 0)
+        .filter_map(|f| f.strip_prefix(b"depends="))
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|s| s.trim().replace('-', "_"))
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Without modules.dep (an unpacked package has none): each module's own `depends=`.
+fn resolve_by_modinfo(tree: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, QuickError> {
+    let mut index = BTreeMap::new();
+    walk_modules(tree, &mut index);
+    if index.is_empty() {
+        return Err(QuickError::File {
+            path: tree.to_owned(),
+            message: "no kernel modules in this tree".into(),
+        });
+    }
+    fn visit(
+        name: &str,
+        index: &BTreeMap<String, PathBuf>,
+        seen: &mut HashSet<String>,
+        order: &mut Vec<PathBuf>,
+    ) -> Result<(), QuickError> {
+        if !seen.insert(name.to_owned()) {
+            return Ok(());
+        }
+        // Not in the tree: built in (or absent from this kernel).
+        let Some(path) = index.get(name) else {
+            return Ok(());
+        };
+        for d in modinfo_depends(&read_module(path)?) {
+            visit(&d, index, seen, order)?;
+        }
+        order.push(path.clone());
+        Ok(())
+    }
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    for w in wanted {
+        visit(w, &index, &mut seen, &mut order)?;
+    }
+    Ok(order)
+}
+
 /// Resolves `wanted` to module files in load order (dependencies first), skipping built-ins and
-/// modules this kernel does not have.
+/// modules this kernel does not have. Uses modules.dep when the tree has one (an installed
+/// kernel), else each module's own `depends=`.
 pub fn resolve_modules(tree: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, QuickError> {
     let dep_file = tree.join("modules.dep");
+    if !dep_file.is_file() {
+        return resolve_by_modinfo(tree, wanted);
+    }
     let text = std::fs::read_to_string(&dep_file).map_err(|e| QuickError::File {
         path: dep_file.clone(),
         message: e.to_string(),
