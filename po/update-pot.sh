@@ -19,11 +19,16 @@ ui=$(printf '%s\n' $files | grep '\.ui$' || true)
 desktop=$(printf '%s\n' $files | grep '\.desktop\.in$' || true)
 xml=$(printf '%s\n' $files | grep -e '\.metainfo\.xml\.in$' -e '\.gschema\.xml$' || true)
 
-# xgettext (0.21) has no Rust parser; the C parser reads our gettext("...") calls correctly
-# as long as the msgid is a plain string literal on the call.
+# xgettext (0.21) has no Rust parser; its C parser reads our gettext("...") calls as long as
+# the msgid is a plain string literal. Rust lifetimes ('static) look like unterminated C
+# character constants to it, so they are removed from a copy first; line numbers stay.
+for f in $rust; do
+    mkdir -p "$tmp/rs/$(dirname "$f")"
+    sed "s/'\([A-Za-z_][A-Za-z0-9_]*\)\([^A-Za-z0-9_']\)/\1\2/g" "$f" > "$tmp/rs/$f"
+done
 # shellcheck disable=SC2086
-xgettext $common --language=C --keyword= --keyword=gettext --keyword=gettext_f:1 \
-    -o "$tmp/rust.pot" $rust
+(cd "$tmp/rs" && xgettext $common --language=C --keyword= --keyword=gettext --keyword=gettext_f:1 \
+    -o "$tmp/rust.pot" $rust)
 # shellcheck disable=SC2086
 xgettext $common -o "$tmp/ui.pot" $ui
 # shellcheck disable=SC2086
