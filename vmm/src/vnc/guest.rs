@@ -145,3 +145,35 @@ fn screendump(server: &VncServer, arguments: &Value) -> Result<Value, String> {
     server.screendump(&path).map_err(|e| e.to_string())?;
     Ok(json!({}))
 }
+
+/// The VM builder's hook: when the config has a display with a VNC listener, starts the
+/// server on the VM's framebuffer, i8042 keyboard and virtio tablet (if attached), and adds
+/// `screendump` / `vnc-info` to the control socket. The server lives as long as the control
+/// handler, i.e. the process.
+///
+/// Call after `attach_all` (virtio), from `Vm::attach_optional_devices`, with the virtio
+/// input handle if there is one.
+pub fn attach(
+    vm: &mut crate::vm::Vm,
+    virtio: Option<InputHandle>,
+) -> Result<(), crate::vm::VmError> {
+    let Some(display) = vm.config.display.clone() else {
+        return Ok(());
+    };
+    if display.vnc.unix_socket.is_none() && display.vnc.tcp_port.is_none() {
+        return Ok(());
+    }
+    let Some(fb) = vm.framebuffer()? else {
+        return Ok(());
+    };
+    let server = start_for_vm(
+        server_config(&vm.config.name, &display.vnc),
+        fb,
+        Some(vm.keyboard.clone()),
+        virtio,
+        Some(vm.events.clone()),
+    )
+    .map_err(|e| crate::vm::VmError::Device(e.to_string()))?;
+    vm.add_control_handler(Box::new(VncControl::new(server)));
+    Ok(())
+}
