@@ -87,6 +87,9 @@ pub const PM1A_CNT_PORT: u16 = 0x604;
 pub const PM1_CNT_LEN: u8 = 2;
 /// FADT reset register (I/O) and the value that resets.
 pub const RESET_PORT: u16 = 0xcf9;
+/// The reset register sits inside PCI configuration mechanism #1 (0xcf8..0xd00), which has no
+/// PCI behind it here; one device answers the whole block.
+pub const PCI_CONFIG_PORT: u16 = 0xcf8;
 pub const RESET_VALUE: u8 = 0x06;
 
 // Interrupt lines (GSI == ISA IRQ below 16).

@@ -116,6 +116,7 @@ const MAIN_EXTRA: &[libc::c_long] = &[
     libc::SYS_renameat2,
     libc::SYS_wait4,
     libc::SYS_kill,
+    libc::SYS_getrusage,
 ];
 
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;

@@ -100,6 +100,9 @@ pub struct Vm {
     pub pm: Arc<Mutex<AcpiPm>>,
     pub serial: Arc<Mutex<SerialDevice>>,
     pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
+    /// The virtio devices (issue 6), attached by [`Vm::attach_optional_devices`]; its `input`
+    /// is the virtio keyboard/tablet handle for the VNC server.
+    pub virtio: Option<crate::virtio::attach::VirtioDevices>,
     pub boot_marks: Arc<Mutex<Vec<BootMark>>>,
     pub control_handlers: Vec<Box<dyn ControlHandler>>,
     pub start: Instant,
@@ -222,10 +225,9 @@ impl Vm {
         insert(
             &pio_bus,
             Arc::new(Mutex::new(ResetPort::new(exit.clone()))),
-            layout::RESET_PORT.into(),
-            1,
+            layout::PCI_CONFIG_PORT.into(),
+            8,
         )?;
-
         let ev = events.clone();
         let marker = BootMarker::new(
             start,
@@ -277,6 +279,7 @@ impl Vm {
             pm,
             serial,
             framebuffer_mem: None,
+            virtio: None,
             boot_marks,
             control_handlers: Vec::new(),
             start,
@@ -360,6 +363,11 @@ impl Vm {
         // Framebuffer memory is created here so screen_info is right even before the VNC
         // server exists; the VNC code takes it with `vm.framebuffer()`.
         self.framebuffer()?;
+        let virtio =
+            crate::virtio::attach::attach_all(self).map_err(|e| VmError::Device(e.to_string()))?;
+        self.virtio = Some(virtio);
+        let input = self.virtio.as_ref().map(|v| v.input.clone());
+        crate::vnc::guest::attach(self, input)?;
         Ok(())
     }
 

@@ -15,7 +15,8 @@
 //!
 //! Commands:
 //! - `status` → `{"state":"running"|"paused"|"shutting-down","uptime_ms":N,"vcpus":N,
-//!   "name":S,"memory_mib":N,"boot_marks":[{"value":N,"ms":F}],"exits":N,"unclaimed_accesses":N}`
+//!   "name":S,"memory_mib":N,"boot_marks":[{"value":N,"ms":F}],"exits":N,"unclaimed_accesses":N,
+//!   "process":{"cpu_ms":F,"rss_kib":N}}`
 //! - `pause` / `resume` → `{}`; guest time (kvmclock) stops while paused: the clock is saved
 //!   with KVM_GET_CLOCK on pause and restored with KVM_SET_CLOCK on resume.
 //! - `power-down` → `{}`: presses the ACPI power button; the guest shuts down on its own.

@@ -158,7 +158,9 @@ impl ControlServer {
     }
 
     fn accept(&mut self, ctx: &ControlContext) {
-        let Some(listener) = &self.listener else { return };
+        let Some(listener) = &self.listener else {
+            return;
+        };
         while let Ok((stream, _)) = listener.accept() {
             if self.clients.len() >= MAX_CLIENTS {
                 let mut s = stream;
@@ -279,6 +281,7 @@ impl ControlServer {
                     "boot_marks": marks,
                     "exits": ctx.run.exits.load(Ordering::Relaxed),
                     "unclaimed_accesses": ctx.run.unclaimed.load(Ordering::Relaxed),
+                    "process": process_usage(),
                 }))
             }
             "pause" => {
@@ -412,6 +415,29 @@ impl ControlServer {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// CPU time and resident memory of this process, for benchmarks and diagnostics.
+fn process_usage() -> Value {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    let cpu_ms = if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+        let tv = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    } else {
+        -1.0
+    };
+    let rss_kib = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|pages| pages * 4)
+        .unwrap_or(0);
+    json!({"cpu_ms": cpu_ms, "rss_kib": rss_kib})
 }
 
 fn error(id: Value, class: &str, desc: &str) -> Value {

@@ -106,7 +106,8 @@ impl BusDevice for AcpiPm {
     }
 }
 
-/// The FADT reset register (port 0xcf9): writing the reset value reboots.
+/// The FADT reset register (port 0xcf9): writing the reset value reboots. Registered over the
+/// whole 0xcf8..0xd00 block, whose other ports (PCI configuration) float high.
 pub struct ResetPort {
     exit: ExitHandle,
 }
@@ -118,11 +119,14 @@ impl ResetPort {
 }
 
 impl BusDevice for ResetPort {
-    fn read(&mut self, _b: u64, _o: u64, data: &mut [u8]) {
-        data.fill(0);
+    fn read(&mut self, base: u64, offset: u64, data: &mut [u8]) {
+        // Open bus for the PCI configuration ports (no PCI), 0 for the reset register.
+        let reset = base + offset == u64::from(layout::RESET_PORT) && data.len() == 1;
+        data.fill(if reset { 0 } else { 0xff });
     }
-    fn write(&mut self, _b: u64, _o: u64, data: &[u8]) {
-        if data.first().is_some_and(|v| v & 0x04 != 0) {
+    fn write(&mut self, base: u64, offset: u64, data: &[u8]) {
+        if base + offset == u64::from(layout::RESET_PORT) && data.len() == 1 && data[0] & 0x04 != 0
+        {
             self.exit.request(ExitReason::Reboot);
         }
     }
