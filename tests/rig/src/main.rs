@@ -51,7 +51,7 @@ enum Cmd {
         #[arg(long)]
         expect: Vec<String>,
         /// Seconds one L2 run may take.
-        #[arg(long, default_value_t = 150)]
+        #[arg(long, default_value_t = 240)]
         timeout: u64,
         #[arg(long, default_value_t = 512)]
         memory: u32,
