@@ -298,12 +298,16 @@ impl PixelWriter {
     /// The 256-entry colour map matching [`PixelFormat::BGR233`], as SetColourMapEntries wants
     /// it (16-bit intensities).
     pub fn bgr233_colour_map() -> Vec<[u16; 3]> {
-        (0u16..256)
+        (0u32..256)
             .map(|i| {
                 let r = i & 7;
                 let g = (i >> 3) & 7;
                 let b = (i >> 6) & 3;
-                [r * 65535 / 7, g * 65535 / 7, b * 65535 / 3]
+                [
+                    (r * 65535 / 7) as u16,
+                    (g * 65535 / 7) as u16,
+                    (b * 65535 / 3) as u16,
+                ]
             })
             .collect()
     }

@@ -26,6 +26,9 @@ const PALETTE: [u32; 6] = [0xaaaaaa, 0xffffff, 0x55ff55, 0x5555ff, 0xffff55, 0xf
 pub fn text_like(px: &mut [u32], w: usize, h: usize, seed: u64) {
     let mut rng = Rng::new(seed);
     px.iter_mut().for_each(|p| *p = 0x3a4a6a);
+    if w < 64 || h < 96 || px.len() < w * h {
+        return;
+    }
     let (wx0, wy0) = (w / 16, h / 16);
     let (wx1, wy1) = (w - w / 16, h - h / 16);
     for y in wy0..wy1 {

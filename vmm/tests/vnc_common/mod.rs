@@ -54,9 +54,10 @@ pub fn paint(px: &mut [u32], w: u32, h: u32, seed: u64) {
     synthetic::text_like(px, w, h, seed);
     let mut noise = vec![0u32; 200 * 90];
     synthetic::noise(&mut noise, seed ^ 0x55);
-    for y in 0..90.min(h) {
-        for x in 0..200.min(w) {
-            px[(h - 90 + y) * w + w - 200 + x] = noise[y * 200 + x];
+    let (nw, nh) = (200.min(w), 90.min(h));
+    for y in 0..nh {
+        for x in 0..nw {
+            px[(h - nh + y) * w + w - nw + x] = noise[y * 200 + x];
         }
     }
     for y in 0..8.min(h) {
