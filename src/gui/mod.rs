@@ -2,10 +2,14 @@
 
 pub mod about;
 pub mod application;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod help;
 pub mod i18n;
+pub mod machine_actions;
+pub mod machine_card;
+pub mod machines_view;
 pub mod preferences;
 pub mod window;
 

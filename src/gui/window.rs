@@ -6,12 +6,16 @@ use gettextrs::gettext;
 use gtk::{gio, glib, CompositeTemplate};
 use std::cell::OnceCell;
 
+use super::backend::Backend;
 use super::config;
+use super::machines_view::VireoMachinesView;
 
 /// Shown when no machine exists yet.
 const PAGE_EMPTY: &str = "empty";
 /// Shown when a search matches nothing.
 const PAGE_NO_RESULTS: &str = "no-results";
+/// The machines themselves.
+const PAGE_MACHINES: &str = "machines";
 
 mod imp {
     use super::*;
@@ -27,7 +31,10 @@ mod imp {
         pub search_entry: TemplateChild<gtk::SearchEntry>,
         #[template_child]
         pub content_stack: TemplateChild<gtk::Stack>,
+        #[template_child]
+        pub machines_view: TemplateChild<VireoMachinesView>,
         pub settings: OnceCell<gio::Settings>,
+        pub backend: Backend,
     }
 
     #[glib::object_subclass]
@@ -37,6 +44,7 @@ mod imp {
         type ParentType = adw::ApplicationWindow;
 
         fn class_init(klass: &mut Self::Class) {
+            VireoMachinesView::ensure_type();
             klass.bind_template();
         }
 
@@ -52,6 +60,7 @@ mod imp {
             obj.restore_state();
             obj.setup_actions();
             obj.setup_search();
+            obj.setup_machines();
         }
     }
 
@@ -82,7 +91,7 @@ impl VireoWindow {
         glib::Object::builder().property("application", app).build()
     }
 
-    fn settings(&self) -> &gio::Settings {
+    pub(super) fn settings(&self) -> &gio::Settings {
         self.imp()
             .settings
             .get_or_init(|| gio::Settings::new(config::APP_ID))
@@ -160,13 +169,34 @@ impl VireoWindow {
         self.update_content("");
     }
 
-    /// Picks the page for the machine area. There are no machines yet, so any search is empty.
-    fn update_content(&self, query: &str) {
-        let page = if query.trim().is_empty() {
-            PAGE_EMPTY
-        } else {
+    /// Picks the page for the machine area from what exists and what the search matches.
+    pub(super) fn update_content(&self, query: &str) {
+        let view = &self.imp().machines_view;
+        view.set_query(query);
+        let page = if view.machine_count() == 0 {
+            if query.trim().is_empty() {
+                PAGE_EMPTY
+            } else {
+                PAGE_NO_RESULTS
+            }
+        } else if view.visible_count() == 0 {
             PAGE_NO_RESULTS
+        } else {
+            PAGE_MACHINES
         };
         self.imp().content_stack.set_visible_child_name(page);
+    }
+
+    /// Re-evaluates the page after machines came or went.
+    pub(super) fn refresh_content(&self) {
+        let query = self.imp().search_entry.text();
+        self.update_content(&query);
+        let states = self.imp().machines_view.states();
+        if let Some(action) = self
+            .lookup_action("machine-states")
+            .and_downcast::<gio::SimpleAction>()
+        {
+            action.set_state(&states.to_variant());
+        }
     }
 }

@@ -1,0 +1,383 @@
+//! The main window's machine actions (`win.machine-*`, target: a machine's name), the list kept
+//! current from the driver's events, live thumbnails, and deletion with an Undo toast.
+
+use adw::prelude::*;
+use adw::subclass::prelude::*;
+use gettextrs::gettext;
+use gtk::{gdk, gio, glib};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vireo_driver::{Connection, DomainState, DriverError};
+
+use super::i18n::gettext_f;
+use super::window::VireoWindow;
+
+/// How long Shut Down waits for the guest before offering Force Off.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
+/// Thumbnails of running machines are this old at most.
+const THUMBNAIL_PERIOD: Duration = Duration::from_secs(5);
+
+/// A driver call on a machine, run on a worker thread.
+type MachineCall = fn(&Connection, &str) -> Result<(), DriverError>;
+
+impl VireoWindow {
+    pub(super) fn setup_machines(&self) {
+        let settings = self.settings().clone();
+        self.add_action(&settings.create_action("view-mode"));
+        let apply_mode = glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |settings: &gio::Settings| {
+                let list = settings.string("view-mode") == "list";
+                window.imp().machines_view.set_list_mode(list);
+            }
+        );
+        apply_mode(&settings);
+        settings.connect_changed(Some("view-mode"), move |s, _| apply_mode(s));
+
+        let simple: [(&str, MachineCall); 6] = [
+            ("machine-start", |c, n| c.start(n)),
+            ("machine-force-off", |c, n| c.destroy(n)),
+            ("machine-pause", |c, n| c.suspend(n)),
+            ("machine-resume", |c, n| c.resume(n)),
+            ("machine-restart", |c, n| c.reboot(n)),
+            ("machine-shutdown", |c, n| c.shutdown(n, SHUTDOWN_WAIT)),
+        ];
+        for (action, call) in simple {
+            let entry = gio::ActionEntry::builder(action)
+                .parameter_type(Some(glib::VariantTy::STRING))
+                .activate(move |window: &Self, _, param| {
+                    if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                        window.run_machine_call(name, call);
+                    }
+                })
+                .build();
+            self.add_action_entries([entry]);
+        }
+        let delete = gio::ActionEntry::builder("machine-delete")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                    window.confirm_delete(name);
+                }
+            })
+            .build();
+        // The Undo toast's button; also how tests undo without hunting for the button.
+        let undelete = gio::ActionEntry::builder("machine-undelete")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                    window.imp().machines_view.set_hidden(&name, false);
+                    window.refresh_content();
+                }
+            })
+            .build();
+        // What the view shows, as {name: state}: for assistive tools and the GUI tests.
+        let states = gio::SimpleAction::new_stateful(
+            "machine-states",
+            None,
+            &std::collections::HashMap::<String, String>::new().to_variant(),
+        );
+        states.set_enabled(false);
+        self.add_action(&states);
+        self.add_action_entries([delete, undelete]);
+
+        self.reload_machines();
+        let events = self.imp().backend.events();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                while let Ok(event) = events.recv().await {
+                    window.refresh_machine(event.domain);
+                }
+            }
+        ));
+        glib::timeout_add_local(
+            THUMBNAIL_PERIOD,
+            glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                #[upgrade_or]
+                glib::ControlFlow::Break,
+                move || {
+                    window.refresh_thumbnails();
+                    glib::ControlFlow::Continue
+                }
+            ),
+        );
+    }
+
+    /// Reads the whole list from the driver (at start-up).
+    pub(super) fn reload_machines(&self) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                match backend.call(|c| c.list()).await {
+                    Ok(list) => {
+                        window.imp().machines_view.set_machines(&list);
+                        window.refresh_content();
+                        window.refresh_thumbnails();
+                    }
+                    Err(message) => window.show_toast(&message),
+                }
+            }
+        ));
+    }
+
+    /// Shows what the driver now says about one machine (after one of its events).
+    fn refresh_machine(&self, name: String) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let lookup = name.clone();
+                let info = backend
+                    .call(move |c| match c.info(&lookup) {
+                        Ok(info) => Ok(Some(info)),
+                        Err(DriverError::NotFound(_)) => Ok(None),
+                        Err(e) => Err(e),
+                    })
+                    .await;
+                let view = &window.imp().machines_view;
+                match info {
+                    Ok(Some(info)) => view.upsert(&info),
+                    Ok(None) => view.remove(&name),
+                    Err(message) => window.show_toast(&message),
+                }
+                window.refresh_content();
+            }
+        ));
+    }
+
+    fn run_machine_call(&self, name: String, call: MachineCall) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let target = name.clone();
+                let result = backend.call(move |c| call(c, &target)).await;
+                if let Err(message) = result {
+                    window.show_toast(&message);
+                }
+                // Events update the card too; this covers calls that change nothing visible
+                // to the event log (e.g. a refused start).
+                window.refresh_machine(name);
+            }
+        ));
+    }
+
+    /// Asks before deleting, offering to remove the disk images made for the machine.
+    fn confirm_delete(&self, name: String) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let lookup = name.clone();
+                let images = backend.connection().paths().images();
+                let files = backend
+                    .call(move |c| c.xml(&lookup, true))
+                    .await
+                    .map(|xml| created_images(&xml, &images))
+                    .unwrap_or_default();
+                window.present_delete_dialog(name, files);
+            }
+        ));
+    }
+
+    fn present_delete_dialog(&self, name: String, files: Vec<PathBuf>) {
+        let dialog = adw::MessageDialog::new(
+            Some(self),
+            Some(&gettext_f("Delete “{name}”?", &[("name", &name)])),
+            Some(&gettext(
+                "The machine’s definition is removed. You can undo this for a few seconds.",
+            )),
+        );
+        // A window title too, so that window lists (and the tests) can find the dialog.
+        dialog.set_title(Some(&gettext_f("Delete “{name}”?", &[("name", &name)])));
+        dialog.add_response("cancel", &gettext("_Cancel"));
+        dialog.add_response("delete", &gettext("_Delete"));
+        dialog.set_response_appearance("delete", adw::ResponseAppearance::Destructive);
+        dialog.set_default_response(Some("cancel"));
+        dialog.set_close_response("cancel");
+        let check = gtk::CheckButton::with_mnemonic(&gettext("Also delete its _disk images"));
+        if !files.is_empty() {
+            let list: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect();
+            check.set_tooltip_text(Some(&list.join("\n")));
+            dialog.set_extra_child(Some(&check));
+        }
+        dialog.connect_response(
+            None,
+            glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |_, response| {
+                    if response == "delete" {
+                        let files = if check.is_active() {
+                            files.clone()
+                        } else {
+                            Vec::new()
+                        };
+                        window.delete_with_undo(name.clone(), files);
+                    }
+                }
+            ),
+        );
+        dialog.present();
+    }
+
+    /// Hides the machine and removes it only once the Undo toast is gone.
+    pub(super) fn delete_with_undo(&self, name: String, files: Vec<PathBuf>) {
+        let view = self.imp().machines_view.clone();
+        view.set_hidden(&name, true);
+        self.refresh_content();
+        let toast = adw::Toast::new(&gettext_f("“{name}” deleted", &[("name", &name)]));
+        toast.set_button_label(Some(&gettext("_Undo")));
+        toast.set_timeout(8);
+        toast.set_action_name(Some("win.machine-undelete"));
+        toast.set_action_target_value(Some(&name.to_variant()));
+        toast.connect_dismissed(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| {
+                // Undo (win.machine-undelete) showed it again: then nothing is removed.
+                if window.imp().machines_view.is_hidden(&name) {
+                    window.remove_machine(name.clone(), files.clone());
+                }
+            }
+        ));
+        self.imp().toast_overlay.add_toast(toast);
+    }
+
+    fn remove_machine(&self, name: String, files: Vec<PathBuf>) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let target = name.clone();
+                let result = backend
+                    .call(move |c| {
+                        if c.state(&target)?.0.is_active() {
+                            c.destroy(&target)?;
+                        }
+                        c.undefine(&target)?;
+                        for file in &files {
+                            match std::fs::remove_file(file) {
+                                Ok(()) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(source) => {
+                                    return Err(DriverError::Io {
+                                        path: file.clone(),
+                                        source,
+                                    })
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await;
+                if let Err(message) = result {
+                    window.show_toast(&message);
+                    window.imp().machines_view.set_hidden(&name, false);
+                }
+                window.refresh_machine(name);
+            }
+        ));
+    }
+
+    /// New pictures of the running machines' screens, if the user wants them.
+    fn refresh_thumbnails(&self) {
+        if !self.settings().boolean("show-thumbnails") || !self.is_visible() {
+            return;
+        }
+        let view = self.imp().machines_view.clone();
+        let running: Vec<String> = view
+            .names()
+            .into_iter()
+            .filter(|n| {
+                view.card(n)
+                    .and_then(|c| c.state())
+                    .is_some_and(|s| matches!(s, DomainState::Running | DomainState::Paused))
+            })
+            .collect();
+        for name in running {
+            let backend = self.imp().backend.clone();
+            glib::spawn_future_local(glib::clone!(
+                #[weak]
+                view,
+                async move {
+                    let target = name.clone();
+                    let shot = backend
+                        .call(move |c| {
+                            let file = c.paths().machine_runtime(&target).join("thumbnail.png");
+                            c.screenshot(&target, &file)?;
+                            Ok(file)
+                        })
+                        .await;
+                    let texture = shot.ok().and_then(|f| gdk::Texture::from_filename(f).ok());
+                    if let Some(card) = view.card(&name) {
+                        // Machines without a display keep their icon.
+                        card.set_thumbnail(texture.as_ref());
+                    }
+                }
+            ));
+        }
+    }
+}
+
+/// Files in the images directory that the machine's XML refers to: the disks and boot files
+/// Vireo made for it, which Delete offers to remove. Files elsewhere are never offered.
+pub fn created_images(xml: &str, images: &Path) -> Vec<PathBuf> {
+    let prefix = images.to_string_lossy();
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(prefix.as_str()) {
+        let tail = &rest[at..];
+        let end = tail.find(['\'', '"', '<', '&']).unwrap_or(tail.len());
+        let path = PathBuf::from(&tail[..end]);
+        // "../" would leave the images directory; such a path was not made by Vireo.
+        let inside = path
+            .components()
+            .all(|c| !matches!(c, std::path::Component::ParentDir));
+        if inside && !found.contains(&path) {
+            found.push(path);
+        }
+        rest = &tail[end..];
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_images_are_the_files_under_the_images_dir() {
+        let xml = "<domain><os><kernel>/boot/vmlinuz</kernel>\
+            <initrd>/home/u/.local/share/vireo/images/q-initrd.img</initrd></os>\
+            <devices><disk><source file='/home/u/.local/share/vireo/images/q.qcow2'/></disk>\
+            <disk><source file=\"/srv/other.raw\"/></disk>\
+            <disk><source file='/home/u/.local/share/vireo/images/../x.raw'/></disk>\
+            <disk><source file='/home/u/.local/share/vireo/images/q.qcow2'/></disk>\
+            </devices></domain>";
+        let found = created_images(xml, Path::new("/home/u/.local/share/vireo/images"));
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("/home/u/.local/share/vireo/images/q-initrd.img"),
+                PathBuf::from("/home/u/.local/share/vireo/images/q.qcow2"),
+            ]
+        );
+    }
+}

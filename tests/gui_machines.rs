@@ -1,0 +1,199 @@
+//! The machines view of the real `vireo` window under Xvfb, with the real driver (vireoctl as
+//! supervisor, vireo-vmm) in an isolated XDG home. The guest is a tiny hand-written PVH program
+//! on the local /dev/kvm that prints a line and echoes the serial port (no Linux boot here).
+//! Screenshots: target/test-output/machines-*.png.
+
+mod common;
+mod vireoctl_support;
+
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{output_dir, Desktop, Image, APP_ID, WINDOW_PATH};
+use vireoctl_support::{domain_xml, guest, vireoctl, Home};
+
+/// Activates `win.<name>(<param>)`; `param` is GVariant text such as `'t1'`.
+fn activate_with(desktop: &Desktop, name: &str, param: &str) {
+    let out = Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--timeout",
+            "10",
+            "--dest",
+            APP_ID,
+            "--object-path",
+            WINDOW_PATH,
+            "--method",
+            "org.gtk.Actions.Activate",
+            name,
+            &format!("[<{param}>]"),
+            "{}",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus_address)
+        .output()
+        .expect("gdbus runs");
+    assert!(
+        out.status.success(),
+        "win.{name}({param}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until the window's `{name: state}` map satisfies `ok`.
+fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let states = app.win_action_state("machine-states");
+        if ok(&states) {
+            return states;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            panic!(
+                "the view never showed {what}; it shows {states}\n{}",
+                app.log_text()
+            );
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn define_tiny(h: &Home, name: &str) {
+    vireoctl_support::vmm();
+    let mut code = guest::print("hello from tiny\n");
+    code.extend(guest::echo_loop());
+    let kernel = h.file(&format!("{name}.elf"), &guest::pvh_elf(&code));
+    let serial = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n";
+    let xml = domain_xml(name, &kernel, serial, ("destroy", "restart", "destroy"));
+    let file = h.file(&format!("{name}.xml"), xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+}
+
+fn launch(desktop: &Desktop, h: &Home) -> common::App {
+    let root = h.root.display().to_string();
+    let vireoctl = vireoctl().display().to_string();
+    let vmm = vireoctl_support::vmm().display().to_string();
+    desktop.launch(&[
+        ("XDG_CONFIG_HOME", &format!("{root}/c")),
+        ("XDG_RUNTIME_DIR", &format!("{root}/r")),
+        ("XDG_DATA_HOME", &format!("{root}/d")),
+        ("XDG_CACHE_HOME", &format!("{root}/k")),
+        ("VIREO_SUPERVISOR", &vireoctl),
+        ("VIREO_VMM", &vmm),
+    ])
+}
+
+fn state(h: &Home, name: &str) -> String {
+    h.ok(&["domstate", name]).trim().to_owned()
+}
+
+#[test]
+fn machines_are_shown_driven_and_deleted_with_undo() {
+    let h = Home::new("guim");
+    define_tiny(&h, "alpha");
+    define_tiny(&h, "beta");
+    let desktop = Desktop::start("machines");
+    let app = launch(&desktop, &h);
+    let window = desktop.wait_for_window("Vireo");
+    wait_view(&app, "alpha and beta, off", |s| {
+        s.contains("'alpha': 'shut off'") && s.contains("'beta': 'shut off'")
+    });
+    let grid = desktop.screenshot("machines-grid");
+    assert!(Image::deviation(&grid) > 0.05);
+
+    // Start through the window; the card follows the driver's events.
+    activate_with(&desktop, "machine-start", "'alpha'");
+    wait_view(&app, "alpha running", |s| s.contains("'alpha': 'running'"));
+    assert_eq!(state(&h, "alpha"), "running");
+    desktop.screenshot("machines-running");
+
+    // A machine started elsewhere (vireoctl) shows up as running too: events, not reloads.
+    h.ok(&["start", "beta"]);
+    wait_view(&app, "beta running", |s| s.contains("'beta': 'running'"));
+
+    activate_with(&desktop, "machine-pause", "'alpha'");
+    wait_view(&app, "alpha paused", |s| s.contains("'alpha': 'paused'"));
+    assert_eq!(state(&h, "alpha"), "paused");
+    desktop.screenshot("machines-paused");
+    activate_with(&desktop, "machine-resume", "'alpha'");
+    wait_view(&app, "alpha running again", |s| {
+        s.contains("'alpha': 'running'")
+    });
+    activate_with(&desktop, "machine-force-off", "'alpha'");
+    wait_view(&app, "alpha off", |s| s.contains("'alpha': 'shut off'"));
+    assert_eq!(state(&h, "alpha"), "shut off");
+    h.ok(&["destroy", "beta"]);
+    wait_view(&app, "beta off", |s| s.contains("'beta': 'shut off'"));
+
+    // The driver's refusal reaches the user as a toast with its message.
+    activate_with(&desktop, "machine-resume", "'alpha'");
+    sleep(Duration::from_millis(700));
+    desktop.screenshot("machines-error-toast");
+
+    // List mode is a setting, kept in GSettings.
+    sleep(Duration::from_secs(9)); // let the error toast go
+    let before = desktop.screenshot("machines-grid-before-list");
+    activate_with(&desktop, "view-mode", "'list'");
+    sleep(Duration::from_millis(700));
+    let list = desktop.screenshot("machines-list");
+    assert!(
+        Image::differing_pixels(&before, &list) > 1000,
+        "list mode looks like the grid"
+    );
+    // The app runs with the driver home's XDG_CONFIG_HOME, so its keyfile lives there.
+    sleep(Duration::from_millis(500));
+    let keyfile =
+        std::fs::read_to_string(h.root.join("c/glib-2.0/settings/keyfile")).unwrap_or_default();
+    assert!(keyfile.contains("view-mode='list'"), "{keyfile}");
+    activate_with(&desktop, "view-mode", "'grid'");
+
+    // Search by name.
+    app.activate_win("toggle-search");
+    desktop.press(&window, "b");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("machines-search");
+    desktop.press(&window, "Escape");
+
+    // Delete: a question first, then the machine disappears at once but stays defined while
+    // the Undo toast shows; Undo brings it back.
+    activate_with(&desktop, "machine-delete", "'beta'");
+    let dialog = desktop.wait_for_window("Delete “beta”?");
+    desktop.screenshot("machines-delete-dialog");
+    desktop.press(&dialog, "alt+d");
+    wait_view(&app, "beta hidden", |s| !s.contains("'beta'"));
+    desktop.screenshot("machines-delete-toast");
+    assert_eq!(
+        state(&h, "beta"),
+        "shut off",
+        "removed before the toast expired"
+    );
+    activate_with(&desktop, "machine-undelete", "'beta'");
+    wait_view(&app, "beta back", |s| s.contains("'beta': 'shut off'"));
+    sleep(Duration::from_secs(10));
+    assert_eq!(
+        state(&h, "beta"),
+        "shut off",
+        "undo did not keep the machine"
+    );
+
+    // Without Undo the machine is gone once the toast times out.
+    activate_with(&desktop, "machine-delete", "'beta'");
+    let dialog = desktop.wait_for_window("Delete “beta”?");
+    desktop.press(&dialog, "alt+d");
+    wait_view(&app, "beta hidden", |s| !s.contains("'beta'"));
+    let start = Instant::now();
+    while h.run(&["domstate", "beta"]).0 == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "beta still defined 20 s after Delete"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    wait_view(&app, "only alpha", |s| {
+        s.contains("'alpha'") && !s.contains("'beta'")
+    });
+    desktop.screenshot("machines-after-delete");
+    eprintln!("screenshots in {}", output_dir().display());
+    assert!(app.quit().success());
+}
