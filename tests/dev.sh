@@ -23,7 +23,8 @@ as_root() {
 # Packages needed to build and run the app.
 app_packages=(
     build-essential pkg-config gettext
-    libgtk-4-dev libadwaita-1-dev libglib2.0-bin
+    libgtk-4-dev libadwaita-1-dev libglib2.0-bin libglib2.0-dev-bin
+    librsvg2-common gtk-update-icon-cache
     dbus yelp busybox-static qemu-system-x86 passt
 )
 # Packages the test suite needs on top: validators, Xvfb and screenshot tools for GUI tests,
@@ -31,7 +32,7 @@ app_packages=(
 # nested-KVM rig, VNC peers for the VNC server's interoperability tests.
 test_packages=(
     desktop-file-utils appstream yelp-tools itstool libxml2-utils
-    xvfb xauth dbus-x11 xdotool imagemagick x11-utils
+    xvfb xauth dbus-x11 xdotool imagemagick x11-utils openbox
     libvirt-clients libvirt0
     cpio xz-utils zstd dpkg-dev
     gvncviewer tigervnc-standalone-server tigervnc-viewer tigervnc-tools
