@@ -169,6 +169,12 @@ impl Vm {
                 memory_size: region.len(),
                 userspace_addr: host as u64,
             };
+            // Transparent huge pages for guest RAM (hosts default to THP on madvise only):
+            // far fewer nested page faults and TLB misses. A refusal only costs speed.
+            // SAFETY: advisory call on a mapping we own, for exactly its length.
+            unsafe {
+                libc::madvise(host.cast(), region.len() as usize, libc::MADV_HUGEPAGE);
+            }
             // SAFETY: the region belongs to `mem`, which lives as long as the VM (the Vm owns
             // both and the process exits with them).
             unsafe { vm_fd.set_user_memory_region(mr) }

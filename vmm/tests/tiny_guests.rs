@@ -442,3 +442,20 @@ fn every_thread_runs_under_a_seccomp_filter() {
     let (st, err) = vm.wait(T);
     assert_eq!(st.code(), Some(0), "{err}");
 }
+
+#[test]
+fn memory_above_the_mmio_hole_and_several_vcpus_start() {
+    // 5 GiB: RAM is split around the 32-bit MMIO hole; 3 vCPUs (the APs wait for INIT/SIPI
+    // that never comes, which is fine: the BSP powers off).
+    let mut vm = Vmm::start(
+        "bigmem",
+        &code(&[asm::print("big\n"), asm::poweroff()]),
+        |c| {
+            c["memory_mib"] = json!(5 * 1024);
+            c["vcpus"] = json!(3);
+        },
+    );
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "stderr: {err}");
+    assert_eq!(vm.serial(), b"big\n");
+}
