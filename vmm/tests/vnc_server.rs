@@ -266,12 +266,12 @@ fn a_stalled_client_is_dropped_and_blocks_nobody() {
     let mut healthy = Raw::connect(&sock);
     healthy.init(b"RFB 003.008\n");
     healthy.set_encodings(&[0]);
+    // Six changed frames: each must reach the healthy client (10 s read timeout) while the
+    // stalled one's queue is full.
     let mut worst_update = Duration::ZERO;
-    let mut frames = 0;
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(4) {
+    for frame in 0..6 {
         let mut next = vec![0u32; 1280 * 800];
-        vireo_vmm::vnc::synthetic::noise(&mut next, frames);
+        vireo_vmm::vnc::synthetic::noise(&mut next, frame);
         let u0 = Instant::now();
         fb.update(|px, _, _| px.copy_from_slice(&next));
         worst_update = worst_update.max(u0.elapsed());
@@ -279,17 +279,12 @@ fn a_stalled_client_is_dropped_and_blocks_nobody() {
         healthy.request(true, 1280, 800);
         let (rects, _) = read_update(&mut healthy, 4);
         assert!(!rects.is_empty());
-        frames += 1;
     }
-    assert!(
-        frames >= 4,
-        "the healthy client got only {frames} updates in 4 s"
-    );
     assert!(
         worst_update < Duration::from_millis(1000),
         "the framebuffer writer was held up for {worst_update:?}"
     );
-    let end = Instant::now() + Duration::from_secs(10);
+    let end = Instant::now() + Duration::from_secs(15);
     while server.client_count() > 1 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -33,6 +33,13 @@ impl Stream {
         })
     }
 
+    pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
     pub fn shutdown(&self) {
         // Already-closed sockets fail here; either way the threads see EOF/EPIPE next.
         let _ = match self {

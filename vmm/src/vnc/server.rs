@@ -123,6 +123,8 @@ type EventFn = dyn Fn(VncEvent) + Send + Sync;
 struct Kick {
     pending: bool,
     input: bool,
+    /// Scan the framebuffer before serving (a full refresh wants what is there now).
+    scan: bool,
     stop: bool,
 }
 
@@ -150,6 +152,13 @@ impl Inner {
         let mut k = self.kick.lock().unwrap_or_else(|e| e.into_inner());
         k.pending = true;
         k.input |= input;
+        self.kick_cv.notify_one();
+    }
+
+    fn wake_and_scan(&self) {
+        let mut k = self.kick.lock().unwrap_or_else(|e| e.into_inner());
+        k.pending = true;
+        k.scan = true;
         self.kick_cv.notify_one();
     }
 
@@ -210,6 +219,7 @@ pub fn start(
         kick: Mutex::new(Kick {
             pending: false,
             input: false,
+            scan: false,
             stop: false,
         }),
         kick_cv: Condvar::new(),
@@ -532,11 +542,28 @@ fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Re
     );
     client.out.push(session.take_output());
     let mut buf = vec![0u8; 64 * 1024];
+    // A client that never finishes the handshake must not hold a client slot forever.
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if client.state().ready {
+                    let _ = stream.set_read_timeout(None);
+                    continue;
+                }
+                return Err(format!(
+                    "no complete handshake within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ));
+            }
             Err(e) => return Err(format!("read failed: {e}")),
         };
         let result = session.feed(&buf[..n]);
@@ -601,7 +628,11 @@ fn handle_message(
                     st.dirty.mark_rect(rect);
                 }
             }
-            inner.wake(false);
+            if incremental {
+                inner.wake(false);
+            } else {
+                inner.wake_and_scan();
+            }
         }
         ClientMessage::KeyEvent { down, keysym } => {
             let keys = client.state().keys.keysym(keysym, down);
@@ -658,6 +689,9 @@ fn handle_message(
     Ok(())
 }
 
+/// Time a new client has to get through ProtocolVersion, security and ClientInit.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Shortest scroll worth a CopyRect, in rows with content.
 const SCROLL_MIN_ROWS: usize = 16;
 
@@ -682,6 +716,10 @@ fn refresh_loop(inner: &Arc<Inner>) {
                     k.input = false;
                     interval = cfg.refresh_min;
                     next_scan = next_scan.min(Instant::now() + interval);
+                }
+                if k.scan {
+                    k.scan = false;
+                    next_scan = Instant::now();
                 }
                 if k.pending {
                     k.pending = false;
