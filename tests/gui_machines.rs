@@ -197,3 +197,48 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     eprintln!("screenshots in {}", output_dir().display());
     assert!(app.quit().success());
 }
+
+#[test]
+fn wizard_imports_xml_and_defines_it() {
+    let h = Home::new("guiw");
+    vireoctl_support::vmm();
+    let mut code = guest::print("hello from tiny\n");
+    code.extend(guest::echo_loop());
+    let kernel = h.file("w.elf", &guest::pvh_elf(&code));
+    // Unknown content (a metadata element of another tool) must survive the import.
+    let xml = domain_xml("imported", &kernel, "", ("destroy", "restart", "destroy")).replace(
+        "</domain>",
+        "  <metadata>\n    <other:note xmlns:other='http://example.org/other'>kept</other:note>\n  </metadata>\n</domain>",
+    );
+    let file = h.file("imported.xml", xml.as_bytes());
+    let desktop = Desktop::start("wizard");
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+    app.activate_win("new-machine");
+    let wizard = desktop.wait_for_window("New Machine");
+    desktop.screenshot("wizard-source");
+    desktop.press(&wizard, "Escape");
+    desktop.wait_for_no_window("New Machine");
+
+    activate_with(&desktop, "import-machine", &format!("'{}'", file.display()));
+    let wizard = desktop.wait_for_window("New Machine");
+    desktop.screenshot("wizard-import");
+    desktop.press(&wizard, "Return");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("wizard-review");
+    desktop.press(&wizard, "Return");
+    desktop.wait_for_no_window("New Machine");
+    wait_view(&app, "the imported machine", |s| {
+        s.contains("'imported': 'shut off'")
+    });
+    desktop.screenshot("wizard-created");
+    let stored = h.ok(&["dumpxml", "--inactive", "imported"]);
+    assert!(
+        stored.contains("other:note"),
+        "unknown content lost:\n{stored}"
+    );
+    activate_with(&desktop, "machine-properties", "'imported'");
+    sleep(Duration::from_millis(700));
+    desktop.screenshot("machine-properties");
+    assert!(app.quit().success());
+}

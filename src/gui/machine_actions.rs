@@ -10,6 +10,7 @@ use std::time::Duration;
 use vireo_driver::{Connection, DomainState, DriverError};
 
 use super::i18n::gettext_f;
+use super::new_machine::{Source, VireoNewMachineWindow};
 use super::window::VireoWindow;
 
 /// How long Shut Down waits for the guest before offering Force Off.
@@ -80,7 +81,32 @@ impl VireoWindow {
         );
         states.set_enabled(false);
         self.add_action(&states);
-        self.add_action_entries([delete, undelete]);
+        // Opens the wizard on its import page with a file's XML, as its file chooser would.
+        let import = gio::ActionEntry::builder("import-machine")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(path) = param.and_then(|p| p.get::<String>()) {
+                    window.open_new_machine(Some(PathBuf::from(path)));
+                }
+            })
+            .build();
+        let console = gio::ActionEntry::builder("machine-console")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                    window.show_console_hint(name);
+                }
+            })
+            .build();
+        let properties = gio::ActionEntry::builder("machine-properties")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                    window.show_properties(name);
+                }
+            })
+            .build();
+        self.add_action_entries([delete, undelete, import, console, properties]);
 
         self.reload_machines();
         let events = self.imp().backend.events();
@@ -106,6 +132,77 @@ impl VireoWindow {
                 }
             ),
         );
+    }
+
+    /// The creation wizard; with `import`, on its XML page with that file's text.
+    pub(super) fn open_new_machine(&self, import: Option<PathBuf>) {
+        let taken = self.imp().machines_view.names();
+        let wizard = VireoNewMachineWindow::new(self, self.imp().backend.clone(), &taken);
+        if let Some(path) = import {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    wizard.set_import_text(&text);
+                    wizard.choose_source(Source::Xml);
+                }
+                Err(e) => {
+                    self.show_toast(&format!("{}: {e}", path.display()));
+                    return;
+                }
+            }
+        }
+        wizard.present();
+    }
+
+    /// The embedded console is not in this version: say where a VNC viewer can connect.
+    fn show_console_hint(&self, name: String) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let target = name.clone();
+                match backend.call(move |c| c.vnc_socket(&target)).await {
+                    Ok(socket) => window.show_toast(&gettext_f(
+                        "The embedded console is not in this version yet; a VNC viewer can open {socket}",
+                        &[("socket", &socket.to_string_lossy())],
+                    )),
+                    Err(message) => window.show_toast(&message),
+                }
+            }
+        ));
+    }
+
+    /// The machine's definition as stored (selectable, so it can be copied).
+    fn show_properties(&self, name: String) {
+        let backend = self.imp().backend.clone();
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let target = name.clone();
+                let xml = match backend.call(move |c| c.xml(&target, true)).await {
+                    Ok(xml) => xml,
+                    Err(message) => return window.show_toast(&message),
+                };
+                let dialog = adw::MessageDialog::new(Some(&window), Some(&name), None);
+                dialog.set_title(Some(&gettext_f(
+                    "Properties of “{name}”",
+                    &[("name", &name)],
+                )));
+                let view = gtk::TextView::new();
+                view.set_editable(false);
+                view.set_monospace(true);
+                view.buffer().set_text(&xml);
+                let scroll = gtk::ScrolledWindow::builder()
+                    .child(&view)
+                    .min_content_height(320)
+                    .min_content_width(480)
+                    .build();
+                dialog.set_extra_child(Some(&scroll));
+                dialog.add_response("close", &gettext("_Close"));
+                dialog.present();
+            }
+        ));
     }
 
     /// Reads the whole list from the driver (at start-up).

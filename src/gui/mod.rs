@@ -10,8 +10,10 @@ pub mod i18n;
 pub mod machine_actions;
 pub mod machine_card;
 pub mod machines_view;
+pub mod new_machine;
 pub mod preferences;
 pub mod window;
+pub mod wizard_xml;
 
 use std::process::ExitCode;
 

@@ -2,7 +2,6 @@
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
-use gettextrs::gettext;
 use gtk::{gio, glib, CompositeTemplate};
 use std::cell::OnceCell;
 
@@ -125,12 +124,7 @@ impl VireoWindow {
 
     fn setup_actions(&self) {
         let new_machine = gio::ActionEntry::builder("new-machine")
-            .activate(|window: &Self, _, _| {
-                // The assistant comes with the driver; say so rather than doing nothing.
-                window.show_toast(&gettext(
-                    "Creating virtual machines is not available in this version yet",
-                ));
-            })
+            .activate(|window: &Self, _, _| window.open_new_machine(None))
             .build();
         let close = gio::ActionEntry::builder("close")
             .activate(|window: &Self, _, _| window.close())

@@ -1,0 +1,611 @@
+//! The creation wizard: a source (this computer's kernel, a kernel file, a disk image or a
+//! domain XML), then name, memory, processors, boot files and disk, then a review of the XML
+//! it will define. Driver calls and `qemu-img` run on worker threads.
+
+use adw::prelude::*;
+use adw::subclass::prelude::*;
+use gettextrs::gettext;
+use gtk::{gio, glib, CompositeTemplate};
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use vireo_driver::DriverError;
+
+use super::backend::Backend;
+use super::i18n::gettext_f;
+use super::wizard_xml::{domain_xml, field_for_path, format_for, Disk, MachineSpec};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    #[default]
+    Kernel,
+    DiskImage,
+    Xml,
+}
+
+mod imp {
+    use super::*;
+
+    #[derive(Debug, Default, CompositeTemplate)]
+    #[template(resource = "/org/vireo/Vireo/ui/new-machine.ui")]
+    pub struct VireoNewMachineWindow {
+        #[template_child]
+        pub toast_overlay: TemplateChild<adw::ToastOverlay>,
+        #[template_child]
+        pub back_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub next_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub spinner: TemplateChild<gtk::Spinner>,
+        #[template_child]
+        pub stack: TemplateChild<gtk::Stack>,
+        #[template_child]
+        pub quick_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub kernel_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub disk_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub xml_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub name_entry: TemplateChild<adw::EntryRow>,
+        #[template_child]
+        pub memory_spin: TemplateChild<gtk::SpinButton>,
+        #[template_child]
+        pub vcpus_spin: TemplateChild<gtk::SpinButton>,
+        #[template_child]
+        pub kernel_entry: TemplateChild<adw::EntryRow>,
+        #[template_child]
+        pub kernel_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub initrd_entry: TemplateChild<adw::EntryRow>,
+        #[template_child]
+        pub initrd_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub cmdline_entry: TemplateChild<adw::EntryRow>,
+        #[template_child]
+        pub disk_entry: TemplateChild<adw::EntryRow>,
+        #[template_child]
+        pub disk_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub new_disk_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub disk_spin: TemplateChild<gtk::SpinButton>,
+        #[template_child]
+        pub details_error: TemplateChild<gtk::Label>,
+        #[template_child]
+        pub xml_open_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub xml_view: TemplateChild<gtk::TextView>,
+        #[template_child]
+        pub review_view: TemplateChild<gtk::TextView>,
+        #[template_child]
+        pub copy_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub review_error: TemplateChild<gtk::Label>,
+        #[template_child]
+        pub progress: TemplateChild<gtk::ProgressBar>,
+        pub source: Cell<Source>,
+        pub backend: RefCell<Option<Backend>>,
+        /// A new disk the review will create before defining (path, GiB).
+        pub new_disk: RefCell<Option<(PathBuf, u32)>>,
+        pub busy: Cell<bool>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for VireoNewMachineWindow {
+        const NAME: &'static str = "VireoNewMachineWindow";
+        type Type = super::VireoNewMachineWindow;
+        type ParentType = adw::Window;
+
+        fn class_init(klass: &mut Self::Class) {
+            klass.bind_template();
+        }
+
+        fn instance_init(obj: &glib::subclass::InitializingObject<Self>) {
+            obj.init_template();
+        }
+    }
+
+    impl ObjectImpl for VireoNewMachineWindow {}
+    impl WidgetImpl for VireoNewMachineWindow {}
+    impl WindowImpl for VireoNewMachineWindow {}
+    impl AdwWindowImpl for VireoNewMachineWindow {}
+}
+
+glib::wrapper! {
+    pub struct VireoNewMachineWindow(ObjectSubclass<imp::VireoNewMachineWindow>)
+        @extends adw::Window, gtk::Window, gtk::Widget,
+        @implements gtk::Buildable, gtk::ConstraintTarget, gtk::Native, gtk::Root,
+                    gtk::ShortcutManager;
+}
+
+/// The first free name of the form `base`, `base-2`, `base-3`, ...
+pub fn free_name(base: &str, taken: &[String]) -> String {
+    if !taken.iter().any(|t| t == base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|c| !taken.iter().any(|t| t == c))
+        .unwrap_or_else(|| base.to_owned())
+}
+
+impl VireoNewMachineWindow {
+    /// `taken`: names in use, for a free default name.
+    pub fn new(parent: &impl IsA<gtk::Window>, backend: Backend, taken: &[String]) -> Self {
+        let window: Self = glib::Object::builder()
+            .property("transient-for", parent)
+            .build();
+        let imp = window.imp();
+        imp.backend.replace(Some(backend));
+        let settings = gio::Settings::new(super::config::APP_ID);
+        imp.memory_spin
+            .set_value(f64::from(settings.int("default-memory-mib")));
+        imp.vcpus_spin
+            .set_value(f64::from(settings.int("default-vcpus")));
+        imp.name_entry.set_text(&free_name("machine", taken));
+        window.connect_signals(taken.to_vec());
+        let keys = gtk::EventControllerKey::new();
+        keys.connect_key_pressed(glib::clone!(
+            #[weak]
+            window,
+            #[upgrade_or]
+            glib::Propagation::Proceed,
+            move |_, key, _, _| {
+                if key == gtk::gdk::Key::Escape && !window.imp().busy.get() {
+                    window.close();
+                    glib::Propagation::Stop
+                } else {
+                    glib::Propagation::Proceed
+                }
+            }
+        ));
+        window.add_controller(keys);
+        window.show_page("source");
+        window
+    }
+
+    fn backend(&self) -> Backend {
+        self.imp().backend.borrow().clone().unwrap_or_default()
+    }
+
+    fn connect_signals(&self, taken: Vec<String>) {
+        let imp = self.imp();
+        imp.quick_row.connect_activated(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| window.create_quick(free_name("quick", &taken))
+        ));
+        for (row, source) in [
+            (&*imp.kernel_row, Source::Kernel),
+            (&*imp.disk_row, Source::DiskImage),
+            (&*imp.xml_row, Source::Xml),
+        ] {
+            row.connect_activated(glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |_| window.choose_source(source)
+            ));
+        }
+        imp.back_button.connect_clicked(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| window.go_back()
+        ));
+        imp.next_button.connect_clicked(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| window.go_next()
+        ));
+        imp.copy_button.connect_clicked(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| {
+                let buffer = window.imp().review_view.buffer();
+                let text = buffer.text(&buffer.start_iter(), &buffer.end_iter(), false);
+                window.clipboard().set_text(&text);
+                window
+                    .imp()
+                    .toast_overlay
+                    .add_toast(adw::Toast::new(&gettext("Copied to the clipboard")));
+            }
+        ));
+        for (button, entry, title) in [
+            (
+                &*imp.kernel_button,
+                &*imp.kernel_entry,
+                gettext("Choose a Kernel"),
+            ),
+            (
+                &*imp.initrd_button,
+                &*imp.initrd_entry,
+                gettext("Choose an Initrd"),
+            ),
+            (
+                &*imp.disk_button,
+                &*imp.disk_entry,
+                gettext("Choose a Disk Image"),
+            ),
+        ] {
+            button.connect_clicked(glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                #[weak]
+                entry,
+                move |_| window.choose_file(&title, move |path| {
+                    entry.set_text(&path.to_string_lossy());
+                })
+            ));
+        }
+        imp.xml_open_button.connect_clicked(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| {
+                let view = window.imp().xml_view.clone();
+                let toasts = window.imp().toast_overlay.clone();
+                window.choose_file(&gettext("Open Domain XML"), move |path| {
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => view.buffer().set_text(&text),
+                        Err(e) => {
+                            toasts.add_toast(adw::Toast::new(&format!("{}: {e}", path.display())))
+                        }
+                    }
+                });
+            }
+        ));
+    }
+
+    fn choose_file(&self, title: &str, done: impl Fn(PathBuf) + 'static) {
+        let chooser = gtk::FileChooserNative::new(
+            Some(title),
+            Some(self),
+            gtk::FileChooserAction::Open,
+            Some(&gettext("_Open")),
+            Some(&gettext("_Cancel")),
+        );
+        chooser.connect_response(move |chooser, response| {
+            if response == gtk::ResponseType::Accept {
+                if let Some(path) = chooser.file().and_then(|f| f.path()) {
+                    done(path);
+                }
+            }
+        });
+        chooser.show();
+    }
+
+    fn show_page(&self, page: &str) {
+        let imp = self.imp();
+        imp.stack.set_visible_child_name(page);
+        imp.back_button.set_visible(page != "source");
+        imp.next_button.set_visible(page != "source");
+        imp.next_button.set_label(&if page == "review" {
+            gettext("_Create")
+        } else {
+            gettext("_Next")
+        });
+        imp.next_button.set_use_underline(true);
+        if page != "source" {
+            // Focus on Next: Return goes on (the XML view would take Return for itself).
+            self.set_default_widget(Some(&*imp.next_button));
+            imp.next_button.grab_focus();
+        }
+    }
+
+    /// Opens the page for a source (also reachable from tests by the window action).
+    pub fn choose_source(&self, source: Source) {
+        let imp = self.imp();
+        imp.source.set(source);
+        imp.disk_entry.set_visible(source == Source::DiskImage);
+        imp.new_disk_row.set_visible(source == Source::Kernel);
+        self.show_page(if source == Source::Xml {
+            "xml"
+        } else {
+            "details"
+        });
+    }
+
+    /// Puts XML text in the import page (the wizard's own file chooser does the same).
+    pub fn set_import_text(&self, text: &str) {
+        self.imp().xml_view.buffer().set_text(text);
+    }
+
+    fn go_back(&self) {
+        let imp = self.imp();
+        let page = imp.stack.visible_child_name().unwrap_or_default();
+        if page == "review" {
+            self.choose_source(imp.source.get());
+        } else {
+            self.show_page("source");
+        }
+    }
+
+    fn go_next(&self) {
+        let imp = self.imp();
+        if imp.busy.get() {
+            return;
+        }
+        let page = imp.stack.visible_child_name().unwrap_or_default();
+        match page.as_str() {
+            "details" => match self.spec_from_details() {
+                Ok(spec) => self.review(&domain_xml(&spec)),
+                Err((field, message)) => self.show_field_error(field, &message),
+            },
+            "xml" => {
+                let buffer = imp.xml_view.buffer();
+                let text = buffer.text(&buffer.start_iter(), &buffer.end_iter(), false);
+                self.review(&text);
+            }
+            "review" => self.create(),
+            _ => {}
+        }
+    }
+
+    fn review(&self, xml: &str) {
+        let imp = self.imp();
+        imp.review_view.buffer().set_text(xml);
+        imp.review_error.set_visible(false);
+        self.show_page("review");
+    }
+
+    fn entry_rows(&self) -> [(&'static str, gtk::Widget); 6] {
+        let imp = self.imp();
+        [
+            ("name", imp.name_entry.get().upcast()),
+            ("memory", imp.memory_spin.get().upcast()),
+            ("vcpus", imp.vcpus_spin.get().upcast()),
+            ("kernel", imp.kernel_entry.get().upcast()),
+            ("initrd", imp.initrd_entry.get().upcast()),
+            ("disk", imp.disk_entry.get().upcast()),
+        ]
+    }
+
+    /// Marks the field a problem concerns and says what is wrong beside the fields.
+    fn show_field_error(&self, field: &str, message: &str) {
+        let imp = self.imp();
+        for (name, widget) in self.entry_rows() {
+            if name == field {
+                widget.add_css_class("error");
+                widget.grab_focus();
+            } else {
+                widget.remove_css_class("error");
+            }
+        }
+        imp.details_error.set_label(message);
+        imp.details_error.set_visible(true);
+    }
+
+    fn spec_from_details(&self) -> Result<MachineSpec, (&'static str, String)> {
+        let imp = self.imp();
+        let name = imp.name_entry.text().trim().to_owned();
+        vireo_driver::model::check_name(&name).map_err(|e| ("name", e.to_string()))?;
+        let file = |entry: &adw::EntryRow, field: &'static str, required: bool| {
+            let text = entry.text().trim().to_owned();
+            if text.is_empty() {
+                return if required {
+                    Err((field, gettext("Choose a file")))
+                } else {
+                    Ok(None)
+                };
+            }
+            let path = PathBuf::from(&text);
+            if !path.is_absolute() || !path.is_file() {
+                return Err((field, gettext_f("{path} is not a file", &[("path", &text)])));
+            }
+            Ok(Some(path))
+        };
+        let kernel = file(&imp.kernel_entry, "kernel", true)?.unwrap_or_default();
+        let initrd = file(&imp.initrd_entry, "initrd", false)?;
+        let source = imp.source.get();
+        let disk = if source == Source::DiskImage {
+            file(&imp.disk_entry, "disk", true)?.map(|path| Disk {
+                format: format_for(&path).to_owned(),
+                path,
+            })
+        } else {
+            None
+        };
+        let gib = imp.disk_spin.value() as u32;
+        let new_disk = if source == Source::Kernel && gib > 0 {
+            let path = self
+                .backend()
+                .connection()
+                .paths()
+                .images()
+                .join(format!("{name}.qcow2"));
+            Some((path, gib))
+        } else {
+            None
+        };
+        let disk = disk.or_else(|| {
+            new_disk.as_ref().map(|(path, _)| Disk {
+                path: path.clone(),
+                format: "qcow2".into(),
+            })
+        });
+        imp.new_disk.replace(new_disk);
+        Ok(MachineSpec {
+            name,
+            memory_mib: imp.memory_spin.value() as u32,
+            vcpus: imp.vcpus_spin.value() as u32,
+            kernel,
+            initrd,
+            cmdline: imp.cmdline_entry.text().to_string(),
+            disk,
+        })
+    }
+
+    fn set_busy(&self, busy: bool) {
+        let imp = self.imp();
+        imp.busy.set(busy);
+        imp.spinner.set_spinning(busy);
+        imp.next_button.set_sensitive(!busy);
+        imp.back_button.set_sensitive(!busy);
+        imp.quick_row.set_sensitive(!busy);
+    }
+
+    /// Creates the disk (if any), defines the reviewed XML, then closes.
+    fn create(&self) {
+        let imp = self.imp();
+        let buffer = imp.review_view.buffer();
+        let xml = buffer
+            .text(&buffer.start_iter(), &buffer.end_iter(), false)
+            .to_string();
+        let new_disk = if imp.source.get() == Source::Kernel {
+            imp.new_disk.borrow().clone()
+        } else {
+            None
+        };
+        let backend = self.backend();
+        self.set_busy(true);
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let imp = window.imp();
+                if let Some((path, gib)) = new_disk {
+                    imp.progress.set_visible(true);
+                    imp.progress
+                        .set_text(Some(&gettext("Creating the disk image…")));
+                    let pulse = glib::timeout_add_local(
+                        std::time::Duration::from_millis(100),
+                        glib::clone!(
+                            #[weak(rename_to = bar)]
+                            imp.progress,
+                            #[upgrade_or]
+                            glib::ControlFlow::Break,
+                            move || {
+                                bar.pulse();
+                                glib::ControlFlow::Continue
+                            }
+                        ),
+                    );
+                    let result = backend.call(move |_| create_qcow2(&path, gib)).await;
+                    pulse.remove();
+                    imp.progress.set_visible(false);
+                    if let Err(message) = result {
+                        window.set_busy(false);
+                        imp.review_error.set_label(&message);
+                        imp.review_error.set_visible(true);
+                        return;
+                    }
+                }
+                let result = backend.call(move |c| c.define_xml(&xml)).await;
+                window.set_busy(false);
+                match result {
+                    Ok(_) => window.close(),
+                    Err(message) => window.show_define_error(&message),
+                }
+            }
+        ));
+    }
+
+    /// A validation error from the driver goes beside its field when the form made the XML.
+    fn show_define_error(&self, message: &str) {
+        let imp = self.imp();
+        // The driver's messages start with the document path of the problem ("domain/name: ...").
+        let path = message.split(':').next().unwrap_or("");
+        let field = field_for_path(path);
+        if imp.source.get() != Source::Xml && !field.is_empty() {
+            self.choose_source(imp.source.get());
+            self.show_field_error(field, message);
+        } else {
+            imp.review_error.set_label(message);
+            imp.review_error.set_visible(true);
+        }
+    }
+
+    /// The quick machine: this computer's kernel with a generated initramfs, defined and
+    /// started in one go.
+    fn create_quick(&self, name: String) {
+        let backend = self.backend();
+        let settings = gio::Settings::new(super::config::APP_ID);
+        // The quick machine is a shell in RAM: a modest size is plenty.
+        let memory_mib = settings.int("default-memory-mib").clamp(256, 1024) as u32;
+        self.set_busy(true);
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let result = backend
+                    .call(move |c| {
+                        let images = c.paths().images();
+                        let quick = vireo_driver::quick::prepare(&images, &name, None, None, None)
+                            .map_err(|e| DriverError::StartFailed {
+                                name: name.clone(),
+                                message: e.to_string(),
+                            })?;
+                        let spec = MachineSpec {
+                            name: name.clone(),
+                            memory_mib,
+                            vcpus: 1,
+                            kernel: quick.kernel.image.clone(),
+                            initrd: Some(quick.initrd.clone()),
+                            cmdline: quick.cmdline.clone(),
+                            disk: None,
+                        };
+                        c.define_xml(&domain_xml(&spec))?;
+                        c.start(&name)?;
+                        Ok(name)
+                    })
+                    .await;
+                window.set_busy(false);
+                match result {
+                    Ok(name) => {
+                        window.close();
+                        if let Some(parent) = window.transient_for() {
+                            let _ = parent
+                                .activate_action("win.machine-console", Some(&name.to_variant()));
+                        }
+                    }
+                    Err(message) => window
+                        .imp()
+                        .toast_overlay
+                        .add_toast(adw::Toast::new(&message)),
+                }
+            }
+        ));
+    }
+}
+
+/// `qemu-img create -f qcow2 PATH SIZEG`, into the private images directory.
+fn create_qcow2(path: &Path, gib: u32) -> Result<(), DriverError> {
+    let io = |source| DriverError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    if path.exists() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "a disk image of that name exists already",
+        )));
+    }
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(format!("{gib}G"))
+        .output()
+        .map_err(io)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io(std::io::Error::other(format!(
+            "qemu-img: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_names_count_up() {
+        let taken = vec!["quick".to_owned(), "quick-2".to_owned()];
+        assert_eq!(free_name("quick", &taken), "quick-3");
+        assert_eq!(free_name("machine", &taken), "machine");
+    }
+}
