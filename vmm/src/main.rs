@@ -69,7 +69,11 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-fn run(cfg: VmConfig, control: Option<&std::path::Path>, start: Instant) -> Result<ExitReason, String> {
+fn run(
+    cfg: VmConfig,
+    control: Option<&std::path::Path>,
+    start: Instant,
+) -> Result<ExitReason, String> {
     let seccomp = cfg.seccomp;
     let mut vm = Vm::new(cfg, start).map_err(|e| e.to_string())?;
     vm.attach_optional_devices().map_err(|e| e.to_string())?;
