@@ -8,5 +8,5 @@ pub mod i8042;
 pub mod irq;
 pub mod legacy;
 pub mod rtc;
-pub mod serial;
 pub mod scancodes;
+pub mod serial;
