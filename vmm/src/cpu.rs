@@ -260,4 +260,43 @@ mod tests {
         assert_eq!(bits_for(3), 2);
         assert_eq!(bits_for(4), 2);
     }
+
+    #[test]
+    fn topology_leaves_carry_the_apic_id_and_count() {
+        use kvm_bindings::kvm_cpuid_entry2;
+        let e = |function: u32, index: u32, ebx: u32| kvm_cpuid_entry2 {
+            function,
+            index,
+            ebx,
+            ..Default::default()
+        };
+        let base = CpuId::from_entries(&[
+            e(0, 0, 0x6874_7541), // AuthenticAMD
+            e(1, 0, 0x00ff_0800),
+            e(0xb, 0, 0),
+            e(0xb, 1, 0),
+            e(0x8000_0008, 0, 0),
+            e(0x8000_001e, 0, 0),
+        ])
+        .unwrap();
+        let c = fixup_cpuid(&base, 3, 4);
+        let get = |f: u32, i: u32| {
+            *c.as_slice()
+                .iter()
+                .find(|x| x.function == f && x.index == i)
+                .unwrap()
+        };
+        let l1 = get(1, 0);
+        assert_eq!(l1.ebx >> 24, 3, "initial APIC ID");
+        assert_eq!((l1.ebx >> 16) & 0xff, 4, "logical processor count");
+        assert_eq!(l1.ebx & 0xffff, 0x0800, "other bits kept");
+        assert_ne!(l1.edx & (1 << 28), 0, "HTT");
+        assert_ne!(l1.ecx & (1 << 31), 0, "hypervisor");
+        let smt = get(0xb, 0);
+        assert_eq!((smt.eax, smt.ebx, smt.ecx >> 8, smt.edx), (0, 1, 1, 3));
+        let core = get(0xb, 1);
+        assert_eq!((core.eax, core.ebx, core.ecx >> 8, core.edx), (2, 4, 2, 3));
+        assert_eq!(get(0x8000_0008, 0).ecx & 0xff, 3, "NC = cores - 1");
+        assert_eq!(get(0x8000_001e, 0).eax, 3, "extended APIC ID");
+    }
 }
