@@ -5,6 +5,14 @@
 //! protocol documented in [`control`]. The exit status tells how it ended
 //! ([`lifecycle::ExitReason::exit_code`]: 0 poweroff/quit, 1 error, 2 reboot, 3 crash).
 //!
+//! # Testing
+//! - `cargo test -p vireo-vmm --lib --test tiny_guests`: unit tests and hand-assembled guests
+//!   on the local /dev/kvm (seconds).
+//! - `cargo test -p vireo-vmm --release --test rig_boot`: Debian's stock kernel in the nested
+//!   rig (vireo-rig): 1/2/4 vCPUs, i8042 keystroke, ACPI power button, reboot, triple fault,
+//!   pause/resume (about 17 minutes on the 2-core build machine).
+//! - `cargo bench -p vireo-vmm --bench boot`: start-up, memory and boot-time figures beside QEMU.
+//!
 //! # Guest platform
 //! x86-64, in-kernel irqchip (PIC + IOAPIC + LAPICs) and PIT, ACPI (RSDP/XSDT/FADT/MADT/DSDT,
 //! [`acpi`]), 16550 on COM1, i8042 + PS/2 keyboard, CMOS RTC, ACPI PM1 registers, boot-time
@@ -32,7 +40,8 @@
 //!   `Option<Arc<`[`devices::fbmem::FramebufferMemory`]`>>` (created from `config.display`):
 //!   a dirty-logged KVM slot at [`layout::FRAMEBUFFER_START`], XRGB8888, stride width*4;
 //!   `geometry()`, `read_into(offset, &mut buf)`, `volatile()`, `take_dirty_pages()`. Its
-//!   geometry is announced in boot_params.screen_info (VESA LFB) by this crate.
+//!   geometry is announced in boot_params.screen_info (VESA LFB) by this crate (bzImage boot
+//!   only: the PVH start_info has no screen_info, so an ELF vmlinux gets no boot framebuffer).
 //! - **Keyboard** (VNC): `vm.keyboard` is a cloneable [`devices::i8042::KeyboardInput`]:
 //!   `push_scancodes(&[u8])` takes set-1 (XT) scancodes, `leds() -> u8` (1 scroll, 2 num,
 //!   4 caps).
