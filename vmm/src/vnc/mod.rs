@@ -4,6 +4,27 @@
 //! dirty-logged framebuffer in the VMM, a plain buffer in tests and benches) and hands keys and
 //! pointer events to an [`InputSink`] (the i8042 keyboard and, once it exists, the virtio
 //! tablet). See [`server::start`] for the threads it runs and how a slow client is handled.
+//!
+//! # Connecting (for users and the help pages)
+//!
+//! Each running machine with a display serves its screen on a unix socket readable only by
+//! its owner (mode 0600), and optionally on a loopback TCP port (127.0.0.1) protected by a
+//! VNC password. Any VNC viewer works:
+//!
+//! ```text
+//! xtigervncviewer /run/user/1000/vireo/NAME/vnc.sock     # TigerVNC, unix socket
+//! vncdo -s /run/.../vnc.sock capture screen.png          # vncdotool
+//! gvncviewer 127.0.0.1:N                                  # TCP port 5900+N, password asked
+//! ```
+//!
+//! The machine's control socket answers `screendump` (`{"filename": "/abs/path.png"}`) and
+//! `vnc-info` (socket path, port, auth, size, connected clients) and emits
+//! `resolution-changed`, `vnc-connected` and `vnc-disconnected` events.
+//!
+//! Keys are sent to the guest as a US PC keyboard would type them; viewers that send raw key
+//! codes (QEMU's extension, e.g. gtk-vnc) bypass the layout. The pointer reaches the guest
+//! only when the machine has a virtio tablet; without one, pointer events are dropped.
+//! Everything is lossless: Raw, CopyRect (scrolling), ZRLE and Tight without JPEG.
 
 pub mod auth;
 mod client;
