@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vireo_driver::{Connection, DomainState, DriverError};
 
+use super::console_window::VireoConsoleWindow;
 use super::i18n::gettext_f;
 use super::new_machine::{Source, VireoNewMachineWindow};
+use super::vnc_session::Address;
 use super::window::VireoWindow;
 
 /// How long Shut Down waits for the guest before offering Force Off.
@@ -94,7 +96,8 @@ impl VireoWindow {
             .parameter_type(Some(glib::VariantTy::STRING))
             .activate(|window: &Self, _, param| {
                 if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    window.show_console_hint(name);
+                    VireoConsoleWindow::for_machine(window, window.imp().backend.clone(), &name)
+                        .present();
                 }
             })
             .build();
@@ -106,7 +109,27 @@ impl VireoWindow {
                 }
             })
             .build();
-        self.add_action_entries([delete, undelete, import, console, properties]);
+        // Any VNC server: with an address parameter it connects at once, without one it asks.
+        let open_vnc = gio::ActionEntry::builder("open-vnc")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(text) = param.and_then(|p| p.get::<String>()) {
+                    window.open_vnc(&text, "");
+                }
+            })
+            .build();
+        let connect_vnc = gio::ActionEntry::builder("connect-vnc")
+            .activate(|window: &Self, _, _| window.ask_vnc_address())
+            .build();
+        self.add_action_entries([
+            delete,
+            undelete,
+            import,
+            console,
+            properties,
+            open_vnc,
+            connect_vnc,
+        ]);
 
         self.reload_machines();
         let events = self.imp().backend.events();
@@ -153,23 +176,58 @@ impl VireoWindow {
         wizard.present();
     }
 
-    /// The embedded console is not in this version: say where a VNC viewer can connect.
-    fn show_console_hint(&self, name: String) {
-        let backend = self.imp().backend.clone();
-        glib::spawn_future_local(glib::clone!(
-            #[weak(rename_to = window)]
-            self,
-            async move {
-                let target = name.clone();
-                match backend.call(move |c| c.vnc_socket(&target)).await {
-                    Ok(socket) => window.show_toast(&gettext_f(
-                        "The embedded console is not in this version yet; a VNC viewer can open {socket}",
-                        &[("socket", &socket.to_string_lossy())],
-                    )),
-                    Err(message) => window.show_toast(&message),
-                }
+    fn open_vnc(&self, text: &str, password: &str) {
+        match Address::parse(text) {
+            Some(address) => {
+                VireoConsoleWindow::for_address(self, address, text.trim(), password).present()
             }
-        ));
+            None => self.show_toast(&gettext_f(
+                "“{address}” is not a VNC address (host:display, host::port or a socket path)",
+                &[("address", text)],
+            )),
+        }
+    }
+
+    /// Asks for a server address and an optional password.
+    fn ask_vnc_address(&self) {
+        let dialog = adw::MessageDialog::new(
+            Some(self),
+            Some(&gettext("Connect to a VNC Server")),
+            Some(&gettext(
+                "For example localhost:1, 192.168.1.5::5901 or /run/user/1000/vm.sock",
+            )),
+        );
+        dialog.set_title(Some(&gettext("Connect to a VNC Server")));
+        let address = gtk::Entry::builder()
+            .placeholder_text(gettext("Address"))
+            .activates_default(true)
+            .build();
+        let password = gtk::PasswordEntry::builder()
+            .placeholder_text(gettext("Password (if the server asks)"))
+            .activates_default(true)
+            .build();
+        let fields = gtk::Box::new(gtk::Orientation::Vertical, 6);
+        fields.append(&address);
+        fields.append(&password);
+        dialog.set_extra_child(Some(&fields));
+        dialog.add_response("cancel", &gettext("_Cancel"));
+        dialog.add_response("connect", &gettext("C_onnect"));
+        dialog.set_response_appearance("connect", adw::ResponseAppearance::Suggested);
+        dialog.set_default_response(Some("connect"));
+        dialog.set_close_response("cancel");
+        dialog.connect_response(
+            None,
+            glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |_, response| {
+                    if response == "connect" {
+                        window.open_vnc(&address.text(), &password.text());
+                    }
+                }
+            ),
+        );
+        dialog.present();
     }
 
     /// The machine's definition as stored (selectable, so it can be copied).

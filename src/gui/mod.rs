@@ -5,6 +5,7 @@ pub mod application;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod console_window;
 pub mod help;
 pub mod i18n;
 pub mod machine_actions;
@@ -12,6 +13,7 @@ pub mod machine_card;
 pub mod machines_view;
 pub mod new_machine;
 pub mod preferences;
+pub mod vnc_session;
 pub mod window;
 pub mod wizard_xml;
 

@@ -1,0 +1,209 @@
+//! The console window of the real `vireo` under Xvfb against real VNC servers: QEMU's own
+//! (`-vnc unix:`, no guest kernel: SeaBIOS prints its banner into VGA text mode) and Xtigervnc
+//! (TCP with a VNC password, entered in the app's Connect dialog; its root window painted a
+//! known colour with xsetroot). Screenshots: target/test-output/console-*.png.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{output_dir, scratch_dir, Desktop, Image, APP_ID, WINDOW_PATH};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn activate_with(desktop: &Desktop, name: &str, param: &str) {
+    let out = Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            APP_ID,
+            "--object-path",
+            WINDOW_PATH,
+            "--method",
+            "org.gtk.Actions.Activate",
+            name,
+            &format!("[<{param}>]"),
+            "{}",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus_address)
+        .output()
+        .expect("gdbus runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Mean of each channel (0..1) in a region of a PNG, via ImageMagick.
+fn region_mean(png: &Path, geometry: &str) -> (f64, f64, f64) {
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-crop", geometry, "+repage", "-format"])
+        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
+        .arg("info:")
+        .output()
+        .expect("ImageMagick convert runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(
+        v.len(),
+        3,
+        "convert said: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (v[0], v[1], v[2])
+}
+
+/// Waits until `check` accepts a capture of `window`; returns the last capture.
+fn wait_capture(desktop: &Desktop, window: &str, name: &str, check: impl Fn(&Path) -> bool) {
+    let shot = output_dir().join(format!("{name}.png"));
+    let start = Instant::now();
+    loop {
+        Image::save_window(&desktop.display, window, &shot);
+        if check(&shot) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!("{} never showed what was expected", shot.display());
+        }
+        sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn console_shows_qemu_vga_text() {
+    let dir = scratch_dir("console-qemu-server");
+    let sock = dir.join("q.sock");
+    let _ = std::fs::remove_file(&sock);
+    let qemu = Server(
+        Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-m", "64", "-display", "none", "-vnc"])
+            .arg(format!("unix:{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu-system-x86_64 (qemu-system-x86) must be installed"),
+    );
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "QEMU made no socket"
+        );
+        sleep(Duration::from_millis(100));
+    }
+    let desktop = Desktop::start("console-qemu");
+    let app = desktop.launch(&[]);
+    desktop.wait_for_window("Vireo");
+    activate_with(&desktop, "open-vnc", &format!("'{}'", sock.display()));
+    let window = desktop.wait_for_window(&format!("{} – Console", sock.display()));
+    // Below the header bar: the guest's VGA text. Mostly black, but not all black (the text).
+    wait_capture(&desktop, &window, "console-qemu", |png| {
+        // The guest area only (720x400 text mode scaled into the window, below the header):
+        // black background with light text, neither blank nor the light status page.
+        let (r, g, b) = region_mean(png, "760x400+20+120");
+        let mean = (r + g + b) / 3.0;
+        mean > 0.003 && mean < 0.25
+    });
+    desktop.screenshot("console-qemu-screen");
+    assert!(app.quit().success());
+    drop(qemu);
+}
+
+#[test]
+fn console_opens_xtigervnc_with_a_password() {
+    let dir = scratch_dir("console-tiger-server");
+    let pwfile = dir.join("passwd");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo vireo-pw | tigervncpasswd -f > '{}'",
+            pwfile.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tigervncpasswd failed");
+    let display = ":87";
+    let tiger = Server(
+        Command::new("Xtigervnc")
+            .args([
+                display,
+                "-geometry",
+                "800x600",
+                "-depth",
+                "24",
+                "-rfbport",
+                "5987",
+                "-localhost=1",
+                "-SecurityTypes",
+                "VncAuth",
+                "-PasswordFile",
+            ])
+            .arg(&pwfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xtigervnc (tigervnc-standalone-server) must be installed"),
+    );
+    let start = Instant::now();
+    loop {
+        let ok = Command::new("xsetroot")
+            .args(["-display", display, "-solid", "#3465a4"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xtigervnc did not start"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    let desktop = Desktop::start("console-tiger");
+    let app = desktop.launch(&[]);
+    desktop.wait_for_window("Vireo");
+    app.activate_win("connect-vnc");
+    let dialog = desktop.wait_for_window("Connect to a VNC Server");
+    sleep(Duration::from_millis(300));
+    let typed = Command::new("xdotool")
+        .args(["type", "--delay", "20", "127.0.0.1::5987"])
+        .env("DISPLAY", &desktop.display)
+        .status()
+        .unwrap();
+    assert!(typed.success());
+    desktop.press(&dialog, "Tab");
+    Command::new("xdotool")
+        .args(["type", "--delay", "20", "vireo-pw"])
+        .env("DISPLAY", &desktop.display)
+        .status()
+        .unwrap();
+    desktop.screenshot("console-connect-dialog");
+    desktop.press(&dialog, "Return");
+    let window = desktop.wait_for_window("127.0.0.1::5987 – Console");
+    // The root window's blue (0x34, 0x65, 0xa4) fills the console.
+    wait_capture(&desktop, &window, "console-xtigervnc", |png| {
+        let (r, g, b) = region_mean(png, "600x400+100+120");
+        (r - 0x34 as f64 / 255.0).abs() < 0.05
+            && (g - 0x65 as f64 / 255.0).abs() < 0.05
+            && (b - 0xa4 as f64 / 255.0).abs() < 0.05
+    });
+    assert!(app.quit().success());
+    drop(tiger);
+}
