@@ -28,19 +28,19 @@ fail() {{
     $V event --all --timeout 0
     exit 1
 }}
-wait_serial() {{ # pattern seconds
-    i=0
-    while [ $i -lt $(($2 * 10)) ]; do
+wait_serial() {{ # pattern seconds (wall clock: commands are slow under TCG)
+    end=$(( $(date +%s) + $2 ))
+    while [ $(date +%s) -lt $end ]; do
         grep -q "$1" "$S" 2>/dev/null && return 0
-        sleep 0.1; i=$((i + 1))
+        sleep 0.2
     done
     return 1
 }}
 wait_state() {{ # state seconds
-    i=0
-    while [ $i -lt $(($2 * 10)) ]; do
+    end=$(( $(date +%s) + $2 ))
+    while [ $(date +%s) -lt $end ]; do
         [ "$($V domstate --reason q 2>&1)" = "$1" ] && return 0
-        sleep 0.1; i=$((i + 1))
+        sleep 0.2
     done
     echo "state: $($V domstate --reason q 2>&1)"; return 1
 }}
@@ -84,7 +84,9 @@ step reattach
 $V destroy q || fail "destroy 2"
 : > "$S"
 $V start q & P=$!
-sleep 1; kill -9 $P 2>/dev/null
+# Kill the starting vireoctl once its supervisor exists (before that there is nothing to find).
+end=$(( $(date +%s) + 120 )); while [ ! -e $X/r/vireo/q/supervisor.lock ] && [ $(date +%s) -lt $end ]; do sleep 0.1; done
+kill -9 $P 2>/dev/null
 wait_state "running (booted)" 120 || fail "not running after the starter was killed"
 wait_serial "vireo-quick: ready" 180 || fail "boot after the starter was killed"
 type_line 'echo AGAIN$((7*6))'

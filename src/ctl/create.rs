@@ -31,7 +31,8 @@ pub struct CreateArgs {
     /// Network: user[,portforward=HOST:GUEST[/udp]]... or none (repeatable)
     #[arg(long)]
     pub network: Vec<String>,
-    /// Graphics: vnc[,port=N][,listen=127.0.0.1][,password=PW][,socket=PATH] or none
+    /// Graphics: vnc (local clients only, through a private socket), vnc,port=N|auto,password=PW
+    /// (also a loopback TCP listener), vnc,socket=PATH, or none
     #[arg(long, default_value = "vnc")]
     pub graphics: String,
     /// Boot the given disks as they are (the only install mode of this backend)
@@ -386,12 +387,23 @@ fn build_xml(
                 _ => return Err(usage(format!("--graphics: unknown option '{k}'"))),
             }
         }
+        let tcp = port.is_some() || passwd.is_some() || listen != "127.0.0.1";
         let pw = passwd
             .map(|p| format!(" passwd='{}'", esc(&p)))
             .unwrap_or_default();
-        if let Some(s) = socket {
+        if !tcp && socket.is_none() {
+            // No network listener: Vireo's own clients (GUI, vireoctl) use the private socket in
+            // the runtime directory. A TCP listener needs a password (the VMM insists).
+            let _ = writeln!(
+                x,
+                "    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>"
+            );
+        } else if let Some(s) = socket {
             let _ = writeln!(x, "    <graphics type='vnc' socket='{0}'{pw}>\n      <listen type='socket' socket='{0}'/>\n    </graphics>", esc(&s));
         } else {
+            if pw.is_empty() {
+                return Err(usage("--graphics vnc,port=...: a TCP VNC listener needs password=... (without port= only local clients connect, through a private socket)".into()));
+            }
             let (p, auto) = match port.as_deref() {
                 None | Some("-1") | Some("auto") => ("-1".to_owned(), "yes"),
                 Some(p) => (p.to_owned(), "no"),

@@ -703,7 +703,7 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes the guest's screen to `file` (PPM or PNG as the helper writes it).
+    /// Writes the guest's screen to `file` as PNG (the helper's `screendump`).
     pub fn screenshot(&self, name: &str, file: &Path) -> Result<()> {
         let (d, run, _) = self.running(name)?;
         let abs = if file.is_absolute() {
@@ -715,7 +715,7 @@ impl Connection {
             &d.name,
             &run,
             "screendump",
-            serde_json::json!({ "path": abs }),
+            serde_json::json!({ "filename": abs }),
         )?;
         Ok(())
     }

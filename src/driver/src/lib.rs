@@ -1,9 +1,44 @@
-//! The driver: owns machine definitions and their running helpers.
+//! The driver: owns machine definitions and their running helpers (Vireo's libvirt).
 //!
-//! There is no daemon. Definitions live in files ([`store`]); a running machine is a supervisor
-//! process ([`supervisor`]) plus one `vireo-vmm` helper, found again through its runtime
-//! directory ([`rundir`]). Clients (the GUI, `vireoctl`) use [`Connection`]; events reach them
-//! through [`Connection::subscribe`].
+//! There is no daemon. Definitions live in files ([`store`]); a running machine is a small
+//! supervisor process ([`supervisor`], run as the hidden `vireoctl __supervise`) plus one
+//! `vireo-vmm` helper, found again through its runtime directory ([`rundir`]). Clients (the GUI,
+//! `vireoctl`) use [`Connection`]; every call is blocking, reads the state fresh from disk (so
+//! two clients always agree, and a restarted client simply sees what kept running), and
+//! returns a typed [`DriverError`].
+//!
+//! # For the GUI
+//! ```no_run
+//! use std::time::Duration;
+//! use vireo_driver::{Connection, DomainState};
+//!
+//! let conn = Connection::open(); // $XDG_CONFIG_HOME/vireo, $XDG_RUNTIME_DIR/vireo, ...
+//! for m in conn.list()? {        // Vec<MachineInfo>: name, uuid, title, state, reason, ...
+//!     println!("{} {}", m.name, m.state);
+//! }
+//! let info = conn.define_xml("<domain type='kvm'>...</domain>")?; // create or replace
+//! conn.start(&info.name)?;                     // returns once the helper's socket is up
+//! let vnc = conn.vnc_socket(&info.name)?;      // unix socket for the VNC widget
+//! let serial = conn.console_socket(&info.name)?;
+//! conn.shutdown(&info.name, Duration::from_secs(60))?; // ACPI button, waits up to 60 s
+//! let events = conn.subscribe();               // std::sync::mpsc::Receiver<Event> inside
+//! while let Ok(ev) = events.receiver.recv() {  // run on a thread; forward to the main loop
+//!     if ev.kind == vireo_driver::EventKind::Stopped { break }
+//! }
+//! # let _ = (vnc, serial, DomainState::Running);
+//! # Ok::<(), vireo_driver::DriverError>(())
+//! ```
+//! Also: `undefine`, `destroy`, `reboot`, `reset`, `suspend`, `resume`, `state`, `info`,
+//! `xml(name, inactive)`, `autostart` / `set_autostart` / `start_autostart`, `create_transient`,
+//! `check_startable` (translation check without starting), `screenshot(name, file)`,
+//! `vnc_display`, `serial_log`. The XML Vireo writes comes from `vireo-domain`; the quick machine
+//! from [`quick::prepare`].
+//!
+//! # Files
+//! See [`paths`] (XDG layout), [`rundir`] (per-machine runtime files), [`events`] (the ordered
+//! event log), [`state`] (libvirt's states and reasons, and the lifecycle state machine),
+//! [`translate`] (domain XML -> `vireo_vmm::config::VmConfig`, with every refusal naming its
+//! element).
 
 pub mod caps;
 pub mod connection;

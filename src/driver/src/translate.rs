@@ -487,6 +487,12 @@ pub fn translate(
         if let Some(pw) = g.attr("passwd") {
             vnc.password = Some(pw.to_owned());
         }
+        if vnc.tcp_port.is_some() && vnc.password.as_deref().is_none_or(str::is_empty) {
+            return refuse(
+                path,
+                "a VNC TCP listener needs a password (add passwd='...', or use <listen type='none'/> for local clients only)",
+            );
+        }
         for c in g.elements() {
             if c.name != "listen" {
                 return not_supported(format!("{path}/{}", c.name));

@@ -136,12 +136,25 @@ fn vnc_socket_and_defaults() {
     assert_eq!(d.vnc.unix_socket.as_deref(), Some(Path::new("/tmp/x.sock")));
     assert_eq!(d.vnc.tcp_port, None);
     assert_eq!((d.width, d.height), (1280, 800));
+    let n = f
+        .run(&f.xml(
+            "kvm",
+            "",
+            "",
+            "<graphics type='vnc'><listen type='none'/></graphics>",
+        ))
+        .unwrap();
+    let nd = n.config.display.unwrap();
+    assert_eq!(
+        (nd.vnc.tcp_port, nd.vnc.unix_socket.as_deref()),
+        (None, Some(f.dir.join("run/vnc").as_path()))
+    );
     let t = f
         .run(&f.xml(
             "kvm",
             "",
             "",
-            "<graphics type='vnc' port='5911' autoport='no'/>",
+            "<graphics type='vnc' port='5911' autoport='no' passwd='x'/>",
         ))
         .unwrap();
     assert_eq!(t.config.display.unwrap().vnc.tcp_port, Some(5911));
@@ -232,8 +245,10 @@ fn refusals_name_the_element() {
             "devices/disk[1]/iotune: not supported by the Vireo backend".into()),
         (f.xml("kvm", "", "", "<graphics type='spice'/>"), "devices/graphics[1]@type='spice': not supported by the Vireo backend (use type='vnc')".into()),
         (f.xml("kvm", "", "", "<graphics type='vnc' listen='0.0.0.0'/>"), "devices/graphics[1]@listen='0.0.0.0': VNC listens on loopback only (use 127.0.0.1)".into()),
-        (f.xml("kvm", "", "", "<graphics type='vnc'/><graphics type='vnc'/>"), "devices/graphics[2]: only one graphics device is supported".into()),
-        (f.xml("kvm", "", "", "<graphics type='vnc' port='5900' autoport='no'/><video><model type='none'/></video>"),
+        (f.xml("kvm", "", "", "<graphics type='vnc' socket='/s'/><graphics type='vnc' socket='/s'/>"), "devices/graphics[2]: only one graphics device is supported".into()),
+        (f.xml("kvm", "", "", "<graphics type='vnc'/>"),
+            "devices/graphics[1]: a VNC TCP listener needs a password (add passwd='...', or use <listen type='none'/> for local clients only)".into()),
+        (f.xml("kvm", "", "", "<graphics type='vnc' port='5900' autoport='no' passwd='x'/><video><model type='none'/></video>"),
             "devices/video[1]/model@type='none': a graphics device needs a video device".into()),
         (f.xml("kvm", "", "", "<video><model type='vga'><resolution x='9000' y='10'/></model></video>"),
             "devices/video[1]/model/resolution: x and y must be 1..4096".into()),
