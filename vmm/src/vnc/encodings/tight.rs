@@ -8,7 +8,10 @@ use crate::vnc::dirty::Frame;
 use crate::vnc::pixel::PixelWriter;
 use crate::vnc::proto::{encoding, Rect};
 
-const CHUNK: usize = 64;
+/// Chunk size: wide strips keep the rectangle count (and the client's per-rectangle work)
+/// low, while staying small enough that a palette usually fits.
+const CHUNK_W: usize = 256;
+const CHUNK_PIXELS: usize = 16 * 1024;
 /// Below this many bytes Tight sends data without zlib (protocol rule).
 const MIN_COMPRESS: usize = 12;
 
@@ -19,6 +22,8 @@ const STREAM_INDEXED: u8 = 2;
 /// Per-connection Tight state.
 pub struct TightEncoder {
     streams: [flate2::Compress; 3],
+    chunk_w: usize,
+    chunk_pixels: usize,
     chunk: Vec<u32>,
     data: Vec<u8>,
     palette: Palette,
@@ -29,8 +34,10 @@ impl TightEncoder {
         let mk = || flate2::Compress::new(flate2::Compression::new(level.min(9)), true);
         TightEncoder {
             streams: [mk(), mk(), mk()],
-            chunk: Vec::with_capacity(CHUNK * CHUNK),
-            data: Vec::with_capacity(CHUNK * CHUNK * 4),
+            chunk_w: CHUNK_W,
+            chunk_pixels: CHUNK_PIXELS,
+            chunk: Vec::with_capacity(CHUNK_PIXELS),
+            data: Vec::with_capacity(CHUNK_PIXELS * 4),
             palette: Palette::new(256),
         }
     }
@@ -41,11 +48,13 @@ impl TightEncoder {
         let (x1, y1) = (x0 + usize::from(r.w), y0 + usize::from(r.h));
         let mut count = 0;
         let mut cy = y0;
+        let max_w = self.chunk_w.min(usize::from(r.w)).max(1);
+        let max_h = (self.chunk_pixels / max_w).max(1);
         while cy < y1 {
-            let ch = CHUNK.min(y1 - cy);
+            let ch = max_h.min(y1 - cy);
             let mut cx = x0;
             while cx < x1 {
-                let cw = CHUNK.min(x1 - cx);
+                let cw = max_w.min(x1 - cx);
                 self.chunk.clear();
                 for y in cy..cy + ch {
                     self.chunk.extend_from_slice(fb.row(cx, y, cw));
@@ -176,6 +185,44 @@ fn compact_len(len: usize, out: &mut [u8; 3]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[ignore = "prints sizes for tuning"]
+    fn chunk_sizes() {
+        use crate::vnc::pixel::{PixelFormat, PixelWriter};
+        let (w, h) = (1280usize, 800usize);
+        let mut px = vec![0u32; w * h];
+        crate::vnc::synthetic::text_like(&mut px, w, h, 3);
+        let fb = Frame {
+            pixels: &px,
+            width: w,
+            height: h,
+        };
+        let pw = PixelWriter::new(PixelFormat::NATIVE);
+        for (cw, cp) in [(256, 16384), (64, 4096)] {
+            for level in [1, 2, 3, 4, 6] {
+                let mut e = TightEncoder::new(level);
+                e.chunk_w = cw;
+                e.chunk_pixels = cp;
+                let mut out = Vec::new();
+                let r = Rect {
+                    x: 0,
+                    y: 0,
+                    w: w as u16,
+                    h: h as u16,
+                };
+                e.encode(&pw, &fb, r, &mut out);
+                out.clear();
+                let t = std::time::Instant::now();
+                let n = e.encode(&pw, &fb, r, &mut out);
+                eprintln!(
+                    "chunk {cw} / {cp} px, level {level}: {} bytes, {n} rects, {:?}",
+                    out.len(),
+                    t.elapsed()
+                );
+            }
+        }
+    }
 
     #[test]
     fn compact_lengths() {
