@@ -159,6 +159,8 @@ fn rig_compare() {
 }
 
 fn main() {
+    // Before any thread exists, as the VMM does (see malloc_single_arena).
+    vireo_vmm::virtio::malloc_single_arena();
     let dir = std::env::temp_dir().join(format!("vireo-virtio-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let raw = dir.join("d.raw");

@@ -188,3 +188,18 @@ pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
     let n = data.len().min(src.len() - offset);
     data[..n].copy_from_slice(&src[offset..offset + n]);
 }
+
+/// Makes every thread allocate from glibc's main arena.
+///
+/// A thread that frees memory in a secondary arena may make glibc shrink that heap, and the
+/// first shrink reads `/proc/sys/vm/overcommit_memory` with openat, which the seccomp filter of
+/// device workers does not allow (seen as SIGSYS when a qcow2 image was closed on its worker).
+/// The main arena shrinks with brk instead. Must run before the process has a second arena,
+/// i.e. before threads allocate concurrently; [`attach::attach_all`] calls it, and the VMM's
+/// `main` may call it first thing.
+pub fn malloc_single_arena() {
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}

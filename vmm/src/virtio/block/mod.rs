@@ -80,6 +80,14 @@ impl Block {
     }
 }
 
+impl Drop for Block {
+    fn drop(&mut self) {
+        // Stop the worker and take the image back first, so the image is flushed and closed
+        // here rather than on the worker thread under its narrower seccomp filter.
+        VirtioDevice::reset(self);
+    }
+}
+
 /// Keeps the lock alive together with the backend.
 struct LockedDisk(DiskImage);
 
