@@ -126,6 +126,7 @@ vireo_check hwrng sh -c 'test "$(head -c 64 /dev/hwrng | wc -c)" = 64'
 vireo_check rng-driver sh -c 'grep -q virtio /sys/class/misc/hw_random/rng_current'
 vireo_check input-devices sh -c 'grep -q "Vireo virtio keyboard" /proc/bus/input/devices'
 vireo_check input-node sh -c 'ls /dev/input/event*'
+vireo_check tablet sh -c 'grep -A12 "Vireo virtio tablet" /proc/bus/input/devices | grep -q "B: ABS=3"'
 sync
 "#;
 
@@ -149,7 +150,8 @@ fn disks_rng_and_input_under_the_stock_kernel() {
             { "path": "/tmp/vt/ro.iso", "format": "raw", "cdrom": true },
         ],
         "rng": true,
-        "input": { "keyboard": true, "tablet": false },
+        "input": { "keyboard": true, "tablet": true },
+        "display": { "width": 640, "height": 480 },
     });
     let c1 = vm_config(&image, &i1, "/tmp/vt/write.serial", disks.clone());
     let c2 = vm_config(&image, &i2, "/tmp/vt/read.serial", disks);
@@ -182,6 +184,7 @@ fn disks_rng_and_input_under_the_stock_kernel() {
             "rng-driver",
             "input-devices",
             "input-node",
+            "tablet",
         ],
     );
     expect_pass(&out, "read", &["raw-read-back", "qcow2-read-back"]);
