@@ -242,3 +242,124 @@ fn wizard_imports_xml_and_defines_it() {
     desktop.screenshot("machine-properties");
     assert!(app.quit().success());
 }
+
+/// Paints the top rows of a 320x200 framebuffer orange, says "F" on COM1, then copies every
+/// i8042 scancode to COM1 (so keys typed in the console show up in the serial log).
+fn painter() -> Vec<u8> {
+    let mut g = vec![0xbf, 0x00, 0x00, 0x00, 0xd0]; // mov edi, 0xd0000000 (framebuffer)
+    g.push(0xb9);
+    g.extend((320u32 * 100).to_le_bytes()); // mov ecx, 320*100
+    g.push(0xb8);
+    g.extend(0x00ff_8000u32.to_le_bytes()); // mov eax, orange
+    g.extend([0xf3, 0xab]); // rep stosd
+    g.extend(guest::print("F"));
+    // wait: in al, 0x64; test al, 1; jz wait; in al, 0x60; mov dx, 0x3f8; out dx, al; jmp wait
+    g.extend([0xe4, 0x64, 0xa8, 0x01, 0x74, 0xfa, 0xe4, 0x60]);
+    g.extend([0x66, 0xba, 0xf8, 0x03, 0xee, 0xeb, 0xf1]);
+    g
+}
+
+fn region_mean(png: &std::path::Path, geometry: &str) -> (f64, f64, f64) {
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-crop", geometry, "+repage", "-format"])
+        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
+        .arg("info:")
+        .output()
+        .expect("ImageMagick convert runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(v.len(), 3, "convert said: {text}");
+    (v[0], v[1], v[2])
+}
+
+fn wait_orange(desktop: &Desktop, window: &str, name: &str) {
+    let shot = output_dir().join(format!("{name}.png"));
+    let start = Instant::now();
+    loop {
+        Image::save_window(&desktop.display, window, &shot);
+        // 800x600 window, 320x200 guest scaled by 2.5: the top half of the guest is orange.
+        let (r, g, b) = region_mean(&shot, "600x150+100+90");
+        if r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1 {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!(
+                "{} shows no orange guest paint ({r}, {g}, {b})",
+                shot.display()
+            );
+        }
+        sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn machine_console_shows_the_guest_and_follows_a_restart() {
+    let h = Home::new("guic");
+    vireoctl_support::vmm();
+    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
+    let devices = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n";
+    let xml = domain_xml(
+        "painter",
+        &kernel,
+        devices,
+        ("destroy", "restart", "destroy"),
+    );
+    let file = h.file("painter.xml", xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+    let desktop = Desktop::start("machine-console");
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+    activate_with(&desktop, "machine-start", "'painter'");
+    wait_view(&app, "painter running", |s| {
+        s.contains("'painter': 'running'")
+    });
+    activate_with(&desktop, "machine-console", "'painter'");
+    let console = desktop.wait_for_window("painter – Console");
+    wait_orange(&desktop, &console, "machine-console");
+
+    // A key typed into the console reaches the guest's keyboard controller: 'a' is set-1
+    // scancode 0x1e, which the guest copies to its serial port.
+    desktop.press(&console, "a");
+    let log = h.root.join("r/vireo/painter/serial.log");
+    let start = Instant::now();
+    loop {
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        if bytes.contains(&0x1e) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "scancode 0x1e never reached the guest; serial: {bytes:?}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+
+    // Off and on again: the console waits, then shows the new run.
+    activate_with(&desktop, "machine-force-off", "'painter'");
+    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    sleep(Duration::from_millis(800));
+    desktop.screenshot("machine-console-waiting");
+    activate_with(&desktop, "machine-start", "'painter'");
+    wait_view(&app, "painter running again", |s| {
+        s.contains("'painter': 'running'")
+    });
+    wait_orange(&desktop, &console, "machine-console-reconnected");
+
+    // The card's thumbnail comes from the driver's screendump every 5 s.
+    // Out of the way (no window manager here), so the main window's card shows.
+    let moved = Command::new("xdotool")
+        .args(["windowmove", &console, "520", "180"])
+        .env("DISPLAY", &desktop.display)
+        .status()
+        .unwrap();
+    assert!(moved.success());
+    sleep(Duration::from_secs(6));
+    desktop.screenshot("machines-thumbnail");
+    activate_with(&desktop, "machine-force-off", "'painter'");
+    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    assert!(app.quit().success());
+}

@@ -177,7 +177,9 @@ impl VireoConsoleWindow {
     }
 
     fn toast(&self, message: &str) {
-        self.imp().toast_overlay.add_toast(adw::Toast::new(message));
+        self.imp()
+            .toast_overlay
+            .add_toast(adw::Toast::new(&glib::markup_escape_text(message)));
     }
 
     /// (Re)connects: a machine's socket is looked up again, as it changes with each start.

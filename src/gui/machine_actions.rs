@@ -395,7 +395,10 @@ impl VireoWindow {
         let view = self.imp().machines_view.clone();
         view.set_hidden(&name, true);
         self.refresh_content();
-        let toast = adw::Toast::new(&gettext_f("“{name}” deleted", &[("name", &name)]));
+        let toast = adw::Toast::new(&glib::markup_escape_text(&gettext_f(
+            "“{name}” deleted",
+            &[("name", &name)],
+        )));
         toast.set_button_label(Some(&gettext("_Undo")));
         toast.set_timeout(8);
         toast.set_action_name(Some("win.machine-undelete"));
@@ -479,8 +482,12 @@ impl VireoWindow {
                             Ok(file)
                         })
                         .await;
-                    let texture = shot.ok().and_then(|f| gdk::Texture::from_filename(f).ok());
                     if let Some(card) = view.card(&name) {
+                        let (w, h) = card.thumbnail_size();
+                        let texture = shot.ok().and_then(|f| {
+                            gtk::gdk_pixbuf::Pixbuf::from_file_at_scale(f, w, h, true).ok()
+                        });
+                        let texture = texture.map(|p| gdk::Texture::for_pixbuf(&p));
                         // Machines without a display keep their icon.
                         card.set_thumbnail(texture.as_ref());
                     }

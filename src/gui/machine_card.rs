@@ -28,6 +28,7 @@ mod imp {
         pub menu_button: TemplateChild<gtk::MenuButton>,
         pub name: RefCell<String>,
         pub state: Cell<Option<DomainState>>,
+        pub list_mode: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -117,9 +118,23 @@ impl VireoMachineCard {
             .set_visible_child_name(if texture.is_some() { "picture" } else { "icon" });
     }
 
+    /// The box a thumbnail is scaled into: a picture's natural size would widen the card.
+    pub fn thumbnail_size(&self) -> (i32, i32) {
+        if self.imp().list_mode.get() {
+            (64, 48)
+        } else {
+            (180, 134)
+        }
+    }
+
     /// Grid cards stand upright; list rows lie down with a small picture.
     pub fn set_list_mode(&self, list: bool) {
         let imp = self.imp();
+        imp.list_mode.set(list);
+        if imp.thumbnail.paintable().is_some() {
+            // The old picture has the other mode's size; the next refresh brings a new one.
+            self.set_thumbnail(None);
+        }
         if list {
             self.set_orientation(gtk::Orientation::Horizontal);
             imp.thumbnail_stack.set_size_request(64, 48);

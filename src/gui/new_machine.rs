@@ -246,9 +246,9 @@ impl VireoNewMachineWindow {
                 window.choose_file(&gettext("Open Domain XML"), move |path| {
                     match std::fs::read_to_string(&path) {
                         Ok(text) => view.buffer().set_text(&text),
-                        Err(e) => {
-                            toasts.add_toast(adw::Toast::new(&format!("{}: {e}", path.display())))
-                        }
+                        Err(e) => toasts.add_toast(adw::Toast::new(&glib::markup_escape_text(
+                            &format!("{}: {e}", path.display()),
+                        ))),
                     }
                 });
             }
@@ -560,7 +560,7 @@ impl VireoNewMachineWindow {
                     Err(message) => window
                         .imp()
                         .toast_overlay
-                        .add_toast(adw::Toast::new(&message)),
+                        .add_toast(adw::Toast::new(&glib::markup_escape_text(&message))),
                 }
             }
         ));

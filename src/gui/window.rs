@@ -98,7 +98,8 @@ impl VireoWindow {
 
     /// Shows a short message at the bottom of the window.
     pub fn show_toast(&self, message: &str) {
-        let toast = adw::Toast::new(message);
+        // Toast titles are Pango markup; driver messages quote XML ("<listen ...>").
+        let toast = adw::Toast::new(&glib::markup_escape_text(message));
         toast.set_timeout(8);
         self.imp().toast_overlay.add_toast(toast);
     }

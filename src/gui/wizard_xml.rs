@@ -102,7 +102,8 @@ pub fn domain_xml(spec: &MachineSpec) -> String {
     let _ = writeln!(x, "    <input type='keyboard' bus='ps2'/>");
     let _ = writeln!(
         x,
-        "    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'>\n      <listen type='address' address='127.0.0.1'/>\n    </graphics>"
+        // Local clients only (the console uses the unix socket): no TCP port, no password.
+        "    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>"
     );
     let _ = writeln!(
         x,
