@@ -84,8 +84,10 @@ step reattach
 $V destroy q || fail "destroy 2"
 : > "$S"
 $V start q & P=$!
-# Kill the starting vireoctl once its supervisor exists (before that there is nothing to find).
-end=$(( $(date +%s) + 120 )); while [ ! -e $X/r/vireo/q/supervisor.lock ] && [ $(date +%s) -lt $end ]; do sleep 0.1; done
+# Kill the starting vireoctl once its supervisor runs the helper (before that there is nothing
+# to find again).
+end=$(( $(date +%s) + 120 ))
+while ! grep -q '"supervisor_pid": [0-9]' $X/r/vireo/q/state.json 2>/dev/null && [ $(date +%s) -lt $end ]; do sleep 0.1; done
 kill -9 $P 2>/dev/null
 wait_state "running (booted)" 120 || fail "not running after the starter was killed"
 wait_serial "vireo-quick: ready" 180 || fail "boot after the starter was killed"

@@ -373,3 +373,52 @@ fn vnc_display_and_screenshot() {
     }
     h.ok(&["destroy", "v"]);
 }
+
+#[test]
+fn event_loop_prints_events_in_order_as_they_happen() {
+    let h = Home::new("ev");
+    let mut code = guest::print("e\n");
+    code.extend(guest::spin());
+    let k = h.file("e.elf", &guest::pvh_elf(&code));
+    let x = h.file(
+        "e.xml",
+        domain_xml("e", &k, "", ("destroy", "restart", "destroy")).as_bytes(),
+    );
+    vireoctl_support::vmm();
+    let mut watcher = h
+        .cmd()
+        .args(["event", "--loop", "--domain", "e", "--timeout", "30"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The watcher follows the log from its end: give it time to open it.
+    std::thread::sleep(Duration::from_millis(500));
+    h.ok(&["define", x.to_str().unwrap()]);
+    h.ok(&["start", "e"]);
+    h.ok(&["suspend", "e"]);
+    h.ok(&["resume", "e"]);
+    h.ok(&["destroy", "e"]);
+    h.ok(&["undefine", "e"]);
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(watcher.id() as i32, libc::SIGTERM) };
+    let mut out = String::new();
+    watcher
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = watcher.wait();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "event 'lifecycle' for domain 'e': Defined Added",
+            "event 'lifecycle' for domain 'e': Started Booted",
+            "event 'lifecycle' for domain 'e': Suspended Paused",
+            "event 'lifecycle' for domain 'e': Resumed Unpaused",
+            "event 'lifecycle' for domain 'e': Stopped Destroyed",
+            "event 'lifecycle' for domain 'e': Undefined Removed",
+        ]
+    );
+}

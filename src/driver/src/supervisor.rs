@@ -147,15 +147,23 @@ pub fn cleanup(run: &RunDir, transient: bool) {
 /// Runs until the machine is stopped for good; returns the process exit code.
 pub fn supervise(args: &SuperviseArgs) -> i32 {
     let run = RunDir::new(&args.rundir);
-    let _lock = match FileLock::try_exclusive(&run.supervisor_lock()) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            eprintln!("{}: already supervised", run.dir.display());
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("{}: {e}", run.supervisor_lock().display());
-            return 1;
+    // Clients probe this lock (taking it for an instant when it is free), so a busy lock is
+    // retried for a moment before concluding that another supervisor owns the machine.
+    let start = Instant::now();
+    let _lock = loop {
+        match FileLock::try_exclusive(&run.supervisor_lock()) {
+            Ok(Some(l)) => break l,
+            Ok(None) if start.elapsed() < Duration::from_secs(2) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Ok(None) => {
+                eprintln!("{}: already supervised", run.dir.display());
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", run.supervisor_lock().display());
+                return 1;
+            }
         }
     };
     // Ignore SIGHUP/SIGINT: the terminal we may have been started from is none of our business.
