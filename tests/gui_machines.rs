@@ -363,3 +363,69 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
     assert!(app.quit().success());
 }
+
+#[test]
+fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
+    let h = Home::new("guik");
+    vireoctl_support::vmm();
+    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
+    let desktop = Desktop::start("wizard-kernel");
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+
+    // A kernel that does not exist is refused beside its field; the wizard stays open.
+    activate_with(
+        &desktop,
+        "new-machine-from-kernel",
+        "'/nonexistent/vmlinuz'",
+    );
+    let wizard = desktop.wait_for_window("New Machine");
+    desktop.press(&wizard, "Return");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("wizard-field-error");
+    assert_eq!(desktop.windows_named("New Machine").len(), 1);
+    desktop.press(&wizard, "Escape");
+    desktop.wait_for_no_window("New Machine");
+
+    activate_with(
+        &desktop,
+        "new-machine-from-kernel",
+        &format!("'{}'", kernel.display()),
+    );
+    let wizard = desktop.wait_for_window("New Machine");
+    desktop.screenshot("wizard-details");
+    desktop.press(&wizard, "Return");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("wizard-kernel-review");
+    desktop.press(&wizard, "Return");
+    desktop.wait_for_no_window("New Machine");
+    wait_view(&app, "the new machine running", |s| {
+        s.contains("'machine': 'running'")
+    });
+    assert_eq!(state(&h, "machine"), "running");
+    let console = desktop.wait_for_window("machine – Console");
+    sleep(Duration::from_secs(2));
+    Image::save_window(
+        &desktop.display,
+        &console,
+        &output_dir().join("wizard-kernel-console.png"),
+    );
+    let xml = h.ok(&["dumpxml", "machine"]);
+    assert!(xml.contains(&kernel.display().to_string()), "{xml}");
+    // The new disk (the preferences' default size) was made with qemu-img before defining.
+    let disk = h.root.join("d/vireo/images/machine.qcow2");
+    assert!(xml.contains(&disk.display().to_string()), "{xml}");
+    let info = Command::new("qemu-img")
+        .args(["info", "-U"]) // the running machine holds the image's lock
+        .arg(&disk)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains("file format: qcow2") && info.contains("virtual size: 20 GiB"),
+        "{info}"
+    );
+    activate_with(&desktop, "machine-force-off", "'machine'");
+    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
+    assert!(app.quit().success());
+}

@@ -121,7 +121,22 @@ impl VireoWindow {
         let connect_vnc = gio::ActionEntry::builder("connect-vnc")
             .activate(|window: &Self, _, _| window.ask_vnc_address())
             .build();
+        // Opens the wizard on its kernel page with that kernel chosen.
+        let from_kernel = gio::ActionEntry::builder("new-machine-from-kernel")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(path) = param.and_then(|p| p.get::<String>()) {
+                    let taken = window.imp().machines_view.names();
+                    let wizard =
+                        VireoNewMachineWindow::new(window, window.imp().backend.clone(), &taken);
+                    wizard.choose_source(Source::Kernel);
+                    wizard.set_kernel(Path::new(&path));
+                    wizard.present();
+                }
+            })
+            .build();
         self.add_action_entries([
+            from_kernel,
             delete,
             undelete,
             import,

@@ -139,10 +139,14 @@ impl VireoNewMachineWindow {
         let imp = window.imp();
         imp.backend.replace(Some(backend));
         let settings = gio::Settings::new(super::config::APP_ID);
-        imp.memory_spin
-            .set_value(f64::from(settings.int("default-memory-mib")));
-        imp.vcpus_spin
-            .set_value(f64::from(settings.int("default-vcpus")));
+        // The preferences' defaults, but never more than half the host's memory or its cores.
+        let (host_mib, host_cpus) = host_resources();
+        let memory = i64::from(settings.int("default-memory-mib")).min(host_mib / 2);
+        let vcpus = i64::from(settings.int("default-vcpus")).min(host_cpus);
+        imp.memory_spin.set_value(memory.max(128) as f64);
+        imp.vcpus_spin.set_value(vcpus.max(1) as f64);
+        imp.disk_spin
+            .set_value(f64::from(settings.int("default-disk-gib")));
         imp.name_entry.set_text(&free_name("machine", taken));
         window.connect_signals(taken.to_vec());
         let keys = gtk::EventControllerKey::new();
@@ -302,6 +306,11 @@ impl VireoNewMachineWindow {
         } else {
             "details"
         });
+    }
+
+    /// Fills the kernel field (the wizard's own file chooser does the same).
+    pub fn set_kernel(&self, path: &Path) {
+        self.imp().kernel_entry.set_text(&path.to_string_lossy());
     }
 
     /// Puts XML text in the import page (the wizard's own file chooser does the same).
@@ -489,11 +498,39 @@ impl VireoNewMachineWindow {
                         return;
                     }
                 }
-                let result = backend.call(move |c| c.define_xml(&xml)).await;
-                window.set_busy(false);
-                match result {
-                    Ok(_) => window.close(),
-                    Err(message) => window.show_define_error(&message),
+                // A machine made from a kernel or disk runs at once; an import is only defined.
+                let start = imp.source.get() != Source::Xml;
+                let defined = backend.call(move |c| c.define_xml(&xml)).await;
+                let info = match defined {
+                    Ok(info) => info,
+                    Err(message) => {
+                        window.set_busy(false);
+                        return window.show_define_error(&message);
+                    }
+                };
+                if start {
+                    let name = info.name.clone();
+                    let started = backend.call(move |c| c.start(&name)).await;
+                    window.set_busy(false);
+                    window.close();
+                    if let Some(parent) = window.transient_for() {
+                        match started {
+                            Ok(()) => {
+                                let _ = parent.activate_action(
+                                    "win.machine-console",
+                                    Some(&info.name.to_variant()),
+                                );
+                            }
+                            Err(message) => {
+                                if let Ok(main) = parent.downcast::<super::window::VireoWindow>() {
+                                    main.show_toast(&message);
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    window.set_busy(false);
+                    window.close();
                 }
             }
         ));
@@ -565,6 +602,26 @@ impl VireoNewMachineWindow {
             }
         ));
     }
+}
+
+/// The host's memory in MiB and its processor count.
+fn host_resources() -> (i64, i64) {
+    // SAFETY: sysconf only reads system configuration values.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let mib = if pages > 0 && page_size > 0 {
+        pages.saturating_mul(page_size) / (1024 * 1024)
+    } else {
+        i64::from(i32::MAX)
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    (mib, cpus)
 }
 
 /// `qemu-img create -f qcow2 PATH SIZEG`, into the private images directory.
