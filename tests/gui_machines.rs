@@ -429,3 +429,46 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
     assert!(app.quit().success());
 }
+
+#[test]
+fn serial_console_shows_output_and_types_into_the_guest() {
+    let h = Home::new("guis");
+    define_tiny(&h, "echo");
+    let desktop = Desktop::start("serial-console");
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+    activate_with(&desktop, "machine-start", "'echo'");
+    wait_view(&app, "echo running", |s| s.contains("'echo': 'running'"));
+    activate_with(&desktop, "machine-serial", "'echo'");
+    let window = desktop.wait_for_window("echo – Serial Console");
+    sleep(Duration::from_millis(500));
+    let typed = Command::new("xdotool")
+        .args(["type", "--delay", "30", "ping-42"])
+        .env("DISPLAY", &desktop.display)
+        .status()
+        .unwrap();
+    assert!(typed.success());
+    // The guest echoes what it receives; its output is also in the serial log.
+    let log = h.root.join("r/vireo/echo/serial.log");
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("ping-42") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the guest never echoed the typed text; serial: {text:?}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    sleep(Duration::from_millis(300));
+    Image::save_window(
+        &desktop.display,
+        &window,
+        &output_dir().join("serial-console.png"),
+    );
+    activate_with(&desktop, "machine-force-off", "'echo'");
+    wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
+    assert!(app.quit().success());
+}

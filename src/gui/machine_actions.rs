@@ -12,6 +12,7 @@ use vireo_driver::{Connection, DomainState, DriverError};
 use super::console_window::VireoConsoleWindow;
 use super::i18n::gettext_f;
 use super::new_machine::{Source, VireoNewMachineWindow};
+use super::serial_console::VireoSerialConsole;
 use super::vnc_session::Address;
 use super::window::VireoWindow;
 
@@ -135,7 +136,16 @@ impl VireoWindow {
                 }
             })
             .build();
+        let serial = gio::ActionEntry::builder("machine-serial")
+            .parameter_type(Some(glib::VariantTy::STRING))
+            .activate(|window: &Self, _, param| {
+                if let Some(name) = param.and_then(|p| p.get::<String>()) {
+                    VireoSerialConsole::new(window, window.imp().backend.clone(), &name).present();
+                }
+            })
+            .build();
         self.add_action_entries([
+            serial,
             from_kernel,
             delete,
             undelete,

@@ -176,6 +176,7 @@ pub fn machine_menu(name: &str, state: DomainState) -> gio::Menu {
     let other = gio::Menu::new();
     if state.is_active() {
         other.append_item(&item(gettext("Open _Console"), "win.machine-console"));
+        other.append_item(&item(gettext("_Serial Console"), "win.machine-serial"));
     }
     other.append_item(&item(gettext("P_roperties"), "win.machine-properties"));
     other.append_item(&item(gettext("_Delete…"), "win.machine-delete"));

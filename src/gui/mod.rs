@@ -13,6 +13,7 @@ pub mod machine_card;
 pub mod machines_view;
 pub mod new_machine;
 pub mod preferences;
+pub mod serial_console;
 pub mod vnc_session;
 pub mod window;
 pub mod wizard_xml;
