@@ -263,11 +263,22 @@ impl VireoWindow {
             self,
             async move {
                 let target = name.clone();
-                let xml = match backend.call(move |c| c.xml(&target, true)).await {
-                    Ok(xml) => xml,
+                let found = backend
+                    .call(move |c| Ok((c.info(&target)?, c.xml(&target, true)?)))
+                    .await;
+                let (info, xml) = match found {
+                    Ok(found) => found,
                     Err(message) => return window.show_toast(&message),
                 };
-                let dialog = adw::MessageDialog::new(Some(&window), Some(&name), None);
+                let overview = gettext_f(
+                    "{state} · {memory} MiB memory · {vcpus} processors",
+                    &[
+                        ("state", &super::machine_card::state_text(info.state)),
+                        ("memory", &(info.memory_kib / 1024).to_string()),
+                        ("vcpus", &info.vcpus.to_string()),
+                    ],
+                );
+                let dialog = adw::MessageDialog::new(Some(&window), Some(&name), Some(&overview));
                 dialog.set_title(Some(&gettext_f(
                     "Properties of “{name}”",
                     &[("name", &name)],
