@@ -133,16 +133,41 @@ fn kill9_never_loses_or_corrupts_a_definition() {
     }
     let elapsed = start.elapsed();
     // Whatever was left, the tool still reads every definition and can stop every machine.
-    let json: serde_json::Value =
-        serde_json::from_str(&h.ok(&["list", "--all", "--json"])).unwrap();
-    for m in json.as_array().unwrap() {
-        let n = m["name"].as_str().unwrap();
-        if m["state"] != "shutoff" {
-            let (c, _, e) = h.run(&["destroy", n]);
-            assert!(c == 0 || c == 5, "destroy {n}: {e}");
+    // Supervisors started by killed `start`s may still be bringing their helper up: keep
+    // destroying until everything stays shut off.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let json = loop {
+        let (c, out, err) = h.run(&["list", "--all", "--json"]);
+        assert_eq!(c, 0, "list after the kills: {err}");
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut all_off = true;
+        for m in json.as_array().unwrap() {
+            let n = m["name"].as_str().unwrap();
+            if m["state"] != "shutoff" || h.runtime(n).join("ctl").exists() {
+                all_off = false;
+                let (c, _, e) = h.run(&["destroy", n]);
+                assert!(c == 0 || c == 5, "destroy {n}: {e}");
+            }
         }
-        assert_eq!(h.ok(&["domstate", n]).trim(), "shut off", "{n}");
-    }
+        if all_off {
+            std::thread::sleep(Duration::from_millis(300));
+            let again: serde_json::Value =
+                serde_json::from_str(&h.ok(&["list", "--all", "--json"])).unwrap();
+            if again
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["state"] == "shutoff")
+            {
+                break again;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "machines keep running after destroy: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     for n in &keep {
         assert!(
             json.as_array()
