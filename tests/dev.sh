@@ -92,9 +92,33 @@ ensure_python_tools() {
     export PATH="$venv/bin:$PATH"
 }
 
+# The quick machine boots this computer's kernel. A container has none in /boot: unpack Debian's
+# into a cache (no install, no initramfs hooks) and point the driver at it.
+ensure_quick_kernel() {
+    if compgen -G '/boot/vmlinuz-*' >/dev/null || [ -n "${VIREO_QUICK_KERNEL:-}" ]; then
+        return
+    fi
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/vireo/kernel"
+    if ! compgen -G "$dir/boot/vmlinuz-*" >/dev/null; then
+        local pkg
+        pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+        [ -n "$pkg" ] || die "cannot find Debian's kernel package (apt-get update first?)"
+        log "no kernel in /boot: unpacking $pkg into $dir for the quick machine"
+        local tmp
+        tmp=$(mktemp -d)
+        (cd "$tmp" && apt-get download "$pkg" >/dev/null) || die "apt-get download $pkg failed"
+        mkdir -p "$dir"
+        dpkg -x "$tmp"/"$pkg"_*.deb "$dir"
+        rm -rf "$tmp"
+    fi
+    VIREO_QUICK_KERNEL=$(compgen -G "$dir/boot/vmlinuz-*" | sort -V | tail -n 1)
+    export VIREO_QUICK_KERNEL
+}
+
 cmd_run() {
     install_packages "${app_packages[@]}"
     check_rust
+    ensure_quick_kernel
     log "building and starting Vireo"
     cargo build --release --workspace --bins
     exec "$here/target/release/vireo" "$@"
