@@ -178,7 +178,15 @@ impl Connection {
             .ok()
             .and_then(|t| Domain::parse(&t).ok())
             .and_then(|d| d.uuid);
+        // The supervisor records how the machine ended and only then lets go of its lock, so it
+        // may have finished between our first read and the lock probe. Decide staleness again
+        // under the state lock, on the record as it is now, or a clean shutdown reads as a crash.
+        let mut ended_meanwhile = false;
         let rec = update_state(&run, |r| {
+            if !r.state.is_active() && r.state != DomainState::NoState {
+                ended_meanwhile = true;
+                return;
+            }
             r.state = DomainState::Shutoff;
             r.reason = Reason::Crashed;
             r.vmm_pid = None;
@@ -188,6 +196,9 @@ impl Connection {
                 Some("the helper and its supervisor were gone; runtime files cleaned up".into());
         })
         .ok()?;
+        if ended_meanwhile {
+            return Some(rec);
+        }
         if was_active {
             self.emit(name, uuid.as_deref(), EventKind::Stopped, "Failed");
         }
