@@ -801,8 +801,24 @@ pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
             timing::record("L1 failure, command retried", Duration::ZERO);
             with_shared(|r| r.run(script, timeout))
         }
+        // A command that outlived its timeout in a healthy L1 has failed. One whose agent never
+        // reported back, so that L1 had to be killed, says nothing about the command: L1 itself
+        // stalled (seen under heavy host load as a kernel lockup in L1). Retry that once.
+        Err(e @ RigError::CommandTimeout { .. }) if !shared_l1_alive() => {
+            eprintln!("vireo-rig: L1 stalled during a command ({e}); retrying once on a fresh L1");
+            timing::record("L1 stall, command retried", Duration::ZERO);
+            with_shared(|r| r.run(script, timeout))
+        }
         other => other,
     }
+}
+
+/// Whether the process-wide L1 is still running.
+fn shared_l1_alive() -> bool {
+    SHARED.get().is_some_and(|m| {
+        let st = m.lock().unwrap_or_else(|p| p.into_inner());
+        st.rig.as_ref().is_some_and(|r| r.is_alive())
+    })
 }
 
 #[cfg(test)]
