@@ -21,6 +21,21 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 /// Thumbnails of running machines are this old at most.
 const THUMBNAIL_PERIOD: Duration = Duration::from_secs(5);
 
+/// A window action taking one string: a machine's name, a file or an address.
+fn string_action(
+    name: &str,
+    activate: impl Fn(&VireoWindow, String) + 'static,
+) -> gio::ActionEntry<VireoWindow> {
+    gio::ActionEntry::builder(name)
+        .parameter_type(Some(glib::VariantTy::STRING))
+        .activate(move |window: &VireoWindow, _, param| {
+            if let Some(text) = param.and_then(|p| p.get::<String>()) {
+                activate(window, text);
+            }
+        })
+        .build()
+}
+
 /// A driver call on a machine, run on a worker thread.
 type MachineCall = fn(&Connection, &str) -> Result<(), DriverError>;
 
@@ -48,34 +63,19 @@ impl VireoWindow {
             ("machine-shutdown", |c, n| c.shutdown(n, SHUTDOWN_WAIT)),
         ];
         for (action, call) in simple {
-            let entry = gio::ActionEntry::builder(action)
-                .parameter_type(Some(glib::VariantTy::STRING))
-                .activate(move |window: &Self, _, param| {
-                    if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                        window.run_machine_call(name, call);
-                    }
-                })
-                .build();
+            let entry = string_action(action, move |window, name| {
+                window.run_machine_call(name, call);
+            });
             self.add_action_entries([entry]);
         }
-        let delete = gio::ActionEntry::builder("machine-delete")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    window.confirm_delete(name);
-                }
-            })
-            .build();
+        let delete = string_action("machine-delete", |window, name| {
+            window.confirm_delete(name);
+        });
         // The Undo toast's button; also how tests undo without hunting for the button.
-        let undelete = gio::ActionEntry::builder("machine-undelete")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    window.imp().machines_view.set_hidden(&name, false);
-                    window.refresh_content();
-                }
-            })
-            .build();
+        let undelete = string_action("machine-undelete", |window, name| {
+            window.imp().machines_view.set_hidden(&name, false);
+            window.refresh_content();
+        });
         // What the view shows, as {name: state}: for assistive tools and the GUI tests.
         let states = gio::SimpleAction::new_stateful(
             "machine-states",
@@ -85,65 +85,33 @@ impl VireoWindow {
         states.set_enabled(false);
         self.add_action(&states);
         // Opens the wizard on its import page with a file's XML, as its file chooser would.
-        let import = gio::ActionEntry::builder("import-machine")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(path) = param.and_then(|p| p.get::<String>()) {
-                    window.open_new_machine(Some(PathBuf::from(path)));
-                }
-            })
-            .build();
-        let console = gio::ActionEntry::builder("machine-console")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    VireoConsoleWindow::for_machine(window, window.imp().backend.clone(), &name)
-                        .present();
-                }
-            })
-            .build();
-        let properties = gio::ActionEntry::builder("machine-properties")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    window.show_properties(name);
-                }
-            })
-            .build();
+        let import = string_action("import-machine", |window, path| {
+            window.open_new_machine(Some(PathBuf::from(path)));
+        });
+        let console = string_action("machine-console", |window, name| {
+            VireoConsoleWindow::for_machine(window, window.imp().backend.clone(), &name).present();
+        });
+        let properties = string_action("machine-properties", |window, name| {
+            window.show_properties(name);
+        });
         // Any VNC server: with an address parameter it connects at once, without one it asks.
-        let open_vnc = gio::ActionEntry::builder("open-vnc")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(text) = param.and_then(|p| p.get::<String>()) {
-                    window.open_vnc(&text, "");
-                }
-            })
-            .build();
+        let open_vnc = string_action("open-vnc", |window, text| {
+            window.open_vnc(&text, "");
+        });
         let connect_vnc = gio::ActionEntry::builder("connect-vnc")
             .activate(|window: &Self, _, _| window.ask_vnc_address())
             .build();
         // Opens the wizard on its kernel page with that kernel chosen.
-        let from_kernel = gio::ActionEntry::builder("new-machine-from-kernel")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(path) = param.and_then(|p| p.get::<String>()) {
-                    let taken = window.imp().machines_view.names();
-                    let wizard =
-                        VireoNewMachineWindow::new(window, window.imp().backend.clone(), &taken);
-                    wizard.choose_source(Source::Kernel);
-                    wizard.set_kernel(Path::new(&path));
-                    wizard.present();
-                }
-            })
-            .build();
-        let serial = gio::ActionEntry::builder("machine-serial")
-            .parameter_type(Some(glib::VariantTy::STRING))
-            .activate(|window: &Self, _, param| {
-                if let Some(name) = param.and_then(|p| p.get::<String>()) {
-                    VireoSerialConsole::new(window, window.imp().backend.clone(), &name).present();
-                }
-            })
-            .build();
+        let from_kernel = string_action("new-machine-from-kernel", |window, path| {
+            let taken = window.imp().machines_view.names();
+            let wizard = VireoNewMachineWindow::new(window, window.imp().backend.clone(), &taken);
+            wizard.choose_source(Source::Kernel);
+            wizard.set_kernel(Path::new(&path));
+            wizard.present();
+        });
+        let serial = string_action("machine-serial", |window, name| {
+            VireoSerialConsole::new(window, window.imp().backend.clone(), &name).present();
+        });
         self.add_action_entries([
             serial,
             from_kernel,
