@@ -283,16 +283,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                         false,
                     );
                 } else {
-                    emit(args, &dom, EventKind::Stopped, "Failed", Some(msg.clone()));
-                    finish(
-                        args,
-                        &run,
-                        &dom,
-                        DomainState::Shutoff,
-                        Reason::Failed,
-                        Some(msg),
-                        false,
-                    );
+                    fail(args, &run, &dom, msg);
                 }
                 return 1;
             }
@@ -303,16 +294,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     "vireo-vmm did not open its control socket within {}s",
                     READY_TIMEOUT.as_secs()
                 );
-                emit(args, &dom, EventKind::Stopped, "Failed", Some(msg.clone()));
-                finish(
-                    args,
-                    &run,
-                    &dom,
-                    DomainState::Shutoff,
-                    Reason::Failed,
-                    Some(msg),
-                    false,
-                );
+                fail(args, &run, &dom, msg);
                 return 1;
             }
         };
@@ -358,6 +340,20 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         finish(args, &run, &dom, d.state, d.reason, message, d.preserve);
         return 0;
     }
+}
+
+/// A start that never got going: clients waiting for the start hear why it failed.
+fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Domain, msg: String) {
+    emit(args, dom, EventKind::Stopped, "Failed", Some(msg.clone()));
+    finish(
+        args,
+        run,
+        dom,
+        DomainState::Shutoff,
+        Reason::Failed,
+        Some(msg),
+        false,
+    );
 }
 
 fn finish(
