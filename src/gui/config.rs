@@ -2,7 +2,7 @@
 //!
 //! An installed `vireo` lives in `PREFIX/bin` next to `PREFIX/share/glib-2.0/schemas` holding our
 //! schema; everything is then looked up under that prefix, so any prefix works without rebuilding.
-//! Otherwise the binary runs from the build tree and uses what build.rs compiled into `OUT_DIR`
+//! Otherwise the binary runs from the build tree and uses what src/build.rs compiled into `OUT_DIR`
 //! (schemas, translations) and the source tree's help pages.
 
 use std::ffi::OsString;
