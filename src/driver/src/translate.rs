@@ -11,8 +11,8 @@ use crate::rundir::RunDir;
 use crate::xml::Element;
 use std::path::{Path, PathBuf};
 use vireo_vmm::config::{
-    DiskConfig, DiskFormat, DisplayConfig, InputConfig, MacAddr, NetBackend, NetConfig,
-    PortForward, Protocol, SerialConfig, VmConfig, VncConfig, CONFIG_VERSION,
+    DiskConfig, DiskFormat, DisplayConfig, MacAddr, NetBackend, NetConfig, PortForward, Protocol,
+    SerialConfig, VmConfig, VncConfig,
 };
 
 /// A refusal: the element path and why.
@@ -312,28 +312,16 @@ pub fn translate(
         }
     }
 
+    // The devices below are added as the XML asks for them; everything else keeps the VMM's
+    // own headless defaults.
     let mut cfg = VmConfig {
-        version: CONFIG_VERSION,
-        name: dom.name.clone(),
-        memory_mib,
-        vcpus,
-        kernel,
         initrd,
         cmdline,
         serial: SerialConfig {
             log: Some(run.serial_log()),
             socket: None,
         },
-        display: None,
-        disks: Vec::new(),
-        nets: Vec::new(),
-        input: InputConfig {
-            keyboard: false,
-            tablet: false,
-        },
-        rng: false,
-        boot_marker: true,
-        seccomp: true,
+        ..VmConfig::minimal(&dom.name, kernel, memory_mib, vcpus)
     };
     let mut vnc_port = None;
     let empty = Element::new("devices");
