@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{output_dir, scratch_dir, Desktop, Image, APP_ID, WINDOW_PATH};
+use common::{output_dir, scratch_dir, Desktop, Image};
 
 struct Server(Child);
 
@@ -19,31 +19,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn activate_with(desktop: &Desktop, name: &str, param: &str) {
-    let out = Command::new("gdbus")
-        .args([
-            "call",
-            "--session",
-            "--dest",
-            APP_ID,
-            "--object-path",
-            WINDOW_PATH,
-            "--method",
-            "org.gtk.Actions.Activate",
-            name,
-            &format!("[<{param}>]"),
-            "{}",
-        ])
-        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus_address)
-        .output()
-        .expect("gdbus runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Mean of each channel (0..1) in a region of a PNG, via ImageMagick.
@@ -110,7 +85,7 @@ fn console_shows_qemu_vga_text() {
     let desktop = Desktop::start("console-qemu");
     let app = desktop.launch(&[]);
     desktop.wait_for_window("Vireo");
-    activate_with(&desktop, "open-vnc", &format!("'{}'", sock.display()));
+    app.activate_win_with("open-vnc", &format!("'{}'", sock.display()));
     let window = desktop.wait_for_window(&format!("{} – Console", sock.display()));
     // Below the header bar: the guest's VGA text. Mostly black, but not all black (the text).
     wait_capture(&desktop, &window, "console-qemu", |png| {

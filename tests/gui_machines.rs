@@ -10,36 +10,8 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{output_dir, Desktop, Image, APP_ID, WINDOW_PATH};
+use common::{output_dir, Desktop, Image};
 use vireoctl_support::{domain_xml, guest, vireoctl, Home};
-
-/// Activates `win.<name>(<param>)`; `param` is GVariant text such as `'t1'`.
-fn activate_with(desktop: &Desktop, name: &str, param: &str) {
-    let out = Command::new("gdbus")
-        .args([
-            "call",
-            "--session",
-            "--timeout",
-            "10",
-            "--dest",
-            APP_ID,
-            "--object-path",
-            WINDOW_PATH,
-            "--method",
-            "org.gtk.Actions.Activate",
-            name,
-            &format!("[<{param}>]"),
-            "{}",
-        ])
-        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus_address)
-        .output()
-        .expect("gdbus runs");
-    assert!(
-        out.status.success(),
-        "win.{name}({param}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Waits until the window's `{name: state}` map satisfies `ok`.
 fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String {
@@ -103,7 +75,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     assert!(Image::deviation(&grid) > 0.05);
 
     // Start through the window; the card follows the driver's events.
-    activate_with(&desktop, "machine-start", "'alpha'");
+    app.activate_win_with("machine-start", "'alpha'");
     wait_view(&app, "alpha running", |s| s.contains("'alpha': 'running'"));
     assert_eq!(state(&h, "alpha"), "running");
     desktop.screenshot("machines-running");
@@ -112,29 +84,29 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     h.ok(&["start", "beta"]);
     wait_view(&app, "beta running", |s| s.contains("'beta': 'running'"));
 
-    activate_with(&desktop, "machine-pause", "'alpha'");
+    app.activate_win_with("machine-pause", "'alpha'");
     wait_view(&app, "alpha paused", |s| s.contains("'alpha': 'paused'"));
     assert_eq!(state(&h, "alpha"), "paused");
     desktop.screenshot("machines-paused");
-    activate_with(&desktop, "machine-resume", "'alpha'");
+    app.activate_win_with("machine-resume", "'alpha'");
     wait_view(&app, "alpha running again", |s| {
         s.contains("'alpha': 'running'")
     });
-    activate_with(&desktop, "machine-force-off", "'alpha'");
+    app.activate_win_with("machine-force-off", "'alpha'");
     wait_view(&app, "alpha off", |s| s.contains("'alpha': 'shut off'"));
     assert_eq!(state(&h, "alpha"), "shut off");
     h.ok(&["destroy", "beta"]);
     wait_view(&app, "beta off", |s| s.contains("'beta': 'shut off'"));
 
     // The driver's refusal reaches the user as a toast with its message.
-    activate_with(&desktop, "machine-resume", "'alpha'");
+    app.activate_win_with("machine-resume", "'alpha'");
     sleep(Duration::from_millis(700));
     desktop.screenshot("machines-error-toast");
 
     // List mode is a setting, kept in GSettings.
     sleep(Duration::from_secs(9)); // let the error toast go
     let before = desktop.screenshot("machines-grid-before-list");
-    activate_with(&desktop, "view-mode", "'list'");
+    app.activate_win_with("view-mode", "'list'");
     sleep(Duration::from_millis(700));
     let list = desktop.screenshot("machines-list");
     assert!(
@@ -146,7 +118,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     let keyfile =
         std::fs::read_to_string(h.root.join("c/glib-2.0/settings/keyfile")).unwrap_or_default();
     assert!(keyfile.contains("view-mode='list'"), "{keyfile}");
-    activate_with(&desktop, "view-mode", "'grid'");
+    app.activate_win_with("view-mode", "'grid'");
 
     // Search by name.
     app.activate_win("toggle-search");
@@ -157,7 +129,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
 
     // Delete: a question first, then the machine disappears at once but stays defined while
     // the Undo toast shows; Undo brings it back.
-    activate_with(&desktop, "machine-delete", "'beta'");
+    app.activate_win_with("machine-delete", "'beta'");
     let dialog = desktop.wait_for_window("Delete “beta”?");
     desktop.screenshot("machines-delete-dialog");
     desktop.press(&dialog, "alt+d");
@@ -168,7 +140,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
         "shut off",
         "removed before the toast expired"
     );
-    activate_with(&desktop, "machine-undelete", "'beta'");
+    app.activate_win_with("machine-undelete", "'beta'");
     wait_view(&app, "beta back", |s| s.contains("'beta': 'shut off'"));
     sleep(Duration::from_secs(10));
     assert_eq!(
@@ -178,7 +150,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     );
 
     // Without Undo the machine is gone once the toast times out.
-    activate_with(&desktop, "machine-delete", "'beta'");
+    app.activate_win_with("machine-delete", "'beta'");
     let dialog = desktop.wait_for_window("Delete “beta”?");
     desktop.press(&dialog, "alt+d");
     wait_view(&app, "beta hidden", |s| !s.contains("'beta'"));
@@ -220,7 +192,7 @@ fn wizard_imports_xml_and_defines_it() {
     desktop.press(&wizard, "Escape");
     desktop.wait_for_no_window("New Machine");
 
-    activate_with(&desktop, "import-machine", &format!("'{}'", file.display()));
+    app.activate_win_with("import-machine", &format!("'{}'", file.display()));
     let wizard = desktop.wait_for_window("New Machine");
     desktop.screenshot("wizard-import");
     desktop.press(&wizard, "Return");
@@ -237,7 +209,7 @@ fn wizard_imports_xml_and_defines_it() {
         stored.contains("other:note"),
         "unknown content lost:\n{stored}"
     );
-    activate_with(&desktop, "machine-properties", "'imported'");
+    app.activate_win_with("machine-properties", "'imported'");
     sleep(Duration::from_millis(700));
     desktop.screenshot("machine-properties");
     assert!(app.quit().success());
@@ -313,11 +285,11 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     let desktop = Desktop::start("machine-console");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
-    activate_with(&desktop, "machine-start", "'painter'");
+    app.activate_win_with("machine-start", "'painter'");
     wait_view(&app, "painter running", |s| {
         s.contains("'painter': 'running'")
     });
-    activate_with(&desktop, "machine-console", "'painter'");
+    app.activate_win_with("machine-console", "'painter'");
     let console = desktop.wait_for_window("painter – Console");
     wait_orange(&desktop, &console, "machine-console");
 
@@ -339,11 +311,11 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     }
 
     // Off and on again: the console waits, then shows the new run.
-    activate_with(&desktop, "machine-force-off", "'painter'");
+    app.activate_win_with("machine-force-off", "'painter'");
     wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
     sleep(Duration::from_millis(800));
     desktop.screenshot("machine-console-waiting");
-    activate_with(&desktop, "machine-start", "'painter'");
+    app.activate_win_with("machine-start", "'painter'");
     wait_view(&app, "painter running again", |s| {
         s.contains("'painter': 'running'")
     });
@@ -359,7 +331,7 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     assert!(moved.success());
     sleep(Duration::from_secs(6));
     desktop.screenshot("machines-thumbnail");
-    activate_with(&desktop, "machine-force-off", "'painter'");
+    app.activate_win_with("machine-force-off", "'painter'");
     wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
     assert!(app.quit().success());
 }
@@ -374,11 +346,7 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     desktop.wait_for_window("Vireo");
 
     // A kernel that does not exist is refused beside its field; the wizard stays open.
-    activate_with(
-        &desktop,
-        "new-machine-from-kernel",
-        "'/nonexistent/vmlinuz'",
-    );
+    app.activate_win_with("new-machine-from-kernel", "'/nonexistent/vmlinuz'");
     let wizard = desktop.wait_for_window("New Machine");
     desktop.press(&wizard, "Return");
     sleep(Duration::from_millis(500));
@@ -387,8 +355,7 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     desktop.press(&wizard, "Escape");
     desktop.wait_for_no_window("New Machine");
 
-    activate_with(
-        &desktop,
+    app.activate_win_with(
         "new-machine-from-kernel",
         &format!("'{}'", kernel.display()),
     );
@@ -425,7 +392,7 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
         info.contains("file format: qcow2") && info.contains("virtual size: 20 GiB"),
         "{info}"
     );
-    activate_with(&desktop, "machine-force-off", "'machine'");
+    app.activate_win_with("machine-force-off", "'machine'");
     wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
     assert!(app.quit().success());
 }
@@ -437,9 +404,9 @@ fn serial_console_shows_output_and_types_into_the_guest() {
     let desktop = Desktop::start("serial-console");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
-    activate_with(&desktop, "machine-start", "'echo'");
+    app.activate_win_with("machine-start", "'echo'");
     wait_view(&app, "echo running", |s| s.contains("'echo': 'running'"));
-    activate_with(&desktop, "machine-serial", "'echo'");
+    app.activate_win_with("machine-serial", "'echo'");
     let window = desktop.wait_for_window("echo – Serial Console");
     sleep(Duration::from_millis(500));
     let typed = Command::new("xdotool")
@@ -468,7 +435,7 @@ fn serial_console_shows_output_and_types_into_the_guest() {
         &window,
         &output_dir().join("serial-console.png"),
     );
-    activate_with(&desktop, "machine-force-off", "'echo'");
+    app.activate_win_with("machine-force-off", "'echo'");
     wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
     assert!(app.quit().success());
 }

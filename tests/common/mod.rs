@@ -511,6 +511,17 @@ impl App {
         sleep(Duration::from_millis(500));
     }
 
+    /// Activates `win.<name>(<param>)`; `param` is GVariant text such as `'t1'`.
+    pub fn activate_win_with(&self, name: &str, param: &str) {
+        let param = format!("[<{param}>]");
+        self.call(
+            WINDOW_PATH,
+            "org.gtk.Actions.Activate",
+            &[name, &param, "{}"],
+        )
+        .unwrap_or_else(|e| panic!("win.{name}({param}) failed: {e}\n{}", self.log_text()));
+    }
+
     /// The state of a stateful `win.<name>` action, as GVariant text (e.g. "true").
     pub fn win_action_state(&self, name: &str) -> String {
         let out = self
