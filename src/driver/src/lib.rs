@@ -44,31 +44,20 @@ pub mod caps;
 pub mod connection;
 pub mod control;
 pub mod cpio;
-pub mod definition;
 pub mod events;
+pub mod model;
 pub mod paths;
 pub mod process;
 pub mod quick;
 pub mod rundir;
-pub mod stats;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod translate;
-
-/// The domain library every part of Vireo uses for domain XML (parse, typed views, validation,
-/// [`domain::DomainBuilder`]), re-exported so that clients of the driver (the GUI, `vireoctl`)
-/// use the same model without depending on it separately.
-pub use vireo_domain as domain;
-
-/// Kept for clients written against the driver's first XML adapter: the name check is now
-/// [`definition::check_name`].
-pub mod model {
-    pub use crate::definition::check_name;
-}
+pub mod xml;
 
 pub use connection::{Connection, DriverError, MachineInfo};
-pub use definition::Definition;
 pub use events::{Event, Subscription};
 pub use paths::Paths;
 pub use state::{DomainState, EventKind, Reason};
