@@ -21,10 +21,14 @@ use std::collections::BTreeMap;
 pub enum ThreadKind {
     /// vCPU threads (also run device emulation, and start virtio workers).
     Vcpu,
-    /// Device workers, serial console, VNC clients: I/O on open descriptors, accept.
+    /// Device workers and the serial console: I/O on open descriptors, accept.
     Io,
     /// The control loop: also file creation (screendump) and socket removal.
     Main,
+    /// VNC server threads (listener, refresh timer, per-client reader and writer): I/O on
+    /// sockets they were handed or accepted, the framebuffer's KVM dirty log, threads. No
+    /// files, no new sockets except by accept, ioctl limited to the dirty log and FIONBIO.
+    Vnc,
 }
 
 /// System calls every thread may make.
@@ -119,6 +123,72 @@ const MAIN_EXTRA: &[libc::c_long] = &[
     libc::SYS_getrusage,
 ];
 
+/// The VNC threads' own list, not [`COMMON`]: they never touch disks, eventfds or files, so
+/// none of that is allowed. `ioctl` is added with an argument check in [`allowlist`].
+const VNC: &[libc::c_long] = &[
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_sendto,
+    libc::SYS_sendmsg,
+    libc::SYS_recvfrom,
+    libc::SYS_recvmsg,
+    libc::SYS_shutdown,
+    libc::SYS_close,
+    // try_clone (F_DUPFD_CLOEXEC) of the accepted stream for the reader and writer threads.
+    libc::SYS_fcntl,
+    libc::SYS_accept4,
+    libc::SYS_accept,
+    // Read timeout during the handshake, TCP_NODELAY.
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    // Encoder buffers (zlib streams, tiles), thread stacks.
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_mremap,
+    libc::SYS_brk,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    // glibc's malloc sizes its arenas by the CPU count when a new thread first allocates.
+    libc::SYS_sched_getaffinity,
+    libc::SYS_nanosleep,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
+    // The VNC authentication challenge.
+    libc::SYS_getrandom,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_tgkill,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    // Thread names.
+    libc::SYS_prctl,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_restart_syscall,
+    // Filtered separately: ENOSYS, see the module docs.
+    libc::SYS_clone3,
+    // Filtered separately: EACCES. glibc's malloc reads /sys/devices/system/cpu/online when
+    // a process with many threads makes a new arena, and falls back to sched_getaffinity if
+    // that open fails; a kill there would end the VM when enough clients connect.
+    libc::SYS_open,
+    libc::SYS_openat,
+];
+
+/// KVM_GET_DIRTY_LOG = _IOW(KVMIO 0xAE, 0x42, struct kvm_dirty_log (16 bytes)).
+const KVM_GET_DIRTY_LOG: u64 = (1 << 30) | (16 << 16) | (0xAE << 8) | 0x42;
+
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
 
 fn allowlist(kind: ThreadKind) -> Result<SeccompFilter, seccompiler::BackendError> {
@@ -128,13 +198,31 @@ fn allowlist(kind: ThreadKind) -> Result<SeccompFilter, seccompiler::BackendErro
             rules.insert(*s, vec![]);
         }
     };
-    add(COMMON);
     match kind {
-        ThreadKind::Vcpu => {}
-        ThreadKind::Io => add(IO_EXTRA),
+        ThreadKind::Vcpu => add(COMMON),
+        ThreadKind::Io => {
+            add(COMMON);
+            add(IO_EXTRA);
+        }
         ThreadKind::Main => {
+            add(COMMON);
             add(IO_EXTRA);
             add(MAIN_EXTRA);
+        }
+        ThreadKind::Vnc => {
+            add(VNC);
+            let request = |value: u64| -> Result<SeccompRule, seccompiler::BackendError> {
+                SeccompRule::new(vec![SeccompCondition::new(
+                    1,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    value,
+                )?])
+            };
+            rules.insert(
+                libc::SYS_ioctl,
+                vec![request(KVM_GET_DIRTY_LOG)?, request(libc::FIONBIO)?],
+            );
         }
     }
     let thread_only = SeccompRule::new(vec![SeccompCondition::new(
@@ -163,14 +251,33 @@ fn clone3_enosys() -> Result<SeccompFilter, seccompiler::BackendError> {
     )
 }
 
+/// Opening any file fails with EACCES (for threads that must open nothing, but whose C
+/// library may try and cope with a refusal).
+fn open_eacces() -> Result<SeccompFilter, seccompiler::BackendError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    rules.insert(libc::SYS_open, vec![]);
+    rules.insert(libc::SYS_openat, vec![]);
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+        TargetArch::x86_64,
+    )
+}
+
 /// The compiled programs for `kind`, in the order they are installed.
 pub fn programs(kind: ThreadKind) -> Result<Vec<BpfProgram>, String> {
-    let a = BpfProgram::try_from(allowlist(kind).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let b = BpfProgram::try_from(clone3_enosys().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    // The allowlist goes last: it does not allow seccomp(2) itself.
-    Ok(vec![b, a])
+    let compile = |f: Result<SeccompFilter, seccompiler::BackendError>| {
+        BpfProgram::try_from(f.map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    };
+    let mut progs = vec![compile(clone3_enosys())?];
+    if kind == ThreadKind::Vnc {
+        progs.push(compile(open_eacces())?);
+    }
+    // The allowlist goes last: it does not allow seccomp(2) itself. The kernel applies the
+    // strictest answer of all filters, so an errno filter wins over the allowlist's allow.
+    progs.push(compile(allowlist(kind))?);
+    Ok(progs)
 }
 
 /// Installs compiled programs on the calling thread.
@@ -262,6 +369,88 @@ mod tests {
         assert_eq!(
             in_filtered_child(ThreadKind::Io, fork_again),
             (true, libc::SIGSYS)
+        );
+    }
+
+    #[test]
+    fn vnc_filter_allows_socket_io_and_nothing_else() {
+        fn make_socket() -> i32 {
+            // SAFETY: plain syscall; the filter is expected to kill us here.
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            0
+        }
+        assert_eq!(
+            in_filtered_child(ThreadKind::Vnc, make_socket),
+            (true, libc::SIGSYS)
+        );
+        fn open_file() -> i32 {
+            // SAFETY: plain syscall with a static C string.
+            let fd = unsafe { libc::open(c"/dev/urandom".as_ptr(), libc::O_RDONLY) };
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if fd == -1 && e == Some(libc::EACCES) {
+                4
+            } else {
+                5
+            }
+        }
+        assert_eq!(in_filtered_child(ThreadKind::Vnc, open_file), (false, 4));
+        // A vCPU or disk ioctl from a VNC thread: only the dirty log and FIONBIO pass.
+        fn other_ioctl() -> i32 {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD on stdin writes one int into `n`; expected to be killed first.
+            unsafe { libc::ioctl(0, libc::FIONREAD, &mut n) };
+            0
+        }
+        assert_eq!(
+            in_filtered_child(ThreadKind::Vnc, other_ioctl),
+            (true, libc::SIGSYS)
+        );
+        fn pread_disk() -> i32 {
+            let mut b = [0u8; 1];
+            // SAFETY: pread into a 1-byte buffer; expected to be killed first.
+            unsafe { libc::pread(0, b.as_mut_ptr().cast(), 1, 0) };
+            0
+        }
+        assert_eq!(
+            in_filtered_child(ThreadKind::Vnc, pread_disk),
+            (true, libc::SIGSYS)
+        );
+        fn allowed() -> i32 {
+            let mut t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let mut r = [0u8; 16];
+            let mut on: libc::c_int = 1;
+            // SAFETY: plain syscalls on valid pointers; -1 file descriptors only give EBADF.
+            unsafe {
+                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t);
+                if libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) != 16 {
+                    return 1;
+                }
+                if libc::accept4(-1, std::ptr::null_mut(), std::ptr::null_mut(), 0) != -1 {
+                    return 2;
+                }
+                // FIONBIO on a bad descriptor: allowed by the filter, EBADF from the kernel.
+                if libc::ioctl(-1, libc::FIONBIO, &mut on) != -1 {
+                    return 3;
+                }
+                let dup = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
+                libc::close(dup);
+                libc::write(1, c"".as_ptr().cast(), 0);
+            }
+            7
+        }
+        assert_eq!(in_filtered_child(ThreadKind::Vnc, allowed), (false, 7));
+    }
+
+    #[test]
+    fn kvm_dirty_log_request_matches_kvm_ioctls() {
+        // The filter's constant against the request kvm-ioctls issues (_IOW(0xAE, 0x42, 16)).
+        assert_eq!(KVM_GET_DIRTY_LOG, 0x4010_ae42);
+        assert_eq!(
+            std::mem::size_of::<kvm_bindings::kvm_dirty_log>(),
+            ((KVM_GET_DIRTY_LOG >> 16) & 0x3fff) as usize
         );
     }
 

@@ -6,9 +6,11 @@
 mod tiny;
 mod vnc_common;
 
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tiny::{asm, Vmm};
@@ -108,4 +110,80 @@ fn guest_pixels_reach_vncdotool_and_screendump_and_keys_reach_the_guest() {
     let (st, err) = vm.wait(T);
     assert_eq!(st.code(), Some(0), "{err}");
     assert!(!sock.exists(), "VNC socket left behind");
+}
+
+/// (thread name, Seccomp field) of every thread of process `pid`.
+fn thread_filters(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let Ok(t) = t else { continue };
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        out.push((field("Name:"), field("Seccomp:")));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_thread_of_a_vmm_serving_vnc_runs_under_a_seccomp_filter() {
+    let dir = tiny::tempdir("vnc-seccomp");
+    let sock = dir.join("vnc.sock");
+    let s2 = sock.clone();
+    let mut vm = Vmm::start("vnc-seccomp", &guest(), move |cfg| {
+        cfg["display"] = json!({"width": W, "height": H, "vnc": {"unix_socket": s2}});
+    });
+    assert!(
+        vm.wait_serial(b"F", T),
+        "guest did not start: {:?}",
+        vm.serial()
+    );
+    // A client that stays connected, so its reader and writer threads exist: read the
+    // server's ProtocolVersion and hold the connection there.
+    let mut client = UnixStream::connect(&sock).expect("connect to the VNC socket");
+    client.set_read_timeout(Some(T)).unwrap();
+    let mut version = [0u8; 12];
+    client.read_exact(&mut version).expect("ProtocolVersion");
+    assert_eq!(&version[..4], b"RFB ");
+    let mut c = vm.connect();
+    let pid = vm.child.id();
+    // The main thread installs its filter just after starting the vCPUs: allow a moment.
+    let end = Instant::now() + T;
+    let threads = loop {
+        let threads = thread_filters(pid);
+        let all = threads.iter().all(|(_, f)| f == "2");
+        let names = |p: &str| threads.iter().filter(|(n, _)| n.starts_with(p)).count();
+        let vnc_ready = names("vnc-refresh") == 1
+            && names("vnc-accept") == 1
+            && names("vnc-read-") == 1
+            && names("vnc-write-") == 1;
+        if (all && vnc_ready) || Instant::now() > end {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (name, filter) in &threads {
+        assert_eq!(
+            filter, "2",
+            "thread {name:?} of vireo-vmm runs without a seccomp filter (Seccomp: {filter}); all: {threads:?}"
+        );
+    }
+    for want in ["vnc-refresh", "vnc-accept", "vnc-read-", "vnc-write-"] {
+        assert!(
+            threads.iter().any(|(n, _)| n.starts_with(want)),
+            "no {want} thread: {threads:?}"
+        );
+    }
+    drop(client);
+    c.execute("quit", json!({}));
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "{err}");
 }

@@ -63,8 +63,9 @@ impl InputSink for GuestInput {
     }
 }
 
-/// Maps the VMM config's display section to a server config (TCP on 127.0.0.1 only).
-pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig) -> VncConfig {
+/// Maps the VMM config's display section to a server config (TCP on 127.0.0.1 only);
+/// `seccomp` is the VM config's switch for all thread filters.
+pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig, seccomp: bool) -> VncConfig {
     VncConfig {
         unix_path: vnc.unix_socket.clone(),
         tcp: vnc
@@ -72,6 +73,7 @@ pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig) -> VncConfig
             .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p))),
         password: vnc.password.clone(),
         name: vm_name.to_string(),
+        seccomp,
         ..VncConfig::default()
     }
 }
@@ -167,7 +169,7 @@ pub fn attach(
         return Ok(());
     };
     let server = start_for_vm(
-        server_config(&vm.config.name, &display.vnc),
+        server_config(&vm.config.name, &display.vnc, vm.config.seccomp),
         fb,
         Some(vm.keyboard.clone()),
         virtio,

@@ -59,6 +59,10 @@ pub struct VncConfig {
     pub refresh_step: Duration,
     /// A client whose queue stays above its soft limit this long without progress is dropped.
     pub stall_timeout: Duration,
+    /// Install the [`crate::seccomp::ThreadKind::Vnc`] filter on the server's threads (the
+    /// refresh thread and each acceptor; client threads start from an acceptor and inherit
+    /// its filter). Off only to debug a suspected filter kill.
+    pub seccomp: bool,
 }
 
 impl Default for VncConfig {
@@ -74,6 +78,7 @@ impl Default for VncConfig {
             refresh_max: Duration::from_millis(1000),
             refresh_step: Duration::from_millis(25),
             stall_timeout: Duration::from_secs(10),
+            seccomp: true,
         }
     }
 }
@@ -233,7 +238,10 @@ pub fn start(
     threads.push(
         std::thread::Builder::new()
             .name("vnc-refresh".into())
-            .spawn(move || refresh_loop(&i2))
+            .spawn(move || {
+                filter_this_thread(&i2.config);
+                refresh_loop(&i2)
+            })
             .map_err(VncError::Thread)?,
     );
     let mut listener_fds = Vec::new();
@@ -248,7 +256,10 @@ pub fn start(
         threads.push(
             std::thread::Builder::new()
                 .name("vnc-accept".into())
-                .spawn(move || accept_loop(&i2, l))
+                .spawn(move || {
+                    filter_this_thread(&i2.config);
+                    accept_loop(&i2, l)
+                })
                 .map_err(VncError::Thread)?,
         );
     }
@@ -451,6 +462,14 @@ fn bind_unix_private(path: &Path) -> Result<UnixListener, VncError> {
     // Belt and braces against an odd umask or filesystem.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     Ok(UnixListener::from(fd))
+}
+
+/// The server's threads are started by whoever calls [`start`] (in the VMM, the main thread
+/// before its own filter is on), so each top-level thread installs the VNC filter itself.
+fn filter_this_thread(config: &VncConfig) {
+    if config.seccomp {
+        crate::seccomp::apply_current(crate::seccomp::ThreadKind::Vnc);
+    }
 }
 
 fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
