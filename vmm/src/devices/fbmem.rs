@@ -25,7 +25,8 @@ pub struct FramebufferGeometry {
     pub stride: u32,
     /// Guest physical base.
     pub base: u64,
-    /// Bytes mapped (page-rounded, at least stride * height).
+    /// Bytes mapped: stride * height rounded up to 64 KiB, the unit of screen_info.lfb_size,
+    /// so every byte the guest is told about is backed by the slot.
     pub size: u64,
 }
 
@@ -36,7 +37,13 @@ pub struct FramebufferMemory {
     slot: u32,
 }
 
-const PAGE: u64 = 4096;
+/// The unit of boot_params.screen_info.lfb_size.
+pub const LFB_UNIT: u64 = 64 << 10;
+
+/// Bytes to map for `stride * height`: whole 64 KiB units (a multiple of the page size too).
+pub fn mapped_size(stride: u32, height: u32) -> u64 {
+    (u64::from(stride) * u64::from(height)).div_ceil(LFB_UNIT) * LFB_UNIT
+}
 
 impl FramebufferMemory {
     /// Maps `width x height x 4` bytes and registers them with KVM with dirty logging.
@@ -44,8 +51,7 @@ impl FramebufferMemory {
         let stride = width
             .checked_mul(4)
             .ok_or_else(|| io::Error::other("framebuffer too wide"))?;
-        let bytes = u64::from(stride) * u64::from(height);
-        let size = bytes.div_ceil(PAGE) * PAGE;
+        let size = mapped_size(stride, height);
         if size == 0 || size > layout::FRAMEBUFFER_MAX_SIZE {
             return Err(io::Error::other(format!(
                 "framebuffer of {size} bytes does not fit the window"
@@ -125,5 +131,66 @@ impl Drop for FramebufferMemory {
         };
         // SAFETY: removing a slot (size 0) makes KVM drop its reference to our mapping.
         let _ = unsafe { self.vm.set_user_memory_region(mr) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_covers_every_announced_64k_unit() {
+        for (w, h) in [
+            (1280, 800),
+            (800, 600),
+            (640, 480),
+            (1024, 768),
+            (1, 1),
+            (8192, 1024),
+        ] {
+            let stride = w * 4;
+            let size = mapped_size(stride, h);
+            // boot::zeropage announces size.div_ceil(64 KiB) units.
+            let announced = size.div_ceil(LFB_UNIT) * LFB_UNIT;
+            assert_eq!(
+                size % LFB_UNIT,
+                0,
+                "{w}x{h}: {size} is not whole 64 KiB units"
+            );
+            assert_eq!(
+                announced, size,
+                "{w}x{h}: lfb_size would announce unbacked bytes"
+            );
+            assert!(
+                size >= u64::from(stride) * u64::from(h),
+                "{w}x{h}: too small"
+            );
+            assert!(
+                size - u64::from(stride) * u64::from(h) < LFB_UNIT,
+                "{w}x{h}: too big"
+            );
+        }
+        // 800x600x4 = 1 920 000 bytes = 29.3 units: 30 units mapped, not 469 pages.
+        assert_eq!(mapped_size(3200, 600), 30 * LFB_UNIT);
+        // The largest allowed framebuffer still fits the window after rounding.
+        assert!(mapped_size(4096 * 4, 2048) <= layout::FRAMEBUFFER_MAX_SIZE);
+    }
+
+    #[test]
+    fn kvm_slot_and_dirty_log_cover_the_rounded_size() {
+        // The real slot on the local /dev/kvm: the dirty bitmap spans the rounded size, and a
+        // write into the last (padding) page of the slot is seen through the mapping.
+        let Ok(kvm) = kvm_ioctls::Kvm::new() else {
+            panic!("/dev/kvm is needed for this test");
+        };
+        let vm = Arc::new(kvm.create_vm().expect("KVM_CREATE_VM"));
+        let fb = FramebufferMemory::new(vm, 800, 600).expect("framebuffer slot");
+        let g = fb.geometry();
+        assert_eq!(g.size, 30 * LFB_UNIT);
+        assert_eq!(fb.volatile().len() as u64, g.size);
+        let mut last = [0u8; 4];
+        fb.read_into(g.size as usize - 4, &mut last)
+            .expect("last bytes are mapped");
+        assert!(fb.take_dirty_pages().expect("dirty log").is_empty());
     }
 }
