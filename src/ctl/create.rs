@@ -6,8 +6,12 @@
 
 use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use clap::Args;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use vireo_driver::domain::{
+    BootDev, ChardevSpec, DiskBus, DiskDevice, DomainBuilder, Element, GraphicsSpec, GraphicsType,
+    ImageFormat, Input, InputBus, InputType, InterfaceSpec, InterfaceType, LifecycleAction,
+    PortForward, PortProto, VideoModel,
+};
 use vireo_driver::Connection;
 
 #[derive(Debug, Args)]
@@ -69,14 +73,6 @@ pub struct CreateArgs {
     pub on_reboot: Option<String>,
     #[arg(long, value_parser = ["destroy", "restart", "preserve", "rename-restart", "coredump-destroy", "coredump-restart"])]
     pub on_crash: Option<String>,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
 }
 
 /// `key=value,key=value` (the first bare word is returned as the kind).
@@ -195,13 +191,140 @@ fn create_image(d: &DiskSpec) -> Result<(), (u8, String)> {
     Ok(())
 }
 
-fn random_mac() -> String {
-    let b = vireo_driver::model::random_bytes::<3>();
-    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+/// The `<graphics>` element `--graphics` asks for, or `None` for `--graphics none`.
+fn graphics_element(a: &CreateArgs) -> Result<Option<Element>, (u8, String)> {
+    let (gkind, gkv) = opts(&a.graphics);
+    match gkind.as_deref() {
+        Some("vnc") | None => {}
+        Some("none") => return Ok(None),
+        Some(k) => {
+            return Err((
+                EXIT_INVALID,
+                format!("--graphics {k}: not supported by the Vireo backend (vnc or none)"),
+            ))
+        }
+    }
+    let mut port: Option<String> = None;
+    let mut listen = "127.0.0.1".to_owned();
+    let mut passwd = None;
+    let mut socket = None;
+    for (k, v) in gkv {
+        match k.as_str() {
+            "port" => port = Some(v),
+            "listen" => listen = v,
+            "password" | "passwd" => passwd = Some(v),
+            "socket" => socket = Some(v),
+            _ => return Err(usage(format!("--graphics: unknown option '{k}'"))),
+        }
+    }
+    let tcp = port.is_some() || passwd.is_some() || listen != "127.0.0.1";
+    let g = Element::new("graphics").with_attr("type", "vnc");
+    if let Some(s) = socket {
+        let mut spec = GraphicsSpec::vnc_socket(&s);
+        spec.passwd = passwd;
+        // libvirt writes the socket both as an attribute and as a listen element.
+        let mut e = spec.to_element();
+        e.set_attr("socket", &s);
+        return Ok(Some(e));
+    }
+    if !tcp {
+        // No network listener: Vireo's own clients (GUI, vireoctl) use the private socket in
+        // the runtime directory. A TCP listener needs a password (the VMM insists).
+        return Ok(Some(
+            g.with_child(Element::new("listen").with_attr("type", "none")),
+        ));
+    }
+    let Some(pw) = passwd else {
+        return Err(usage("--graphics vnc,port=...: a TCP VNC listener needs password=... (without port= only local clients connect, through a private socket)".into()));
+    };
+    let (p, auto) = match port.as_deref() {
+        None | Some("-1") | Some("auto") => (-1, true),
+        Some(p) => (
+            p.parse::<i32>()
+                .map_err(|_| usage(format!("--graphics: port '{p}' is not a number")))?,
+            false,
+        ),
+    };
+    Ok(Some(
+        GraphicsSpec {
+            graphics_type: GraphicsType::Vnc,
+            port: Some(p),
+            autoport: Some(auto),
+            listen: Some(listen),
+            socket: None,
+            passwd: Some(pw),
+        }
+        .to_element(),
+    ))
 }
 
-/// Builds the XML in the canonical form libvirt itself writes (element order, quoting), so that
-/// `virsh define` + `dumpxml` gives it back unchanged.
+/// One `--network` option as an interface (`None` for `none`).
+fn interface_spec(n: &str) -> Result<Option<InterfaceSpec>, (u8, String)> {
+    let (kind, kv) = opts(n);
+    match kind.as_deref() {
+        Some("none") => return Ok(None),
+        Some("user") => {}
+        Some(k) => {
+            return Err((
+                EXIT_INVALID,
+                format!(
+                    "--network {n}: type '{k}' is not supported by the Vireo backend (use user)"
+                ),
+            ))
+        }
+        None if kv
+            .iter()
+            .any(|(k, _)| matches!(k.as_str(), "bridge" | "network" | "type")) =>
+        {
+            return Err((
+                EXIT_INVALID,
+                format!("--network {n}: not supported by the Vireo backend (use user)"),
+            ))
+        }
+        None => return Err(usage(format!("--network {n}: say user or none"))),
+    }
+    let mut port_forwards = Vec::new();
+    for (k, v) in &kv {
+        if k != "portforward" {
+            return Err(usage(format!("--network {n}: unknown option '{k}'")));
+        }
+        let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        let proto = match proto {
+            "tcp" => PortProto::Tcp,
+            "udp" => PortProto::Udp,
+            p => return Err(usage(format!("--network {n}: protocol '{p}' (tcp or udp)"))),
+        };
+        let (h, g) = ports
+            .split_once(':')
+            .ok_or_else(|| usage(format!("--network {n}: portforward is HOST:GUEST")))?;
+        let port = |s: &str| {
+            s.parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| usage(format!("--network {n}: bad port '{s}'")))
+        };
+        let mut pf = PortForward::tcp(port(h)?, port(g)?);
+        pf.proto = proto;
+        port_forwards.push(pf);
+    }
+    Ok(Some(InterfaceSpec {
+        iface_type: InterfaceType::User,
+        mac: None,
+        source: None,
+        model: Some("virtio".into()),
+        backend: None,
+        port_forwards,
+    }))
+}
+
+fn action(s: Option<&str>, default: LifecycleAction) -> LifecycleAction {
+    s.map_or(default, LifecycleAction::from)
+}
+
+/// Builds the document with `vireo-domain`'s [`DomainBuilder`], then adds through its views
+/// what the builder does not choose the way `vireoctl create` does (boot entry, SATA CD-ROMs,
+/// a pty serial console, the VNC graphics forms). The result is in the canonical form libvirt
+/// itself writes, so that `virsh define` + `dumpxml` gives it back unchanged.
 fn build_xml(
     a: &CreateArgs,
     name: &str,
@@ -210,219 +333,117 @@ fn build_xml(
     cmdline: Option<&str>,
     disks: &[DiskSpec],
 ) -> Result<String, (u8, String)> {
-    let uuid = vireo_driver::model::random_uuid();
-    let kib = a
+    let bytes = a
         .memory
-        .checked_mul(1024)
-        .filter(|&k| k > 0)
+        .checked_mul(1 << 20)
+        .filter(|&b| b > 0)
         .ok_or_else(|| usage("--memory must be at least 1 MiB".into()))?;
     if a.vcpus == 0 {
         return Err(usage("--vcpus must be at least 1".into()));
     }
-    let mut x = String::new();
-    let _ = writeln!(x, "<domain type='kvm'>");
-    let _ = writeln!(x, "  <name>{}</name>", esc(name));
-    let _ = writeln!(x, "  <uuid>{uuid}</uuid>");
-    let _ = writeln!(x, "  <memory unit='KiB'>{kib}</memory>");
-    let _ = writeln!(x, "  <currentMemory unit='KiB'>{kib}</currentMemory>");
-    let _ = writeln!(x, "  <vcpu placement='static'>{}</vcpu>", a.vcpus);
-    let _ = writeln!(x, "  <os>");
-    let _ = writeln!(x, "    <type arch='x86_64'>hvm</type>");
-    let _ = writeln!(x, "    <kernel>{}</kernel>", esc(kernel));
+    let mut b = DomainBuilder::new(name)
+        .memory(bytes)
+        .vcpus(a.vcpus)
+        .kernel(kernel)
+        .serial_console(false)
+        .inputs(false)
+        .memballoon_none(false)
+        .video(None)
+        .rng(true)
+        .lifecycle(
+            action(a.on_poweroff.as_deref(), LifecycleAction::Destroy),
+            action(a.on_reboot.as_deref(), LifecycleAction::Restart),
+            action(a.on_crash.as_deref(), LifecycleAction::Destroy),
+        );
     if let Some(i) = initrd {
-        let _ = writeln!(x, "    <initrd>{}</initrd>", esc(i));
+        b = b.initrd(i);
     }
     if let Some(c) = cmdline {
-        let _ = writeln!(x, "    <cmdline>{}</cmdline>", esc(c));
+        b = b.cmdline(c);
     }
-    let _ = writeln!(x, "    <boot dev='hd'/>");
-    let _ = writeln!(x, "  </os>");
-    let _ = writeln!(x, "  <features>\n    <acpi/>\n    <apic/>\n  </features>");
-    let _ = writeln!(x, "  <clock offset='utc'/>");
-    let _ = writeln!(
-        x,
-        "  <on_poweroff>{}</on_poweroff>",
-        a.on_poweroff.as_deref().unwrap_or("destroy")
-    );
-    let _ = writeln!(
-        x,
-        "  <on_reboot>{}</on_reboot>",
-        a.on_reboot.as_deref().unwrap_or("restart")
-    );
-    let _ = writeln!(
-        x,
-        "  <on_crash>{}</on_crash>",
-        a.on_crash.as_deref().unwrap_or("destroy")
-    );
-    let _ = writeln!(x, "  <devices>");
-    let mut vd = b'a';
-    let mut sd = b'a';
+    let nets: Vec<String> = if a.quick && a.network.is_empty() {
+        vec!["user".into()]
+    } else {
+        a.network.clone()
+    };
+    for n in &nets {
+        if let Some(spec) = interface_spec(n)? {
+            b = b.interface(spec);
+        }
+    }
+    let graphics = graphics_element(a)?;
+    let invalid = |e: vireo_driver::domain::Errors| (EXIT_INVALID, e.to_string());
+    let mut dom = b.build().map_err(invalid)?;
+    // libvirt adds the boot entry on define even for a kernel boot.
+    dom.os_mut().set_boot_devs(&[BootDev::Hd]);
+    let mut devs = dom.devices_mut();
+    let (mut vd, mut sd) = (b'a', b'a');
     for d in disks {
-        let dev = if d.cdrom { "cdrom" } else { "disk" };
-        let _ = writeln!(x, "    <disk type='file' device='{dev}'>");
-        let _ = writeln!(x, "      <driver name='qemu' type='{}'/>", d.format);
-        let _ = writeln!(
-            x,
-            "      <source file='{}'/>",
-            esc(&d.path.display().to_string())
+        let mut spec = vireo_driver::domain::DiskSpec::file(
+            &d.path.display().to_string(),
+            ImageFormat::from(d.format.as_str()),
+            "",
         );
-        if d.cdrom {
-            let _ = writeln!(x, "      <target dev='sd{}' bus='sata'/>", sd as char);
-            let _ = writeln!(x, "      <readonly/>");
+        let el = if d.cdrom {
+            spec.device = DiskDevice::Cdrom;
+            spec.target_dev = format!("sd{}", sd as char);
+            spec.target_bus = Some(DiskBus::Sata);
+            spec.readonly = true;
             // The address libvirt would assign; with it the document comes back unchanged.
-            let _ = writeln!(
-                x,
-                "      <address type='drive' controller='0' bus='0' target='0' unit='{}'/>",
-                sd - b'a'
-            );
+            let unit = (sd - b'a').to_string();
             sd += 1;
+            spec.to_element().with_child(
+                Element::new("address")
+                    .with_attr("type", "drive")
+                    .with_attr("controller", "0")
+                    .with_attr("bus", "0")
+                    .with_attr("target", "0")
+                    .with_attr("unit", &unit),
+            )
         } else {
-            let _ = writeln!(x, "      <target dev='vd{}' bus='virtio'/>", vd as char);
+            spec.target_dev = format!("vd{}", vd as char);
+            spec.readonly = d.readonly;
             vd += 1;
-        }
-        if d.readonly && !d.cdrom {
-            let _ = writeln!(x, "      <readonly/>");
-        }
-        let _ = writeln!(x, "    </disk>");
+            spec.to_element()
+        };
         if vd > b'z' || sd > b'z' {
             return Err(usage("too many disks".into()));
         }
+        devs.add(el);
     }
     if sd > b'a' {
-        let _ = writeln!(x, "    <controller type='sata' index='0'/>");
+        devs.add(
+            Element::new("controller")
+                .with_attr("type", "sata")
+                .with_attr("index", "0"),
+        );
     }
-    let nets: Vec<&String> = if a.network.is_empty() && !a.quick {
-        Vec::new()
-    } else {
-        a.network.iter().collect()
-    };
-    let default_user = String::from("user");
-    let nets = if a.quick && a.network.is_empty() {
-        vec![&default_user]
-    } else {
-        nets
-    };
-    for n in nets {
-        let (kind, kv) = opts(n);
-        match kind.as_deref() {
-            Some("none") => continue,
-            Some("user") => {}
-            Some(k) => {
-                return Err((
-                    EXIT_INVALID,
-                    format!(
-                    "--network {n}: type '{k}' is not supported by the Vireo backend (use user)"
-                ),
-                ))
-            }
-            None if kv
-                .iter()
-                .any(|(k, _)| matches!(k.as_str(), "bridge" | "network" | "type")) =>
-            {
-                return Err((
-                    EXIT_INVALID,
-                    format!("--network {n}: not supported by the Vireo backend (use user)"),
-                ))
-            }
-            None => return Err(usage(format!("--network {n}: say user or none"))),
-        }
-        let _ = writeln!(x, "    <interface type='user'>");
-        let _ = writeln!(x, "      <mac address='{}'/>", random_mac());
-        for (k, v) in &kv {
-            if k != "portforward" {
-                return Err(usage(format!("--network {n}: unknown option '{k}'")));
-            }
-            let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
-            let (h, g) = ports
-                .split_once(':')
-                .ok_or_else(|| usage(format!("--network {n}: portforward is HOST:GUEST")))?;
-            let h: u16 = h
-                .parse()
-                .map_err(|_| usage(format!("--network {n}: bad port '{h}'")))?;
-            let g: u16 = g
-                .parse()
-                .map_err(|_| usage(format!("--network {n}: bad port '{g}'")))?;
-            let _ = writeln!(x, "      <portForward proto='{proto}'>");
-            let _ = writeln!(x, "        <range start='{h}' to='{g}'/>");
-            let _ = writeln!(x, "      </portForward>");
-        }
-        let _ = writeln!(x, "      <model type='virtio'/>");
-        let _ = writeln!(x, "    </interface>");
+    devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
+    devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
+    if graphics.is_some() {
+        devs.add(Input::new_element(
+            &InputType::Tablet,
+            Some(&InputBus::Virtio),
+        ));
     }
-    let _ = writeln!(
-        x,
-        "    <serial type='pty'>\n      <target port='0'/>\n    </serial>"
+    // The i8042 keyboard the backend always has (libvirt lists it for x86 machines).
+    devs.add(Input::new_element(
+        &InputType::Keyboard,
+        Some(&InputBus::Ps2),
+    ));
+    if let Some(g) = graphics {
+        devs.add(g);
+    }
+    devs.add(
+        Element::new("video").with_child(
+            Element::new("model")
+                .with_attr("type", VideoModel::Virtio.as_str())
+                .with_attr("heads", "1")
+                .with_attr("primary", "yes"),
+        ),
     );
-    let _ = writeln!(
-        x,
-        "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>"
-    );
-    let (gkind, gkv) = opts(&a.graphics);
-    let vnc = match gkind.as_deref() {
-        Some("vnc") => true,
-        Some("none") => false,
-        Some(k) => {
-            return Err((
-                EXIT_INVALID,
-                format!("--graphics {k}: not supported by the Vireo backend (vnc or none)"),
-            ))
-        }
-        None => true,
-    };
-    if vnc {
-        let _ = writeln!(x, "    <input type='tablet' bus='virtio'/>");
-    }
-    let _ = writeln!(x, "    <input type='keyboard' bus='ps2'/>");
-    if vnc {
-        let mut port: Option<String> = None;
-        let mut listen = "127.0.0.1".to_owned();
-        let mut passwd = None;
-        let mut socket = None;
-        for (k, v) in gkv {
-            match k.as_str() {
-                "port" => port = Some(v),
-                "listen" => listen = v,
-                "password" | "passwd" => passwd = Some(v),
-                "socket" => socket = Some(v),
-                _ => return Err(usage(format!("--graphics: unknown option '{k}'"))),
-            }
-        }
-        let tcp = port.is_some() || passwd.is_some() || listen != "127.0.0.1";
-        let pw = passwd
-            .map(|p| format!(" passwd='{}'", esc(&p)))
-            .unwrap_or_default();
-        if !tcp && socket.is_none() {
-            // No network listener: Vireo's own clients (GUI, vireoctl) use the private socket in
-            // the runtime directory. A TCP listener needs a password (the VMM insists).
-            let _ = writeln!(
-                x,
-                "    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>"
-            );
-        } else if let Some(s) = socket {
-            let _ = writeln!(x, "    <graphics type='vnc' socket='{0}'{pw}>\n      <listen type='socket' socket='{0}'/>\n    </graphics>", esc(&s));
-        } else {
-            if pw.is_empty() {
-                return Err(usage("--graphics vnc,port=...: a TCP VNC listener needs password=... (without port= only local clients connect, through a private socket)".into()));
-            }
-            let (p, auto) = match port.as_deref() {
-                None | Some("-1") | Some("auto") => ("-1".to_owned(), "yes"),
-                Some(p) => (p.to_owned(), "no"),
-            };
-            let _ = writeln!(
-                x,
-                "    <graphics type='vnc' port='{p}' autoport='{auto}' listen='{0}'{pw}>\n      <listen type='address' address='{0}'/>\n    </graphics>",
-                esc(&listen)
-            );
-        }
-    }
-    let _ = writeln!(
-        x,
-        "    <video>\n      <model type='virtio' heads='1' primary='yes'/>\n    </video>"
-    );
-    let _ = writeln!(x, "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>");
-    let _ = writeln!(x, "  </devices>");
-    let _ = writeln!(x, "</domain>");
-    Ok(x)
+    dom.validate().map_err(invalid)?;
+    Ok(dom.to_xml())
 }
 
 pub fn create(a: CreateArgs, conn: &Connection) -> CtlResult {

@@ -1,8 +1,12 @@
-//! The domain XML the creation wizard defines, built from what the user chose. Plain text with
-//! escaping, in the shape `vireoctl create` writes, so both tools produce the same machines.
+//! The domain XML the creation wizard defines, built from what the user chose with
+//! `vireo-domain`'s `DomainBuilder` (through the driver's re-export), in the shape `vireoctl
+//! create` writes, so both tools produce the same machines.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
+use vireo_driver::domain::{
+    BootDev, ChardevSpec, DiskSpec, Domain, DomainBuilder, Element, ImageFormat, Input, InputBus,
+    InputType, InterfaceSpec, InterfaceType, VideoModel,
+};
 
 /// Everything the wizard's pages collect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,21 +28,6 @@ pub struct Disk {
     pub format: String,
 }
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The image format a file name suggests (qemu-img's own probing is not safe for raw files
 /// written by a guest, so the user's file name decides and the review shows it).
 pub fn format_for(path: &std::path::Path) -> &'static str {
@@ -48,70 +37,102 @@ pub fn format_for(path: &std::path::Path) -> &'static str {
     }
 }
 
-pub fn domain_xml(spec: &MachineSpec) -> String {
-    let mut x = String::new();
-    let _ = writeln!(x, "<domain type='kvm'>");
-    let _ = writeln!(x, "  <name>{}</name>", esc(&spec.name));
-    let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", spec.memory_mib);
-    let _ = writeln!(x, "  <vcpu>{}</vcpu>", spec.vcpus);
-    let _ = writeln!(x, "  <os>");
-    let _ = writeln!(x, "    <type arch='x86_64'>hvm</type>");
-    let _ = writeln!(
-        x,
-        "    <kernel>{}</kernel>",
-        esc(&spec.kernel.to_string_lossy())
-    );
+fn builder(spec: &MachineSpec) -> DomainBuilder {
+    let mut b = DomainBuilder::new(&spec.name)
+        .memory(u64::from(spec.memory_mib) << 20)
+        .vcpus(spec.vcpus)
+        .kernel(&spec.kernel.to_string_lossy())
+        .serial_console(false)
+        .inputs(false)
+        .memballoon_none(false)
+        .rng(false)
+        .video(None)
+        .interface(InterfaceSpec {
+            iface_type: InterfaceType::User,
+            mac: None,
+            source: None,
+            model: Some("virtio".into()),
+            backend: None,
+            port_forwards: Vec::new(),
+        });
     if let Some(initrd) = &spec.initrd {
-        let _ = writeln!(x, "    <initrd>{}</initrd>", esc(&initrd.to_string_lossy()));
+        b = b.initrd(&initrd.to_string_lossy());
     }
     if !spec.cmdline.trim().is_empty() {
-        let _ = writeln!(x, "    <cmdline>{}</cmdline>", esc(spec.cmdline.trim()));
+        b = b.cmdline(spec.cmdline.trim());
     }
-    let _ = writeln!(x, "  </os>");
-    let _ = writeln!(x, "  <on_poweroff>destroy</on_poweroff>");
-    let _ = writeln!(x, "  <on_reboot>restart</on_reboot>");
-    let _ = writeln!(x, "  <on_crash>destroy</on_crash>");
-    let _ = writeln!(x, "  <devices>");
     if let Some(disk) = &spec.disk {
-        let _ = writeln!(x, "    <disk type='file' device='disk'>");
-        let _ = writeln!(
-            x,
-            "      <driver name='qemu' type='{}'/>",
-            esc(&disk.format)
-        );
-        let _ = writeln!(
-            x,
-            "      <source file='{}'/>",
-            esc(&disk.path.to_string_lossy())
-        );
-        let _ = writeln!(x, "      <target dev='vda' bus='virtio'/>");
-        let _ = writeln!(x, "    </disk>");
+        b = b.disk(DiskSpec::file(
+            &disk.path.to_string_lossy(),
+            ImageFormat::from(disk.format.as_str()),
+            "vda",
+        ));
     }
-    let _ = writeln!(x, "    <interface type='user'>");
-    let _ = writeln!(x, "      <model type='virtio'/>");
-    let _ = writeln!(x, "    </interface>");
-    let _ = writeln!(
-        x,
-        "    <serial type='pty'>\n      <target port='0'/>\n    </serial>"
+    b
+}
+
+/// The builder validates; a spec it refuses (a name or size the form let through) is built
+/// with placeholders and the user's values are then written through the typed views, so that
+/// the driver's validation on define names the field (the wizard maps its path to the form).
+fn build(spec: &MachineSpec) -> Option<Domain> {
+    if let Ok(d) = builder(spec).build() {
+        return Some(d);
+    }
+    let safe = MachineSpec {
+        name: "machine".into(),
+        memory_mib: spec.memory_mib.max(1),
+        vcpus: spec.vcpus.max(1),
+        disk: spec.disk.as_ref().map(|d| Disk {
+            path: d.path.clone(),
+            format: "raw".into(),
+        }),
+        ..spec.clone()
+    };
+    let mut d = builder(&safe).build().ok()?;
+    d.set_name(&spec.name);
+    d.set_memory(u64::from(spec.memory_mib) << 20);
+    d.set_current_memory(Some(u64::from(spec.memory_mib) << 20));
+    d.set_vcpu(spec.vcpus);
+    if let (Some(disk), Some(mut view)) = (&spec.disk, d.devices_mut().disk_mut(0)) {
+        view.set_driver(Some("qemu"), Some(&ImageFormat::from(disk.format.as_str())));
+    }
+    Some(d)
+}
+
+pub fn domain_xml(spec: &MachineSpec) -> String {
+    let Some(mut d) = build(spec) else {
+        // Unreachable with the placeholders above; an empty document is refused on define
+        // with a parse error rather than defining something the user did not ask for.
+        return String::new();
+    };
+    // libvirt adds the boot entry on define even for a kernel boot.
+    d.os_mut().set_boot_devs(&[BootDev::Hd]);
+    let mut devs = d.devices_mut();
+    devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
+    devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
+    devs.add(Input::new_element(
+        &InputType::Tablet,
+        Some(&InputBus::Virtio),
+    ));
+    devs.add(Input::new_element(
+        &InputType::Keyboard,
+        Some(&InputBus::Ps2),
+    ));
+    // Local clients only (the console uses the unix socket): no TCP port, no password.
+    devs.add(
+        Element::new("graphics")
+            .with_attr("type", "vnc")
+            .with_child(Element::new("listen").with_attr("type", "none")),
     );
-    let _ = writeln!(
-        x,
-        "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>"
+    devs.add(
+        Element::new("video").with_child(
+            Element::new("model")
+                .with_attr("type", VideoModel::Virtio.as_str())
+                .with_attr("heads", "1")
+                .with_attr("primary", "yes"),
+        ),
     );
-    let _ = writeln!(x, "    <input type='tablet' bus='virtio'/>");
-    let _ = writeln!(x, "    <input type='keyboard' bus='ps2'/>");
-    let _ = writeln!(
-        x,
-        // Local clients only (the console uses the unix socket): no TCP port, no password.
-        "    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>"
-    );
-    let _ = writeln!(
-        x,
-        "    <video>\n      <model type='virtio' heads='1' primary='yes'/>\n    </video>"
-    );
-    let _ = writeln!(x, "  </devices>");
-    let _ = writeln!(x, "</domain>");
-    x
+    d.to_xml()
 }
 
 /// Which wizard field a validation error (its XML path) concerns.
@@ -158,15 +179,63 @@ mod tests {
         let mut s = spec();
         s.name = "wiz".into();
         let xml = domain_xml(&s);
-        let d = vireo_driver::model::Domain::parse(&xml).expect("driver parses wizard XML");
+        let d = vireo_driver::Definition::parse(&xml).expect("driver parses wizard XML");
         assert_eq!(d.name, "wiz");
-        assert!(xml.contains("<cmdline>console=ttyS0 x=&apos;1&apos;</cmdline>"));
+        assert_eq!((d.memory_kib, d.vcpus), (512 * 1024, 2));
+        assert!(
+            xml.contains("<cmdline>console=ttyS0 x='1'</cmdline>"),
+            "{xml}"
+        );
         assert!(xml.contains("<source file='/tmp/d.qcow2'/>"));
     }
 
     #[test]
     fn names_are_escaped() {
         assert!(domain_xml(&spec()).contains("<name>a&lt;b</name>"));
+    }
+
+    #[test]
+    fn refused_values_still_reach_the_driver_with_their_path() {
+        let mut s = spec();
+        s.name = "bad/name".into();
+        s.memory_mib = 0;
+        let xml = domain_xml(&s);
+        let errs = vireo_driver::Definition::parse(&xml).expect_err("invalid");
+        let fields: Vec<&str> = errs.iter().map(|e| field_for_path(&e.path)).collect();
+        assert!(
+            fields.contains(&"name") && fields.contains(&"memory"),
+            "{errs}"
+        );
+    }
+
+    #[test]
+    fn libvirt_gives_it_back_unchanged() {
+        let dir = std::env::temp_dir().join(format!("vireo-wizard-virsh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("d.xml");
+        let mut s = spec();
+        s.name = "wiz".into();
+        let xml = domain_xml(&s);
+        std::fs::write(&file, &xml).unwrap();
+        let out = std::process::Command::new("virsh")
+            .args(["-q", "-c", "test:///default"])
+            .arg(format!("define {}; dumpxml wiz", file.display()))
+            .output()
+            .expect("virsh (libvirt-clients) must be installed");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The test driver names the interface's host side; everything else is ours. libvirt
+        // writes an apostrophe in text as &apos;, vireo-domain as itself (same text).
+        let back: String = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("<target dev='testnet"))
+            .map(|l| format!("{}\n", l.replace("&apos;", "'")))
+            .collect();
+        assert_eq!(back, xml);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn capabilities() -> String {
         HostCpu::detect().unwrap_or_else(|_| HostCpu::from_cpuinfo("", std::env::consts::ARCH));
     let uuid = std::fs::read_to_string("/etc/machine-id")
         .ok()
-        .and_then(|m| crate::model::canonical_uuid(m.trim()))
+        .and_then(|m| crate::definition::canonical_uuid(m.trim()))
         .and_then(|u| vireo_domain::Uuid::parse(&u));
     vireo_domain::capabilities(uuid.as_ref(), &cpu, &backend_facts()).to_xml()
 }

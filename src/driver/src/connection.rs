@@ -6,8 +6,8 @@
 //! kept running ("reattach" is simply: look again).
 
 use crate::control::{self, ControlError};
+use crate::definition::Definition;
 use crate::events::{self, Event, Subscription};
-use crate::model::{Domain, DomainError};
 use crate::paths::{ensure_private_dir, Paths};
 use crate::process;
 use crate::rundir::RunDir;
@@ -25,7 +25,7 @@ pub enum DriverError {
     #[error("domain '{0}' not found")]
     NotFound(String),
     #[error("{0}")]
-    Invalid(#[from] DomainError),
+    Invalid(#[from] vireo_domain::Errors),
     #[error("{0}")]
     Store(StoreError),
     /// The document asks for something the backend cannot do (checked before start).
@@ -176,7 +176,7 @@ impl Connection {
         let was_active = rec.state.is_active();
         let uuid = std::fs::read_to_string(run.xml())
             .ok()
-            .and_then(|t| Domain::parse(&t).ok())
+            .and_then(|t| Definition::parse(&t).ok())
             .and_then(|d| d.uuid);
         // The supervisor records how the machine ended and only then lets go of its lock, so it
         // may have finished between our first read and the lock probe. Decide staleness again
@@ -225,7 +225,7 @@ impl Connection {
     }
 
     /// The domain a machine runs from (live XML) or would start from (definition).
-    fn domain(&self, name: &str) -> Result<(Domain, bool)> {
+    fn domain(&self, name: &str) -> Result<(Definition, bool)> {
         let stored = match self.store.lookup(name) {
             Ok(d) => Some(d),
             Err(StoreError::NotFound(_)) => None,
@@ -239,7 +239,7 @@ impl Connection {
         if let Some(rec) = self.live_record(&real) {
             if rec.state.is_active() || rec.state == DomainState::NoState {
                 if let Ok(t) = std::fs::read_to_string(run.xml()) {
-                    if let Ok(d) = Domain::parse(&t) {
+                    if let Ok(d) = Definition::parse(&t) {
                         return Ok((d, stored.is_some()));
                     }
                 }
@@ -251,7 +251,7 @@ impl Connection {
         }
     }
 
-    fn info_of(&self, dom: &Domain, persistent: bool) -> MachineInfo {
+    fn info_of(&self, dom: &Definition, persistent: bool) -> MachineInfo {
         let rec = self.live_record(&dom.name);
         let (state, reason) = match &rec {
             Some(r) if r.state == DomainState::NoState => (DomainState::Shutoff, Reason::Unknown),
@@ -366,9 +366,9 @@ impl Connection {
 
     /// Checks that a document would start (translation) without starting it.
     pub fn check_startable(&self, xml: &str) -> Result<Vec<String>> {
-        let d = Domain::parse(xml)?;
+        let d = Definition::parse(xml)?;
         let tmp = RunDir::new(self.paths.machine_runtime(&d.name));
-        Ok(translate::translate(&d, &tmp, &mut || Some(5900))?.notes)
+        Ok(translate::translate(&d.dom, &tmp, &mut || Some(5900))?.notes)
     }
 
     /// Starts a defined machine and waits until its helper is ready.
@@ -379,7 +379,7 @@ impl Connection {
 
     /// Starts a machine without defining it (libvirt's `create`): it disappears when it stops.
     pub fn create_transient(&self, xml: &str) -> Result<MachineInfo> {
-        let mut d = Domain::parse(xml)?;
+        let mut d = Definition::parse(xml)?;
         if self.store.load(&d.name).is_ok() {
             return Err(DriverError::Store(StoreError::NameTaken {
                 name: d.name.clone(),
@@ -391,14 +391,15 @@ impl Connection {
                     .unwrap_or_default(),
             }));
         }
-        d.ensure_uuid(None);
-        d.ensure_macs();
+        d.ensure_uuid(None)
+            .and_then(|()| d.ensure_macs())
+            .map_err(io(Path::new("/dev/urandom")))?;
         let name = d.name.clone();
         self.launch(d, true, START_TIMEOUT)?;
         self.info(&name)
     }
 
-    fn launch(&self, d: Domain, transient: bool, timeout: Duration) -> Result<()> {
+    fn launch(&self, d: Definition, transient: bool, timeout: Duration) -> Result<()> {
         let vmm = process::find_binary("vireo-vmm", "VIREO_VMM")
             .ok_or(DriverError::MissingBinary("vireo-vmm", "VIREO_VMM"))?;
         let sup = process::find_binary("vireoctl", "VIREO_SUPERVISOR").ok_or(
@@ -423,7 +424,7 @@ impl Connection {
         }
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
-        let tr = match translate::translate(&d, &run, &mut translate::free_vnc_port) {
+        let tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&run.dir);
@@ -505,7 +506,7 @@ impl Connection {
     }
 
     /// The runtime record of a running machine, or `NotRunning`.
-    fn running(&self, name: &str) -> Result<(Domain, RunDir, StateRecord)> {
+    fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
         let (d, _) = self.domain(name)?;
         let run = self.run(&d.name);
         match self.live_record(&d.name) {

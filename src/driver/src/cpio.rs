@@ -115,7 +115,10 @@ mod tests {
         let a = w.finish().unwrap();
         assert_eq!(&a[..6], b"070701");
         assert_eq!(a.len() % 512, 0);
-        let dir = std::env::temp_dir().join(format!("vireo-cpio-{}", crate::model::random_uuid()));
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-cpio-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("a.cpio");
         std::fs::write(&f, &a).unwrap();

@@ -174,8 +174,10 @@ mod tests {
 
     #[test]
     fn appended_events_are_read_in_order() {
-        let dir =
-            std::env::temp_dir().join(format!("vireo-events-{}", crate::model::random_uuid()));
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-events-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
         let log = dir.join("events.log");
         append(&log, &Event::new("old", None, EventKind::Defined, "Added")).unwrap();
         let mut r = EventReader::from_end(&log);

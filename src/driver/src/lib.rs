@@ -44,8 +44,8 @@ pub mod caps;
 pub mod connection;
 pub mod control;
 pub mod cpio;
+pub mod definition;
 pub mod events;
-pub mod model;
 pub mod paths;
 pub mod process;
 pub mod quick;
@@ -55,11 +55,18 @@ pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod translate;
-pub mod xml;
+
+/// Kept for clients written against the driver's first XML adapter: the name check is now
+/// [`definition::check_name`].
+pub mod model {
+    pub use crate::definition::check_name;
+}
 
 pub use connection::{Connection, DriverError, MachineInfo};
+pub use definition::Definition;
 pub use events::{Event, Subscription};
 pub use paths::Paths;
 pub use state::{DomainState, EventKind, Reason};
-/// The domain XML library, for clients that edit documents through its typed views.
+/// The domain XML library (parse, typed views, validation, `DomainBuilder`): the one XML model
+/// of the project, re-exported for clients that talk only to the driver (the GUI, `vireoctl`).
 pub use vireo_domain as domain;

@@ -482,7 +482,10 @@ mod tests {
 
     #[test]
     fn modules_resolve_dependencies_first() {
-        let dir = std::env::temp_dir().join(format!("vireo-quick-{}", crate::model::random_uuid()));
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-quick-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("modules.dep"),

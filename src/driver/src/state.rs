@@ -1,9 +1,54 @@
 //! Machine states and reasons with libvirt's names, the record kept in the runtime directory,
 //! and the state machine that decides what happens when a helper process ends.
 
-use crate::model::LifecycleAction;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// What the driver does when the guest powers off, reboots or crashes (the domain's
+/// `on_poweroff`, `on_reboot`, `on_crash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleAction {
+    Destroy,
+    Restart,
+    Preserve,
+    RenameRestart,
+    CoredumpDestroy,
+    CoredumpRestart,
+}
+
+impl LifecycleAction {
+    /// The action for a value `vireo-domain` read; `None` for one libvirt does not define.
+    pub fn from_domain(a: &vireo_domain::LifecycleAction) -> Option<LifecycleAction> {
+        use vireo_domain::LifecycleAction as D;
+        Some(match a {
+            D::Destroy => LifecycleAction::Destroy,
+            D::Restart => LifecycleAction::Restart,
+            D::Preserve => LifecycleAction::Preserve,
+            D::RenameRestart => LifecycleAction::RenameRestart,
+            D::CoredumpDestroy => LifecycleAction::CoredumpDestroy,
+            D::CoredumpRestart => LifecycleAction::CoredumpRestart,
+            D::Other(_) => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleAction::Destroy => "destroy",
+            LifecycleAction::Restart => "restart",
+            LifecycleAction::Preserve => "preserve",
+            LifecycleAction::RenameRestart => "rename-restart",
+            LifecycleAction::CoredumpDestroy => "coredump-destroy",
+            LifecycleAction::CoredumpRestart => "coredump-restart",
+        }
+    }
+}
+
+impl fmt::Display for LifecycleAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// libvirt's `virDomainState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,12 +6,13 @@
 //! file in the same directory, fsyncs it, renames it over the definition and fsyncs the directory.
 //! Temp files left by a killed writer are ignored by readers and removed by the next writer.
 
-use crate::model::{Domain, DomainError};
+use crate::definition::{canonical_uuid, check_name, Definition};
 use crate::paths::{ensure_private_dir, Paths};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use vireo_domain::Errors;
 
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +20,9 @@ pub enum StoreError {
     #[error("domain '{0}' is not defined")]
     NotFound(String),
     #[error("{file}: {source}")]
-    Invalid { file: PathBuf, source: DomainError },
+    Invalid { file: PathBuf, source: Errors },
     #[error("{0}")]
-    Domain(#[from] DomainError),
+    Domain(#[from] Errors),
     #[error("domain '{name}' already exists with uuid {uuid}")]
     NameTaken { name: String, uuid: String },
     #[error("domain '{other}' is already defined with uuid {uuid}")]
@@ -169,9 +170,9 @@ impl Store {
     }
 
     /// Loads one definition.
-    pub fn load(&self, name: &str) -> Result<Domain, StoreError> {
+    pub fn load(&self, name: &str) -> Result<Definition, StoreError> {
         let file = self.file(name);
-        if crate::model::check_name(name).is_err() {
+        if check_name(name).is_err() {
             return Err(StoreError::NotFound(name.to_owned()));
         }
         let text = match std::fs::read_to_string(&file) {
@@ -181,21 +182,21 @@ impl Store {
             }
             Err(e) => return Err(io(&file)(e)),
         };
-        Domain::parse(&text).map_err(|source| StoreError::Invalid { file, source })
+        Definition::parse(&text).map_err(|source| StoreError::Invalid { file, source })
     }
 
     /// Loads every definition; a file that does not parse is reported, not skipped.
-    pub fn load_all(&self) -> Result<Vec<Result<Domain, StoreError>>, StoreError> {
+    pub fn load_all(&self) -> Result<Vec<Result<Definition, StoreError>>, StoreError> {
         Ok(self.names()?.into_iter().map(|n| self.load(&n)).collect())
     }
 
     /// Finds a definition by name or UUID.
-    pub fn lookup(&self, name_or_uuid: &str) -> Result<Domain, StoreError> {
+    pub fn lookup(&self, name_or_uuid: &str) -> Result<Definition, StoreError> {
         match self.load(name_or_uuid) {
             Err(StoreError::NotFound(_)) => {}
             other => return other,
         }
-        if let Some(u) = crate::model::canonical_uuid(name_or_uuid) {
+        if let Some(u) = canonical_uuid(name_or_uuid) {
             for d in self.load_all()?.into_iter().flatten() {
                 if d.uuid.as_deref() == Some(u.as_str()) {
                     return Ok(d);
@@ -208,8 +209,8 @@ impl Store {
     /// Defines (creates or replaces) a machine from XML text. Returns the stored domain and
     /// whether it is new. As libvirt: an existing name keeps its UUID, a UUID in use by another
     /// name is refused, a missing UUID and missing MACs are generated.
-    pub fn define(&self, xml: &str) -> Result<(Domain, bool), StoreError> {
-        let mut dom = Domain::parse(xml)?;
+    pub fn define(&self, xml: &str) -> Result<(Definition, bool), StoreError> {
+        let mut dom = Definition::parse(xml)?;
         let _lock = self.locked()?;
         self.clean_temp_files();
         let existing = match self.load(&dom.name) {
@@ -228,8 +229,10 @@ impl Store {
                 }
             }
         }
-        dom.ensure_uuid(existing.as_ref().and_then(|d| d.uuid.as_deref()));
-        dom.ensure_macs();
+        let generated = dom
+            .ensure_uuid(existing.as_ref().and_then(|d| d.uuid.as_deref()))
+            .and_then(|()| dom.ensure_macs());
+        generated.map_err(io(Path::new("/dev/urandom")))?;
         if let Some(u) = &dom.uuid {
             for other in self.load_all()?.into_iter().flatten() {
                 if other.name != dom.name && other.uuid.as_deref() == Some(u.as_str()) {
@@ -246,7 +249,7 @@ impl Store {
     }
 
     /// Removes a definition (and its autostart mark).
-    pub fn undefine(&self, name: &str) -> Result<Domain, StoreError> {
+    pub fn undefine(&self, name: &str) -> Result<Definition, StoreError> {
         let _lock = self.locked()?;
         let dom = match self.load(name) {
             Ok(d) => d,
@@ -255,7 +258,8 @@ impl Store {
                 let file = self.file(name);
                 let text = std::fs::read_to_string(&file).map_err(io(&file))?;
                 std::fs::remove_file(&file).map_err(io(&file))?;
-                return Domain::parse(&text).map_err(|source| StoreError::Invalid { file, source });
+                return Definition::parse(&text)
+                    .map_err(|source| StoreError::Invalid { file, source });
             }
             Err(e) => return Err(e),
         };
@@ -303,8 +307,10 @@ mod tests {
     use super::*;
 
     fn store() -> (Store, PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("vireo-store-test-{}", crate::model::random_uuid()));
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-store-test-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
         let p = Paths::under(
             &dir.join("c"),
             &dir.join("r"),
@@ -314,7 +320,7 @@ mod tests {
         (Store::new(&p), dir)
     }
 
-    const A: &str = "<domain type='kvm'>\n  <name>a</name>\n  <memory>1024</memory>\n  <devices>\n    <interface type='user'/>\n  </devices>\n</domain>";
+    const A: &str = "<domain type='kvm'>\n  <name>a</name>\n  <memory>1024</memory>\n  <os>\n    <type>hvm</type>\n  </os>\n  <devices>\n    <interface type='user'/>\n  </devices>\n</domain>";
 
     #[test]
     fn define_list_undefine() {

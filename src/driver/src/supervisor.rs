@@ -6,8 +6,8 @@
 //! It holds an exclusive flock on `supervisor.lock` in the runtime directory for its whole life;
 //! clients test that lock to know whether a machine is supervised.
 
+use crate::definition::Definition;
 use crate::events::{append, Event};
-use crate::model::Domain;
 use crate::rundir::RunDir;
 use crate::state::{decide, Actions, DomainState, EventKind, Intent, Reason, StateRecord, VmmExit};
 use crate::store::FileLock;
@@ -69,7 +69,7 @@ fn log(run: &RunDir, msg: &str) {
 
 fn emit(
     args: &SuperviseArgs,
-    dom: &Domain,
+    dom: &Definition,
     kind: EventKind,
     detail: &str,
     message: Option<String>,
@@ -174,7 +174,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
     }
     let dom = match std::fs::read_to_string(run.xml())
         .map_err(|e| e.to_string())
-        .and_then(|t| Domain::parse(&t).map_err(|e| e.to_string()))
+        .and_then(|t| Definition::parse(&t).map_err(|e| e.to_string()))
     {
         Ok(d) => d,
         Err(e) => {
@@ -343,7 +343,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
 }
 
 /// A start that never got going: clients waiting for the start hear why it failed.
-fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Domain, msg: String) {
+fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Definition, msg: String) {
     emit(args, dom, EventKind::Stopped, "Failed", Some(msg.clone()));
     finish(
         args,
@@ -359,7 +359,7 @@ fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Domain, msg: String) {
 fn finish(
     _args: &SuperviseArgs,
     run: &RunDir,
-    _dom: &Domain,
+    _dom: &Definition,
     state: DomainState,
     reason: Reason,
     message: Option<String>,

@@ -6,10 +6,13 @@
 //! controllers, a ps2 keyboard, `memballoon model='none'`) describe nothing our backend would do
 //! differently and are accepted; each such case is listed in [`accepted_without_effect`].
 
-use crate::model::{to_kib, Domain};
 use crate::rundir::RunDir;
-use crate::xml::Element;
 use std::path::{Path, PathBuf};
+use vireo_domain::{
+    ChardevType, ClockOffset, CpuMode, Disk, DiskDevice, DiskType, Domain, Element, GraphicsType,
+    ImageFormat, InputBus, InputType, Interface, InterfaceType, OsType, PortProto, RngBackend,
+    Uuid, VideoModel, VirtType,
+};
 use vireo_vmm::config::{
     DiskConfig, DiskFormat, DisplayConfig, MacAddr, NetBackend, NetConfig, PortForward, Protocol,
     SerialConfig, VmConfig, VncConfig,
@@ -57,17 +60,6 @@ pub struct Translated {
     pub notes: Vec<String>,
 }
 
-/// Indexed path like `devices/disk[2]`: the index counts elements of that name, from 1.
-fn indexed<'a>(
-    parent: &'a Element,
-    name: &'a str,
-) -> impl Iterator<Item = (String, &'a Element)> + 'a {
-    parent
-        .children_named(name)
-        .enumerate()
-        .map(move |(i, e)| (format!("devices/{name}[{}]", i + 1), e))
-}
-
 fn check_file(path: &str, file: &str) -> Result<PathBuf, TranslateError> {
     let p = Path::new(file);
     if !p.is_absolute() {
@@ -92,10 +84,6 @@ fn io_message(e: &std::io::Error) -> String {
     }
 }
 
-fn yes(v: Option<&str>) -> bool {
-    matches!(v, Some("yes") | Some("on"))
-}
-
 const TOP_LEVEL_OK: &[&str] = &[
     "name",
     "uuid",
@@ -116,17 +104,29 @@ const TOP_LEVEL_OK: &[&str] = &[
     "pm",
 ];
 
+/// The path `devices/NAME[i]` (1-based) this module's refusals use.
+fn dev_path(name: &str, index: usize) -> String {
+    format!("devices/{name}[{}]", index + 1)
+}
+
+/// A value the typed view reads as "unknown" (`Other`), quoted for a refusal.
+fn attr_or_empty(e: &Element, name: &str) -> String {
+    e.attr(name).map(|v| v.into_owned()).unwrap_or_default()
+}
+
 /// Translates a domain for a start in `run`. `pick_vnc_port` is asked for a free port when the
-/// document says `autoport='yes'`.
+/// document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views;
+/// it need not have been validated (a stored definition was, on define), so every value the
+/// backend depends on is checked again here.
 pub fn translate(
     dom: &Domain,
     run: &RunDir,
     pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
 ) -> Result<Translated, TranslateError> {
-    let root = &dom.doc.root;
+    let root = dom.root();
     let mut notes = Vec::new();
-    match root.attr("type") {
-        Some("kvm") => {}
+    match dom.virt_type() {
+        Some(VirtType::Kvm) => {}
         Some(t) => {
             return refuse(
                 format!("domain@type='{t}'"),
@@ -136,67 +136,68 @@ pub fn translate(
         None => return refuse("domain", "missing attribute type"),
     }
     for child in root.elements() {
-        if !TOP_LEVEL_OK.contains(&child.name.as_str()) {
-            return not_supported(child.name.clone());
+        if !TOP_LEVEL_OK.contains(&child.name()) {
+            return not_supported(child.name());
         }
     }
+    let name = match dom.name() {
+        Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+        _ => return refuse("domain", "missing element name"),
+    };
 
     // os
-    let os = match root.child("os") {
-        Some(os) => os,
-        None => {
-            return refuse(
-                "os",
-                "Vireo boots only a kernel given in os/kernel (firmware boot is not supported)",
-            )
-        }
+    let no_kernel = || {
+        refuse(
+            "os",
+            "Vireo boots only a kernel given in os/kernel (firmware boot is not supported)",
+        )
     };
-    if let Some(t) = os.child("type") {
-        let ty = t.text().trim().to_owned();
-        if ty != "hvm" {
+    let Some(os) = dom.os() else {
+        return no_kernel();
+    };
+    if let Some(ty) = os.os_type() {
+        if ty != OsType::Hvm {
             return refuse(format!("os/type='{ty}'"), "only hvm guests are supported");
         }
-        if let Some(a) = t.attr("arch") {
-            if a != "x86_64" {
-                return refuse(
-                    format!("os/type@arch='{a}'"),
-                    "only x86_64 guests are supported",
-                );
-            }
+    }
+    if let Some(a) = os.arch() {
+        if a != "x86_64" {
+            return refuse(
+                format!("os/type@arch='{a}'"),
+                "only x86_64 guests are supported",
+            );
         }
     }
-    if let Some(fw) = os.attr("firmware") {
+    if let Some(fw) = os.firmware() {
         return refuse(
             format!("os@firmware='{fw}'"),
             "firmware boot is not supported (use os/kernel)",
         );
     }
-    for el in os.elements() {
-        match el.name.as_str() {
+    for el in os.element().elements() {
+        match el.name() {
             "type" | "kernel" | "initrd" | "cmdline" | "boot" => {}
             "loader" | "nvram" => {
                 return refuse(
-                    format!("os/{}", el.name),
+                    format!("os/{}", el.name()),
                     "firmware boot is not supported (use os/kernel)",
                 )
             }
             other => return not_supported(format!("os/{other}")),
         }
     }
-    let kernel = match os.child_text("kernel") {
+    let kernel = match os.kernel().map(|k| k.trim().to_owned()) {
         Some(k) if !k.is_empty() => check_file("os/kernel", &k)?,
-        _ => {
-            return refuse(
-                "os",
-                "Vireo boots only a kernel given in os/kernel (firmware boot is not supported)",
-            )
-        }
+        _ => return no_kernel(),
     };
-    let initrd = match os.child_text("initrd") {
+    let initrd = match os.initrd().map(|i| i.trim().to_owned()) {
         Some(i) if !i.is_empty() => Some(check_file("os/initrd", &i)?),
         _ => None,
     };
-    let cmdline = os.child_text("cmdline").unwrap_or_default();
+    let cmdline = os
+        .cmdline()
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default();
     if cmdline.len() >= vireo_vmm::config::CMDLINE_MAX {
         return refuse(
             "os/cmdline",
@@ -208,20 +209,27 @@ pub fn translate(
     }
 
     // memory and vCPUs
-    if let Some(cur) = root.child("currentMemory") {
-        let kib =
-            to_kib(&cur.text(), cur.attr("unit"), "currentMemory").map_err(|e| TranslateError {
-                path: "currentMemory".into(),
-                message: e.to_string(),
-            })?;
-        if kib != dom.memory_kib {
+    let size_error = |field: &str, e: vireo_domain::Error| TranslateError {
+        path: field.into(),
+        message: e.kind.to_string(),
+    };
+    let memory_kib = match dom.memory().map_err(|e| size_error("memory", e))? {
+        Some(b) if b > 0 => b.div_ceil(1024),
+        Some(_) => return refuse("memory", "must be greater than 0"),
+        None => return refuse("domain", "missing element memory"),
+    };
+    if let Some(cur) = dom
+        .current_memory()
+        .map_err(|e| size_error("currentMemory", e))?
+    {
+        if cur.div_ceil(1024) != memory_kib {
             return refuse(
                 "currentMemory",
                 "memory ballooning is not supported (make it equal to memory)",
             );
         }
     }
-    let memory_mib = dom.memory_kib.div_ceil(1024);
+    let memory_mib = memory_kib.div_ceil(1024);
     if memory_mib > vireo_vmm::config::MAX_MEMORY_MIB {
         return refuse(
             "memory",
@@ -231,12 +239,17 @@ pub fn translate(
             ),
         );
     }
-    if dom.memory_kib % 1024 != 0 {
+    if memory_kib % 1024 != 0 {
         notes.push(format!("memory rounded up to {memory_mib} MiB"));
     }
+    let vcpu_count = match dom.vcpu().map_err(|e| size_error("vcpu", e))? {
+        None => 1,
+        Some(0) => return refuse("vcpu", "must be greater than 0"),
+        Some(n) => n,
+    };
     if let Some(v) = root.child("vcpu") {
         if let Some(c) = v.attr("current") {
-            if c.parse::<u32>().ok() != Some(dom.vcpus) {
+            if c.trim().parse::<u32>().ok() != Some(vcpu_count) {
                 return refuse(
                     "vcpu@current",
                     "vCPU hotplug is not supported (current must equal the count)",
@@ -255,28 +268,38 @@ pub fn translate(
             return not_supported("vcpu@cpuset");
         }
     }
-    let vcpus = match u8::try_from(dom.vcpus) {
+    let vcpus = match u8::try_from(vcpu_count) {
         Ok(n) => n,
-        Err(_) => return refuse("vcpu", format!("{} vCPUs is more than 255", dom.vcpus)),
+        Err(_) => return refuse("vcpu", format!("{vcpu_count} vCPUs is more than 255")),
     };
-    if let Some(cpu) = root.child("cpu") {
-        if let Some(m) = cpu.attr("mode") {
-            if !matches!(m, "host-passthrough" | "host-model" | "maximum") {
-                return refuse(
-                    format!("cpu@mode='{m}'"),
-                    "only host-passthrough, host-model or maximum is supported",
-                );
-            }
+    if let Some(m) = dom.cpu_mode() {
+        if !matches!(
+            m,
+            CpuMode::HostPassthrough | CpuMode::HostModel | CpuMode::Maximum
+        ) {
+            return refuse(
+                format!("cpu@mode='{m}'"),
+                "only host-passthrough, host-model or maximum is supported",
+            );
         }
+    }
+    if let Some(cpu) = root.child("cpu") {
         for el in cpu.elements() {
-            match el.name.as_str() {
+            match el.name() {
                 "topology" => {
-                    let n = |a: &str| el.attr(a).and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
-                    let product = n("sockets") * n("dies") * n("cores") * n("threads");
-                    if product != dom.vcpus {
+                    let n = |a: &str| {
+                        el.attr(a)
+                            .and_then(|v| v.trim().parse::<u32>().ok())
+                            .unwrap_or(1)
+                    };
+                    let product = n("sockets")
+                        .saturating_mul(n("dies"))
+                        .saturating_mul(n("cores"))
+                        .saturating_mul(n("threads"));
+                    if product != vcpu_count {
                         return refuse(
                             "cpu/topology",
-                            format!("{product} CPUs in the topology, {} in vcpu", dom.vcpus),
+                            format!("{product} CPUs in the topology, {vcpu_count} in vcpu"),
                         );
                     }
                 }
@@ -286,26 +309,24 @@ pub fn translate(
     }
     if let Some(f) = root.child("features") {
         for el in f.elements() {
-            if !matches!(el.name.as_str(), "acpi" | "apic" | "pae") {
-                return not_supported(format!("features/{}", el.name));
+            if !matches!(el.name(), "acpi" | "apic" | "pae") {
+                return not_supported(format!("features/{}", el.name()));
             }
         }
     }
-    if let Some(c) = root.child("clock") {
-        if let Some(o) = c.attr("offset") {
-            if o != "utc" {
-                return refuse(
-                    format!("clock@offset='{o}'"),
-                    "the guest clock is always UTC (use offset='utc')",
-                );
-            }
+    if let Some(o) = dom.clock_offset() {
+        if o != ClockOffset::Utc {
+            return refuse(
+                format!("clock@offset='{o}'"),
+                "the guest clock is always UTC (use offset='utc')",
+            );
         }
     }
     if let Some(pm) = root.child("pm") {
         for el in pm.elements() {
-            if el.attr("enabled") != Some("no") {
+            if el.attr("enabled").as_deref() != Some("no") {
                 return refuse(
-                    format!("pm/{}", el.name),
+                    format!("pm/{}", el.name()),
                     "guest suspend is not supported (use enabled='no')",
                 );
             }
@@ -321,37 +342,42 @@ pub fn translate(
             log: Some(run.serial_log()),
             socket: None,
         },
-        ..VmConfig::minimal(&dom.name, kernel, memory_mib, vcpus)
+        ..VmConfig::minimal(&name, kernel, memory_mib, vcpus)
     };
     let mut vnc_port = None;
-    let empty = Element::new("devices");
-    let devices = root.child("devices").unwrap_or(&empty);
+    let Some(devices) = dom.devices() else {
+        return Ok(Translated {
+            config: cfg,
+            vnc_port,
+            notes,
+        });
+    };
     let mut counts: std::collections::HashMap<&str, usize> = Default::default();
-    for el in devices.elements() {
-        let idx = counts.entry(el.name.as_str()).or_insert(0);
+    for el in devices.element().elements() {
+        let idx = counts.entry(el.name()).or_insert(0);
         *idx += 1;
-        let path = format!("devices/{}[{}]", el.name, idx);
-        match el.name.as_str() {
+        let path = format!("devices/{}[{}]", el.name(), idx);
+        match el.name() {
             "emulator" | "disk" | "interface" | "graphics" | "video" | "serial" | "console"
             | "input" | "rng" => {}
             "controller" => {
                 let ok = matches!(
-                    (el.attr("type"), el.attr("model")),
+                    (el.attr("type").as_deref(), el.attr("model").as_deref()),
                     (Some("pci"), Some("pci-root") | Some("pcie-root"))
                         | (Some("sata" | "ide"), _)
                         | (Some("usb"), Some("none"))
                 );
                 if !ok {
                     return refuse(
-                        format!("{path}@type='{}'", el.attr("type").unwrap_or("")),
+                        format!("{path}@type='{}'", attr_or_empty(el, "type")),
                         "not supported by the Vireo backend (only pci-root, sata, ide and usb model='none')",
                     );
                 }
             }
             "memballoon" => {
-                if el.attr("model") != Some("none") {
+                if el.attr("model").as_deref() != Some("none") {
                     return refuse(
-                        format!("{path}@model='{}'", el.attr("model").unwrap_or("")),
+                        format!("{path}@model='{}'", attr_or_empty(el, "model")),
                         "memory ballooning is not supported (use model='none')",
                     );
                 }
@@ -360,16 +386,10 @@ pub fn translate(
         }
     }
 
-    for (path, d) in indexed(devices, "disk") {
-        cfg.disks.push(disk(&path, d)?);
+    for (i, d) in devices.disks().iter().enumerate() {
+        cfg.disks.push(disk(&dev_path("disk", i), d)?);
     }
-    if cfg
-        .disks
-        .iter()
-        .filter(|d| !d.shareable && !d.readonly)
-        .count()
-        > 0
-    {
+    if cfg.disks.iter().any(|d| !d.shareable && !d.readonly) {
         let mut seen = std::collections::HashSet::new();
         for (i, d) in cfg.disks.iter().enumerate() {
             if !seen.insert(d.path.clone()) {
@@ -381,19 +401,26 @@ pub fn translate(
         }
     }
 
-    for (path, i) in indexed(devices, "interface") {
-        cfg.nets.push(interface(&path, i, dom)?);
+    let mac_seed = dom
+        .uuid()
+        .and_then(|u| Uuid::parse(&u))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| name.clone());
+    for (i, iface) in devices.interfaces().iter().enumerate() {
+        cfg.nets
+            .push(interface(&dev_path("interface", i), iface, &mac_seed)?);
     }
 
     let mut graphics_seen = false;
     let mut vnc = VncConfig::default();
-    for (path, g) in indexed(devices, "graphics") {
+    for (i, g) in devices.graphics().iter().enumerate() {
+        let path = dev_path("graphics", i);
         if graphics_seen {
             return refuse(path, "only one graphics device is supported");
         }
         graphics_seen = true;
-        match g.attr("type") {
-            Some("vnc") => {}
+        match g.graphics_type() {
+            Some(GraphicsType::Vnc) => {}
             Some(t) => {
                 return refuse(
                     format!("{path}@type='{t}'"),
@@ -403,23 +430,20 @@ pub fn translate(
             None => return refuse(path, "missing attribute type"),
         }
         vnc.unix_socket = Some(run.vnc());
-        let listen = g.child("listen");
-        let socket = g.attr("socket").or_else(|| {
-            listen
-                .filter(|l| l.attr("type") == Some("socket"))
-                .and_then(|l| l.attr("socket"))
-        });
-        let listen_none = listen.is_some_and(|l| l.attr("type") == Some("none"));
-        if let Some(s) = socket {
-            if !Path::new(s).is_absolute() {
+        let ge = g.element();
+        let listen = ge.child("listen");
+        let listen_type = listen.and_then(|l| l.attr("type"));
+        let listen_none = listen_type.as_deref() == Some("none");
+        if let Some(s) = g.socket() {
+            if !Path::new(&s).is_absolute() {
                 return refuse(
                     format!("{path}@socket"),
                     format!("{s}: must be an absolute path"),
                 );
             }
             vnc.unix_socket = Some(PathBuf::from(s));
-        } else if !listen_none && listen.is_none_or(|l| l.attr("type") != Some("socket")) {
-            for addr in [g.attr("listen"), listen.and_then(|l| l.attr("address"))]
+        } else if !listen_none && listen_type.as_deref() != Some("socket") {
+            for addr in [ge.attr("listen"), listen.and_then(|l| l.attr("address"))]
                 .into_iter()
                 .flatten()
             {
@@ -434,25 +458,25 @@ pub fn translate(
                     );
                 }
             }
-            if let Some(l) = listen {
-                if let Some(t) = l.attr("type") {
-                    if t != "address" {
-                        return refuse(
-                            format!("{path}/listen@type='{t}'"),
-                            "not supported (use address or socket)",
-                        );
-                    }
+            if let Some(t) = &listen_type {
+                if t != "address" {
+                    return refuse(
+                        format!("{path}/listen@type='{t}'"),
+                        "not supported (use address or socket)",
+                    );
                 }
             }
-            let port = g
+            // Read as text, not through `Graphics::port`, so that a malformed port is refused
+            // rather than taken for "no port".
+            let port = ge
                 .attr("port")
-                .map(|p| p.parse::<i32>())
+                .map(|p| p.trim().parse::<i32>())
                 .transpose()
                 .map_err(|_| TranslateError {
                     path: format!("{path}@port"),
                     message: "not a number".into(),
                 })?;
-            let auto = yes(g.attr("autoport")) || port.is_none() || port == Some(-1);
+            let auto = g.autoport() == Some(true) || port.is_none() || port == Some(-1);
             let chosen = if auto {
                 match pick_vnc_port() {
                     Some(p) => {
@@ -472,8 +496,8 @@ pub fn translate(
             vnc.tcp_port = Some(chosen);
             vnc_port = Some(chosen);
         }
-        if let Some(pw) = g.attr("passwd") {
-            vnc.password = Some(pw.to_owned());
+        if let Some(pw) = g.passwd() {
+            vnc.password = Some(pw);
         }
         if vnc.tcp_port.is_some() && vnc.password.as_deref().is_none_or(str::is_empty) {
             return refuse(
@@ -481,45 +505,56 @@ pub fn translate(
                 "a VNC TCP listener needs a password (add passwd='...', or use <listen type='none'/> for local clients only)",
             );
         }
-        for c in g.elements() {
-            if c.name != "listen" {
-                return not_supported(format!("{path}/{}", c.name));
+        for c in ge.elements() {
+            if c.name() != "listen" {
+                return not_supported(format!("{path}/{}", c.name()));
             }
         }
     }
     let mut display_size: Option<(u32, u32)> = None;
     let mut video_none = false;
-    for (path, v) in indexed(devices, "video") {
-        if path != "devices/video[1]" {
+    let videos = devices.videos();
+    for (i, v) in videos.iter().enumerate() {
+        let path = dev_path("video", i);
+        if i > 0 {
             return refuse(path, "only one video device is supported");
         }
-        if let Some(m) = v.child("model") {
-            match m.attr("type") {
-                Some("none") => video_none = true,
-                Some("vga" | "virtio" | "bochs" | "cirrus" | "qxl" | "ramfb") | None => {}
-                Some(t) => {
-                    return refuse(
-                        format!("{path}/model@type='{t}'"),
-                        "not supported (the guest gets a linear framebuffer)",
-                    )
-                }
+        match v.model() {
+            Some(VideoModel::None) => video_none = true,
+            Some(
+                VideoModel::Vga
+                | VideoModel::Virtio
+                | VideoModel::Bochs
+                | VideoModel::Cirrus
+                | VideoModel::Qxl
+                | VideoModel::Ramfb,
+            )
+            | None => {}
+            Some(t) => {
+                return refuse(
+                    format!("{path}/model@type='{t}'"),
+                    "not supported (the guest gets a linear framebuffer)",
+                )
             }
-            if let Some(r) = m.child("resolution") {
-                let x = r.attr("x").and_then(|x| x.parse().ok());
-                let y = r.attr("y").and_then(|y| y.parse().ok());
-                match (x, y) {
-                    (Some(x), Some(y))
-                        if (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&x)
-                            && (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&y) =>
-                    {
-                        display_size = Some((x, y))
-                    }
-                    _ => {
-                        return refuse(
-                            format!("{path}/model/resolution"),
-                            format!("x and y must be 1..{}", vireo_vmm::config::MAX_DISPLAY_SIDE),
-                        )
-                    }
+        }
+        if let Some(r) = v
+            .element()
+            .child("model")
+            .and_then(|m| m.child("resolution"))
+        {
+            let side = |a: &str| r.attr(a).and_then(|x| x.trim().parse::<u32>().ok());
+            match (side("x"), side("y")) {
+                (Some(x), Some(y))
+                    if (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&x)
+                        && (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&y) =>
+                {
+                    display_size = Some((x, y))
+                }
+                _ => {
+                    return refuse(
+                        format!("{path}/model/resolution"),
+                        format!("x and y must be 1..{}", vireo_vmm::config::MAX_DISPLAY_SIDE),
+                    )
                 }
             }
         }
@@ -530,7 +565,7 @@ pub fn translate(
             "a graphics device needs a video device",
         );
     }
-    if graphics_seen || (!video_none && devices.child("video").is_some()) {
+    if graphics_seen || (!video_none && !videos.is_empty()) {
         let mut d = DisplayConfig {
             vnc,
             ..DisplayConfig::default()
@@ -543,16 +578,17 @@ pub fn translate(
     }
 
     // Serial and console: both describe COM1 (libvirt mirrors the first serial as a console).
-    let mut com1: Option<(String, &Element)> = None;
-    for (path, s) in indexed(devices, "serial") {
-        if let Some(t) = s.child("target") {
-            if let Some(p) = t.attr("port") {
-                if p != "0" {
-                    return refuse(
-                        format!("{path}/target@port='{p}'"),
-                        "only one serial port (COM1, port 0) is supported",
-                    );
-                }
+    let serials = devices.serials();
+    let consoles = devices.consoles();
+    let mut com1: Option<(String, &vireo_domain::Chardev<&Element>)> = None;
+    for (i, s) in serials.iter().enumerate() {
+        let path = dev_path("serial", i);
+        if let Some(p) = s.element().child("target").and_then(|t| t.attr("port")) {
+            if p.trim() != "0" {
+                return refuse(
+                    format!("{path}/target@port='{p}'"),
+                    "only one serial port (COM1, port 0) is supported",
+                );
             }
         }
         if com1.is_some() {
@@ -560,8 +596,9 @@ pub fn translate(
         }
         com1 = Some((path, s));
     }
-    for (path, c) in indexed(devices, "console") {
-        if let Some(t) = c.child("target").and_then(|t| t.attr("type")) {
+    for (i, c) in consoles.iter().enumerate() {
+        let path = dev_path("console", i);
+        if let Some(t) = c.target_type() {
             if t != "serial" {
                 return refuse(
                     format!("{path}/target@type='{t}'"),
@@ -569,47 +606,38 @@ pub fn translate(
                 );
             }
         }
-        if com1.is_none() {
-            com1 = Some((path, c));
-        } else if let Some((_, s)) = com1 {
-            if s.attr("type") != c.attr("type") {
+        match &com1 {
+            None => com1 = Some((path, c)),
+            Some((_, s)) if s.chardev_type() != c.chardev_type() => {
                 return refuse(
                     format!("{path}@type"),
                     "the console must mirror the serial port",
-                );
+                )
             }
+            Some(_) => {}
         }
     }
     if let Some((path, s)) = com1 {
-        match s.attr("type") {
-            Some("pty") => cfg.serial.socket = Some(run.serial()),
-            Some("file") => {
-                let p = s.child("source").and_then(|x| x.attr("path"));
-                match p {
-                    Some(p) if Path::new(p).is_absolute() => {
-                        cfg.serial.log = Some(PathBuf::from(p))
-                    }
-                    _ => {
-                        return refuse(
-                            format!("{path}/source@path"),
-                            "a file serial needs an absolute path",
-                        )
-                    }
+        match s.chardev_type() {
+            Some(ChardevType::Pty) => cfg.serial.socket = Some(run.serial()),
+            Some(ChardevType::File) => match s.source_path() {
+                Some(p) if Path::new(&p).is_absolute() => cfg.serial.log = Some(PathBuf::from(p)),
+                _ => {
+                    return refuse(
+                        format!("{path}/source@path"),
+                        "a file serial needs an absolute path",
+                    )
                 }
-            }
-            Some("unix") => {
-                let src = s.child("source");
-                if src
-                    .and_then(|x| x.attr("mode"))
-                    .is_some_and(|m| m != "bind")
-                {
+            },
+            Some(ChardevType::Unix) => {
+                if s.mode().is_some_and(|m| m != "bind") {
                     return refuse(
                         format!("{path}/source@mode"),
                         "only mode='bind' is supported",
                     );
                 }
-                match src.and_then(|x| x.attr("path")) {
-                    Some(p) if Path::new(p).is_absolute() => {
+                match s.source_path() {
+                    Some(p) if Path::new(&p).is_absolute() => {
                         cfg.serial.socket = Some(PathBuf::from(p))
                     }
                     _ => {
@@ -630,18 +658,18 @@ pub fn translate(
         }
     }
 
-    for (path, i) in indexed(devices, "input") {
-        let bus = i.attr("bus");
-        match (i.attr("type"), bus) {
-            (Some("keyboard"), Some("ps2") | None) => {}
-            (Some("keyboard"), Some("virtio")) => cfg.input.keyboard = true,
-            (Some("tablet"), Some("usb" | "virtio") | None) => {
+    for (i, input) in devices.inputs().iter().enumerate() {
+        let path = dev_path("input", i);
+        match (input.input_type(), input.bus()) {
+            (Some(InputType::Keyboard), Some(InputBus::Ps2) | None) => {}
+            (Some(InputType::Keyboard), Some(InputBus::Virtio)) => cfg.input.keyboard = true,
+            (Some(InputType::Tablet), Some(InputBus::Usb | InputBus::Virtio) | None) => {
                 if cfg.display.is_none() {
                     return refuse(path, "a tablet needs a graphics device");
                 }
                 cfg.input.tablet = true
             }
-            (Some(t @ ("keyboard" | "tablet")), Some(b)) => {
+            (Some(t @ (InputType::Keyboard | InputType::Tablet)), Some(b)) => {
                 return refuse(
                     format!("{path}@bus='{b}'"),
                     format!("not supported for a {t} (use bus='virtio')"),
@@ -657,23 +685,25 @@ pub fn translate(
         }
     }
 
-    for (path, r) in indexed(devices, "rng") {
+    for (i, r) in devices.rngs().iter().enumerate() {
+        let path = dev_path("rng", i);
         if cfg.rng {
             return refuse(path, "only one rng device is supported");
         }
-        if r.attr("model") != Some("virtio") {
+        if r.model().as_deref() != Some("virtio") {
             return refuse(
-                format!("{path}@model='{}'", r.attr("model").unwrap_or("")),
+                format!("{path}@model='{}'", r.model().unwrap_or_default()),
                 "not supported (use model='virtio')",
             );
         }
-        if let Some(b) = r.child("backend") {
-            if b.attr("model") != Some("random") {
-                return refuse(
-                    format!("{path}/backend@model='{}'", b.attr("model").unwrap_or("")),
-                    "not supported (use model='random')",
-                );
-            }
+        if r.element().child("backend").is_some() && r.backend() != Some(RngBackend::Random) {
+            return refuse(
+                format!(
+                    "{path}/backend@model='{}'",
+                    r.backend().map(|b| b.to_string()).unwrap_or_default()
+                ),
+                "not supported (use model='random')",
+            );
         }
         cfg.rng = true;
     }
@@ -695,9 +725,9 @@ pub fn translate(
     })
 }
 
-fn disk(path: &str, d: &Element) -> Result<DiskConfig, TranslateError> {
-    match d.attr("type") {
-        Some("file") | None => {}
+fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
+    match d.disk_type() {
+        Some(DiskType::File) | None => {}
         Some(t) => {
             return refuse(
                 format!("{path}@type='{t}'"),
@@ -705,49 +735,45 @@ fn disk(path: &str, d: &Element) -> Result<DiskConfig, TranslateError> {
             )
         }
     }
-    let cdrom = match d.attr("device") {
-        Some("disk") | None => false,
-        Some("cdrom") => true,
-        Some(t) => {
+    let cdrom = match d.device() {
+        DiskDevice::Disk => false,
+        DiskDevice::Cdrom => true,
+        t => {
             return refuse(
                 format!("{path}@device='{t}'"),
                 "not supported by the Vireo backend (use disk or cdrom)",
             )
         }
     };
-    let mut format = DiskFormat::Raw;
-    if let Some(drv) = d.child("driver") {
-        if let Some(n) = drv.attr("name") {
-            if n != "qemu" {
-                return refuse(
-                    format!("{path}/driver@name='{n}'"),
-                    "only name='qemu' is supported",
-                );
-            }
+    if let Some(n) = d.driver_name() {
+        if n != "qemu" {
+            return refuse(
+                format!("{path}/driver@name='{n}'"),
+                "only name='qemu' is supported",
+            );
         }
-        format = match drv.attr("type") {
-            Some("raw") | None => DiskFormat::Raw,
-            Some("qcow2") => DiskFormat::Qcow2,
-            Some(t) => {
-                return refuse(
-                    format!("{path}/driver@type='{t}'"),
-                    "not supported (use raw or qcow2)",
-                )
-            }
-        };
     }
-    let target = d.child("target");
-    if let Some(b) = target.and_then(|t| t.attr("bus")) {
+    let format = match d.format() {
+        Some(ImageFormat::Raw) | None => DiskFormat::Raw,
+        Some(ImageFormat::Qcow2) => DiskFormat::Qcow2,
+        Some(t) => {
+            return refuse(
+                format!("{path}/driver@type='{t}'"),
+                "not supported (use raw or qcow2)",
+            )
+        }
+    };
+    if let Some(b) = d.target_bus() {
         // A CD-ROM cannot be on virtio in libvirt's model; every disk is virtio-blk for us, so a
         // CD-ROM's bus is accepted and the disk is shown to the guest as read-only virtio-blk.
-        if b != "virtio" && !cdrom {
+        if b != vireo_domain::DiskBus::Virtio && !cdrom {
             return refuse(
                 format!("{path}/target@bus='{b}'"),
                 "not supported by the Vireo backend (use bus='virtio')",
             );
         }
     }
-    let file = match d.child("source").and_then(|s| s.attr("file")) {
+    let file = match d.source() {
         Some(f) => f,
         None if cdrom => {
             return refuse(
@@ -757,10 +783,10 @@ fn disk(path: &str, d: &Element) -> Result<DiskConfig, TranslateError> {
         }
         None => return refuse(format!("{path}/source"), "missing attribute file"),
     };
-    let file = check_file(&format!("{path}/source@file"), file)?;
-    for c in d.elements() {
+    let file = check_file(&format!("{path}/source@file"), &file)?;
+    for c in d.element().elements() {
         if !matches!(
-            c.name.as_str(),
+            c.name(),
             "driver"
                 | "source"
                 | "target"
@@ -771,10 +797,10 @@ fn disk(path: &str, d: &Element) -> Result<DiskConfig, TranslateError> {
                 | "alias"
                 | "address"
         ) {
-            return not_supported(format!("{path}/{}", c.name));
+            return not_supported(format!("{path}/{}", c.name()));
         }
     }
-    let serial = d.child_text("serial");
+    let serial = d.serial().map(|s| s.trim().to_owned());
     if let Some(s) = &serial {
         if s.len() > 20 {
             return refuse(
@@ -786,16 +812,21 @@ fn disk(path: &str, d: &Element) -> Result<DiskConfig, TranslateError> {
     Ok(DiskConfig {
         path: file,
         format,
-        readonly: cdrom || d.child("readonly").is_some(),
-        shareable: d.child("shareable").is_some(),
+        readonly: cdrom || d.readonly(),
+        shareable: d.shareable(),
         serial,
         cdrom,
     })
 }
 
-fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, TranslateError> {
-    match i.attr("type") {
-        Some("user") => {}
+/// `mac_seed` (the canonical UUID, else the name) gives an interface without a MAC a stable one.
+fn interface(
+    path: &str,
+    i: &Interface<&Element>,
+    mac_seed: &str,
+) -> Result<NetConfig, TranslateError> {
+    match i.iface_type() {
+        Some(InterfaceType::User) => {}
         Some(t) => {
             return refuse(
                 format!("{path}@type='{t}'"),
@@ -804,7 +835,7 @@ fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, Transla
         }
         None => return refuse(path, "missing attribute type"),
     }
-    if let Some(m) = i.child("model").and_then(|m| m.attr("type")) {
+    if let Some(m) = i.model() {
         if m != "virtio" {
             return refuse(
                 format!("{path}/model@type='{m}'"),
@@ -812,15 +843,14 @@ fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, Transla
             );
         }
     }
-    let mac = match i.child("mac").and_then(|m| m.attr("address")) {
+    let mac = match i.mac() {
         Some(a) => a.parse::<MacAddr>().map_err(|e| TranslateError {
             path: format!("{path}/mac@address"),
             message: e,
         })?,
         None => {
             // Stable across starts for an old definition that has no MAC: derived from the UUID.
-            let seed: Vec<u8> = dom.uuid.as_deref().unwrap_or(&dom.name).bytes().collect();
-            let h = seed.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            let h = mac_seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
             MacAddr([0x52, 0x54, 0x00, (h >> 16) as u8, (h >> 8) as u8, h as u8])
@@ -833,48 +863,36 @@ fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, Transla
         );
     }
     let mut port_forwards = Vec::new();
-    for (j, pf) in i.children_named("portForward").enumerate() {
+    for (j, pf) in i.port_forwards().iter().enumerate() {
         let pfp = format!("{path}/portForward[{}]", j + 1);
-        let protocol = match pf.attr("proto") {
-            Some("tcp") => Protocol::Tcp,
-            Some("udp") => Protocol::Udp,
-            Some(p) => return refuse(format!("{pfp}@proto='{p}'"), "use tcp or udp"),
-            None => return refuse(pfp, "missing attribute proto"),
+        let protocol = match &pf.proto {
+            PortProto::Tcp => Protocol::Tcp,
+            PortProto::Udp => Protocol::Udp,
+            PortProto::Other(p) if p.is_empty() => return refuse(pfp, "missing attribute proto"),
+            PortProto::Other(p) => return refuse(format!("{pfp}@proto='{p}'"), "use tcp or udp"),
         };
-        if pf.attr("dev").is_some() {
+        if pf.dev.is_some() {
             return not_supported(format!("{pfp}@dev"));
         }
-        let host_address = match pf.attr("address") {
+        let host_address = match &pf.address {
             None => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             Some(a) => a.parse().map_err(|_| TranslateError {
                 path: format!("{pfp}@address"),
                 message: format!("'{a}' is not an IP address"),
             })?,
         };
-        for (k, r) in pf.children_named("range").enumerate() {
+        for (k, r) in pf.ranges.iter().enumerate() {
             let rp = format!("{pfp}/range[{}]", k + 1);
-            if yes(r.attr("exclude")) {
+            if r.exclude {
                 return not_supported(format!("{rp}@exclude"));
             }
-            let num = |a: &str| -> Result<Option<u16>, TranslateError> {
-                r.attr(a)
-                    .map(|v| {
-                        v.parse::<u16>()
-                            .ok()
-                            .filter(|&p| p > 0)
-                            .ok_or_else(|| TranslateError {
-                                path: format!("{rp}@{a}"),
-                                message: format!("'{v}' is not a port"),
-                            })
-                    })
-                    .transpose()
-            };
-            let start = num("start")?.ok_or_else(|| TranslateError {
-                path: rp.clone(),
-                message: "missing attribute start".into(),
-            })?;
-            let end = num("end")?.unwrap_or(start);
-            let to = num("to")?.unwrap_or(start);
+            // The view reads a missing or malformed start as 0 (validation names which).
+            if r.start == 0 {
+                return refuse(format!("{rp}@start"), "missing or not a port (1..65535)");
+            }
+            let start = r.start;
+            let end = r.end.unwrap_or(start);
+            let to = r.to.unwrap_or(start);
             if end < start || end - start > 256 {
                 return refuse(
                     format!("{rp}@end"),
@@ -895,11 +913,11 @@ fn interface(path: &str, i: &Element, dom: &Domain) -> Result<NetConfig, Transla
             }
         }
     }
-    for c in i.elements() {
-        match c.name.as_str() {
+    for c in i.element().elements() {
+        match c.name() {
             "mac" | "model" | "portForward" | "alias" | "address" | "target" => {}
             "backend" => {
-                if let Some(t) = c.attr("type") {
+                if let Some(t) = i.backend() {
                     if t != "passt" && t != "default" {
                         return refuse(format!("{path}/backend@type='{t}'"), "not supported");
                     }

@@ -1,7 +1,7 @@
 //! One test per refusal message, plus the accepted forms.
 
 use super::*;
-use crate::model::Domain;
+use vireo_domain::Domain;
 
 struct Fixture {
     dir: PathBuf,
@@ -9,8 +9,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir =
-            std::env::temp_dir().join(format!("vireo-translate-{}", crate::model::random_uuid()));
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-translate-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         for f in ["vmlinuz", "initrd", "disk.img", "disk.qcow2", "cd.iso"] {
             std::fs::write(dir.join(f), b"x").unwrap();
