@@ -33,7 +33,8 @@ fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String
 
 fn define_tiny(h: &Home, name: &str) {
     vireoctl_support::vmm();
-    let mut code = guest::print("hello from tiny\n");
+    // CR LF, as a serial terminal expects (a bare LF only moves down).
+    let mut code = guest::print("hello from tiny\r\n");
     code.extend(guest::echo_loop());
     let kernel = h.file(&format!("{name}.elf"), &guest::pvh_elf(&code));
     let serial = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n";
@@ -43,17 +44,29 @@ fn define_tiny(h: &Home, name: &str) {
 }
 
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
+    launch_with(desktop, h, &[])
+}
+
+fn launch_with(desktop: &Desktop, h: &Home, extra: &[(&str, &str)]) -> common::App {
     let root = h.root.display().to_string();
     let vireoctl = vireoctl().display().to_string();
     let vmm = vireoctl_support::vmm().display().to_string();
-    desktop.launch(&[
-        ("XDG_CONFIG_HOME", &format!("{root}/c")),
-        ("XDG_RUNTIME_DIR", &format!("{root}/r")),
-        ("XDG_DATA_HOME", &format!("{root}/d")),
-        ("XDG_CACHE_HOME", &format!("{root}/k")),
-        ("VIREO_SUPERVISOR", &vireoctl),
-        ("VIREO_VMM", &vmm),
-    ])
+    let (config, runtime, data, cache) = (
+        format!("{root}/c"),
+        format!("{root}/r"),
+        format!("{root}/d"),
+        format!("{root}/k"),
+    );
+    let mut env = vec![
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("XDG_RUNTIME_DIR", runtime.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("VIREO_SUPERVISOR", vireoctl.as_str()),
+        ("VIREO_VMM", vmm.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    desktop.launch(&env)
 }
 
 fn state(h: &Home, name: &str) -> String {
@@ -406,9 +419,16 @@ fn serial_console_shows_output_and_types_into_the_guest() {
     desktop.wait_for_window("Vireo");
     app.activate_win_with("machine-start", "'echo'");
     wait_view(&app, "echo running", |s| s.contains("'echo': 'running'"));
+    // The serial console is a page of the machine's console window.
     app.activate_win_with("machine-serial", "'echo'");
-    let window = desktop.wait_for_window("echo – Serial Console");
-    sleep(Duration::from_millis(500));
+    let window = desktop.wait_for_window("echo – Console");
+    sleep(Duration::from_millis(800));
+    let focused = Command::new("xdotool")
+        .args(["windowfocus", "--sync", &window])
+        .env("DISPLAY", &desktop.display)
+        .status()
+        .unwrap();
+    assert!(focused.success());
     let typed = Command::new("xdotool")
         .args(["type", "--delay", "30", "ping-42"])
         .env("DISPLAY", &desktop.display)
@@ -437,5 +457,123 @@ fn serial_console_shows_output_and_types_into_the_guest() {
     );
     app.activate_win_with("machine-force-off", "'echo'");
     wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
+    assert!(app.quit().success());
+}
+
+/// Where X put a window: (x, y, width, height).
+fn window_geometry(desktop: &Desktop, window: &str) -> (u32, u32, u32, u32) {
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", window])
+        .env("DISPLAY", &desktop.display)
+        .output()
+        .expect("xdotool runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
+    };
+    (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
+}
+
+/// Counts the user's clicks in a test: each one is a real pointer click (XTEST) at a point of
+/// a window, followed by a screenshot of the screen it led to.
+struct Clicks<'a> {
+    desktop: &'a Desktop,
+    count: u32,
+}
+
+impl Clicks<'_> {
+    fn click(&mut self, window: &str, dx: u32, dy: u32, shot: &str) {
+        let (x, y, _, _) = window_geometry(self.desktop, window);
+        self.desktop.click(x + dx, y + dy, 1);
+        self.count += 1;
+        self.desktop
+            .screenshot(&format!("quick-{}-{shot}", self.count));
+    }
+}
+
+/// Issue #8's promise: from an empty window to a running machine's console in at most three
+/// clicks with the quick machine. Every click is a real pointer click on the widget's place
+/// in the window (the "+" at the start of the header bar, then the first row of the wizard's
+/// sources); nothing is activated behind the user's back.
+///
+/// The quick machine boots this computer's kernel (here Debian's stock kernel, fetched into
+/// the rig's cache as the rig does, passed as VIREO_QUICK_KERNEL since a container has no
+/// /boot). The stock kernel does NOT boot on this machine's paravirtual /dev/kvm (see
+/// shared/notes), so the guest's screen stays black: the test checks that the machine is
+/// defined and running (its helper started, its VNC socket exists) and that the console window
+/// opened and connected (the guest's black screen replaced the light status page). The stock
+/// kernel's boot itself is covered by the driver's rig tests.
+#[test]
+fn quick_machine_console_is_three_clicks_from_an_empty_window() {
+    let kernel = vireo_rig::debian::kernel().unwrap_or_else(|e| panic!("Debian kernel: {e}"));
+    let h = Home::new("guiq");
+    vireoctl_support::vmm();
+    let desktop = Desktop::start("quick-clicks");
+    let kernel_path = kernel.vmlinuz.display().to_string();
+    let app = launch_with(&desktop, &h, &[("VIREO_QUICK_KERNEL", &kernel_path)]);
+    let main = desktop.wait_for_window("Vireo");
+    wait_view(&app, "no machines", |s| s == "{}" || s == "@a{ss} {}");
+    desktop.screenshot("quick-0-empty");
+    let mut clicks = Clicks {
+        desktop: &desktop,
+        count: 0,
+    };
+
+    // 1: the "+" button, first in the header bar (6 px padding, a 34 px button, 47 px bar).
+    clicks.click(&main, 6 + 17, 23, "wizard");
+    let wizard = desktop.wait_for_window("New Machine");
+    sleep(Duration::from_millis(700)); // the sources page slides in
+    desktop.screenshot("quick-1-wizard");
+
+    // 2: "This Computer's Kernel", the first row of the sources (header 47 px, page margin
+    // 24 px, the group's title 36 px, the row 64 px high).
+    let (_, _, width, _) = window_geometry(&desktop, &wizard);
+    clicks.click(&wizard, width / 2, 47 + 24 + 36 + 30, "creating");
+
+    // The wizard defines and starts the machine, closes and opens its console: no more clicks.
+    let console = desktop.wait_for_window("quick – Console");
+    assert!(
+        clicks.count <= 3,
+        "the console took {} clicks",
+        clicks.count
+    );
+    assert_eq!(state(&h, "quick"), "running");
+    let xml = h.ok(&["dumpxml", "quick"]);
+    assert!(xml.contains(&kernel_path), "not the given kernel:\n{xml}");
+    let socket = h.ok(&["vncsocket", "quick"]);
+    assert!(
+        std::path::Path::new(socket.trim()).exists(),
+        "no VNC socket at {socket}"
+    );
+
+    // Connected: the status page ("Connecting…", light) gives way to the guest's screen, which
+    // stays black here because the stock kernel cannot run on this /dev/kvm.
+    let shot = output_dir().join("quick-console.png");
+    let start = Instant::now();
+    loop {
+        Image::save_window(&desktop.display, &console, &shot);
+        let (r, g, b) = region_mean(&shot, "600x300+100+150");
+        if r + g + b < 0.05 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} never showed the guest's (black) screen: mean ({r}, {g}, {b})\n{}",
+            shot.display(),
+            app.log_text()
+        );
+        sleep(Duration::from_millis(500));
+    }
+    desktop.screenshot(&format!("quick-{}-console", clicks.count));
+    eprintln!(
+        "quick machine console after {} clicks; screenshots quick-*.png in {}",
+        clicks.count,
+        output_dir().display()
+    );
+    app.activate_win_with("machine-force-off", "'quick'");
+    wait_view(&app, "quick off", |s| s.contains("'quick': 'shut off'"));
     assert!(app.quit().success());
 }

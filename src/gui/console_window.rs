@@ -1,18 +1,23 @@
 //! The console: a machine's (or any server's) screen over VNC in a window of its own, with
-//! scaling, fullscreen (F11), keyboard capture with a visible hint and Ctrl+Alt to release, a
-//! send-keys menu, screenshots to a file, clipboard text typed as keys, and a reconnect when
-//! the machine restarts.
+//! scaling (fit, keeping the aspect ratio or not, or actual size; the default is a setting),
+//! fullscreen (F11), keyboard capture with a visible hint and Ctrl+Alt to release, a send-keys
+//! menu, screenshots to a file, clipboard text typed as keys, and a reconnect when the machine
+//! restarts. A machine's console has a second page: its serial console.
+//!
+//! With `VIREO_TRACE_CONSOLE=1` in the environment, the window prints the number of frames it
+//! presented (and the time) once a second on stderr, for the frame-rate benchmark.
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use glib::translate::IntoGlib;
 use gtk::{gdk, gio, glib, CompositeTemplate};
-use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::time::{Duration, Instant};
 
 use super::backend::Backend;
 use super::i18n::gettext_f;
+use super::serial_console::VireoSerialConsole;
 use super::vnc_session::{self, Address, Command, Session, Status};
 
 const CONTROL_L: u32 = 0xffe3;
@@ -30,7 +35,15 @@ mod imp {
         #[template_child]
         pub header_bar: TemplateChild<adw::HeaderBar>,
         #[template_child]
-        pub window_title: TemplateChild<adw::WindowTitle>,
+        pub window_title: TemplateChild<adw::ViewSwitcherTitle>,
+        #[template_child]
+        pub view_stack: TemplateChild<adw::ViewStack>,
+        #[template_child]
+        pub serial_page: TemplateChild<adw::ViewStackPage>,
+        #[template_child]
+        pub serial: TemplateChild<VireoSerialConsole>,
+        #[template_child]
+        pub scroller: TemplateChild<gtk::ScrolledWindow>,
         #[template_child]
         pub grab_hint: TemplateChild<gtk::Label>,
         #[template_child]
@@ -52,6 +65,12 @@ mod imp {
         pub buttons: Cell<u8>,
         pub grabbed: Cell<bool>,
         pub held: RefCell<Vec<u32>>,
+        pub settings: OnceCell<gio::Settings>,
+        /// The screen is stretched to the window (fit without keeping the aspect ratio).
+        pub stretched: Cell<bool>,
+        /// Frames presented, and when the trace last printed (VIREO_TRACE_CONSOLE).
+        pub frames: Cell<u64>,
+        pub trace_since: Cell<Option<Instant>>,
     }
 
     #[glib::object_subclass]
@@ -61,6 +80,7 @@ mod imp {
         type ParentType = adw::Window;
 
         fn class_init(klass: &mut Self::Class) {
+            VireoSerialConsole::ensure_type();
             klass.bind_template();
         }
 
@@ -74,8 +94,10 @@ mod imp {
             self.parent_constructed();
             let obj = self.obj();
             obj.setup_actions();
+            obj.setup_scaling();
             obj.setup_input();
             obj.setup_frames();
+            obj.setup_pages();
         }
     }
 
@@ -86,6 +108,7 @@ mod imp {
             // Dropping the session tells its task to close the connection.
             self.session.replace(None);
             self.machine.replace(None);
+            self.serial.detach();
             self.parent_close_request()
         }
     }
@@ -127,10 +150,16 @@ impl VireoConsoleWindow {
     pub fn for_machine(parent: &impl IsA<gtk::Window>, backend: Backend, machine: &str) -> Self {
         let window = Self::create(parent, machine, &gettext("Console"));
         let imp = window.imp();
+        imp.serial.set_machine(backend.clone(), machine);
         imp.backend.replace(Some(backend));
         imp.machine.replace(Some(machine.to_owned()));
         window.reconnect();
         window
+    }
+
+    /// Shows a page: "screen" or "serial" (a machine's serial console).
+    pub fn show_page(&self, name: &str) {
+        self.imp().view_stack.set_visible_child_name(name);
     }
 
     /// A console for any VNC server.
@@ -144,6 +173,9 @@ impl VireoConsoleWindow {
         let imp = window.imp();
         imp.address.replace(Some(address));
         imp.password.replace(password.to_owned());
+        // A server by address has no serial console of ours: one page, no switcher.
+        imp.serial_page.set_visible(false);
+        imp.window_title.set_view_switcher_enabled(false);
         window.reconnect();
         window
     }
@@ -160,12 +192,70 @@ impl VireoConsoleWindow {
         window.set_title(Some(&gettext_f("{name} – Console", &[("name", title)])));
         window.imp().window_title.set_title(title);
         window.imp().window_title.set_subtitle(subtitle);
-        let settings = gio::Settings::new(super::config::APP_ID);
         window
-            .imp()
-            .screen
-            .set_can_shrink(settings.string("console-scaling") != "actual");
-        window
+    }
+
+    fn settings(&self) -> &gio::Settings {
+        self.imp()
+            .settings
+            .get_or_init(|| gio::Settings::new(super::config::APP_ID))
+    }
+
+    /// The scaling menu edits the settings themselves: the choice made in one console is the
+    /// default of the next, and every open console follows it.
+    fn setup_scaling(&self) {
+        let settings = self.settings().clone();
+        for key in ["console-scaling", "console-keep-aspect"] {
+            settings.connect_changed(
+                Some(key),
+                glib::clone!(
+                    #[weak(rename_to = window)]
+                    self,
+                    move |_, _| window.apply_scaling()
+                ),
+            );
+        }
+        self.apply_scaling();
+    }
+
+    /// Fit: the picture fills the scroller (keeping the aspect ratio or stretched); actual
+    /// size: the picture asks for the guest's size, centred, and the scroller scrolls.
+    fn apply_scaling(&self) {
+        let imp = self.imp();
+        let settings = self.settings();
+        let fit = settings.string("console-scaling") != "actual";
+        let keep = settings.boolean("console-keep-aspect");
+        let screen = &imp.screen;
+        screen.set_can_shrink(fit);
+        let align = if fit {
+            gtk::Align::Fill
+        } else {
+            gtk::Align::Center
+        };
+        screen.set_halign(align);
+        screen.set_valign(align);
+        screen.set_content_fit(if fit && !keep {
+            gtk::ContentFit::Fill
+        } else {
+            gtk::ContentFit::Contain
+        });
+        imp.stretched.set(fit && !keep);
+    }
+
+    fn setup_pages(&self) {
+        let imp = self.imp();
+        imp.view_stack
+            .connect_visible_child_name_notify(glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |stack| {
+                    // The console socket is opened when its page is first looked at, so a
+                    // screen-only console leaves it free for `vireoctl console`.
+                    if stack.visible_child_name().as_deref() == Some("serial") {
+                        window.imp().serial.attach();
+                    }
+                }
+            ));
     }
 
     fn show_status(&self, title: &str, description: &str, reconnect: bool) {
@@ -299,6 +389,30 @@ impl VireoConsoleWindow {
         let texture: gdk::Texture = texture.upcast();
         imp.screen.set_paintable(Some(&texture));
         imp.texture.replace(Some(texture));
+        imp.frames.set(imp.frames.get() + 1);
+        self.trace_frames();
+    }
+
+    /// Prints the presented-frame count once a second when VIREO_TRACE_CONSOLE is set.
+    fn trace_frames(&self) {
+        if std::env::var_os("VIREO_TRACE_CONSOLE").is_none() {
+            return;
+        }
+        let imp = self.imp();
+        let now = Instant::now();
+        match imp.trace_since.get() {
+            None => imp.trace_since.set(Some(now)),
+            Some(since) if now.duration_since(since) >= Duration::from_secs(1) => {
+                eprintln!(
+                    "vireo-trace: console-frames {} {}x{}",
+                    imp.frames.get(),
+                    imp.texture.borrow().as_ref().map_or(0, |t| t.width()),
+                    imp.texture.borrow().as_ref().map_or(0, |t| t.height()),
+                );
+                imp.trace_since.set(Some(now));
+            }
+            Some(_) => {}
+        }
     }
 
     fn send(&self, command: Command) {
@@ -329,13 +443,18 @@ impl VireoConsoleWindow {
             f64::from(imp.screen.width()),
             f64::from(imp.screen.height()),
         );
-        let scale = (w / fw).min(h / fh);
-        if scale <= 0.0 {
+        let (sx, sy) = if imp.stretched.get() {
+            (w / fw, h / fh)
+        } else {
+            let scale = (w / fw).min(h / fh);
+            (scale, scale)
+        };
+        if sx <= 0.0 || sy <= 0.0 {
             return None;
         }
-        let (ox, oy) = ((w - fw * scale) / 2.0, (h - fh * scale) / 2.0);
-        let gx = ((x - ox) / scale).clamp(0.0, fw - 1.0);
-        let gy = ((y - oy) / scale).clamp(0.0, fh - 1.0);
+        let (ox, oy) = ((w - fw * sx) / 2.0, (h - fh * sy) / 2.0);
+        let gx = ((x - ox) / sx).clamp(0.0, fw - 1.0);
+        let gy = ((y - oy) / sy).clamp(0.0, fh - 1.0);
         Some((gx as u16, gy as u16))
     }
 
@@ -525,6 +644,9 @@ impl VireoConsoleWindow {
             move |_, _| window.type_clipboard()
         ));
         group.add_action(&paste);
+        // Scaling: see setup_scaling.
+        group.add_action(&self.settings().create_action("console-scaling"));
+        group.add_action(&self.settings().create_action("console-keep-aspect"));
         self.insert_action_group("console", Some(&group));
     }
 

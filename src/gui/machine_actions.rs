@@ -12,7 +12,6 @@ use vireo_driver::{Connection, DomainState, DriverError};
 use super::console_window::VireoConsoleWindow;
 use super::i18n::gettext_f;
 use super::new_machine::{Source, VireoNewMachineWindow};
-use super::serial_console::VireoSerialConsole;
 use super::vnc_session::Address;
 use super::window::VireoWindow;
 
@@ -110,7 +109,10 @@ impl VireoWindow {
             wizard.present();
         });
         let serial = string_action("machine-serial", |window, name| {
-            VireoSerialConsole::new(window, window.imp().backend.clone(), &name).present();
+            let console =
+                VireoConsoleWindow::for_machine(window, window.imp().backend.clone(), &name);
+            console.show_page("serial");
+            console.present();
         });
         self.add_action_entries([
             serial,

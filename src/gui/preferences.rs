@@ -25,6 +25,10 @@ mod imp {
         #[template_child]
         pub scaling_row: TemplateChild<adw::ComboRow>,
         #[template_child]
+        pub aspect_switch: TemplateChild<gtk::Switch>,
+        #[template_child]
+        pub aspect_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
         pub thumbnails_switch: TemplateChild<gtk::Switch>,
         pub settings: OnceCell<gio::Settings>,
     }
@@ -88,6 +92,30 @@ impl VireoPreferencesWindow {
         settings
             .bind("show-thumbnails", &*imp.thumbnails_switch, "active")
             .build();
+        settings
+            .bind("console-keep-aspect", &*imp.aspect_switch, "active")
+            .build();
+        // The aspect ratio only matters when the screen is scaled to the window.
+        imp.aspect_row
+            .set_sensitive(settings.string("console-scaling") == "fit");
+        settings.connect_changed(
+            Some("console-scaling"),
+            glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |settings, _| {
+                    let fit = settings.string("console-scaling") == "fit";
+                    window.imp().aspect_row.set_sensitive(fit);
+                    let index = SCALING_MODES
+                        .iter()
+                        .position(|m| *m == settings.string("console-scaling").as_str())
+                        .unwrap_or(0) as u32;
+                    if window.imp().scaling_row.selected() != index {
+                        window.imp().scaling_row.set_selected(index);
+                    }
+                }
+            ),
+        );
 
         let current = settings.string("console-scaling");
         let index = SCALING_MODES

@@ -1,29 +1,41 @@
-//! A machine's serial console as a simple terminal: the driver's console socket is read on a
-//! thread and its bytes appended to a text view; keys typed into the view go to the guest.
-//! (Escape sequences are dropped, not interpreted: enough for a shell and boot messages.)
+//! A machine's serial console as a page of its console window: the driver's console socket is
+//! read on a thread into a small terminal model (`terminal`: CR/LF, backspace, erase, cursor
+//! moves, ANSI colours) that is rendered into a text view with the cursor shown where the guest
+//! put it; keys typed into the view go to the guest as terminal bytes. The socket is opened
+//! when the page is first shown, and opened again after the machine restarts.
+
+mod terminal;
 
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::prelude::*;
 use gtk::{gdk, glib, CompositeTemplate};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 use super::backend::Backend;
-use super::i18n::gettext_f;
+pub use terminal::Terminal;
 
-/// Text view contents are capped so a chatty guest cannot grow memory without bound.
-const MAX_CHARS: i32 = 200_000;
+/// Lines kept for scrolling back; older ones are dropped so a chatty guest cannot grow memory
+/// without bound.
+const MAX_LINES: usize = 5_000;
+/// Cursor addressing assumes a screen this high (the guest's `stty rows` default).
+const SCREEN_ROWS: usize = 24;
+
+/// Text tag names of the 16 ANSI colours (Tango palette, readable on light and dark).
+const PALETTE: [&str; 16] = [
+    "#2e3436", "#cc0000", "#4e9a06", "#c4a000", "#3465a4", "#75507b", "#06989a", "#d3d7cf",
+    "#555753", "#ef2929", "#8ae234", "#fce94f", "#729fcf", "#ad7fa8", "#34e2e2", "#eeeeec",
+];
 
 mod imp {
     use super::*;
 
-    #[derive(Debug, Default, CompositeTemplate)]
+    #[derive(Debug, CompositeTemplate)]
     #[template(resource = "/org/vireo/Vireo/ui/serial-console.ui")]
     pub struct VireoSerialConsole {
-        #[template_child]
-        pub window_title: TemplateChild<adw::WindowTitle>,
         #[template_child]
         pub scroller: TemplateChild<gtk::ScrolledWindow>,
         #[template_child]
@@ -31,15 +43,35 @@ mod imp {
         #[template_child]
         pub status_label: TemplateChild<gtk::Label>,
         pub stream: RefCell<Option<UnixStream>>,
-        /// Bytes of an incomplete UTF-8 sequence or escape sequence from the last read.
-        pub pending: RefCell<Vec<u8>>,
+        pub terminal: RefCell<Terminal>,
+        pub backend: RefCell<Option<Backend>>,
+        pub machine: RefCell<Option<String>>,
+        /// Bumped on each attach, so a reader of an old socket cannot act on the new one.
+        pub generation: Cell<u64>,
+        pub attached: Cell<bool>,
+    }
+
+    impl Default for VireoSerialConsole {
+        fn default() -> Self {
+            Self {
+                scroller: Default::default(),
+                text_view: Default::default(),
+                status_label: Default::default(),
+                stream: Default::default(),
+                terminal: RefCell::new(Terminal::new(SCREEN_ROWS, MAX_LINES)),
+                backend: Default::default(),
+                machine: Default::default(),
+                generation: Default::default(),
+                attached: Default::default(),
+            }
+        }
     }
 
     #[glib::object_subclass]
     impl ObjectSubclass for VireoSerialConsole {
         const NAME: &'static str = "VireoSerialConsole";
         type Type = super::VireoSerialConsole;
-        type ParentType = adw::Window;
+        type ParentType = adw::Bin;
 
         fn class_init(klass: &mut Self::Class) {
             klass.bind_template();
@@ -50,76 +82,27 @@ mod imp {
         }
     }
 
-    impl ObjectImpl for VireoSerialConsole {}
-    impl WidgetImpl for VireoSerialConsole {}
+    impl ObjectImpl for VireoSerialConsole {
+        fn constructed(&self) {
+            self.parent_constructed();
+            let obj = self.obj();
+            obj.setup_tags();
+            obj.setup_keys();
+        }
 
-    impl WindowImpl for VireoSerialConsole {
-        fn close_request(&self) -> glib::Propagation {
-            if let Some(stream) = self.stream.take() {
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            }
-            self.parent_close_request()
+        fn dispose(&self) {
+            self.obj().detach();
         }
     }
 
-    impl AdwWindowImpl for VireoSerialConsole {}
+    impl WidgetImpl for VireoSerialConsole {}
+    impl BinImpl for VireoSerialConsole {}
 }
 
 glib::wrapper! {
     pub struct VireoSerialConsole(ObjectSubclass<imp::VireoSerialConsole>)
-        @extends adw::Window, gtk::Window, gtk::Widget,
-        @implements gtk::Buildable, gtk::ConstraintTarget, gtk::Native, gtk::Root,
-                    gtk::ShortcutManager;
-}
-
-/// Printable text from terminal output: CSI/OSC escape sequences and most control bytes are
-/// dropped; CR before LF is dropped. Returns the text and the bytes to keep for next time.
-pub fn printable(bytes: &[u8]) -> (String, Vec<u8>) {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            0x1b => {
-                // ESC [ ... final byte 0x40..0x7e; ESC ] ... BEL; other ESC x: two bytes.
-                match bytes.get(i + 1) {
-                    None => return (finish(out), bytes[i..].to_vec()),
-                    Some(b'[') => match bytes[i + 2..]
-                        .iter()
-                        .position(|b| (0x40..=0x7e).contains(b))
-                    {
-                        Some(end) => i += end + 3,
-                        None => return (finish(out), bytes[i..].to_vec()),
-                    },
-                    Some(b']') => match bytes[i + 2..].iter().position(|&b| b == 0x07) {
-                        Some(end) => i += end + 3,
-                        None => return (finish(out), bytes[i..].to_vec()),
-                    },
-                    Some(_) => i += 2,
-                }
-            }
-            b'\n' | b'\t' => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-            b if b < 0x20 || b == 0x7f => i += 1,
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    // Keep an incomplete UTF-8 sequence at the end for the next read.
-    let valid = match std::str::from_utf8(&out) {
-        Ok(_) => out.len(),
-        Err(e) if e.error_len().is_none() => e.valid_up_to(),
-        Err(_) => out.len(),
-    };
-    let rest = out.split_off(valid);
-    (finish(out), rest)
-}
-
-fn finish(bytes: Vec<u8>) -> String {
-    String::from_utf8_lossy(&bytes).into_owned()
+        @extends adw::Bin, gtk::Widget,
+        @implements gtk::Buildable, gtk::ConstraintTarget;
 }
 
 /// Bytes a key press sends to a serial terminal.
@@ -147,30 +130,29 @@ pub fn key_bytes(key: gdk::Key, state: gdk::ModifierType) -> Option<Vec<u8>> {
 }
 
 impl VireoSerialConsole {
-    pub fn new(parent: &impl IsA<gtk::Window>, backend: Backend, machine: &str) -> Self {
-        let window: Self = glib::Object::builder().build();
-        if let Some(app) = parent.as_ref().application() {
-            window.set_application(Some(&app));
+    /// Sets the machine whose console this shows; nothing is opened until `attach`.
+    pub fn set_machine(&self, backend: Backend, machine: &str) {
+        let imp = self.imp();
+        imp.backend.replace(Some(backend));
+        imp.machine.replace(Some(machine.to_owned()));
+    }
+
+    /// Opens the console socket unless it is open already.
+    pub fn attach(&self) {
+        let imp = self.imp();
+        if imp.attached.get() {
+            return;
         }
-        window.set_title(Some(&gettext_f(
-            "{name} – Serial Console",
-            &[("name", machine)],
-        )));
-        window.imp().window_title.set_title(machine);
-        window.setup_keys();
-        window.attach(backend, machine.to_owned());
-        window
-    }
-
-    fn set_status(&self, text: &str) {
-        let label = &self.imp().status_label;
-        label.set_label(text);
-        label.set_visible(!text.is_empty());
-    }
-
-    fn attach(&self, backend: Backend, machine: String) {
+        let (Some(backend), Some(machine)) =
+            (imp.backend.borrow().clone(), imp.machine.borrow().clone())
+        else {
+            return;
+        };
+        imp.attached.set(true);
+        imp.generation.set(imp.generation.get() + 1);
+        let generation = imp.generation.get();
         glib::spawn_future_local(glib::clone!(
-            #[weak(rename_to = window)]
+            #[weak(rename_to = view)]
             self,
             async move {
                 let stream = backend
@@ -180,20 +162,58 @@ impl VireoSerialConsole {
                             .map_err(|source| vireo_driver::DriverError::Io { path, source })
                     })
                     .await;
+                if view.imp().generation.get() != generation {
+                    return;
+                }
                 match stream {
-                    Ok(stream) => window.read_from(stream),
-                    Err(message) => window.set_status(&message),
+                    Ok(stream) => view.read_from(stream, generation),
+                    Err(message) => view.retry_later(&message),
                 }
             }
         ));
     }
 
-    fn read_from(&self, stream: UnixStream) {
+    /// Closes the socket (the window closes, or the machine went away).
+    pub fn detach(&self) {
+        let imp = self.imp();
+        imp.generation.set(imp.generation.get() + 1);
+        imp.attached.set(false);
+        if let Some(stream) = imp.stream.take() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn set_status(&self, text: &str) {
+        let label = &self.imp().status_label;
+        label.set_label(text);
+        label.set_visible(!text.is_empty());
+    }
+
+    /// The machine is not running (or restarting): try again while the view is on screen.
+    fn retry_later(&self, message: &str) {
+        self.imp().attached.set(false);
+        self.set_status(message);
+        glib::timeout_add_local_once(
+            Duration::from_secs(2),
+            glib::clone!(
+                #[weak(rename_to = view)]
+                self,
+                move || {
+                    if !view.imp().attached.get() && view.is_mapped() {
+                        view.attach();
+                    }
+                }
+            ),
+        );
+    }
+
+    fn read_from(&self, stream: UnixStream, generation: u64) {
         let reader = match stream.try_clone() {
             Ok(r) => r,
-            Err(e) => return self.set_status(&e.to_string()),
+            Err(e) => return self.retry_later(&e.to_string()),
         };
         self.imp().stream.replace(Some(stream));
+        self.set_status("");
         let (tx, rx) = async_channel::unbounded::<Vec<u8>>();
         let spawned = std::thread::Builder::new()
             .name("vireo-serial".into())
@@ -212,44 +232,97 @@ impl VireoSerialConsole {
                 }
             });
         if let Err(e) = spawned {
-            return self.set_status(&e.to_string());
+            return self.retry_later(&e.to_string());
         }
         self.imp().text_view.grab_focus();
         glib::spawn_future_local(glib::clone!(
-            #[weak(rename_to = window)]
+            #[weak(rename_to = view)]
             self,
             async move {
                 while let Ok(bytes) = rx.recv().await {
-                    window.append(&bytes);
+                    // Everything already queued goes in before one redraw.
+                    let mut chunk = bytes;
+                    while let Ok(more) = rx.try_recv() {
+                        chunk.extend_from_slice(&more);
+                    }
+                    view.feed(&chunk);
                 }
-                window.set_status(&gettext("The console was closed"));
+                if view.imp().generation.get() == generation {
+                    view.imp().stream.replace(None);
+                    view.retry_later(&gettext("The console was closed; waiting for the machine"));
+                }
             }
         ));
     }
 
-    fn append(&self, bytes: &[u8]) {
+    /// Feeds guest output through the terminal model and redraws the lines it changed.
+    pub fn feed(&self, bytes: &[u8]) {
         let imp = self.imp();
-        let mut data = imp.pending.take();
-        data.extend_from_slice(bytes);
-        let (text, rest) = printable(&data);
-        imp.pending.replace(rest);
+        let mut term = imp.terminal.borrow_mut();
+        term.feed(bytes);
+        let (dropped, dirty) = term.take_changes();
         let buffer = imp.text_view.buffer();
-        buffer.insert(&mut buffer.end_iter(), &text);
-        let excess = buffer.char_count() - MAX_CHARS;
-        if excess > 0 {
+        if dropped > 0 {
             let mut start = buffer.start_iter();
-            let mut cut = buffer.iter_at_offset(excess);
+            let mut cut = buffer
+                .iter_at_line(dropped as i32)
+                .unwrap_or_else(|| buffer.end_iter());
             buffer.delete(&mut start, &mut cut);
         }
+        if let Some(first) = dirty {
+            // Lines above `first` are unchanged: replace from its start to the end. Deleting
+            // from the start of an existing line leaves the newline that ends the one above.
+            let before = buffer.line_count().max(0) as usize;
+            let mut from = match buffer.iter_at_line(first as i32) {
+                Some(iter) if first < before => iter,
+                _ => buffer.end_iter(),
+            };
+            let mut end = buffer.end_iter();
+            buffer.delete(&mut from, &mut end);
+            for i in first..term.line_count() {
+                if i > 0 && (i > first || first >= before) {
+                    buffer.insert(&mut buffer.end_iter(), "\n");
+                }
+                insert_line(&buffer, term.line(i));
+            }
+        }
+        let (row, col) = term.cursor();
+        if let Some(mut cursor) = buffer.iter_at_line(row as i32) {
+            let len = term.line(row).len();
+            cursor.forward_chars(col.min(len) as i32);
+            buffer.place_cursor(&cursor);
+        }
+        drop(term);
         let end = buffer.create_mark(None, &buffer.end_iter(), false);
         imp.text_view.scroll_mark_onscreen(&end);
         buffer.delete_mark(&end);
     }
 
+    /// The text shown, for tests and the screenshot's accessible description.
+    pub fn text(&self) -> String {
+        let buffer = self.imp().text_view.buffer();
+        buffer
+            .text(&buffer.start_iter(), &buffer.end_iter(), false)
+            .to_string()
+    }
+
+    fn setup_tags(&self) {
+        let buffer = self.imp().text_view.buffer();
+        let table = buffer.tag_table();
+        for (i, colour) in PALETTE.iter().enumerate() {
+            let tag = gtk::TextTag::new(Some(&format!("fg{i}")));
+            tag.set_foreground(Some(colour));
+            table.add(&tag);
+        }
+        let bold = gtk::TextTag::new(Some("bold"));
+        bold.set_weight(700);
+        table.add(&bold);
+    }
+
     fn setup_keys(&self) {
         let keys = gtk::EventControllerKey::new();
         keys.connect_key_pressed(glib::clone!(
-            #[weak(rename_to = window)]
+            #[weak(rename_to = view)]
             self,
             #[upgrade_or]
             glib::Propagation::Proceed,
@@ -257,9 +330,9 @@ impl VireoSerialConsole {
                 let Some(bytes) = key_bytes(key, state) else {
                     return glib::Propagation::Proceed;
                 };
-                if let Some(stream) = window.imp().stream.borrow_mut().as_mut() {
+                if let Some(stream) = view.imp().stream.borrow_mut().as_mut() {
                     if let Err(e) = stream.write_all(&bytes) {
-                        window.set_status(&e.to_string());
+                        view.set_status(&e.to_string());
                     }
                 }
                 glib::Propagation::Stop
@@ -269,18 +342,33 @@ impl VireoSerialConsole {
     }
 }
 
+/// Appends one line's cells at the end of `buffer`, runs of one style at a time.
+fn insert_line(buffer: &gtk::TextBuffer, cells: &[terminal::Cell]) {
+    let mut i = 0;
+    while i < cells.len() {
+        let style = (cells[i].fg, cells[i].bold);
+        let run = cells[i..]
+            .iter()
+            .take_while(|c| (c.fg, c.bold) == style)
+            .count();
+        let text: String = cells[i..i + run].iter().map(|c| c.ch).collect();
+        let mut at = buffer.end_iter();
+        let mut tags = Vec::new();
+        if let Some(fg) = style.0 {
+            tags.push(format!("fg{}", fg.min(15)));
+        }
+        if style.1 {
+            tags.push("bold".to_owned());
+        }
+        let names: Vec<&str> = tags.iter().map(String::as_str).collect();
+        buffer.insert_with_tags_by_name(&mut at, &text, &names);
+        i += run;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_sequences_and_carriage_returns_are_dropped() {
-        let (text, rest) = printable(b"\x1b[1;32mok\x1b[0m\r\nnext\x1b[");
-        assert_eq!(text, "ok\nnext");
-        assert_eq!(rest, b"\x1b[");
-        let (text, rest) = printable(&[b'a', 0xc3]);
-        assert_eq!((text.as_str(), rest), ("a", vec![0xc3]));
-    }
 
     #[test]
     fn keys_become_terminal_bytes() {
