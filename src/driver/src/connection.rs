@@ -422,6 +422,15 @@ impl Connection {
                 }
             }
         }
+        // The supervisor of the last run records "shut off" before it removes its runtime files
+        // and exits: a start in that instant would have its new files removed. Let it finish.
+        if !Self::wait_unsupervised(&run, Duration::from_secs(10)) {
+            return Err(DriverError::Timeout {
+                name: d.name.clone(),
+                what: "the end of the previous run's supervisor".into(),
+                secs: 10,
+            });
+        }
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
         let tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
