@@ -422,3 +422,148 @@ fn event_loop_prints_events_in_order_as_they_happen() {
         ]
     );
 }
+
+/// The lifecycle actions the test above leaves out (on_poweroff restart / rename-restart /
+/// preserve, on_reboot preserve / rename-restart, on_crash rename-restart) and `vireoctl reset`.
+#[test]
+fn remaining_lifecycle_actions_and_reset() {
+    let h = Home::new("act2");
+    let lc = |name: &str, rest: &str| format!("event 'lifecycle' for domain '{name}': {rest}");
+    let reboot = |name: &str| format!("event 'reboot' for domain '{name}'");
+    let bye = || {
+        let mut c = guest::print("bye\n");
+        c.extend(guest::poweroff());
+        c
+    };
+
+    // on_poweroff restart and rename-restart (same name here, with a note): started again after
+    // each power-off; a guest that does nothing else is stopped after five fast restarts.
+    for (name, action) in [("pwr", "restart"), ("pwn", "rename-restart")] {
+        define(&h, name, &bye(), pty(), (action, "destroy", "destroy"));
+        h.ok(&["start", name]);
+        h.wait_state(name, "shut off (failed)", Duration::from_secs(40));
+        let ev = events(&h, name);
+        assert_eq!(
+            ev[..5],
+            [
+                lc(name, "Defined Added"),
+                lc(name, "Started Booted"),
+                lc(name, "Shutdown Finished"),
+                lc(name, "Started Booted"),
+                lc(name, "Shutdown Finished"),
+            ],
+            "{ev:?}"
+        );
+        assert_eq!(ev.last(), Some(&lc(name, "Stopped Failed")), "{ev:?}");
+    }
+
+    // on_poweroff preserve: shut off, the runtime files (live XML, serial log) kept for
+    // inspection; destroy (the default) removes them. The machine starts again afterwards.
+    define(&h, "pwp", &bye(), pty(), ("preserve", "destroy", "destroy"));
+    h.ok(&["start", "pwp"]);
+    h.wait_state("pwp", "shut off (shutdown)", T);
+    assert!(h.runtime("pwp").join("domain.xml").exists());
+    assert_eq!(
+        events(&h, "pwp"),
+        [
+            lc("pwp", "Defined Added"),
+            lc("pwp", "Started Booted"),
+            lc("pwp", "Shutdown Finished"),
+            lc("pwp", "Stopped Shutdown"),
+        ]
+    );
+    define(&h, "pwd", &bye(), pty(), ("destroy", "destroy", "destroy"));
+    h.ok(&["start", "pwd"]);
+    h.wait_state("pwd", "shut off (shutdown)", T);
+    // The supervisor records the state first, then removes the files and exits.
+    let t0 = std::time::Instant::now();
+    while h.runtime("pwd").join("domain.xml").exists() && t0.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!h.runtime("pwd").join("domain.xml").exists());
+    h.ok(&["start", "pwp"]);
+    h.wait_state("pwp", "shut off (shutdown)", T);
+
+    // on_reboot preserve: the guest's reboot stops the machine, files kept.
+    define(
+        &h,
+        "rbp",
+        &guest::reset(),
+        "",
+        ("destroy", "preserve", "destroy"),
+    );
+    h.ok(&["start", "rbp"]);
+    h.wait_state("rbp", "shut off (shutdown)", T);
+    assert!(h.runtime("rbp").join("domain.xml").exists());
+    assert_eq!(
+        events(&h, "rbp").last(),
+        Some(&lc("rbp", "Stopped Shutdown"))
+    );
+    // on_reboot rename-restart: restarted like restart.
+    define(
+        &h,
+        "rbn",
+        &guest::reset(),
+        "",
+        ("destroy", "rename-restart", "destroy"),
+    );
+    h.ok(&["start", "rbn"]);
+    h.wait_state("rbn", "shut off (failed)", Duration::from_secs(40));
+    let ev = events(&h, "rbn");
+    assert!(
+        ev.iter().filter(|l| **l == reboot("rbn")).count() >= 4,
+        "{ev:?}"
+    );
+    // on_crash rename-restart: restarted after each crash.
+    define(
+        &h,
+        "crn",
+        &guest::triple_fault(0),
+        "",
+        ("destroy", "restart", "rename-restart"),
+    );
+    h.ok(&["start", "crn"]);
+    h.wait_state("crn", "shut off (failed)", Duration::from_secs(40));
+    let ev = events(&h, "crn");
+    assert_eq!(
+        ev[..4],
+        [
+            lc("crn", "Defined Added"),
+            lc("crn", "Started Booted"),
+            lc("crn", "Crashed Panicked"),
+            lc("crn", "Started Booted"),
+        ],
+        "{ev:?}"
+    );
+
+    // reset: a fresh helper at once (the VMM's `reset` command ends the old one with the
+    // reboot reason), running (booted) again, counted as a restart, announced as a reboot.
+    let mut code = guest::print("up\n");
+    code.extend(guest::spin());
+    define(&h, "rs", &code, pty(), ("destroy", "destroy", "destroy"));
+    h.ok(&["start", "rs"]);
+    let info = |h: &Home| -> serde_json::Value {
+        serde_json::from_str(&h.ok(&["dominfo", "--json", "rs"])).unwrap()
+    };
+    let before = info(&h);
+    h.ok(&["reset", "rs"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "rs"]).trim(),
+        "running (booted)"
+    );
+    let after = info(&h);
+    assert_ne!(before["pid"], after["pid"], "reset kept the old helper");
+    assert_eq!(after["restarts"], 1);
+    h.ok(&["destroy", "rs"]);
+    assert_eq!(
+        events(&h, "rs"),
+        [
+            lc("rs", "Defined Added"),
+            lc("rs", "Started Booted"),
+            reboot("rs"),
+            // Each helper that comes up is announced, a restarted one too.
+            lc("rs", "Started Booted"),
+            lc("rs", "Stopped Destroyed"),
+        ]
+    );
+}
