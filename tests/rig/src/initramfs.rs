@@ -127,6 +127,26 @@ impl Initramfs {
         Ok(self)
     }
 
+    /// A second busybox at `/<dir>/busybox` with every applet linked in `/<dir>/bin`: tools
+    /// that survive a `switch_root` (copy `/<dir>` into the new root first).
+    pub fn busybox_in(&mut self, host_busybox: &Path, dir: &str) -> Result<&mut Self> {
+        let dir = clean(dir);
+        let list = crate::debian::run_tool(
+            Command::new(host_busybox).arg("--list"),
+            "busybox-static",
+            "listing busybox applets",
+        )?;
+        self.host_file(&format!("{dir}/busybox"), 0o755, host_busybox);
+        let target = format!("/{dir}/busybox");
+        for applet in list.lines().map(str::trim) {
+            if applet.is_empty() || applet.contains('/') || applet == "busybox" {
+                continue;
+            }
+            self.symlink(&format!("{dir}/bin/{applet}"), &target);
+        }
+        Ok(self)
+    }
+
     /// Modules under [`MODULE_DIR`] and their names, in the given (load) order, in
     /// [`MODULE_ORDER`], one a line.
     pub fn modules(&mut self, modules: &[Module]) -> &mut Self {

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
-# /init of the rig's L1: load KVM, share the host's read-only directories into a chroot, then
-# serve commands on ttyS1. Lines starting with VIREO-L1 on the console tell the host how far
-# boot got.
+# /init of the rig's L1: load KVM, build a root from the host's read-only directories, switch
+# to it and serve commands on ttyS1 (agent.sh). Lines starting with VIREO-L1 on the console
+# tell the host how far boot got.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -25,7 +25,13 @@ npt=0; dmesg | grep -q 'Nested Paging enabled' && npt=1
 nested=0; dmesg | grep -q 'Nested Virtualization enabled' && nested=1
 [ "$npt" = 1 ] || die no-npt "kvm_amd loaded without nested paging; dmesg: $(dmesg | grep -i -E 'kvm|svm' | tail -n 5 | tr '\n' '|')"
 
+# The command environment is a real root, not a chroot: the kernel refuses user namespaces
+# (passt, bwrap, unshare -U) to a chrooted process, and passt's sandbox needs pivot_root. So:
+# a tmpfs root with the host's read-only directories mounted in, then switch_root into it,
+# where the agent (its own busybox under /.vireo) serves commands as PID 1.
 R=/newroot
+mkdir -p $R
+mount -t tmpfs -o mode=0755 vireo-root $R || die root "cannot mount the tmpfs root"
 mkdir -p $R/proc $R/sys $R/dev $R/tmp $R/run $R/var/tmp $R/root
 chmod 1777 $R/tmp $R/var/tmp
 while read -r tag cache path; do
@@ -37,51 +43,26 @@ while read -r link target; do
   [ -n "$link" ] || continue
   ln -s "$target" "$R/$link"
 done < /etc/vireo/links
-mount -t proc proc $R/proc
-mount -t sysfs sysfs $R/sys
-mount -t devtmpfs devtmpfs $R/dev
+cp -a /.vireo $R/.vireo || die root "cannot copy the agent into the new root"
+mount --move /dev $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
 say "stage=shares uptime=$(up)"
 
-# Keep ttyS1 open from here on: input that arrives while no one has the tty open is lost.
-exec 3<>/dev/ttyS1
-stty raw -echo <&3 || die agent "cannot set ttyS1 raw"
-say "stage=ready uptime=$(up) kvm=1 npt=$npt nested=$nested"
-echo "VIREO-L1-READY uptime=$(up) npt=$npt nested=$nested" >&3
+# Networking for user-mode network daemons (passt wants an interface with a default route):
+# a dummy interface, so nothing leaves L1; loopback for the tests.
+ip link set lo up
+if ip link set dummy0 up 2>/dev/null; then
+  ip addr add 10.0.2.15/24 dev dummy0
+  ip route add default via 10.0.2.2 dev dummy0
+fi
+# Root needs neither, but passt drops to nobody before it unshares.
+[ -w /proc/sys/kernel/unprivileged_userns_clone ] && echo 1 > /proc/sys/kernel/unprivileged_userns_clone
+[ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null)" = 0 ] && echo 1000 > /proc/sys/user/max_user_namespaces
 
-# The agent: "VIREO-RIG-BEGIN id timeout_s", script lines, "VIREO-RIG-END id"; answers with the
-# script's output and "VIREO-RIG-EXIT id rc". Each command runs in its own session so the
-# watchdog can kill everything it started.
-while IFS= read -r line <&3; do
-  case "$line" in
-    "VIREO-RIG-BEGIN "*)
-      set -- $line
-      id=$2; tmo=$3
-      f=/tmp/.vireo-cmd-$id.sh
-      : > "$R$f"
-      while IFS= read -r l <&3; do
-        [ "$l" = "VIREO-RIG-END $id" ] && break
-        printf '%s\n' "$l" >> "$R$f"
-      done
-      say "agent=start id=$id timeout=$tmo"
-      echo "VIREO-RIG-START $id" >&3
-      setsid chroot $R /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        /bin/sh "$f" </dev/null >&3 2>&3 &
-      pid=$!
-      ( sleep "$tmo"; echo "VIREO-RIG-TIMEOUT $id" >&3; kill -s KILL -"$pid" ) &
-      wd=$!
-      wait "$pid"; rc=$?
-      kill "$wd" 2>/dev/null
-      rm -f "$R$f"
-      say "agent=exit id=$id rc=$rc"
-      echo "VIREO-RIG-EXIT $id $rc" >&3
-      ;;
-    "VIREO-RIG-PING "*)
-      echo "VIREO-RIG-PONG ${line#VIREO-RIG-PING } uptime=$(up)" >&3
-      ;;
-  esac
-done
-die agent "ttyS1 closed"
+say "stage=switch uptime=$(up)"
+mount --move /proc $R/proc
+mount --move /sys $R/sys
+exec switch_root $R /.vireo/busybox sh /.vireo/agent.sh
+die root "switch_root failed"

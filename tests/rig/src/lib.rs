@@ -7,8 +7,10 @@
 //! `/dev/kvm`. On a host that has hardware KVM the same tests run directly, without L1.
 //!
 //! # How L1 sees the host
-//! Commands run in L1 in a chroot whose `/usr` and `/etc` are the host's (9p, read-only), so
-//! the host's QEMU, libraries, firmware and tools are all there. The cargo target dir, the
+//! Commands run in L1 as root in a tmpfs root (switch_root, not a chroot, so user namespaces
+//! and passt work) whose `/usr` and `/etc` are the host's (9p, read-only), so the host's QEMU,
+//! libraries, firmware and tools are all there. A `dummy0` interface (10.0.2.15/24, default
+//! route via 10.0.2.2) gives passt its routable interface; nothing leaves L1. The cargo target dir, the
 //! workspace, the rig cache and [`RigConfig::shares`] / `VIREO_RIG_SHARE` are shared at the
 //! same absolute paths: a binary built on the host runs in L1 under its host path. `/tmp`,
 //! `/run`, `/root` are writable and private to L1.

@@ -2,7 +2,8 @@
 //! loads kvm_amd, the host's read-only directories shared in with 9p, and a command channel on
 //! the second serial port.
 //!
-//! Inside L1, commands run in a chroot whose `/usr` and `/etc` are the host's (so `qemu`, its
+//! Inside L1, commands run as root in a tmpfs root (switched to, not a chroot: user namespaces
+//! work, so passt and `unshare -U` do) whose `/usr` and `/etc` are the host's (so `qemu`, its
 //! libraries and firmware, `sh`, coreutils are all there without copying) and whose shared
 //! directories (workspace, cargo target dir, rig cache, anything in [`RigConfig::shares`]) sit
 //! at the same absolute paths as on the host. A binary built on the host therefore runs in L1
@@ -32,9 +33,14 @@ pub const L1_MODULES: &[&str] = &[
     "virtio_pci",
     "9pnet_virtio",
     "9p",
+    // dummy0 gives user-mode network daemons (passt) the routable interface they insist on.
+    "dummy",
 ];
 
 const L1_INIT: &str = include_str!("l1_init.sh");
+const L1_AGENT: &str = include_str!("l1_agent.sh");
+/// Where the agent and its busybox live in L1 (they move with it into the command root).
+const AGENT_DIR: &str = ".vireo";
 
 /// How L1 is built and booted. [`RigConfig::from_env`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -220,7 +226,7 @@ impl Rig {
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (L1_INIT, L1_MODULES, &busybox).hash(&mut h);
+            (L1_INIT, L1_AGENT, L1_MODULES, &busybox).hash(&mut h);
             h.finish()
         };
         let base = l1_dir.join(format!("base-{key:016x}.cpio"));
@@ -235,6 +241,8 @@ impl Rig {
             img.busybox(&busybox)?;
             img.modules(&mods);
             img.init(L1_INIT);
+            img.busybox_in(&busybox, AGENT_DIR)?;
+            img.file(&format!("{AGENT_DIR}/agent.sh"), 0o755, L1_AGENT);
             img.write(&base)?;
         }
         let mut last_err = None;

@@ -263,3 +263,36 @@ fn direct_mode_runs_on_this_host_with_status_and_timeout() {
     assert!(matches!(err, RigError::CommandTimeout { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn user_namespaces_and_passt_work_in_l1() {
+    // L1's command root is a real root (switch_root), not a chroot: the kernel refuses user
+    // namespaces to chrooted processes, and passt sandboxes itself in one (after dropping from
+    // root to nobody). This starts passt in socket mode, connects, and sees it exit cleanly.
+    let out = in_l1(
+        r#"unshare -U true && echo userns-ok
+unshare -Ur sh -c 'echo "userns-uid=$(id -u)"'
+s=/tmp/rig-passt-$$.sock; rm -f $s
+passt -f -e -1 -s $s >/tmp/rig-passt-$$.log 2>&1 & p=$!
+i=0; while [ ! -S $s ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+[ -S $s ] && echo passt-listening
+perl -MIO::Socket::UNIX -e '$c = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!"; print "passt-accepted\n"; close $c' $s
+i=0; while kill -0 $p 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+if kill -0 $p 2>/dev/null; then echo passt-still-running; kill $p; else wait $p; echo "passt-exit=$?"; fi
+grep -v syslog /tmp/rig-passt-$$.log | tail -n 20
+rm -f $s /tmp/rig-passt-$$.log
+"#,
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.text();
+    for want in [
+        "userns-ok",
+        "userns-uid=0",
+        "passt-listening",
+        "passt-accepted",
+        "passt-exit=0",
+    ] {
+        assert!(text.lines().any(|l| l == want), "no {want:?} in:\n{text}");
+    }
+}
