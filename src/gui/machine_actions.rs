@@ -10,6 +10,7 @@ use std::time::Duration;
 use vireo_driver::{Connection, DomainState, DriverError};
 
 use super::console_window::VireoConsoleWindow;
+use super::details_window::VireoDetailsWindow;
 use super::i18n::gettext_f;
 use super::new_machine::{Source, VireoNewMachineWindow};
 use super::vnc_session::Address;
@@ -225,48 +226,9 @@ impl VireoWindow {
         dialog.present();
     }
 
-    /// The machine's definition as stored (selectable, so it can be copied).
+    /// The machine's details window (one per machine; an open one comes to the front).
     fn show_properties(&self, name: String) {
-        let backend = self.imp().backend.clone();
-        glib::spawn_future_local(glib::clone!(
-            #[weak(rename_to = window)]
-            self,
-            async move {
-                let target = name.clone();
-                let found = backend
-                    .call(move |c| Ok((c.info(&target)?, c.xml(&target, true)?)))
-                    .await;
-                let (info, xml) = match found {
-                    Ok(found) => found,
-                    Err(message) => return window.show_toast(&message),
-                };
-                let overview = gettext_f(
-                    "{state} · {memory} MiB memory · {vcpus} processors",
-                    &[
-                        ("state", &super::machine_card::state_text(info.state)),
-                        ("memory", &(info.memory_kib / 1024).to_string()),
-                        ("vcpus", &info.vcpus.to_string()),
-                    ],
-                );
-                let dialog = adw::MessageDialog::new(Some(&window), Some(&name), Some(&overview));
-                dialog.set_title(Some(&gettext_f(
-                    "Properties of “{name}”",
-                    &[("name", &name)],
-                )));
-                let view = gtk::TextView::new();
-                view.set_editable(false);
-                view.set_monospace(true);
-                view.buffer().set_text(&xml);
-                let scroll = gtk::ScrolledWindow::builder()
-                    .child(&view)
-                    .min_content_height(320)
-                    .min_content_width(480)
-                    .build();
-                dialog.set_extra_child(Some(&scroll));
-                dialog.add_response("close", &gettext("_Close"));
-                dialog.present();
-            }
-        ));
+        VireoDetailsWindow::for_machine(self, self.imp().backend.clone(), &name).present();
     }
 
     /// Reads the whole list from the driver (at start-up).

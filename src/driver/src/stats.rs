@@ -225,7 +225,8 @@ mod tests {
         );
         let conn = Connection::with_paths(paths);
         conn.define_xml(
-            "<domain type='kvm'><name>idle</name><memory unit='MiB'>64</memory></domain>",
+            "<domain type='kvm'><name>idle</name><memory unit='MiB'>64</memory>\
+             <os><type>hvm</type><kernel>/boot/vmlinuz</kernel></os></domain>",
         )
         .unwrap();
         assert!(matches!(

@@ -1,0 +1,417 @@
+//! The details (properties) window of the real `vireo` under Xvfb, with the real driver
+//! (vireoctl as supervisor, vireo-vmm) in an isolated XDG home: every page in English and
+//! German, edits typed into fields and checked in the stored definition, a refused edit that
+//! keeps what was stored, disks and port forwards added and removed, and for a running tiny
+//! guest on the local /dev/kvm (a PVH program that spins) the usage graphs and the
+//! "needs restart" note. Screenshots: target/test-output/details-*.png.
+
+mod common;
+mod vireoctl_support;
+
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{output_dir, Desktop, Image};
+use vireoctl_support::{guest, vireoctl, Home};
+
+const PAGES: [&str; 6] = ["overview", "boot", "disks", "network", "display", "xml"];
+
+fn launch(desktop: &Desktop, h: &Home, extra: &[(&str, &str)]) -> common::App {
+    let root = h.root.display().to_string();
+    let vireoctl = vireoctl().display().to_string();
+    let vmm = vireoctl_support::vmm().display().to_string();
+    let mut env = vec![
+        ("XDG_CONFIG_HOME", format!("{root}/c")),
+        ("XDG_RUNTIME_DIR", format!("{root}/r")),
+        ("XDG_DATA_HOME", format!("{root}/d")),
+        ("XDG_CACHE_HOME", format!("{root}/k")),
+        ("VIREO_SUPERVISOR", vireoctl),
+        ("VIREO_VMM", vmm),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    desktop.launch(&env)
+}
+
+/// Defines `name`: a tiny guest with a raw disk, user networking with one port forward, a
+/// local-only VNC display, a serial port, a description and a command line.
+fn define(h: &Home, name: &str, code: &[u8]) -> std::path::PathBuf {
+    vireoctl_support::vmm();
+    let kernel = h.file(&format!("{name}.elf"), &guest::pvh_elf(code));
+    let disk = h.file(&format!("{name}-data.img"), &vec![0u8; 1 << 20]);
+    let xml = format!(
+        "<domain type='kvm'>
+  <name>{name}</name>
+  <description>first words</description>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='user'>
+      <portForward proto='tcp'>
+        <range start='2222' to='22'/>
+      </portForward>
+      <model type='virtio'/>
+      <backend type='passt'/>
+    </interface>
+    <serial type='pty'>
+      <target port='0'/>
+    </serial>
+    <graphics type='vnc'>
+      <listen type='none'/>
+    </graphics>
+    <video>
+      <model type='vga'>
+        <resolution x='320' y='200'/>
+      </model>
+    </video>
+  </devices>
+</domain>
+",
+        kernel = kernel.display(),
+        disk = disk.display(),
+    );
+    let file = h.file(&format!("{name}.xml"), xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+    disk
+}
+
+fn stored(h: &Home, name: &str) -> String {
+    h.ok(&["dumpxml", "--inactive", name])
+}
+
+/// The details window's own actions, reached over D-Bus like the main window's.
+struct Details<'a> {
+    desktop: &'a Desktop,
+    path: String,
+    x11: String,
+}
+
+impl<'a> Details<'a> {
+    /// Opens the properties of `name` and finds the window's exported action group.
+    fn open(desktop: &'a Desktop, app: &common::App, name: &str, title: &str) -> Details<'a> {
+        app.activate_win_with("machine-properties", &format!("'{name}'"));
+        let x11 = desktop.wait_for_window(title);
+        let start = Instant::now();
+        loop {
+            for n in 2..40 {
+                let path = format!("{}/window/{n}", common::APP_PATH);
+                let found = Details::gdbus(desktop, &path, "org.gtk.Actions.List", &[])
+                    .is_ok_and(|out| out.contains("'field-errors'"));
+                if found {
+                    sleep(Duration::from_millis(800));
+                    return Details { desktop, path, x11 };
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no details window on the bus\n{}",
+                app.log_text()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn gdbus(desktop: &Desktop, path: &str, method: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("gdbus")
+            .args([
+                "call",
+                "--session",
+                "--timeout",
+                "10",
+                "--dest",
+                common::APP_ID,
+            ])
+            .args(["--object-path", path, "--method", method])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus_address)
+            .output()
+            .expect("gdbus (libglib2.0-bin) runs");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Activates `win.<name>` of the details window with a GVariant text parameter.
+    fn activate(&self, name: &str, param: Option<&str>) {
+        let param = param.map_or("[]".to_owned(), |p| format!("[<{p}>]"));
+        Details::gdbus(
+            self.desktop,
+            &self.path,
+            "org.gtk.Actions.Activate",
+            &[name, &param, "{}"],
+        )
+        .unwrap_or_else(|e| panic!("win.{name}{param} of the details window: {e}"));
+        sleep(Duration::from_millis(400));
+    }
+
+    fn state(&self, name: &str) -> String {
+        let out = Details::gdbus(
+            self.desktop,
+            &self.path,
+            "org.gtk.Actions.Describe",
+            &[name],
+        )
+        .unwrap_or_else(|e| panic!("describing win.{name}: {e}"));
+        match (out.find("[<"), out.rfind(">]")) {
+            (Some(s), Some(e)) if s + 2 <= e => out[s + 2..e].to_owned(),
+            _ => panic!("win.{name} has no state: {out}"),
+        }
+    }
+
+    fn wait_state(&self, name: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let state = self.state(name);
+            if ok(&state) {
+                return state;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "win.{name} never showed {what}: {state}"
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn page(&self, page: &str) {
+        self.activate("page", Some(&format!("'{page}'")));
+    }
+
+    fn shot(&self, name: &str) -> std::path::PathBuf {
+        let path = output_dir().join(format!("{name}.png"));
+        Image::save_window(&self.desktop.display, &self.x11, &path);
+        path
+    }
+
+    /// Focuses a field by its mnemonic, replaces its text and presses Enter (apply).
+    fn type_into(&self, mnemonic: &str, text: &str) {
+        self.desktop.press(&self.x11, &format!("alt+{mnemonic}"));
+        self.desktop.press(&self.x11, "ctrl+a");
+        let typed = Command::new("xdotool")
+            .args(["type", "--delay", "15", text])
+            .env("DISPLAY", &self.desktop.display)
+            .status()
+            .unwrap();
+        assert!(typed.success());
+        self.desktop.press(&self.x11, "Return");
+    }
+}
+
+fn wait_stored(h: &Home, name: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let xml = stored(h, name);
+        if ok(&xml) {
+            return xml;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stored definition never got {what}:\n{xml}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_machine(app: &common::App, needle: &str) {
+    let start = Instant::now();
+    while !app.win_action_state("machine-states").contains(needle) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the view never showed {needle}\n{}",
+            app.log_text()
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn details_show_every_page_and_edits_reach_the_definition() {
+    let h = Home::new("guid");
+    let mut code = guest::print("hello\n");
+    code.extend(guest::echo_loop());
+    define(&h, "tiny", &code);
+    let extra_disk = h.file("extra.qcow2", b"QFI\xfb\0\0\0\x03");
+
+    for lang in ["de", "en"] {
+        let desktop = Desktop::start(&format!("details-{lang}"));
+        let env: &[(&str, &str)] = if lang == "de" {
+            &[("LANGUAGE", "de")]
+        } else {
+            &[]
+        };
+        let app = launch(&desktop, &h, env);
+        desktop.wait_for_window("Vireo");
+        wait_machine(&app, "'tiny': 'shut off'");
+        let title = if lang == "de" {
+            "Eigenschaften von „tiny“"
+        } else {
+            "Properties of “tiny”"
+        };
+        let details = Details::open(&desktop, &app, "tiny", title);
+        for page in PAGES {
+            details.page(page);
+            let shot = details.shot(&format!("details-{page}-{lang}"));
+            assert!(
+                Image::deviation(&shot) > 0.02,
+                "{} is blank",
+                shot.display()
+            );
+        }
+        if lang == "de" {
+            assert!(app.quit().success());
+            continue;
+        }
+
+        // Typed edits: the description applies at once, the command line too (it is off).
+        details.page("overview");
+        details.type_into("e", "second words");
+        wait_stored(&h, "tiny", "the new description", |x| {
+            x.contains("<description>second words</description>")
+        });
+        details.page("boot");
+        details.type_into("c", "console=ttyS0 quiet");
+        let xml = wait_stored(&h, "tiny", "the new command line", |x| {
+            x.contains("<cmdline>console=ttyS0 quiet</cmdline>")
+        });
+        assert!(
+            xml.contains("<description>second words</description>"),
+            "{xml}"
+        );
+        details.shot("details-boot-edited-en");
+
+        // A kernel that does not exist: refused beside its field, nothing stored changes, the
+        // typed text stays for correcting.
+        details.type_into("k", "/nonexistent/vmlinuz");
+        let errors =
+            details.wait_state("field-errors", "a kernel error", |s| s.contains("'kernel'"));
+        assert!(errors.contains("os/kernel"), "{errors}");
+        details.shot("details-error-en");
+        assert_eq!(
+            stored(&h, "tiny"),
+            xml,
+            "a refused edit changed the definition"
+        );
+
+        // Disks: a qcow2 file added (as its chooser would) gets the next target; removed again.
+        details.page("disks");
+        details.activate(
+            "add-disk-file",
+            Some(&format!("'{}'", extra_disk.display())),
+        );
+        let with_disk = wait_stored(&h, "tiny", "a second disk", |x| x.contains("extra.qcow2"));
+        assert!(
+            with_disk.contains("dev='vdb'") && with_disk.contains("type='qcow2'"),
+            "{with_disk}"
+        );
+        details.shot("details-disks-added-en");
+        details.activate("remove-disk", Some("1"));
+        wait_stored(&h, "tiny", "the disk removed", |x| {
+            !x.contains("extra.qcow2")
+        });
+
+        // Port forwards on the user-mode interface.
+        details.page("network");
+        details.activate("add-forward", Some("(0, 'udp', 5353, 53)"));
+        wait_stored(&h, "tiny", "the new forward", |x| {
+            x.contains("proto='udp'") && x.contains("start='5353'") && x.contains("to='53'")
+        });
+        details.shot("details-network-added-en");
+        details.activate("remove-forward", Some("(0, 0)"));
+        let xml = wait_stored(&h, "tiny", "the first forward removed", |x| {
+            !x.contains("start='2222'")
+        });
+        assert!(xml.contains("start='5353'"), "{xml}");
+
+        // The XML page shows the definition as stored now.
+        details.page("xml");
+        details.activate("copy-xml", None);
+        details.shot("details-xml-after-edits-en");
+        assert_eq!(details.state("restart-pending"), "false");
+        assert!(app.quit().success());
+    }
+    eprintln!("screenshots in {}", output_dir().display());
+}
+
+#[test]
+fn a_running_machine_shows_usage_graphs_and_the_restart_note() {
+    let h = Home::new("guiu");
+    let mut code = guest::print("spinning\n");
+    // jmp $: a vCPU that never halts, so the helper's CPU time grows.
+    code.extend([0xeb, 0xfe]);
+    define(&h, "busy", &code);
+    let desktop = Desktop::start("details-running");
+    let app = launch(&desktop, &h, &[]);
+    desktop.wait_for_window("Vireo");
+    app.activate_win_with("machine-start", "'busy'");
+    wait_machine(&app, "'busy': 'running'");
+    let details = Details::open(&desktop, &app, "busy", "Properties of “busy”");
+
+    // One sample a second: after a few, both graphs have data and the guest's spinning shows
+    // as CPU time of its helper.
+    let usage = details.wait_state("usage", "four samples", |s| {
+        s.split(',')
+            .next()
+            .and_then(|n| {
+                n.trim()
+                    .trim_start_matches('(')
+                    .trim_start_matches("uint32 ")
+                    .parse::<u32>()
+                    .ok()
+            })
+            .is_some_and(|n| n >= 4)
+    });
+    let fields: Vec<&str> = usage
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .collect();
+    let cpu: f64 = fields[1].trim().parse().unwrap();
+    let rss: u64 = fields[2]
+        .trim()
+        .trim_start_matches("uint64 ")
+        .parse()
+        .unwrap();
+    assert!(
+        cpu > 1.0,
+        "a spinning guest used only {cpu} s of CPU: {usage}"
+    );
+    assert!(rss > 1 << 20, "helper RSS {rss}: {usage}");
+    let shot = details.shot("details-running-usage-en");
+    assert!(Image::deviation(&shot) > 0.02);
+
+    // A boot change to a running machine is saved and waits for the next start.
+    details.page("boot");
+    details.type_into("c", "console=ttyS0 later=1");
+    wait_stored(&h, "busy", "the new command line", |x| {
+        x.contains("later=1")
+    });
+    details.wait_state("restart-pending", "the restart note", |s| s == "true");
+    details.shot("details-restart-note-en");
+    // The description is not a restart matter.
+    details.page("overview");
+    details.type_into("e", "still running");
+    wait_stored(&h, "busy", "the new description", |x| {
+        x.contains("still running")
+    });
+
+    app.activate_win_with("machine-force-off", "'busy'");
+    wait_machine(&app, "'busy': 'shut off'");
+    details.wait_state("restart-pending", "no note once off", |s| s == "false");
+    details.shot("details-stopped-en");
+    assert!(app.quit().success());
+}
