@@ -69,6 +69,7 @@
 //! `VIREO_RIG_SHARE`, `VIREO_RIG_BOOT_TIMEOUT`, `VIREO_RIG_QUIET`, `VIREO_RIG_VERBOSE`,
 //! `VIREO_RIG_KERNEL_PACKAGE`, `VIREO_VMM`, `XDG_CACHE_HOME`.
 
+pub mod agent;
 pub mod cpio;
 pub mod debian;
 pub mod error;
@@ -84,4 +85,4 @@ pub mod timing;
 pub use error::{Result, RigError};
 pub use exec::{run_command, run_direct, run_scenario};
 pub use l2::{GuestImage, KernelForm, Launcher, Scenario, ScenarioReport};
-pub use rig::{run_shared, with_shared, CmdOutput, Line, Rig, RigConfig};
+pub use rig::{run_shared, with_shared, CmdOutput, Fault, Line, Rig, RigConfig};

@@ -12,7 +12,7 @@
 use crate::error::{Result, RigError};
 use crate::initramfs::Initramfs;
 use crate::modules::ModuleIndex;
-use crate::{debian, spawn, timing};
+use crate::{agent, debian, spawn, timing};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -38,7 +38,7 @@ pub const L1_MODULES: &[&str] = &[
 ];
 
 const L1_INIT: &str = include_str!("l1_init.sh");
-const L1_AGENT: &str = include_str!("l1_agent.sh");
+pub(crate) const L1_AGENT: &str = include_str!("l1_agent.sh");
 /// Where the agent and its busybox live in L1 (they move with it into the command root).
 const AGENT_DIR: &str = ".vireo";
 
@@ -211,8 +211,38 @@ fn seq() -> u64 {
 
 const CONSOLE_KEEP: usize = 300;
 
-/// How long the agent may take to acknowledge a command (generous: TCG on a busy machine).
+/// A transmission fault [`Rig::run_with_fault`] injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// The first copy of the command arrives with a changed byte (the agent answers NAK).
+    DamagedCopy,
+    /// The first copy loses its END line (the agent waits for more until the resend).
+    CutCopy,
+    /// The agent's START line is lost (the host resends; the agent answers DUP after the run).
+    LostStart,
+    /// The agent's EXIT line is lost (the host asks for it after the timeout).
+    LostExit,
+}
+
+/// How long a command may stay unacknowledged, resends included, before L1 counts as wedged
+/// (generous: TCG on a busy machine).
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Copies of one command sent at most (the agent answered the others "damaged").
+const MAX_SENDS: u32 = 5;
+/// While a command runs, the host sends a keep-alive this often (and, once the command should
+/// have ended, a query for its exit report).
+const POKE_EVERY: Duration = Duration::from_secs(10);
+/// The agent kills a command at its timeout; its exit report is asked for this much later...
+const EXIT_SLACK: Duration = Duration::from_secs(5);
+/// ...and L1 is given up on this much later.
+const EXIT_GRACE: Duration = Duration::from_secs(60);
+
+/// How long to wait for the agent's START before sending a command again: the agent reads a
+/// byte at a time, about 10 KB/s in L1 on a loaded machine.
+fn resend_window(msg_len: usize) -> Duration {
+    Duration::from_secs(8) + Duration::from_millis(msg_len as u64 / 5)
+}
 
 impl Rig {
     /// Boots L1, retrying once when a boot hangs or panics. Errors name the failing step.
@@ -536,97 +566,193 @@ impl Rig {
     /// Runs `script` (POSIX sh text) inside L1 and waits for it, at most `timeout` (then it is
     /// killed with everything it started, and `CommandTimeout` is returned).
     pub fn run(&mut self, script: &str, timeout: Duration) -> Result<CmdOutput> {
+        self.run_with_fault(script, timeout, Fault::None)
+    }
+
+    /// [`Rig::run`] with one transmission fault injected, to prove the recovery paths against
+    /// the real agent (the rig's own tests use it).
+    pub fn run_with_fault(
+        &mut self,
+        script: &str,
+        timeout: Duration,
+        fault: Fault,
+    ) -> Result<CmdOutput> {
         if let Some(why) = &self.dead {
             return Err(RigError::Broken(format!("L1 is down ({why})")));
         }
         let secs = timeout.as_secs().max(1);
         let id = format!("{}x{}", std::process::id(), seq());
-        let mut msg = format!("VIREO-RIG-BEGIN {id} {secs}\n");
-        for line in script.lines() {
-            msg.push_str(line);
-            msg.push('\n');
-        }
-        msg.push_str(&format!("VIREO-RIG-END {id}\n"));
+        let msg = agent::frame(&id, secs, script);
         let start = Instant::now();
-        if let Err(e) = self
-            .ctl
-            .write_all(msg.as_bytes())
-            .and_then(|_| self.ctl.flush())
-        {
-            self.kill("control socket write failed");
-            return Err(RigError::Broken(format!(
-                "writing to L1's control channel: {e}"
-            )));
-        }
-        // The agent kills the command at `timeout`; allow L1 this much more to say so.
-        let grace = Duration::from_secs(60);
-        let deadline = start + timeout + grace;
-        let exit_marker = format!("VIREO-RIG-EXIT {id} ");
-        let timeout_marker = format!("VIREO-RIG-TIMEOUT {id}");
-        let start_marker = format!("VIREO-RIG-START {id}");
+        let first = match fault {
+            Fault::DamagedCopy => msg.replacen("\n|", "\n|#", 1),
+            Fault::CutCopy => msg[..msg.rfind("VIREO-RIG-END").unwrap_or(msg.len())].to_owned(),
+            _ => msg.clone(),
+        };
+        self.send(first.as_bytes())?;
+        let mut lose_start = fault == Fault::LostStart;
+        let mut lose_exit = fault == Fault::LostExit;
+        let mut sends = 1u32;
+        let mut last_send = start;
+        let resend_after = resend_window(msg.len());
+        // Set once the agent said START: from then on the command runs.
+        let mut acked_at: Option<Instant> = None;
+        let mut last_poke = start;
         let mut lines = Vec::new();
-        let mut timed_out = false;
-        // The agent echoes a start marker as soon as it has the script; silence means L1 is
-        // wedged (the rare TCG hang), which the caller may answer with a fresh L1.
-        let ack_deadline = start + ACK_TIMEOUT;
-        let mut acked = false;
         loop {
             let now = Instant::now();
-            if !acked && now >= ack_deadline {
-                let tail = self.console_tail(20);
-                self.kill("agent did not acknowledge a command");
-                return Err(RigError::L1Unresponsive {
-                    waited: ACK_TIMEOUT,
-                    tail,
-                });
-            }
-            let left = if acked {
-                deadline.saturating_duration_since(now)
-            } else {
-                ack_deadline.saturating_duration_since(now)
+            // What to do when nothing arrives: resend an unacknowledged command; poke a running
+            // one (any input also gets a stalled UART transmitter going again); ask how it
+            // ended once it should have; give up on L1 after the grace period.
+            let wake = match acked_at {
+                None => {
+                    if now >= start + ACK_TIMEOUT {
+                        let tail = self.console_tail(20);
+                        self.kill("agent did not acknowledge a command");
+                        return Err(RigError::L1Unresponsive {
+                            waited: ACK_TIMEOUT,
+                            tail,
+                        });
+                    }
+                    if now >= last_send + resend_after {
+                        sends += 1;
+                        eprintln!(
+                            "vireo-rig: agent recovery: command {id} not acknowledged after {:.1} s; sending it again (copy {sends})",
+                            now.duration_since(last_send).as_secs_f64()
+                        );
+                        timing::record(
+                            "agent recovery: resend (no acknowledgement)",
+                            now.duration_since(last_send),
+                        );
+                        self.send(msg.as_bytes())?;
+                        last_send = now;
+                    }
+                    (last_send + resend_after).min(start + ACK_TIMEOUT)
+                }
+                Some(acked) => {
+                    let due = acked + timeout + EXIT_SLACK;
+                    let give_up = acked + timeout + EXIT_GRACE;
+                    if now >= give_up {
+                        let tail = tail_of(lines.iter().map(|l: &Line| l.text.as_str()), 30);
+                        self.kill("L1 agent unresponsive");
+                        return Err(RigError::CommandTimeout {
+                            place: format!(
+                                "L1 agent (no exit report {EXIT_GRACE:?} after the command's own timeout; L1 killed; console:\n{})",
+                                self.console_tail(20)
+                            ),
+                            timeout,
+                            tail,
+                        });
+                    }
+                    if now >= last_poke + POKE_EVERY {
+                        let poke: &[u8] = if now >= due {
+                            eprintln!(
+                                "vireo-rig: agent recovery: no exit report for {id} {:.0} s after its timeout; asking",
+                                now.duration_since(acked + timeout).as_secs_f64()
+                            );
+                            timing::record("agent recovery: exit query", Duration::ZERO);
+                            &agent::query(&id).into_bytes()
+                        } else {
+                            b"\n"
+                        };
+                        self.send(poke)?;
+                        last_poke = now;
+                    }
+                    (last_poke + POKE_EVERY).min(give_up)
+                }
             };
+            let left = wake.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(Ev::Ctl(t, line)) => {
                     let at = t.duration_since(start);
-                    if let Some(pos) = line.find(&start_marker) {
-                        acked = true;
-                        let before = &line[..pos];
-                        if !before.is_empty() {
-                            self.push_line(&mut lines, at, before);
+                    let Some(found) = agent::parse(&line) else {
+                        if agent::is_control(&line) {
+                            self.note_ctl(start, t, &line);
+                        } else {
+                            self.push_line(&mut lines, at, &line);
                         }
                         continue;
+                    };
+                    if !found.before.is_empty() {
+                        self.push_line(&mut lines, at, &found.before);
                     }
-                    if let Some(pos) = line.find(&timeout_marker) {
-                        timed_out = true;
-                        let before = &line[..pos];
-                        if !before.is_empty() {
-                            self.push_line(&mut lines, at, before);
-                        }
+                    if found.id != id {
+                        // About an earlier command (a late answer to a resend): not ours.
+                        self.note_ctl(start, t, &line);
                         continue;
                     }
-                    if let Some(pos) = line.find(&exit_marker) {
-                        let before = &line[..pos];
-                        if !before.is_empty() {
-                            self.push_line(&mut lines, at, before);
+                    match found.reply {
+                        agent::Reply::Start if lose_start => lose_start = false,
+                        agent::Reply::Exit {
+                            repeated: false, ..
+                        } if lose_exit => lose_exit = false,
+                        agent::Reply::Start => {
+                            if acked_at.is_none() {
+                                acked_at = Some(t);
+                                last_poke = t;
+                            }
                         }
-                        let status = line[pos + exit_marker.len()..].trim().parse().unwrap_or(-1);
-                        let took = start.elapsed();
-                        timing::record("L1 command", took);
-                        let out = CmdOutput {
-                            status,
-                            lines,
-                            took,
-                        };
-                        if timed_out {
-                            return Err(RigError::CommandTimeout {
-                                place: "L1 (command killed, L1 still usable)".into(),
-                                timeout,
-                                tail: out.tail(30),
-                            });
+                        // Cut short by our own resend: that copy is on its way already.
+                        agent::Reply::Nak(why) if why == "interrupted" && sends > 1 => {
+                            self.note_ctl(start, t, &line)
                         }
-                        return Ok(out);
+                        agent::Reply::Nak(why) if acked_at.is_none() => {
+                            if sends >= MAX_SENDS {
+                                let tail = format!(
+                                    "(command {id} arrived damaged {sends} times, last: {why})\n{}",
+                                    self.console_tail(20)
+                                );
+                                self.kill("agent kept receiving damaged commands");
+                                return Err(RigError::L1Unresponsive {
+                                    waited: start.elapsed(),
+                                    tail,
+                                });
+                            }
+                            sends += 1;
+                            eprintln!(
+                                "vireo-rig: agent recovery: command {id} arrived damaged ({why}); sending it again (copy {sends})"
+                            );
+                            timing::record(
+                                "agent recovery: resend (damaged)",
+                                t.duration_since(last_send),
+                            );
+                            self.send(msg.as_bytes())?;
+                            last_send = Instant::now();
+                        }
+                        agent::Reply::Nak(_) | agent::Reply::Unknown => {
+                            self.note_ctl(start, t, &line)
+                        }
+                        agent::Reply::Exit {
+                            rc,
+                            timed_out,
+                            repeated,
+                        } => {
+                            if repeated {
+                                eprintln!(
+                                    "vireo-rig: agent recovery: exit report for {id} recovered (rc {rc})"
+                                );
+                                timing::record(
+                                    "agent recovery: exit report recovered",
+                                    Duration::ZERO,
+                                );
+                            }
+                            let took = start.elapsed();
+                            timing::record("L1 command", took);
+                            let out = CmdOutput {
+                                status: rc,
+                                lines,
+                                took,
+                            };
+                            if timed_out {
+                                return Err(RigError::CommandTimeout {
+                                    place: "L1 (command killed, L1 still usable)".into(),
+                                    timeout,
+                                    tail: out.tail(30),
+                                });
+                            }
+                            return Ok(out);
+                        }
                     }
-                    self.push_line(&mut lines, at, &line);
                 }
                 Ok(Ev::Console(t, line)) => {
                     self.note_console(start, t, &line);
@@ -652,21 +778,28 @@ impl Rig {
                         tail,
                     });
                 }
-                Err(RecvTimeoutError::Timeout) if !acked => continue,
-                Err(_) => {
-                    let tail = tail_of(lines.iter().map(|l: &Line| l.text.as_str()), 30);
-                    self.kill("L1 agent unresponsive");
-                    return Err(RigError::CommandTimeout {
-                        place: format!(
-                            "L1 agent (no exit report {grace:?} after the command's own timeout; L1 killed; console:\n{})",
-                            self.console_tail(20)
-                        ),
-                        timeout,
-                        tail,
-                    });
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.kill("L1 output readers gone");
+                    return Err(RigError::Broken("L1's output readers stopped".into()));
                 }
             }
         }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Err(e) = self.ctl.write_all(bytes).and_then(|_| self.ctl.flush()) {
+            self.kill("control socket write failed");
+            return Err(RigError::Broken(format!(
+                "writing to L1's control channel: {e}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Protocol chatter: shown only with `VIREO_RIG_VERBOSE`, kept in the console tail.
+    fn note_ctl(&mut self, start: Instant, t: Instant, line: &str) {
+        self.note_console(start, t, &format!("(ctl) {line}"));
     }
 
     fn push_line(&self, lines: &mut Vec<Line>, at: Duration, text: &str) {

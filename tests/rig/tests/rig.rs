@@ -296,3 +296,72 @@ rm -f $s /tmp/rig-passt-$$.log
         assert!(text.lines().any(|l| l == want), "no {want:?} in:\n{text}");
     }
 }
+
+fn in_l1_with_fault(
+    script: &str,
+    timeout: Duration,
+    fault: vireo_rig::Fault,
+) -> vireo_rig::Result<vireo_rig::CmdOutput> {
+    vireo_rig::with_shared(|r| r.run_with_fault(script, timeout, fault))
+}
+
+#[test]
+fn damaged_or_cut_commands_are_resent_within_seconds() {
+    use vireo_rig::Fault;
+    for fault in [Fault::DamagedCopy, Fault::CutCopy] {
+        let start = Instant::now();
+        let out = in_l1_with_fault(
+            "echo intact-a\necho intact-b\nexit 6",
+            Duration::from_secs(60),
+            fault,
+        )
+        .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(out.status, 6, "{fault:?}: {}", out.text());
+        assert_eq!(out.text(), "intact-a\nintact-b\n", "{fault:?}");
+        // A resend, not a fresh L1 (which takes 60 s + a boot).
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "{fault:?} took {:?}",
+            start.elapsed()
+        );
+        assert!(vireo_rig::with_shared(|r| Ok(r.is_alive())).unwrap_or(false));
+    }
+}
+
+#[test]
+fn lost_acknowledgement_resends_without_running_twice() {
+    let dir = format!("/tmp/rig-lost-start-{}", std::process::id());
+    let out = in_l1_with_fault(
+        &format!("mkdir -p {dir}; echo run >> {dir}/runs; sleep 12; echo slow-done"),
+        Duration::from_secs(60),
+        vireo_rig::Fault::LostStart,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 0, "{}", out.text());
+    assert_eq!(out.text(), "slow-done\n");
+    // The resent copy reached the agent after the first one ran: answered, not run again.
+    let runs = in_l1(
+        &format!("sleep 1; cat {dir}/runs; rm -r {dir}"),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(runs.text(), "run\n", "ran more than once");
+}
+
+#[test]
+fn lost_exit_report_is_asked_for_again() {
+    let start = Instant::now();
+    let out = in_l1_with_fault(
+        "echo finished; exit 5",
+        Duration::from_secs(3),
+        vireo_rig::Fault::LostExit,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status, 5);
+    assert_eq!(out.text(), "finished\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        start.elapsed()
+    );
+}
