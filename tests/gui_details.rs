@@ -364,7 +364,7 @@ fn a_running_machine_shows_usage_graphs_and_the_restart_note() {
 
     // One sample a second: after a few, both graphs have data and the guest's spinning shows
     // as CPU time of its helper.
-    let usage = details.wait_state("usage", "four samples", |s| {
+    let usage = details.wait_state("usage", "eight samples", |s| {
         s.split(',')
             .next()
             .and_then(|n| {
@@ -374,7 +374,7 @@ fn a_running_machine_shows_usage_graphs_and_the_restart_note() {
                     .parse::<u32>()
                     .ok()
             })
-            .is_some_and(|n| n >= 4)
+            .is_some_and(|n| n >= 8)
     });
     let fields: Vec<&str> = usage
         .trim_matches(|c| c == '(' || c == ')')

@@ -1210,10 +1210,12 @@ impl VireoDetailsWindow {
         let imp = self.imp();
         imp.uptime_row.set_subtitle(&duration_text(s.uptime));
         let previous = imp.last_sample.replace(Some((s, at)));
-        let host_cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        // A share of the machine's own processors: a guest keeping all of them busy reads
+        // 100 %, whatever else this computer runs.
+        let vcpus = imp.info.borrow().as_ref().map_or(1, |i| i.vcpus.max(1)) as f64;
         if let Some((before, then)) = previous {
             if let Some(cores) = s.cpu_cores_since(&before, at.duration_since(then)) {
-                let fraction = cores / host_cores;
+                let fraction = cores / vcpus;
                 imp.cpu_graph.push(fraction);
                 imp.cpu_label.set_label(&gettext_f(
                     "Processor {percent} %",
