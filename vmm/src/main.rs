@@ -34,6 +34,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let start = Instant::now();
+    // First thing, while this is the only thread: glibc must never create a second arena (see
+    // the function's docs for the SIGSYS that caused in a device worker).
+    vireo_vmm::virtio::malloc_single_arena();
     let mut config = None;
     let mut control = None;
     let mut args = std::env::args_os().skip(1);

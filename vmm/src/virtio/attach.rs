@@ -127,7 +127,6 @@ fn attach_one(
 
 /// Attaches every virtio device of `vm.config`.
 pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
-    super::malloc_single_arena();
     let config: VmConfig = vm.config.clone();
     let mut out = VirtioDevices {
         input: InputHandle::default(),

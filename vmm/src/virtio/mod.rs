@@ -195,8 +195,8 @@ pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
 /// first shrink reads `/proc/sys/vm/overcommit_memory` with openat, which the seccomp filter of
 /// device workers does not allow (seen as SIGSYS when a qcow2 image was closed on its worker).
 /// The main arena shrinks with brk instead. Must run before the process has a second arena,
-/// i.e. before threads allocate concurrently; [`attach::attach_all`] calls it, and the VMM's
-/// `main` may call it first thing.
+/// i.e. before a second thread allocates: the `vireo-vmm` binary calls it first thing in `main`;
+/// a program that runs devices in-process (a bench, a test with seccomp) must do the same.
 pub fn malloc_single_arena() {
     // SAFETY: mallopt only sets an allocator parameter.
     unsafe {
