@@ -913,6 +913,7 @@ pub fn with_shared<T>(f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
             ));
         }
         st.boots += 1;
+        timing::print_summary_at_exit();
         let cfg = RigConfig::from_env()?;
         match Rig::boot(&cfg) {
             Ok(r) => st.rig = Some(r),
