@@ -567,3 +567,53 @@ fn remaining_lifecycle_actions_and_reset() {
         ]
     );
 }
+
+/// The rig test's VNC peer (tests/vireoctl_support/vnc_check.py) against the real VNC server:
+/// it speaks RFB over the private socket, types, reads a whole frame, and fails on a blank
+/// screen (this tiny guest draws nothing), so a pass in the rig means something.
+#[test]
+fn vnc_checker_speaks_rfb_and_refuses_a_blank_screen() {
+    let h = Home::new("vcheck");
+    let mut code = guest::print("v\n");
+    code.extend(guest::spin());
+    let dev = "    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='virtio'>\n        <resolution x='640' y='480'/>\n      </model>\n    </video>\n";
+    define(&h, "vc", &code, dev, ("destroy", "restart", "destroy"));
+    h.ok(&["start", "vc"]);
+    let sock = h.ok(&["vncsocket", "vc"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vireoctl_support/vnc_check.py"
+    );
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3 must be installed");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&["type", sock.trim(), "echo hi"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("typed 8 keys") && out.contains("(640x480)"),
+        "{out}"
+    );
+    let (code, out) = run(&["frame", sock.trim()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("640x480") && out.contains("FAIL: the screen is (nearly) blank"),
+        "{out}"
+    );
+    let a = h.root.join("a.png");
+    h.ok(&["screenshot", "vc", a.to_str().unwrap()]);
+    let (code, out) = run(&["png", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL: the screenshot is (nearly) blank"),
+        "{out}"
+    );
+    h.ok(&["destroy", "vc"]);
+}
