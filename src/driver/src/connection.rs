@@ -689,7 +689,11 @@ impl Connection {
         })
     }
 
-    /// A hard reset (same as [`Connection::reboot`] here: the helper restarts the guest cold).
+    /// A hard reset, the same as [`Connection::reboot`] here. Both send the VMM's `reset`
+    /// control command, which ends the helper's run loop with the reboot reason (the VMM has no
+    /// in-place CPU and device reset); the supervisor then starts a fresh helper from the same
+    /// config, so the guest cold-boots, the record reads running (booted) with one more restart,
+    /// and a reboot event is sent. A helper that does not answer is killed instead.
     pub fn reset(&self, name: &str) -> Result<()> {
         self.reboot(name)
     }
