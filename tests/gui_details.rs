@@ -319,6 +319,11 @@ fn details_show_every_page_and_edits_reach_the_definition() {
             with_disk.contains("dev='vdb'") && with_disk.contains("type='qcow2'"),
             "{with_disk}"
         );
+        details.activate("disk-readonly", Some("(1, true)"));
+        let ro = wait_stored(&h, "tiny", "the new disk read-only", |x| {
+            x.contains("<readonly/>")
+        });
+        assert_eq!(ro.matches("<readonly/>").count(), 1, "{ro}");
         details.shot("details-disks-added-en");
         details.activate("remove-disk", Some("1"));
         wait_stored(&h, "tiny", "the disk removed", |x| {

@@ -380,6 +380,17 @@ impl VireoDetailsWindow {
                 }
             })
             .build();
+        // (disk index, read-only)
+        let disk_readonly = gio::ActionEntry::builder("disk-readonly")
+            .parameter_type(Some(
+                glib::VariantTy::new("(ib)").expect("valid type string"),
+            ))
+            .activate(|window: &Self, _, param| {
+                if let Some((index, on)) = param.and_then(|p| p.get::<(i32, bool)>()) {
+                    window.set_disk_readonly(index, on);
+                }
+            })
+            .build();
         // (interface index, protocol, host port, guest port)
         let add_forward = gio::ActionEntry::builder("add-forward")
             .parameter_type(Some(
@@ -414,6 +425,7 @@ impl VireoDetailsWindow {
             path_action("set-kernel", FileTarget::Kernel),
             path_action("set-initrd", FileTarget::Initrd),
             remove_disk,
+            disk_readonly,
             add_forward,
             remove_forward,
             close,
@@ -656,6 +668,20 @@ impl VireoDetailsWindow {
                     "drive-harddisk-symbolic"
                 },
             ));
+            // Pressed: the guest may read the disk but not write it.
+            let readonly = gtk::ToggleButton::builder()
+                .icon_name("changes-prevent-symbolic")
+                .valign(gtk::Align::Center)
+                .tooltip_text(gettext("Read-Only"))
+                .active(disk.readonly())
+                .build();
+            readonly.add_css_class("flat");
+            readonly.connect_toggled(glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move |button| window.set_disk_readonly(i as i32, button.is_active())
+            ));
+            row.add_suffix(&readonly);
             let remove = gtk::Button::builder()
                 .icon_name("user-trash-symbolic")
                 .valign(gtk::Align::Center)
@@ -1014,6 +1040,19 @@ impl VireoDetailsWindow {
                 }
             }
         ));
+    }
+
+    fn set_disk_readonly(&self, index: i32, on: bool) {
+        let edit: Edit = Box::new(move |d| {
+            let i = usize::try_from(index).map_err(|e| e.to_string())?;
+            let mut devices = d.devices_mut();
+            let mut disk = devices
+                .disk_mut(i)
+                .ok_or_else(|| gettext_f("There is no disk {n}", &[("n", &(i + 1).to_string())]))?;
+            disk.set_readonly(on);
+            Ok(())
+        });
+        self.apply(Field::Disks, edit);
     }
 
     fn remove_disk(&self, index: i32) {
