@@ -3,7 +3,8 @@
 //! shell runs on it, and real VNC clients inside L1 use it:
 //! - vncdotool types `echo hello | tee /dev/ttyS0` + Enter and captures a PNG;
 //! - gvnccapture (gtk-vnc) captures through a loopback TCP relay to the unix socket;
-//! - TigerVNC's viewer shows it under Xvfb (screenshot of the X screen with `import`);
+//! - TigerVNC's viewer, connected from before the kernel starts, shows it under Xvfb
+//!   (screenshot of the X screen with `import`);
 //! - the control socket's `screendump` writes a PNG.
 //!
 //! Every picture gets the same pixel check, no OCR: fbcon draws one fixed 8x16 font, so the
@@ -155,6 +156,14 @@ VNCDO={vncdo}
 stage start
 timeout -s KILL 1200 {vmm} --config $W/vm.json --control $W/ctl.sock > $W/vmm.out 2>&1 &
 vpid=$!
+# TigerVNC's viewer connects as soon as the socket exists and stays through the boot (blank
+# screen, then vesafb/fbcon taking over), as the GUI's viewer would.
+Xvfb :57 -screen 0 1024x768x24 -br -nolisten tcp > $W/xvfb.log 2>&1 &
+xp=$!
+i=0; while [ ! -S $W/vnc.sock ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+sleep 2
+DISPLAY=:57 xtigervncviewer -FullColor=1 -PreferredEncoding=ZRLE -NoJPEG=1 -Shared=1 $W/vnc.sock > $W/tiger.log 2>&1 &
+tp=$!
 if $H wait-serial $W/serial.log VNC-SHELL-READY 600 text; then
   stage shell-ready
   # The prompt is drawn right after the shell's ENV file ran.
@@ -173,14 +182,8 @@ if $H wait-serial $W/serial.log VNC-SHELL-READY 600 text; then
   timeout 150 gvnccapture 127.0.0.1:{display} $W/gvnc.png > $W/gvnc.log 2>&1; echo "GVNC-EXIT $?"
   kill $rp
   stage tigervnc
-  Xvfb :57 -screen 0 1024x768x24 -br -nolisten tcp > $W/xvfb.log 2>&1 &
-  xp=$!
-  sleep 5
-  DISPLAY=:57 xtigervncviewer -FullColor=1 -PreferredEncoding=ZRLE -NoJPEG=1 -Shared=1 $W/vnc.sock > $W/tiger.log 2>&1 &
-  tp=$!
-  sleep 20; DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger1.png; echo "IMPORT-EXIT $?"
-  sleep 15; DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger2.png; echo "IMPORT-EXIT $?"
-  kill $tp $xp; wait $tp $xp 2>/dev/null
+  DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger1.png; echo "IMPORT-EXIT $?"
+  sleep 10; DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger2.png; echo "IMPORT-EXIT $?"
   stage idle-blink
   echo IDLE-PHASE blink
   $H idle $W/vnc.sock 4 5
@@ -193,6 +196,7 @@ else
   stage shell-never-ready
 fi
 stage quit
+kill $tp $xp; wait $tp $xp 2>/dev/null
 $H ctl $W/ctl.sock quit
 i=0; while kill -0 $vpid 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done
 kill -9 $vpid 2>/dev/null; wait $vpid; echo "VMM-EXIT $?"
