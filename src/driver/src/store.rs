@@ -379,4 +379,26 @@ mod tests {
         assert!(!s.machines.join(".a.xml.tmp.1").exists());
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// The stored file is the user's document: quoting, comments, foreign metadata and
+    /// elements no view models come back byte for byte; only the generated UUID is added.
+    #[test]
+    fn define_keeps_the_document_verbatim() {
+        let (s, dir) = store();
+        let src = "<?xml version=\"1.0\"?>\n<!-- mine -->\n<domain type=\"kvm\">\n  <name>v</name>\n  <metadata>\n    <x:note xmlns:x=\"urn:x\">keep &amp; me</x:note>\n  </metadata>\n  <memory unit=\"MiB\">64</memory>\n  <os>\n    <type arch=\"x86_64\">hvm</type>\n  </os>\n  <devices>\n    <watchdog model=\"i6300esb\"/>\n  </devices>\n</domain>\n";
+        let (d, _) = s.define(src).unwrap();
+        let uuid = d.uuid.clone().unwrap();
+        let stored = std::fs::read_to_string(s.file("v")).unwrap();
+        assert_eq!(
+            stored,
+            src.replace(
+                "<name>v</name>\n",
+                &format!("<name>v</name>\n  <uuid>{uuid}</uuid>\n")
+            )
+        );
+        // Defining the stored document again changes nothing.
+        s.define(&stored).unwrap();
+        assert_eq!(std::fs::read_to_string(s.file("v")).unwrap(), stored);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
