@@ -39,6 +39,13 @@
 //! event log), [`state`] (libvirt's states and reasons, and the lifecycle state machine),
 //! [`translate`] (domain XML -> `vireo_vmm::config::VmConfig`, with every refusal naming its
 //! element).
+//!
+//! # Domain XML
+//! There is one XML model in the project: `vireo-domain`, re-exported as [`domain`]. A
+//! definition ([`Definition`]) is a document it parsed and validated (its errors, with line,
+//! column and element path, are [`DriverError::Invalid`]); [`translate`] reads its typed views;
+//! whatever no view models is kept verbatim in the stored file. New documents are built with
+//! [`domain::DomainBuilder`] (as `vireoctl create` and the GUI's wizard do).
 
 pub mod caps;
 pub mod connection;
