@@ -294,6 +294,16 @@ fn details_show_every_page_and_edits_reach_the_definition() {
             "{xml}"
         );
         details.shot("details-boot-edited-en");
+        // The memory spin button, reached by its mnemonic like the text fields.
+        details.page("overview");
+        details.type_into("m", "128");
+        wait_stored(&h, "tiny", "128 MiB of memory", |x| {
+            x.contains("<memory unit='KiB'>131072</memory>")
+                || x.contains("<memory unit='MiB'>128</memory>")
+                || x.contains("<memory unit='b'>134217728</memory>")
+        });
+        details.page("boot");
+        let xml = stored(&h, "tiny");
 
         // A kernel that does not exist: refused beside its field, nothing stored changes, the
         // typed text stays for correcting.
@@ -366,6 +376,11 @@ fn a_running_machine_shows_usage_graphs_and_the_restart_note() {
     app.activate_win_with("machine-start", "'busy'");
     wait_machine(&app, "'busy': 'running'");
     let details = Details::open(&desktop, &app, "busy", "Properties of “busy”");
+    assert_eq!(
+        details.state("restart-pending"),
+        "false",
+        "a machine started from its definition has nothing waiting"
+    );
 
     // One sample a second: after a few, both graphs have data and the guest's spinning shows
     // as CPU time of its helper.
