@@ -318,8 +318,15 @@ fn details_show_every_page_and_edits_reach_the_definition() {
             "a refused edit changed the definition"
         );
 
-        // Disks: a qcow2 file added (as its chooser would) gets the next target; removed again.
+        // Disks: the button opens a file chooser; a qcow2 file added (as the chooser would)
+        // gets the next target; removed again.
         details.page("disks");
+        details.activate("add-disk", None);
+        let chooser = desktop.wait_for_window("Add a Disk Image");
+        sleep(Duration::from_millis(500));
+        desktop.screenshot("details-disk-chooser-en");
+        desktop.press(&chooser, "Escape");
+        desktop.wait_for_no_window("Add a Disk Image");
         details.activate(
             "add-disk-file",
             Some(&format!("'{}'", extra_disk.display())),
