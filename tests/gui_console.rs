@@ -182,3 +182,130 @@ fn console_opens_xtigervnc_with_a_password() {
     assert!(app.quit().success());
     drop(tiger);
 }
+
+/// Whether a 20x20 patch of `png` at (x, y) is the server's blue.
+fn is_blue(png: &Path, x: u32, y: u32) -> bool {
+    let (r, g, b) = region_mean(png, &format!("20x20+{x}+{y}"));
+    (r - 0x34 as f64 / 255.0).abs() < 0.06
+        && (g - 0x65 as f64 / 255.0).abs() < 0.06
+        && (b - 0xa4 as f64 / 255.0).abs() < 0.06
+}
+
+/// Fit keeping the aspect ratio, fit stretched, and actual size, on a wide 640x200 screen in
+/// an 800x600 console: bars above and below, none, or all around. The modes are the
+/// settings the console's scaling menu and the Preferences edit; here they are switched
+/// through the window's actions for the same keys, and once through the menu itself with
+/// real input (a click on the menu button, then the keyboard).
+#[test]
+fn console_scaling_fits_stretches_or_shows_actual_size() {
+    let dir = scratch_dir("console-scaling-server");
+    let sock = dir.join("x.sock");
+    let display = ":86";
+    let tiger = Server(
+        Command::new("Xtigervnc")
+            .args([
+                display,
+                "-geometry",
+                "640x200",
+                "-depth",
+                "24",
+                "-rfbport",
+                "0",
+            ])
+            .args(["-SecurityTypes", "None", "-rfbunixpath"])
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xtigervnc (tigervnc-standalone-server) must be installed"),
+    );
+    let start = Instant::now();
+    loop {
+        let ok = Command::new("xsetroot")
+            .args(["-display", display, "-solid", "#3465a4"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok && sock.exists() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xtigervnc did not start"
+        );
+        sleep(Duration::from_millis(200));
+    }
+    let desktop = Desktop::start("console-scaling");
+    let app = desktop.launch(&[]);
+    desktop.wait_for_window("Vireo");
+    app.activate_win_with("open-vnc", &format!("'{}'", sock.display()));
+    let window = desktop.wait_for_window(&format!("{} – Console", sock.display()));
+    // Points of the 800x600 window: above the middle band, left of the middle, the centre.
+    let (top, left, centre) = ((60, 90), (30, 320), (390, 320));
+    let mode = |name: &str, expect: [bool; 3]| {
+        let shot = output_dir().join(format!("console-scaling-{name}.png"));
+        let start = Instant::now();
+        loop {
+            Image::save_window(&desktop.display, &window, &shot);
+            let seen = [
+                is_blue(&shot, top.0, top.1),
+                is_blue(&shot, left.0, left.1),
+                is_blue(&shot, centre.0, centre.1),
+            ];
+            if seen == expect {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{name}: blue at top/left/centre is {seen:?}, expected {expect:?}; see {}",
+                shot.display()
+            );
+            sleep(Duration::from_millis(300));
+        }
+    };
+    mode("fit-aspect", [false, true, true]);
+    // A boolean setting's action toggles.
+    app.activate_win("console-keep-aspect");
+    app.expect_win_state(
+        "console-keep-aspect",
+        "false",
+        "the toggle did not turn it off",
+    );
+    mode("fit-stretch", [true, true, true]);
+    app.activate_win_with("console-scaling", "'actual'");
+    mode("actual", [false, false, true]);
+    app.activate_win_with("console-scaling", "'fit'");
+    app.activate_win("console-keep-aspect");
+    mode("fit-aspect-again", [false, true, true]);
+
+    // The menu with real input: the scaling button (fourth from the right of the header,
+    // left of the window buttons GTK draws itself without a window manager), then its item.
+    // Window and screen coordinates agree: without a window manager it sits at 0,0.
+    desktop.click(658, 27, 1);
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("console-scaling-menu");
+    desktop.click(645, 111, 1); // Actual Size
+    app.expect_win_state("console-scaling", "'actual'", "the menu's Actual Size");
+    mode("actual-by-menu", [false, false, true]);
+    desktop.click(658, 27, 1);
+    sleep(Duration::from_millis(500));
+    desktop.click(654, 79, 1); // Fit to Window
+    app.expect_win_state("console-scaling", "'fit'", "the menu's Fit to Window");
+    desktop.click(658, 27, 1);
+    sleep(Duration::from_millis(500));
+    desktop.click(668, 156, 1); // Keep Aspect Ratio, off
+    app.expect_win_state(
+        "console-keep-aspect",
+        "false",
+        "the menu's Keep Aspect Ratio",
+    );
+    mode("fit-stretch-by-menu", [true, true, true]);
+    let keyfile = desktop.settings_keyfile();
+    let before = std::fs::read_to_string(&keyfile).unwrap_or_default();
+    assert!(
+        before.contains("console-keep-aspect=false") && before.contains("console-scaling='fit'"),
+        "the action did not store the setting: {before}"
+    );
+    assert!(app.quit().success());
+    drop(tiger);
+}

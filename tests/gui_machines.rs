@@ -262,12 +262,16 @@ fn region_mean(png: &std::path::Path, geometry: &str) -> (f64, f64, f64) {
 }
 
 fn wait_orange(desktop: &Desktop, window: &str, name: &str) {
+    // 800x600 window, 320x200 guest scaled by 2.5: the top half of the guest is orange.
+    wait_orange_at(desktop, window, name, "600x150+100+90")
+}
+
+fn wait_orange_at(desktop: &Desktop, window: &str, name: &str, geometry: &str) {
     let shot = output_dir().join(format!("{name}.png"));
     let start = Instant::now();
     loop {
         Image::save_window(&desktop.display, window, &shot);
-        // 800x600 window, 320x200 guest scaled by 2.5: the top half of the guest is orange.
-        let (r, g, b) = region_mean(&shot, "600x150+100+90");
+        let (r, g, b) = region_mean(&shot, geometry);
         if r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1 {
             return;
         }
@@ -333,6 +337,26 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
         s.contains("'painter': 'running'")
     });
     wait_orange(&desktop, &console, "machine-console-reconnected");
+
+    // Restart (the driver's reboot: a fresh helper with a new VNC socket). The console must
+    // follow again: keys typed into it reach the new guest ('b' is set-1 scancode 0x30; the
+    // key is pressed until it arrives, since the old session may still be closing).
+    app.activate_win_with("machine-restart", "'painter'");
+    let start = Instant::now();
+    loop {
+        desktop.press(&console, "b");
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        if bytes.contains(&0x30) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no key reached the restarted guest; serial: {bytes:?}\n{}",
+            app.log_text()
+        );
+        sleep(Duration::from_millis(700));
+    }
+    wait_orange(&desktop, &console, "machine-console-restarted");
 
     // The card's thumbnail comes from the driver's screendump every 5 s.
     // Out of the way (no window manager here), so the main window's card shows.
@@ -575,5 +599,79 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
     );
     app.activate_win_with("machine-force-off", "'quick'");
     wait_view(&app, "quick off", |s| s.contains("'quick': 'shut off'"));
+    assert!(app.quit().success());
+}
+
+/// The wizard's and the console's screens in German (LANGUAGE=de), as screenshots to look at:
+/// de-wizard-*.png, de-console-*.png. The German window titles show the translation loaded.
+/// The guest is the tiny painter on the local /dev/kvm (orange top half, serial echo).
+#[test]
+fn german_wizard_and_console_screens() {
+    let h = Home::new("guide");
+    vireoctl_support::vmm();
+    let mut code = guest::print("Hallo vom seriellen Port\r\n");
+    code.extend(painter());
+    let kernel = h.file("painter.elf", &guest::pvh_elf(&code));
+    let desktop = Desktop::start("german-screens");
+    let app = launch_with(&desktop, &h, &[("LANGUAGE", "de")]);
+    desktop.wait_for_window("Vireo");
+    app.activate_win("new-machine");
+    let wizard = desktop.wait_for_window("Neue Maschine");
+    sleep(Duration::from_millis(700));
+    Image::save_window(
+        &desktop.display,
+        &wizard,
+        &output_dir().join("de-wizard-source.png"),
+    );
+    desktop.press(&wizard, "Escape");
+    desktop.wait_for_no_window("Neue Maschine");
+    app.activate_win_with(
+        "new-machine-from-kernel",
+        &format!("'{}'", kernel.display()),
+    );
+    let wizard = desktop.wait_for_window("Neue Maschine");
+    sleep(Duration::from_millis(700));
+    Image::save_window(
+        &desktop.display,
+        &wizard,
+        &output_dir().join("de-wizard-details.png"),
+    );
+    desktop.press(&wizard, "Return");
+    sleep(Duration::from_millis(700));
+    Image::save_window(
+        &desktop.display,
+        &wizard,
+        &output_dir().join("de-wizard-review.png"),
+    );
+    desktop.press(&wizard, "Return");
+    desktop.wait_for_no_window("Neue Maschine");
+    let console = desktop.wait_for_window("machine – Konsole");
+    // The wizard's machine has a 1280x800 screen: the painter's 32,000 pixels are its top 25
+    // rows, a strip about 15 px high at the top of the picture.
+    wait_orange_at(&desktop, &console, "de-console-screen", "600x8+100+80");
+    // The scaling menu, opened with a real click on its header button.
+    desktop.click(658, 27, 1);
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("de-console-scaling-menu");
+    desktop.press(&console, "Escape");
+    // The serial page (the machine's menu opens the console on it).
+    app.activate_win_with("machine-serial", "'machine'");
+    sleep(Duration::from_secs(2));
+    let windows = desktop.windows_named("machine – Konsole");
+    assert_eq!(windows.len(), 2, "no second console for the serial page");
+    let serial = windows
+        .iter()
+        .find(|w| **w != console)
+        .expect("a console window besides the first");
+    Image::save_window(
+        &desktop.display,
+        serial,
+        &output_dir().join("de-console-serial.png"),
+    );
+    let log =
+        std::fs::read_to_string(h.root.join("r/vireo/machine/serial.log")).unwrap_or_default();
+    assert!(log.contains("Hallo vom seriellen Port"), "{log:?}");
+    app.activate_win_with("machine-force-off", "'machine'");
+    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
     assert!(app.quit().success());
 }

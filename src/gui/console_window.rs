@@ -45,6 +45,14 @@ mod imp {
         #[template_child]
         pub scroller: TemplateChild<gtk::ScrolledWindow>,
         #[template_child]
+        pub keys_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub scaling_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub screenshot_button: TemplateChild<gtk::Button>,
+        #[template_child]
+        pub paste_button: TemplateChild<gtk::Button>,
+        #[template_child]
         pub grab_hint: TemplateChild<gtk::Label>,
         #[template_child]
         pub stack: TemplateChild<gtk::Stack>,
@@ -151,6 +159,7 @@ impl VireoConsoleWindow {
         let window = Self::create(parent, machine, &gettext("Console"));
         let imp = window.imp();
         imp.serial.set_machine(backend.clone(), machine);
+        imp.window_title.set_view_switcher_enabled(true);
         imp.backend.replace(Some(backend));
         imp.machine.replace(Some(machine.to_owned()));
         window.reconnect();
@@ -175,7 +184,6 @@ impl VireoConsoleWindow {
         imp.password.replace(password.to_owned());
         // A server by address has no serial console of ours: one page, no switcher.
         imp.serial_page.set_visible(false);
-        imp.window_title.set_view_switcher_enabled(false);
         window.reconnect();
         window
     }
@@ -249,6 +257,12 @@ impl VireoConsoleWindow {
                 #[weak(rename_to = window)]
                 self,
                 move |stack| {
+                    let imp = window.imp();
+                    let screen = stack.visible_child_name().as_deref() != Some("serial");
+                    imp.keys_button.set_visible(screen);
+                    imp.scaling_button.set_visible(screen);
+                    imp.screenshot_button.set_visible(screen);
+                    imp.paste_button.set_visible(screen);
                     // The console socket is opened when its page is first looked at, so a
                     // screen-only console leaves it free for `vireoctl console`.
                     if stack.visible_child_name().as_deref() == Some("serial") {

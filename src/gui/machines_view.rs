@@ -23,6 +23,8 @@ mod imp {
         pub hidden: RefCell<BTreeSet<String>>,
         pub query: RefCell<String>,
         pub list_mode: Cell<bool>,
+        /// The first list was traced (VIREO_TRACE_STARTUP).
+        pub traced: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -122,6 +124,9 @@ impl VireoMachinesView {
         }
         for info in machines {
             self.upsert(info);
+        }
+        if !self.imp().traced.replace(true) {
+            super::window::trace_next_paint(self, &format!("machines-frame {}", machines.len()));
         }
     }
 

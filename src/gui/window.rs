@@ -1,9 +1,15 @@
 //! The main window: header bar, search bar and the machine area (for now its empty states).
+//!
+//! With `VIREO_TRACE_STARTUP=1` in the environment, the window prints `vireo-trace:
+//! first-frame` on stderr once its first frame is painted, and `vireo-trace: machines-frame N`
+//! once the first frame showing the N machines of the driver's list is painted (the start-up
+//! benchmark reads these lines).
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gtk::{gio, glib, CompositeTemplate};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 
 use super::backend::Backend;
 use super::config;
@@ -60,6 +66,7 @@ mod imp {
             obj.setup_actions();
             obj.setup_search();
             obj.setup_machines();
+            trace_next_paint(&*obj, "first-frame");
         }
     }
 
@@ -83,6 +90,56 @@ glib::wrapper! {
         @extends adw::ApplicationWindow, gtk::ApplicationWindow, gtk::Window, gtk::Widget,
         @implements gio::ActionGroup, gio::ActionMap, gtk::Buildable,
                     gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
+}
+
+/// With VIREO_TRACE_STARTUP set: prints `vireo-trace: <label>` once the next frame that
+/// includes `widget` has been painted (after the frame clock's paint phase).
+pub(super) fn trace_next_paint(widget: &impl IsA<gtk::Widget>, label: &str) {
+    if std::env::var_os("VIREO_TRACE_STARTUP").is_none() {
+        return;
+    }
+    let label = label.to_owned();
+    // The toplevel's clock: a widget on a hidden page (the empty list) has none of its own.
+    let widget = widget
+        .as_ref()
+        .root()
+        .map(|root| root.upcast::<gtk::Widget>())
+        .unwrap_or_else(|| widget.as_ref().clone());
+    let arm = move |widget: &gtk::Widget| {
+        let Some(clock) = widget.frame_clock() else {
+            return false;
+        };
+        let handler: Rc<RefCell<Option<glib::SignalHandlerId>>> = Rc::default();
+        let label = label.clone();
+        let id = clock.connect_after_paint(glib::clone!(
+            #[strong]
+            handler,
+            move |clock| {
+                eprintln!("vireo-trace: {label}");
+                if let Some(id) = handler.borrow_mut().take() {
+                    clock.disconnect(id);
+                }
+            }
+        ));
+        handler.replace(Some(id));
+        widget.queue_draw();
+        true
+    };
+    // Not realized yet (the window at construction): arm when it gets its frame clock.
+    if !arm(&widget) {
+        let pending: Rc<RefCell<Option<glib::SignalHandlerId>>> = Rc::default();
+        let id = widget.connect_realize(glib::clone!(
+            #[strong]
+            pending,
+            move |widget| {
+                arm(widget);
+                if let Some(id) = pending.borrow_mut().take() {
+                    widget.disconnect(id);
+                }
+            }
+        ));
+        pending.replace(Some(id));
+    }
 }
 
 impl VireoWindow {
@@ -131,6 +188,11 @@ impl VireoWindow {
             .activate(|window: &Self, _, _| window.close())
             .build();
         self.add_action_entries([new_machine, close]);
+        // The console defaults, as actions too (the consoles' scaling menus use the same keys),
+        // so a desktop or a script can switch every open console.
+        let settings = self.settings();
+        self.add_action(&settings.create_action("console-scaling"));
+        self.add_action(&settings.create_action("console-keep-aspect"));
 
         let toggle_search = gio::PropertyAction::new(
             "toggle-search",
