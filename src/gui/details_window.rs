@@ -576,6 +576,21 @@ impl VireoDetailsWindow {
         imp.usage_group.set_visible(active);
         imp.autostart_switch.set_active(info.autostart);
         imp.autostart_switch.set_sensitive(info.persistent);
+        // A transient machine has no stored definition to edit.
+        let editable: [&gtk::Widget; 9] = [
+            imp.title_row.upcast_ref(),
+            imp.description_row.upcast_ref(),
+            imp.memory_spin.upcast_ref(),
+            imp.vcpus_spin.upcast_ref(),
+            imp.kernel_row.upcast_ref(),
+            imp.initrd_row.upcast_ref(),
+            imp.cmdline_row.upcast_ref(),
+            imp.disks_group.upcast_ref(),
+            imp.network_page.upcast_ref(),
+        ];
+        for widget in editable {
+            widget.set_sensitive(info.persistent);
+        }
         imp.xml_view.buffer().set_text(&snap.stored);
 
         match Domain::parse(&snap.stored) {
@@ -1340,6 +1355,120 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    fn connection(tag: &str) -> (Connection, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("vireo-edit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let paths = vireo_driver::Paths::under(
+            &dir.join("c"),
+            &dir.join("r"),
+            &dir.join("d"),
+            &dir.join("k"),
+        );
+        (Connection::with_paths(paths), dir)
+    }
+
+    fn domain_with_kernel(kernel: &Path) -> String {
+        format!(
+            "<domain type='kvm'><name>m</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type><kernel>{}</kernel><cmdline>console=ttyS0</cmdline></os>\
+             </domain>",
+            kernel.display()
+        )
+    }
+
+    fn edit(f: impl FnOnce(&mut Domain) + Send + 'static) -> Edit {
+        Box::new(move |d| {
+            f(d);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn edits_are_checked_and_refusals_change_nothing() {
+        let (c, dir) = connection("check");
+        std::fs::create_dir_all(&dir).unwrap();
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, b"not really a kernel").unwrap();
+        c.define_xml(&domain_with_kernel(&kernel)).unwrap();
+
+        apply_edit(&c, "m", edit(|d| d.set_description(Some("notes")))).unwrap();
+        let stored = c.xml("m", true).unwrap();
+        assert!(
+            stored.contains("<description>notes</description>"),
+            "{stored}"
+        );
+
+        // A kernel that is not there: the driver's start check names os/kernel.
+        let e = apply_edit(
+            &c,
+            "m",
+            edit(|d| d.os_mut().set_kernel(Some("/nonexistent/k"))),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error_path(&e).and_then(Field::for_path),
+            Some(Field::Kernel),
+            "{e}"
+        );
+        // Not ASCII: refused for os/cmdline.
+        let e = apply_edit(&c, "m", edit(|d| d.os_mut().set_cmdline(Some("grüße")))).unwrap_err();
+        assert_eq!(
+            error_path(&e).and_then(Field::for_path),
+            Some(Field::Cmdline),
+            "{e}"
+        );
+        // Zero processors: refused by validation, naming domain/vcpu.
+        let e = apply_edit(&c, "m", edit(|d| d.set_vcpu(0))).unwrap_err();
+        assert_eq!(
+            error_path(&e).and_then(Field::for_path),
+            Some(Field::Vcpus),
+            "{e}"
+        );
+        assert_eq!(
+            c.xml("m", true).unwrap(),
+            stored,
+            "a refused edit was stored"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_definition_that_could_not_start_stays_editable() {
+        let (c, dir) = connection("broken");
+        // Its kernel was never there (imported from elsewhere): describing it must still work.
+        c.define_xml(&domain_with_kernel(Path::new("/nonexistent/k")))
+            .unwrap();
+        apply_edit(&c, "m", edit(|d| d.set_title(Some("Imported")))).unwrap();
+        assert!(c
+            .xml("m", true)
+            .unwrap()
+            .contains("<title>Imported</title>"));
+        // The start check stops at its first refusal, so a bad command line stored now is
+        // named as soon as the kernel is fixed, and that fix is refused until it is right.
+        apply_edit(&c, "m", edit(|d| d.os_mut().set_cmdline(Some("ü")))).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, b"kernel").unwrap();
+        let k = kernel.display().to_string();
+        let e = apply_edit(&c, "m", edit(move |d| d.os_mut().set_kernel(Some(&k)))).unwrap_err();
+        assert_eq!(
+            error_path(&e).and_then(Field::for_path),
+            Some(Field::Cmdline),
+            "{e}"
+        );
+        let k = kernel.display().to_string();
+        apply_edit(
+            &c,
+            "m",
+            edit(move |d| {
+                d.os_mut().set_kernel(Some(&k));
+                d.os_mut().set_cmdline(Some("console=ttyS0"));
+            }),
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
