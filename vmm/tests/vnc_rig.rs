@@ -14,9 +14,11 @@
 //! so a failure says whether the keys or the picture went wrong. Then a raw RFB client counts
 //! the bytes an idle screen costs, with fbcon's blinking cursor and with the blink turned off.
 //!
-//! One test binary, one test: all of it shares one L1. Needs `vireo-vmm` built first
-//! (`cargo build -p vireo-vmm --bins`) and vncdotool in the venv tests/dev.sh makes
-//! (`${XDG_CACHE_HOME:-~/.cache}/vireo-test/venv`, or `VIREO_VNCDO_VENV`).
+//! One test binary, one test: all of it shares one L1. cargo builds `vireo-vmm` for it
+//! (`CARGO_BIN_EXE_vireo-vmm`; `VIREO_VMM` overrides). Needs vncdotool in the venv tests/dev.sh
+//! makes (`${XDG_CACHE_HOME:-~/.cache}/vireo-test/venv`, or `VIREO_VNCDO_VENV`), shared into
+//! L1 with the Python it was made from. Takes 5-7 minutes on the 2-core build machine.
+//! Run: `cargo test -p vireo-vmm --test vnc_rig -- --nocapture`.
 
 mod vnc_common;
 
@@ -60,7 +62,7 @@ fn vmm_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vireo-vmm")));
     assert!(
         p.is_file(),
-        "{} missing: run `cargo build -p vireo-vmm --bins` first (or set VIREO_VMM)",
+        "{} missing: `cargo build -p vireo-vmm --bins` (or set VIREO_VMM)",
         p.display()
     );
     p
@@ -184,6 +186,10 @@ if $H wait-serial $W/serial.log VNC-SHELL-READY 600 text; then
   stage tigervnc
   DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger1.png; echo "IMPORT-EXIT $?"
   sleep 10; DISPLAY=:57 timeout 60 import -window root PNG24:$W/tiger2.png; echo "IMPORT-EXIT $?"
+  # Every thread of the VMM (vCPU, VNC refresh/accept, the viewer's reader and writer, main)
+  # must run under a seccomp filter.
+  vm=$(pgrep -P $vpid | head -n 1)
+  for t in /proc/$vm/task/*; do echo "THREAD $(cat $t/comm) $(grep Seccomp: $t/status)"; done
   stage idle-blink
   echo IDLE-PHASE blink
   $H idle $W/vnc.sock 4 5
@@ -401,7 +407,12 @@ fn idle_line(text: &str, phase: &str) -> Option<String> {
 
 fn stages(text: &str) -> String {
     text.lines()
-        .filter(|l| l.starts_with("STAGE ") || l.contains("-EXIT") || l.starts_with("CTL "))
+        .filter(|l| {
+            l.starts_with("STAGE ")
+                || l.contains("-EXIT")
+                || l.starts_with("CTL ")
+                || l.starts_with("THREAD ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -474,6 +485,25 @@ fn stock_kernel_console_through_vncdotool_gvnccapture_tigervnc_and_screendump() 
             "input: the command typed with vncdotool never wrote \"hello\" to ttyS0 (keys did not \
              reach the shell); vncdo: {:?}",
             text.lines().find(|l| l.starts_with("VNCDO-EXIT"))
+        ));
+    }
+
+    // Seccomp on every thread of the running VMM, VNC clients connected.
+    let threads: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("THREAD "))
+        .collect();
+    let unfiltered: Vec<&&str> = threads
+        .iter()
+        .filter(|t| t.split_whitespace().last() != Some("2"))
+        .collect();
+    if threads.len() < 4
+        || !unfiltered.is_empty()
+        || !threads.iter().any(|t| t.starts_with("vnc-read-"))
+    {
+        failures.push(format!(
+            "seccomp: every VMM thread must show Seccomp: 2 with a VNC client connected; \
+             threads: {threads:?}"
         ));
     }
 
