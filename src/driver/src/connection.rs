@@ -531,7 +531,10 @@ impl Connection {
         cmd: &str,
         args: serde_json::Value,
     ) -> Result<serde_json::Value> {
-        control::request(&run.control(), cmd, args, Duration::from_secs(10)).map_err(|e| match e {
+        // A screendump encodes the whole screen as PNG, which takes seconds in a debug build
+        // under nested virtualization; everything else is answered at once.
+        let timeout = Duration::from_secs(if cmd == "screendump" { 60 } else { 10 });
+        control::request(&run.control(), cmd, args, timeout).map_err(|e| match e {
             ControlError::Unknown(what) => DriverError::NotSupported {
                 name: name.to_owned(),
                 what,

@@ -23,6 +23,13 @@ pub enum ControlError {
     /// The helper does not know the command (an older helper).
     #[error("not supported by this helper version: {0}")]
     Unknown(String),
+    /// No reply in time (a busy or wedged helper).
+    #[error("control socket {path}: no reply to {cmd} within {secs} s")]
+    Timeout {
+        path: String,
+        cmd: String,
+        secs: u64,
+    },
 }
 
 /// Sends `{"execute": CMD, "arguments": ARGS, "id": 1}` (protocol version 1, see the module
@@ -35,9 +42,17 @@ pub fn request(
     timeout: Duration,
 ) -> Result<Value, ControlError> {
     let path = socket.display().to_string();
-    let io = |source| ControlError::Io {
-        path: path.clone(),
-        source,
+    // A read or write timeout shows up as WouldBlock (EAGAIN) or TimedOut: say what it means.
+    let io = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ControlError::Timeout {
+            path: path.clone(),
+            cmd: cmd.to_owned(),
+            secs: timeout.as_secs(),
+        },
+        _ => ControlError::Io {
+            path: path.clone(),
+            source,
+        },
     };
     let mut stream = UnixStream::connect(socket).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
@@ -84,4 +99,32 @@ pub fn request(
 /// Whether something accepts connections on the socket.
 pub fn alive(socket: &Path) -> bool {
     UnixStream::connect(socket).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_helper_that_does_not_answer_is_a_timeout_naming_the_command() {
+        let dir = std::env::temp_dir().join(format!("vireo-control-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("ctl");
+        // Accepts and reads, never answers.
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            drop(s);
+        });
+        let e = request(&sock, "screendump", Value::Null, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, ControlError::Timeout { .. }), "{e:?}");
+        assert!(
+            e.to_string().ends_with("no reply to screendump within 0 s"),
+            "{e}"
+        );
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
