@@ -77,7 +77,6 @@ v 60 screenshot q $X/before.png || fail "screenshot before typing"
 # proves the keys arrived, 80 inverse-video blanks show on the screen.
 check type "$SOCK" 'echo VNC$((6*7)) >/dev/ttyS0; printf "\033[7m%80s\033[0m\n" ""' || fail "typing over VNC"
 wait_serial VNC42 60 || fail "keys typed over VNC did not reach the shell on the framebuffer console"
-sleep 2
 check frame "$SOCK" || fail "the VNC screen does not show the shell's output"
 v 60 screenshot q $X/after.png || fail "screenshot after typing"
 check png $X/before.png $X/after.png || fail "vireoctl screenshot does not show the shell's output"

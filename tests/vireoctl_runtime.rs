@@ -601,7 +601,7 @@ fn vnc_checker_speaks_rfb_and_refuses_a_blank_screen() {
         out.contains("typed 8 keys") && out.contains("(640x480)"),
         "{out}"
     );
-    let (code, out) = run(&["frame", sock.trim()]);
+    let (code, out) = run(&["frame", sock.trim(), "2"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains("640x480") && out.contains("FAIL: the screen is (nearly) blank"),

@@ -3,8 +3,8 @@
 the rig sees the host's /usr, nothing else).
 
   vnc_check.py type SOCKET TEXT    types TEXT, then Return, as X11 keysyms over RFB
-  vnc_check.py frame SOCKET        reads one full frame over RFB (Raw) and checks that it shows
-                                   text and the inverse-video bar the typed command printed
+  vnc_check.py frame SOCKET [SECS] reads full frames over RFB (Raw) until one shows text and the
+                                   inverse-video bar the typed command printed (60 s at most)
   vnc_check.py png BEFORE AFTER    checks two `vireoctl screenshot` PNGs: valid, same size, the
                                    second not blank and different from the first
 
@@ -73,8 +73,9 @@ def type_text(path, text):
         keysym = 0xFF0D if ch == "\n" else ord(ch)
         for down in (1, 0):
             s.sendall(struct.pack(">BBxxI", 4, down, keysym))
-        # The guest reads the i8042 one byte at a time: leave it time to keep up.
-        time.sleep(0.03)
+        # The i8042 queue holds 256 bytes and a nested guest may stall for a while: a slow,
+        # steady typist never overflows it.
+        time.sleep(0.06)
     s.close()
     print(f"vnc-check: typed {len(text) + 1} keys on '{name}' ({w}x{h})", flush=True)
 
@@ -112,10 +113,7 @@ def read_frame(s, w, h):
     return fb
 
 
-def check_frame(path):
-    s, w, h, name = connect(path)
-    fb = read_frame(s, w, h)
-    s.close()
+def analyze_frame(fb, w, h):
     rows = []
     total = Counter()
     for y in range(h):
@@ -134,6 +132,20 @@ def check_frame(path):
             line = bytes(memoryview(fb)[y * w * 4:(y + 1) * w * 4])
             if struct.pack("=I", fg[0][0]) * run in line:
                 bar += 1
+    return bg, ink, bar
+
+
+def check_frame(path, wait=60.0):
+    """Reads frames until the screen shows text and the bar, for at most `wait` seconds (the
+    guest draws at its own pace under nested virtualization)."""
+    s, w, h, name = connect(path)
+    deadline = time.monotonic() + wait
+    while True:
+        bg, ink, bar = analyze_frame(read_frame(s, w, h), w, h)
+        if (ink >= 1000 and bar >= 8) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    s.close()
     print(f"vnc-check: frame of '{name}': {w}x{h}, background {bg:#08x}, "
           f"{ink} text pixels, {bar} scan lines of the printed bar", flush=True)
     if ink < 1000:
@@ -189,10 +201,12 @@ def main():
         type_text(args[1], args[2])
     elif len(args) == 2 and args[0] == "frame":
         check_frame(args[1])
+    elif len(args) == 3 and args[0] == "frame":
+        check_frame(args[1], float(args[2]))
     elif len(args) == 3 and args[0] == "png":
         check_png(args[1], args[2])
     else:
-        die("usage: vnc_check.py type SOCKET TEXT | frame SOCKET | png BEFORE AFTER")
+        die("usage: vnc_check.py type SOCKET TEXT | frame SOCKET [SECS] | png BEFORE AFTER")
 
 
 main()
