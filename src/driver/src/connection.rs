@@ -100,8 +100,10 @@ pub struct MachineInfo {
     pub message: Option<String>,
 }
 
-/// Default time `start` waits for the helper's control socket.
-pub const START_TIMEOUT: Duration = Duration::from_secs(40);
+/// Default time `start` waits for the helper's control socket. A helper that fails ends and
+/// is reported at once; this bounds only a helper that hangs. Generous because loading the
+/// kernel and a large initramfs took 26 s in the nested rig at load 10 (debug build, TCG).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A handle on the machines of one set of XDG directories.
 #[derive(Debug, Clone)]
