@@ -2,8 +2,19 @@
 //! directly on a host with hardware KVM). Each test runs one shell script where the real KVM is:
 //! it makes the disk images with qemu-img, boots L2 under `vireo-vmm` with a JSON config naming
 //! them, then boots again to check what the first boot wrote. L2 runs the rig's initramfs
-//! (busybox and the virtio modules) with our scenario appended; results come back as
-//! `VIREO-RESULT` lines on its serial console.
+//! (busybox and the virtio modules) with our scenario appended, or (root disk test) an
+//! initramfs of our own that mounts the root disk; results come back as `VIREO-RESULT` lines on
+//! its serial console.
+//!
+//! - `disks_rng_and_input_...`: raw, qcow2 and CD-ROM disks at block level, rng, keyboard, tablet.
+//! - `ext4_on_raw_and_qcow2_...`: ext4 made in the guest, read back after a power-off, checked by
+//!   e2fsck in L1; an ext4 read-only disk.
+//! - `user_networking_...`: passt: DHCP, DNS, wget/nc through the NAT, host->guest forwards.
+//! - `qcow2_root_disk_...`: the "done means": root=/dev/vda on a qemu-img qcow2 with
+//!   network, data kept across a guest reboot.
+//!
+//! The network tests run in a network namespace of their own (see [`isolated_net`]): their
+//! traffic reaches only L1's loopback.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
