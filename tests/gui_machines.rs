@@ -87,8 +87,15 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     let grid = desktop.screenshot("machines-grid");
     assert!(Image::deviation(&grid) > 0.05);
 
-    // Start through the window; the card follows the driver's events.
-    app.activate_win_with("machine-start", "'alpha'");
+    // Start through alpha's card menu with real clicks (the menu is built when it opens);
+    // the card follows the driver's events.
+    desktop.click(218, 230, 1);
+    let menu = desktop.screenshot("machines-card-menu");
+    assert!(
+        Image::differing_pixels(&grid, &menu) > 1000,
+        "the card's menu did not open"
+    );
+    desktop.click(215, 291, 1); // its first item, Start (below the button's tooltip)
     wait_view(&app, "alpha running", |s| s.contains("'alpha': 'running'"));
     assert_eq!(state(&h, "alpha"), "running");
     desktop.screenshot("machines-running");

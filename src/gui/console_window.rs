@@ -45,6 +45,8 @@ mod imp {
         #[template_child]
         pub scroller: TemplateChild<gtk::ScrolledWindow>,
         #[template_child]
+        pub switcher_bar: TemplateChild<adw::ViewSwitcherBar>,
+        #[template_child]
         pub keys_button: TemplateChild<gtk::MenuButton>,
         #[template_child]
         pub scaling_button: TemplateChild<gtk::MenuButton>,
@@ -252,6 +254,18 @@ impl VireoConsoleWindow {
 
     fn setup_pages(&self) {
         let imp = self.imp();
+        // A narrow window shows the title instead of the switcher: the bar below takes over
+        // (only for a machine's console: a server by address has one page).
+        imp.window_title.connect_title_visible_notify(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |title| {
+                let imp = window.imp();
+                let pages = imp.machine.borrow().is_some();
+                imp.switcher_bar
+                    .set_reveal(pages && title.is_title_visible());
+            }
+        ));
         imp.view_stack
             .connect_visible_child_name_notify(glib::clone!(
                 #[weak(rename_to = window)]

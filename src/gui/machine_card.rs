@@ -73,6 +73,7 @@ impl VireoMachineCard {
     pub fn new(info: &MachineInfo) -> Self {
         let card: Self = glib::Object::new();
         card.imp().name.replace(info.name.clone());
+        card.setup_menu();
         card.update(info);
         card
     }
@@ -106,8 +107,25 @@ impl VireoMachineCard {
         if !state.is_active() || state == DomainState::Crashed {
             imp.thumbnail_stack.set_visible_child_name("icon");
         }
-        imp.menu_button
-            .set_menu_model(Some(&machine_menu(&self.name(), state)));
+        // The menu is built when it is opened: a menu model on every card makes each card's
+        // popover watch its actions on the window, and with a thousand cards registering those
+        // watchers took GTK over 20 s (quadratic in the number of cards) before the first
+        // frame. A state change drops an open-once menu so the next opening rebuilds it.
+        if imp.menu_button.menu_model().is_some() {
+            imp.menu_button.set_menu_model(None::<&gio::MenuModel>);
+        }
+    }
+
+    fn setup_menu(&self) {
+        self.imp().menu_button.set_create_popup_func(glib::clone!(
+            #[weak(rename_to = card)]
+            self,
+            move |button| {
+                if let Some(state) = card.state() {
+                    button.set_menu_model(Some(&machine_menu(&card.name(), state)));
+                }
+            }
+        ));
     }
 
     /// A new picture of the machine's screen; `None` goes back to the icon.
