@@ -33,8 +33,9 @@ fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String
 
 fn define_tiny(h: &Home, name: &str) {
     vireoctl_support::vmm();
-    // CR LF, as a serial terminal expects (a bare LF only moves down).
-    let mut code = guest::print("hello from tiny\r\n");
+    // CR LF, as a serial terminal expects (a bare LF only moves down); a word in bold red
+    // (SGR 1;31) and a typo erased with backspace, as shells and init systems write them.
+    let mut code = guest::print("hello from tiny\r\n\x1b[1;31mFAILED\x1b[0m tesz\x08t\r\n");
     code.extend(guest::echo_loop());
     let kernel = h.file(&format!("{name}.elf"), &guest::pvh_elf(&code));
     let serial = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n";
@@ -481,10 +482,79 @@ fn serial_console_shows_output_and_types_into_the_guest() {
         sleep(Duration::from_millis(200));
     }
     sleep(Duration::from_millis(300));
+    let shot = output_dir().join("serial-console.png");
+    Image::save_window(&desktop.display, &window, &shot);
+    // The second line's first word is drawn red (the terminal's SGR colours): some clearly red
+    // pixels in the text area's top left, none in the first line.
+    let red = |geometry: &str| -> f64 {
+        let out = Command::new("convert")
+            .arg(&shot)
+            .args(["-crop", geometry, "+repage", "-fx"])
+            .arg("(r>0.55&&g<0.3&&b<0.3)?1:0")
+            .args(["-format", "%[fx:mean]", "info:"])
+            .output()
+            .expect("ImageMagick convert runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(-1.0)
+    };
+    assert!(
+        red("80x16+8+80") > 0.02,
+        "no red word in {}",
+        shot.display()
+    );
+    assert!(
+        red("120x14+8+60") == 0.0,
+        "red in the first line of {}",
+        shot.display()
+    );
+
+    // Off and on again: the page attaches to the new run's console socket by itself, and
+    // typed text reaches the new guest (typed until it arrives: the page retries every 2 s).
+    app.activate_win_with("machine-force-off", "'echo'");
+    wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
+    sleep(Duration::from_millis(800));
     Image::save_window(
         &desktop.display,
         &window,
-        &output_dir().join("serial-console.png"),
+        &output_dir().join("serial-console-waiting.png"),
+    );
+    app.activate_win_with("machine-start", "'echo'");
+    wait_view(&app, "echo running again", |s| {
+        s.contains("'echo': 'running'")
+    });
+    let start = Instant::now();
+    loop {
+        let focused = Command::new("xdotool")
+            .args(["windowfocus", "--sync", &window])
+            .env("DISPLAY", &desktop.display)
+            .status()
+            .unwrap();
+        assert!(focused.success());
+        let typed = Command::new("xdotool")
+            .args(["type", "--delay", "30", "again-7"])
+            .env("DISPLAY", &desktop.display)
+            .status()
+            .unwrap();
+        assert!(typed.success());
+        sleep(Duration::from_millis(500));
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("again-7") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the serial page did not follow the restart; serial: {text:?}\n{}",
+            app.log_text()
+        );
+        sleep(Duration::from_millis(1000));
+    }
+    sleep(Duration::from_millis(300));
+    Image::save_window(
+        &desktop.display,
+        &window,
+        &output_dir().join("serial-console-restarted.png"),
     );
     app.activate_win_with("machine-force-off", "'echo'");
     wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));

@@ -214,6 +214,10 @@ impl VireoSerialConsole {
         };
         self.imp().stream.replace(Some(stream));
         self.set_status("");
+        // A new run (after a restart) starts on a line of its own.
+        if self.imp().terminal.borrow().cursor().1 > 0 {
+            self.feed(b"\r\n");
+        }
         let (tx, rx) = async_channel::unbounded::<Vec<u8>>();
         let spawned = std::thread::Builder::new()
             .name("vireo-serial".into())
