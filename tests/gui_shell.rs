@@ -296,6 +296,8 @@ fn preferences_are_saved() {
         desktop.press(&preferences, key);
     }
     desktop.press(&preferences, "alt+t");
+    // Keep Aspect Ratio (on by default) off; it only applies while scaling fits.
+    desktop.press(&preferences, "alt+a");
     assert_not_blank(&desktop.screenshot("preferences-changed"));
     // The scaling row opens its list; the second entry is “Actual Size”.
     desktop.press(&preferences, "alt+s");
@@ -309,6 +311,7 @@ fn preferences_are_saved() {
     assert!(keyfile.contains("default-memory-mib=4096"), "{keyfile}");
     assert!(keyfile.contains("show-thumbnails=false"), "{keyfile}");
     assert!(keyfile.contains("console-scaling='actual'"), "{keyfile}");
+    assert!(keyfile.contains("console-keep-aspect=false"), "{keyfile}");
 }
 
 /// Maximizing (a double click on the header bar, under a window manager) is remembered, and
