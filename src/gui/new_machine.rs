@@ -12,7 +12,7 @@ use vireo_driver::DriverError;
 
 use super::backend::Backend;
 use super::i18n::gettext_f;
-use super::wizard_xml::{domain_xml, field_for_path, format_for, Disk, MachineSpec};
+use super::wizard_xml::{domain_xml, field_for_message, format_for, Disk, MachineSpec};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -539,9 +539,9 @@ impl VireoNewMachineWindow {
     /// A validation error from the driver goes beside its field when the form made the XML.
     fn show_define_error(&self, message: &str) {
         let imp = self.imp();
-        // The driver's messages start with the document path of the problem ("domain/name: ...").
-        let path = message.split(':').next().unwrap_or("");
-        let field = field_for_path(path);
+        // The driver's messages name the document path after the position
+        // ("line 3, column 5: domain/memory: ..."), so the path is looked for anywhere.
+        let field = field_for_message(message);
         if imp.source.get() != Source::Xml && !field.is_empty() {
             self.choose_source(imp.source.get());
             self.show_field_error(field, message);

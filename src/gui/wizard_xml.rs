@@ -158,9 +158,6 @@ pub fn field_for_path(path: &str) -> &'static str {
 /// Which wizard field a driver message concerns. The driver passes vireo-domain's errors on
 /// as they are (`line 3, column 5: domain/memory: invalid value ...`, one per line), so the
 /// element path is found wherever it stands in the first line, not only at its start.
-// For new_machine.rs's show_define_error, which still reads the path from the message's start
-// (the GUI's file; switching it over is the GUI's change).
-#[allow(dead_code)]
 pub fn field_for_message(message: &str) -> &'static str {
     let first = message.lines().next().unwrap_or("");
     first
