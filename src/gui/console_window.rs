@@ -676,6 +676,14 @@ impl VireoConsoleWindow {
         group.add_action(&self.settings().create_action("console-scaling"));
         group.add_action(&self.settings().create_action("console-keep-aspect"));
         self.insert_action_group("console", Some(&group));
+        // F11 also when the focus is not on the screen (after a click on a header button); the
+        // screen's own key handler sees it first and keeps it for the guest while grabbed.
+        let shortcuts = gtk::ShortcutController::new();
+        shortcuts.add_shortcut(gtk::Shortcut::new(
+            gtk::ShortcutTrigger::parse_string("F11"),
+            Some(gtk::NamedAction::new("console.fullscreen")),
+        ));
+        self.add_controller(shortcuts);
     }
 
     /// Saves the guest's screen (not the window) as PNG in the Pictures folder.

@@ -1,0 +1,366 @@
+//! The console window's own actions in the real `vireo` under Xvfb (with openbox as window
+//! manager, for fullscreen), on a machine of the real driver in an isolated XDG home: the
+//! send-keys menu, keyboard grab with its hint and release combination, F11 fullscreen, the
+//! screenshot to a file and the clipboard typed as keys. The guest is a tiny hand-written PVH
+//! program on the local /dev/kvm that paints the top half of its 320x200 screen orange and
+//! copies every i8042 scancode it receives to COM1, so the serial log shows which keys arrived.
+//! Screenshots: target/test-output/console-actions-*.png.
+
+mod common;
+mod vireoctl_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{output_dir, Desktop, Image};
+use vireoctl_support::{domain_xml, guest, vireoctl, Home};
+
+/// Paints the top rows of a 320x200 framebuffer orange, says "F" on COM1, then copies every
+/// i8042 scancode to COM1.
+fn painter() -> Vec<u8> {
+    let mut g = vec![0xbf, 0x00, 0x00, 0x00, 0xd0]; // mov edi, 0xd0000000 (framebuffer)
+    g.push(0xb9);
+    g.extend((320u32 * 100).to_le_bytes()); // mov ecx, 320*100
+    g.push(0xb8);
+    g.extend(0x00ff_8000u32.to_le_bytes()); // mov eax, orange
+    g.extend([0xf3, 0xab]); // rep stosd
+    g.extend(guest::print("F"));
+    // wait: in al, 0x64; test al, 1; jz wait; in al, 0x60; mov dx, 0x3f8; out dx, al; jmp wait
+    g.extend([0xe4, 0x64, 0xa8, 0x01, 0x74, 0xfa, 0xe4, 0x60]);
+    g.extend([0x66, 0xba, 0xf8, 0x03, 0xee, 0xeb, 0xf1]);
+    g
+}
+
+fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    loop {
+        let states = app.win_action_state("machine-states");
+        if ok(&states) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            panic!(
+                "the view never showed {what}; it shows {states}\n{}",
+                app.log_text()
+            );
+        }
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn launch(desktop: &Desktop, h: &Home) -> common::App {
+    let root = h.root.display().to_string();
+    let vireoctl = vireoctl().display().to_string();
+    let vmm = vireoctl_support::vmm().display().to_string();
+    let (config, runtime, data, cache) = (
+        format!("{root}/c"),
+        format!("{root}/r"),
+        format!("{root}/d"),
+        format!("{root}/k"),
+    );
+    desktop.launch(&[
+        ("XDG_CONFIG_HOME", config.as_str()),
+        ("XDG_RUNTIME_DIR", runtime.as_str()),
+        ("XDG_DATA_HOME", data.as_str()),
+        ("XDG_CACHE_HOME", cache.as_str()),
+        ("VIREO_SUPERVISOR", vireoctl.as_str()),
+        ("VIREO_VMM", vmm.as_str()),
+    ])
+}
+
+/// Mean of each channel (0..1) in a region of a PNG, via ImageMagick.
+fn region_mean(png: &Path, geometry: &str) -> (f64, f64, f64) {
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-crop", geometry, "+repage", "-format"])
+        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
+        .arg("info:")
+        .output()
+        .expect("ImageMagick convert runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert_eq!(v.len(), 3, "convert said: {text}");
+    (v[0], v[1], v[2])
+}
+
+fn is_orange((r, g, b): (f64, f64, f64)) -> bool {
+    r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1
+}
+
+/// Where X put a window: (x, y, width, height).
+fn geometry(desktop: &Desktop, window: &str) -> (u32, u32, u32, u32) {
+    let out = Command::new("xdotool")
+        .args(["getwindowgeometry", "--shell", window])
+        .env("DISPLAY", &desktop.display)
+        .output()
+        .expect("xdotool runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
+    };
+    (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
+}
+
+/// Clicks a point given in the window's own coordinates.
+fn click_in(desktop: &Desktop, window: &str, dx: u32, dy: u32) {
+    let (x, y, _, _) = geometry(desktop, window);
+    desktop.click(x + dx, y + dy, 1);
+}
+
+fn serial(h: &Home) -> Vec<u8> {
+    std::fs::read(h.root.join("r/vireo/painter/serial.log")).unwrap_or_default()
+}
+
+/// Waits until the serial log, from byte `from` on, holds `seq` in a row.
+fn wait_scancodes(h: &Home, from: usize, seq: &[u8], what: &str) {
+    let start = Instant::now();
+    loop {
+        let log = serial(h);
+        let tail = log.get(from..).unwrap_or_default();
+        if tail.windows(seq.len()).any(|w| w == seq) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what}: scancodes {seq:02x?} never reached the guest; it got {tail:02x?}"
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn wm_state(desktop: &Desktop, window: &str) -> String {
+    let out = Command::new("xprop")
+        .args(["-id", window, "_NET_WM_STATE"])
+        .env("DISPLAY", &desktop.display)
+        .output()
+        .expect("xprop runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn console_actions_reach_the_guest_and_the_desktop() {
+    let h = Home::new("guia");
+    vireoctl_support::vmm();
+    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
+    let devices = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n";
+    let xml = domain_xml(
+        "painter",
+        &kernel,
+        devices,
+        ("destroy", "restart", "destroy"),
+    );
+    let file = h.file("painter.xml", xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+    let desktop = Desktop::start("console-actions");
+    desktop.start_window_manager();
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+    app.activate_win_with("machine-start", "'painter'");
+    wait_view(&app, "painter running", |s| {
+        s.contains("'painter': 'running'")
+    });
+    app.activate_win_with("machine-console", "'painter'");
+    let console = desktop.wait_for_window("painter – Console");
+    let shot = output_dir().join("console-actions-start.png");
+    let start = Instant::now();
+    loop {
+        Image::save_window(&desktop.display, &console, &shot);
+        if is_orange(region_mean(&shot, "600x150+100+90")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} shows no orange guest",
+            shot.display()
+        );
+        sleep(Duration::from_millis(500));
+    }
+    // Without decorations of its own (GTK draws them) openbox puts the console at 0,0; the
+    // points below are the window's own coordinates, looked at in these screenshots.
+    desktop.screenshot("console-actions-screen");
+
+    // Send keys: the keyboard button at the start of the header, then Ctrl+Alt+Del. The guest
+    // gets set-1 scancodes: Ctrl 1d, Alt 38, Delete e0 53.
+    let mark = serial(&h).len();
+    click_in(&desktop, &console, 23, 23);
+    desktop.screenshot("console-actions-send-keys-menu");
+    click_in(&desktop, &console, 60, 79);
+    wait_scancodes(&h, mark, &[0x1d, 0x38, 0xe0, 0x53], "Ctrl+Alt+Del");
+
+    // Screenshot to a file: the guest's own 320x200 picture (not the window) lands in the
+    // Pictures folder, which without xdg-user-dirs is the home directory.
+    let home = desktop.dir.join("home");
+    click_in(&desktop, &console, 578, 27);
+    let png = wait_png(&home);
+    let size = Command::new("identify")
+        .args(["-format", "%wx%h"])
+        .arg(&png)
+        .output()
+        .expect("ImageMagick identify runs");
+    assert_eq!(
+        String::from_utf8_lossy(&size.stdout),
+        "320x200",
+        "{}",
+        png.display()
+    );
+    assert!(
+        is_orange(region_mean(&png, "300x90+10+5")),
+        "the top of {} is not the guest's orange",
+        png.display()
+    );
+    let (r, g, b) = region_mean(&png, "300x90+10+105");
+    assert!(
+        r + g + b < 0.05,
+        "the bottom of {} is not black",
+        png.display()
+    );
+    std::fs::copy(
+        &png,
+        output_dir().join("console-actions-saved-screenshot.png"),
+    )
+    .unwrap();
+    desktop.screenshot("console-actions-screenshot-toast");
+
+    // The clipboard typed as keys: "qz" put on the CLIPBOARD by xclip, then the header's
+    // Type Clipboard Text button. q is 10 (up 90), z is 2c (up ac).
+    let mut xclip = Command::new("xclip")
+        .args(["-selection", "clipboard", "-i"])
+        .env("DISPLAY", &desktop.display)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xclip must be installed");
+    {
+        use std::io::Write;
+        let mut input = xclip.stdin.take().unwrap();
+        input.write_all(b"qz").unwrap();
+    }
+    // xclip forks a server that owns the selection until the X server ends.
+    assert!(xclip.wait().unwrap().success());
+    let mark = serial(&h).len();
+    click_in(&desktop, &console, 538, 27);
+    wait_scancodes(&h, mark, &[0x10, 0x90, 0x2c, 0xac], "the clipboard's qz");
+
+    // Keyboard grab: a key typed on the screen captures the keyboard and shows the hint; F11
+    // then goes to the guest (57) instead of making the window fullscreen.
+    click_in(&desktop, &console, 400, 200);
+    let before = output_dir().join("console-actions-before-grab.png");
+    Image::save_window(&desktop.display, &console, &before);
+    let mark = serial(&h).len();
+    desktop.press(&console, "a");
+    wait_scancodes(&h, mark, &[0x1e], "a");
+    let grabbed = output_dir().join("console-actions-grab-hint.png");
+    Image::save_window(&desktop.display, &console, &grabbed);
+    // The hint is a line of text under the header bar, where the letterbox's bar is plain.
+    assert!(
+        hint_shown(&grabbed) && !hint_shown(&before),
+        "no grab hint in {}",
+        grabbed.display()
+    );
+    let mark = serial(&h).len();
+    desktop.press(&console, "F11");
+    wait_scancodes(&h, mark, &[0x57], "F11 while grabbed");
+    sleep(Duration::from_millis(500));
+    assert!(
+        !wm_state(&desktop, &console).contains("FULLSCREEN"),
+        "F11 made the window fullscreen while the keyboard was grabbed"
+    );
+    // Ctrl+Alt releases it: the hint goes away and the window's layout is as before.
+    desktop.press(&console, "ctrl+alt");
+    let released = output_dir().join("console-actions-grab-released.png");
+    Image::save_window(&desktop.display, &console, &released);
+    assert!(
+        !hint_shown(&released),
+        "the hint stayed after Ctrl+Alt: {}",
+        released.display()
+    );
+
+    // Fullscreen: F11 on the (ungrabbed) screen, and back; then the header's button.
+    click_in(&desktop, &console, 400, 200);
+    let mark = serial(&h).len();
+    desktop.press(&console, "F11");
+    wait_fullscreen(&desktop, &console, true);
+    assert!(
+        !serial(&h)[mark..].contains(&0x57),
+        "F11 reached the guest although the keyboard was released"
+    );
+    assert_eq!(geometry(&desktop, &console).2, 1280);
+    desktop.screenshot("console-actions-fullscreen");
+    desktop.press(&console, "F11");
+    wait_fullscreen(&desktop, &console, false);
+    // The header's button; F11 then leaves again although the focus is on the button.
+    click_in(&desktop, &console, 618, 27);
+    wait_fullscreen(&desktop, &console, true);
+    desktop.press(&console, "F11");
+    wait_fullscreen(&desktop, &console, false);
+
+    app.activate_win_with("machine-force-off", "'painter'");
+    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    assert!(app.quit().success());
+}
+
+/// Whether the grab hint's text is drawn in a capture of the 800x600 console: the band
+/// under the header bar is not one flat colour.
+fn hint_shown(png: &Path) -> bool {
+    let out = Command::new("convert")
+        .arg(png)
+        .args(["-crop", "400x12+200+52", "+repage", "-colorspace", "Gray"])
+        .args(["-format", "%[fx:standard_deviation]", "info:"])
+        .output()
+        .expect("ImageMagick convert runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let deviation: f64 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("convert said: {text}"));
+    deviation > 0.02
+}
+
+/// The first PNG that appears in `dir`.
+fn wait_png(dir: &Path) -> PathBuf {
+    let start = Instant::now();
+    loop {
+        let found = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "png"));
+        if let Some(p) = found {
+            // Written in one go by the texture saver; give it a moment to be complete.
+            sleep(Duration::from_millis(300));
+            return p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no screenshot saved in {}",
+            dir.display()
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_fullscreen(desktop: &Desktop, window: &str, on: bool) {
+    let start = Instant::now();
+    loop {
+        let state = wm_state(desktop, window);
+        if state.contains("_NET_WM_STATE_FULLSCREEN") == on {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the console is not {} fullscreen: {state}",
+            if on { "" } else { "out of" }
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
