@@ -328,7 +328,7 @@ impl VireoWindow {
         dialog.set_response_appearance("delete", adw::ResponseAppearance::Destructive);
         dialog.set_default_response(Some("cancel"));
         dialog.set_close_response("cancel");
-        let check = gtk::CheckButton::with_mnemonic(&gettext("Also delete its _disk images"));
+        let check = gtk::CheckButton::with_mnemonic(&gettext("Also delete its disk _images"));
         if !files.is_empty() {
             let list: Vec<String> = files
                 .iter()
