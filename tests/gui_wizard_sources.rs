@@ -152,7 +152,7 @@ fn wizard_defines_an_existing_disk_image_machine() {
     );
     assert_eq!(
         stored.trim(),
-        copied.trim().replace("<domain type", "<domain type"),
+        copied.trim(),
         "the defined document is not the reviewed one"
     );
     app.activate_win_with("machine-force-off", "'machine'");
