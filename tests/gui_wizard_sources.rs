@@ -257,3 +257,85 @@ fn click_wheel(desktop: &Desktop) {
     assert!(ok.success());
     sleep(Duration::from_millis(100));
 }
+
+/// The share of clearly red pixels (the error style) in a PNG.
+fn red_share(png: &std::path::Path, geometry: &str) -> f64 {
+    let out = Command::new("convert")
+        .arg(png)
+        .args([
+            "-crop",
+            geometry,
+            "+repage",
+            "-fx",
+            "(r>0.6&&g<0.35&&b<0.35)?1:0",
+        ])
+        .args(["-format", "%[fx:mean]", "info:"])
+        .output()
+        .expect("ImageMagick convert runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("convert said: {text}"))
+}
+
+/// A refusal of the driver's define lands beside its field: a name another machine already
+/// has passes the form's own checks (it is a valid name) and is refused by the store; the
+/// wizard goes back to the details with the name field marked, and the disk image it made for
+/// the attempt is removed again.
+#[test]
+fn wizard_shows_the_drivers_refusal_beside_the_name() {
+    let h = Home::new("guin");
+    vireoctl_support::vmm();
+    let kernel = h.file("spin.elf", &guest::pvh_elf(&guest::spin()));
+    let xml = domain_xml("alpha", &kernel, "", ("destroy", "restart", "destroy"));
+    let file = h.file("alpha.xml", xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+    let before = h.ok(&["dumpxml", "--inactive", "alpha"]);
+    let desktop = Desktop::start("wizard-refusal");
+    let app = launch(&desktop, &h);
+    desktop.wait_for_window("Vireo");
+    app.activate_win_with(
+        "new-machine-from-kernel",
+        &format!("'{}'", kernel.display()),
+    );
+    let wizard = desktop.wait_for_window("New Machine");
+    sleep(Duration::from_millis(700));
+    let clean = shot(&desktop, &wizard, "refusal-details");
+    click_in(&desktop, &wizard, 200, 167); // the Name row
+    desktop.press(&wizard, "ctrl+a");
+    type_text(&desktop, "alpha");
+    desktop.press(&wizard, "alt+n");
+    sleep(Duration::from_millis(700));
+    desktop.press(&wizard, "Return"); // Create
+    sleep(Duration::from_millis(1500));
+    let refused = shot(&desktop, &wizard, "refusal-name-taken");
+    assert_eq!(
+        desktop.windows_named("New Machine").len(),
+        1,
+        "the wizard closed although the driver refused"
+    );
+    // The message above the form and the Name row (below it, 490x50 at 34,174) in red.
+    let whole = "560x620+0+0";
+    let name_row = "490x50+34+174";
+    assert!(
+        red_share(&clean, whole) < 0.0005
+            && red_share(&refused, whole) > 0.002
+            && red_share(&refused, name_row) > 0.003,
+        "no field marked in {} (red share {}, in the name row {})",
+        refused.display(),
+        red_share(&refused, whole),
+        red_share(&refused, name_row)
+    );
+    assert_eq!(
+        h.ok(&["dumpxml", "--inactive", "alpha"]),
+        before,
+        "the existing machine was changed"
+    );
+    let image = h.root.join("d/vireo/images/alpha.qcow2");
+    assert!(
+        !image.exists(),
+        "the refused attempt left {}",
+        image.display()
+    );
+    assert!(app.quit().success());
+}

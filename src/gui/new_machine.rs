@@ -12,7 +12,7 @@ use vireo_driver::DriverError;
 
 use super::backend::Backend;
 use super::i18n::gettext_f;
-use super::wizard_xml::{domain_xml, field_for_message, format_for, Disk, MachineSpec};
+use super::wizard_xml::{domain_xml, field_for_error, format_for, Disk, MachineSpec};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -471,6 +471,7 @@ impl VireoNewMachineWindow {
             self,
             async move {
                 let imp = window.imp();
+                let made = new_disk.as_ref().map(|(path, _)| path.clone());
                 if let Some((path, gib)) = new_disk {
                     imp.progress.set_visible(true);
                     imp.progress
@@ -500,12 +501,23 @@ impl VireoNewMachineWindow {
                 }
                 // A machine made from a kernel or disk runs at once; an import is only defined.
                 let start = imp.source.get() != Source::Xml;
-                let defined = backend.call(move |c| c.define_xml(&xml)).await;
-                let info = match defined {
+                // The typed error, so that refusals without an element path (a name taken by
+                // another machine) still find their field.
+                let defined = backend.call(move |c| Ok(c.define_xml(&xml))).await;
+                let refused = match defined {
+                    Ok(Ok(info)) => Ok(info),
+                    Ok(Err(e)) => Err((field_for_error(&e), e.to_string())),
+                    Err(message) => Err(("", message)),
+                };
+                let info = match refused {
                     Ok(info) => info,
-                    Err(message) => {
+                    Err((field, message)) => {
+                        // The disk made for this attempt would block the next one.
+                        if let Some(path) = made {
+                            let _ = std::fs::remove_file(path);
+                        }
                         window.set_busy(false);
-                        return window.show_define_error(&message);
+                        return window.show_define_error(field, &message);
                     }
                 };
                 if start {
@@ -537,11 +549,8 @@ impl VireoNewMachineWindow {
     }
 
     /// A validation error from the driver goes beside its field when the form made the XML.
-    fn show_define_error(&self, message: &str) {
+    fn show_define_error(&self, field: &str, message: &str) {
         let imp = self.imp();
-        // The driver's messages name the document path after the position
-        // ("line 3, column 5: domain/memory: ..."), so the path is looked for anywhere.
-        let field = field_for_message(message);
         if imp.source.get() != Source::Xml && !field.is_empty() {
             self.choose_source(imp.source.get());
             self.show_field_error(field, message);

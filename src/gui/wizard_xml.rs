@@ -167,6 +167,17 @@ pub fn field_for_message(message: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// Which wizard field a refusal of the driver's define concerns: a name another machine has
+/// (the store's refusal names no element), or the element path in a validation message.
+pub fn field_for_error(error: &vireo_driver::DriverError) -> &'static str {
+    match error {
+        vireo_driver::DriverError::Store(vireo_driver::store::StoreError::NameTaken { .. }) => {
+            "name"
+        }
+        e => field_for_message(&e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +293,23 @@ mod tests {
         assert_eq!(field_for_message(&e.to_string()), "memory", "{e}");
         assert_eq!(field_for_message("domain/vcpu: invalid"), "vcpus");
         assert_eq!(field_for_message("something else"), "");
+    }
+
+    #[test]
+    fn driver_errors_map_to_fields() {
+        use vireo_driver::store::StoreError;
+        use vireo_driver::DriverError;
+        let taken = DriverError::Store(StoreError::NameTaken {
+            name: "wiz".into(),
+            uuid: "u".into(),
+        });
+        assert_eq!(field_for_error(&taken), "name");
+        let mut s = spec();
+        s.name = "wiz".into();
+        s.vcpus = 0;
+        let e = vireo_driver::Definition::parse(&domain_xml(&s)).expect_err("vcpu 0");
+        let e = DriverError::from(vireo_driver::store::StoreError::Domain(e));
+        assert_eq!(field_for_error(&e), "vcpus", "{e}");
     }
 
     #[test]
