@@ -89,7 +89,13 @@ impl VireoApplication {
             .activate(|app: &Self, _, _| about::present(&app.main_window()))
             .build();
         let help = gio::ActionEntry::builder("help")
-            .activate(|app: &Self, _, _| help::open(config::paths(), Some(&app.main_window())))
+            .activate(|app: &Self, _, _| {
+                help::open(
+                    config::paths(),
+                    help_page(app.active_window().as_ref()),
+                    Some(&app.main_window()),
+                )
+            })
             .build();
         self.add_action_entries([quit, preferences, about, help]);
     }
@@ -103,5 +109,21 @@ impl VireoApplication {
         self.set_accels_for_action("win.close", &["<Control>w"]);
         // GtkApplication binds Ctrl+? to win.show-help-overlay once it finds gtk/help-overlay.ui.
         self.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
+    }
+}
+
+/// The help page about the window F1 was pressed in (`None`: the help's index).
+fn help_page(window: Option<&gtk::Window>) -> Option<&'static str> {
+    let window = window?;
+    if window.is::<VireoPreferencesWindow>() {
+        Some("preferences")
+    } else if window.is::<super::console_window::VireoConsoleWindow>() {
+        Some("console")
+    } else if window.is::<super::details_window::VireoDetailsWindow>() {
+        Some("details")
+    } else if window.is::<super::new_machine::VireoNewMachineWindow>() {
+        Some("create-machine")
+    } else {
+        None
     }
 }

@@ -10,8 +10,21 @@ use super::window::VireoWindow;
 /// The help viewer. Looked up in PATH like any GNOME app does.
 const VIEWER: &str = "yelp";
 
-/// Starts yelp on our help. Problems are shown in `window` and logged on stderr.
-pub fn open(paths: &Paths, window: Option<&VireoWindow>) {
+/// What yelp is given for one page of the help (`None`: its index): `help:vireo/<page>` when
+/// installed, the page file beside index.page in the build tree.
+pub fn page_target(paths: &Paths, page: Option<&str>) -> String {
+    match page {
+        None => paths.help_target.clone(),
+        Some(page) => match paths.help_target.strip_suffix("index.page") {
+            Some(dir) => format!("{dir}{page}.page"),
+            None => format!("{}/{page}", paths.help_target),
+        },
+    }
+}
+
+/// Starts yelp on a page of our help (`None`: its index). Problems are shown in `window` and
+/// logged on stderr.
+pub fn open(paths: &Paths, page: Option<&str>, window: Option<&VireoWindow>) {
     let launcher = gio::SubprocessLauncher::new(gio::SubprocessFlags::NONE);
     if let Some(dir) = &paths.extra_help_data_dir {
         // yelp resolves help:vireo through XDG_DATA_DIRS; a prefix outside of it must be added.
@@ -29,10 +42,8 @@ pub fn open(paths: &Paths, window: Option<&VireoWindow>) {
         report(window, &message);
         return;
     }
-    let argv = [
-        std::ffi::OsStr::new(VIEWER),
-        std::ffi::OsStr::new(&paths.help_target),
-    ];
+    let target = page_target(paths, page);
+    let argv = [std::ffi::OsStr::new(VIEWER), std::ffi::OsStr::new(&target)];
     match launcher.spawn(&argv) {
         Ok(child) => {
             let window = window.map(|w| w.downgrade());
@@ -60,5 +71,27 @@ fn report(window: Option<&VireoWindow>, message: &str) {
     eprintln!("vireo: {message}");
     if let Some(window) = window {
         window.show_toast(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_found_beside_the_index_or_under_the_help_uri() {
+        let tree = Paths::detect(None, &[]);
+        let page = page_target(&tree, Some("preferences"));
+        assert!(page.ends_with("help/C/preferences.page"), "{page}");
+        assert!(std::path::Path::new(&page).is_file(), "{page}");
+        assert_eq!(page_target(&tree, None), tree.help_target);
+        let installed = Paths {
+            help_target: "help:vireo".into(),
+            ..tree
+        };
+        assert_eq!(
+            page_target(&installed, Some("console")),
+            "help:vireo/console"
+        );
     }
 }

@@ -133,8 +133,12 @@ pub fn free_name(base: &str, taken: &[String]) -> String {
 impl VireoNewMachineWindow {
     /// `taken`: names in use, for a free default name.
     pub fn new(parent: &impl IsA<gtk::Window>, backend: Backend, taken: &[String]) -> Self {
+        // The application too, so that its shortcuts (F1 for this window's help) work here;
+        // it goes with the main window, as a dialog of it.
         let window: Self = glib::Object::builder()
             .property("transient-for", parent)
+            .property("application", parent.as_ref().application())
+            .property("destroy-with-parent", true)
             .build();
         let imp = window.imp();
         imp.backend.replace(Some(backend));

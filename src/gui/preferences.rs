@@ -70,8 +70,11 @@ glib::wrapper! {
 
 impl VireoPreferencesWindow {
     pub fn new(parent: &impl IsA<gtk::Window>) -> Self {
+        // The application too, so that its shortcuts (F1 for this window's help) work here.
         glib::Object::builder()
             .property("transient-for", parent)
+            .property("application", parent.as_ref().application())
+            .property("destroy-with-parent", true)
             .build()
     }
 
