@@ -365,3 +365,33 @@ fn lost_exit_report_is_asked_for_again() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_killed_qemu_cannot_make_the_agents_tty_non_blocking() {
+    // QEMU's -serial stdio sets O_NONBLOCK on its stdout and never clears it when killed. File
+    // status flags belong to the open file description: each command opens ttyS1 itself, so
+    // the agent's own descriptor (PID 1, fd 3) stays blocking and its replies cannot be lost
+    // to EAGAIN (the cause of the old agent stalls).
+    let out = in_l1(
+        "nb() { f=$(awk '/^flags/ {print $2}' \"$1\"); [ $((f & 04000)) -ne 0 ]; }\n\
+         qemu-system-x86_64 -M pc -accel tcg -m 64 -nodefaults -display none -serial stdio </dev/null & q=$!\n\
+         i=0; until nb /proc/$q/fdinfo/1 || [ $i -ge 120 ]; do sleep 0.5; i=$((i+1)); done\n\
+         nb /proc/$q/fdinfo/1 && echo qemu-set-nonblock\n\
+         kill -9 $q; wait $q\n\
+         nb /proc/$$/fdinfo/1 && echo command-stdout-left-nonblocking\n\
+         nb /proc/1/fdinfo/3 || echo agent-tty-blocking\n",
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let text = out.text();
+    for want in [
+        "qemu-set-nonblock",
+        "command-stdout-left-nonblocking",
+        "agent-tty-blocking",
+    ] {
+        assert!(text.lines().any(|l| l == want), "no {want:?} in:\n{text}");
+    }
+    let next =
+        in_l1("echo next-command-fine", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next.text(), "next-command-fine\n");
+}
