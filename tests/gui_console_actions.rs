@@ -269,6 +269,18 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     let mark = serial(&h).len();
     desktop.press(&console, "F11");
     wait_scancodes(&h, mark, &[0x57], "F11 while grabbed");
+    // The application's shortcuts too: F1 (help) and Ctrl+Q (quit) belong to the guest now.
+    let mark = serial(&h).len();
+    desktop.press(&console, "F1");
+    wait_scancodes(&h, mark, &[0x3b], "F1 while grabbed");
+    let mark = serial(&h).len();
+    desktop.press(&console, "ctrl+q");
+    wait_scancodes(&h, mark, &[0x1d, 0x10], "Ctrl+Q while grabbed");
+    assert_eq!(
+        desktop.windows_named("Vireo").len(),
+        1,
+        "Ctrl+Q quit the app"
+    );
     sleep(Duration::from_millis(500));
     assert!(
         !wm_state(&desktop, &console).contains("FULLSCREEN"),
@@ -305,6 +317,16 @@ fn console_actions_reach_the_guest_and_the_desktop() {
 
     app.activate_win_with("machine-force-off", "'painter'");
     wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    // The application's accelerators are back once the grab ended: Ctrl+Q quits.
+    desktop.press(&console, "ctrl+q");
+    let start = Instant::now();
+    while !desktop.windows_named("Vireo").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Ctrl+Q did not quit after the grab ended"
+        );
+        sleep(Duration::from_millis(200));
+    }
     assert!(app.quit().success());
 }
 

@@ -74,6 +74,8 @@ mod imp {
         pub backend: RefCell<Option<Backend>>,
         pub buttons: Cell<u8>,
         pub grabbed: Cell<bool>,
+        /// The application's accelerators, taken away while the keyboard is grabbed.
+        pub saved_accels: RefCell<Vec<(String, Vec<String>)>>,
         pub held: RefCell<Vec<u32>>,
         pub settings: OnceCell<gio::Settings>,
         /// The screen is stretched to the window (fit without keeping the aspect ratio).
@@ -493,11 +495,39 @@ impl VireoConsoleWindow {
         }
         imp.grabbed.set(grab);
         imp.grab_hint.set_visible(grab);
+        self.set_app_shortcuts(!grab);
         if let Some(toplevel) = self.surface().and_downcast::<gdk::Toplevel>() {
             if grab {
                 toplevel.inhibit_system_shortcuts(None::<&gdk::Event>);
             } else {
                 toplevel.restore_system_shortcuts();
+            }
+        }
+    }
+
+    /// The application's accelerators (F1, Ctrl+Q, ...) act before any widget sees a key:
+    /// while the keyboard is grabbed they are taken away, so that those keys reach the guest.
+    /// The grab ends when the window loses the focus, so other windows never miss them long.
+    fn set_app_shortcuts(&self, on: bool) {
+        let Some(app) = self.application() else {
+            return;
+        };
+        let mut saved = self.imp().saved_accels.borrow_mut();
+        if on {
+            for (action, accels) in saved.drain(..) {
+                let accels: Vec<&str> = accels.iter().map(String::as_str).collect();
+                app.set_accels_for_action(&action, &accels);
+            }
+        } else {
+            for action in app.list_action_descriptions() {
+                let accels = app.accels_for_action(&action);
+                if !accels.is_empty() {
+                    saved.push((
+                        action.to_string(),
+                        accels.iter().map(|a| a.to_string()).collect(),
+                    ));
+                    app.set_accels_for_action(&action, &[]);
+                }
             }
         }
     }
