@@ -121,6 +121,8 @@ mod imp {
             self.session.replace(None);
             self.machine.replace(None);
             self.serial.detach();
+            // Gives the application's accelerators back if it closes while grabbed.
+            self.obj().set_grab(false);
             self.parent_close_request()
         }
     }
