@@ -32,9 +32,9 @@ app_packages=(
 # nested-KVM rig, VNC peers for the VNC server's interoperability tests.
 test_packages=(
     desktop-file-utils appstream yelp-tools itstool libxml2-utils
-    xvfb xauth dbus-x11 xdotool imagemagick x11-utils x11-xserver-utils openbox bsdutils util-linux
+    xvfb xauth dbus-x11 xdotool xclip imagemagick x11-utils x11-xserver-utils openbox bsdutils util-linux
     libvirt-clients libvirt0
-    cpio xz-utils zstd dpkg-dev
+    cpio xz-utils zstd dpkg-dev e2fsprogs procps
     gvncviewer tigervnc-standalone-server tigervnc-viewer tigervnc-tools
     python3 python3-pip python3-venv
 )
