@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Transport protocol of a forward.
@@ -158,12 +158,16 @@ impl Passt {
         drop(theirs);
 
         let messages = Arc::new(Mutex::new(VecDeque::new()));
+        // The log thread holds the sender until passt's stderr closes, so a receiver that
+        // disconnects means every line passt wrote has been collected.
+        let (log_done, log_finished) = mpsc::channel::<()>();
         if let Some(stderr) = child.stderr.take() {
             let messages = Arc::clone(&messages);
             // passt also tries syslog; its complaints about that are noise here.
             let _ = std::thread::Builder::new()
                 .name("passt-log".into())
                 .spawn(move || {
+                    let _log_done = log_done;
                     crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
                     for line in BufReader::new(stderr).lines() {
                         let Ok(line) = line else { break };
@@ -191,8 +195,10 @@ impl Passt {
                 return Ok(passt);
             }
             if let Ok(Some(status)) = passt.child.try_wait() {
-                // Give the log thread a moment to collect the reason.
-                std::thread::sleep(Duration::from_millis(50));
+                // The reason is in passt's last lines: wait (bounded, a grandchild could keep
+                // stderr open) until the log thread has read them all. A fixed short sleep lost
+                // them on a loaded machine.
+                let _ = log_finished.recv_timeout(Duration::from_secs(2));
                 return Err(PasstError::Exited {
                     status: status.to_string(),
                     messages: passt.messages(),
