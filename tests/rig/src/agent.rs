@@ -295,7 +295,7 @@ mod tests {
             "VIREO-RIG-DUP t1 3 0",
             "VIREO-RIG-UNKNOWN nope",
             "VIREO-RIG-NAK t2 got=16,",
-            "VIREO-RIG-NAK t3 interrupted",
+            "VIREO-RIG-NAK t3 interrupted by=VIREO-RIG-BEGIN t3 30 ",
             "VIREO-RIG-START t3",
             "cut",
             "VIREO-RIG-EXIT t3 0 0",

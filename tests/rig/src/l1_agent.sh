@@ -47,8 +47,10 @@ run_command() {
     esac
   done > "$f"
   if [ "$ended" != 1 ]; then
-    say "agent=nak id=$id why=interrupted"
-    echo "VIREO-RIG-NAK $id interrupted" >&4
+    # Name the line that cut it short (diagnosis: a resend, or bytes lost on the way).
+    by=$(printf '%.48s' "$pending" | tr -cd '[:print:]')
+    say "agent=nak id=$id why=interrupted by=$by"
+    echo "VIREO-RIG-NAK $id interrupted by=$by" >&4
     return
   fi
   # A resend of the command that ran last (its START or EXIT was lost): answer, never rerun.
