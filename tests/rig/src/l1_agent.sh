@@ -48,7 +48,7 @@ run_command() {
   done > "$f"
   if [ "$ended" != 1 ]; then
     # Name the line that cut it short (diagnosis: a resend, or bytes lost on the way).
-    by=$(printf '%.48s' "$pending" | tr -cd '[:print:]')
+    by=$(printf '%.48s' "$pending" | tr -cd ' -~')
     say "agent=nak id=$id why=interrupted by=$by"
     echo "VIREO-RIG-NAK $id interrupted by=$by" >&4
     return
@@ -112,7 +112,7 @@ while :; do
       ;;
     "VIREO-RIG-PING "*) echo "VIREO-RIG-PONG ${line#VIREO-RIG-PING } uptime=$(up)" >&4 ;;
     "") ;;
-    *) say "agent=junk line=$(printf '%.60s' "$line" | tr -cd '[:print:]')" ;;
+    *) say "agent=junk line=$(printf '%.60s' "$line" | tr -cd ' -~')" ;;
   esac
 done
 die agent "ttyS1 closed"
