@@ -1,6 +1,6 @@
-# The rig's command agent: PID 1 of L1 after switch_root, run by /.vireo/busybox sh. It uses only
-# its own busybox (/.vireo); commands get the host's userland from /usr. The wire protocol is
-# described (and parsed) in src/agent.rs. With VIREO_AGENT_TEST=1 the same loop runs on the host
+# The rig's command agent, started by PID 1 of L1 after switch_root (/.vireo/busybox sh). It
+# uses only its own busybox (/.vireo); commands get the host's userland from /usr. The wire
+# protocol is described (and parsed) in src/agent.rs. With VIREO_AGENT_TEST=1 the same loop runs on the host
 # over stdin/stdout, for the rig's unit tests.
 set -f
 if [ -z "$VIREO_AGENT_TEST" ]; then
@@ -11,6 +11,17 @@ else
 fi
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "VIREO-L1 $*" >&2; }
+
+# PID 1 only starts the agent and reaps. Orphans of killed commands are reparented to PID 1,
+# and a SIGCHLD arriving while busybox ash sits in `read` restarts the read and drops the
+# bytes of the line read so far (seen as a command whose first line lost its '|', right after
+# a command killed by its timeout; before the checked protocol, as a never-acknowledged one).
+if [ "$$" = 1 ] && [ -z "$VIREO_AGENT_TEST" ]; then
+  /.vireo/busybox sh /.vireo/agent.sh &
+  wait $!
+  say "fatal=agent detail=agent exited"
+  sync; poweroff -f; sleep 60
+fi
 die() {
   say "fatal=$1 detail=$2"
   [ -n "$VIREO_AGENT_TEST" ] && exit 1
