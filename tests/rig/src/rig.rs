@@ -186,6 +186,7 @@ pub struct Rig {
     pub boot_time: Duration,
     /// Boot attempts it took (2 means the first one hung or panicked).
     pub boot_attempts: u32,
+    recoveries: u32,
 }
 
 /// Removes a directory when dropped.
@@ -438,6 +439,7 @@ impl Rig {
             _run_dir: run_dir,
             boot_time: Duration::ZERO,
             boot_attempts: 1,
+            recoveries: 0,
         };
         let deadline = start + cfg.boot_timeout;
         let mut stage = String::from("QEMU started, no console output yet");
@@ -558,6 +560,11 @@ impl Rig {
         self.dead = Some(why.to_owned());
     }
 
+    /// How often the agent protocol had to recover in this L1 (resends, exit queries).
+    pub fn recoveries(&self) -> u32 {
+        self.recoveries
+    }
+
     /// Whether this L1 can still run commands (false after a panic, an unresponsive agent...).
     pub fn is_alive(&self) -> bool {
         self.dead.is_none()
@@ -620,6 +627,7 @@ impl Rig {
                             "vireo-rig: agent recovery: command {id} not acknowledged after {:.1} s; sending it again (copy {sends})",
                             now.duration_since(last_send).as_secs_f64()
                         );
+                        self.recoveries += 1;
                         timing::record(
                             "agent recovery: resend (no acknowledgement)",
                             now.duration_since(last_send),
@@ -650,6 +658,7 @@ impl Rig {
                                 "vireo-rig: agent recovery: no exit report for {id} {:.0} s after its timeout; asking",
                                 now.duration_since(acked + timeout).as_secs_f64()
                             );
+                            self.recoveries += 1;
                             timing::record("agent recovery: exit query", Duration::ZERO);
                             &agent::query(&id).into_bytes()
                         } else {
@@ -712,6 +721,7 @@ impl Rig {
                             eprintln!(
                                 "vireo-rig: agent recovery: command {id} arrived damaged ({why}); sending it again (copy {sends})"
                             );
+                            self.recoveries += 1;
                             timing::record(
                                 "agent recovery: resend (damaged)",
                                 t.duration_since(last_send),

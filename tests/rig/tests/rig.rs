@@ -395,3 +395,32 @@ fn a_killed_qemu_cannot_make_the_agents_tty_non_blocking() {
         in_l1("echo next-command-fine", Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(next.text(), "next-command-fine\n");
 }
+
+#[test]
+fn orphans_dying_while_the_agent_reads_cost_no_resend() {
+    // Orphans of a command are reparented to L1's PID 1. When the agent itself was PID 1, the
+    // SIGCHLD of one dying while the agent sat in busybox `read` dropped the bytes of the line
+    // read so far (a lost BEGIN line meant a command never acknowledged). Now PID 1 only reaps.
+    vireo_rig::with_shared(|r| {
+        let before = r.recoveries();
+        let mut script = String::new();
+        for j in 0..20 {
+            script.push_str(&format!("echo line-{j} >/dev/null\n"));
+        }
+        script.push_str("echo ok");
+        for _ in 0..4 {
+            let out = r.run(
+                "i=0; while [ $i -lt 40 ]; do i=$((i + 1)); t=$((i / 10)).$((i % 10)); \
+                 ( (sleep $t; sleep $t) >/dev/null 2>&1 & ); done; echo spawned",
+                Duration::from_secs(60),
+            )?;
+            assert_eq!(out.text(), "spawned\n");
+            for _ in 0..8 {
+                assert_eq!(r.run(&script, Duration::from_secs(60))?.text(), "ok\n");
+            }
+        }
+        assert_eq!(r.recoveries(), before, "the agent had to recover");
+        Ok(())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
