@@ -24,7 +24,9 @@
 //! - [`run_shared`]`(script, timeout)`: always in the shared L1; retried once on a fresh L1
 //!   when L1 itself fails (agent silent, panic, QEMU gone).
 //! - [`with_shared`]`(|rig: &mut Rig| ...)`: the process-wide L1 (booted once, on first use;
-//!   calls serialised); [`Rig::boot`] / [`Rig::run`] for your own L1.
+//!   calls serialised); [`Rig::boot`] / [`Rig::run`] for your own L1;
+//!   [`Rig::run_with_fault`] + [`Fault`] inject transmission faults, [`Rig::recoveries`]
+//!   counts how often the agent protocol recovered.
 //! - [`l2`]: [`GuestImage`] (bzImage, extracted ELF vmlinux, base initramfs), [`Scenario`]
 //!   (script, expected results, memory, vCPUs, cmdline, timeout, [`KernelForm`]), [`Launcher`]
 //!   (`Qemu` or `VireoVmm { binary }`; `Launcher::parse("qemu"|"vmm")`), the console protocol
