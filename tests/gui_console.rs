@@ -21,29 +21,6 @@ impl Drop for Server {
     }
 }
 
-/// Mean of each channel (0..1) in a region of a PNG, via ImageMagick.
-fn region_mean(png: &Path, geometry: &str) -> (f64, f64, f64) {
-    let out = Command::new("convert")
-        .arg(png)
-        .args(["-crop", geometry, "+repage", "-format"])
-        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
-        .arg("info:")
-        .output()
-        .expect("ImageMagick convert runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    assert_eq!(
-        v.len(),
-        3,
-        "convert said: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (v[0], v[1], v[2])
-}
-
 /// Waits until `check` accepts a capture of `window`; returns the last capture.
 fn wait_capture(desktop: &Desktop, window: &str, name: &str, check: impl Fn(&Path) -> bool) {
     let shot = output_dir().join(format!("{name}.png"));
@@ -91,7 +68,7 @@ fn console_shows_qemu_vga_text() {
     wait_capture(&desktop, &window, "console-qemu", |png| {
         // The guest area only (720x400 text mode scaled into the window, below the header):
         // black background with light text, neither blank nor the light status page.
-        let (r, g, b) = region_mean(png, "760x400+20+120");
+        let (r, g, b) = Image::region_mean(png, "760x400+20+120");
         let mean = (r + g + b) / 3.0;
         mean > 0.003 && mean < 0.25
     });
@@ -174,7 +151,7 @@ fn console_opens_xtigervnc_with_a_password() {
     let window = desktop.wait_for_window("127.0.0.1::5987 – Console");
     // The root window's blue (0x34, 0x65, 0xa4) fills the console.
     wait_capture(&desktop, &window, "console-xtigervnc", |png| {
-        let (r, g, b) = region_mean(png, "600x400+100+120");
+        let (r, g, b) = Image::region_mean(png, "600x400+100+120");
         (r - 0x34 as f64 / 255.0).abs() < 0.05
             && (g - 0x65 as f64 / 255.0).abs() < 0.05
             && (b - 0xa4 as f64 / 255.0).abs() < 0.05
@@ -185,7 +162,7 @@ fn console_opens_xtigervnc_with_a_password() {
 
 /// Whether a 20x20 patch of `png` at (x, y) is the server's blue.
 fn is_blue(png: &Path, x: u32, y: u32) -> bool {
-    let (r, g, b) = region_mean(png, &format!("20x20+{x}+{y}"));
+    let (r, g, b) = Image::region_mean(png, &format!("20x20+{x}+{y}"));
     (r - 0x34 as f64 / 255.0).abs() < 0.06
         && (g - 0x65 as f64 / 255.0).abs() < 0.06
         && (b - 0xa4 as f64 / 255.0).abs() < 0.06

@@ -33,86 +33,12 @@ fn painter() -> Vec<u8> {
     g
 }
 
-fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    loop {
-        let states = app.win_action_state("machine-states");
-        if ok(&states) {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!(
-                "the view never showed {what}; it shows {states}\n{}",
-                app.log_text()
-            );
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
-
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let (config, runtime, data, cache) = (
-        format!("{root}/c"),
-        format!("{root}/r"),
-        format!("{root}/d"),
-        format!("{root}/k"),
-    );
-    desktop.launch(&[
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_RUNTIME_DIR", runtime.as_str()),
-        ("XDG_DATA_HOME", data.as_str()),
-        ("XDG_CACHE_HOME", cache.as_str()),
-        ("VIREO_SUPERVISOR", vireoctl.as_str()),
-        ("VIREO_VMM", vmm.as_str()),
-    ])
-}
-
-/// Mean of each channel (0..1) in a region of a PNG, via ImageMagick.
-fn region_mean(png: &Path, geometry: &str) -> (f64, f64, f64) {
-    let out = Command::new("convert")
-        .arg(png)
-        .args(["-crop", geometry, "+repage", "-format"])
-        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
-        .arg("info:")
-        .output()
-        .expect("ImageMagick convert runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    assert_eq!(v.len(), 3, "convert said: {text}");
-    (v[0], v[1], v[2])
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), &[])
 }
 
 fn is_orange((r, g, b): (f64, f64, f64)) -> bool {
     r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1
-}
-
-/// Where X put a window: (x, y, width, height).
-fn geometry(desktop: &Desktop, window: &str) -> (u32, u32, u32, u32) {
-    let out = Command::new("xdotool")
-        .args(["getwindowgeometry", "--shell", window])
-        .env("DISPLAY", &desktop.display)
-        .output()
-        .expect("xdotool runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> u32 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
-    };
-    (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
-}
-
-/// Clicks a point given in the window's own coordinates.
-fn click_in(desktop: &Desktop, window: &str, dx: u32, dy: u32) {
-    let (x, y, _, _) = geometry(desktop, window);
-    desktop.click(x + dx, y + dy, 1);
 }
 
 fn serial(h: &Home) -> Vec<u8> {
@@ -164,16 +90,14 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
     app.activate_win_with("machine-start", "'painter'");
-    wait_view(&app, "painter running", |s| {
-        s.contains("'painter': 'running'")
-    });
+    app.wait_view("painter running", |s| s.contains("'painter': 'running'"));
     app.activate_win_with("machine-console", "'painter'");
     let console = desktop.wait_for_window("painter – Console");
     let shot = output_dir().join("console-actions-start.png");
     let start = Instant::now();
     loop {
         Image::save_window(&desktop.display, &console, &shot);
-        if is_orange(region_mean(&shot, "600x150+100+90")) {
+        if is_orange(Image::region_mean(&shot, "600x150+100+90")) {
             break;
         }
         assert!(
@@ -190,15 +114,15 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     // Send keys: the keyboard button at the start of the header, then Ctrl+Alt+Del. The guest
     // gets set-1 scancodes: Ctrl 1d, Alt 38, Delete e0 53.
     let mark = serial(&h).len();
-    click_in(&desktop, &console, 23, 23);
+    desktop.click_in(&console, 23, 23);
     desktop.screenshot("console-actions-send-keys-menu");
-    click_in(&desktop, &console, 60, 79);
+    desktop.click_in(&console, 60, 79);
     wait_scancodes(&h, mark, &[0x1d, 0x38, 0xe0, 0x53], "Ctrl+Alt+Del");
 
     // Screenshot to a file: the guest's own 320x200 picture (not the window) lands in the
     // Pictures folder, which without xdg-user-dirs is the home directory.
     let home = desktop.dir.join("home");
-    click_in(&desktop, &console, 578, 27);
+    desktop.click_in(&console, 578, 27);
     let png = wait_png(&home);
     let size = Command::new("identify")
         .args(["-format", "%wx%h"])
@@ -212,11 +136,11 @@ fn console_actions_reach_the_guest_and_the_desktop() {
         png.display()
     );
     assert!(
-        is_orange(region_mean(&png, "300x90+10+5")),
+        is_orange(Image::region_mean(&png, "300x90+10+5")),
         "the top of {} is not the guest's orange",
         png.display()
     );
-    let (r, g, b) = region_mean(&png, "300x90+10+105");
+    let (r, g, b) = Image::region_mean(&png, "300x90+10+105");
     assert!(
         r + g + b < 0.05,
         "the bottom of {} is not black",
@@ -247,12 +171,12 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     // xclip forks a server that owns the selection until the X server ends.
     assert!(xclip.wait().unwrap().success());
     let mark = serial(&h).len();
-    click_in(&desktop, &console, 538, 27);
+    desktop.click_in(&console, 538, 27);
     wait_scancodes(&h, mark, &[0x10, 0x90, 0x2c, 0xac], "the clipboard's qz");
 
     // Keyboard grab: a key typed on the screen captures the keyboard and shows the hint; F11
     // then goes to the guest (57) instead of making the window fullscreen.
-    click_in(&desktop, &console, 400, 200);
+    desktop.click_in(&console, 400, 200);
     let before = output_dir().join("console-actions-before-grab.png");
     Image::save_window(&desktop.display, &console, &before);
     let mark = serial(&h).len();
@@ -297,7 +221,7 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     );
 
     // Fullscreen: F11 on the (ungrabbed) screen, and back; then the header's button.
-    click_in(&desktop, &console, 400, 200);
+    desktop.click_in(&console, 400, 200);
     let mark = serial(&h).len();
     desktop.press(&console, "F11");
     wait_fullscreen(&desktop, &console, true);
@@ -305,18 +229,18 @@ fn console_actions_reach_the_guest_and_the_desktop() {
         !serial(&h)[mark..].contains(&0x57),
         "F11 reached the guest although the keyboard was released"
     );
-    assert_eq!(geometry(&desktop, &console).2, 1280);
+    assert_eq!(desktop.window_geometry(&console).2, 1280);
     desktop.screenshot("console-actions-fullscreen");
     desktop.press(&console, "F11");
     wait_fullscreen(&desktop, &console, false);
     // The header's button; F11 then leaves again although the focus is on the button.
-    click_in(&desktop, &console, 618, 27);
+    desktop.click_in(&console, 618, 27);
     wait_fullscreen(&desktop, &console, true);
     desktop.press(&console, "F11");
     wait_fullscreen(&desktop, &console, false);
 
     app.activate_win_with("machine-force-off", "'painter'");
-    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    app.wait_view("painter off", |s| s.contains("'painter': 'shut off'"));
     // The application's accelerators are back once the grab ended: Ctrl+Q quits.
     desktop.press(&console, "ctrl+q");
     let start = Instant::now();

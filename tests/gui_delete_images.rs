@@ -13,41 +13,8 @@ use std::time::{Duration, Instant};
 use common::{output_dir, Desktop, Image};
 use vireoctl_support::{guest, vireoctl, Home};
 
-fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    loop {
-        let states = app.win_action_state("machine-states");
-        if ok(&states) {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!(
-                "the view never showed {what}; it shows {states}\n{}",
-                app.log_text()
-            );
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
-
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let (config, runtime, data, cache) = (
-        format!("{root}/c"),
-        format!("{root}/r"),
-        format!("{root}/d"),
-        format!("{root}/k"),
-    );
-    desktop.launch(&[
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_RUNTIME_DIR", runtime.as_str()),
-        ("XDG_DATA_HOME", data.as_str()),
-        ("XDG_CACHE_HOME", cache.as_str()),
-        ("VIREO_SUPERVISOR", vireoctl.as_str()),
-        ("VIREO_VMM", vmm.as_str()),
-    ])
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), &[])
 }
 
 /// Asks to delete "machine" and answers with the image box checked (Alt+I, the box's
@@ -70,7 +37,7 @@ fn delete(desktop: &Desktop, app: &common::App, with_image: bool, shot: &str) {
     }
     desktop.press(&dialog, "alt+d");
     desktop.wait_for_no_window("Delete “machine”?");
-    wait_view(app, "machine hidden", |s| !s.contains("'machine'"));
+    app.wait_view("machine hidden", |s| !s.contains("'machine'"));
 }
 
 #[test]
@@ -94,13 +61,11 @@ fn deleting_offers_the_wizards_disk_image_and_undo_keeps_it() {
     sleep(Duration::from_millis(500));
     desktop.press(&wizard, "Return");
     desktop.wait_for_no_window("New Machine");
-    wait_view(&app, "machine running", |s| {
-        s.contains("'machine': 'running'")
-    });
+    app.wait_view("machine running", |s| s.contains("'machine': 'running'"));
     let console = desktop.wait_for_window("machine – Console");
     desktop.press(&console, "ctrl+w");
     app.activate_win_with("machine-force-off", "'machine'");
-    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
+    app.wait_view("machine off", |s| s.contains("'machine': 'shut off'"));
     let image = h.root.join("d/vireo/images/machine.qcow2");
     assert!(image.is_file(), "the wizard made no {}", image.display());
 
@@ -109,9 +74,7 @@ fn deleting_offers_the_wizards_disk_image_and_undo_keeps_it() {
     desktop.screenshot("delete-images-toast");
     assert!(image.is_file(), "image removed before the toast expired");
     app.activate_win_with("machine-undelete", "'machine'");
-    wait_view(&app, "machine back", |s| {
-        s.contains("'machine': 'shut off'")
-    });
+    app.wait_view("machine back", |s| s.contains("'machine': 'shut off'"));
     sleep(Duration::from_secs(10));
     assert!(image.is_file(), "Undo did not keep {}", image.display());
     assert_eq!(h.ok(&["domstate", "machine"]).trim(), "shut off");

@@ -18,20 +18,7 @@ use vireoctl_support::{guest, vireoctl, Home};
 const PAGES: [&str; 6] = ["overview", "boot", "disks", "network", "display", "xml"];
 
 fn launch(desktop: &Desktop, h: &Home, extra: &[(&str, &str)]) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let mut env = vec![
-        ("XDG_CONFIG_HOME", format!("{root}/c")),
-        ("XDG_RUNTIME_DIR", format!("{root}/r")),
-        ("XDG_DATA_HOME", format!("{root}/d")),
-        ("XDG_CACHE_HOME", format!("{root}/k")),
-        ("VIREO_SUPERVISOR", vireoctl),
-        ("VIREO_VMM", vmm),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    desktop.launch(&env)
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), extra)
 }
 
 /// Defines `name`: a tiny guest with a raw disk, user networking with one port forward, a

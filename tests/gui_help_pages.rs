@@ -6,7 +6,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -39,20 +38,7 @@ fn page(name: &str) -> String {
 #[test]
 fn f1_opens_the_page_of_the_window_it_is_pressed_in() {
     let desktop = Desktop::start("help-pages");
-    let bin = desktop.dir.join("fake-bin");
-    fs::create_dir_all(&bin).unwrap();
-    let record = desktop.dir.join("yelp-args");
-    let yelp = bin.join("yelp");
-    fs::write(
-        &yelp,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&yelp, fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let (record, path) = desktop.fake_yelp();
     let app = desktop.launch(&[("PATH", &path)]);
     let main = desktop.wait_for_window("Vireo");
 

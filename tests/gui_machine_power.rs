@@ -30,42 +30,8 @@ fn acpi_guest() -> Vec<u8> {
     g
 }
 
-/// Waits until the window's `{name: state}` map satisfies `ok`.
-fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let states = app.win_action_state("machine-states");
-        if ok(&states) {
-            return states;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!(
-                "the view never showed {what}; it shows {states}\n{}",
-                app.log_text()
-            );
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
-
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let (config, runtime, data, cache) = (
-        format!("{root}/c"),
-        format!("{root}/r"),
-        format!("{root}/d"),
-        format!("{root}/k"),
-    );
-    desktop.launch(&[
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_RUNTIME_DIR", runtime.as_str()),
-        ("XDG_DATA_HOME", data.as_str()),
-        ("XDG_CACHE_HOME", cache.as_str()),
-        ("VIREO_SUPERVISOR", vireoctl.as_str()),
-        ("VIREO_VMM", vmm.as_str()),
-    ])
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), &[])
 }
 
 #[test]
@@ -81,9 +47,9 @@ fn shut_down_presses_the_power_button_and_the_guest_powers_off() {
     let desktop = Desktop::start("machine-power");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
-    wait_view(&app, "acpi, off", |s| s.contains("'acpi': 'shut off'"));
+    app.wait_view("acpi, off", |s| s.contains("'acpi': 'shut off'"));
     app.activate_win_with("machine-start", "'acpi'");
-    wait_view(&app, "acpi running", |s| s.contains("'acpi': 'running'"));
+    app.wait_view("acpi running", |s| s.contains("'acpi': 'running'"));
     let log = h.root.join("r/vireo/acpi/serial.log");
     let start = Instant::now();
     while !std::fs::read_to_string(&log)
@@ -108,7 +74,7 @@ fn shut_down_presses_the_power_button_and_the_guest_powers_off() {
     // Its first item for a running machine is Shut Down (win.machine-shutdown), below the
     // button's tooltip.
     desktop.click(215, 291, 1);
-    wait_view(&app, "acpi shut off by itself", |s| {
+    app.wait_view("acpi shut off by itself", |s| {
         s.contains("'acpi': 'shut off'")
     });
     // The guest saw the button and left through S5: the driver records a shutdown, not a

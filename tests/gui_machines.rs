@@ -13,23 +13,8 @@ use std::time::{Duration, Instant};
 use common::{output_dir, Desktop, Image};
 use vireoctl_support::{domain_xml, guest, vireoctl, Home};
 
-/// Waits until the window's `{name: state}` map satisfies `ok`.
-fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let states = app.win_action_state("machine-states");
-        if ok(&states) {
-            return states;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            panic!(
-                "the view never showed {what}; it shows {states}\n{}",
-                app.log_text()
-            );
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
+/// How long the machines view may take to show a change.
+const VIEW_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn define_tiny(h: &Home, name: &str) {
     vireoctl_support::vmm();
@@ -49,25 +34,7 @@ fn launch(desktop: &Desktop, h: &Home) -> common::App {
 }
 
 fn launch_with(desktop: &Desktop, h: &Home, extra: &[(&str, &str)]) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let (config, runtime, data, cache) = (
-        format!("{root}/c"),
-        format!("{root}/r"),
-        format!("{root}/d"),
-        format!("{root}/k"),
-    );
-    let mut env = vec![
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_RUNTIME_DIR", runtime.as_str()),
-        ("XDG_DATA_HOME", data.as_str()),
-        ("XDG_CACHE_HOME", cache.as_str()),
-        ("VIREO_SUPERVISOR", vireoctl.as_str()),
-        ("VIREO_VMM", vmm.as_str()),
-    ];
-    env.extend_from_slice(extra);
-    desktop.launch(&env)
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), extra)
 }
 
 fn state(h: &Home, name: &str) -> String {
@@ -82,7 +49,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     let desktop = Desktop::start("machines");
     let app = launch(&desktop, &h);
     let window = desktop.wait_for_window("Vireo");
-    wait_view(&app, "alpha and beta, off", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "alpha and beta, off", |s| {
         s.contains("'alpha': 'shut off'") && s.contains("'beta': 'shut off'")
     });
     let grid = desktop.screenshot("machines-grid");
@@ -97,27 +64,37 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
         "the card's menu did not open"
     );
     desktop.click(215, 291, 1); // its first item, Start (below the button's tooltip)
-    wait_view(&app, "alpha running", |s| s.contains("'alpha': 'running'"));
+    app.wait_view_within(VIEW_TIMEOUT, "alpha running", |s| {
+        s.contains("'alpha': 'running'")
+    });
     assert_eq!(state(&h, "alpha"), "running");
     desktop.screenshot("machines-running");
 
     // A machine started elsewhere (vireoctl) shows up as running too: events, not reloads.
     h.ok(&["start", "beta"]);
-    wait_view(&app, "beta running", |s| s.contains("'beta': 'running'"));
+    app.wait_view_within(VIEW_TIMEOUT, "beta running", |s| {
+        s.contains("'beta': 'running'")
+    });
 
     app.activate_win_with("machine-pause", "'alpha'");
-    wait_view(&app, "alpha paused", |s| s.contains("'alpha': 'paused'"));
+    app.wait_view_within(VIEW_TIMEOUT, "alpha paused", |s| {
+        s.contains("'alpha': 'paused'")
+    });
     assert_eq!(state(&h, "alpha"), "paused");
     desktop.screenshot("machines-paused");
     app.activate_win_with("machine-resume", "'alpha'");
-    wait_view(&app, "alpha running again", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "alpha running again", |s| {
         s.contains("'alpha': 'running'")
     });
     app.activate_win_with("machine-force-off", "'alpha'");
-    wait_view(&app, "alpha off", |s| s.contains("'alpha': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "alpha off", |s| {
+        s.contains("'alpha': 'shut off'")
+    });
     assert_eq!(state(&h, "alpha"), "shut off");
     h.ok(&["destroy", "beta"]);
-    wait_view(&app, "beta off", |s| s.contains("'beta': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "beta off", |s| {
+        s.contains("'beta': 'shut off'")
+    });
 
     // The driver's refusal reaches the user as a toast with its message.
     app.activate_win_with("machine-resume", "'alpha'");
@@ -154,7 +131,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     let dialog = desktop.wait_for_window("Delete “beta”?");
     desktop.screenshot("machines-delete-dialog");
     desktop.press(&dialog, "alt+d");
-    wait_view(&app, "beta hidden", |s| !s.contains("'beta'"));
+    app.wait_view_within(VIEW_TIMEOUT, "beta hidden", |s| !s.contains("'beta'"));
     desktop.screenshot("machines-delete-toast");
     assert_eq!(
         state(&h, "beta"),
@@ -162,7 +139,9 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
         "removed before the toast expired"
     );
     app.activate_win_with("machine-undelete", "'beta'");
-    wait_view(&app, "beta back", |s| s.contains("'beta': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "beta back", |s| {
+        s.contains("'beta': 'shut off'")
+    });
     sleep(Duration::from_secs(10));
     assert_eq!(
         state(&h, "beta"),
@@ -174,7 +153,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
     app.activate_win_with("machine-delete", "'beta'");
     let dialog = desktop.wait_for_window("Delete “beta”?");
     desktop.press(&dialog, "alt+d");
-    wait_view(&app, "beta hidden", |s| !s.contains("'beta'"));
+    app.wait_view_within(VIEW_TIMEOUT, "beta hidden", |s| !s.contains("'beta'"));
     let start = Instant::now();
     while h.run(&["domstate", "beta"]).0 == 0 {
         assert!(
@@ -183,7 +162,7 @@ fn machines_are_shown_driven_and_deleted_with_undo() {
         );
         sleep(Duration::from_millis(200));
     }
-    wait_view(&app, "only alpha", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "only alpha", |s| {
         s.contains("'alpha'") && !s.contains("'beta'")
     });
     desktop.screenshot("machines-after-delete");
@@ -221,7 +200,7 @@ fn wizard_imports_xml_and_defines_it() {
     desktop.screenshot("wizard-review");
     desktop.press(&wizard, "Return");
     desktop.wait_for_no_window("New Machine");
-    wait_view(&app, "the imported machine", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "the imported machine", |s| {
         s.contains("'imported': 'shut off'")
     });
     desktop.screenshot("wizard-created");
@@ -252,23 +231,6 @@ fn painter() -> Vec<u8> {
     g
 }
 
-fn region_mean(png: &std::path::Path, geometry: &str) -> (f64, f64, f64) {
-    let out = Command::new("convert")
-        .arg(png)
-        .args(["-crop", geometry, "+repage", "-format"])
-        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
-        .arg("info:")
-        .output()
-        .expect("ImageMagick convert runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    assert_eq!(v.len(), 3, "convert said: {text}");
-    (v[0], v[1], v[2])
-}
-
 fn wait_orange(desktop: &Desktop, window: &str, name: &str) {
     // 800x600 window, 320x200 guest scaled by 2.5: the top half of the guest is orange.
     wait_orange_at(desktop, window, name, "600x150+100+90")
@@ -279,7 +241,7 @@ fn wait_orange_at(desktop: &Desktop, window: &str, name: &str, geometry: &str) {
     let start = Instant::now();
     loop {
         Image::save_window(&desktop.display, window, &shot);
-        let (r, g, b) = region_mean(&shot, geometry);
+        let (r, g, b) = Image::region_mean(&shot, geometry);
         if r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1 {
             return;
         }
@@ -311,7 +273,7 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
     app.activate_win_with("machine-start", "'painter'");
-    wait_view(&app, "painter running", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "painter running", |s| {
         s.contains("'painter': 'running'")
     });
     app.activate_win_with("machine-console", "'painter'");
@@ -337,11 +299,13 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
 
     // Off and on again: the console waits, then shows the new run.
     app.activate_win_with("machine-force-off", "'painter'");
-    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "painter off", |s| {
+        s.contains("'painter': 'shut off'")
+    });
     sleep(Duration::from_millis(800));
     desktop.screenshot("machine-console-waiting");
     app.activate_win_with("machine-start", "'painter'");
-    wait_view(&app, "painter running again", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "painter running again", |s| {
         s.contains("'painter': 'running'")
     });
     wait_orange(&desktop, &console, "machine-console-reconnected");
@@ -377,7 +341,9 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
     sleep(Duration::from_secs(6));
     desktop.screenshot("machines-thumbnail");
     app.activate_win_with("machine-force-off", "'painter'");
-    wait_view(&app, "painter off", |s| s.contains("'painter': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "painter off", |s| {
+        s.contains("'painter': 'shut off'")
+    });
     assert!(app.quit().success());
 }
 
@@ -411,7 +377,7 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     desktop.screenshot("wizard-kernel-review");
     desktop.press(&wizard, "Return");
     desktop.wait_for_no_window("New Machine");
-    wait_view(&app, "the new machine running", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "the new machine running", |s| {
         s.contains("'machine': 'running'")
     });
     assert_eq!(state(&h, "machine"), "running");
@@ -438,7 +404,9 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
         "{info}"
     );
     app.activate_win_with("machine-force-off", "'machine'");
-    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "machine off", |s| {
+        s.contains("'machine': 'shut off'")
+    });
     assert!(app.quit().success());
 }
 
@@ -450,7 +418,9 @@ fn serial_console_shows_output_and_types_into_the_guest() {
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
     app.activate_win_with("machine-start", "'echo'");
-    wait_view(&app, "echo running", |s| s.contains("'echo': 'running'"));
+    app.wait_view_within(VIEW_TIMEOUT, "echo running", |s| {
+        s.contains("'echo': 'running'")
+    });
     // The serial console is a page of the machine's console window.
     app.activate_win_with("machine-serial", "'echo'");
     let window = desktop.wait_for_window("echo – Console");
@@ -513,7 +483,9 @@ fn serial_console_shows_output_and_types_into_the_guest() {
     // Off and on again: the page attaches to the new run's console socket by itself, and
     // typed text reaches the new guest (typed until it arrives: the page retries every 2 s).
     app.activate_win_with("machine-force-off", "'echo'");
-    wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "echo off", |s| {
+        s.contains("'echo': 'shut off'")
+    });
     sleep(Duration::from_millis(800));
     Image::save_window(
         &desktop.display,
@@ -521,7 +493,7 @@ fn serial_console_shows_output_and_types_into_the_guest() {
         &output_dir().join("serial-console-waiting.png"),
     );
     app.activate_win_with("machine-start", "'echo'");
-    wait_view(&app, "echo running again", |s| {
+    app.wait_view_within(VIEW_TIMEOUT, "echo running again", |s| {
         s.contains("'echo': 'running'")
     });
     let start = Instant::now();
@@ -557,25 +529,10 @@ fn serial_console_shows_output_and_types_into_the_guest() {
         &output_dir().join("serial-console-restarted.png"),
     );
     app.activate_win_with("machine-force-off", "'echo'");
-    wait_view(&app, "echo off", |s| s.contains("'echo': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "echo off", |s| {
+        s.contains("'echo': 'shut off'")
+    });
     assert!(app.quit().success());
-}
-
-/// Where X put a window: (x, y, width, height).
-fn window_geometry(desktop: &Desktop, window: &str) -> (u32, u32, u32, u32) {
-    let out = Command::new("xdotool")
-        .args(["getwindowgeometry", "--shell", window])
-        .env("DISPLAY", &desktop.display)
-        .output()
-        .expect("xdotool runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> u32 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
-    };
-    (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
 }
 
 /// Counts the user's clicks in a test: each one is a real pointer click (XTEST) at a point of
@@ -587,8 +544,7 @@ struct Clicks<'a> {
 
 impl Clicks<'_> {
     fn click(&mut self, window: &str, dx: u32, dy: u32, shot: &str) {
-        let (x, y, _, _) = window_geometry(self.desktop, window);
-        self.desktop.click(x + dx, y + dy, 1);
+        self.desktop.click_in(window, dx, dy);
         self.count += 1;
         self.desktop
             .screenshot(&format!("quick-{}-{shot}", self.count));
@@ -616,7 +572,9 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
     let kernel_path = kernel.vmlinuz.display().to_string();
     let app = launch_with(&desktop, &h, &[("VIREO_QUICK_KERNEL", &kernel_path)]);
     let main = desktop.wait_for_window("Vireo");
-    wait_view(&app, "no machines", |s| s == "{}" || s == "@a{ss} {}");
+    app.wait_view_within(VIEW_TIMEOUT, "no machines", |s| {
+        s == "{}" || s == "@a{ss} {}"
+    });
     desktop.screenshot("quick-0-empty");
     let mut clicks = Clicks {
         desktop: &desktop,
@@ -631,7 +589,7 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
 
     // 2: "This Computer's Kernel", the first row of the sources (header 47 px, page margin
     // 24 px, the group's title 36 px, the row 64 px high).
-    let (_, _, width, _) = window_geometry(&desktop, &wizard);
+    let (_, _, width, _) = desktop.window_geometry(&wizard);
     clicks.click(&wizard, width / 2, 47 + 24 + 36 + 30, "creating");
 
     // The wizard defines and starts the machine, closes and opens its console: no more clicks.
@@ -656,7 +614,7 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
     let start = Instant::now();
     loop {
         Image::save_window(&desktop.display, &console, &shot);
-        let (r, g, b) = region_mean(&shot, "600x300+100+150");
+        let (r, g, b) = Image::region_mean(&shot, "600x300+100+150");
         if r + g + b < 0.05 {
             break;
         }
@@ -675,7 +633,9 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
         output_dir().display()
     );
     app.activate_win_with("machine-force-off", "'quick'");
-    wait_view(&app, "quick off", |s| s.contains("'quick': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "quick off", |s| {
+        s.contains("'quick': 'shut off'")
+    });
     assert!(app.quit().success());
 }
 
@@ -749,6 +709,8 @@ fn german_wizard_and_console_screens() {
         std::fs::read_to_string(h.root.join("r/vireo/machine/serial.log")).unwrap_or_default();
     assert!(log.contains("Hallo vom seriellen Port"), "{log:?}");
     app.activate_win_with("machine-force-off", "'machine'");
-    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
+    app.wait_view_within(VIEW_TIMEOUT, "machine off", |s| {
+        s.contains("'machine': 'shut off'")
+    });
     assert!(app.quit().success());
 }

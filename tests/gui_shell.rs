@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::{output_dir, Desktop, Image};
@@ -151,20 +150,7 @@ fn help_without_yelp_shows_a_toast() {
 #[test]
 fn help_runs_the_viewer_with_the_build_tree_pages() {
     let desktop = Desktop::start("help-fake");
-    let bin = desktop.dir.join("fake-bin");
-    fs::create_dir_all(&bin).unwrap();
-    let record = desktop.dir.join("yelp-args");
-    let yelp = bin.join("yelp");
-    fs::write(
-        &yelp,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit \"${{FAKE_YELP_STATUS:-0}}\"\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&yelp, fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let (record, path) = desktop.fake_yelp();
 
     let app = desktop.launch(&[("PATH", &path), ("FAKE_YELP_STATUS", "3")]);
     desktop.wait_for_window("Vireo");
@@ -330,20 +316,8 @@ fn maximized_state_is_remembered() {
     let mut maximized = false;
     for _attempt in 0..3 {
         std::thread::sleep(std::time::Duration::from_millis(700));
-        let out = common::tool(
-            "xdotool",
-            &["getwindowgeometry", "--shell", &window],
-            Some(&desktop.display),
-        );
-        let geometry = String::from_utf8_lossy(&out.stdout).into_owned();
-        let get = |k: &str| -> u32 {
-            geometry
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no {k} in {geometry}"))
-        };
-        desktop.click(get("X") + w0 / 2, get("Y") + 20, 2);
+        let (x, y, _, _) = desktop.window_geometry(&window);
+        desktop.click(x + w0 / 2, y + 20, 2);
         let start = std::time::Instant::now();
         while desktop.window_size(&window).0 < 1200 && start.elapsed().as_secs() < 5 {
             std::thread::sleep(std::time::Duration::from_millis(100));

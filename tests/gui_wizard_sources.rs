@@ -15,63 +15,8 @@ use std::time::{Duration, Instant};
 use common::{output_dir, Desktop, Image};
 use vireoctl_support::{domain_xml, guest, vireoctl, Home};
 
-fn wait_view(app: &common::App, what: &str, ok: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    loop {
-        let states = app.win_action_state("machine-states");
-        if ok(&states) {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!(
-                "the view never showed {what}; it shows {states}\n{}",
-                app.log_text()
-            );
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
-
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
-    let root = h.root.display().to_string();
-    let vireoctl = vireoctl().display().to_string();
-    let vmm = vireoctl_support::vmm().display().to_string();
-    let (config, runtime, data, cache) = (
-        format!("{root}/c"),
-        format!("{root}/r"),
-        format!("{root}/d"),
-        format!("{root}/k"),
-    );
-    desktop.launch(&[
-        ("XDG_CONFIG_HOME", config.as_str()),
-        ("XDG_RUNTIME_DIR", runtime.as_str()),
-        ("XDG_DATA_HOME", data.as_str()),
-        ("XDG_CACHE_HOME", cache.as_str()),
-        ("VIREO_SUPERVISOR", vireoctl.as_str()),
-        ("VIREO_VMM", vmm.as_str()),
-    ])
-}
-
-/// Where X put a window: (x, y, width, height).
-fn geometry(desktop: &Desktop, window: &str) -> (u32, u32, u32, u32) {
-    let out = Command::new("xdotool")
-        .args(["getwindowgeometry", "--shell", window])
-        .env("DISPLAY", &desktop.display)
-        .output()
-        .expect("xdotool runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> u32 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
-    };
-    (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
-}
-
-fn click_in(desktop: &Desktop, window: &str, dx: u32, dy: u32) {
-    let (x, y, _, _) = geometry(desktop, window);
-    desktop.click(x + dx, y + dy, 1);
+    desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), &[])
 }
 
 fn shot(desktop: &Desktop, window: &str, name: &str) -> std::path::PathBuf {
@@ -114,13 +59,13 @@ fn wizard_defines_an_existing_disk_image_machine() {
     // with the disk field. The kernel field, then the disk field further down.
     desktop.press(&wizard, "alt+e");
     sleep(Duration::from_millis(700));
-    click_in(&desktop, &wizard, 200, 394);
+    desktop.click_in(&wizard, 200, 394);
     type_text(&desktop, &kernel.display().to_string());
     for _ in 0..5 {
         click_wheel(&desktop);
     }
     sleep(Duration::from_millis(500));
-    click_in(&desktop, &wizard, 200, 563);
+    desktop.click_in(&wizard, 200, 563);
     type_text(&desktop, &image.display().to_string());
     sleep(Duration::from_millis(300));
     shot(&desktop, &wizard, "disk-page");
@@ -141,9 +86,7 @@ fn wizard_defines_an_existing_disk_image_machine() {
     // Create: the machine is defined with the disk and started, and its console opens.
     desktop.press(&wizard, "Return");
     desktop.wait_for_no_window("New Machine");
-    wait_view(&app, "machine running", |s| {
-        s.contains("'machine': 'running'")
-    });
+    app.wait_view("machine running", |s| s.contains("'machine': 'running'"));
     desktop.wait_for_window("machine – Console");
     let stored = h.ok(&["dumpxml", "--inactive", "machine"]);
     assert!(
@@ -156,7 +99,7 @@ fn wizard_defines_an_existing_disk_image_machine() {
         "the defined document is not the reviewed one"
     );
     app.activate_win_with("machine-force-off", "'machine'");
-    wait_view(&app, "machine off", |s| s.contains("'machine': 'shut off'"));
+    app.wait_view("machine off", |s| s.contains("'machine': 'shut off'"));
     assert!(app.quit().success());
 }
 
@@ -222,7 +165,7 @@ fn wizard_imports_pasted_xml() {
     sleep(Duration::from_millis(700));
     let empty = shot(&desktop, &wizard, "xml-page");
     set_clipboard(&desktop, &xml);
-    click_in(&desktop, &wizard, 280, 400);
+    desktop.click_in(&wizard, 280, 400);
     desktop.press(&wizard, "ctrl+v");
     sleep(Duration::from_millis(500));
     let pasted = shot(&desktop, &wizard, "xml-pasted");
@@ -236,9 +179,7 @@ fn wizard_imports_pasted_xml() {
     shot(&desktop, &wizard, "xml-review");
     desktop.press(&wizard, "Return");
     desktop.wait_for_no_window("New Machine");
-    wait_view(&app, "the pasted machine", |s| {
-        s.contains("'pasted': 'shut off'")
-    });
+    app.wait_view("the pasted machine", |s| s.contains("'pasted': 'shut off'"));
     let stored = h.ok(&["dumpxml", "--inactive", "pasted"]);
     assert!(
         stored.contains("other:note") && stored.contains(&kernel.display().to_string()),
@@ -301,7 +242,7 @@ fn wizard_shows_the_drivers_refusal_beside_the_name() {
     let wizard = desktop.wait_for_window("New Machine");
     sleep(Duration::from_millis(700));
     let clean = shot(&desktop, &wizard, "refusal-details");
-    click_in(&desktop, &wizard, 200, 167); // the Name row
+    desktop.click_in(&wizard, 200, 167); // the Name row
     desktop.press(&wizard, "ctrl+a");
     type_text(&desktop, "alpha");
     desktop.press(&wizard, "alt+n");

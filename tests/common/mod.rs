@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
@@ -162,6 +163,59 @@ impl Desktop {
         self.launch_binary(Path::new(env!("CARGO_BIN_EXE_vireo")), env)
     }
 
+    /// Starts `vireo` on the real driver with its own XDG directories under `root` (`c`onfig,
+    /// `r`untime, `d`ata, ca`k`he: the layout the driver tests' homes use, so vireoctl run on
+    /// the same root sees the same machines), `supervisor` and `vmm` as the driver's helpers,
+    /// then `extra` (which may override any of these).
+    pub fn launch_with_driver(
+        &self,
+        root: &Path,
+        supervisor: &Path,
+        vmm: &Path,
+        extra: &[(&str, &str)],
+    ) -> App {
+        let root = root.display().to_string();
+        let supervisor = supervisor.display().to_string();
+        let vmm = vmm.display().to_string();
+        let (config, runtime, data, cache) = (
+            format!("{root}/c"),
+            format!("{root}/r"),
+            format!("{root}/d"),
+            format!("{root}/k"),
+        );
+        let mut env = vec![
+            ("XDG_CONFIG_HOME", config.as_str()),
+            ("XDG_RUNTIME_DIR", runtime.as_str()),
+            ("XDG_DATA_HOME", data.as_str()),
+            ("XDG_CACHE_HOME", cache.as_str()),
+            ("VIREO_SUPERVISOR", supervisor.as_str()),
+            ("VIREO_VMM", vmm.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        self.launch(&env)
+    }
+
+    /// A stand-in for yelp: a script in a directory of its own that writes its arguments, one
+    /// a line, to a record file and exits with `$FAKE_YELP_STATUS` (0 when unset). Returns
+    /// the record file and a PATH that finds the script first.
+    pub fn fake_yelp(&self) -> (PathBuf, String) {
+        let bin = self.dir.join("fake-bin");
+        fs::create_dir_all(&bin).unwrap();
+        let record = self.dir.join("yelp-args");
+        let yelp = bin.join("yelp");
+        fs::write(
+            &yelp,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit \"${{FAKE_YELP_STATUS:-0}}\"\n",
+                record.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&yelp, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        (record, path)
+    }
+
     pub fn launch_binary(&self, binary: &Path, env: &[(&str, &str)]) -> App {
         let log = self.dir.join(format!(
             "vireo-{}.log",
@@ -282,6 +336,12 @@ impl Desktop {
 
     /// Sizes of a window as X sees them.
     pub fn window_size(&self, id: &str) -> (u32, u32) {
+        let (_, _, width, height) = self.window_geometry(id);
+        (width, height)
+    }
+
+    /// Where X put a window: (x, y, width, height).
+    pub fn window_geometry(&self, id: &str) -> (u32, u32, u32, u32) {
         let out = tool(
             "xdotool",
             &["getwindowgeometry", "--shell", id],
@@ -294,7 +354,13 @@ impl Desktop {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in xdotool output: {text}"))
         };
-        (field("WIDTH"), field("HEIGHT"))
+        (field("X"), field("Y"), field("WIDTH"), field("HEIGHT"))
+    }
+
+    /// Clicks once at a point given in the window's own coordinates.
+    pub fn click_in(&self, window: &str, dx: u32, dy: u32) {
+        let (x, y, _, _) = self.window_geometry(window);
+        self.click(x + dx, y + dy, 1);
     }
 
     /// Focuses the window and types a key combination with XTEST, like a keyboard would.
@@ -552,6 +618,35 @@ impl App {
         }
     }
 
+    /// Waits (up to 30 s) until the window's `{name: state}` map of machines satisfies `ok`;
+    /// returns that map, or panics naming `what` with the last map and the app's log.
+    pub fn wait_view(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_view_within(Duration::from_secs(30), what, ok)
+    }
+
+    /// [`App::wait_view`] with another time limit.
+    pub fn wait_view_within(
+        &self,
+        timeout: Duration,
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let states = self.win_action_state("machine-states");
+            if ok(&states) {
+                return states;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "the view never showed {what}; it shows {states}\n{}",
+                    self.log_text()
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The names of the application's actions.
     pub fn app_actions(&self) -> String {
         self.call(APP_PATH, "org.gtk.Actions.List", &[])
@@ -620,6 +715,29 @@ impl Image {
         text.trim()
             .parse()
             .unwrap_or_else(|_| panic!("convert gave no deviation for {}: {text}", path.display()))
+    }
+
+    /// Mean of each channel (0..1) in a region (`WxH+X+Y`) of a PNG.
+    pub fn region_mean(png: &Path, geometry: &str) -> (f64, f64, f64) {
+        let out = Command::new("convert")
+            .arg(png)
+            .args(["-crop", geometry, "+repage", "-format"])
+            .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
+            .arg("info:")
+            .output()
+            .expect("ImageMagick convert runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        assert_eq!(
+            v.len(),
+            3,
+            "convert said: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (v[0], v[1], v[2])
     }
 
     /// How many pixels differ between two images of the same size.
