@@ -61,6 +61,7 @@ pub mod cpu;
 pub mod devices;
 pub mod layout;
 pub mod lifecycle;
+pub mod random;
 pub mod seccomp;
 pub mod vcpu;
 pub mod virtio;

@@ -27,25 +27,6 @@ impl Rng {
     }
 }
 
-/// Fills `buf` from getrandom(2).
-pub fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: the pointer and length describe `rest`, a live mutable slice.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        done += n as usize;
-    }
-    Ok(())
-}
-
 struct RngWorker {
     mem: GuestMemory,
     queue: Queue,
@@ -71,7 +52,7 @@ impl RngWorker {
                 .unwrap_or(usize::MAX)
                 .min(MAX_PER_REQUEST);
             let mut buf = vec![0u8; want];
-            if let Err(e) = fill_random(&mut buf) {
+            if let Err(e) = crate::random::fill(&mut buf) {
                 eprintln!("virtio-rng: getrandom failed: {e}");
                 return 0;
             }

@@ -32,20 +32,7 @@ pub fn verify(password: &[u8], challenge: &[u8; 16], answer: &[u8; 16]) -> bool 
 /// allows no file opens.
 pub fn challenge() -> std::io::Result<[u8; 16]> {
     let mut c = [0u8; 16];
-    let mut filled = 0;
-    while filled < c.len() {
-        let rest = &mut c[filled..];
-        // SAFETY: getrandom writes at most `rest.len()` bytes into the valid buffer `rest`.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += n as usize;
-    }
+    crate::random::fill(&mut c)?;
     Ok(c)
 }
 
