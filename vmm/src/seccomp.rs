@@ -340,29 +340,38 @@ mod tests {
         }
     }
 
+    /// Opens a stream socket of `domain`; 0 if the filter lets the call return.
+    fn make_socket(domain: libc::c_int) -> i32 {
+        // SAFETY: plain syscall; the filters are expected to kill us here.
+        unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
+        0
+    }
+
+    /// Opens `path` for reading: 4 if refused with EACCES (the filters' answer to opens), 5
+    /// otherwise.
+    fn open_file(path: &std::ffi::CStr) -> i32 {
+        // SAFETY: plain syscall with a NUL-terminated C string.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+        let e = std::io::Error::last_os_error().raw_os_error();
+        if fd == -1 && e == Some(libc::EACCES) {
+            4
+        } else {
+            5
+        }
+    }
+
     #[test]
     fn vcpu_filter_kills_on_socket_and_allows_io() {
-        fn make_socket() -> i32 {
-            // SAFETY: plain syscall; the filter is expected to kill us here.
-            unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-            0
-        }
         assert_eq!(
-            in_filtered_child(ThreadKind::Vcpu, make_socket),
+            in_filtered_child(ThreadKind::Vcpu, || make_socket(libc::AF_INET)),
             (true, libc::SIGSYS)
         );
-        fn open_file() -> i32 {
-            // SAFETY: plain syscall with a static C string.
-            let fd = unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
-            let e = std::io::Error::last_os_error().raw_os_error();
-            if fd == -1 && e == Some(libc::EACCES) {
-                4
-            } else {
-                5
-            }
-        }
-        assert_eq!(in_filtered_child(ThreadKind::Vcpu, open_file), (false, 4));
-        assert_eq!(in_filtered_child(ThreadKind::Io, open_file), (false, 4));
+        let open_hostname = || open_file(c"/etc/hostname");
+        assert_eq!(
+            in_filtered_child(ThreadKind::Vcpu, open_hostname),
+            (false, 4)
+        );
+        assert_eq!(in_filtered_child(ThreadKind::Io, open_hostname), (false, 4));
         fn exec() -> i32 {
             let argv = [c"/bin/true".as_ptr(), std::ptr::null()];
             // SAFETY: execve with valid NUL-terminated arrays; expected to be killed first.
@@ -399,26 +408,14 @@ mod tests {
 
     #[test]
     fn vnc_filter_allows_socket_io_and_nothing_else() {
-        fn make_socket() -> i32 {
-            // SAFETY: plain syscall; the filter is expected to kill us here.
-            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
-            0
-        }
         assert_eq!(
-            in_filtered_child(ThreadKind::Vnc, make_socket),
+            in_filtered_child(ThreadKind::Vnc, || make_socket(libc::AF_UNIX)),
             (true, libc::SIGSYS)
         );
-        fn open_file() -> i32 {
-            // SAFETY: plain syscall with a static C string.
-            let fd = unsafe { libc::open(c"/dev/urandom".as_ptr(), libc::O_RDONLY) };
-            let e = std::io::Error::last_os_error().raw_os_error();
-            if fd == -1 && e == Some(libc::EACCES) {
-                4
-            } else {
-                5
-            }
-        }
-        assert_eq!(in_filtered_child(ThreadKind::Vnc, open_file), (false, 4));
+        assert_eq!(
+            in_filtered_child(ThreadKind::Vnc, || open_file(c"/dev/urandom")),
+            (false, 4)
+        );
         // A vCPU or disk ioctl from a VNC thread: only the dirty log and FIONBIO pass.
         fn other_ioctl() -> i32 {
             let mut n: libc::c_int = 0;
