@@ -8,9 +8,8 @@ use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_U
 use clap::Args;
 use std::path::{Path, PathBuf};
 use vireo_driver::domain::{
-    BootDev, ChardevSpec, DiskBus, DiskDevice, DomainBuilder, Element, GraphicsSpec, GraphicsType,
-    ImageFormat, Input, InputBus, InputType, InterfaceSpec, InterfaceType, LifecycleAction,
-    PortForward, PortProto, VideoModel,
+    BootDev, DiskBus, DiskDevice, DomainBuilder, Element, GraphicsSpec, GraphicsType, ImageFormat,
+    InterfaceSpec, InterfaceType, LifecycleAction, PortForward, PortProto,
 };
 use vireo_driver::Connection;
 
@@ -418,30 +417,7 @@ fn build_xml(
                 .with_attr("index", "0"),
         );
     }
-    devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
-    devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
-    if graphics.is_some() {
-        devs.add(Input::new_element(
-            &InputType::Tablet,
-            Some(&InputBus::Virtio),
-        ));
-    }
-    // The i8042 keyboard the backend always has (libvirt lists it for x86 machines).
-    devs.add(Input::new_element(
-        &InputType::Keyboard,
-        Some(&InputBus::Ps2),
-    ));
-    if let Some(g) = graphics {
-        devs.add(g);
-    }
-    devs.add(
-        Element::new("video").with_child(
-            Element::new("model")
-                .with_attr("type", VideoModel::Virtio.as_str())
-                .with_attr("heads", "1")
-                .with_attr("primary", "yes"),
-        ),
-    );
+    devs.add_new_machine_consoles(graphics);
     dom.validate().map_err(invalid)?;
     Ok(dom.to_xml())
 }

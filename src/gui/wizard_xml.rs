@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 use vireo_driver::domain::{
-    BootDev, ChardevSpec, DiskSpec, Domain, DomainBuilder, Element, ImageFormat, Input, InputBus,
-    InputType, InterfaceSpec, InterfaceType, VideoModel,
+    BootDev, DiskSpec, Domain, DomainBuilder, Element, ImageFormat, InterfaceSpec, InterfaceType,
 };
 
 /// Everything the wizard's pages collect.
@@ -108,30 +107,12 @@ pub fn domain_xml(spec: &MachineSpec) -> String {
     // libvirt adds the boot entry on define even for a kernel boot.
     d.os_mut().set_boot_devs(&[BootDev::Hd]);
     let mut devs = d.devices_mut();
-    devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
-    devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
-    devs.add(Input::new_element(
-        &InputType::Tablet,
-        Some(&InputBus::Virtio),
-    ));
-    devs.add(Input::new_element(
-        &InputType::Keyboard,
-        Some(&InputBus::Ps2),
-    ));
     // Local clients only (the console uses the unix socket): no TCP port, no password.
-    devs.add(
+    devs.add_new_machine_consoles(Some(
         Element::new("graphics")
             .with_attr("type", "vnc")
             .with_child(Element::new("listen").with_attr("type", "none")),
-    );
-    devs.add(
-        Element::new("video").with_child(
-            Element::new("model")
-                .with_attr("type", VideoModel::Virtio.as_str())
-                .with_attr("heads", "1")
-                .with_attr("primary", "yes"),
-        ),
-    );
+    ));
     d.to_xml()
 }
 
