@@ -10,7 +10,7 @@ mod common;
 mod vireoctl_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -155,21 +155,7 @@ fn console_actions_reach_the_guest_and_the_desktop() {
 
     // The clipboard typed as keys: "qz" put on the CLIPBOARD by xclip, then the header's
     // Type Clipboard Text button. q is 10 (up 90), z is 2c (up ac).
-    let mut xclip = Command::new("xclip")
-        .args(["-selection", "clipboard", "-i"])
-        .env("DISPLAY", &desktop.display)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("xclip must be installed");
-    {
-        use std::io::Write;
-        let mut input = xclip.stdin.take().unwrap();
-        input.write_all(b"qz").unwrap();
-    }
-    // xclip forks a server that owns the selection until the X server ends.
-    assert!(xclip.wait().unwrap().success());
+    desktop.set_clipboard("qz");
     let mark = serial(&h).len();
     desktop.click_in(&console, 538, 27);
     wait_scancodes(&h, mark, &[0x10, 0x90, 0x2c, 0xac], "the clipboard's qz");

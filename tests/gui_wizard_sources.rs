@@ -125,26 +125,6 @@ fn wait_clipboard(desktop: &Desktop, needle: &str) -> String {
     }
 }
 
-/// Puts `text` on the X clipboard (xclip keeps serving it from the background).
-fn set_clipboard(desktop: &Desktop, text: &str) {
-    use std::io::Write;
-    let mut xclip = Command::new("xclip")
-        .args(["-selection", "clipboard", "-i"])
-        .env("DISPLAY", &desktop.display)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("xclip must be installed");
-    xclip
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    assert!(xclip.wait().unwrap().success());
-}
-
 #[test]
 fn wizard_imports_pasted_xml() {
     let h = Home::new("guiy");
@@ -164,7 +144,7 @@ fn wizard_imports_pasted_xml() {
     desktop.press(&wizard, "alt+i");
     sleep(Duration::from_millis(700));
     let empty = shot(&desktop, &wizard, "xml-page");
-    set_clipboard(&desktop, &xml);
+    desktop.set_clipboard(&xml);
     desktop.click_in(&wizard, 280, 400);
     desktop.press(&wizard, "ctrl+v");
     sleep(Duration::from_millis(500));

@@ -363,6 +363,27 @@ impl Desktop {
         self.click(x + dx, y + dy, 1);
     }
 
+    /// Puts `text` on the CLIPBOARD selection with xclip, which forks a server that keeps
+    /// owning the selection until the X server ends.
+    pub fn set_clipboard(&self, text: &str) {
+        use std::io::Write;
+        let mut xclip = Command::new("xclip")
+            .args(["-selection", "clipboard", "-i"])
+            .env("DISPLAY", &self.display)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xclip must be installed");
+        xclip
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        assert!(xclip.wait().unwrap().success());
+    }
+
     /// Focuses the window and types a key combination with XTEST, like a keyboard would.
     pub fn press(&self, window: &str, keys: &str) {
         let out = tool(
