@@ -21,6 +21,27 @@ impl Drop for Server {
     }
 }
 
+/// Waits (up to 20 s) until the Xtigervnc on `display` answers, and has made `socket` if one
+/// is given, then paints its root window blue (#3465a4).
+fn paint_root_when_up(display: &str, socket: Option<&Path>) {
+    let start = Instant::now();
+    loop {
+        let ok = Command::new("xsetroot")
+            .args(["-display", display, "-solid", "#3465a4"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok && socket.is_none_or(Path::exists) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "Xtigervnc did not start"
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until `check` accepts a capture of `window`; returns the last capture.
 fn wait_capture(desktop: &Desktop, window: &str, name: &str, check: impl Fn(&Path) -> bool) {
     let shot = output_dir().join(format!("{name}.png"));
@@ -112,22 +133,7 @@ fn console_opens_xtigervnc_with_a_password() {
             .spawn()
             .expect("Xtigervnc (tigervnc-standalone-server) must be installed"),
     );
-    let start = Instant::now();
-    loop {
-        let ok = Command::new("xsetroot")
-            .args(["-display", display, "-solid", "#3465a4"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "Xtigervnc did not start"
-        );
-        sleep(Duration::from_millis(200));
-    }
+    paint_root_when_up(display, None);
     let desktop = Desktop::start("console-tiger");
     let app = desktop.launch(&[]);
     desktop.wait_for_window("Vireo");
@@ -196,22 +202,7 @@ fn console_scaling_fits_stretches_or_shows_actual_size() {
             .spawn()
             .expect("Xtigervnc (tigervnc-standalone-server) must be installed"),
     );
-    let start = Instant::now();
-    loop {
-        let ok = Command::new("xsetroot")
-            .args(["-display", display, "-solid", "#3465a4"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok && sock.exists() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "Xtigervnc did not start"
-        );
-        sleep(Duration::from_millis(200));
-    }
+    paint_root_when_up(display, Some(&sock));
     let desktop = Desktop::start("console-scaling");
     let app = desktop.launch(&[]);
     desktop.wait_for_window("Vireo");
