@@ -7,6 +7,7 @@
 //! Screenshots: target/test-output/console-actions-*.png.
 
 mod common;
+mod painter_guest;
 mod vireoctl_support;
 
 use std::path::{Path, PathBuf};
@@ -15,30 +16,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::{output_dir, Desktop, Image};
-use vireoctl_support::{domain_xml, guest, vireoctl, Home};
-
-/// Paints the top rows of a 320x200 framebuffer orange, says "F" on COM1, then copies every
-/// i8042 scancode to COM1.
-fn painter() -> Vec<u8> {
-    let mut g = vec![0xbf, 0x00, 0x00, 0x00, 0xd0]; // mov edi, 0xd0000000 (framebuffer)
-    g.push(0xb9);
-    g.extend((320u32 * 100).to_le_bytes()); // mov ecx, 320*100
-    g.push(0xb8);
-    g.extend(0x00ff_8000u32.to_le_bytes()); // mov eax, orange
-    g.extend([0xf3, 0xab]); // rep stosd
-    g.extend(guest::print("F"));
-    // wait: in al, 0x64; test al, 1; jz wait; in al, 0x60; mov dx, 0x3f8; out dx, al; jmp wait
-    g.extend([0xe4, 0x64, 0xa8, 0x01, 0x74, 0xfa, 0xe4, 0x60]);
-    g.extend([0x66, 0xba, 0xf8, 0x03, 0xee, 0xeb, 0xf1]);
-    g
-}
+use painter_guest::{is_orange, wait_orange};
+use vireoctl_support::{vireoctl, Home};
 
 fn launch(desktop: &Desktop, h: &Home) -> common::App {
     desktop.launch_with_driver(&h.root, &vireoctl(), &vireoctl_support::vmm(), &[])
-}
-
-fn is_orange((r, g, b): (f64, f64, f64)) -> bool {
-    r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1
 }
 
 fn serial(h: &Home) -> Vec<u8> {
@@ -75,16 +57,7 @@ fn wm_state(desktop: &Desktop, window: &str) -> String {
 fn console_actions_reach_the_guest_and_the_desktop() {
     let h = Home::new("guia");
     vireoctl_support::vmm();
-    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
-    let devices = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n";
-    let xml = domain_xml(
-        "painter",
-        &kernel,
-        devices,
-        ("destroy", "restart", "destroy"),
-    );
-    let file = h.file("painter.xml", xml.as_bytes());
-    h.ok(&["define", file.to_str().unwrap()]);
+    painter_guest::define(&h);
     let desktop = Desktop::start("console-actions");
     desktop.start_window_manager();
     let app = launch(&desktop, &h);
@@ -93,20 +66,7 @@ fn console_actions_reach_the_guest_and_the_desktop() {
     app.wait_view("painter running", |s| s.contains("'painter': 'running'"));
     app.activate_win_with("machine-console", "'painter'");
     let console = desktop.wait_for_window("painter – Console");
-    let shot = output_dir().join("console-actions-start.png");
-    let start = Instant::now();
-    loop {
-        Image::save_window(&desktop.display, &console, &shot);
-        if is_orange(Image::region_mean(&shot, "600x150+100+90")) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{} shows no orange guest",
-            shot.display()
-        );
-        sleep(Duration::from_millis(500));
-    }
+    wait_orange(&desktop, &console, "console-actions-start");
     // Without decorations of its own (GTK draws them) openbox puts the console at 0,0; the
     // points below are the window's own coordinates, looked at in these screenshots.
     desktop.screenshot("console-actions-screen");

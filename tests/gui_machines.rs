@@ -4,6 +4,7 @@
 //! Screenshots: target/test-output/machines-*.png.
 
 mod common;
+mod painter_guest;
 mod vireoctl_support;
 
 use std::process::Command;
@@ -11,6 +12,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::{output_dir, Desktop, Image};
+use painter_guest::{wait_orange, wait_orange_at};
 use vireoctl_support::{domain_xml, guest, vireoctl, Home};
 
 /// How long the machines view may take to show a change.
@@ -215,60 +217,11 @@ fn wizard_imports_xml_and_defines_it() {
     assert!(app.quit().success());
 }
 
-/// Paints the top rows of a 320x200 framebuffer orange, says "F" on COM1, then copies every
-/// i8042 scancode to COM1 (so keys typed in the console show up in the serial log).
-fn painter() -> Vec<u8> {
-    let mut g = vec![0xbf, 0x00, 0x00, 0x00, 0xd0]; // mov edi, 0xd0000000 (framebuffer)
-    g.push(0xb9);
-    g.extend((320u32 * 100).to_le_bytes()); // mov ecx, 320*100
-    g.push(0xb8);
-    g.extend(0x00ff_8000u32.to_le_bytes()); // mov eax, orange
-    g.extend([0xf3, 0xab]); // rep stosd
-    g.extend(guest::print("F"));
-    // wait: in al, 0x64; test al, 1; jz wait; in al, 0x60; mov dx, 0x3f8; out dx, al; jmp wait
-    g.extend([0xe4, 0x64, 0xa8, 0x01, 0x74, 0xfa, 0xe4, 0x60]);
-    g.extend([0x66, 0xba, 0xf8, 0x03, 0xee, 0xeb, 0xf1]);
-    g
-}
-
-fn wait_orange(desktop: &Desktop, window: &str, name: &str) {
-    // 800x600 window, 320x200 guest scaled by 2.5: the top half of the guest is orange.
-    wait_orange_at(desktop, window, name, "600x150+100+90")
-}
-
-fn wait_orange_at(desktop: &Desktop, window: &str, name: &str, geometry: &str) {
-    let shot = output_dir().join(format!("{name}.png"));
-    let start = Instant::now();
-    loop {
-        Image::save_window(&desktop.display, window, &shot);
-        let (r, g, b) = Image::region_mean(&shot, geometry);
-        if r > 0.9 && (g - 0.5).abs() < 0.08 && b < 0.1 {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            panic!(
-                "{} shows no orange guest paint ({r}, {g}, {b})",
-                shot.display()
-            );
-        }
-        sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn machine_console_shows_the_guest_and_follows_a_restart() {
     let h = Home::new("guic");
     vireoctl_support::vmm();
-    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
-    let devices = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n";
-    let xml = domain_xml(
-        "painter",
-        &kernel,
-        devices,
-        ("destroy", "restart", "destroy"),
-    );
-    let file = h.file("painter.xml", xml.as_bytes());
-    h.ok(&["define", file.to_str().unwrap()]);
+    painter_guest::define(&h);
     let desktop = Desktop::start("machine-console");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
@@ -351,7 +304,7 @@ fn machine_console_shows_the_guest_and_follows_a_restart() {
 fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     let h = Home::new("guik");
     vireoctl_support::vmm();
-    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter()));
+    let kernel = h.file("painter.elf", &guest::pvh_elf(&painter_guest::code()));
     let desktop = Desktop::start("wizard-kernel");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
@@ -647,7 +600,7 @@ fn german_wizard_and_console_screens() {
     let h = Home::new("guide");
     vireoctl_support::vmm();
     let mut code = guest::print("Hallo vom seriellen Port\r\n");
-    code.extend(painter());
+    code.extend(painter_guest::code());
     let kernel = h.file("painter.elf", &guest::pvh_elf(&code));
     let desktop = Desktop::start("german-screens");
     let app = launch_with(&desktop, &h, &[("LANGUAGE", "de")]);
