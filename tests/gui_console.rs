@@ -249,18 +249,15 @@ fn console_scaling_fits_stretches_or_shows_actual_size() {
     // The menu with real input: the scaling button (fourth from the right of the header,
     // left of the window buttons GTK draws itself without a window manager), then its item.
     // Window and screen coordinates agree: without a window manager it sits at 0,0.
-    desktop.click(658, 27, 1);
-    sleep(Duration::from_millis(500));
+    open_scaling_menu(&desktop);
     desktop.screenshot("console-scaling-menu");
     desktop.click(645, 111, 1); // Actual Size
     app.expect_win_state("console-scaling", "'actual'", "the menu's Actual Size");
     mode("actual-by-menu", [false, false, true]);
-    desktop.click(658, 27, 1);
-    sleep(Duration::from_millis(500));
+    open_scaling_menu(&desktop);
     desktop.click(654, 79, 1); // Fit to Window
     app.expect_win_state("console-scaling", "'fit'", "the menu's Fit to Window");
-    desktop.click(658, 27, 1);
-    sleep(Duration::from_millis(500));
+    open_scaling_menu(&desktop);
     desktop.click(668, 156, 1); // Keep Aspect Ratio, off
     app.expect_win_state(
         "console-keep-aspect",
@@ -276,4 +273,32 @@ fn console_scaling_fits_stretches_or_shows_actual_size() {
     );
     assert!(app.quit().success());
     drop(tiger);
+}
+
+/// Clicks the console's scaling button and waits until its menu is drawn over the items'
+/// places: a fixed pause was too short on a loaded machine, and the click meant for an item
+/// then landed on the guest's screen.
+fn open_scaling_menu(desktop: &Desktop) {
+    // The "Actual Size" label: dark text on the popover when open, the console's plain
+    // background or the guest's blue when closed.
+    const ITEMS: &str = "70x14+610+104";
+    let closed = Image::region_mean(&desktop.screenshot("console-scaling-menu-closed"), ITEMS);
+    desktop.click(658, 27, 1);
+    let start = Instant::now();
+    loop {
+        sleep(Duration::from_millis(200));
+        let shot = desktop.screenshot("console-scaling-menu-opening");
+        let now = Image::region_mean(&shot, ITEMS);
+        let moved = (now.0 - closed.0).abs() + (now.1 - closed.1).abs() + (now.2 - closed.2).abs();
+        if moved > 0.15 {
+            // Let the popover finish mapping before the item is clicked.
+            sleep(Duration::from_millis(200));
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the scaling menu did not open within 15 s; see {}",
+            shot.display()
+        );
+    }
 }
