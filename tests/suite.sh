@@ -9,6 +9,10 @@ cd "$here"
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 fuzz_seconds=${VIREO_FUZZ_SECONDS:-45}
 failed=()
+# CI shows only the last few hundred bytes of a run, so the long outputs go to logs and the end
+# of the run names what failed and why.
+logs="$here/target/suite-logs"
+mkdir -p "$logs"
 
 step() {
     local name=$1
@@ -36,21 +40,59 @@ fuzz() {
         -max_total_time="$fuzz_seconds" -rss_limit_mb=2048)
 }
 
+# A command whose output is long and only matters when it fails.
+logged() {
+    local log="$logs/$1.log"
+    shift
+    if "$@" >"$log" 2>&1; then
+        grep -E '^Done [0-9]+ runs' "$log" || true
+    else
+        tail -n 40 "$log"
+        return 1
+    fi
+}
+
+# Every test binary's output, in full, goes to the log as well as the terminal.
+tests() {
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/tests.log"
+}
+
+# One line per failed test (binary, test, first line of its panic) and per test binary that died.
+test_failures() {
+    awk '
+        /^ *Running .*\(.*\)$/ { bin = $NF; gsub(/[()]/, "", bin); sub(/.*\//, "", bin); sub(/-[0-9a-f]+$/, "", bin) }
+        /^test .* \.\.\. FAILED$/ { name = $2; order[++n] = name; where[name] = bin }
+        /^thread .* panicked at / {
+            t = $0; sub(/^thread \x27/, "", t); sub(/\x27.*/, "", t); want = t; next
+        }
+        want != "" { if (!(want in why)) why[want] = substr($0, 1, 160); want = "" }
+        /process didn.t exit successfully/ { died[++d] = bin ": " substr($0, 1, 200) }
+        END {
+            for (i = 1; i <= n; i++) printf "  %s::%s: %s\n", where[order[i]], order[i], why[order[i]]
+            for (i = 1; i <= d; i++) printf "  %s\n", died[i]
+        }
+    ' "$logs/tests.log" | head -n 12
+}
+
 step "rustfmt" cargo fmt --all --check
 step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "data validators" tests/validate-data.sh
 step "build" cargo build --workspace --bins
-step "unit and integration tests" cargo test --workspace --no-fail-fast
+step "unit and integration tests" tests
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
-step "fuzz domain (${fuzz_seconds}s per target)" src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit
+step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit
 for target in virtqueue virtio_blk_request rfb_client; do
-    step "fuzz vmm/$target (${fuzz_seconds}s)" fuzz vmm/fuzz "$target"
+    step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED steps:\n'
     printf '  %s\n' "${failed[@]}"
+    if [ -s "$logs/tests.log" ] && grep -q 'unit and integration tests' <<<"${failed[*]}"; then
+        printf 'FAILED tests (full output in %s):\n' "$logs/tests.log"
+        test_failures
+    fi
     exit 1
 fi
 printf '\nall steps passed\n'
