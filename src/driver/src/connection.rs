@@ -608,15 +608,8 @@ impl Connection {
         let supervised = FileLock::is_held(&run.supervisor_lock());
         if supervised {
             Self::set_intent(&run, Intent::Destroy)?;
-        }
-        if let (Some(p), Some(t)) = (rec.vmm_pid, rec.vmm_start) {
-            if process::is_our_process(p, t, "vireo-vmm") {
-                process::signal(p, libc::SIGKILL);
-            }
-        }
-        if supervised {
             // Done when the supervisor has recorded the end and cleaned up (it then exits).
-            if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15))
+            if self.kill_until_run_change(&d.name, &rec, Duration::from_secs(15))
                 && Self::wait_unsupervised(&run, Duration::from_secs(5))
             {
                 return Ok(());
@@ -627,6 +620,7 @@ impl Connection {
                 secs: 20,
             });
         }
+        Self::kill_helper(&rec);
         // Nobody supervises (its supervisor was killed, or the machine is preserved after a
         // crash): record the end ourselves.
         let rec = update_state(&run, |r| {
@@ -640,6 +634,43 @@ impl Connection {
         self.emit(&d.name, d.uuid.as_deref(), EventKind::Stopped, "Destroyed");
         crate::supervisor::cleanup(&run, rec.transient);
         Ok(())
+    }
+
+    fn kill_helper(rec: &StateRecord) {
+        if let (Some(p), Some(t)) = (rec.vmm_pid, rec.vmm_start) {
+            if process::is_our_process(p, t, "vireo-vmm") {
+                process::signal(p, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Kills the helper of the run that had `rec.restarts` restarts until that run ends or
+    /// restarts; `false` on timeout. The record is read again each time round: a supervisor that
+    /// is still starting its helper names it only after the spawn, so the helper of the first
+    /// read may be none or an old one.
+    fn kill_until_run_change(&self, name: &str, rec: &StateRecord, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let mut killed = None;
+        loop {
+            let live = match self.live_record(name) {
+                None => return true,
+                Some(r) => r,
+            };
+            if !live.state.is_active()
+                || live.restarts != rec.restarts
+                || live.state == DomainState::Crashed
+            {
+                return true;
+            }
+            if live.vmm_pid.is_some() && live.vmm_pid != killed {
+                Self::kill_helper(&live);
+                killed = live.vmm_pid;
+            }
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until no supervisor holds the machine's lock; `false` on timeout.
