@@ -160,7 +160,12 @@ fn install_into_a_prefix_and_uninstall() {
     }
     let call = fs::read_to_string(&record).expect("yelp was not started");
     let mut lines = call.lines();
-    assert_eq!(lines.next(), Some("help:vireo"));
+    // F1 opens the page of the window it is pressed in; the Preferences window is the active one.
+    assert_eq!(lines.next(), Some("help:vireo/preferences"));
+    assert!(
+        prefix.join("share/help/C/vireo/preferences.page").is_file(),
+        "help:vireo/preferences has no page in the prefix"
+    );
     let data_dirs = lines.next().unwrap_or_default();
     assert!(
         data_dirs.starts_with(&format!("XDG_DATA_DIRS={}/share:", prefix.display())),
