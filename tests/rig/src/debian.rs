@@ -129,9 +129,9 @@ pub fn fetch_and_unpack(package: &str) -> Result<PathBuf> {
     if stamp.is_file() {
         return Ok(root);
     }
-    // Per-process scratch names: several test binaries may fetch at the same time.
-    let pid = std::process::id();
-    let dl = cache.join("deb").join(format!("{package}.{pid}"));
+    // Scratch names of our own: several test binaries, and several tests of one, may fetch at
+    // the same time.
+    let dl = crate::scratch_name(&cache.join("deb").join(package));
     let _ = std::fs::remove_dir_all(&dl);
     std::fs::create_dir_all(&dl).map_err(|e| RigError::io("creating download dir", &dl, e))?;
     let download = |dl: &Path| {
@@ -164,7 +164,7 @@ pub fn fetch_and_unpack(package: &str) -> Result<PathBuf> {
             package: package.into(),
             detail: format!("apt-get download left no .deb in {}", dl.display()),
         })?;
-    let tmp = cache.join("pkg").join(format!("{package}.tmp.{pid}"));
+    let tmp = crate::scratch_name(&cache.join("pkg").join(package));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| RigError::io("creating unpack dir", &tmp, e))?;
     run_tool(

@@ -211,7 +211,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| RigError::io("creating directory", dir, e))?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = crate::scratch_name(path);
     std::fs::write(&tmp, bytes).map_err(|e| RigError::io("writing file", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| RigError::io("renaming file", path, e))
 }

@@ -70,7 +70,7 @@ pub fn extract_vmlinux(bzimage: &Path, out: &Path) -> Result<()> {
         .windows(magic.len())
         .position(|w| w == magic)
         .ok_or_else(|| RigError::Config(format!("{}: no xz payload found", bzimage.display())))?;
-    let tmp = out.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = crate::scratch_name(out);
     let file =
         std::fs::File::create(&tmp).map_err(|e| RigError::io("creating vmlinux", &tmp, e))?;
     let mut child = std::process::Command::new("xz")
@@ -613,6 +613,53 @@ pub fn run_scenario_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tests of one binary fill a cold cache from several threads at once; each extraction must
+    /// still end in the whole vmlinux (they once truncated each other's scratch file).
+    #[test]
+    fn concurrent_extractions_of_one_vmlinux_all_succeed() {
+        let dir = std::env::temp_dir().join(format!("vireo-rig-vmlinux-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut elf = b"\x7fELF".to_vec();
+        let mut x = 7u32;
+        for _ in 0..(4 << 20) {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            elf.push((x >> 24) as u8);
+        }
+        let out = std::process::Command::new("xz")
+            .args(["-c", "-0"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                let mut stdin = c.stdin.take().unwrap();
+                let data = elf.clone();
+                let writer = std::thread::spawn(move || stdin.write_all(&data));
+                let out = c.wait_with_output()?;
+                writer.join().unwrap()?;
+                Ok(out)
+            })
+            .expect("xz (xz-utils) must be installed");
+        let mut bz = vec![0u8; 4096];
+        bz.extend_from_slice(&out.stdout);
+        bz.extend_from_slice(b"trailer");
+        let bzimage = dir.join("bzImage");
+        std::fs::write(&bzimage, &bz).unwrap();
+        let vmlinux = dir.join("vmlinux");
+        let workers: Vec<_> = (0..6)
+            .map(|_| {
+                let (b, v) = (bzimage.clone(), vmlinux.clone());
+                std::thread::spawn(move || extract_vmlinux(&b, &v))
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap().unwrap();
+        }
+        assert!(std::fs::read(&vmlinux).unwrap() == elf, "vmlinux differs");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn parses_markers() {

@@ -82,6 +82,21 @@ pub mod l2;
 pub mod modules;
 pub mod rig;
 mod spawn;
+
+/// A scratch name beside `path` that no other process or thread uses: the tests of one binary
+/// run in threads that fill the same cold cache at the same time, so a process id alone is not
+/// enough (two threads once truncated each other's vmlinux).
+pub(crate) fn scratch_name(path: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".tmp.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    path.with_file_name(name)
+}
 pub mod timing;
 
 pub use error::{Result, RigError};

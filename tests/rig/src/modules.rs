@@ -137,7 +137,7 @@ impl ModuleIndex {
         }
         std::fs::create_dir_all(&self.cache)
             .map_err(|e| RigError::io("creating module cache", &self.cache, e))?;
-        let out_tmp = self.cache.join(format!("{name}.ko.{}", std::process::id()));
+        let out_tmp = crate::scratch_name(&out);
         let file = std::fs::File::create(&out_tmp)
             .map_err(|e| RigError::io("creating module file", &out_tmp, e))?;
         let status = Command::new("xz")
