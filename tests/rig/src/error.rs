@@ -59,6 +59,8 @@ pub enum RigError {
     },
     #[error("L1's command agent did not acknowledge a command within {waited:?} (L1 killed); console:\n{tail}")]
     L1Unresponsive { waited: Duration, tail: String },
+    #[error("L1 stopped: no heartbeat on its console for {silent:?} during a command (L1 killed); console:\n{tail}")]
+    L1Silent { silent: Duration, tail: String },
     #[error("the rig is unusable: {0}")]
     Broken(String),
     #[error("L2 scenario {name:?}: {why}\nlast lines:\n{tail}")]

@@ -17,6 +17,16 @@ say() { echo "VIREO-L1 $*" >&2; }
 # bytes of the line read so far (seen as a command whose first line lost its '|', right after
 # a command killed by its timeout; before the checked protocol, as a never-acknowledged one).
 if [ "$$" = 1 ] && [ -z "$VIREO_AGENT_TEST" ]; then
+  # A heartbeat on the console, from the tmpfs busybox only: the host tells a stopped L1 from a
+  # slow command within a minute, and a count of tasks in D state tells a stuck 9p read (all
+  # of /usr is 9p) from a dead kernel.
+  (
+    while :; do
+      d=$(grep -l '^State:.D' /proc/[0-9]*/status 2>/dev/null | wc -l)
+      echo "VIREO-L1 heartbeat uptime=$(up) dstate=$d" > /dev/console
+      sleep 10
+    done
+  ) </dev/null >/dev/null 2>&1 &
   /.vireo/busybox sh /.vireo/agent.sh &
   wait $!
   say "fatal=agent detail=agent exited"

@@ -187,6 +187,9 @@ pub struct Rig {
     /// Boot attempts it took (2 means the first one hung or panicked).
     pub boot_attempts: u32,
     recoveries: u32,
+    /// When L1's console heartbeat was last seen (none before the first).
+    last_beat: Option<Instant>,
+    heartbeat_lost: Duration,
 }
 
 /// Removes a directory when dropped.
@@ -234,6 +237,9 @@ const MAX_SENDS: u32 = 5;
 /// While a command runs, the host sends a keep-alive this often (and, once the command should
 /// have ended, a query for its exit report).
 const POKE_EVERY: Duration = Duration::from_secs(10);
+/// L1 prints a heartbeat every 10 s; this long without one means L1 stopped (a frozen L1 was
+/// seen after many L2 boots in one L1), not that a command is slow.
+const HEARTBEAT_LOST: Duration = Duration::from_secs(90);
 /// The agent kills a command at its timeout; its exit report is asked for this much later...
 const EXIT_SLACK: Duration = Duration::from_secs(5);
 /// ...and L1 is given up on this much later.
@@ -440,6 +446,8 @@ impl Rig {
             boot_time: Duration::ZERO,
             boot_attempts: 1,
             recoveries: 0,
+            last_beat: None,
+            heartbeat_lost: HEARTBEAT_LOST,
         };
         let deadline = start + cfg.boot_timeout;
         let mut stage = String::from("QEMU started, no console output yet");
@@ -448,7 +456,10 @@ impl Rig {
             match rig.events.recv_timeout(left) {
                 Ok(Ev::Console(t, line)) => {
                     rig.note_console(start, t, &line);
-                    if let Some(rest) = line.strip_prefix("VIREO-L1 ") {
+                    if let Some(rest) = line
+                        .strip_prefix("VIREO-L1 ")
+                        .filter(|r| !r.starts_with("heartbeat "))
+                    {
                         stage = rest.to_owned();
                         if let Some(d) = rest
                             .strip_prefix("fatal=no-kvm detail=")
@@ -517,6 +528,13 @@ impl Rig {
     }
 
     fn note_console(&mut self, start: Instant, t: Instant, line: &str) {
+        if let Some(beat) = line.find("VIREO-L1 heartbeat ") {
+            self.last_beat = Some(t);
+            // Kept out of the console tail unless something is stuck in D state.
+            if line[beat..].ends_with("dstate=0") && !self.echo_console {
+                return;
+            }
+        }
         if self.echo_console {
             eprintln!(
                 "[{:8.3}] L1 con | {line}",
@@ -568,6 +586,17 @@ impl Rig {
     /// Whether this L1 can still run commands (false after a panic, an unresponsive agent...).
     pub fn is_alive(&self) -> bool {
         self.dead.is_none()
+    }
+
+    /// The process id of L1's QEMU.
+    pub fn qemu_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How long L1's console may stay without a heartbeat during a command before L1 counts as
+    /// stopped (default 90 s; the heartbeat comes every 10 s).
+    pub fn set_heartbeat_limit(&mut self, limit: Duration) {
+        self.heartbeat_lost = limit;
     }
 
     /// Runs `script` (POSIX sh text) inside L1 and waits for it, at most `timeout` (then it is
@@ -638,6 +667,14 @@ impl Rig {
                     (last_send + resend_after).min(start + ACK_TIMEOUT)
                 }
                 Some(acked) => {
+                    if let Some(beat) = self.last_beat {
+                        let silent = now.saturating_duration_since(beat);
+                        if silent >= self.heartbeat_lost {
+                            let tail = self.console_tail(30);
+                            self.kill("L1 heartbeat lost");
+                            return Err(RigError::L1Silent { silent, tail });
+                        }
+                    }
                     let due = acked + timeout + EXIT_SLACK;
                     let give_up = acked + timeout + EXIT_GRACE;
                     if now >= give_up {
@@ -946,6 +983,7 @@ pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
     match with_shared(|r| r.run(script, timeout)) {
         Err(
             e @ (RigError::L1Unresponsive { .. }
+            | RigError::L1Silent { .. }
             | RigError::L1Panic { .. }
             | RigError::L1Exited { .. }),
         ) => {

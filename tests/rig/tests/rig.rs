@@ -367,6 +367,37 @@ fn lost_exit_report_is_asked_for_again() {
 }
 
 #[test]
+fn a_stopped_l1_is_caught_by_its_heartbeat() {
+    let mut rig = vireo_rig::Rig::boot(&own_config()).unwrap_or_else(|e| panic!("{e}"));
+    rig.set_heartbeat_limit(Duration::from_secs(25));
+    // A quiet command longer than the limit: the heartbeat keeps it alive.
+    let out = rig
+        .run("sleep 40; echo slept", Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("a quiet 40 s command in a live L1: {e}"));
+    assert!(out.text().contains("slept"), "{}", out.text());
+    // L1 frozen from outside (SIGSTOP on its QEMU) during a long command: caught by the lost
+    // heartbeat, well before the command's own 600 s timeout.
+    let pid = rig.qemu_pid() as i32;
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        // SAFETY: kill(2) on our own child process; no memory is touched.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+    });
+    let start = Instant::now();
+    let err = rig
+        .run("sleep 500", Duration::from_secs(600))
+        .expect_err("a stopped L1 cannot finish a command");
+    stopper.join().unwrap();
+    assert!(matches!(err, RigError::L1Silent { .. }), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(!rig.is_alive());
+}
+
+#[test]
 fn a_killed_qemu_cannot_make_the_agents_tty_non_blocking() {
     // QEMU's -serial stdio sets O_NONBLOCK on its stdout and never clears it when killed. File
     // status flags belong to the open file description: each command opens ttyS1 itself, so
