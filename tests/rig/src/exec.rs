@@ -22,6 +22,15 @@ pub fn run_command(script: &str, timeout: Duration) -> Result<CmdOutput> {
     }
 }
 
+/// [`run_command`], in a fresh L1 when nested ([`rig::run_fresh`]): for scripts that start many
+/// L2 machines.
+pub fn run_command_fresh(script: &str, timeout: Duration) -> Result<CmdOutput> {
+    match kvm::mode() {
+        Mode::Direct => run_direct(script, timeout),
+        Mode::Nested => rig::run_fresh(script, timeout),
+    }
+}
+
 /// Runs `script` on this host with `sh`, in its own process group, killed at `timeout`.
 pub fn run_direct(script: &str, timeout: Duration) -> Result<CmdOutput> {
     let echo = std::env::var_os("VIREO_RIG_QUIET").is_none();

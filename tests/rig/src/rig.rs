@@ -944,6 +944,11 @@ struct SharedState {
 /// Runs `f` with the process-wide L1, booting it first if needed (once per process; again only
 /// if a previous L1 died). Calls are serialised: one command at a time in L1.
 pub fn with_shared<T>(f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
+    with_l1(false, f)
+}
+
+/// [`with_shared`] on a fresh L1: the one in use, healthy or not, is shut down first.
+fn with_l1<T>(fresh: bool, f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
     let mut st = SHARED
         .get_or_init(|| Mutex::new(SharedState::default()))
         .lock()
@@ -952,6 +957,10 @@ pub fn with_shared<T>(f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
         return Err(RigError::Broken(format!(
             "L1 failed to boot earlier in this process: {why}"
         )));
+    }
+    if fresh && st.rig.take().is_some() {
+        // A retired healthy L1 is no death: the next one gets the whole budget again.
+        st.boots = 0;
     }
     if st.rig.as_ref().is_none_or(|r| !r.is_alive()) {
         if st.boots >= 3 {
@@ -998,6 +1007,30 @@ pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
             eprintln!("vireo-rig: L1 stalled during a command ({e}); retrying once on a fresh L1");
             timing::record("L1 stall, command retried", Duration::ZERO);
             with_shared(|r| r.run(script, timeout))
+        }
+        other => other,
+    }
+}
+
+/// [`run_shared`] on a fresh L1 (the one in use is shut down first; the fresh one then stays
+/// shared). For long scripts that start many L2 machines: a nested L1 that has run many of them
+/// was seen to panic (a corrupted kernel stack) or freeze, so such scripts each get their own.
+pub fn run_fresh(script: &str, timeout: Duration) -> Result<CmdOutput> {
+    match with_l1(true, |r| r.run(script, timeout)) {
+        Err(
+            e @ (RigError::L1Unresponsive { .. }
+            | RigError::L1Silent { .. }
+            | RigError::L1Panic { .. }
+            | RigError::L1Exited { .. }),
+        ) => {
+            eprintln!("vireo-rig: L1 failed during a command ({e}); retrying once on a fresh L1");
+            timing::record("L1 failure, command retried", Duration::ZERO);
+            with_l1(true, |r| r.run(script, timeout))
+        }
+        Err(e @ RigError::CommandTimeout { .. }) if !shared_l1_alive() => {
+            eprintln!("vireo-rig: L1 stalled during a command ({e}); retrying once on a fresh L1");
+            timing::record("L1 stall, command retried", Duration::ZERO);
+            with_l1(true, |r| r.run(script, timeout))
         }
         other => other,
     }
