@@ -187,44 +187,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[ignore = "prints sizes for tuning"]
-    fn chunk_sizes() {
-        use crate::vnc::pixel::{PixelFormat, PixelWriter};
-        let (w, h) = (1280usize, 800usize);
-        let mut px = vec![0u32; w * h];
-        crate::vnc::synthetic::text_like(&mut px, w, h, 3);
-        let fb = Frame {
-            pixels: &px,
-            width: w,
-            height: h,
-        };
-        let pw = PixelWriter::new(PixelFormat::NATIVE);
-        for (cw, cp) in [(256, 16384), (64, 4096)] {
-            for level in [1, 2, 3, 4, 6] {
-                let mut e = TightEncoder::new(level);
-                e.chunk_w = cw;
-                e.chunk_pixels = cp;
-                let mut out = Vec::new();
-                let r = Rect {
-                    x: 0,
-                    y: 0,
-                    w: w as u16,
-                    h: h as u16,
-                };
-                e.encode(&pw, &fb, r, &mut out);
-                out.clear();
-                let t = std::time::Instant::now();
-                let n = e.encode(&pw, &fb, r, &mut out);
-                eprintln!(
-                    "chunk {cw} / {cp} px, level {level}: {} bytes, {n} rects, {:?}",
-                    out.len(),
-                    t.elapsed()
-                );
-            }
-        }
-    }
-
-    #[test]
     fn compact_lengths() {
         let mut b = [0; 3];
         assert_eq!(compact_len(5, &mut b), 1);
