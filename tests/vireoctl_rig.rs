@@ -7,8 +7,16 @@
 //! turns the panic's restart into a triple fault, the VMM's "crash"), and is found again after
 //! the vireoctl that started it was killed. The events of the whole run are checked in order.
 //!
-//! Every wait in the script is bounded and fails with the step and what was awaited; a stalled
-//! L1 is the rig's to detect (command timeout + 60 s, then L1 is killed).
+//! Three more tests drive the remaining lifecycle paths with the same stock kernel, redefining the
+//! actions between runs and chaining restarts so that each boot tests one trigger and action:
+//! `vireoctl reboot`, guest power-off under on_poweroff restart / rename-restart / preserve,
+//! guest reboot under on_reboot rename-restart / preserve / destroy, guest crashes under
+//! on_crash rename-restart / preserve / destroy, the helper alone killed (shut off, crashed), and
+//! a stale runtime directory after the helper and its supervisor were both killed.
+//!
+//! Every wait in the scripts is bounded and fails with the step and what was awaited; a stopped
+//! L1 is the rig's to detect (no console heartbeat for 90 s, then L1 is killed and the script
+//! runs once more on a fresh L1). Each script runs on an L1 of its own.
 //!
 //! Needs: `cargo build -p vireo-vmm --bins && cargo build --bin vireoctl` (the rig shares the
 //! target dir with L1), QEMU, apt access for the kernel package (cached in ~/.cache/vireo-rig),
@@ -186,9 +194,18 @@ fn quick_machine_lifecycle_through_the_rig() {
             "/tests/vireoctl_support/vnc_check.py"
         ),
     );
+    run_in_rig("vireoctl rig lifecycle", &s, &expected_events(), 2400);
+}
+
+/// Runs `script` in the rig and checks that it ran to `STEP done` and printed `expected` between
+/// EVENTS-BEGIN and EVENTS-END, within `last_resort_secs`. Each script gets a fresh L1 (the
+/// tests take turns on the rig's lock): a nested L1 that had run a dozen L2 machines was seen to
+/// panic with a corrupted kernel stack or to freeze, so no L1 runs more than one script's boots.
+fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: u64) {
     let start = Instant::now();
-    // The script's own bounds add up to less than this; it is the last resort.
-    let out = vireo_rig::run_command(&s, Duration::from_secs(2400))
+    // The script's own bounds fail it well before this; it is the last resort against a stalled
+    // L1 (the rig then kills L1 and runs the command once more on a fresh one).
+    let out = vireo_rig::run_command_fresh(script, Duration::from_secs(last_resort_secs))
         .unwrap_or_else(|e| panic!("rig: {e}"));
     let text: Vec<String> = out
         .lines
@@ -200,7 +217,7 @@ fn quick_machine_lifecycle_through_the_rig() {
         .filter(|l| l.contains("STEP ") || l.contains("vnc-check:"))
         .collect();
     eprintln!(
-        "vireoctl rig lifecycle: {:.0} s; steps: {steps:#?}",
+        "{label}: {:.0} s; steps: {steps:#?}",
         start.elapsed().as_secs_f64()
     );
     assert_eq!(out.status, 0, "rig script failed:\n{}", text.join("\n"));
@@ -217,5 +234,308 @@ fn quick_machine_lifecycle_through_the_rig() {
         .take_while(|l| l != "EVENTS-END")
         .filter(|l| l.starts_with("event '"))
         .collect();
-    assert_eq!(events, expected_events(), "{}", text.join("\n"));
+    assert_eq!(events, expected, "{}", text.join("\n"));
+}
+
+/// The shell helpers of the lifecycle-action scripts below: machine `$M` made by
+/// `vireoctl create --quick` in its own XDG home `$X`, bounded waits that fail with the step,
+/// and `acts` to redefine the lifecycle actions (and the kernel's reboot method) between runs.
+fn actions_prelude(name: &str, vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    format!(
+        r#"
+set -u
+M={name}
+X=/tmp/vireoctl-rig-$M; rm -rf $X; mkdir -p $X
+export XDG_CONFIG_HOME=$X/c XDG_RUNTIME_DIR=$X/r XDG_DATA_HOME=$X/d XDG_CACHE_HOME=$X/k VIREO_VMM={vmm}
+R=$X/r/vireo/$M
+S=$R/serial.log
+T0=$(date +%s)
+STEP=init
+step() {{ STEP=$1; echo "STEP $* (+$(( $(date +%s) - T0 ))s)"; }}
+fail() {{
+    echo "FAIL in step $STEP: $*"
+    for f in $R/vmm.log $R/serial.log $R/state.json; do [ -f "$f" ] && {{ echo "== $f"; tail -n 40 "$f"; }}; done
+    timeout 20 {vireoctl} event --all --timeout 0
+    exit 1
+}}
+v() {{
+    t=$1; shift
+    timeout -k 5 "$t" {vireoctl} "$@"; rc=$?
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "vireoctl $* did not finish within $t s"
+    return $rc
+}}
+wait_serial() {{ # pattern seconds
+    end=$(( $(date +%s) + $2 ))
+    while [ $(date +%s) -lt $end ]; do
+        grep -q "$1" "$S" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "waited $2 s for '$1' on the serial console"; return 1
+}}
+wait_state() {{ # state seconds
+    end=$(( $(date +%s) + $2 ))
+    while [ $(date +%s) -lt $end ]; do
+        [ "$(v 30 domstate --reason $M 2>&1)" = "$1" ] && return 0
+        sleep 0.2
+    done
+    echo "waited $2 s for state '$1', last: $(v 30 domstate --reason $M 2>&1)"; return 1
+}}
+state_is() {{ [ "$(v 30 domstate --reason $M 2>&1)" = "$1" ] || fail "state '$(v 30 domstate --reason $M 2>&1)', expected '$1'"; }}
+type_line() {{ printf '%s\n' "$1" | v 60 console $M >/dev/null || fail "console: $1"; }}
+# acts ON_POWEROFF ON_REBOOT ON_CRASH k|t: redefines the (shut off) machine; reboot=t turns the
+# panic's restart into a triple fault, the VMM's crash, and `reboot -f` too.
+acts() {{
+    v 30 dumpxml $M | sed -e "s|<on_poweroff>[^<]*</on_poweroff>|<on_poweroff>$1</on_poweroff>|" \
+        -e "s|<on_reboot>[^<]*</on_reboot>|<on_reboot>$2</on_reboot>|" \
+        -e "s|<on_crash>[^<]*</on_crash>|<on_crash>$3</on_crash>|" \
+        -e "s/reboot=[kt]/reboot=$4/" > $X/$M.xml
+    grep -q "<on_poweroff>$1</on_poweroff>" $X/$M.xml && grep -q "<on_reboot>$2</on_reboot>" $X/$M.xml \
+        && grep -q "<on_crash>$3</on_crash>" $X/$M.xml && grep -q "reboot=$4" $X/$M.xml \
+        || fail "dumpxml of $M has no lifecycle actions / reboot= to replace"
+    v 30 define $X/$M.xml || fail "define $*"
+}}
+# boot: start the machine and wait for the shell.
+boot() {{
+    [ -f "$S" ] && : > "$S"
+    v 120 start $M || fail "start"
+    wait_serial "vireo-quick: ready" 180 || fail "no ready line after the start"
+    state_is "running (booted)"
+}}
+# after TRIGGER: the guest does TRIGGER; expect it back (a restart) with a fresh boot.
+back_after() {{
+    : > "$S"
+    type_line "$1"
+    wait_serial "vireo-quick: ready" 180 || fail "not back after '$1'"
+    wait_state "running (booted)" 30 || fail "not running after '$1'"
+}}
+field() {{ sed -n "s/.*\"$1\": \([0-9][0-9]*\).*/\1/p" $R/state.json; }}
+restarts() {{ v 30 dominfo $M | sed -n 's/^Restarts: *//p'; }}
+
+step create
+v 300 create --quick --kernel {kernel} --modules {modules} --name $M --memory 256 --network none || fail "create --quick"
+"#
+    )
+}
+
+/// The end of every actions script: the machine's events, then the last step.
+const EVENTS_AND_DONE: &str = r#"
+echo EVENTS-BEGIN
+v 30 event --all --domain $M --timeout 0
+echo EVENTS-END
+step done
+"#;
+
+/// `vireoctl reboot`, guest power-off under on_poweroff=restart, guest reboot under
+/// on_reboot=rename-restart, and the clean-up of a stale runtime directory after both the
+/// helper and its supervisor died.
+fn restarts_script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    let prelude = actions_prelude("ra", vireoctl, vmm, kernel, modules);
+    format!(
+        r#"{prelude}
+step vireoctl-reboot
+acts restart rename-restart destroy k
+boot
+P1=$(field vmm_pid)
+: > "$S"
+v 120 reboot $M || fail "vireoctl reboot"
+wait_serial "vireo-quick: ready" 180 || fail "no boot after vireoctl reboot"
+state_is "running (booted)"
+[ "$(field vmm_pid)" != "$P1" ] || fail "vireoctl reboot kept the helper $P1"
+[ "$(restarts)" = 1 ] || fail "restarts after vireoctl reboot: '$(restarts)'"
+
+step poweroff-restart
+back_after 'poweroff -f'
+[ "$(restarts)" = 2 ] || fail "restarts after the guest's poweroff: '$(restarts)'"
+
+step reboot-rename-restart
+back_after 'reboot -f'
+grep -q "on_reboot rename-restart: restarted under the same name" $R/vmm.log || fail "no rename-restart note in vmm.log"
+
+step stale
+SUP=$(field supervisor_pid); VMM=$(field vmm_pid)
+[ -n "$SUP" ] && [ -n "$VMM" ] || fail "no supervisor/helper pid in state.json"
+kill -9 $SUP $VMM || fail "kill -9 $SUP $VMM"
+wait_state "shut off (crashed)" 30 || fail "helper and supervisor killed: not seen as crashed"
+[ ! -e $R/ctl ] || fail "the stale control socket $R/ctl was not removed"
+{EVENTS_AND_DONE}"#
+    )
+}
+
+/// Guest power-off under on_poweroff rename-restart and preserve, guest reboot under on_reboot
+/// preserve and destroy.
+fn poweroff_reboot_script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    let prelude = actions_prelude("pr", vireoctl, vmm, kernel, modules);
+    format!(
+        r#"{prelude}
+step poweroff-rename-restart
+acts rename-restart preserve destroy k
+boot
+back_after 'poweroff -f'
+grep -q "on_poweroff rename-restart: restarted under the same name" $R/vmm.log || fail "no rename-restart note in vmm.log"
+
+step reboot-preserve
+: > "$S"
+type_line 'reboot -f'
+wait_state "shut off (shutdown)" 120 || fail "not stopped by the guest's reboot"
+[ -f $R/domain.xml ] && [ -f $R/serial.log ] || fail "on_reboot preserve removed the runtime files"
+
+step poweroff-preserve
+acts preserve destroy destroy k
+boot
+type_line 'poweroff -f'
+wait_state "shut off (shutdown)" 120 || fail "not stopped by the guest's poweroff"
+[ -f $R/domain.xml ] && [ -f $R/serial.log ] || fail "on_poweroff preserve removed the runtime files"
+
+step reboot-destroy
+boot
+type_line 'reboot -f'
+wait_state "shut off (shutdown)" 120 || fail "not stopped by the guest's reboot"
+end=$(( $(date +%s) + 30 ))
+while [ -e $R/domain.xml ]; do
+    [ $(date +%s) -lt $end ] || fail "on_reboot destroy kept the runtime files for 30 s"
+    sleep 0.2
+done
+echo EVENTS-BEGIN
+v 30 event --all --domain $M --timeout 0
+echo EVENTS-END
+step done
+"#
+    )
+}
+
+/// Guest crashes under every on_crash action but restart (the lifecycle test has that one), and
+/// the helper alone killed under a live supervisor.
+fn crash_script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    let prelude = actions_prelude("cr", vireoctl, vmm, kernel, modules);
+    format!(
+        r#"{prelude}
+step crash-rename-restart
+acts destroy destroy rename-restart t
+boot
+back_after 'echo c > /proc/sysrq-trigger'
+grep -q "on_crash rename-restart: restarted under the same name" $R/vmm.log || fail "no rename-restart note in vmm.log"
+
+step helper-killed
+VMM=$(field vmm_pid)
+[ -n "$VMM" ] || fail "no helper pid in state.json"
+kill -9 $VMM || fail "kill -9 $VMM"
+wait_state "shut off (crashed)" 30 || fail "helper killed: not seen as crashed"
+
+step crash-preserve
+acts destroy destroy preserve t
+boot
+type_line 'echo c > /proc/sysrq-trigger'
+wait_state "crashed (panicked)" 120 || fail "on_crash preserve: not crashed"
+v 60 destroy $M || fail "destroy the crashed machine"
+state_is "shut off (destroyed)"
+
+step crash-destroy
+acts destroy destroy destroy t
+boot
+type_line 'echo c > /proc/sysrq-trigger'
+wait_state "shut off (crashed)" 120 || fail "on_crash destroy: not shut off (crashed)"
+echo EVENTS-BEGIN
+v 30 event --all --domain $M --timeout 0
+echo EVENTS-END
+step done
+"#
+    )
+}
+
+fn lifecycle_events(name: &str, spec: &[&str]) -> Vec<String> {
+    spec.iter()
+        .map(|s| match *s {
+            "reboot" => format!("event 'reboot' for domain '{name}'"),
+            s => format!("event 'lifecycle' for domain '{name}': {s}"),
+        })
+        .collect()
+}
+
+fn actions_test(
+    label: &str,
+    name: &str,
+    make: fn(&str, &str, &str, &str) -> String,
+    events: &[&str],
+    last_resort_secs: u64,
+) {
+    let k = vireo_rig::debian::kernel().unwrap_or_else(|e| panic!("rig kernel: {e}"));
+    let s = make(
+        &vireoctl_support::vireoctl().display().to_string(),
+        &vireoctl_support::vmm().display().to_string(),
+        &k.vmlinuz.display().to_string(),
+        &k.modules_dir.display().to_string(),
+    );
+    run_in_rig(label, &s, &lifecycle_events(name, events), last_resort_secs);
+}
+
+#[test]
+fn vireoctl_reboot_restarts_and_stale_cleanup_through_the_rig() {
+    actions_test(
+        "vireoctl rig restarts",
+        "ra",
+        restarts_script,
+        &[
+            "Defined Added",
+            "Defined Updated",
+            "Started Booted",
+            "reboot", // vireoctl reboot
+            "Started Booted",
+            "Shutdown Finished", // on_poweroff restart
+            "Started Booted",
+            "reboot", // on_reboot rename-restart
+            "Started Booted",
+            "Stopped Failed", // helper + supervisor killed, seen stale
+        ],
+        900,
+    );
+}
+
+#[test]
+fn guest_poweroff_and_reboot_actions_through_the_rig() {
+    actions_test(
+        "vireoctl rig poweroff/reboot actions",
+        "pr",
+        poweroff_reboot_script,
+        &[
+            "Defined Added",
+            "Defined Updated",
+            "Started Booted",
+            "Shutdown Finished", // on_poweroff rename-restart
+            "Started Booted",
+            "Stopped Shutdown", // on_reboot preserve
+            "Defined Updated",
+            "Started Booted",
+            "Shutdown Finished", // on_poweroff preserve
+            "Stopped Shutdown",
+            "Started Booted",
+            "Stopped Shutdown", // on_reboot destroy
+        ],
+        900,
+    );
+}
+
+#[test]
+fn guest_crash_actions_through_the_rig() {
+    actions_test(
+        "vireoctl rig crash actions",
+        "cr",
+        crash_script,
+        &[
+            "Defined Added",
+            "Defined Updated",
+            "Started Booted",
+            "Crashed Panicked", // on_crash rename-restart
+            "Started Booted",
+            "Stopped Failed", // the helper alone killed
+            "Defined Updated",
+            "Started Booted",
+            "Crashed Panicked", // on_crash preserve
+            "Stopped Destroyed",
+            "Defined Updated",
+            "Started Booted",
+            "Crashed Panicked", // on_crash destroy
+            "Stopped Crashed",
+        ],
+        900,
+    );
 }
