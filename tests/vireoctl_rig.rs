@@ -27,46 +27,9 @@ mod vireoctl_support;
 use std::time::{Duration, Instant};
 
 fn script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str, check: &str) -> String {
+    let helpers = shell_helpers("q", vireoctl, vmm);
     format!(
-        r#"
-set -u
-X=/tmp/vireoctl-rig; rm -rf $X; mkdir -p $X
-export XDG_CONFIG_HOME=$X/c XDG_RUNTIME_DIR=$X/r XDG_DATA_HOME=$X/d XDG_CACHE_HOME=$X/k VIREO_VMM={vmm}
-S=$X/r/vireo/q/serial.log
-T0=$(date +%s)
-STEP=init
-step() {{ STEP=$1; echo "STEP $* (+$(( $(date +%s) - T0 ))s)"; }}
-fail() {{
-    echo "FAIL in step $STEP: $*"
-    for f in $X/r/vireo/*/vmm.log $X/r/vireo/*/supervisor.log $X/r/vireo/*/serial.log; do [ -f "$f" ] && {{ echo "== $f"; tail -n 40 "$f"; }}; done
-    timeout 20 {vireoctl} event --all --timeout 0
-    exit 1
-}}
-# vireoctl with a bound: SECONDS ARGS... (exit 124 when it had to be killed)
-v() {{
-    t=$1; shift
-    timeout -k 5 "$t" {vireoctl} "$@"; rc=$?
-    [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "vireoctl $* did not finish within $t s"
-    return $rc
-}}
-wait_serial() {{ # pattern seconds (wall clock: commands are slow under TCG)
-    end=$(( $(date +%s) + $2 ))
-    while [ $(date +%s) -lt $end ]; do
-        grep -q "$1" "$S" 2>/dev/null && return 0
-        sleep 0.2
-    done
-    echo "waited $2 s for '$1' on the serial console"; return 1
-}}
-wait_state() {{ # state seconds
-    end=$(( $(date +%s) + $2 ))
-    while [ $(date +%s) -lt $end ]; do
-        [ "$(v 30 domstate --reason q 2>&1)" = "$1" ] && return 0
-        sleep 0.2
-    done
-    echo "waited $2 s for state '$1', last: $(v 30 domstate --reason q 2>&1)"; return 1
-}}
-state_is() {{ [ "$(v 30 domstate --reason q 2>&1)" = "$1" ] || fail "state '$(v 30 domstate --reason q 2>&1)', expected '$1'"; }}
-type_line() {{ printf '%s\n' "$1" | v 60 console q >/dev/null || fail "console: $1"; }}
+        r#"{helpers}
 check() {{ timeout -k 5 180 /usr/bin/python3 {check} "$@"; }}
 
 step create
@@ -123,6 +86,7 @@ v 30 define $X/q.xml || fail "define reboot=t"
 v 120 start q || fail "start 3"
 wait_serial "vireo-quick: ready" 180 || fail "third boot"
 : > "$S"
+expect_crash
 type_line 'echo c > /proc/sysrq-trigger'
 wait_serial "vireo-quick: ready" 180 || fail "not restarted after the crash"
 wait_state "running (booted)" 30 || fail "not running after crash restart"
@@ -134,7 +98,7 @@ v 60 destroy q || fail "destroy 2"
 # Kill the starting vireoctl once its supervisor runs the helper (before that there is nothing
 # to find again).
 end=$(( $(date +%s) + 120 ))
-while ! grep -q '"supervisor_pid": [0-9]' $X/r/vireo/q/state.json 2>/dev/null; do
+while ! grep -q '"supervisor_pid": [0-9]' $R/state.json 2>/dev/null; do
     [ $(date +%s) -lt $end ] || fail "no supervisor within 120 s of the start"
     sleep 0.1
 done
@@ -205,8 +169,27 @@ fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: 
     let start = Instant::now();
     // The script's own bounds fail it well before this; it is the last resort against a stalled
     // L1 (the rig then kills L1 and runs the command once more on a fresh one).
-    let out = vireo_rig::run_command_fresh(script, Duration::from_secs(last_resort_secs))
-        .unwrap_or_else(|e| panic!("rig: {e}"));
+    let run = || {
+        vireo_rig::run_command_fresh(script, Duration::from_secs(last_resort_secs))
+            .unwrap_or_else(|e| panic!("rig: {e}"))
+    };
+    let mut out = run();
+    // A boot that triple-faults when the script did not crash the guest is the nested rig's:
+    // QEMU's TCG emulation of SVM was caught running L2 on L1's state, with QEMU as the L2
+    // launcher too (tests/rig/README.md, "L2 triple faults"; about 1 boot in 100). The
+    // script runs once more, on a fresh L1; a failure of that run stands.
+    if out.status != 0
+        && out
+            .lines
+            .iter()
+            .any(|l| l.text.starts_with("UNEXPECTED-L2-TRIPLE-FAULT"))
+    {
+        eprintln!(
+            "{label}: an L2 boot triple-faulted outside the crash steps (nested rig fault); running the script once more:\n{}",
+            out.tail(40)
+        );
+        out = run();
+    }
     let text: Vec<String> = out
         .lines
         .iter()
@@ -237,10 +220,10 @@ fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: 
     assert_eq!(events, expected, "{}", text.join("\n"));
 }
 
-/// The shell helpers of the lifecycle-action scripts below: machine `$M` made by
-/// `vireoctl create --quick` in its own XDG home `$X`, bounded waits that fail with the step,
-/// and `acts` to redefine the lifecycle actions (and the kernel's reboot method) between runs.
-fn actions_prelude(name: &str, vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+/// The shell helpers of every script here: machine `$M` in its own XDG home `$X` (runtime
+/// directory `$R`, serial log `$S`), `step`, `fail` (with the machine's logs and events), `v`
+/// (vireoctl with a bound) and bounded waits that fail with the step.
+fn shell_helpers(name: &str, vireoctl: &str, vmm: &str) -> String {
     format!(
         r#"
 set -u
@@ -250,21 +233,27 @@ export XDG_CONFIG_HOME=$X/c XDG_RUNTIME_DIR=$X/r XDG_DATA_HOME=$X/d XDG_CACHE_HO
 R=$X/r/vireo/$M
 S=$R/serial.log
 T0=$(date +%s)
-STEP=init
-step() {{ STEP=$1; echo "STEP $* (+$(( $(date +%s) - T0 ))s)"; }}
+STEP=init; C0=0; CX=0
+# Triple faults the helper logged; a step may cause some on purpose (expect_crash), any other
+# is the nested rig's (see run_in_rig).
+crashes() {{ c=$(grep -c 'triple fault (KVM_EXIT_SHUTDOWN)' "$R/vmm.log" 2>/dev/null); echo "${{c:-0}}"; }}
+step() {{ STEP=$1; C0=$(crashes); CX=0; echo "STEP $* (+$(( $(date +%s) - T0 ))s)"; }}
+expect_crash() {{ CX=$((CX + 1)); }}
 fail() {{
     echo "FAIL in step $STEP: $*"
-    for f in $R/vmm.log $R/serial.log $R/state.json; do [ -f "$f" ] && {{ echo "== $f"; tail -n 40 "$f"; }}; done
+    [ $(( $(crashes) - C0 )) -gt $CX ] && echo "UNEXPECTED-L2-TRIPLE-FAULT in step $STEP"
+    for f in $R/vmm.log $R/supervisor.log $R/serial.log $R/state.json; do [ -f "$f" ] && {{ echo "== $f"; tail -n 40 "$f"; }}; done
     timeout 20 {vireoctl} event --all --timeout 0
     exit 1
 }}
+# vireoctl with a bound: SECONDS ARGS... (exit 124 when it had to be killed)
 v() {{
     t=$1; shift
     timeout -k 5 "$t" {vireoctl} "$@"; rc=$?
     [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "vireoctl $* did not finish within $t s"
     return $rc
 }}
-wait_serial() {{ # pattern seconds
+wait_serial() {{ # pattern seconds (wall clock: commands are slow under TCG)
     end=$(( $(date +%s) + $2 ))
     while [ $(date +%s) -lt $end ]; do
         grep -q "$1" "$S" 2>/dev/null && return 0
@@ -282,6 +271,16 @@ wait_state() {{ # state seconds
 }}
 state_is() {{ [ "$(v 30 domstate --reason $M 2>&1)" = "$1" ] || fail "state '$(v 30 domstate --reason $M 2>&1)', expected '$1'"; }}
 type_line() {{ printf '%s\n' "$1" | v 60 console $M >/dev/null || fail "console: $1"; }}
+"#
+    )
+}
+
+/// The helpers of the lifecycle-action scripts below: [`shell_helpers`], and `acts` to redefine
+/// the lifecycle actions (and the kernel's reboot method) between runs.
+fn actions_prelude(name: &str, vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    let helpers = shell_helpers(name, vireoctl, vmm);
+    format!(
+        r#"{helpers}
 # acts ON_POWEROFF ON_REBOOT ON_CRASH k|t: redefines the (shut off) machine; reboot=t turns the
 # panic's restart into a triple fault, the VMM's crash, and `reboot -f` too.
 acts() {{
@@ -412,6 +411,7 @@ fn crash_script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> Strin
 step crash-rename-restart
 acts destroy destroy rename-restart t
 boot
+expect_crash
 back_after 'echo c > /proc/sysrq-trigger'
 grep -q "on_crash rename-restart: restarted under the same name" $R/vmm.log || fail "no rename-restart note in vmm.log"
 
@@ -424,6 +424,7 @@ wait_state "shut off (crashed)" 30 || fail "helper killed: not seen as crashed"
 step crash-preserve
 acts destroy destroy preserve t
 boot
+expect_crash
 type_line 'echo c > /proc/sysrq-trigger'
 wait_state "crashed (panicked)" 120 || fail "on_crash preserve: not crashed"
 v 60 destroy $M || fail "destroy the crashed machine"
@@ -432,6 +433,7 @@ state_is "shut off (destroyed)"
 step crash-destroy
 acts destroy destroy destroy t
 boot
+expect_crash
 type_line 'echo c > /proc/sysrq-trigger'
 wait_state "shut off (crashed)" 120 || fail "on_crash destroy: not shut off (crashed)"
 echo EVENTS-BEGIN
