@@ -986,10 +986,21 @@ fn with_l1<T>(fresh: bool, f: impl FnOnce(&mut Rig) -> Result<T>) -> Result<T> {
 }
 
 /// Runs `script` in the shared L1 ([`with_shared`]). When L1 itself fails during the command
-/// (agent silent, kernel panic, QEMU gone), boots a fresh L1 and tries once more; the error of
-/// the second try is returned if that fails too. Command timeouts are not retried.
+/// (agent silent, no heartbeat, kernel panic, QEMU gone), boots a fresh L1 and tries once more;
+/// the error of the second try is returned if that fails too. Command timeouts are not retried.
 pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
-    match with_shared(|r| r.run(script, timeout)) {
+    run_retrying(false, script, timeout)
+}
+
+/// [`run_shared`] on a fresh L1 (the one in use is shut down first; the fresh one then stays
+/// shared). For long scripts that start many L2 machines: a nested L1 that has run many of them
+/// was seen to panic (a corrupted kernel stack) or freeze, so such scripts each get their own.
+pub fn run_fresh(script: &str, timeout: Duration) -> Result<CmdOutput> {
+    run_retrying(true, script, timeout)
+}
+
+fn run_retrying(fresh: bool, script: &str, timeout: Duration) -> Result<CmdOutput> {
+    match with_l1(fresh, |r| r.run(script, timeout)) {
         Err(
             e @ (RigError::L1Unresponsive { .. }
             | RigError::L1Silent { .. }
@@ -998,7 +1009,7 @@ pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
         ) => {
             eprintln!("vireo-rig: L1 failed during a command ({e}); retrying once on a fresh L1");
             timing::record("L1 failure, command retried", Duration::ZERO);
-            with_shared(|r| r.run(script, timeout))
+            with_l1(fresh, |r| r.run(script, timeout))
         }
         // A command that outlived its timeout in a healthy L1 has failed. One whose agent never
         // reported back, so that L1 had to be killed, says nothing about the command: L1 itself
@@ -1006,31 +1017,7 @@ pub fn run_shared(script: &str, timeout: Duration) -> Result<CmdOutput> {
         Err(e @ RigError::CommandTimeout { .. }) if !shared_l1_alive() => {
             eprintln!("vireo-rig: L1 stalled during a command ({e}); retrying once on a fresh L1");
             timing::record("L1 stall, command retried", Duration::ZERO);
-            with_shared(|r| r.run(script, timeout))
-        }
-        other => other,
-    }
-}
-
-/// [`run_shared`] on a fresh L1 (the one in use is shut down first; the fresh one then stays
-/// shared). For long scripts that start many L2 machines: a nested L1 that has run many of them
-/// was seen to panic (a corrupted kernel stack) or freeze, so such scripts each get their own.
-pub fn run_fresh(script: &str, timeout: Duration) -> Result<CmdOutput> {
-    match with_l1(true, |r| r.run(script, timeout)) {
-        Err(
-            e @ (RigError::L1Unresponsive { .. }
-            | RigError::L1Silent { .. }
-            | RigError::L1Panic { .. }
-            | RigError::L1Exited { .. }),
-        ) => {
-            eprintln!("vireo-rig: L1 failed during a command ({e}); retrying once on a fresh L1");
-            timing::record("L1 failure, command retried", Duration::ZERO);
-            with_l1(true, |r| r.run(script, timeout))
-        }
-        Err(e @ RigError::CommandTimeout { .. }) if !shared_l1_alive() => {
-            eprintln!("vireo-rig: L1 stalled during a command ({e}); retrying once on a fresh L1");
-            timing::record("L1 stall, command retried", Duration::ZERO);
-            with_l1(true, |r| r.run(script, timeout))
+            with_l1(fresh, |r| r.run(script, timeout))
         }
         other => other,
     }
