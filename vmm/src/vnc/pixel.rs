@@ -123,10 +123,13 @@ impl PixelFormat {
         Ok(())
     }
 
+    /// Only a validated true-colour format has shifts inside the pixel; a colour-map format's
+    /// are whatever the client sent, so shifts past 31 bits count as no bits.
     fn channel_mask(&self) -> u32 {
-        (u32::from(self.red_max) << self.red_shift)
-            | (u32::from(self.green_max) << self.green_shift)
-            | (u32::from(self.blue_max) << self.blue_shift)
+        let at = |max: u16, shift: u8| u32::from(max).checked_shl(u32::from(shift)).unwrap_or(0);
+        at(self.red_max, self.red_shift)
+            | at(self.green_max, self.green_shift)
+            | at(self.blue_max, self.blue_shift)
     }
 }
 
@@ -158,7 +161,7 @@ fn scale_table(max: u16, shift: u8) -> [u32; 256] {
     let mut t = [0u32; 256];
     for (v, slot) in t.iter_mut().enumerate() {
         let scaled = (v as u32 * u32::from(max) + 127) / 255;
-        *slot = scaled << shift;
+        *slot = scaled.checked_shl(u32::from(shift)).unwrap_or(0);
     }
     t
 }
@@ -316,6 +319,27 @@ impl PixelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the rfb_client fuzzer: a colour-map format validates whatever its shifts, and
+    /// building a writer for it shifted by 249 bits.
+    #[test]
+    fn colour_map_format_with_wild_shifts_builds_a_writer() {
+        let mut wire = [0u8; 16];
+        wire[0] = 8;
+        wire[1] = 8;
+        wire[4..10].copy_from_slice(&[0, 0xf9, 0xff, 0, 0, 0]);
+        wire[10] = 249;
+        wire[11] = 40;
+        wire[12] = 32;
+        let pf = PixelFormat::from_bytes(&wire);
+        assert!(pf.validate().is_ok());
+        let w = PixelWriter::new(pf);
+        let mut out = Vec::new();
+        w.put(&mut out, 0x123456);
+        w.put_cpixel(&mut out, 0x123456);
+        w.put_tpixel(&mut out, 0x123456);
+        assert!(!out.is_empty());
+    }
 
     #[test]
     fn native_is_identity_little_endian() {
