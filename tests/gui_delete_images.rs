@@ -52,10 +52,7 @@ fn deleting_offers_the_wizards_disk_image_and_undo_keeps_it() {
     desktop.wait_for_window("Vireo");
 
     // The wizard makes machine.qcow2 in the images directory and starts the machine.
-    app.activate_win_with(
-        "new-machine-from-kernel",
-        &format!("'{}'", kernel.display()),
-    );
+    app.new_machine_from_kernel(&kernel);
     let wizard = desktop.wait_for_window("New Machine");
     desktop.press(&wizard, "Return");
     sleep(Duration::from_millis(500));

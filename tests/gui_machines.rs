@@ -319,10 +319,7 @@ fn wizard_goes_from_a_kernel_file_to_a_running_machine() {
     desktop.press(&wizard, "Escape");
     desktop.wait_for_no_window("New Machine");
 
-    app.activate_win_with(
-        "new-machine-from-kernel",
-        &format!("'{}'", kernel.display()),
-    );
+    app.new_machine_from_kernel(&kernel);
     let wizard = desktop.wait_for_window("New Machine");
     desktop.screenshot("wizard-details");
     desktop.press(&wizard, "Return");
@@ -615,10 +612,7 @@ fn german_wizard_and_console_screens() {
     );
     desktop.press(&wizard, "Escape");
     desktop.wait_for_no_window("Neue Maschine");
-    app.activate_win_with(
-        "new-machine-from-kernel",
-        &format!("'{}'", kernel.display()),
-    );
+    app.new_machine_from_kernel(&kernel);
     let wizard = desktop.wait_for_window("Neue Maschine");
     sleep(Duration::from_millis(700));
     Image::save_window(

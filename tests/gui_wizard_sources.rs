@@ -215,10 +215,7 @@ fn wizard_shows_the_drivers_refusal_beside_the_name() {
     let desktop = Desktop::start("wizard-refusal");
     let app = launch(&desktop, &h);
     desktop.wait_for_window("Vireo");
-    app.activate_win_with(
-        "new-machine-from-kernel",
-        &format!("'{}'", kernel.display()),
-    );
+    app.new_machine_from_kernel(&kernel);
     let wizard = desktop.wait_for_window("New Machine");
     sleep(Duration::from_millis(700));
     let clean = shot(&desktop, &wizard, "refusal-details");

@@ -609,6 +609,15 @@ impl App {
         .unwrap_or_else(|e| panic!("win.{name}({param}) failed: {e}\n{}", self.log_text()));
     }
 
+    /// Opens the New Machine wizard on a kernel file ("Boot a Kernel", as the file chooser of
+    /// the "+" menu would).
+    pub fn new_machine_from_kernel(&self, kernel: &Path) {
+        self.activate_win_with(
+            "new-machine-from-kernel",
+            &format!("'{}'", kernel.display()),
+        );
+    }
+
     /// The state of a stateful `win.<name>` action, as GVariant text (e.g. "true").
     pub fn win_action_state(&self, name: &str) -> String {
         let out = self
