@@ -555,6 +555,17 @@ impl Connection {
 
     /// Waits until the run that had `restarts` restarts ends or restarts.
     fn wait_run_change(&self, name: &str, restarts: u32, timeout: Duration) -> bool {
+        self.watch_run_change(name, restarts, timeout, |_| {})
+    }
+
+    /// [`Self::wait_run_change`], calling `each` with every record read while the run goes on.
+    fn watch_run_change(
+        &self,
+        name: &str,
+        restarts: u32,
+        timeout: Duration,
+        mut each: impl FnMut(&StateRecord),
+    ) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
             match self.live_record(name) {
@@ -566,7 +577,7 @@ impl Connection {
                 {
                     return true
                 }
-                _ => {}
+                Some(r) => each(&r),
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -609,7 +620,7 @@ impl Connection {
         if supervised {
             Self::set_intent(&run, Intent::Destroy)?;
             // Done when the supervisor has recorded the end and cleaned up (it then exits).
-            if self.kill_until_run_change(&d.name, &rec, Duration::from_secs(15))
+            if self.kill_until_run_change(&d.name, rec.restarts, Duration::from_secs(15))
                 && Self::wait_unsupervised(&run, Duration::from_secs(5))
             {
                 return Ok(());
@@ -644,33 +655,18 @@ impl Connection {
         }
     }
 
-    /// Kills the helper of the run that had `rec.restarts` restarts until that run ends or
+    /// Kills the helper of the run that had `restarts` restarts until that run ends or
     /// restarts; `false` on timeout. The record is read again each time round: a supervisor that
     /// is still starting its helper names it only after the spawn, so the helper of the first
     /// read may be none or an old one.
-    fn kill_until_run_change(&self, name: &str, rec: &StateRecord, timeout: Duration) -> bool {
-        let start = Instant::now();
+    fn kill_until_run_change(&self, name: &str, restarts: u32, timeout: Duration) -> bool {
         let mut killed = None;
-        loop {
-            let live = match self.live_record(name) {
-                None => return true,
-                Some(r) => r,
-            };
-            if !live.state.is_active()
-                || live.restarts != rec.restarts
-                || live.state == DomainState::Crashed
-            {
-                return true;
-            }
+        self.watch_run_change(name, restarts, timeout, |live| {
             if live.vmm_pid.is_some() && live.vmm_pid != killed {
-                Self::kill_helper(&live);
+                Self::kill_helper(live);
                 killed = live.vmm_pid;
             }
-            if start.elapsed() >= timeout {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// Waits until no supervisor holds the machine's lock; `false` on timeout.
@@ -693,11 +689,7 @@ impl Connection {
             .control(&d.name, &run, "reset", serde_json::json!({}))
             .is_err()
         {
-            if let (Some(p), Some(t)) = (rec.vmm_pid, rec.vmm_start) {
-                if process::is_our_process(p, t, "vireo-vmm") {
-                    process::signal(p, libc::SIGKILL);
-                }
-            }
+            Self::kill_helper(&rec);
         }
         if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15)) {
             // Wait for the new helper to be ready so the caller can use it at once.
