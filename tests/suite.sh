@@ -40,7 +40,8 @@ fuzz() {
         -max_total_time="$fuzz_seconds" -rss_limit_mb=2048)
 }
 
-# A command whose output is long and only matters when it fails.
+# A fuzzer run, whose output is long and only matters when it fails: kept in a log, with only
+# libFuzzer's run counts shown.
 logged() {
     local log="$logs/$1.log"
     shift

@@ -84,6 +84,12 @@ pub mod l2;
 pub mod modules;
 pub mod rig;
 mod spawn;
+pub mod timing;
+
+pub use error::{Result, RigError};
+pub use exec::{run_command, run_command_fresh, run_direct, run_scenario};
+pub use l2::{GuestImage, KernelForm, Launcher, Scenario, ScenarioReport};
+pub use rig::{run_fresh, run_shared, with_shared, CmdOutput, Fault, Line, Rig, RigConfig};
 
 /// A scratch name beside `path` that no other process or thread uses: the tests of one binary
 /// run in threads that fill the same cold cache at the same time, so a process id alone is not
@@ -99,9 +105,3 @@ pub(crate) fn scratch_name(path: &std::path::Path) -> std::path::PathBuf {
     ));
     path.with_file_name(name)
 }
-pub mod timing;
-
-pub use error::{Result, RigError};
-pub use exec::{run_command, run_command_fresh, run_direct, run_scenario};
-pub use l2::{GuestImage, KernelForm, Launcher, Scenario, ScenarioReport};
-pub use rig::{run_fresh, run_shared, with_shared, CmdOutput, Fault, Line, Rig, RigConfig};
