@@ -109,39 +109,36 @@ type_line 'echo AGAIN$((7*6))'
 wait_serial AGAIN42 60 || fail "console after reattach"
 v 60 destroy q || fail "destroy 3"
 state_is "shut off (destroyed)"
-echo EVENTS-BEGIN
-v 30 event --all --domain q --timeout 0
-echo EVENTS-END
-step done
-"#
+{EVENTS_AND_DONE}"#
     )
 }
 
 /// The events the script above causes, in order.
 fn expected_events() -> Vec<String> {
-    let lc = |s: &str| format!("event 'lifecycle' for domain 'q': {s}");
-    let reboot = "event 'reboot' for domain 'q'".to_string();
-    vec![
-        lc("Defined Added"),
-        lc("Started Booted"),
-        lc("Suspended Paused"),
-        lc("Resumed Unpaused"),
-        reboot.clone(), // vireoctl reset
-        lc("Started Booted"),
-        lc("Shutdown Finished"),
-        lc("Stopped Shutdown"),
-        lc("Started Booted"),
-        reboot, // the guest's reboot, on_reboot=restart
-        lc("Started Booted"),
-        lc("Stopped Destroyed"),
-        lc("Defined Updated"),
-        lc("Started Booted"),
-        lc("Crashed Panicked"), // on_crash=restart
-        lc("Started Booted"),
-        lc("Stopped Destroyed"),
-        lc("Started Booted"), // the starter was killed; the machine runs on
-        lc("Stopped Destroyed"),
-    ]
+    lifecycle_events(
+        "q",
+        &[
+            "Defined Added",
+            "Started Booted",
+            "Suspended Paused",
+            "Resumed Unpaused",
+            "reboot", // vireoctl reset
+            "Started Booted",
+            "Shutdown Finished",
+            "Stopped Shutdown",
+            "Started Booted",
+            "reboot", // the guest's reboot, on_reboot=restart
+            "Started Booted",
+            "Stopped Destroyed",
+            "Defined Updated",
+            "Started Booted",
+            "Crashed Panicked", // on_crash=restart
+            "Started Booted",
+            "Stopped Destroyed",
+            "Started Booted", // the starter was killed; the machine runs on
+            "Stopped Destroyed",
+        ],
+    )
 }
 
 #[test]
@@ -316,7 +313,7 @@ v 300 create --quick --kernel {kernel} --modules {modules} --name $M --memory 25
     )
 }
 
-/// The end of every actions script: the machine's events, then the last step.
+/// The end of every script here: the machine's events, then the last step.
 const EVENTS_AND_DONE: &str = r#"
 echo EVENTS-BEGIN
 v 30 event --all --domain $M --timeout 0
@@ -394,11 +391,7 @@ while [ -e $R/domain.xml ]; do
     [ $(date +%s) -lt $end ] || fail "on_reboot destroy kept the runtime files for 30 s"
     sleep 0.2
 done
-echo EVENTS-BEGIN
-v 30 event --all --domain $M --timeout 0
-echo EVENTS-END
-step done
-"#
+{EVENTS_AND_DONE}"#
     )
 }
 
@@ -436,14 +429,12 @@ boot
 expect_crash
 type_line 'echo c > /proc/sysrq-trigger'
 wait_state "shut off (crashed)" 120 || fail "on_crash destroy: not shut off (crashed)"
-echo EVENTS-BEGIN
-v 30 event --all --domain $M --timeout 0
-echo EVENTS-END
-step done
-"#
+{EVENTS_AND_DONE}"#
     )
 }
 
+/// The lines `vireoctl event` prints for machine `name`: "reboot" is the reboot event, anything
+/// else a lifecycle event with that detail.
 fn lifecycle_events(name: &str, spec: &[&str]) -> Vec<String> {
     spec.iter()
         .map(|s| match *s {
