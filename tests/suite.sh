@@ -7,6 +7,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# The rig echoes every line of its L1 commands as they arrive; a failed test would show
+# thousands of them before its panic message. Its errors and the tests' messages carry the
+# telling lines, and the tests save whole outputs under target/rig-logs/.
+export VIREO_RIG_QUIET=${VIREO_RIG_QUIET-1}
 fuzz_seconds=${VIREO_FUZZ_SECONDS:-45}
 failed=()
 # CI shows only the last few hundred bytes of a run, so the long outputs go to logs and the end

@@ -200,11 +200,12 @@ fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: 
         "{label}: {:.0} s; steps: {steps:#?}",
         start.elapsed().as_secs_f64()
     );
-    assert_eq!(out.status, 0, "rig script failed:\n{}", text.join("\n"));
+    let report = || vireo_rig::report::digest_for_test(&text.join("\n"));
+    assert_eq!(out.status, 0, "rig script failed:\n{}", report());
     assert!(
         text.iter().any(|l| l.contains("STEP done")),
-        "{}",
-        text.join("\n")
+        "the script stopped before STEP done:\n{}",
+        report()
     );
     let events: Vec<String> = out
         .lines
@@ -214,7 +215,7 @@ fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: 
         .take_while(|l| l != "EVENTS-END")
         .filter(|l| l.starts_with("event '"))
         .collect();
-    assert_eq!(events, expected, "{}", text.join("\n"));
+    assert_eq!(events, expected, "{}", report());
 }
 
 /// The shell helpers of every script here: machine `$M` in its own XDG home `$X` (runtime

@@ -129,24 +129,33 @@ fn results(out: &str, tag: &str) -> Vec<(String, bool, String)> {
 fn expect_pass(out: &str, tag: &str, names: &[&str]) {
     let r = results(out, tag);
     for (name, passed, detail) in &r {
-        assert!(
-            *passed,
-            "{tag}: {name} failed: {detail}\n--- output ---\n{out}"
-        );
+        assert!(*passed, "{tag}: {name} failed: {detail}\n{}", report(out));
     }
     for n in names {
         assert!(
             r.iter().any(|(name, _, _)| name == n),
-            "{tag}: no result {n}\n--- output ---\n{out}"
+            "{tag}: no result {n}\n{}",
+            report(out)
         );
     }
+}
+
+/// For failure messages: the lines of a script's output that tell what went wrong (the whole
+/// output is saved under the target dir's `rig-logs/`).
+fn report(out: &str) -> String {
+    vireo_rig::report::digest_for_test(out)
 }
 
 fn run(script: &str, minutes: u64) -> String {
     let out = vireo_rig::run_command(script, Duration::from_secs(minutes * 60))
         .unwrap_or_else(|e| panic!("rig: {e}"));
     let text = out.text();
-    assert!(out.success(), "rig script failed ({}):\n{text}", out.status);
+    assert!(
+        out.success(),
+        "rig script failed ({}):\n{}",
+        out.status,
+        report(&text)
+    );
     text
 }
 
@@ -231,12 +240,14 @@ fn disks_rng_and_input_under_the_stock_kernel() {
     expect_pass(&out, "read", &["raw-read-back", "qcow2-read-back"]);
     assert!(
         out.contains("QCOW2-CHECK-OK"),
-        "qemu-img check failed:\n{out}"
+        "qemu-img check failed:\n{}",
+        report(&out)
     );
     // 0x56 is 'V', the first byte the guest wrote at sector 4096 (2 MiB).
     assert!(
         out.contains("QCOW2-QEMU-READ-OK"),
-        "qemu-io does not see the guest's write:\n{out}"
+        "qemu-io does not see the guest's write:\n{}",
+        report(&out)
     );
 }
 
@@ -455,7 +466,11 @@ fn ext4_on_raw_and_qcow2_disks_persists_across_boots() {
         "L1-READS fs-from-qcow2.raw VIREO-FS-qcow2 boot2",
         "RO-IMAGE-UNCHANGED",
     ] {
-        assert!(out.contains(needle), "L1 check {needle:?} missing:\n{out}");
+        assert!(
+            out.contains(needle),
+            "L1 check {needle:?} missing:\n{}",
+            report(&out)
+        );
     }
 }
 
@@ -763,7 +778,11 @@ fn qcow2_root_disk_boots_with_network_and_keeps_data_across_reboot() {
         "FSCK-CLEAN",
         "L1-READS boots=2",
     ] {
-        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+        assert!(
+            out.contains(needle),
+            "{needle:?} missing:\n{}",
+            report(&out)
+        );
     }
 }
 
@@ -836,6 +855,10 @@ fn user_networking_under_the_stock_kernel() {
         ],
     );
     for needle in ["HOST-FORWARD-OK", "L1-NC-GOT VIREO-NC-FROM-GUEST"] {
-        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+        assert!(
+            out.contains(needle),
+            "{needle:?} missing:\n{}",
+            report(&out)
+        );
     }
 }

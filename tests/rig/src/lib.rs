@@ -38,6 +38,8 @@
 //! - [`initramfs`] / [`cpio`]: a newc writer and an initramfs builder (busybox, modules with
 //!   their load order, init script, concatenated archives); [`modules`] resolves module
 //!   dependencies from their `.modinfo`.
+//! - [`report`]: failure messages that keep a failed script's telling lines (not whole L2 boot
+//!   logs) and save the whole output under the target dir's `rig-logs/`.
 //! - [`kvm`]: what KVM the host has ([`kvm::detect`], [`kvm::mode`]).
 //! - [`timing`]: every measured phase (L1 boot, L2 boot, scenario, command); `timing::report()`.
 //!
@@ -82,6 +84,7 @@ pub mod initramfs;
 pub mod kvm;
 pub mod l2;
 pub mod modules;
+pub mod report;
 pub mod rig;
 mod spawn;
 pub mod timing;

@@ -120,7 +120,7 @@ impl RigConfig {
 }
 
 /// The cargo target dir holding the running executable (cargo tags it with CACHEDIR.TAG).
-fn current_target_dir() -> Option<PathBuf> {
+pub(crate) fn current_target_dir() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     exe.ancestors()
         .find(|d| d.join("CACHEDIR.TAG").is_file())
