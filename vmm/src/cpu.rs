@@ -4,7 +4,7 @@
 use crate::boot::{Entry, GDT};
 use crate::layout;
 use kvm_bindings::{
-    kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VcpuFd};
 
@@ -100,6 +100,33 @@ pub fn fixup_cpuid(base: &CpuId, id: u8, vcpus: u8) -> CpuId {
     c
 }
 
+/// XCR0 bits for x87, SSE, AVX and the three AVX-512 components: user state that needs no
+/// permission from the host (AMX does) and that XCR0's rules let us set together.
+const XCR0_X87_SSE_AVX: u64 = 0b111;
+const XCR0_AVX512: u64 = 0b1110_0000;
+
+/// The XCR0 a booting guest gets: the user state components CPUID leaf 0xD offers, among x87,
+/// SSE, AVX and AVX-512 (all three or none, and only with AVX); `None` without XSAVE.
+fn boot_xcr0(cpuid: &CpuId) -> Option<u64> {
+    let entries = cpuid.as_slice();
+    let xsave = entries
+        .iter()
+        .any(|e| e.function == 1 && e.index == 0 && e.ecx & (1 << 26) != 0);
+    let leaf = entries.iter().find(|e| e.function == 0xd && e.index == 0)?;
+    if !xsave {
+        return None;
+    }
+    let offered = u64::from(leaf.eax) | (u64::from(leaf.edx) << 32);
+    let mut xcr0 = offered & XCR0_X87_SSE_AVX;
+    if xcr0 & 0b11 != 0b11 {
+        return None;
+    }
+    if xcr0 & 0b100 != 0 && offered & XCR0_AVX512 == XCR0_AVX512 {
+        xcr0 |= XCR0_AVX512;
+    }
+    Some(xcr0)
+}
+
 const MSR_IA32_SYSENTER_CS: u32 = 0x174;
 const MSR_IA32_SYSENTER_ESP: u32 = 0x175;
 const MSR_IA32_SYSENTER_EIP: u32 = 0x176;
@@ -120,8 +147,23 @@ pub fn setup_vcpu(
     cpuid: &CpuId,
     entry: Entry,
 ) -> Result<(), CpuError> {
-    vcpu.set_cpuid2(&fixup_cpuid(cpuid, id, vcpus))
-        .map_err(kvm(id, "KVM_SET_CPUID2"))?;
+    let cpuid = fixup_cpuid(cpuid, id, vcpus);
+    vcpu.set_cpuid2(&cpuid).map_err(kvm(id, "KVM_SET_CPUID2"))?;
+    // XCR0 starts with the state components the guest will enable anyway (Linux sets XCR0 to
+    // every one CPUID offers before it uses any). Where the guest's XSETBV does not reach KVM
+    // (QEMU's TCG emulation of nested SVM does not intercept it, and the rig runs there),
+    // KVM's XCR0 would otherwise stay at x87 only: it would load that on every entry, and the
+    // guest's XSAVE would silently drop its SSE and AVX registers across task switches. On a
+    // host that refuses this the guest loses nothing: it writes XCR0 itself.
+    if let Some(xcr0) = boot_xcr0(&cpuid) {
+        let mut xcrs = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
+        xcrs.xcrs[0].xcr = 0;
+        xcrs.xcrs[0].value = xcr0;
+        let _ = vcpu.set_xcrs(&xcrs);
+    }
     let entries: Vec<kvm_msr_entry> = [
         (MSR_IA32_SYSENTER_CS, 0),
         (MSR_IA32_SYSENTER_ESP, 0),
@@ -298,5 +340,34 @@ mod tests {
         assert_eq!((core.eax, core.ebx, core.ecx >> 8, core.edx), (2, 4, 2, 3));
         assert_eq!(get(0x8000_0008, 0).ecx & 0xff, 3, "NC = cores - 1");
         assert_eq!(get(0x8000_001e, 0).eax, 3, "extended APIC ID");
+    }
+
+    #[test]
+    fn boot_xcr0_follows_cpuid_leaf_0xd() {
+        use kvm_bindings::kvm_cpuid_entry2;
+        let cpuid = |xsave: bool, eax: u32| {
+            CpuId::from_entries(&[
+                kvm_cpuid_entry2 {
+                    function: 1,
+                    ecx: if xsave { 1 << 26 } else { 0 },
+                    ..Default::default()
+                },
+                kvm_cpuid_entry2 {
+                    function: 0xd,
+                    eax,
+                    ..Default::default()
+                },
+            ])
+            .unwrap()
+        };
+        assert_eq!(boot_xcr0(&cpuid(true, 0b111)), Some(0b111), "x87 SSE AVX");
+        assert_eq!(boot_xcr0(&cpuid(true, 0b1110_0111)), Some(0b1110_0111));
+        // MPX, PKRU and AMX (bits 3, 4, 9, 17, 18) are left to the guest.
+        assert_eq!(boot_xcr0(&cpuid(true, 0x6_021f)), Some(0b111));
+        // Partial AVX-512 is no valid XCR0: left out.
+        assert_eq!(boot_xcr0(&cpuid(true, 0b0110_0111)), Some(0b111));
+        assert_eq!(boot_xcr0(&cpuid(true, 0b1110_0011)), Some(0b11), "no AVX");
+        assert_eq!(boot_xcr0(&cpuid(false, 0b111)), None, "no XSAVE");
+        assert_eq!(boot_xcr0(&cpuid(true, 0b01)), None, "no SSE");
     }
 }
