@@ -164,29 +164,26 @@ fn quick_machine_lifecycle_through_the_rig() {
 /// panic with a corrupted kernel stack or to freeze, so no L1 runs more than one script's boots.
 fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_secs: u64) {
     let start = Instant::now();
-    // The script's own bounds fail it well before this; it is the last resort against a stalled
-    // L1 (the rig then kills L1 and runs the command once more on a fresh one).
-    let run = || {
-        vireo_rig::run_command_fresh(script, Duration::from_secs(last_resort_secs))
-            .unwrap_or_else(|e| panic!("rig: {e}"))
-    };
-    let mut out = run();
-    // A boot that triple-faults when the script did not crash the guest is the nested rig's:
-    // QEMU's TCG emulation of SVM was caught running L2 on L1's state, with QEMU as the L2
-    // launcher too (tests/rig/README.md, "L2 triple faults"; about 1 boot in 100). The
-    // script runs once more, on a fresh L1; a failure of that run stands.
-    if out.status != 0
-        && out
-            .lines
-            .iter()
-            .any(|l| l.text.starts_with("UNEXPECTED-L2-TRIPLE-FAULT"))
-    {
-        eprintln!(
-            "{label}: an L2 boot triple-faulted outside the crash steps (nested rig fault); running the script once more:\n{}",
-            out.tail(40)
-        );
-        out = run();
-    }
+    // The script's own bounds fail it well before `last_resort_secs`; that is the last resort
+    // against a stalled L1 (the rig then kills L1 and runs the command once more on a fresh
+    // one). A boot that triple-faults when the script did not crash the guest is the nested
+    // rig's: QEMU's TCG emulation of SVM was caught running L2 on L1's state, with QEMU as the
+    // L2 launcher too. The script then runs once more, on a fresh L1.
+    let out = vireo_rig::run_command_fresh_again_if_lost(
+        script,
+        Duration::from_secs(last_resort_secs),
+        |out| {
+            if out.status == 0 {
+                return Vec::new();
+            }
+            out.lines
+                .iter()
+                .filter(|l| l.text.starts_with("UNEXPECTED-L2-TRIPLE-FAULT"))
+                .map(|l| l.text.clone())
+                .collect()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{label}: rig: {e}"));
     let text: Vec<String> = out
         .lines
         .iter()

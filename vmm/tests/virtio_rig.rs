@@ -161,28 +161,20 @@ fn report(out: &str) -> String {
 /// Runs `script` where the real KVM is, on an L1 of its own (an L1 that has run many L2 boots
 /// was seen to corrupt itself; see the rig's README). When an L2 crashed or hung after its init
 /// had started (the case [`boot_for`] cannot retry, as the scenario may have done something),
-/// the whole script runs once more on a fresh L1: the nested rig loses about one L2 boot in 65
-/// that way (tests/rig/README.md, "L2 triple faults"). A failure of the second run stands.
+/// the whole script runs once more on a fresh L1; a failure of the second run stands.
 fn run(script: &str, minutes: u64) -> String {
-    let once = || {
-        vireo_rig::run_command_fresh(script, Duration::from_secs(minutes * 60))
-            .unwrap_or_else(|e| panic!("rig: {e}"))
-    };
-    let mut out = once();
-    let lost: Vec<String> = out
-        .lines
-        .iter()
-        .filter(|l| lost_boot(&l.text))
-        .map(|l| l.text.clone())
-        .collect();
-    if !lost.is_empty() {
-        eprintln!(
-            "virtio_rig: an L2 boot was lost to the nested rig ({}); running the script once more:\n{}",
-            lost.join("; "),
-            report(&out.text())
-        );
-        out = once();
-    }
+    let out = vireo_rig::run_command_fresh_again_if_lost(
+        script,
+        Duration::from_secs(minutes * 60),
+        |out| {
+            out.lines
+                .iter()
+                .filter(|l| lost_boot(&l.text))
+                .map(|l| l.text.clone())
+                .collect()
+        },
+    )
+    .unwrap_or_else(|e| panic!("rig: {e}"));
     let text = out.text();
     assert!(
         out.success(),

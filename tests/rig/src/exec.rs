@@ -31,6 +31,30 @@ pub fn run_command_fresh(script: &str, timeout: Duration) -> Result<CmdOutput> {
     }
 }
 
+/// [`run_command_fresh`], and once more on another fresh L1 when `lost` finds, in the output,
+/// an L2 boot that the nested rig lost: a triple fault or hang the script did not cause (QEMU's
+/// TCG emulation of SVM loses about one L2 boot in 65; see the README, "L2 triple faults").
+/// `lost` returns the lines that show it; they are printed with the first run's telling lines.
+/// What the second run gives stands.
+pub fn run_command_fresh_again_if_lost(
+    script: &str,
+    timeout: Duration,
+    lost: impl Fn(&CmdOutput) -> Vec<String>,
+) -> Result<CmdOutput> {
+    let out = run_command_fresh(script, timeout)?;
+    let seen = lost(&out);
+    if seen.is_empty() {
+        return Ok(out);
+    }
+    eprintln!(
+        "vireo-rig: the nested rig lost an L2 boot ({}); running the script once more on a fresh L1:\n{}",
+        seen.join("; "),
+        crate::report::digest_for_test(&out.text())
+    );
+    timing::record("L2 boot lost, script rerun", Duration::ZERO);
+    run_command_fresh(script, timeout)
+}
+
 /// Runs `script` on this host with `sh`, in its own process group, killed at `timeout`.
 pub fn run_direct(script: &str, timeout: Duration) -> Result<CmdOutput> {
     let echo = std::env::var_os("VIREO_RIG_QUIET").is_none();

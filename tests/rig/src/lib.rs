@@ -20,6 +20,8 @@
 //!   (host with hardware KVM, else the shared L1).
 //! - [`run_command_fresh`]`(script, timeout)`: the same on a fresh L1, for scripts that start
 //!   many L2 machines (an L1 that ran many of them was seen to panic or freeze).
+//! - [`run_command_fresh_again_if_lost`]`(script, timeout, lost)`: the same, run once more
+//!   when `lost` finds an L2 boot in the output that the nested rig lost (not the script).
 //! - [`run_scenario`]`(&Scenario, &Launcher) -> Result<ScenarioReport>`: boots the stock Debian
 //!   kernel as L2 with a scenario script; [`ScenarioReport::check`] turns a failed scenario into
 //!   an error saying what failed and where L2 stalled.
@@ -90,7 +92,9 @@ mod spawn;
 pub mod timing;
 
 pub use error::{Result, RigError};
-pub use exec::{run_command, run_command_fresh, run_direct, run_scenario};
+pub use exec::{
+    run_command, run_command_fresh, run_command_fresh_again_if_lost, run_direct, run_scenario,
+};
 pub use l2::{GuestImage, KernelForm, Launcher, Scenario, ScenarioReport};
 pub use rig::{run_fresh, run_shared, with_shared, CmdOutput, Fault, Line, Rig, RigConfig};
 
