@@ -455,3 +455,27 @@ fn orphans_dying_while_the_agent_reads_cost_no_resend() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_lost_l2_boot_reruns_the_script_on_a_fresh_l1() {
+    let script = "cat /proc/sys/kernel/random/boot_id; cat /proc/sys/kernel/random/uuid";
+    let seen = std::cell::RefCell::new(Vec::new());
+    let out = vireo_rig::run_command_fresh_again_if_lost(script, Duration::from_secs(120), |out| {
+        seen.borrow_mut().push(out.text());
+        if seen.borrow().len() == 1 {
+            vec!["VMM-EXIT test 3 (made up)".to_owned()]
+        } else {
+            Vec::new()
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let seen = seen.into_inner();
+    assert_eq!(seen.len(), 1, "`lost` is asked about the first run only");
+    let first: Vec<&str> = seen[0].lines().collect();
+    let second: Vec<String> = out.lines.iter().map(|l| l.text.clone()).collect();
+    assert_eq!((first.len(), second.len()), (2, 2), "{first:?} {second:?}");
+    assert_ne!(first[1], second[1], "the result is the second run's");
+    if vireo_rig::kvm::mode() == vireo_rig::kvm::Mode::Nested {
+        assert_ne!(first[0], second[0], "the second run had an L1 of its own");
+    }
+}
