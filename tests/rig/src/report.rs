@@ -1,8 +1,9 @@
 //! Failure messages for rig-backed tests.
 //!
 //! A rig script's output holds whole L2 boot logs, thousands of lines, most of them a healthy
-//! kernel booting (with a harmless `WARNING` or two). CI shows only part of a failed test's
-//! output, so a message that pastes it all can hide the reason. [`digest`] keeps the lines that
+//! kernel booting. CI shows only part of a failed test's output (once, 120 lines centred on a
+//! kernel WARNING that had nothing to do with the failure), so a message that pastes it all can
+//! hide the reason. [`digest`] keeps the lines that
 //! say what happened (the script's own lines, VMM and guest markers, kernel lines that report a
 //! fault) and saves the whole output to a file that the message names.
 
