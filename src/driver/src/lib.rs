@@ -32,7 +32,8 @@
 //! `xml(name, inactive)`, `autostart` / `set_autostart` / `start_autostart`, `create_transient`,
 //! `check_startable` (translation check without starting), `screenshot(name, file)`,
 //! `vnc_display`, `serial_log`. The XML Vireo writes comes from `vireo-domain`; the quick machine
-//! from [`quick::prepare`].
+//! from [`quick::prepare`], whose initramfs is made by [`initramfs`] (on [`cpio`], with kernel
+//! modules from [`modules`]); the test rig builds its guests' images with the same code.
 //!
 //! # Files
 //! See [`paths`] (XDG layout), [`rundir`] (per-machine runtime files), [`events`] (the ordered
@@ -53,6 +54,8 @@ pub mod control;
 pub mod cpio;
 pub mod definition;
 pub mod events;
+pub mod initramfs;
+pub mod modules;
 pub mod paths;
 pub mod process;
 pub mod quick;

@@ -2,8 +2,8 @@
 //! initramfs from the host's busybox (Debian's busybox-static) and the host kernel's virtio
 //! modules, and writes the domain XML of a machine that boots the host kernel with it.
 
-use crate::cpio::CpioWriter;
-use std::collections::{BTreeMap, HashSet};
+use crate::initramfs::{Initramfs, InitramfsError};
+use crate::modules::{IfAbsent, ModuleError, ModuleTree};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +18,10 @@ pub enum QuickError {
     NoBusybox,
     #[error("{0}: busybox is dynamically linked; the initramfs needs a static one (Debian package busybox-static)")]
     DynamicBusybox(PathBuf),
-    #[error("kernel module {name}: {message}")]
-    Module { name: String, message: String },
+    #[error(transparent)]
+    Modules(#[from] ModuleError),
+    #[error(transparent)]
+    Initramfs(#[from] InitramfsError),
 }
 
 /// A kernel and its module tree.
@@ -174,166 +176,14 @@ fn elf_has_interp(d: &[u8]) -> Option<bool> {
     Some(false)
 }
 
-fn module_name(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.split(".ko").next().unwrap_or(base);
-    base.replace('-', "_")
-}
-
-fn walk_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk_modules(&p, out);
-        } else if p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.contains(".ko"))
-        {
-            out.insert(module_name(&p.display().to_string()), p);
-        }
-    }
-}
-
-/// The `depends=` field of a module's .modinfo (NUL-separated `key=value` strings).
-fn modinfo_depends(data: &[u8]) -> Vec<String> {
-    data.split(|&b| b == 0)
-        .filter_map(|f| f.strip_prefix(b"depends="))
-        .flat_map(|v| {
-            String::from_utf8_lossy(v)
-                .split(',')
-                .map(|s| s.trim().replace('-', "_"))
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Without modules.dep (an unpacked package has none): each module's own `depends=`.
-fn resolve_by_modinfo(tree: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, QuickError> {
-    let mut index = BTreeMap::new();
-    walk_modules(tree, &mut index);
-    if index.is_empty() {
-        return Err(QuickError::File {
-            path: tree.to_owned(),
-            message: "no kernel modules in this tree".into(),
-        });
-    }
-    fn visit(
-        name: &str,
-        index: &BTreeMap<String, PathBuf>,
-        seen: &mut HashSet<String>,
-        order: &mut Vec<PathBuf>,
-    ) -> Result<(), QuickError> {
-        if !seen.insert(name.to_owned()) {
-            return Ok(());
-        }
-        // Not in the tree: built in (or absent from this kernel).
-        let Some(path) = index.get(name) else {
-            return Ok(());
-        };
-        for d in modinfo_depends(&read_module(path)?) {
-            visit(&d, index, seen, order)?;
-        }
-        order.push(path.clone());
-        Ok(())
-    }
-    let mut order = Vec::new();
-    let mut seen = HashSet::new();
-    for w in wanted {
-        visit(w, &index, &mut seen, &mut order)?;
-    }
-    Ok(order)
-}
-
 /// Resolves `wanted` to module files in load order (dependencies first), skipping built-ins and
-/// modules this kernel does not have. Uses modules.dep when the tree has one (an installed
-/// kernel), else each module's own `depends=`.
+/// modules this kernel does not have (see [`crate::modules`]).
 pub fn resolve_modules(tree: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>, QuickError> {
-    let dep_file = tree.join("modules.dep");
-    if !dep_file.is_file() {
-        return resolve_by_modinfo(tree, wanted);
-    }
-    let text = std::fs::read_to_string(&dep_file).map_err(|e| QuickError::File {
-        path: dep_file.clone(),
-        message: e.to_string(),
-    })?;
-    let mut deps: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    for line in text.lines() {
-        let Some((m, rest)) = line.split_once(':') else {
-            continue;
-        };
-        deps.insert(
-            module_name(m),
-            (
-                m.to_owned(),
-                rest.split_whitespace().map(str::to_owned).collect(),
-            ),
-        );
-    }
-    let mut order = Vec::new();
-    let mut seen = HashSet::new();
-    fn visit(
-        name: &str,
-        deps: &BTreeMap<String, (String, Vec<String>)>,
-        seen: &mut HashSet<String>,
-        order: &mut Vec<String>,
-    ) {
-        if !seen.insert(name.to_owned()) {
-            return;
-        }
-        if let Some((path, ds)) = deps.get(name) {
-            // modules.dep lists direct and indirect deps, the deepest last.
-            for d in ds.iter().rev() {
-                visit(&module_name(d), deps, seen, order);
-            }
-            order.push(path.clone());
-        }
-    }
-    for w in wanted {
-        visit(w, &deps, &mut seen, &mut order);
-    }
-    Ok(order.into_iter().map(|p| tree.join(p)).collect())
-}
-
-/// Reads a module, decompressing .xz / .zst / .gz with the system tools (busybox insmod cannot).
-fn read_module(path: &Path) -> Result<Vec<u8>, QuickError> {
-    let name = path.display().to_string();
-    let tool = if name.ends_with(".xz") {
-        Some(("xz", "-dc"))
-    } else if name.ends_with(".zst") {
-        Some(("zstd", "-dcq"))
-    } else if name.ends_with(".gz") {
-        Some(("gzip", "-dc"))
-    } else {
-        None
-    };
-    match tool {
-        None => std::fs::read(path).map_err(|e| QuickError::Module {
-            name,
-            message: e.to_string(),
-        }),
-        Some((t, arg)) => {
-            let out = std::process::Command::new(t)
-                .arg(arg)
-                .arg(path)
-                .output()
-                .map_err(|e| QuickError::Module {
-                    name: name.clone(),
-                    message: format!("cannot run {t}: {e}"),
-                })?;
-            if !out.status.success() {
-                return Err(QuickError::Module {
-                    name,
-                    message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-                });
-            }
-            Ok(out.stdout)
-        }
-    }
+    Ok(ModuleTree::open(tree)?
+        .resolve(wanted, IfAbsent::Skip)?
+        .into_iter()
+        .map(|m| m.path)
+        .collect())
 }
 
 /// The guest's /init.
@@ -379,15 +229,7 @@ esac
 
 /// Builds the initramfs image bytes.
 pub fn build_initramfs(busybox: &Path, kernel: &Kernel) -> Result<Vec<u8>, QuickError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: std::io::Error| QuickError::File {
-            path: path.clone(),
-            message: e.to_string(),
-        }
-    };
-    let mut w = CpioWriter::new();
-    let archive = Path::new("initramfs");
+    let mut img = Initramfs::new();
     for d in [
         "bin",
         "sbin",
@@ -402,34 +244,27 @@ pub fn build_initramfs(busybox: &Path, kernel: &Kernel) -> Result<Vec<u8>, Quick
         "tmp",
         "root",
     ] {
-        w.dir(d).map_err(io(archive))?;
+        img.dir(d);
     }
-    w.char_dev("dev/console", 0o600, 5, 1)
-        .map_err(io(archive))?;
-    w.char_dev("dev/null", 0o666, 1, 3).map_err(io(archive))?;
-    let bb = std::fs::read(busybox).map_err(io(busybox))?;
-    w.file("bin/busybox", 0o755, &bb).map_err(io(busybox))?;
-    w.symlink("bin/sh", "busybox").map_err(io(archive))?;
-    w.file("init", 0o755, INIT.as_bytes())
-        .map_err(io(archive))?;
-    w.file("etc/udhcpc.sh", 0o755, UDHCPC.as_bytes())
-        .map_err(io(archive))?;
-    w.file("etc/acpi/PWRF/00000080", 0o755, b"#!/bin/sh\npoweroff\n")
-        .map_err(io(archive))?;
+    img.char_dev("dev/console", 0o600, 5, 1)
+        .char_dev("dev/null", 0o666, 1, 3)
+        .host_file("bin/busybox", 0o755, busybox)
+        .symlink("bin/sh", "busybox")
+        .init(INIT)
+        .file("etc/udhcpc.sh", 0o755, UDHCPC)
+        .file("etc/acpi/PWRF/00000080", 0o755, "#!/bin/sh\npoweroff\n");
+    // INIT loads what this list names, in its order.
     let mut list = String::new();
     if let Some(tree) = &kernel.modules {
-        for m in resolve_modules(tree, WANTED_MODULES)? {
-            let data = read_module(&m)?;
-            let name = format!("{}.ko", module_name(&m.display().to_string()));
-            w.file(&format!("lib/modules/{name}"), 0o644, &data)
-                .map_err(io(&m))?;
-            list.push_str(&name);
+        let modules = ModuleTree::open(tree)?.resolve(WANTED_MODULES, IfAbsent::Skip)?;
+        img.modules("lib/modules", &modules);
+        for m in &modules {
+            list.push_str(&m.file_name());
             list.push('\n');
         }
     }
-    w.file("etc/vireo-modules", 0o644, list.as_bytes())
-        .map_err(io(archive))?;
-    w.finish().map_err(io(archive))
+    img.file("etc/vireo-modules", 0o644, list);
+    Ok(img.to_bytes()?)
 }
 
 /// What `create --quick` needs to write a machine.
@@ -481,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn modules_resolve_dependencies_first() {
+    fn modules_resolve_to_files_dependencies_first() {
         let dir = std::env::temp_dir().join(format!(
             "vireo-quick-{}",
             vireo_domain::Uuid::new_v4().unwrap()
@@ -489,28 +324,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("modules.dep"),
-            "kernel/drivers/virtio/virtio.ko.xz:\n\
-             kernel/drivers/virtio/virtio_ring.ko.xz:\n\
-             kernel/drivers/virtio/virtio_mmio.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz\n\
-             kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/net/net_failover.ko.xz kernel/net/core/failover.ko.xz\n\
-             kernel/drivers/net/net_failover.ko.xz: kernel/net/core/failover.ko.xz\n\
-             kernel/net/core/failover.ko.xz:\n",
+            "kernel/virtio.ko.zst:\nkernel/virtio_mmio.ko.zst: kernel/virtio.ko.zst\n",
         )
         .unwrap();
-        let order = resolve_modules(&dir, &["virtio_mmio", "virtio_net", "not_here"]).unwrap();
-        let names: Vec<String> = order
-            .iter()
-            .map(|p| module_name(&p.display().to_string()))
-            .collect();
+        let order = resolve_modules(&dir, &["virtio_mmio", "not_here"]).unwrap();
         assert_eq!(
-            names,
+            order,
             [
-                "virtio",
-                "virtio_ring",
-                "virtio_mmio",
-                "failover",
-                "net_failover",
-                "virtio_net"
+                dir.join("kernel/virtio.ko.zst"),
+                dir.join("kernel/virtio_mmio.ko.zst")
             ]
         );
         let _ = std::fs::remove_dir_all(dir);
