@@ -29,12 +29,10 @@ pub enum RigError {
     },
     #[error("apt could not provide Debian package {package}: {detail}")]
     Apt { package: String, detail: String },
-    #[error("kernel module {name} not found under {dir}")]
-    ModuleNotFound { name: String, dir: PathBuf },
-    #[error("kernel module {path} is not a valid ELF module: {why}")]
-    BadModule { path: PathBuf, why: String },
-    #[error("initramfs entry {name:?}: {why}")]
-    Initramfs { name: String, why: String },
+    #[error(transparent)]
+    Module(#[from] vireo_driver::modules::ModuleError),
+    #[error(transparent)]
+    Initramfs(#[from] vireo_driver::initramfs::InitramfsError),
     #[error("QEMU (L1) exited before the rig was ready: {status}; QEMU said: {stderr}\nlast console lines:\n{tail}")]
     L1Exited {
         status: String,

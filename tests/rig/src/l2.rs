@@ -119,7 +119,14 @@ impl GuestImage {
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (L2_INIT, L2_LIB, L2_MODULES, &busybox).hash(&mut h);
+            (
+                L2_INIT,
+                L2_LIB,
+                L2_MODULES,
+                &busybox,
+                vireo_driver::initramfs::FORMAT,
+            )
+                .hash(&mut h);
             h.finish()
         };
         let base = cache

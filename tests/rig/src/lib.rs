@@ -37,9 +37,10 @@
 //!   and its parser [`l2::parse_line`], and [`l2::run_scenario_with`] to run a scenario through
 //!   any command runner.
 //! - [`debian`]: fetch + cache Debian packages (kernel, busybox-static).
-//! - [`initramfs`] / [`cpio`]: a newc writer and an initramfs builder (busybox, modules with
-//!   their load order, init script, concatenated archives); [`modules`] resolves module
-//!   dependencies from their `.modinfo`.
+//! - [`initramfs`]: the driver's initramfs builder ([`vireo_driver::initramfs`]: busybox,
+//!   modules, init script) with the rig's module layout, atomic writes and concatenated
+//!   archives; [`modules`]: the driver's module resolution ([`vireo_driver::modules`]) with
+//!   compressed modules unpacked into the cache.
 //! - [`report`]: failure messages that keep a failed script's telling lines (not whole L2 boot
 //!   logs) and save the whole output under the target dir's `rig-logs/`.
 //! - [`kvm`]: what KVM the host has ([`kvm::detect`], [`kvm::mode`]).
@@ -78,7 +79,6 @@
 //! `VIREO_RIG_KERNEL_PACKAGE`, `VIREO_VMM`, `XDG_CACHE_HOME`.
 
 pub mod agent;
-pub mod cpio;
 pub mod debian;
 pub mod error;
 mod exec;

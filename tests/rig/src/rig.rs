@@ -259,11 +259,19 @@ impl Rig {
         let busybox = debian::busybox()?;
         let cache = debian::cache_dir()?;
         let l1_dir = cache.join("l1").join(&kernel.release);
-        // Keyed by the init script and module list so an edited rig never boots a stale image.
+        // Keyed by the init script, the module list and the builder's format, so an edited rig
+        // never boots a stale image.
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (L1_INIT, L1_AGENT, L1_MODULES, &busybox).hash(&mut h);
+            (
+                L1_INIT,
+                L1_AGENT,
+                L1_MODULES,
+                &busybox,
+                vireo_driver::initramfs::FORMAT,
+            )
+                .hash(&mut h);
             h.finish()
         };
         let base = l1_dir.join(format!("base-{key:016x}.cpio"));
