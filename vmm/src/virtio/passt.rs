@@ -12,7 +12,6 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +68,9 @@ pub enum PasstError {
     /// socketpair or another local call failed.
     #[error("cannot set up the passt socket: {0}")]
     Socket(#[source] std::io::Error),
+    /// The private directory for passt's PID file could not be made.
+    #[error("cannot make a private directory for passt's PID file: {0}")]
+    PidDir(#[source] std::io::Error),
     /// The binary could not be started.
     #[error("cannot start {binary} (is the 'passt' package installed?): {source}")]
     Spawn {
@@ -105,14 +107,11 @@ impl Passt {
     /// Starts passt and waits until it has bound its ports (it writes its PID file then).
     pub fn spawn(opts: &PasstOptions) -> Result<Passt, PasstError> {
         let (ours, theirs) = UnixStream::pair().map_err(PasstError::Socket)?;
-        // Unique per spawn: fd numbers are reused as soon as one start-up finishes.
-        static SPAWNS: AtomicU64 = AtomicU64::new(0);
-        let pidfile = std::env::temp_dir().join(format!(
-            "vireo-passt-{}-{}.pid",
-            std::process::id(),
-            SPAWNS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&pidfile);
+        // passt writes its PID file through the path it is given: in a shared /tmp a guessable
+        // name could be a symlink planted by another user. A fresh 0700 directory of our own
+        // cannot.
+        let private = PrivateDir::new().map_err(PasstError::PidDir)?;
+        let pidfile = private.path.join("passt.pid");
         let mut cmd = Command::new(&opts.binary);
         cmd.args(["--foreground", "--stderr", "--quiet", "--fd", "3", "--mtu"])
             .arg(opts.mtu.to_string())
@@ -191,7 +190,6 @@ impl Passt {
         let start = Instant::now();
         loop {
             if pidfile.exists() {
-                let _ = std::fs::remove_file(&pidfile);
                 return Ok(passt);
             }
             if let Ok(Some(status)) = passt.child.try_wait() {
@@ -237,9 +235,79 @@ impl Passt {
     }
 }
 
+/// A directory made by mkdtemp(3) (mode 0700, an unpredictable name), removed with what is in
+/// it when dropped.
+struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    fn new() -> std::io::Result<PrivateDir> {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let template = std::env::temp_dir().join("vireo-passt-XXXXXX");
+        let mut bytes = template.into_os_string().into_vec();
+        bytes.push(0);
+        // SAFETY: `bytes` is a writable, NUL-terminated template that mkdtemp fills in place.
+        let r = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+        if r.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        bytes.pop();
+        let dir = PrivateDir {
+            path: PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)),
+        };
+        // Started as root, passt becomes `nobody` before it writes the file: the directory is
+        // handed to that user, who can then write nothing through it that it could not anyway.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            if let Some((uid, gid)) = nobody() {
+                std::os::unix::fs::chown(&dir.path, Some(uid), Some(gid))?;
+            }
+        }
+        Ok(dir)
+    }
+}
+
+/// The uid and gid of `nobody`, the user passt changes to when started as root.
+fn nobody() -> Option<(u32, u32)> {
+    // SAFETY: getpwnam with a NUL-terminated name; the record is read before any other call.
+    let pw = unsafe { libc::getpwnam(c"nobody".as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: non-null pointer to libc's static passwd record.
+    let pw = unsafe { &*pw };
+    Some((pw.pw_uid, pw.pw_gid))
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
 impl Drop for Passt {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PrivateDir;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_dirs_are_fresh_owner_only_and_removed() {
+        let a = PrivateDir::new().unwrap();
+        let b = PrivateDir::new().unwrap();
+        assert_ne!(a.path, b.path);
+        let mode = std::fs::metadata(&a.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::write(a.path.join("passt.pid"), b"1\n").unwrap();
+        let gone = a.path.clone();
+        drop(a);
+        assert!(!gone.exists());
     }
 }
