@@ -51,6 +51,8 @@ pub enum DriverError {
     NotSupported { name: String, what: String },
     #[error("cannot find {0} (set {1} or install it next to vireoctl or in PATH)")]
     MissingBinary(&'static str, &'static str),
+    #[error(transparent)]
+    RuntimeDir(#[from] crate::paths::RuntimeDirError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -407,7 +409,7 @@ impl Connection {
         let sup = process::find_binary("vireoctl", "VIREO_SUPERVISOR").ok_or(
             DriverError::MissingBinary("vireoctl (the supervisor)", "VIREO_SUPERVISOR"),
         )?;
-        ensure_private_dir(&self.paths.runtime).map_err(io(&self.paths.runtime))?;
+        crate::paths::ensure_runtime_dir(&self.paths.runtime)?;
         // One starter at a time per connection: the check-then-spawn below must not interleave.
         let lock_path = self.paths.runtime.join(".start.lock");
         let _lock = FileLock::exclusive(&lock_path).map_err(io(&lock_path))?;

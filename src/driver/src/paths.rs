@@ -85,6 +85,64 @@ impl Paths {
     }
 }
 
+/// Creates the runtime directory (0700) and checks that it and its parent are real directories
+/// of ours that no one else can write: without `XDG_RUNTIME_DIR` or `/run/user/UID` the parent
+/// is `$TMPDIR/vireo-UID`, a name anyone can create first in a shared /tmp, and whoever owns it
+/// could swap our sockets and logs.
+pub fn ensure_runtime_dir(dir: &Path) -> Result<(), RuntimeDirError> {
+    ensure_private_dir(dir).map_err(|source| RuntimeDirError::Create {
+        path: dir.to_owned(),
+        source,
+    })?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    for d in [Some(dir), dir.parent()].into_iter().flatten() {
+        check_private(d, uid)?;
+    }
+    Ok(())
+}
+
+fn check_private(dir: &Path, uid: u32) -> Result<(), RuntimeDirError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| RuntimeDirError::Create {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let unsafe_dir = |why: String| RuntimeDirError::Unsafe {
+        path: dir.to_owned(),
+        why,
+    };
+    if !meta.file_type().is_dir() {
+        return Err(unsafe_dir("it is not a directory (a symlink?)".into()));
+    }
+    if meta.uid() != uid {
+        return Err(unsafe_dir(format!(
+            "it belongs to uid {}, not to you (uid {uid})",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "others may write to it (mode {:o})",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Why the runtime directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeDirError {
+    #[error("cannot create the runtime directory {path}: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing to use the runtime directory {path}: {why}; remove it or set XDG_RUNTIME_DIR to a private directory")]
+    Unsafe { path: PathBuf, why: String },
+}
+
 /// Creates a directory (and parents) with mode 0700 for the last component.
 pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -92,4 +150,52 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ensure_runtime_dir, RuntimeDirError};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("vireo-paths-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_fresh_runtime_dir_is_made_private() {
+        let base = scratch("fresh");
+        let dir = base.join("vireo-1000/vireo");
+        ensure_runtime_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_parent_others_can_write_is_refused() {
+        let base = scratch("planted");
+        let parent = base.join("vireo-1000");
+        std::fs::create_dir(&parent).unwrap();
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ensure_runtime_dir(&parent.join("vireo")).unwrap_err();
+        assert!(matches!(err, RuntimeDirError::Unsafe { .. }), "{err}");
+        assert!(err.to_string().contains("mode 777"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_runtime_dir_is_refused() {
+        let base = scratch("symlink");
+        let elsewhere = base.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, base.join("vireo")).unwrap();
+        let err = ensure_runtime_dir(&base.join("vireo")).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
