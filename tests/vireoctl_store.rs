@@ -401,3 +401,39 @@ fn capabilities_completions_and_man_pages() {
         assert!(out.status.success());
     }
 }
+
+/// A definition file that is not UTF-8 (a broken disk, an editor in another encoding) still lets
+/// the user see where it is broken, replace it with `define` and remove it with `undefine`.
+#[test]
+fn a_definition_that_is_not_utf8_can_be_redefined_and_undefined() {
+    let h = Home::new("utf8");
+    let k = h.file("vmlinuz", b"k");
+    let kernel = format!("kernel={}", k.display());
+    let create = [
+        "create",
+        "--name",
+        "bad",
+        "--graphics",
+        "none",
+        "--boot",
+        &kernel,
+    ];
+    h.ok(&create);
+    let file = h.machines().join("bad.xml");
+    let good = std::fs::read(&file).unwrap();
+    std::fs::write(&file, b"<domain type='kvm'>\n  <name>bad\xff</name>\n").unwrap();
+
+    let (code, _, err) = h.run(&["dumpxml", "bad"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.xml:2:12: not UTF-8"), "{err}");
+
+    let again = h.file("again.xml", &good);
+    h.ok(&["define", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&file).unwrap(), good);
+
+    std::fs::write(&file, b"\xfe\xff<domain/>").unwrap();
+    h.ok(&["undefine", "bad"]);
+    assert!(!file.exists());
+    let (code, _, _) = h.run(&["dumpxml", "bad"]);
+    assert_ne!(code, 0);
+}

@@ -332,15 +332,16 @@ impl Connection {
 
     /// Removes a definition. A running machine keeps running as a transient one (as libvirt).
     pub fn undefine(&self, name: &str) -> Result<()> {
-        let d = self.store.undefine(name)?;
-        if let Some(rec) = self.live_record(&d.name) {
+        // A definition that no longer parses is removed under the name it was stored as.
+        let uuid = self.store.undefine(name)?.and_then(|d| d.uuid);
+        if let Some(rec) = self.live_record(name) {
             if rec.state.is_active() {
-                let _ = update_state(&self.run(&d.name), |r| r.transient = true);
+                let _ = update_state(&self.run(name), |r| r.transient = true);
             } else {
-                let _ = std::fs::remove_dir_all(self.run(&d.name).dir);
+                let _ = std::fs::remove_dir_all(self.run(name).dir);
             }
         }
-        self.emit(&d.name, d.uuid.as_deref(), EventKind::Undefined, "Removed");
+        self.emit(name, uuid.as_deref(), EventKind::Undefined, "Removed");
         Ok(())
     }
 

@@ -21,6 +21,14 @@ pub enum StoreError {
     NotFound(String),
     #[error("{file}: {source}")]
     Invalid { file: PathBuf, source: Errors },
+    /// The file is not UTF-8 text (XML documents Vireo reads must be).
+    #[error("{file}:{line}:{column}: not UTF-8 text (the byte at offset {offset})")]
+    NotUtf8 {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        offset: usize,
+    },
     #[error("{0}")]
     Domain(#[from] Errors),
     #[error("domain '{name}' already exists with uuid {uuid}")]
@@ -38,6 +46,22 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Where the first byte that is not UTF-8 sits, as a line and column an editor can go to.
+fn not_utf8(file: PathBuf, bytes: &[u8], offset: usize) -> StoreError {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    StoreError::NotUtf8 {
+        file,
+        line,
+        column: offset - line_start + 1,
+        offset,
     }
 }
 
@@ -175,14 +199,18 @@ impl Store {
         if check_name(name).is_err() {
             return Err(StoreError::NotFound(name.to_owned()));
         }
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(name.to_owned()))
             }
             Err(e) => return Err(io(&file)(e)),
         };
-        Definition::parse(&text).map_err(|source| StoreError::Invalid { file, source })
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(t) => t,
+            Err(e) => return Err(not_utf8(file, &bytes, e.valid_up_to())),
+        };
+        Definition::parse(text).map_err(|source| StoreError::Invalid { file, source })
     }
 
     /// Loads every definition; a file that does not parse is reported, not skipped.
@@ -216,7 +244,8 @@ impl Store {
         let existing = match self.load(&dom.name) {
             Ok(d) => Some(d),
             Err(StoreError::NotFound(_)) => None,
-            Err(StoreError::Invalid { .. }) => None, // a broken file may be replaced
+            // A broken file may be replaced.
+            Err(StoreError::Invalid { .. } | StoreError::NotUtf8 { .. }) => None,
             Err(e) => return Err(e),
         };
         if let (Some(old), Some(new)) = (&existing, &dom.uuid) {
@@ -248,26 +277,30 @@ impl Store {
         Ok((dom, existing.is_none()))
     }
 
-    /// Removes a definition (and its autostart mark).
-    pub fn undefine(&self, name: &str) -> Result<Definition, StoreError> {
+    /// Removes a definition (and its autostart mark). A file that no longer parses (or is not
+    /// even text) is removed too, so that the user can always get rid of it: then there is no
+    /// definition to return.
+    pub fn undefine(&self, name: &str) -> Result<Option<Definition>, StoreError> {
         let _lock = self.locked()?;
         let dom = match self.load(name) {
-            Ok(d) => d,
-            Err(StoreError::Invalid { .. }) if self.file(name).exists() => {
-                // Let the user get rid of a file that no longer parses.
-                let file = self.file(name);
-                let text = std::fs::read_to_string(&file).map_err(io(&file))?;
-                std::fs::remove_file(&file).map_err(io(&file))?;
-                return Definition::parse(&text)
-                    .map_err(|source| StoreError::Invalid { file, source });
+            Ok(d) => Some(d),
+            Err(StoreError::Invalid { .. } | StoreError::NotUtf8 { .. })
+                if self.file(name).exists() =>
+            {
+                None
             }
             Err(e) => return Err(e),
         };
         let file = self.file(name);
         std::fs::remove_file(&file).map_err(io(&file))?;
-        let _ = File::open(&self.machines).and_then(|d| d.sync_all());
+        File::open(&self.machines)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.machines))?;
         let link = self.autostart.join(format!("{name}.xml"));
-        let _ = std::fs::remove_file(link);
+        match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&link)(e)),
+            _ => {}
+        }
         Ok(dom)
     }
 
@@ -400,5 +433,50 @@ mod tests {
         s.define(&stored).unwrap();
         assert_eq!(std::fs::read_to_string(s.file("v")).unwrap(), stored);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_named_and_can_be_replaced_or_removed() {
+        let (s, dir) = store();
+        s.define(A).unwrap();
+        let file = s.file("a");
+        std::fs::write(
+            &file,
+            b"<domain type='kvm'>\n  <name>a\xff</name>\n</domain>\n",
+        )
+        .unwrap();
+        match s.load("a") {
+            Err(StoreError::NotUtf8 { line, column, .. }) => assert_eq!((line, column), (2, 10)),
+            other => panic!("expected NotUtf8, got {other:?}"),
+        }
+        assert!(s
+            .load("a")
+            .unwrap_err()
+            .to_string()
+            .contains(":2:10: not UTF-8"));
+        // Redefining replaces it ...
+        s.define(A).unwrap();
+        assert_eq!(s.load("a").unwrap().name, "a");
+        // ... and undefining removes it.
+        std::fs::write(&file, b"\xfe\xff").unwrap();
+        s.set_autostart("a", false).unwrap_err();
+        assert!(s.undefine("a").unwrap().is_none());
+        assert!(!file.exists());
+        assert!(matches!(s.undefine("a"), Err(StoreError::NotFound(_))));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_no_longer_parses_can_be_undefined() {
+        let (s, dir) = store();
+        s.define(A).unwrap();
+        s.set_autostart("a", true).unwrap();
+        std::fs::write(s.file("a"), "<domain><name>a</name>").unwrap();
+        assert!(matches!(s.load("a"), Err(StoreError::Invalid { .. })));
+        assert!(s.undefine("a").unwrap().is_none());
+        assert!(!s.file("a").exists());
+        assert!(!s.autostart("a"));
+        assert!(std::fs::symlink_metadata(s.autostart.join("a.xml")).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
