@@ -437,3 +437,47 @@ fn a_definition_that_is_not_utf8_can_be_redefined_and_undefined() {
     let (code, _, _) = h.run(&["dumpxml", "bad"]);
     assert_ne!(code, 0);
 }
+
+/// A machine that asks for more memory than this computer has is refused before its helper
+/// starts, with both figures and the override in the message; the override lets it through.
+#[test]
+fn more_memory_than_the_host_has_is_refused_before_start() {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let host_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let asked = (host_kib / 1024 + 1024).to_string();
+    let h = Home::new("mem");
+    let k = h.file("vmlinuz", b"k");
+    let kernel = format!("kernel={}", k.display());
+    h.ok(&[
+        "create",
+        "--name",
+        "big",
+        "--memory",
+        &asked,
+        "--graphics",
+        "none",
+        "--boot",
+        &kernel,
+    ]);
+    let (code, _, err) = h.run(&["start", "big"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("asks for {asked} MiB"))
+            && err.contains("VIREO_ALLOW_MEMORY_OVERCOMMIT=1"),
+        "{err}"
+    );
+    assert!(!h.runtime("big").join("state.json").exists());
+    let out = h
+        .cmd()
+        .env("VIREO_ALLOW_MEMORY_OVERCOMMIT", "1")
+        .args(["start", "big"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("VIREO_ALLOW_MEMORY_OVERCOMMIT"), "{err}");
+}

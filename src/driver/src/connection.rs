@@ -52,6 +52,8 @@ pub enum DriverError {
     #[error("cannot find {0} (set {1} or install it next to vireoctl or in PATH)")]
     MissingBinary(&'static str, &'static str),
     #[error(transparent)]
+    NotEnoughMemory(#[from] crate::host::NotEnoughMemory),
+    #[error(transparent)]
     RuntimeDir(#[from] crate::paths::RuntimeDirError),
     #[error("{path}: {source}")]
     Io {
@@ -373,7 +375,9 @@ impl Connection {
     pub fn check_startable(&self, xml: &str) -> Result<Vec<String>> {
         let d = Definition::parse(xml)?;
         let tmp = RunDir::new(self.paths.machine_runtime(&d.name));
-        Ok(translate::translate(&d.dom, &tmp, &mut || Some(5900))?.notes)
+        let tr = translate::translate(&d.dom, &tmp, &mut || Some(5900))?;
+        crate::host::check_memory(tr.config.memory_mib, crate::host::total_memory_mib())?;
+        Ok(tr.notes)
     }
 
     /// Starts a defined machine and waits until its helper is ready.
@@ -445,6 +449,12 @@ impl Connection {
                 return Err(e.into());
             }
         };
+        if let Err(e) =
+            crate::host::check_memory(tr.config.memory_mib, crate::host::total_memory_mib())
+        {
+            let _ = std::fs::remove_dir_all(&run.dir);
+            return Err(e.into());
+        }
         let write = |p: PathBuf, data: &[u8]| {
             crate::store::write_atomic(&p, data).map_err(|e| DriverError::Io {
                 path: p.clone(),

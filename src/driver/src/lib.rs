@@ -54,6 +54,7 @@ pub mod control;
 pub mod cpio;
 pub mod definition;
 pub mod events;
+pub mod host;
 pub mod initramfs;
 pub mod modules;
 pub mod paths;
