@@ -17,6 +17,11 @@ failed=()
 # of the run names what failed and why.
 logs="$here/target/suite-logs"
 mkdir -p "$logs"
+# Every rerun the rig makes (a lost L2 boot, a dead L1) is written down here; more than the
+# budget fails the run, so a bug that crashes one boot in three cannot pass on reruns.
+export VIREO_RIG_RERUN_LEDGER="$logs/rig-reruns.log"
+rerun_budget=${VIREO_RIG_RERUN_BUDGET:-2}
+: >"$VIREO_RIG_RERUN_LEDGER"
 
 step() {
     local name=$1
@@ -62,6 +67,18 @@ tests() {
     cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/tests.log"
 }
 
+# Lists every rerun of the run and fails when more than the budget were counted (a test of the
+# rerun machinery marks its own as EXPECTED-RERUN, which do not count).
+reruns_within_budget() {
+    local counted
+    counted=$(grep -c '^RERUN	' "$VIREO_RIG_RERUN_LEDGER" || true)
+    if [ -s "$VIREO_RIG_RERUN_LEDGER" ]; then
+        sed 's/^/  /' "$VIREO_RIG_RERUN_LEDGER"
+    fi
+    printf '%s counted reruns, budget %s\n' "$counted" "$rerun_budget"
+    [ "$counted" -le "$rerun_budget" ]
+}
+
 # One line per failed test (binary, test, first line of its panic) and per test binary that died.
 test_failures() {
     awk '
@@ -84,6 +101,7 @@ step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "data validators" tests/validate-data.sh
 step "build" cargo build --workspace --bins
 step "unit and integration tests" tests
+step "rig reruns within budget ($rerun_budget)" reruns_within_budget
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
 step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit

@@ -459,7 +459,7 @@ fn stock_kernel_console_through_vncdotool_gvnccapture_tigervnc_and_screendump() 
         if text.contains("STAGE shell-ready") || attempt == 2 {
             break text;
         }
-        eprintln!("vnc_rig: L2's shell never came up (attempt {attempt}); retrying once");
+        vireo_rig::reruns::note("the script", "L2's shell never came up");
     };
     std::fs::write(dir.join("output.txt"), &text).expect("save the output");
     let serial = tail(&text, "SERIAL: ", 30);

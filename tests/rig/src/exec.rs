@@ -47,9 +47,12 @@ pub fn run_command_fresh_again_if_lost(
         return Ok(out);
     }
     eprintln!(
-        "vireo-rig: the nested rig lost an L2 boot ({}); running the script once more on a fresh L1:\n{}",
-        seen.join("; "),
+        "vireo-rig: the first run's telling lines:\n{}",
         crate::report::digest_for_test(&out.text())
+    );
+    crate::reruns::note(
+        "the script, on a fresh L1",
+        &format!("the nested rig lost an L2 boot: {}", seen.join("; ")),
     );
     timing::record("L2 boot lost, script rerun", Duration::ZERO);
     run_command_fresh(script, timeout)

@@ -592,10 +592,12 @@ pub fn run_scenario_with(
         let r = ScenarioReport::from_output(sc, launcher, &out, attempt);
         let hung = r.done_rc.is_none();
         if hung && attempt < attempts {
-            eprintln!(
-                "vireo-rig: scenario {} attempt {attempt} did not finish (stalled after {}); retrying",
-                sc.name,
-                r.stalled_after()
+            crate::reruns::note(
+                &format!("scenario {}", sc.name),
+                &format!(
+                    "attempt {attempt} did not finish (stalled after {})",
+                    r.stalled_after()
+                ),
             );
             report = Some(r);
             continue;

@@ -44,6 +44,7 @@
 //! - [`report`]: failure messages that keep a failed script's telling lines (not whole L2 boot
 //!   logs) and save the whole output under the target dir's `rig-logs/`.
 //! - [`kvm`]: what KVM the host has ([`kvm::detect`], [`kvm::mode`]).
+//! - [`reruns`]: every rerun is written down (stderr and a ledger the suite holds to a budget).
 //! - [`timing`]: every measured phase (L1 boot, L2 boot, scenario, command); `timing::report()`.
 //!
 //! Nothing is skipped: a missing prerequisite (QEMU, apt, a package) is an error, so a test
@@ -87,6 +88,7 @@ pub mod kvm;
 pub mod l2;
 pub mod modules;
 pub mod report;
+pub mod reruns;
 pub mod rig;
 mod spawn;
 pub mod timing;

@@ -460,6 +460,7 @@ fn orphans_dying_while_the_agent_reads_cost_no_resend() {
 fn a_lost_l2_boot_reruns_the_script_on_a_fresh_l1() {
     let script = "cat /proc/sys/kernel/random/boot_id; cat /proc/sys/kernel/random/uuid";
     let seen = std::cell::RefCell::new(Vec::new());
+    vireo_rig::reruns::expected_in_this_thread();
     let out = vireo_rig::run_command_fresh_again_if_lost(script, Duration::from_secs(120), |out| {
         seen.borrow_mut().push(out.text());
         if seen.borrow().len() == 1 {
