@@ -14,8 +14,8 @@
 //! 0x1_0000_0000 ..           RAM above the hole, if memory_mib needs it
 //! ```
 
-/// Hard cap on vCPUs (also bounded at run time by KVM_CAP_MAX_VCPUS); APIC IDs stay below 255.
-pub const MAX_VCPUS: usize = 254;
+/// The limits the driver checks too (`vireo-vmm-api`): defined there once.
+pub use vireo_vmm_api::limits::{FRAMEBUFFER_MAX_SIZE, MAX_VCPUS, VIRTIO_MMIO_MAX};
 
 /// End of the low (real-mode) RAM; the EBDA follows.
 pub const LOW_RAM_END: u64 = 0x9_fc00;
@@ -46,17 +46,15 @@ pub const MMIO_HOLE_END: u64 = 0x1_0000_0000;
 
 /// The linear framebuffer window.
 pub const FRAMEBUFFER_START: u64 = 0xd000_0000;
-pub const FRAMEBUFFER_MAX_SIZE: u64 = 32 << 20;
 
 /// virtio-mmio device `i` lives at `VIRTIO_MMIO_START + i * VIRTIO_MMIO_SIZE`.
 pub const VIRTIO_MMIO_START: u64 = 0xd800_0000;
 pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
 /// GSIs for virtio-mmio devices, in slot order. ISA lines in use (0 timer, 1 keyboard, 2 cascade,
-/// 4 COM1, 8 RTC, 9 SCI) are skipped.
-pub const VIRTIO_GSIS: [u32; 17] = [
+/// 4 COM1, 8 RTC, 9 SCI) are skipped. Its length is the slot count the driver checks against.
+pub const VIRTIO_GSIS: [u32; VIRTIO_MMIO_MAX] = [
     5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
 ];
-pub const VIRTIO_MMIO_MAX: usize = VIRTIO_GSIS.len();
 
 /// Base of virtio-mmio slot `i`, `None` past the last slot.
 pub fn virtio_mmio_slot(i: usize) -> Option<(u64, u32)> {

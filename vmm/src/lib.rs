@@ -5,6 +5,11 @@
 //! protocol documented in [`control`]. The exit status tells how it ended
 //! ([`lifecycle::ExitReason::exit_code`]: 0 poweroff/quit, 1 error, 2 reboot, 3 crash).
 //!
+//! Everything the driver and this crate must agree on lives in `vireo-vmm-api` (vmm/api),
+//! which the driver links instead of this crate: the config and its validation (re-exported
+//! here as [`config`]), the limits [`layout`] is built from, the exit statuses
+//! ([`lifecycle`]) and the control protocol's messages ([`control`] serves them).
+//!
 //! # Testing
 //! - `cargo test -p vireo-vmm --lib --test tiny_guests`: unit tests and hand-assembled guests
 //!   on the local /dev/kvm (seconds).
@@ -55,7 +60,7 @@
 
 pub mod acpi;
 pub mod boot;
-pub mod config;
+pub use vireo_vmm_api::config;
 pub mod control;
 pub mod cpu;
 pub mod devices;

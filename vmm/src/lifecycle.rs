@@ -4,6 +4,7 @@
 //! going down is reported as powered off.
 
 use std::sync::{Arc, Mutex};
+use vireo_vmm_api::control::StopReason;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// Why the VM stopped running.
@@ -26,33 +27,27 @@ impl ExitReason {
     /// 0 poweroff or quit, 1 VMM error, 2 reboot requested, 3 guest crash.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExitReason::Poweroff | ExitReason::Quit => 0,
-            ExitReason::Error(_) => 1,
-            ExitReason::Reboot => 2,
-            ExitReason::Crash(_) => 3,
+            ExitReason::Poweroff | ExitReason::Quit => EXIT_POWEROFF,
+            ExitReason::Error(_) => EXIT_ERROR,
+            ExitReason::Reboot => EXIT_REBOOT,
+            ExitReason::Crash(_) => EXIT_CRASH,
         }
     }
 
-    /// Short word used in events and logs.
-    pub fn kind(&self) -> &'static str {
+    /// The reason without its detail, as the `shutdown` event gives it.
+    pub fn kind(&self) -> StopReason {
         match self {
-            ExitReason::Poweroff => "poweroff",
-            ExitReason::Reboot => "reboot",
-            ExitReason::Crash(_) => "crash",
-            ExitReason::Quit => "quit",
-            ExitReason::Error(_) => "error",
+            ExitReason::Poweroff => StopReason::Poweroff,
+            ExitReason::Reboot => StopReason::Reboot,
+            ExitReason::Crash(_) => StopReason::Crash,
+            ExitReason::Quit => StopReason::Quit,
+            ExitReason::Error(_) => StopReason::Error,
         }
     }
 }
 
-/// Exit code of a powered-off or quit VM.
-pub const EXIT_POWEROFF: i32 = 0;
-/// Exit code when the VMM itself failed or the config was refused.
-pub const EXIT_ERROR: i32 = 1;
-/// Exit code when the guest asked for a reboot: the driver starts a fresh process.
-pub const EXIT_REBOOT: i32 = 2;
-/// Exit code when the guest crashed.
-pub const EXIT_CRASH: i32 = 3;
+/// The exit statuses the driver reads, defined with it in `vireo-vmm-api`.
+pub use vireo_vmm_api::exit::{EXIT_CRASH, EXIT_ERROR, EXIT_POWEROFF, EXIT_REBOOT};
 
 struct Inner {
     reason: Mutex<Option<ExitReason>>,

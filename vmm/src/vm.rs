@@ -238,10 +238,10 @@ impl Vm {
         let marker = BootMarker::new(
             start,
             Some(Box::new(move |m: BootMark| {
-                ev.emit(
-                    "boot-marker",
-                    serde_json::json!({"value": m.value, "ms": m.since_start.as_secs_f64() * 1000.0}),
-                )
+                ev.emit(vireo_vmm_api::control::Event::BootMarker {
+                    value: m.value,
+                    ms: m.since_start.as_secs_f64() * 1000.0,
+                })
             })),
         );
         let boot_marks = marker.marks();

@@ -1,4 +1,4 @@
-//! The typed VM configuration: the public API of `vireo-vmm`.
+//! The typed VM configuration, and the checks the VMM makes on it before it touches KVM.
 //!
 //! The driver writes one JSON file per running machine and passes it with `--config`. The format
 //! is versioned by [`VmConfig::version`]; this crate accepts exactly [`CONFIG_VERSION`] and refuses
@@ -9,14 +9,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::limits::{CMDLINE_MAX, MAX_DISPLAY_SIDE, MAX_MEMORY_MIB};
+
 /// The configuration format this build understands.
 pub const CONFIG_VERSION: u32 = 1;
-
-/// Upper bound accepted for guest RAM (1 TiB); KVM and the host decide the real limit.
-pub const MAX_MEMORY_MIB: u64 = 1 << 20;
-
-/// Largest framebuffer side, in pixels.
-pub const MAX_DISPLAY_SIDE: u32 = 4096;
 
 fn default_version() -> u32 {
     CONFIG_VERSION
@@ -42,7 +38,7 @@ pub struct VmConfig {
     pub name: String,
     /// Guest RAM in MiB (must be at least 1).
     pub memory_mib: u64,
-    /// Number of vCPUs (1..=KVM_CAP_MAX_VCPUS, also capped by [`crate::layout::MAX_VCPUS`]).
+    /// Number of vCPUs (1..=KVM_CAP_MAX_VCPUS, also capped by [`crate::limits::MAX_VCPUS`]).
     pub vcpus: u8,
     /// Kernel: a bzImage (64-bit boot protocol) or an ELF vmlinux with a PVH note.
     pub kernel: PathBuf,
@@ -70,7 +66,7 @@ pub struct VmConfig {
     /// virtio-rng fed from the host's getrandom.
     #[serde(default)]
     pub rng: bool,
-    /// Accept writes to the boot-time marker (port 0x03f0 / MMIO [`crate::layout::BOOT_MARKER_MMIO`]).
+    /// Accept writes to the boot-time marker (port 0x03f0 / MMIO 0xdf00_0000).
     #[serde(default = "default_true")]
     pub boot_marker: bool,
     /// Install the per-thread seccomp filters. Turning this off is for debugging only.
@@ -301,12 +297,9 @@ pub enum ConfigError {
     Disk { index: usize, reason: String },
     #[error("nets[{index}]: {reason}")]
     Net { index: usize, reason: String },
-    #[error("too many virtio devices: {0} (at most {max})", max = crate::layout::VIRTIO_MMIO_MAX)]
+    #[error("too many virtio devices: {0} (at most {max})", max = crate::limits::VIRTIO_MMIO_MAX)]
     TooManyDevices(usize),
 }
-
-/// Longest command line accepted (Linux's x86 COMMAND_LINE_SIZE).
-pub const CMDLINE_MAX: usize = 2048;
 
 impl VmConfig {
     /// Reads and validates a JSON config file.
@@ -366,7 +359,7 @@ impl VmConfig {
         if self.memory_mib == 0 || self.memory_mib > MAX_MEMORY_MIB {
             return Err(ConfigError::Memory(self.memory_mib));
         }
-        let max = crate::layout::MAX_VCPUS as u32;
+        let max = crate::limits::MAX_VCPUS as u32;
         if self.vcpus == 0 || u32::from(self.vcpus) > max {
             return Err(ConfigError::Vcpus {
                 got: self.vcpus.into(),
@@ -407,12 +400,12 @@ impl VmConfig {
                 )));
             }
             let bytes = u64::from(d.width) * u64::from(d.height) * 4;
-            if bytes > crate::layout::FRAMEBUFFER_MAX_SIZE {
+            if bytes > crate::limits::FRAMEBUFFER_MAX_SIZE {
                 return Err(ConfigError::Display(format!(
                     "{}x{} needs {bytes} bytes, the framebuffer window holds {}",
                     d.width,
                     d.height,
-                    crate::layout::FRAMEBUFFER_MAX_SIZE
+                    crate::limits::FRAMEBUFFER_MAX_SIZE
                 )));
             }
             if d.vnc.tcp_port == Some(0) {
@@ -453,7 +446,7 @@ impl VmConfig {
             }
         }
         let n = self.virtio_device_count();
-        if n > crate::layout::VIRTIO_MMIO_MAX {
+        if n > crate::limits::VIRTIO_MMIO_MAX {
             return Err(ConfigError::TooManyDevices(n));
         }
         Ok(())

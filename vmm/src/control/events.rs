@@ -1,10 +1,9 @@
 //! Events pushed to every connected control client.
 
-use serde_json::{json, Value};
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use vireo_vmm_api::control::{to_json, Event, EventMessage};
 
 /// Cloneable fan-out of events to the connected control clients. Any part of the VMM (devices,
 /// the VNC server) may emit; a client whose socket buffer is full is dropped rather than
@@ -33,17 +32,12 @@ impl EventBus {
             .retain(|(i, _)| *i != id);
     }
 
-    /// Sends `{"event": name, "data": data, "timestamp": {...}}` to every client.
-    pub fn emit(&self, name: &str, data: Value) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let msg = json!({
-            "event": name,
-            "data": data,
-            "timestamp": {"seconds": now.as_secs(), "microseconds": now.subsec_micros()},
-        });
-        let mut line = msg.to_string();
+    /// Sends `event`, stamped now, to every client.
+    pub fn emit(&self, event: Event) {
+        // Events hold no paths, the one thing that cannot be written as JSON.
+        let Ok(mut line) = to_json(&EventMessage::now(event)) else {
+            return;
+        };
         line.push('\n');
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients.retain_mut(|(_, s)| matches!(s.write(line.as_bytes()), Ok(n) if n == line.len()));

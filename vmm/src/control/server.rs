@@ -9,7 +9,6 @@ use crate::devices::legacy::BootMark;
 use crate::lifecycle::{ExitHandle, ExitReason};
 use crate::vcpu::{RunControl, VcpuThread};
 use kvm_ioctls::VmFd;
-use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -17,27 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use vireo_vmm_api::control::{
+    self as api, to_json, Command, CommandInfo, Done, ErrorClass, Event, Greeting, Hello, Reply,
+    Request, Return, Status, VmState,
+};
 
 /// Longest request line accepted; a client sending more is disconnected.
 const MAX_LINE: usize = 64 * 1024;
 const MAX_CLIENTS: usize = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VmState {
-    Running,
-    Paused,
-    ShuttingDown,
-}
-
-impl VmState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VmState::Running => "running",
-            VmState::Paused => "paused",
-            VmState::ShuttingDown => "shutting-down",
-        }
-    }
-}
 
 /// Everything the control loop acts on.
 pub struct ControlContext {
@@ -104,8 +90,7 @@ impl ControlServer {
     fn set_state(&mut self, ctx: &ControlContext, s: VmState) {
         if self.state != s {
             self.state = s;
-            ctx.events
-                .emit("state-changed", json!({"state": s.as_str()}));
+            ctx.events.emit(Event::StateChanged { state: s });
         }
     }
 
@@ -165,14 +150,28 @@ impl ControlServer {
             if self.clients.len() >= MAX_CLIENTS {
                 let mut s = stream;
                 let _ = s.write_all(
-                    b"{\"error\":{\"class\":\"GenericError\",\"desc\":\"too many clients\"}}\n",
+                    encode(&Reply::error(
+                        ErrorClass::GenericError,
+                        "too many clients",
+                        None,
+                    ))
+                    .as_bytes(),
                 );
                 continue;
             }
             let id = self.next_id;
             self.next_id += 1;
             let mut s = stream;
-            let greeting = json!({"vireo": {"protocol": PROTOCOL_VERSION, "vmm": env!("CARGO_PKG_VERSION"), "name": ctx.name}});
+            let greeting = Greeting {
+                vireo: Hello {
+                    protocol: PROTOCOL_VERSION,
+                    vmm: env!("CARGO_PKG_VERSION").into(),
+                    name: ctx.name.clone(),
+                },
+            };
+            let Ok(greeting) = to_json(&greeting) else {
+                continue;
+            };
             if writeln!(s, "{greeting}").is_err() || s.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -219,9 +218,7 @@ impl ControlServer {
                 break;
             };
             let line: Vec<u8> = self.clients[pos].buf.drain(..=nl).collect();
-            let reply = self.handle_line(ctx, &line);
-            let mut out = reply.to_string();
-            out.push('\n');
+            let out = encode(&self.handle_line(ctx, &line));
             let Some(pos) = self.clients.iter().position(|c| c.id == id) else {
                 return;
             };
@@ -235,70 +232,66 @@ impl ControlServer {
         }
     }
 
-    fn handle_line(&mut self, ctx: &mut ControlContext, line: &[u8]) -> Value {
-        let req: Value = match serde_json::from_slice(line) {
-            Ok(v) => v,
-            Err(e) => return error(Value::Null, "ParseError", &format!("invalid JSON: {e}")),
+    fn handle_line(&mut self, ctx: &mut ControlContext, line: &[u8]) -> Reply {
+        let answers = |name: &str| {
+            Command::CORE.contains(&name)
+                || ctx.handlers.iter().any(|h| h.commands().contains(&name))
         };
-        let id = req.get("id").cloned().unwrap_or(Value::Null);
-        let Some(cmd) = req.get("execute").and_then(Value::as_str) else {
-            return error(id, "ParseError", "missing \"execute\" string");
+        let req = match Request::parse(line, answers) {
+            Ok(req) => req,
+            Err(rejected) => return rejected.reply(),
         };
-        let args = req.get("arguments").cloned().unwrap_or(json!({}));
-        match self.execute(ctx, cmd, &args) {
-            Ok(v) => {
-                let mut r = json!({"return": v});
-                if !id.is_null() {
-                    r["id"] = id;
-                }
-                r
-            }
-            Err((class, desc)) => error(id, class, &desc),
+        match self.execute(ctx, &req.command) {
+            Ok(value) => Reply::Return { value, id: req.id },
+            Err((class, desc)) => Reply::error(class, desc, req.id),
         }
     }
 
     fn execute(
         &mut self,
         ctx: &mut ControlContext,
-        cmd: &str,
-        args: &Value,
-    ) -> Result<Value, (&'static str, String)> {
+        cmd: &Command,
+    ) -> Result<Return, (ErrorClass, String)> {
+        let done = Ok(Return::Done(Done {}));
         match cmd {
-            "status" => {
-                let marks: Vec<Value> = ctx
+            Command::Status => {
+                let boot_marks = ctx
                     .boot_marks
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|m| json!({"value": m.value, "ms": m.since_start.as_secs_f64() * 1000.0}))
+                    .map(|m| api::BootMark {
+                        value: m.value,
+                        ms: m.since_start.as_secs_f64() * 1000.0,
+                    })
                     .collect();
-                Ok(json!({
-                    "state": self.state.as_str(),
-                    "uptime_ms": ctx.start.elapsed().as_millis() as u64,
-                    "vcpus": ctx.vcpus,
-                    "name": ctx.name,
-                    "memory_mib": ctx.memory_mib,
-                    "boot_marks": marks,
-                    "exits": ctx.run.exits.load(Ordering::Relaxed),
-                    "unclaimed_accesses": ctx.run.unclaimed.load(Ordering::Relaxed),
-                    "process": process_usage(),
+                Ok(Return::Status(Status {
+                    state: self.state,
+                    uptime_ms: ctx.start.elapsed().as_millis() as u64,
+                    vcpus: ctx.vcpus,
+                    name: ctx.name.clone(),
+                    memory_mib: ctx.memory_mib,
+                    boot_marks,
+                    exits: ctx.run.exits.load(Ordering::Relaxed),
+                    unclaimed_accesses: ctx.run.unclaimed.load(Ordering::Relaxed),
+                    process: process_usage(),
                 }))
             }
-            "pause" => {
+            Command::Pause => {
                 if self.state == VmState::Paused {
-                    return Err(("InvalidState", "already paused".into()));
+                    return Err((ErrorClass::InvalidState, "already paused".into()));
                 }
                 ctx.run
                     .pause(&ctx.threads, Duration::from_secs(5))
-                    .map_err(|e| ("GenericError", e))?;
+                    .map_err(|e| (ErrorClass::GenericError, e))?;
                 // With all vCPUs stopped, freeze guest time.
                 self.saved_clock = ctx.vm_fd.get_clock().ok();
                 self.set_state(ctx, VmState::Paused);
-                Ok(json!({}))
+                done
             }
-            "resume" => {
+            Command::Resume => {
                 if self.state != VmState::Paused {
-                    return Err(("InvalidState", "not paused".into()));
+                    return Err((ErrorClass::InvalidState, "not paused".into()));
                 }
                 if let Some(mut clock) = self.saved_clock.take() {
                     // Only the clock value is restored; the flags describe the host side.
@@ -309,88 +302,63 @@ impl ControlServer {
                 }
                 ctx.run.resume();
                 self.set_state(ctx, VmState::Running);
-                Ok(json!({}))
+                done
             }
-            "power-down" => {
+            Command::PowerDown => {
                 if self.state == VmState::Paused {
-                    return Err(("InvalidState", "paused: resume first".into()));
+                    return Err((ErrorClass::InvalidState, "paused: resume first".into()));
                 }
                 ctx.pm
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .press_power_button();
                 self.set_state(ctx, VmState::ShuttingDown);
-                Ok(json!({}))
+                done
             }
-            "reset" => {
+            Command::Reset => {
                 ctx.exit.request(ExitReason::Reboot);
-                Ok(json!({}))
+                done
             }
-            "quit" => {
+            Command::Quit => {
                 ctx.exit.request(ExitReason::Quit);
-                Ok(json!({}))
+                done
             }
-            "send-scancodes" => {
-                let codes = args.get("codes").and_then(Value::as_array).ok_or((
-                    "GenericError",
-                    "arguments.codes: expected an array of bytes".to_string(),
-                ))?;
-                let mut bytes = Vec::with_capacity(codes.len());
-                for (i, c) in codes.iter().enumerate() {
-                    match c.as_u64().and_then(|v| u8::try_from(v).ok()) {
-                        Some(b) => bytes.push(b),
-                        None => {
-                            return Err((
-                                "GenericError",
-                                format!("arguments.codes[{i}]: not a byte"),
-                            ))
-                        }
-                    }
-                }
-                ctx.keyboard.push_scancodes(&bytes);
-                Ok(json!({}))
+            Command::SendScancodes { codes } => {
+                ctx.keyboard.push_scancodes(codes);
+                done
             }
-            "send-text" => {
-                let text = args.get("text").and_then(Value::as_str).ok_or((
-                    "GenericError",
-                    "arguments.text: expected a string".to_string(),
-                ))?;
+            Command::SendText { text } => {
                 let codes = crate::devices::scancodes::text_to_set1(text).map_err(|c| {
                     (
-                        "GenericError",
+                        ErrorClass::GenericError,
                         format!("arguments.text: no US-layout key for {c:?}"),
                     )
                 })?;
                 ctx.keyboard.push_scancodes(&codes);
-                Ok(json!({}))
+                done
             }
-            "query-commands" => {
-                let mut names = vec![
-                    "status",
-                    "pause",
-                    "resume",
-                    "power-down",
-                    "reset",
-                    "quit",
-                    "send-scancodes",
-                    "send-text",
-                    "query-commands",
-                ];
+            Command::QueryCommands => {
+                let mut names = Command::CORE.to_vec();
                 for h in &ctx.handlers {
                     names.extend(h.commands());
                 }
-                Ok(json!(names
-                    .iter()
-                    .map(|n| json!({"name": n}))
-                    .collect::<Vec<_>>()))
+                Ok(Return::Commands(
+                    names
+                        .into_iter()
+                        .map(|n| CommandInfo { name: n.into() })
+                        .collect(),
+                ))
             }
             other => {
                 for h in ctx.handlers.iter_mut() {
-                    if let Some(r) = h.handle(other, args) {
-                        return r.map_err(|e| ("GenericError", e));
+                    if let Some(r) = h.handle(other) {
+                        return r.map_err(|e| (ErrorClass::GenericError, e));
                     }
                 }
-                Err(("CommandNotFound", format!("unknown command `{other}`")))
+                Err((
+                    ErrorClass::CommandNotFound,
+                    format!("unknown command `{}`", other.name()),
+                ))
             }
         }
     }
@@ -398,19 +366,20 @@ impl ControlServer {
     /// Sends the final events and removes the socket.
     pub fn finish(&mut self, ctx: &ControlContext, reason: &ExitReason) {
         match reason {
-            ExitReason::Poweroff => ctx.events.emit("poweroff", json!({})),
-            ExitReason::Reboot => ctx.events.emit("reboot", json!({})),
-            ExitReason::Crash(r) => ctx.events.emit("crash", json!({"reason": r})),
+            ExitReason::Poweroff => ctx.events.emit(Event::Poweroff {}),
+            ExitReason::Reboot => ctx.events.emit(Event::Reboot {}),
+            ExitReason::Crash(r) => ctx.events.emit(Event::Crash { reason: r.clone() }),
             _ => {}
         }
-        let why = match reason {
+        let detail = match reason {
             ExitReason::Crash(r) | ExitReason::Error(r) => r.clone(),
-            other => other.kind().to_string(),
+            other => other.kind().as_str().to_string(),
         };
-        ctx.events.emit(
-            "shutdown",
-            json!({"reason": reason.kind(), "detail": why, "exit_code": reason.exit_code()}),
-        );
+        ctx.events.emit(Event::Shutdown {
+            reason: reason.kind(),
+            detail,
+            exit_code: reason.exit_code(),
+        });
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
         }
@@ -418,7 +387,7 @@ impl ControlServer {
 }
 
 /// CPU time and resident memory of this process, for benchmarks and diagnostics.
-fn process_usage() -> Value {
+fn process_usage() -> api::ProcessUsage {
     // SAFETY: getrusage fills the struct we pass.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer to a rusage.
@@ -437,15 +406,22 @@ fn process_usage() -> Value {
         })
         .map(|pages| pages * 4)
         .unwrap_or(0);
-    json!({"cpu_ms": cpu_ms, "rss_kib": rss_kib})
+    api::ProcessUsage { cpu_ms, rss_kib }
 }
 
-fn error(id: Value, class: &str, desc: &str) -> Value {
-    let mut r = json!({"error": {"class": class, "desc": desc}});
-    if !id.is_null() {
-        r["id"] = id;
-    }
-    r
+/// A reply as one line. A return that cannot be written (a path that is not UTF-8 in
+/// `vnc-info`) is answered with the error instead, under the same id.
+fn encode(reply: &Reply) -> String {
+    let mut line = to_json(reply).unwrap_or_else(|e| {
+        let id = match reply {
+            Reply::Return { id, .. } | Reply::Error { id, .. } => id.clone(),
+        };
+        let err: Reply = Reply::error(ErrorClass::GenericError, e.to_string(), id);
+        // Ids and strings always make JSON.
+        to_json(&err).unwrap_or_default()
+    });
+    line.push('\n');
+    line
 }
 
 /// Writes to a non-blocking socket, waiting briefly when its buffer is full (replies are

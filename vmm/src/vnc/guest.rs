@@ -1,11 +1,11 @@
 //! Glue between the VNC server and the VMM: input into the guest's devices, the control
 //! socket's `screendump` / `vnc-info` commands, and the `resolution-changed` event.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use vireo_vmm_api::control::{Command, Done, Event, Return};
 
 use super::{InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
 use crate::control::events::EventBus;
@@ -92,15 +92,12 @@ pub fn start_for_vm(
     let input = Arc::new(GuestInput::new(keyboard, virtio));
     let on_event: Option<Box<dyn Fn(VncEvent) + Send + Sync>> = events.map(|bus| {
         Box::new(move |e: VncEvent| match e {
-            VncEvent::Resized { width, height } => bus.emit(
-                "resolution-changed",
-                json!({"width": width, "height": height}),
-            ),
-            VncEvent::ClientConnected { id, peer } => {
-                bus.emit("vnc-connected", json!({"id": id, "peer": peer}))
+            VncEvent::Resized { width, height } => {
+                bus.emit(Event::ResolutionChanged { width, height })
             }
+            VncEvent::ClientConnected { id, peer } => bus.emit(Event::VncConnected { id, peer }),
             VncEvent::ClientDisconnected { id, reason } => {
-                bus.emit("vnc-disconnected", json!({"id": id, "reason": reason}))
+                bus.emit(Event::VncDisconnected { id, reason })
             }
         }) as Box<dyn Fn(VncEvent) + Send + Sync>
     });
@@ -125,27 +122,24 @@ impl ControlHandler for VncControl {
         vec!["screendump", "vnc-info"]
     }
 
-    fn handle(&mut self, command: &str, arguments: &Value) -> Option<Result<Value, String>> {
+    fn handle(&mut self, command: &Command) -> Option<Result<Return, String>> {
         match command {
-            "screendump" => Some(screendump(&self.server, arguments)),
-            "vnc-info" => Some(serde_json::to_value(self.server.info()).map_err(|e| e.to_string())),
+            Command::Screendump { filename } => Some(screendump(&self.server, filename)),
+            Command::VncInfo => Some(Ok(Return::VncInfo(self.server.info()))),
             _ => None,
         }
     }
 }
 
-fn screendump(server: &VncServer, arguments: &Value) -> Result<Value, String> {
-    let Some(name) = arguments.get("filename").and_then(Value::as_str) else {
-        return Err("screendump: missing string argument \"filename\"".into());
-    };
-    let path = PathBuf::from(name);
+fn screendump(server: &VncServer, path: &Path) -> Result<Return, String> {
     if !path.is_absolute() {
         return Err(format!(
-            "screendump: filename {name:?} must be an absolute path"
+            "screendump: filename {:?} must be an absolute path",
+            path.display().to_string()
         ));
     }
-    server.screendump(&path).map_err(|e| e.to_string())?;
-    Ok(json!({}))
+    server.screendump(path).map_err(|e| e.to_string())?;
+    Ok(Return::Done(Done {}))
 }
 
 /// The VM builder's hook: when the config has a display with a VNC listener, starts the

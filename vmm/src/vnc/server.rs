@@ -112,16 +112,9 @@ pub enum VncError {
     Random(std::io::Error),
 }
 
-/// What `vnc-info` reports.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct VncInfo {
-    pub unix_path: Option<PathBuf>,
-    pub tcp: Option<SocketAddr>,
-    pub auth: &'static str,
-    pub width: u32,
-    pub height: u32,
-    pub clients: Vec<String>,
-}
+use vireo_vmm_api::control::VncAuth;
+/// What `vnc-info` reports (a message of the control protocol).
+pub use vireo_vmm_api::control::VncInfo;
 
 type EventFn = dyn Fn(VncEvent) + Send + Sync;
 
@@ -292,9 +285,9 @@ impl VncServer {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
             auth: if self.inner.config.password.is_some() {
-                "vnc"
+                VncAuth::Vnc
             } else {
-                "none"
+                VncAuth::None
             },
             width,
             height,

@@ -1,0 +1,20 @@
+//! vireo-vmm-api: the boundary between Vireo's driver and its KVM helper, `vireo-vmm`.
+//!
+//! Both sides link this crate; the driver links nothing else of the VMM, so it builds without
+//! KVM, VNC or image-format code. Each rule of the boundary lives here once:
+//!
+//! - [`config`]: the JSON the driver writes for one machine ([`config::VmConfig`]) and the checks
+//!   the VMM makes on it before it touches KVM ([`config::VmConfig::validate`]).
+//! - [`limits`]: the numbers both sides check (vCPUs, memory, command line, display,
+//!   virtio-mmio slots); the VMM's guest address map is built from the same constants.
+//! - [`exit`]: the helper's exit statuses, which tell the supervisor how a machine stopped.
+//! - [`control`]: the control socket's protocol (greeting, requests, replies, events) as types,
+//!   with the exact JSON each one is on the wire.
+//!
+//! What the driver decides from a domain definition (what it refuses, with which element path)
+//! lives in vireo-driver's `translate`; what the VMM does with a config lives in vireo-vmm.
+
+pub mod config;
+pub mod control;
+pub mod exit;
+pub mod limits;

@@ -1,0 +1,22 @@
+//! The numbers both sides check against: the driver refuses a definition beyond them, naming
+//! the element, and the VMM refuses a config beyond them ([`crate::config::VmConfig::validate`])
+//! and builds its guest address map from them (`vireo_vmm::layout`).
+
+/// Hard cap on vCPUs (also bounded at run time by KVM_CAP_MAX_VCPUS); APIC IDs stay below 255.
+pub const MAX_VCPUS: usize = 254;
+
+/// Upper bound accepted for guest RAM (1 TiB); KVM and the host decide the real limit.
+pub const MAX_MEMORY_MIB: u64 = 1 << 20;
+
+/// Largest framebuffer side, in pixels.
+pub const MAX_DISPLAY_SIDE: u32 = 4096;
+
+/// Size of the guest's framebuffer window: width * height * 4 must fit in it.
+pub const FRAMEBUFFER_MAX_SIZE: u64 = 32 << 20;
+
+/// Longest command line accepted (Linux's x86 COMMAND_LINE_SIZE).
+pub const CMDLINE_MAX: usize = 2048;
+
+/// virtio-mmio slots: one per free ISA/IOAPIC line (`vireo_vmm::layout::VIRTIO_GSIS`, whose
+/// length is this constant, so the two cannot drift apart).
+pub const VIRTIO_MMIO_MAX: usize = 17;
