@@ -9,7 +9,7 @@ pub fn backend_facts() -> BackendFacts {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "/usr/bin/vireo-vmm".into());
     let mut f = BackendFacts::vireo_kvm(&emulator);
-    f.max_vcpus = u32::try_from(vireo_vmm::layout::MAX_VCPUS)
+    f.max_vcpus = u32::try_from(vireo_vmm_api::limits::MAX_VCPUS)
         .unwrap_or(u32::from(u8::MAX))
         .min(255);
     f

@@ -18,6 +18,7 @@ use crate::translate::{self, TranslateError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vireo_vmm_api::control::{Command, Done};
 
 /// Everything that can go wrong, typed so callers can react (and `vireoctl` can pick an exit code).
 #[derive(Debug, thiserror::Error)]
@@ -539,17 +540,13 @@ impl Connection {
         }
     }
 
-    fn control(
-        &self,
-        name: &str,
-        run: &RunDir,
-        cmd: &str,
-        args: serde_json::Value,
-    ) -> Result<serde_json::Value> {
+    /// Sends one of the commands that only act (their return is `{}`).
+    fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
         // A screendump encodes the whole screen as PNG, which takes seconds in a debug build
         // under nested virtualization; everything else is answered at once.
-        let timeout = Duration::from_secs(if cmd == "screendump" { 60 } else { 10 });
-        control::request(&run.control(), cmd, args, timeout).map_err(|e| match e {
+        let slow = matches!(command, Command::Screendump { .. });
+        let timeout = Duration::from_secs(if slow { 60 } else { 10 });
+        control::request::<Done>(&run.control(), command, timeout).map_err(|e| match e {
             ControlError::Unknown(what) => DriverError::NotSupported {
                 name: name.to_owned(),
                 what,
@@ -558,7 +555,8 @@ impl Connection {
                 name: name.to_owned(),
                 source,
             },
-        })
+        })?;
+        Ok(())
     }
 
     fn set_intent(run: &RunDir, intent: Intent) -> Result<()> {
@@ -601,7 +599,7 @@ impl Connection {
     /// A zero timeout only sends the request.
     pub fn shutdown(&self, name: &str, timeout: Duration) -> Result<()> {
         let (d, run, rec) = self.running(name)?;
-        self.control(&d.name, &run, "power-down", serde_json::json!({}))?;
+        self.control(&d.name, &run, Command::PowerDown)?;
         if timeout.is_zero() {
             return Ok(());
         }
@@ -698,10 +696,7 @@ impl Connection {
     pub fn reboot(&self, name: &str) -> Result<()> {
         let (d, run, rec) = self.running(name)?;
         Self::set_intent(&run, Intent::Reboot)?;
-        if self
-            .control(&d.name, &run, "reset", serde_json::json!({}))
-            .is_err()
-        {
+        if self.control(&d.name, &run, Command::Reset).is_err() {
             Self::kill_helper(&rec);
         }
         if self.wait_run_change(&d.name, rec.restarts, Duration::from_secs(15)) {
@@ -744,7 +739,7 @@ impl Connection {
         if rec.state == DomainState::Paused {
             return Ok(());
         }
-        self.control(&d.name, &run, "pause", serde_json::json!({}))?;
+        self.control(&d.name, &run, Command::Pause)?;
         update_state(&run, |r| {
             r.state = DomainState::Paused;
             r.reason = Reason::User;
@@ -759,7 +754,7 @@ impl Connection {
         if rec.state != DomainState::Paused {
             return Err(DriverError::NotPaused { name: d.name });
         }
-        self.control(&d.name, &run, "resume", serde_json::json!({}))?;
+        self.control(&d.name, &run, Command::Resume)?;
         update_state(&run, |r| {
             r.state = DomainState::Running;
             r.reason = Reason::Unpaused;
@@ -777,19 +772,13 @@ impl Connection {
         } else {
             std::env::current_dir().map_err(io(file))?.join(file)
         };
-        self.control(
-            &d.name,
-            &run,
-            "screendump",
-            serde_json::json!({ "filename": abs }),
-        )?;
-        Ok(())
+        self.control(&d.name, &run, Command::Screendump { filename: abs })
     }
 
     /// The VNC unix socket of a running machine with a display.
     pub fn vnc_socket(&self, name: &str) -> Result<PathBuf> {
         let (d, run, _) = self.running(name)?;
-        let cfg: Option<vireo_vmm::config::VmConfig> = std::fs::read(run.config())
+        let cfg: Option<vireo_vmm_api::config::VmConfig> = std::fs::read(run.config())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         match cfg.and_then(|c| c.display).and_then(|x| x.vnc.unix_socket) {
@@ -816,7 +805,7 @@ impl Connection {
     /// The serial console socket of a running machine.
     pub fn console_socket(&self, name: &str) -> Result<PathBuf> {
         let (d, run, _) = self.running(name)?;
-        let cfg: Option<vireo_vmm::config::VmConfig> = std::fs::read(run.config())
+        let cfg: Option<vireo_vmm_api::config::VmConfig> = std::fs::read(run.config())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         match cfg.and_then(|c| c.serial.socket) {

@@ -1,12 +1,14 @@
-//! Client side of the VMM's control socket (line-delimited JSON, QMP-like; see
-//! `vmm/src/control/mod.rs`). Only what the driver needs: one request per connection, with
-//! a timeout so a wedged helper cannot hang the GUI.
+//! Client side of the VMM's control socket (line-delimited JSON, QMP-like). The protocol's
+//! messages are `vireo_vmm_api::control`'s types, shared with the VMM's server. Only what the
+//! driver needs: one request per connection, with a timeout so a wedged helper cannot hang the
+//! GUI.
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+use vireo_vmm_api::control::{to_json, Command, ErrorClass, Reply, Request, ServerMessage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -30,18 +32,20 @@ pub enum ControlError {
         cmd: String,
         secs: u64,
     },
+    /// The command cannot be written as JSON (a file name that is not UTF-8).
+    #[error("{cmd}: {reason}")]
+    Encode { cmd: String, reason: String },
 }
 
-/// Sends `{"execute": CMD, "arguments": ARGS, "id": 1}` (protocol version 1, see the module
-/// docs of `vireo_vmm::control`) and returns the `return` value. The greeting and any pushed
-/// events before the reply are skipped.
-pub fn request(
+/// Sends `command` with id 1 and returns what it returns, read as `R` (a reply that is no `R`
+/// is a bad reply). The greeting and any pushed events before the reply are skipped.
+pub fn request<R: DeserializeOwned>(
     socket: &Path,
-    cmd: &str,
-    args: Value,
+    command: Command,
     timeout: Duration,
-) -> Result<Value, ControlError> {
+) -> Result<R, ControlError> {
     let path = socket.display().to_string();
+    let cmd = command.name();
     // A read or write timeout shows up as WouldBlock (EAGAIN) or TimedOut: say what it means.
     let io = |source: std::io::Error| match source.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ControlError::Timeout {
@@ -54,15 +58,18 @@ pub fn request(
             source,
         },
     };
+    let req = Request {
+        command,
+        id: Some(1.into()),
+    };
+    let mut line = to_json(&req).map_err(|e| ControlError::Encode {
+        cmd: cmd.to_owned(),
+        reason: e.to_string(),
+    })?;
+    line.push('\n');
     let mut stream = UnixStream::connect(socket).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let mut req = serde_json::json!({ "execute": cmd, "id": 1 });
-    if !args.is_null() && args.as_object().is_none_or(|o| !o.is_empty()) {
-        req["arguments"] = args;
-    }
-    let mut line = req.to_string();
-    line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -73,26 +80,24 @@ pub fn request(
                 reply: "connection closed before the reply".into(),
             });
         }
-        let v: Value = serde_json::from_str(reply.trim()).map_err(|_| ControlError::BadReply {
-            path: path.clone(),
-            reply: reply.trim().to_owned(),
-        })?;
-        if let Some(r) = v.get("return") {
-            return Ok(r.clone());
-        }
-        if let Some(e) = v.get("error") {
-            let class = e.get("class").and_then(Value::as_str).unwrap_or("");
-            let desc = e
-                .get("desc")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| e.to_string());
-            if class == "CommandNotFound" {
-                return Err(ControlError::Unknown(cmd.to_owned()));
+        let message: ServerMessage<R> =
+            serde_json::from_str(reply.trim()).map_err(|_| ControlError::BadReply {
+                path: path.clone(),
+                reply: reply.trim().to_owned(),
+            })?;
+        match message {
+            ServerMessage::Reply(Reply::Return { value, .. }) => return Ok(value),
+            ServerMessage::Reply(Reply::Error { error, .. }) => {
+                if error.class == ErrorClass::CommandNotFound {
+                    return Err(ControlError::Unknown(cmd.to_owned()));
+                }
+                return Err(ControlError::Refused(error.desc));
             }
-            return Err(ControlError::Refused(desc));
+            // Not our reply.
+            ServerMessage::Greeting(_)
+            | ServerMessage::Event(_)
+            | ServerMessage::OtherEvent { .. } => {}
         }
-        // The greeting (`{"vireo":...}`) and events (`{"event":...}`): not our reply.
     }
 }
 
@@ -104,6 +109,7 @@ pub fn alive(socket: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vireo_vmm_api::control::Done;
 
     #[test]
     fn a_helper_that_does_not_answer_is_a_timeout_naming_the_command() {
@@ -118,11 +124,88 @@ mod tests {
             std::thread::sleep(Duration::from_millis(500));
             drop(s);
         });
-        let e = request(&sock, "screendump", Value::Null, Duration::from_millis(100)).unwrap_err();
+        let screendump = Command::Screendump {
+            filename: dir.join("s.png"),
+        };
+        let e = request::<Done>(&sock, screendump, Duration::from_millis(100)).unwrap_err();
         assert!(matches!(e, ControlError::Timeout { .. }), "{e:?}");
         assert!(
             e.to_string().ends_with("no reply to screendump within 0 s"),
             "{e}"
+        );
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A helper that says `lines` after the greeting and an event, having read one request;
+    /// returns the request line it read.
+    fn helper(sock: &Path, lines: &'static str) -> std::thread::JoinHandle<String> {
+        let listener = std::os::unix::net::UnixListener::bind(sock).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            // The bytes a helper of the untyped protocol wrote.
+            s.write_all(b"{\"vireo\":{\"name\":\"m\",\"protocol\":1,\"vmm\":\"0.1.0\"}}\n")
+                .unwrap();
+            s.write_all(b"{\"data\":{\"state\":\"paused\"},\"event\":\"state-changed\",\"timestamp\":{\"microseconds\":1,\"seconds\":2}}\n").unwrap();
+            s.write_all(b"{\"data\":{},\"event\":\"from-a-newer-helper\",\"timestamp\":{\"microseconds\":1,\"seconds\":2}}\n").unwrap();
+            let mut req = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut req)
+                .unwrap();
+            s.write_all(lines.as_bytes()).unwrap();
+            req
+        })
+    }
+
+    #[test]
+    fn requests_and_replies_are_the_lines_helpers_have_always_exchanged() {
+        let dir = std::env::temp_dir().join(format!("vireo-control-ok-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("ctl");
+        let t = helper(&sock, "{\"id\":1,\"return\":{}}\n");
+        let shot = Command::Screendump {
+            filename: "/tmp/s.png".into(),
+        };
+        request::<Done>(&sock, shot, Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            t.join().unwrap(),
+            "{\"arguments\":{\"filename\":\"/tmp/s.png\"},\"execute\":\"screendump\",\"id\":1}\n"
+        );
+
+        std::fs::remove_file(&sock).unwrap();
+        let t = helper(
+            &sock,
+            "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"unknown command `screendump`\"},\"id\":1}\n",
+        );
+        let shot = Command::Screendump {
+            filename: "/tmp/s.png".into(),
+        };
+        let e = request::<Done>(&sock, shot, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::Unknown(c) if c == "screendump"),
+            "{e:?}"
+        );
+        t.join().unwrap();
+
+        std::fs::remove_file(&sock).unwrap();
+        let t = helper(
+            &sock,
+            "{\"error\":{\"class\":\"InvalidState\",\"desc\":\"already paused\"},\"id\":1}\n",
+        );
+        let e = request::<Done>(&sock, Command::Pause, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::Refused(d) if d == "already paused"),
+            "{e:?}"
+        );
+        assert_eq!(t.join().unwrap(), "{\"execute\":\"pause\",\"id\":1}\n");
+
+        std::fs::remove_file(&sock).unwrap();
+        let t = helper(&sock, "not json\n");
+        let e = request::<Done>(&sock, Command::Resume, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::BadReply { reply, .. } if reply == "not json"),
+            "{e:?}"
         );
         t.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -38,8 +38,13 @@
 //! # Files
 //! See [`paths`] (XDG layout), [`rundir`] (per-machine runtime files), [`events`] (the ordered
 //! event log), [`state`] (libvirt's states and reasons, and the lifecycle state machine),
-//! [`translate`] (domain XML -> `vireo_vmm::config::VmConfig`, with every refusal naming its
+//! [`translate`] (domain XML -> `vireo_vmm_api::config::VmConfig`, with every refusal naming its
 //! element).
+//!
+//! # The helper
+//! The driver links `vireo-vmm-api`, not the VMM: the config it writes for a run, the limits
+//! [`translate`] and [`caps`] check against, the exit statuses [`state::VmmExit`] reads and the
+//! control protocol [`control`] speaks are defined there once, for both sides.
 //!
 //! # Domain XML
 //! There is one XML model in the project: `vireo-domain`, re-exported as [`domain`]. A

@@ -187,7 +187,7 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// How a helper process ended, from its exit status (see `vireo_vmm::lifecycle`).
+/// How a helper process ended, from its exit status ([`vireo_vmm_api::exit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmmExit {
     Poweroff,
@@ -203,9 +203,9 @@ impl VmmExit {
     pub fn from_status(status: std::process::ExitStatus) -> VmmExit {
         use std::os::unix::process::ExitStatusExt;
         match (status.code(), status.signal()) {
-            (Some(c), _) if c == vireo_vmm::lifecycle::EXIT_POWEROFF => VmmExit::Poweroff,
-            (Some(c), _) if c == vireo_vmm::lifecycle::EXIT_REBOOT => VmmExit::Reboot,
-            (Some(c), _) if c == vireo_vmm::lifecycle::EXIT_CRASH => VmmExit::Crash,
+            (Some(c), _) if c == vireo_vmm_api::exit::EXIT_POWEROFF => VmmExit::Poweroff,
+            (Some(c), _) if c == vireo_vmm_api::exit::EXIT_REBOOT => VmmExit::Reboot,
+            (Some(c), _) if c == vireo_vmm_api::exit::EXIT_CRASH => VmmExit::Crash,
             (Some(_), _) => VmmExit::Error,
             (None, Some(s)) => VmmExit::Killed(s),
             (None, None) => VmmExit::Error,

@@ -13,10 +13,11 @@ use vireo_domain::{
     ImageFormat, InputBus, InputType, Interface, InterfaceType, OsType, PortProto, RngBackend,
     Uuid, VideoModel, VirtType,
 };
-use vireo_vmm::config::{
+use vireo_vmm_api::config::{
     DiskConfig, DiskFormat, DisplayConfig, MacAddr, NetBackend, NetConfig, PortForward, Protocol,
     SerialConfig, VmConfig, VncConfig,
 };
+use vireo_vmm_api::limits;
 
 /// A refusal: the element path and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,10 +199,10 @@ pub fn translate(
         .cmdline()
         .map(|c| c.trim().to_owned())
         .unwrap_or_default();
-    if cmdline.len() >= vireo_vmm::config::CMDLINE_MAX {
+    if cmdline.len() >= limits::CMDLINE_MAX {
         return refuse(
             "os/cmdline",
-            format!("longer than {} bytes", vireo_vmm::config::CMDLINE_MAX - 1),
+            format!("longer than {} bytes", limits::CMDLINE_MAX - 1),
         );
     }
     if !cmdline.is_ascii() {
@@ -230,12 +231,12 @@ pub fn translate(
         }
     }
     let memory_mib = memory_kib.div_ceil(1024);
-    if memory_mib > vireo_vmm::config::MAX_MEMORY_MIB {
+    if memory_mib > limits::MAX_MEMORY_MIB {
         return refuse(
             "memory",
             format!(
                 "{memory_mib} MiB is more than {} MiB",
-                vireo_vmm::config::MAX_MEMORY_MIB
+                limits::MAX_MEMORY_MIB
             ),
         );
     }
@@ -545,15 +546,15 @@ pub fn translate(
             let side = |a: &str| r.attr(a).and_then(|x| x.trim().parse::<u32>().ok());
             match (side("x"), side("y")) {
                 (Some(x), Some(y))
-                    if (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&x)
-                        && (1..=vireo_vmm::config::MAX_DISPLAY_SIDE).contains(&y) =>
+                    if (1..=limits::MAX_DISPLAY_SIDE).contains(&x)
+                        && (1..=limits::MAX_DISPLAY_SIDE).contains(&y) =>
                 {
                     display_size = Some((x, y))
                 }
                 _ => {
                     return refuse(
                         format!("{path}/model/resolution"),
-                        format!("x and y must be 1..{}", vireo_vmm::config::MAX_DISPLAY_SIDE),
+                        format!("x and y must be 1..{}", limits::MAX_DISPLAY_SIDE),
                     )
                 }
             }
@@ -709,13 +710,10 @@ pub fn translate(
     }
 
     let n = cfg.virtio_device_count();
-    if n > vireo_vmm::layout::VIRTIO_MMIO_MAX {
+    if n > limits::VIRTIO_MMIO_MAX {
         return refuse(
             "devices",
-            format!(
-                "{n} virtio devices, at most {}",
-                vireo_vmm::layout::VIRTIO_MMIO_MAX
-            ),
+            format!("{n} virtio devices, at most {}", limits::VIRTIO_MMIO_MAX),
         );
     }
     Ok(Translated {
