@@ -86,7 +86,7 @@ impl Definition {
         // Validation refused unknown actions and coredump-* outside on_crash.
         let action = |ev: LifecycleEvent, default: LifecycleAction| {
             dom.lifecycle(ev)
-                .and_then(|a| LifecycleAction::from_domain(&a))
+                .filter(LifecycleAction::is_known)
                 .unwrap_or(default)
         };
         let on_poweroff = action(LifecycleEvent::Poweroff, LifecycleAction::Destroy);

@@ -3,52 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-
 /// What the driver does when the guest powers off, reboots or crashes (the domain's
-/// `on_poweroff`, `on_reboot`, `on_crash`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LifecycleAction {
-    Destroy,
-    Restart,
-    Preserve,
-    RenameRestart,
-    CoredumpDestroy,
-    CoredumpRestart,
-}
-
-impl LifecycleAction {
-    /// The action for a value `vireo-domain` read; `None` for one libvirt does not define.
-    pub fn from_domain(a: &vireo_domain::LifecycleAction) -> Option<LifecycleAction> {
-        use vireo_domain::LifecycleAction as D;
-        Some(match a {
-            D::Destroy => LifecycleAction::Destroy,
-            D::Restart => LifecycleAction::Restart,
-            D::Preserve => LifecycleAction::Preserve,
-            D::RenameRestart => LifecycleAction::RenameRestart,
-            D::CoredumpDestroy => LifecycleAction::CoredumpDestroy,
-            D::CoredumpRestart => LifecycleAction::CoredumpRestart,
-            D::Other(_) => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleAction::Destroy => "destroy",
-            LifecycleAction::Restart => "restart",
-            LifecycleAction::Preserve => "preserve",
-            LifecycleAction::RenameRestart => "rename-restart",
-            LifecycleAction::CoredumpDestroy => "coredump-destroy",
-            LifecycleAction::CoredumpRestart => "coredump-restart",
-        }
-    }
-}
-
-impl fmt::Display for LifecycleAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// `on_poweroff`, `on_reboot`, `on_crash`): the domain model's value, with libvirt's spellings.
+pub use vireo_domain::LifecycleAction;
 
 /// libvirt's `virDomainState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,8 +178,9 @@ pub enum Intent {
     Reboot,
 }
 
-/// The lifecycle actions of a domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle actions of a domain. An action libvirt does not define never gets here:
+/// validation refuses it, and [`crate::Definition`] reads the default in its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actions {
     pub on_poweroff: LifecycleAction,
     pub on_reboot: LifecycleAction,
@@ -299,7 +257,7 @@ fn restart(events: Vec<(EventKind, &'static str)>) -> Decision {
 }
 
 /// The state machine: helper ended with `exit`, a client may have said why beforehand.
-pub fn decide(exit: VmmExit, intent: Option<Intent>, a: Actions) -> Decision {
+pub fn decide(exit: VmmExit, intent: Option<Intent>, a: &Actions) -> Decision {
     use LifecycleAction as A;
     match (intent, exit) {
         (Some(Intent::Destroy), _) => stop(
@@ -437,7 +395,7 @@ mod tests {
             let d = decide(
                 exit,
                 Some(Intent::Destroy),
-                acts(A::Restart, A::Restart, A::Restart),
+                &acts(A::Restart, A::Restart, A::Restart),
             );
             assert!(!d.restart);
             assert_eq!(
@@ -453,7 +411,7 @@ mod tests {
         let d = decide(
             VmmExit::Poweroff,
             None,
-            acts(A::Destroy, A::Restart, A::Destroy),
+            &acts(A::Destroy, A::Restart, A::Destroy),
         );
         assert_eq!(
             (d.restart, d.state, d.reason),
@@ -463,19 +421,19 @@ mod tests {
         let d = decide(
             VmmExit::Poweroff,
             None,
-            acts(A::Restart, A::Restart, A::Destroy),
+            &acts(A::Restart, A::Restart, A::Destroy),
         );
         assert!(d.restart);
         let d = decide(
             VmmExit::Poweroff,
             None,
-            acts(A::Preserve, A::Restart, A::Destroy),
+            &acts(A::Preserve, A::Restart, A::Destroy),
         );
         assert!(d.preserve && !d.restart);
         let d = decide(
             VmmExit::Poweroff,
             None,
-            acts(A::RenameRestart, A::Restart, A::Destroy),
+            &acts(A::RenameRestart, A::Restart, A::Destroy),
         );
         assert!(d.restart && d.note.is_some());
     }
@@ -485,14 +443,14 @@ mod tests {
         let d = decide(
             VmmExit::Reboot,
             None,
-            acts(A::Destroy, A::Restart, A::Destroy),
+            &acts(A::Destroy, A::Restart, A::Destroy),
         );
         assert!(d.restart);
         assert_eq!(d.events, vec![(EventKind::Rebooted, "Rebooted")]);
         let d = decide(
             VmmExit::Reboot,
             None,
-            acts(A::Destroy, A::Destroy, A::Destroy),
+            &acts(A::Destroy, A::Destroy, A::Destroy),
         );
         assert_eq!(
             (d.restart, d.state, d.reason),
@@ -502,7 +460,7 @@ mod tests {
         let d = decide(
             VmmExit::Killed(9),
             Some(Intent::Reboot),
-            acts(A::Destroy, A::Destroy, A::Destroy),
+            &acts(A::Destroy, A::Destroy, A::Destroy),
         );
         assert!(d.restart);
     }
@@ -512,7 +470,7 @@ mod tests {
         let d = decide(
             VmmExit::Crash,
             None,
-            acts(A::Destroy, A::Restart, A::Destroy),
+            &acts(A::Destroy, A::Restart, A::Destroy),
         );
         assert_eq!(
             (d.restart, d.state, d.reason),
@@ -522,13 +480,13 @@ mod tests {
         let d = decide(
             VmmExit::Crash,
             None,
-            acts(A::Destroy, A::Restart, A::Restart),
+            &acts(A::Destroy, A::Restart, A::Restart),
         );
         assert!(d.restart && d.note.is_none());
         let d = decide(
             VmmExit::Crash,
             None,
-            acts(A::Destroy, A::Restart, A::CoredumpRestart),
+            &acts(A::Destroy, A::Restart, A::CoredumpRestart),
         );
         assert!(
             d.restart
@@ -540,13 +498,13 @@ mod tests {
         let d = decide(
             VmmExit::Crash,
             None,
-            acts(A::Destroy, A::Restart, A::CoredumpDestroy),
+            &acts(A::Destroy, A::Restart, A::CoredumpDestroy),
         );
         assert!(!d.restart && d.note.is_some());
         let d = decide(
             VmmExit::Crash,
             None,
-            acts(A::Destroy, A::Restart, A::Preserve),
+            &acts(A::Destroy, A::Restart, A::Preserve),
         );
         assert_eq!(
             (d.state, d.reason, d.preserve),
@@ -559,13 +517,13 @@ mod tests {
         let d = decide(
             VmmExit::Error,
             None,
-            acts(A::Restart, A::Restart, A::Restart),
+            &acts(A::Restart, A::Restart, A::Restart),
         );
         assert_eq!((d.restart, d.reason), (false, Reason::Failed));
         let d = decide(
             VmmExit::Killed(9),
             None,
-            acts(A::Restart, A::Restart, A::Restart),
+            &acts(A::Restart, A::Restart, A::Restart),
         );
         assert_eq!((d.restart, d.reason), (false, Reason::Crashed));
     }

@@ -188,9 +188,9 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         }
     };
     let actions = Actions {
-        on_poweroff: dom.on_poweroff,
-        on_reboot: dom.on_reboot,
-        on_crash: dom.on_crash,
+        on_poweroff: dom.on_poweroff.clone(),
+        on_reboot: dom.on_reboot.clone(),
+        on_crash: dom.on_crash.clone(),
     };
     let me = std::process::id() as i32;
     let mut fast_exits = 0;
@@ -300,7 +300,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         };
         let exit = VmmExit::from_status(status);
         let intent = take_intent(&run);
-        let mut d = decide(exit, intent, actions);
+        let mut d = decide(exit, intent, &actions);
         log(
             &run,
             &format!("vireo-vmm ended: {status} ({exit:?}), intent {intent:?}, decision {d:?}"),
