@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
 /// What the driver does when the guest powers off, reboots or crashes (the domain's
 /// `on_poweroff`, `on_reboot`, `on_crash`): the domain model's value, with libvirt's spellings.
 pub use vireo_domain::LifecycleAction;
