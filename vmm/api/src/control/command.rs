@@ -243,6 +243,14 @@ mod tests {
         assert_eq!(line(Command::Quit, None), r#"{"execute":"quit"}"#);
     }
 
+    #[test]
+    fn names_and_variants_agree() {
+        let args = json!({"codes": [1], "text": "a", "filename": "/s.png"});
+        for name in Command::CORE.iter().chain(&["screendump", "vnc-info"]) {
+            assert_eq!(Command::from_parts(name, &args).unwrap().name(), *name);
+        }
+    }
+
     /// What the Python and Rust test clients send: empty arguments, no id, keys in any order.
     #[test]
     fn the_server_reads_what_clients_send() {
