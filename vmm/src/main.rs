@@ -1,7 +1,7 @@
 //! `vireo-vmm --config FILE.json --control SOCKET`: runs one VM until it ends.
 //!
 //! Exit status: 0 guest powered off (or `quit`), 1 error (bad config, host failure),
-//! 2 guest asked for a reboot (or `reset`), 3 guest crashed.
+//! 2 guest asked for a reboot (or `reset`), 3 guest crashed, 4 a VMM thread panicked.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +24,8 @@ options:
   --version         print the version
   --help            print this help
 
-exit status: 0 powered off or quit, 1 error, 2 reboot requested, 3 guest crashed
+exit status: 0 powered off or quit, 1 error, 2 reboot requested, 3 guest crashed,
+  4 internal error (a VMM thread panicked; the line before it says where)
 ";
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -34,6 +35,8 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let start = Instant::now();
+    // A panic in any thread ends the whole process (never a VM missing a thread).
+    vireo_vmm::lifecycle::install_panic_hook();
     // First thing, while this is the only thread: glibc must never create a second arena (see
     // the function's docs for the SIGSYS that caused in a device worker).
     vireo_vmm::virtio::malloc_single_arena();

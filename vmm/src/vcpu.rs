@@ -162,6 +162,7 @@ const LOG_UNCLAIMED: u32 = 16;
 
 fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, run: &RunControl) {
     let mut logged = 0u32;
+    let mut wrote_a_port = false;
     let mut note_unclaimed = |what: &str, addr: u64, len: usize| {
         run.unclaimed.fetch_add(1, Ordering::Relaxed);
         if logged < LOG_UNCLAIMED {
@@ -185,6 +186,10 @@ fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, ru
                 continue;
             }
             Ok(VcpuExit::IoOut(port, data)) => {
+                if !wrote_a_port {
+                    wrote_a_port = true;
+                    crate::lifecycle::test_panic_point();
+                }
                 // 0x80 is the POST/delay port: written constantly, never interesting.
                 if !pio.write(u64::from(port), data) && port != 0x80 {
                     note_unclaimed("port write", port.into(), data.len());

@@ -10,3 +10,10 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_REBOOT: i32 = 2;
 /// The guest crashed.
 pub const EXIT_CRASH: i32 = 3;
+/// A VMM thread panicked: the VMM itself is broken, so the whole process ends at once rather
+/// than leave a VM running without one of its threads.
+pub const EXIT_PANIC: i32 = 4;
+
+/// Starts the line the VMM's panic hook writes to stderr (the VMM log) before the process ends;
+/// the driver looks for it to say why the machine stopped.
+pub const PANIC_LINE_PREFIX: &str = "vireo-vmm: internal error: ";

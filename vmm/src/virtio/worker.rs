@@ -87,6 +87,7 @@ impl Worker {
             .name(name.to_string())
             .spawn(move || {
                 crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
+                crate::lifecycle::test_panic_point();
                 run(epoll, handler, queue_notifiers, stop_thread)
             })?;
         Ok(Worker {
@@ -124,10 +125,8 @@ fn run<H: WorkerHandler>(
         let n = match epoll.wait(-1, &mut events) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                eprintln!("virtio worker: epoll_wait failed: {e}");
-                return;
-            }
+            // A device that silently stops answering would leave the guest hanging on it.
+            Err(e) => crate::lifecycle::fail_now(&format!("virtio worker: epoll_wait failed: {e}")),
         };
         for ev in &events[..n] {
             let token = ev.data();

@@ -1,0 +1,134 @@
+//! The real `vireo-vmm` fails closed: a VMM thread that panics ends the whole process with the
+//! internal-error status (4) and one line saying which thread and why, instead of leaving a VM
+//! running without that thread. The panics come from the debug-build test hook
+//! (`VIREO_VMM_TEST_PANIC` names the thread), so these tests need the debug binary that
+//! `cargo test` builds.
+
+mod tiny;
+
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tiny::{asm, pvh_elf, tempdir, Vmm};
+use vireo_vmm::lifecycle::{EXIT_PANIC, PANIC_LINE_PREFIX, TEST_PANIC_ENV};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Like `Vmm::start`, with the virtio-rng device and `env` added to the process environment.
+fn start(tag: &str, code: &[u8], env: &[(&str, &str)]) -> Vmm {
+    let dir = tempdir(tag);
+    let kernel = dir.join("kernel.elf");
+    std::fs::write(&kernel, pvh_elf(code)).unwrap();
+    let serial_log = dir.join("serial.log");
+    let cfg: Value = json!({
+        "version": 1, "name": tag, "memory_mib": 16, "vcpus": 1,
+        "kernel": kernel, "cmdline": "",
+        "serial": {"log": serial_log},
+        "input": {"keyboard": false, "tablet": false},
+        "rng": true,
+    });
+    let cfg_path = dir.join("vm.json");
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    let control = dir.join("control.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_vireo-vmm"))
+        .arg("--config")
+        .arg(&cfg_path)
+        .arg("--control")
+        .arg(&control)
+        .env_remove(TEST_PANIC_ENV)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Vmm {
+        child,
+        dir,
+        control,
+        serial_log,
+        started: Instant::now(),
+    }
+}
+
+/// mov dword [addr], value (32-bit mode, absolute address).
+fn store(addr: u32, value: u32) -> Vec<u8> {
+    let mut v = vec![0xc7, 0x05];
+    v.extend(addr.to_le_bytes());
+    v.extend(value.to_le_bytes());
+    v
+}
+
+/// A minimal virtio-mmio driver for the rng at slot 0 (the only virtio device here): status
+/// ACKNOWLEDGE, DRIVER, VERSION_1, FEATURES_OK, queue 0 (8 entries in free RAM), DRIVER_OK.
+/// DRIVER_OK starts the device's worker thread, `virtio-rng`.
+fn activate_rng() -> Vec<u8> {
+    const BASE: u32 = 0xd800_0000;
+    let reg = |off: u32, v: u32| store(BASE + off, v);
+    [
+        reg(0x70, 1),             // Status: ACKNOWLEDGE
+        reg(0x70, 1 | 2),         // + DRIVER
+        reg(0x24, 1),             // DriverFeaturesSel: bits 32..63
+        reg(0x20, 1),             // VIRTIO_F_VERSION_1 (bit 32)
+        reg(0x70, 1 | 2 | 8),     // + FEATURES_OK
+        reg(0x30, 0),             // QueueSel 0
+        reg(0x38, 8),             // QueueNum
+        reg(0x80, 0x30_0000),     // QueueDescLow
+        reg(0x90, 0x30_1000),     // QueueDriverLow (avail)
+        reg(0xa0, 0x30_2000),     // QueueDeviceLow (used)
+        reg(0x44, 1),             // QueueReady
+        reg(0x70, 1 | 2 | 8 | 4), // + DRIVER_OK
+    ]
+    .concat()
+}
+
+fn threads(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_panicked(st: std::process::ExitStatus, err: &str, thread: &str) {
+    assert_eq!(st.code(), Some(EXIT_PANIC), "stderr: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with(PANIC_LINE_PREFIX))
+        .unwrap_or_else(|| panic!("no panic line in stderr: {err}"));
+    assert!(
+        line.contains(&format!("thread '{thread}' panicked")) && line.contains("test hook"),
+        "{line}"
+    );
+    // Nothing after it: the process ended there, nobody reported the VM as ending normally.
+    assert!(!err.contains("VM ended"), "stderr: {err}");
+}
+
+#[test]
+fn a_device_worker_that_panics_ends_the_vm_with_the_reason() {
+    let guest = [activate_rng(), asm::print("up\n"), asm::spin()].concat();
+    // Without the hook the guest gets its device going and runs on: the worker exists.
+    let mut vm = start("rng-ok", &guest, &[]);
+    assert!(vm.wait_serial(b"up\n", T), "guest never printed");
+    let seen = threads(vm.child.id());
+    assert!(seen.iter().any(|t| t == "virtio-rng"), "{seen:?}");
+    let mut c = vm.connect();
+    c.execute("quit", json!({}));
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "stderr: {err}");
+
+    // The same guest with the worker made to panic as it starts: the whole VMM ends.
+    let mut vm = start("rng-panic", &guest, &[(TEST_PANIC_ENV, "virtio-rng")]);
+    let (st, err) = vm.wait(T);
+    assert_panicked(st, &err, "virtio-rng");
+}
+
+#[test]
+fn a_vcpu_that_panics_ends_the_vm_with_the_reason() {
+    let guest = [asm::print("up\n"), asm::spin()].concat();
+    let mut vm = start("vcpu-panic", &guest, &[(TEST_PANIC_ENV, "vcpu0")]);
+    let (st, err) = vm.wait(T);
+    assert_panicked(st, &err, "vcpu0");
+}
