@@ -81,6 +81,9 @@ fn run(
     start: Instant,
 ) -> Result<ExitReason, String> {
     let seccomp = cfg.seccomp;
+    if !seccomp {
+        vireo_vmm::seccomp::disable_for_process();
+    }
     let mut vm = Vm::new(cfg, start).map_err(|e| e.to_string())?;
     vm.attach_optional_devices().map_err(|e| e.to_string())?;
     vm.load().map_err(|e| e.to_string())?;
@@ -109,9 +112,8 @@ fn run(
         keyboard: vm.keyboard.clone(),
         handlers: std::mem::take(&mut vm.control_handlers),
     };
-    if seccomp {
-        vireo_vmm::seccomp::apply_current(vireo_vmm::seccomp::ThreadKind::Main);
-    }
+    vireo_vmm::seccomp::try_apply_current(vireo_vmm::seccomp::ThreadKind::Main)
+        .map_err(|e| e.to_string())?;
     let reason = server.run(&mut ctx);
     match &reason {
         ExitReason::Crash(r) => eprintln!("vireo-vmm: guest crashed: {r}"),

@@ -12,13 +12,21 @@
 //! threads). New threads are allowed only as threads (`clone` with CLONE_THREAD); `clone3`
 //! gets ENOSYS so the C library falls back to `clone`, whose flags a filter can check.
 //!
-//! Set `"seccomp": false` in the VM config to debug a suspected filter kill.
+//! `ioctl` is allowed per kind by request number, and `mmap`/`mprotect` never with PROT_EXEC:
+//! the filters go on after start-up, when the process has mapped all the code it will ever run,
+//! so a guest that takes over a thread can neither reach a KVM or device ioctl its thread does
+//! not use nor make memory executable.
+//!
+//! A filter that cannot be installed ends the VM ([`apply_current`]): a VM never runs with a
+//! thread less confined than this module says. Set `"seccomp": false` in the VM config to debug
+//! a suspected filter kill (no environment variable turns the filters off).
 
 use seccompiler::{
     apply_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
     SeccompFilter, SeccompRule, TargetArch,
 };
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The kinds of threads the VMM runs, each with its own filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +72,7 @@ const COMMON: &[libc::c_long] = &[
     libc::SYS_fstat,
     libc::SYS_newfstatat,
     libc::SYS_statx,
-    libc::SYS_ioctl,
+    // ioctl, mmap and mprotect: with argument checks, see `allowlist`.
     libc::SYS_poll,
     libc::SYS_ppoll,
     libc::SYS_epoll_create1,
@@ -72,9 +80,7 @@ const COMMON: &[libc::c_long] = &[
     libc::SYS_epoll_wait,
     libc::SYS_epoll_pwait,
     libc::SYS_eventfd2,
-    libc::SYS_mmap,
     libc::SYS_munmap,
-    libc::SYS_mprotect,
     libc::SYS_madvise,
     libc::SYS_mremap,
     libc::SYS_brk,
@@ -128,7 +134,8 @@ const MAIN_EXTRA: &[libc::c_long] = &[
 ];
 
 /// The VNC threads' own list, not [`COMMON`]: they never touch disks, eventfds or files, so
-/// none of that is allowed. `ioctl` is added with an argument check in [`allowlist`].
+/// none of that is allowed. `ioctl`, `mmap` and `mprotect` are added with argument checks in
+/// [`allowlist`].
 const VNC: &[libc::c_long] = &[
     libc::SYS_read,
     libc::SYS_write,
@@ -151,10 +158,8 @@ const VNC: &[libc::c_long] = &[
     libc::SYS_getpeername,
     libc::SYS_poll,
     libc::SYS_ppoll,
-    // Encoder buffers (zlib streams, tiles), thread stacks.
-    libc::SYS_mmap,
+    // Encoder buffers (zlib streams, tiles), thread stacks; mmap and mprotect in `allowlist`.
     libc::SYS_munmap,
-    libc::SYS_mprotect,
     libc::SYS_madvise,
     libc::SYS_mremap,
     libc::SYS_brk,
@@ -194,10 +199,83 @@ const VNC: &[libc::c_long] = &[
 /// copes with a refusal), and a kill there would end the VM for nothing.
 const OPEN_REFUSED: &[libc::c_long] = &[libc::SYS_open, libc::SYS_openat];
 
-/// KVM_GET_DIRTY_LOG = _IOW(KVMIO 0xAE, 0x42, struct kvm_dirty_log (16 bytes)).
-const KVM_GET_DIRTY_LOG: u64 = (1 << 30) | (16 << 16) | (0xAE << 8) | 0x42;
+/// ioctl request numbers, from the kernel's structure sizes as kvm-ioctls computes them.
+mod request {
+    use kvm_bindings::kvm_userspace_memory_region;
+    use kvm_bindings::{kvm_clock_data, kvm_dirty_log, kvm_irq_level, kvm_regs};
+
+    const KVMIO: u32 = 0xAE;
+    vmm_sys_util::ioctl_io_nr!(KVM_RUN, KVMIO, 0x80);
+    vmm_sys_util::ioctl_io_nr!(KVM_KVMCLOCK_CTRL, KVMIO, 0xad);
+    vmm_sys_util::ioctl_ior_nr!(KVM_GET_REGS, KVMIO, 0x81, kvm_regs);
+    vmm_sys_util::ioctl_iow_nr!(KVM_IRQ_LINE, KVMIO, 0x61, kvm_irq_level);
+    vmm_sys_util::ioctl_iow_nr!(KVM_GET_DIRTY_LOG, KVMIO, 0x42, kvm_dirty_log);
+    vmm_sys_util::ioctl_ior_nr!(KVM_GET_CLOCK, KVMIO, 0x7c, kvm_clock_data);
+    vmm_sys_util::ioctl_iow_nr!(KVM_SET_CLOCK, KVMIO, 0x7b, kvm_clock_data);
+    vmm_sys_util::ioctl_iow_nr!(
+        KVM_SET_USER_MEMORY_REGION,
+        KVMIO,
+        0x46,
+        kvm_userspace_memory_region
+    );
+    /// std's `set_nonblocking` on sockets.
+    pub const FIONBIO: u64 = libc::FIONBIO;
+}
+
+/// The ioctl requests each kind of thread makes after its filter is on; any other request
+/// kills the process. Found by reading every ioctl the VMM and its libraries issue (block
+/// images size themselves when opened, before any filter) and checked with strace on the
+/// tiny-guest tests.
+fn ioctl_requests(kind: ThreadKind) -> Vec<u64> {
+    use request::*;
+    match kind {
+        // KVM_RUN and the pause (kvmclock) of the vCPU loop, the registers for a crash report,
+        // the ACPI SCI level (the guest writes the PM registers). Device workers start from
+        // vCPU threads and inherit this list; they make no ioctl of their own.
+        ThreadKind::Vcpu => vec![
+            KVM_RUN(),
+            KVM_KVMCLOCK_CTRL(),
+            KVM_GET_REGS(),
+            KVM_IRQ_LINE(),
+        ],
+        // The serial console switches its client sockets between blocking modes.
+        ThreadKind::Io => vec![FIONBIO],
+        // Control clients' sockets; guest time across pause and resume; the power button's
+        // SCI; the framebuffer's slot, removed when the VM ends.
+        ThreadKind::Main => vec![
+            FIONBIO,
+            KVM_GET_CLOCK(),
+            KVM_SET_CLOCK(),
+            KVM_IRQ_LINE(),
+            KVM_SET_USER_MEMORY_REGION(),
+        ],
+        // The refresh thread scans the framebuffer by its dirty log; client sockets.
+        ThreadKind::Vnc => vec![KVM_GET_DIRTY_LOG(), FIONBIO],
+    }
+}
 
 const CLONE_THREAD: u64 = libc::CLONE_THREAD as u64;
+const PROT_EXEC: u64 = libc::PROT_EXEC as u64;
+
+/// `arg` (32 bits wide) equals `value`.
+fn arg_is(arg: u8, value: u64) -> Result<SeccompRule, seccompiler::BackendError> {
+    SeccompRule::new(vec![SeccompCondition::new(
+        arg,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        value,
+    )?])
+}
+
+/// `prot` (argument 2 of mmap and mprotect) without PROT_EXEC.
+fn not_executable() -> Result<SeccompRule, seccompiler::BackendError> {
+    SeccompRule::new(vec![SeccompCondition::new(
+        2,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(PROT_EXEC),
+        0,
+    )?])
+}
 
 fn allowlist(kind: ThreadKind) -> Result<SeccompFilter, seccompiler::BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -221,22 +299,15 @@ fn allowlist(kind: ThreadKind) -> Result<SeccompFilter, seccompiler::BackendErro
             add(IO_EXTRA);
             add(MAIN_EXTRA);
         }
-        ThreadKind::Vnc => {
-            add(VNC);
-            let request = |value: u64| -> Result<SeccompRule, seccompiler::BackendError> {
-                SeccompRule::new(vec![SeccompCondition::new(
-                    1,
-                    SeccompCmpArgLen::Dword,
-                    SeccompCmpOp::Eq,
-                    value,
-                )?])
-            };
-            rules.insert(
-                libc::SYS_ioctl,
-                vec![request(KVM_GET_DIRTY_LOG)?, request(libc::FIONBIO)?],
-            );
-        }
+        ThreadKind::Vnc => add(VNC),
     }
+    let requests = ioctl_requests(kind)
+        .into_iter()
+        .map(|r| arg_is(1, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_ioctl, requests);
+    rules.insert(libc::SYS_mmap, vec![not_executable()?]);
+    rules.insert(libc::SYS_mprotect, vec![not_executable()?]);
     let thread_only = SeccompRule::new(vec![SeccompCondition::new(
         0,
         SeccompCmpArgLen::Qword,
@@ -277,10 +348,20 @@ fn open_eacces() -> Result<SeccompFilter, seccompiler::BackendError> {
     )
 }
 
+/// Why a thread's filter is not on.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("seccomp filter for {0:?} threads cannot be built: {1}")]
+    Build(ThreadKind, String),
+    #[error("seccomp filter for a {0:?} thread not installed: {1}")]
+    Install(ThreadKind, seccompiler::Error),
+}
+
 /// The compiled programs for `kind`, in the order they are installed.
-pub fn programs(kind: ThreadKind) -> Result<Vec<BpfProgram>, String> {
+pub fn programs(kind: ThreadKind) -> Result<Vec<BpfProgram>, SeccompError> {
     let compile = |f: Result<SeccompFilter, seccompiler::BackendError>| {
-        BpfProgram::try_from(f.map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+        f.and_then(BpfProgram::try_from)
+            .map_err(|e| SeccompError::Build(kind, e.to_string()))
     };
     let mut progs = vec![compile(clone3_enosys())?];
     if kind != ThreadKind::Main {
@@ -292,22 +373,36 @@ pub fn programs(kind: ThreadKind) -> Result<Vec<BpfProgram>, String> {
     Ok(progs)
 }
 
-/// Installs compiled programs on the calling thread.
-pub fn install(progs: &[BpfProgram]) -> Result<(), String> {
+/// Installs compiled programs for `kind` on the calling thread.
+pub fn install(kind: ThreadKind, progs: &[BpfProgram]) -> Result<(), SeccompError> {
     for p in progs {
-        apply_filter(p).map_err(|e| e.to_string())?;
+        apply_filter(p).map_err(|e| SeccompError::Install(kind, e))?;
     }
     Ok(())
 }
 
-/// Installs the filter for `kind` on the calling thread. A failure is reported, not fatal:
-/// the VM still runs, as it would with `"seccomp": false`.
-pub fn apply_current(kind: ThreadKind) {
-    if std::env::var_os("VIREO_VMM_NO_SECCOMP").is_some() {
-        return;
+/// Off only when the VM config says `"seccomp": false` ([`disable_for_process`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// The VM config's `"seccomp": false`, for debugging a suspected filter kill: no thread of this
+/// process installs a filter from now on.
+pub fn disable_for_process() {
+    ENABLED.store(false, Ordering::Relaxed);
+}
+
+/// Installs the filter for `kind` on the calling thread, or says why it could not.
+pub fn try_apply_current(kind: ThreadKind) -> Result<(), SeccompError> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return Ok(());
     }
-    if let Err(e) = programs(kind).and_then(|p| install(&p)) {
-        eprintln!("vireo-vmm: seccomp filter for {kind:?} thread not installed: {e}");
+    programs(kind).and_then(|p| install(kind, &p))
+}
+
+/// Installs the filter for `kind` on the calling thread; if that fails the VM ends at once
+/// (exit status 1, one line on stderr), for threads that have no one to return an error to.
+pub fn apply_current(kind: ThreadKind) {
+    if let Err(e) = try_apply_current(kind) {
+        crate::lifecycle::fail_now(&e.to_string());
     }
 }
 
@@ -323,7 +418,7 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
-            let code = match install(&progs) {
+            let code = match install(kind, &progs) {
                 Ok(()) => f(),
                 Err(_) => 99,
             };
@@ -467,13 +562,146 @@ mod tests {
     }
 
     #[test]
-    fn kvm_dirty_log_request_matches_kvm_ioctls() {
-        // The filter's constant against the request kvm-ioctls issues (_IOW(0xAE, 0x42, 16)).
-        assert_eq!(KVM_GET_DIRTY_LOG, 0x4010_ae42);
-        assert_eq!(
-            std::mem::size_of::<kvm_bindings::kvm_dirty_log>(),
-            ((KVM_GET_DIRTY_LOG >> 16) & 0x3fff) as usize
-        );
+    fn ioctl_request_numbers_match_the_kernel() {
+        // The filter's numbers against the kernel's (include/uapi/linux/kvm.h on x86-64).
+        assert_eq!(request::KVM_GET_DIRTY_LOG(), 0x4010_ae42);
+        assert_eq!(request::KVM_RUN(), 0xae80);
+        assert_eq!(request::KVM_KVMCLOCK_CTRL(), 0xaead);
+        assert_eq!(request::KVM_GET_REGS(), 0x8090_ae81);
+        assert_eq!(request::KVM_IRQ_LINE(), 0x4008_ae61);
+        assert_eq!(request::KVM_GET_CLOCK(), 0x8030_ae7c);
+        assert_eq!(request::KVM_SET_CLOCK(), 0x4030_ae7b);
+        assert_eq!(request::KVM_SET_USER_MEMORY_REGION(), 0x4020_ae46);
+    }
+
+    /// An ioctl request no thread kind uses (FIONREAD on stdin); 0 if the filter lets it return.
+    fn unlisted_ioctl() -> i32 {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `n`; expected to be killed first.
+        unsafe { libc::ioctl(0, libc::FIONREAD, &mut n) };
+        0
+    }
+
+    /// A KVM request of another thread kind's (KVM_SET_USER_MEMORY_REGION, Main only) on a bad
+    /// descriptor: EBADF if the filter lets it through.
+    fn memory_region_ioctl() -> i32 {
+        // SAFETY: the kernel rejects fd -1 before reading the (null) argument.
+        unsafe {
+            libc::ioctl(
+                -1,
+                request::KVM_SET_USER_MEMORY_REGION() as _,
+                std::ptr::null::<u8>(),
+            )
+        };
+        0
+    }
+
+    /// Each kind's own requests on a bad descriptor: all pass the filter (EBADF), 7.
+    fn own_ioctls(kind: ThreadKind) -> i32 {
+        for r in ioctl_requests(kind) {
+            // SAFETY: fd -1: the kernel answers EBADF without touching the argument.
+            let rc = unsafe { libc::ioctl(-1, r as _, std::ptr::null::<u8>()) };
+            if rc != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+                return 1;
+            }
+        }
+        7
+    }
+
+    /// An anonymous mapping with `prot`; 7 if it was made.
+    fn map(prot: libc::c_int) -> i32 {
+        // SAFETY: a fresh anonymous mapping, unmapped again.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return 1;
+            }
+            libc::munmap(p, 4096);
+        }
+        7
+    }
+
+    /// Makes a fresh read-write page executable; 7 if allowed.
+    fn mprotect_exec() -> i32 {
+        // SAFETY: our own fresh mapping.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return 1;
+            }
+            libc::mprotect(p, 4096, libc::PROT_READ | libc::PROT_EXEC);
+        }
+        7
+    }
+
+    const KINDS: [ThreadKind; 4] = [
+        ThreadKind::Vcpu,
+        ThreadKind::Io,
+        ThreadKind::Main,
+        ThreadKind::Vnc,
+    ];
+
+    #[test]
+    fn an_unlisted_ioctl_kills_every_kind_of_thread() {
+        for kind in KINDS {
+            assert_eq!(
+                in_filtered_child(kind, unlisted_ioctl),
+                (true, libc::SIGSYS),
+                "{kind:?}"
+            );
+            let own = match kind {
+                ThreadKind::Vcpu => || own_ioctls(ThreadKind::Vcpu),
+                ThreadKind::Io => || own_ioctls(ThreadKind::Io),
+                ThreadKind::Main => || own_ioctls(ThreadKind::Main),
+                ThreadKind::Vnc => || own_ioctls(ThreadKind::Vnc),
+            };
+            assert_eq!(in_filtered_child(kind, own), (false, 7), "{kind:?}");
+        }
+        // A request of the main thread's is still refused on a vCPU or device thread.
+        for kind in [ThreadKind::Vcpu, ThreadKind::Io, ThreadKind::Vnc] {
+            assert_eq!(
+                in_filtered_child(kind, memory_region_ioctl),
+                (true, libc::SIGSYS),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_thread_may_map_or_make_memory_executable() {
+        fn map_exec() -> i32 {
+            map(libc::PROT_READ | libc::PROT_EXEC)
+        }
+        fn map_rw() -> i32 {
+            map(libc::PROT_READ | libc::PROT_WRITE)
+        }
+        for kind in KINDS {
+            assert_eq!(
+                in_filtered_child(kind, map_exec),
+                (true, libc::SIGSYS),
+                "{kind:?}"
+            );
+            assert_eq!(
+                in_filtered_child(kind, mprotect_exec),
+                (true, libc::SIGSYS),
+                "{kind:?}"
+            );
+            assert_eq!(in_filtered_child(kind, map_rw), (false, 7), "{kind:?}");
+        }
     }
 
     #[test]
