@@ -153,6 +153,8 @@ pub enum VmmExit {
     Crash,
     /// The VMM failed (bad config, host error).
     Error,
+    /// A VMM thread panicked: the helper itself broke, whatever the guest was doing.
+    Panic,
     /// Killed by a signal nobody announced.
     Killed(i32),
 }
@@ -164,6 +166,7 @@ impl VmmExit {
             (Some(c), _) if c == vireo_vmm_api::exit::EXIT_POWEROFF => VmmExit::Poweroff,
             (Some(c), _) if c == vireo_vmm_api::exit::EXIT_REBOOT => VmmExit::Reboot,
             (Some(c), _) if c == vireo_vmm_api::exit::EXIT_CRASH => VmmExit::Crash,
+            (Some(c), _) if c == vireo_vmm_api::exit::EXIT_PANIC => VmmExit::Panic,
             (Some(_), _) => VmmExit::Error,
             (None, Some(s)) => VmmExit::Killed(s),
             (None, None) => VmmExit::Error,
@@ -363,7 +366,10 @@ pub fn decide(exit: VmmExit, intent: Option<Intent>, a: &Actions) -> Decision {
             Reason::Failed,
             vec![(EventKind::Stopped, "Failed")],
         ),
-        (None, VmmExit::Killed(_)) => stop(
+        // The helper died under the guest, as libvirt reports a QEMU that went away: shut off
+        // (crashed), Stopped Failed. Not the guest's crash, so on_crash does not apply (and a
+        // restart could only repeat the fault).
+        (None, VmmExit::Panic | VmmExit::Killed(_)) => stop(
             DomainState::Shutoff,
             Reason::Crashed,
             vec![(EventKind::Stopped, "Failed")],
@@ -391,6 +397,7 @@ mod tests {
             VmmExit::Reboot,
             VmmExit::Crash,
             VmmExit::Killed(9),
+            VmmExit::Panic,
             VmmExit::Error,
         ] {
             let d = decide(
@@ -530,6 +537,18 @@ mod tests {
     }
 
     #[test]
+    fn a_vmm_panic_is_shut_off_crashed_whatever_on_crash_says() {
+        for on_crash in [A::Destroy, A::Restart, A::Preserve, A::CoredumpRestart] {
+            let d = decide(VmmExit::Panic, None, acts(A::Restart, A::Restart, on_crash));
+            assert_eq!(
+                (d.restart, d.state, d.reason, d.preserve),
+                (false, DomainState::Shutoff, Reason::Crashed, false)
+            );
+            assert_eq!(d.events, vec![(EventKind::Stopped, "Failed")]);
+        }
+    }
+
+    #[test]
     fn exit_codes_map() {
         use std::os::unix::process::ExitStatusExt;
         let st = |c: i32| std::process::ExitStatus::from_raw(c << 8);
@@ -537,6 +556,7 @@ mod tests {
         assert_eq!(VmmExit::from_status(st(2)), VmmExit::Reboot);
         assert_eq!(VmmExit::from_status(st(3)), VmmExit::Crash);
         assert_eq!(VmmExit::from_status(st(1)), VmmExit::Error);
+        assert_eq!(VmmExit::from_status(st(4)), VmmExit::Panic);
         assert_eq!(
             VmmExit::from_status(std::process::ExitStatus::from_raw(9)),
             VmmExit::Killed(9)

@@ -248,11 +248,12 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                 }
             }
             // The guest ran and ended (poweroff, reboot, crash) before we saw the socket: a
-            // normal, very short run.
+            // normal, very short run. A helper that panicked broke while running the machine,
+            // which is a crash to report, not a start that never got going.
             Ready::Exited(st)
                 if matches!(
                     VmmExit::from_status(st),
-                    VmmExit::Poweroff | VmmExit::Reboot | VmmExit::Crash
+                    VmmExit::Poweroff | VmmExit::Reboot | VmmExit::Crash | VmmExit::Panic
                 ) =>
             {
                 let _ = update_state(&run, |r| {
@@ -301,6 +302,11 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         let exit = VmmExit::from_status(status);
         let intent = take_intent(&run);
         let mut d = decide(exit, intent, &actions);
+        if intent.is_none() {
+            if let Some(why) = helper_fault(exit, &run.log()) {
+                d.note = Some(why);
+            }
+        }
         log(
             &run,
             &format!("vireo-vmm ended: {status} ({exit:?}), intent {intent:?}, decision {d:?}"),
@@ -342,6 +348,43 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
     }
 }
 
+/// Why the helper itself broke, for the Stopped event and the state's message: the panic
+/// hook's line from the VMM log, or the signal that killed it.
+fn helper_fault(exit: VmmExit, log: &Path) -> Option<String> {
+    match exit {
+        VmmExit::Panic => Some(last_panic_line(log).unwrap_or_else(|| {
+            "vireo-vmm stopped on an internal error (a thread panicked); its log has no details"
+                .into()
+        })),
+        VmmExit::Killed(sig) if sig == libc::SIGSYS => Some(format!(
+            "vireo-vmm was killed by signal {sig} (SIGSYS: a system call its seccomp filter \
+             does not allow)"
+        )),
+        VmmExit::Killed(sig) => Some(format!("vireo-vmm was killed by signal {sig}")),
+        _ => None,
+    }
+}
+
+/// How far back from the end of the VMM log the panic line is looked for: the hook's line is
+/// the helper's last; the supervisor adds a line or two after it.
+const PANIC_LINE_WINDOW: u64 = 64 * 1024;
+
+/// The last line of the VMM log written by its panic hook, from the hook's prefix on.
+fn last_panic_line(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(PANIC_LINE_WINDOW)))
+        .ok()?;
+    let mut buf = Vec::new();
+    f.take(PANIC_LINE_WINDOW).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let prefix = vireo_vmm::lifecycle::PANIC_LINE_PREFIX;
+    text.lines()
+        .rev()
+        .find_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_owned()))
+}
+
 /// A start that never got going: clients waiting for the start hear why it failed.
 fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Definition, msg: String) {
     emit(args, dom, EventKind::Stopped, "Failed", Some(msg.clone()));
@@ -378,5 +421,42 @@ fn finish(
     });
     if !preserve {
         cleanup(run, transient);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panic_line_is_found_behind_later_lines_and_a_long_log() {
+        let dir = std::env::temp_dir().join(format!("vireo-sup-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("vmm.log");
+        let mut text = "vireo-vmm: vCPU 0: port write 0x99 hits no device\n".repeat(4000);
+        text.push_str(
+            "vireo-vmm: internal error: thread 'vcpu0' panicked at a.rs:1: old; the VM is stopped\n",
+        );
+        text.push_str(
+            "vireo-vmm: internal error: thread 'virtio-blk' panicked at b.rs:2: boom; the VM is \
+             stopped\n[vireo-supervisor 1] vireo-vmm ended: exit status: 4\n",
+        );
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(
+            helper_fault(VmmExit::Panic, &log).as_deref(),
+            Some(
+                "vireo-vmm: internal error: thread 'virtio-blk' panicked at b.rs:2: boom; the VM \
+                 is stopped"
+            )
+        );
+        std::fs::write(&log, "nothing useful\n").unwrap();
+        assert!(helper_fault(VmmExit::Panic, &log)
+            .unwrap()
+            .contains("internal error"));
+        assert!(helper_fault(VmmExit::Killed(libc::SIGSYS), &log)
+            .unwrap()
+            .contains("seccomp"));
+        assert_eq!(helper_fault(VmmExit::Crash, &log), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
