@@ -617,3 +617,87 @@ fn vnc_checker_speaks_rfb_and_refuses_a_blank_screen() {
     );
     h.ok(&["destroy", "vc"]);
 }
+
+/// mov dword [addr], value (32-bit mode, absolute address).
+fn store(addr: u32, value: u32) -> Vec<u8> {
+    let mut v = vec![0xc7, 0x05];
+    v.extend(addr.to_le_bytes());
+    v.extend(value.to_le_bytes());
+    v
+}
+
+/// Drives the virtio-rng at the first virtio-mmio slot to DRIVER_OK (queue 0 in free RAM),
+/// which starts its worker thread `virtio-rng` in the helper.
+fn activate_rng() -> Vec<u8> {
+    const BASE: u32 = 0xd800_0000;
+    let reg = |off: u32, v: u32| store(BASE + off, v);
+    [
+        reg(0x70, 1),             // Status: ACKNOWLEDGE
+        reg(0x70, 1 | 2),         // + DRIVER
+        reg(0x24, 1),             // DriverFeaturesSel: bits 32..63
+        reg(0x20, 1),             // VIRTIO_F_VERSION_1
+        reg(0x70, 1 | 2 | 8),     // + FEATURES_OK
+        reg(0x30, 0),             // QueueSel 0
+        reg(0x38, 8),             // QueueNum
+        reg(0x80, 0x30_0000),     // QueueDescLow
+        reg(0x90, 0x30_1000),     // QueueDriverLow
+        reg(0xa0, 0x30_2000),     // QueueDeviceLow
+        reg(0x44, 1),             // QueueReady
+        reg(0x70, 1 | 2 | 8 | 4), // + DRIVER_OK
+    ]
+    .concat()
+}
+
+#[test]
+fn a_helper_thread_that_panics_stops_the_machine_as_crashed_with_the_reason() {
+    // The helper's debug-build test hook makes the named thread panic; the supervisor must not
+    // leave the machine "running" without it, nor apply on_crash=restart to a helper fault.
+    let h = Home::new("panic");
+    let code = [activate_rng(), guest::print("up\n"), guest::spin()].concat();
+    let rng = "    <rng model='virtio'>\n      <backend model='random'>/dev/urandom</backend>\n    </rng>\n";
+    define(&h, "pw", &code, rng, ("destroy", "restart", "restart"));
+    let start = |h: &Home, name: &str, thread: &str| {
+        let out = h
+            .cmd()
+            // vireo_vmm::lifecycle::TEST_PANIC_ENV
+            .env("VIREO_VMM_TEST_PANIC", thread)
+            .args(["start", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    start(&h, "pw", "virtio-rng");
+    h.wait_state("pw", "shut off (crashed)", T);
+    let ev = events(&h, "pw");
+    assert_eq!(
+        ev.last().map(String::as_str),
+        Some("event 'lifecycle' for domain 'pw': Stopped Failed"),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|l| l.contains("Crashed Panicked")), "{ev:?}");
+    // The events log (JSON lines) carries the reason with the Stopped event.
+    let log = std::fs::read_to_string(h.root.join("r/vireo/events.log")).unwrap();
+    let stopped = log
+        .lines()
+        .rfind(|l| l.contains("\"domain\":\"pw\"") && l.contains("\"stopped\""))
+        .unwrap_or_else(|| panic!("no Stopped event: {log}"));
+    let stopped: serde_json::Value = serde_json::from_str(stopped).unwrap();
+    let message = stopped["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("thread 'virtio-rng' panicked") && message.contains("test hook"),
+        "{stopped}"
+    );
+    let info = h.ok(&["dominfo", "pw"]);
+    assert!(info.contains("thread 'virtio-rng' panicked"), "{info}");
+
+    // A vCPU thread, panicking on the guest's first port write.
+    define(&h, "pv", &code, rng, ("destroy", "restart", "destroy"));
+    start(&h, "pv", "vcpu0");
+    h.wait_state("pv", "shut off (crashed)", T);
+    let log = std::fs::read_to_string(h.root.join("r/vireo/events.log")).unwrap();
+    assert!(log.contains("thread 'vcpu0' panicked"), "{log}");
+}
