@@ -539,7 +539,11 @@ mod tests {
     #[test]
     fn a_vmm_panic_is_shut_off_crashed_whatever_on_crash_says() {
         for on_crash in [A::Destroy, A::Restart, A::Preserve, A::CoredumpRestart] {
-            let d = decide(VmmExit::Panic, None, acts(A::Restart, A::Restart, on_crash));
+            let d = decide(
+                VmmExit::Panic,
+                None,
+                &acts(A::Restart, A::Restart, on_crash),
+            );
             assert_eq!(
                 (d.restart, d.state, d.reason, d.preserve),
                 (false, DomainState::Shutoff, Reason::Crashed, false)

@@ -379,7 +379,7 @@ fn last_panic_line(log: &Path) -> Option<String> {
     let mut buf = Vec::new();
     f.take(PANIC_LINE_WINDOW).read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);
-    let prefix = vireo_vmm::lifecycle::PANIC_LINE_PREFIX;
+    let prefix = vireo_vmm_api::exit::PANIC_LINE_PREFIX;
     text.lines()
         .rev()
         .find_map(|l| l.find(prefix).map(|at| l[at..].trim_end().to_owned()))
