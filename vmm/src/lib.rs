@@ -66,6 +66,7 @@ pub mod cpu;
 pub mod devices;
 pub mod layout;
 pub mod lifecycle;
+pub mod logcap;
 pub mod random;
 pub mod seccomp;
 pub mod vcpu;

@@ -189,10 +189,7 @@ impl Vm {
         // COM1
         let log = match &config.serial.log {
             Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
+                crate::logcap::CappedLog::open(p, crate::logcap::limits(crate::logcap::SERIAL_LOG))
                     .map_err(|e| VmError::Device(format!("serial.log {}: {e}", p.display())))?,
             ),
             None => None,

@@ -1,6 +1,7 @@
 //! Small legacy ports: port B (0x61) and the boot-time marker (port 0x3f0 / MMIO).
 
 use crate::devices::bus::BusDevice;
+use crate::logcap::LineLimiter;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,8 @@ pub struct BootMarker {
     start: Instant,
     marks: Arc<Mutex<Vec<BootMark>>>,
     notify: Option<Box<dyn Fn(BootMark) + Send>>,
+    /// A guest may write the marker in a loop: its log lines are rate limited.
+    lines: LineLimiter,
 }
 
 /// Marks beyond this are counted in the log but not kept (a guest writing in a loop).
@@ -53,6 +56,7 @@ impl BootMarker {
             start,
             marks: Arc::new(Mutex::new(Vec::new())),
             notify,
+            lines: LineLimiter::standard("boot marker lines"),
         }
     }
 
@@ -74,11 +78,11 @@ impl BusDevice for BootMarker {
             value: u64::from_le_bytes(v),
             since_start: self.start.elapsed(),
         };
-        eprintln!(
+        self.lines.eprintln(format_args!(
             "vireo-vmm: boot marker {:#x} at {:.3} ms since start",
             mark.value,
             mark.since_start.as_secs_f64() * 1000.0
-        );
+        ));
         {
             let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
             if marks.len() < MAX_MARKS {

@@ -1,6 +1,6 @@
-//! COM1: a 16550 (vm-superio) whose output goes to a log file, to a bounded in-memory backlog,
-//! and to every console client attached to the serial unix socket; client keystrokes go to the
-//! guest's receive FIFO.
+//! COM1: a 16550 (vm-superio) whose output goes to a size-capped, rotating log file, to a
+//! bounded in-memory backlog, and to every console client attached to the serial unix socket;
+//! client keystrokes go to the guest's receive FIFO.
 //!
 //! No byte is lost while nobody is attached: the backlog (the last [`BACKLOG_BYTES`]) is replayed
 //! to each client when it attaches. A client that cannot keep up is dropped rather than
@@ -8,8 +8,8 @@
 
 use crate::devices::bus::BusDevice;
 use crate::devices::irq::IrqLine;
+use crate::logcap::CappedLog;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -32,7 +32,7 @@ impl Trigger for SerialIrq {
 
 /// Where guest output goes.
 pub struct SerialSink {
-    log: Option<File>,
+    log: Option<CappedLog>,
     backlog: VecDeque<u8>,
     clients: Vec<UnixStream>,
     /// Also copy output to our stderr (tests, debugging).
@@ -40,7 +40,7 @@ pub struct SerialSink {
 }
 
 impl SerialSink {
-    pub fn new(log: Option<File>) -> SerialSink {
+    pub fn new(log: Option<CappedLog>) -> SerialSink {
         SerialSink {
             log,
             backlog: VecDeque::new(),
@@ -72,7 +72,8 @@ impl SerialSink {
 impl Write for SerialSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(f) = &mut self.log {
-            // A full disk must not stop the guest: log once and stop logging.
+            // A full disk (or a failed rotation) must not stop the guest: log once and stop
+            // logging.
             if let Err(e) = f.write_all(buf) {
                 eprintln!("vireo-vmm: serial log write failed, log disabled: {e}");
                 self.log = None;

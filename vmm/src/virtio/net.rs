@@ -22,6 +22,7 @@ use super::passt::{Passt, PasstError, PasstOptions};
 use super::queue::{complete, drain_queue, pop_chain, validate_chain};
 use super::worker::{EpollCtl, Worker, WorkerHandler, TOKEN_BACKEND_BASE};
 use super::{ActivateError, ActiveQueue, GuestMemory, Interrupt, VirtioDevice};
+use crate::logcap::LineLimiter;
 
 const QUEUE_SIZE: u16 = 256;
 /// virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers.
@@ -33,6 +34,10 @@ const TX_BACKLOG: usize = 1 << 20;
 const TOKEN_SOCKET: u64 = TOKEN_BACKEND_BASE;
 const RX: usize = 0;
 const TX: usize = 1;
+
+/// A guest can break chains as fast as it posts them: their lines are rate limited.
+static RX_ERRORS: LineLimiter = LineLimiter::standard("virtio-net receive chain errors");
+static TX_ERRORS: LineLimiter = LineLimiter::standard("virtio-net transmit chain errors");
 
 /// Counters, readable while the device runs.
 #[derive(Default, Debug)]
@@ -237,7 +242,7 @@ impl NetWorker {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                eprintln!("virtio-net: {e}");
+                RX_ERRORS.eprintln(format_args!("virtio-net: {e}"));
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -355,7 +360,7 @@ impl NetWorker {
             let c = match chain {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("virtio-net: {e}");
+                    TX_ERRORS.eprintln(format_args!("virtio-net: {e}"));
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                     return 0;
                 }

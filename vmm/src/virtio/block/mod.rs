@@ -18,6 +18,7 @@ use self::request::{
 use super::queue::{complete, drain_queue, Chain};
 use super::worker::{Worker, WorkerHandler};
 use super::{read_config_bytes, ActivateError, ActiveQueue, GuestMemory, Interrupt, VirtioDevice};
+use crate::logcap::LineLimiter;
 
 const QUEUE_SIZE: u16 = 256;
 
@@ -242,13 +243,17 @@ fn execute(
     }
 }
 
+/// A guest can fail requests as fast as it makes them: their lines are rate limited.
+static BAD_REQUESTS: LineLimiter = LineLimiter::standard("virtio-blk request errors");
+static IO_ERRORS: LineLimiter = LineLimiter::standard("virtio-blk I/O errors");
+
 impl BlockWorker {
     /// Handles one chain; returns the used length.
     fn handle_chain(&mut self, chain: &Chain) -> u32 {
         let req = match parse(chain, &self.mem, self.capacity, self.read_only) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("virtio-blk {}: {e}", self.name);
+                BAD_REQUESTS.eprintln(format_args!("virtio-blk {}: {e}", self.name));
                 if let Some((addr, status)) = e.status() {
                     if self.mem.write_obj(status, addr).is_ok() {
                         return 1;
@@ -267,7 +272,7 @@ impl BlockWorker {
             Ok(n) => (VIRTIO_BLK_S_OK as u8, n),
             Err(e) => {
                 // The guest sees an I/O error; the host log says which and why.
-                eprintln!("virtio-blk {}: I/O error: {e}", self.name);
+                IO_ERRORS.eprintln(format_args!("virtio-blk {}: I/O error: {e}", self.name));
                 (VIRTIO_BLK_S_IOERR as u8, 0)
             }
         };
@@ -287,7 +292,7 @@ impl BlockWorker {
         let res = drain_queue(&mut queue, &mem, |chain| match chain {
             Ok(c) => self.handle_chain(&c),
             Err(e) => {
-                eprintln!("virtio-blk {}: {e}", self.name);
+                BAD_REQUESTS.eprintln(format_args!("virtio-blk {}: {e}", self.name));
                 0
             }
         });
