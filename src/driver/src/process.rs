@@ -90,9 +90,13 @@ pub fn spawn_detached(cmd: &mut std::process::Command) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Last non-empty lines of a log file, for error messages.
+/// Last non-empty lines of a log file, for error messages. A log that was just rotated
+/// continues its newest backup (`NAME.1`). Both files are size-capped, so reading them whole is
+/// bounded.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = std::fs::read(vireo_vmm::logcap::backup_path(path, 1)).unwrap_or_default();
+    text.extend(std::fs::read(path).unwrap_or_default());
+    let text = String::from_utf8_lossy(&text);
     let v: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     v[v.len().saturating_sub(lines)..].join("\n")
 }
@@ -100,6 +104,19 @@ pub fn tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_reads_across_a_rotation() {
+        let dir = std::env::temp_dir().join(format!("vireo-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("vmm.log");
+        std::fs::write(dir.join("vmm.log.1"), "one\ntwo\n\nthree\n").unwrap();
+        std::fs::write(&log, "four\n").unwrap();
+        assert_eq!(tail(&log, 3), "two\nthree\nfour");
+        std::fs::write(&log, "").unwrap();
+        assert_eq!(tail(&log, 2), "two\nthree");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn own_process_is_recognised() {

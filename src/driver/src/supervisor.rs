@@ -5,21 +5,48 @@
 //!
 //! It holds an exclusive flock on `supervisor.lock` in the runtime directory for its whole life;
 //! clients test that lock to know whether a machine is supervised.
+//!
+//! The helper's stdout and stderr are a pipe that the supervisor copies into `vmm.log` through
+//! a size-capped, rotating writer (with its own lines), so a guest that makes the helper log
+//! per request cannot fill the runtime directory whatever the line comes from, panics and
+//! lines added later included; and no line is lost at the end, because the copy runs until the
+//! pipe's end of file. (The helper's own writer could not see another process's lines, nor be
+//! sure to write its last ones before the process ends.) The cost: a helper whose supervisor
+//! was killed gets an error on its next log line.
 
 use crate::definition::Definition;
 use crate::events::{append, Event};
 use crate::rundir::RunDir;
 use crate::state::{decide, Actions, DomainState, EventKind, Intent, Reason, StateRecord, VmmExit};
 use crate::store::FileLock;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use vireo_vmm::logcap::{self, CappedLog};
 
 /// How long a helper may take to open its control socket.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A helper that ends this soon after start counts toward the crash loop limit.
 const FAST_EXIT: Duration = Duration::from_secs(2);
 const FAST_EXIT_LIMIT: u32 = 5;
+/// How long the helper's last output may take to reach the log after it ended (a grandchild
+/// could hold the pipe open; it is not waited for longer).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the supervisor could not do; it reaches the user as a `Stopped Failed` event with this
+/// text, and as a line in `vmm.log`.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error("cannot record the machine's state in {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// Arguments of `vireoctl __supervise`.
 #[derive(Debug, Clone)]
@@ -56,15 +83,43 @@ fn take_intent(run: &RunDir) -> Option<Intent> {
     serde_json::from_str(&text).ok()
 }
 
-fn log(run: &RunDir, msg: &str) {
-    use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.log())
-    {
-        let _ = writeln!(f, "[vireo-supervisor {}] {msg}", crate::state::now_ms());
+/// `vmm.log`, shared by the supervisor's lines and the copy of the helper's output.
+static VMM_LOG: Mutex<Option<(PathBuf, CappedLog)>> = Mutex::new(None);
+
+fn write_log(run: &RunDir, bytes: &[u8]) -> std::io::Result<()> {
+    let path = run.log();
+    let mut g = VMM_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    if g.as_ref().is_none_or(|(p, _)| *p != path) {
+        let log = CappedLog::open(&path, logcap::limits(logcap::VMM_LOG))?;
+        *g = Some((path, log));
     }
+    match g.as_mut() {
+        Some((_, log)) => log.write_all(bytes),
+        None => Ok(()),
+    }
+}
+
+fn log(run: &RunDir, msg: &str) {
+    let line = format!("[vireo-supervisor {}] {msg}\n", crate::state::now_ms());
+    if let Err(e) = write_log(run, line.as_bytes()) {
+        // Our stderr is the log file too (opened by the client that started us): the last resort.
+        eprintln!(
+            "vireo-supervisor: cannot write {}: {e}; {msg}",
+            run.log().display()
+        );
+    }
+}
+
+/// [`update_state`]; a failure is logged and returned typed, for the caller to announce.
+fn record(run: &RunDir, f: impl FnOnce(&mut StateRecord)) -> Result<StateRecord, SuperviseError> {
+    update_state(run, f).map_err(|source| {
+        let e = SuperviseError::State {
+            path: run.state(),
+            source,
+        };
+        log(run, &e.to_string());
+        e
+    })
 }
 
 fn emit(
@@ -106,24 +161,78 @@ fn wait_ready(child: &mut Child, ctl: &Path) -> Ready {
     }
 }
 
-fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Child> {
+/// A running helper and the thread that copies its output into `vmm.log`.
+struct Helper {
+    child: Child,
+    pump: Option<JoinHandle<()>>,
+}
+
+impl Helper {
+    /// Waits (a bounded time) until the helper's last output is in the log; call once it ended.
+    fn drain(&mut self) {
+        let Some(pump) = self.pump.take() else {
+            return;
+        };
+        let start = Instant::now();
+        while !pump.is_finished() && start.elapsed() < DRAIN_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if pump.is_finished() {
+            let _ = pump.join();
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain();
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own, which we take ownership of.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Helper> {
     for s in [run.control(), run.vnc(), run.serial()] {
         let _ = std::fs::remove_file(s);
     }
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.log())?;
-    let err = out.try_clone()?;
-    Command::new(&args.vmm)
+    let (read, write) = pipe()?;
+    let write2 = write.try_clone()?;
+    // The command (holding our copies of the write end) is dropped after the spawn, so the
+    // pipe ends when the helper (and anything it started) closes it.
+    let child = Command::new(&args.vmm)
         .arg("--config")
         .arg(run.config())
         .arg("--control")
         .arg(run.control())
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::from(write2))
+        .spawn()?;
+    let run2 = run.clone();
+    let pump = std::thread::Builder::new()
+        .name("vmm-log".into())
+        .spawn(move || {
+            if let Err(e) = logcap::pump(std::fs::File::from(read), |line| write_log(&run2, line)) {
+                log(&run2, &format!("copying the helper's output stopped: {e}"));
+            }
+        });
+    let pump = match pump {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let mut h = Helper { child, pump: None };
+            h.kill();
+            return Err(e);
+        }
+    };
+    Ok(Helper { child, pump })
 }
 
 /// Removes what only a live helper needs. Transient machines lose the whole directory.
@@ -179,11 +288,29 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         Ok(d) => d,
         Err(e) => {
             log(&run, &format!("cannot read the live XML: {e}"));
-            let _ = update_state(&run, |r| {
+            let recorded = record(&run, |r| {
                 r.state = DomainState::Shutoff;
                 r.reason = Reason::Failed;
-                r.message = Some(e);
+                r.message = Some(e.clone());
             });
+            // Without the XML there is no UUID; the directory is named after the machine.
+            let name = run
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
+            let mut ev = Event::new(
+                name.as_deref().unwrap_or_default(),
+                None,
+                EventKind::Stopped,
+                "Failed",
+            );
+            ev.message = Some(match recorded {
+                Ok(_) => e,
+                Err(w) => format!("{e}; {w}"),
+            });
+            if let Err(e) = append(&args.events, &ev) {
+                log(&run, &format!("cannot append event: {e}"));
+            }
             return 1;
         }
     };
@@ -196,8 +323,8 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
     let mut fast_exits = 0;
     let mut restarts = 0u32;
     loop {
-        let mut child = match spawn_vmm(args, &run) {
-            Ok(c) => c,
+        let mut helper = match spawn_vmm(args, &run) {
+            Ok(h) => h,
             Err(e) => {
                 let msg = format!("cannot run {}: {e}", args.vmm.display());
                 log(&run, &msg);
@@ -213,24 +340,35 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                 return 1;
             }
         };
-        let pid = child.id() as i32;
+        let pid = helper.child.id() as i32;
         let token = crate::process::start_token(pid);
         let started = Instant::now();
-        let _ = update_state(&run, |r| {
+        // A helper that clients cannot find (or see running) must not run: fail closed.
+        if let Err(e) = record(&run, |r| {
             r.supervisor_pid = Some(me);
             r.vmm_pid = Some(pid);
             r.vmm_start = token;
-        });
-        let status = match wait_ready(&mut child, &run.control()) {
+        }) {
+            helper.kill();
+            fail(args, &run, &dom, e.to_string());
+            return 1;
+        }
+        let status = match wait_ready(&mut helper.child, &run.control()) {
             Ready::Yes => {
-                let _ = update_state(&run, |r| {
+                if let Err(e) = record(&run, |r| {
                     r.state = DomainState::Running;
                     r.reason = Reason::Booted;
                     r.restarts = restarts;
                     r.message = None;
-                });
+                }) {
+                    helper.kill();
+                    fail(args, &run, &dom, e.to_string());
+                    return 1;
+                }
                 emit(args, &dom, EventKind::Started, "Booted", None);
-                match child.wait() {
+                let waited = helper.child.wait();
+                helper.drain();
+                match waited {
                     Ok(st) => st,
                     Err(e) => {
                         log(&run, &format!("wait: {e}"));
@@ -256,15 +394,20 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     VmmExit::Poweroff | VmmExit::Reboot | VmmExit::Crash | VmmExit::Panic
                 ) =>
             {
-                let _ = update_state(&run, |r| {
+                helper.drain();
+                if let Err(e) = record(&run, |r| {
                     r.state = DomainState::Running;
                     r.reason = Reason::Booted;
                     r.restarts = restarts;
-                });
+                }) {
+                    fail(args, &run, &dom, e.to_string());
+                    return 1;
+                }
                 emit(args, &dom, EventKind::Started, "Booted", None);
                 st
             }
             Ready::Exited(st) => {
+                helper.drain();
                 let msg = crate::process::tail(&run.log(), 3);
                 let msg = if msg.is_empty() {
                     format!("vireo-vmm exited with {st}")
@@ -289,8 +432,7 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                 return 1;
             }
             Ready::TimedOut => {
-                let _ = child.kill();
-                let _ = child.wait();
+                helper.kill();
                 let msg = format!(
                     "vireo-vmm did not open its control socket within {}s",
                     READY_TIMEOUT.as_secs()
@@ -400,16 +542,16 @@ fn fail(args: &SuperviseArgs, run: &RunDir, dom: &Definition, msg: String) {
 }
 
 fn finish(
-    _args: &SuperviseArgs,
+    args: &SuperviseArgs,
     run: &RunDir,
-    _dom: &Definition,
+    dom: &Definition,
     state: DomainState,
     reason: Reason,
     message: Option<String>,
     preserve: bool,
 ) {
     let transient = read_state(run).map(|r| r.transient).unwrap_or(false);
-    let _ = update_state(run, |r| {
+    if let Err(e) = record(run, |r| {
         r.state = state;
         r.reason = reason;
         r.message = message;
@@ -418,7 +560,10 @@ fn finish(
             r.vmm_pid = None;
             r.vmm_start = None;
         }
-    });
+    }) {
+        // Clients will find the record stale and report the machine ended; this says why.
+        emit(args, dom, EventKind::Stopped, "Failed", Some(e.to_string()));
+    }
     if !preserve {
         cleanup(run, transient);
     }
