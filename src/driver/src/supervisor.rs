@@ -572,6 +572,74 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_run(tag: &str) -> RunDir {
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-sup-{tag}-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        RunDir::new(dir)
+    }
+
+    #[test]
+    fn a_flooding_helper_leaves_vmm_log_capped_and_its_last_line_in_it() {
+        let run = temp_run("flood");
+        // A "helper" that prints more distinct lines than one log file holds, then ends.
+        let fake = run.dir.join("fake-vmm");
+        let lines = 2 * logcap::VMM_LOG.max_size / 7;
+        std::fs::write(&fake, format!("#!/bin/sh\nseq 1 {lines} >&2\necho done\n")).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let args = SuperviseArgs {
+            rundir: run.dir.clone(),
+            events: run.dir.join("events.log"),
+            vmm: fake,
+        };
+        let mut h = spawn_vmm(&args, &run).unwrap();
+        assert!(h.child.wait().unwrap().success());
+        h.drain();
+        log(&run, "after the helper");
+        let mut total = 0;
+        for i in 0..=logcap::VMM_LOG.backups {
+            let p = match i {
+                0 => run.log(),
+                i => logcap::backup_path(&run.log(), i),
+            };
+            let len = std::fs::metadata(&p).unwrap().len();
+            assert!(len <= logcap::VMM_LOG.max_size, "{}: {len}", p.display());
+            total += len;
+        }
+        assert!(total <= logcap::VMM_LOG.total());
+        assert!(
+            std::fs::metadata(logcap::backup_path(&run.log(), 1))
+                .unwrap()
+                .len()
+                > 0
+        );
+        let tail = crate::process::tail(&run.log(), 3);
+        assert!(
+            tail.starts_with(&lines.to_string()) && tail.contains("\ndone\n[vireo-supervisor"),
+            "{tail}"
+        );
+        let _ = std::fs::remove_dir_all(&run.dir);
+    }
+
+    #[test]
+    fn a_failed_state_write_is_a_typed_error_with_a_log_line() {
+        let run = temp_run("state");
+        // state.json is a directory: the atomic rename onto it fails.
+        std::fs::create_dir_all(run.state().join("x")).unwrap();
+        let err = record(&run, |r| r.state = DomainState::Running).unwrap_err();
+        let SuperviseError::State { path, .. } = &err;
+        assert_eq!(path, &run.state());
+        assert!(err
+            .to_string()
+            .starts_with("cannot record the machine's state in"));
+        let logged = std::fs::read_to_string(run.log()).unwrap();
+        assert!(logged.contains(&err.to_string()), "{logged}");
+        let _ = std::fs::remove_dir_all(&run.dir);
+    }
 
     #[test]
     fn the_panic_line_is_found_behind_later_lines_and_a_long_log() {
