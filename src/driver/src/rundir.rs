@@ -25,7 +25,8 @@ impl RunDir {
     pub fn serial(&self) -> PathBuf {
         self.dir.join("serial")
     }
-    /// Everything the guest wrote to its serial port.
+    /// What the guest wrote to its serial port, newest part; older parts are `serial.log.1`,
+    /// `.2`, ... (capped: [`vireo_vmm::logcap::SERIAL_LOG`]).
     pub fn serial_log(&self) -> PathBuf {
         self.dir.join("serial.log")
     }
@@ -53,7 +54,8 @@ impl RunDir {
     pub fn intent(&self) -> PathBuf {
         self.dir.join("intent")
     }
-    /// stdout/stderr of the supervisor and of the helper.
+    /// stdout/stderr of the supervisor and of the helper, newest part; older parts are
+    /// `vmm.log.1`, ... (capped: [`vireo_vmm::logcap::VMM_LOG`]).
     pub fn log(&self) -> PathBuf {
         self.dir.join("vmm.log")
     }

@@ -195,4 +195,25 @@ mod tests {
         assert_eq!(b.len(), BACKLOG_BYTES);
         assert!(b.ends_with(b"aatail"));
     }
+
+    #[test]
+    fn the_log_is_capped_while_the_backlog_keeps_everything() {
+        let dir = std::env::temp_dir().join(format!("vireo-serial-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("serial.log");
+        let limits = crate::logcap::Limits {
+            max_size: 16,
+            backups: 1,
+        };
+        let mut s = SerialSink::new(Some(CappedLog::open(&path, limits).unwrap()));
+        for i in 0..100u8 {
+            s.write_all(&[b'0' + i % 10]).unwrap();
+        }
+        assert_eq!(s.backlog().len(), 100);
+        let log = std::fs::read(&path).unwrap();
+        assert_eq!(log, b"6789");
+        let older = std::fs::read(crate::logcap::backup_path(&path, 1)).unwrap();
+        assert_eq!(older, b"0123456789012345");
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
