@@ -238,7 +238,27 @@ fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Helper> {
 /// Removes what only a live helper needs. Transient machines lose the whole directory.
 pub fn cleanup(run: &RunDir, transient: bool) {
     if transient {
-        let _ = std::fs::remove_dir_all(&run.dir);
+        // Gone at once: moved aside (lock file included), then removed. Removed in place, the
+        // lock file could go before the rest, and a client that saw "nobody supervises" would
+        // still find the directory.
+        let aside = run
+            .dir
+            .parent()
+            .zip(run.dir.file_name())
+            .map(|(parent, name)| {
+                let mut hidden = std::ffi::OsString::from(".");
+                hidden.push(name);
+                hidden.push(format!(".gone.{}", std::process::id()));
+                parent.join(hidden)
+            });
+        match aside {
+            Some(a) if std::fs::rename(&run.dir, &a).is_ok() => {
+                let _ = std::fs::remove_dir_all(a);
+            }
+            _ => {
+                let _ = std::fs::remove_dir_all(&run.dir);
+            }
+        }
         return;
     }
     for f in [
