@@ -58,6 +58,20 @@
 //! - **Threads**: worker threads call [`seccomp::apply_current`] with their
 //!   [`seccomp::ThreadKind`] first thing.
 
+/// `eprintln!` for the VMM's log lines. stderr is a pipe to the supervisor, which copies it into
+/// the capped `vmm.log`; if the supervisor is gone, a write fails with EPIPE, and `eprintln!`
+/// would then panic (and the panic hook end the VM). A machine outlives its supervisor: its log
+/// lines are lost, not the machine.
+#[macro_export]
+macro_rules! vmm_log {
+    ($($arg:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(
+            &mut ::std::io::stderr().lock(),
+            ::std::format_args!("{}\n", ::std::format_args!($($arg)*)),
+        );
+    }};
+}
+
 pub mod acpi;
 pub mod boot;
 pub use vireo_vmm_api::config;
@@ -66,7 +80,8 @@ pub mod cpu;
 pub mod devices;
 pub mod layout;
 pub mod lifecycle;
-pub mod logcap;
+/// Caps on what a guest can make the host write (shared with the driver).
+pub use vireo_vmm_api::logcap;
 pub mod random;
 pub mod seccomp;
 pub mod vcpu;

@@ -29,7 +29,7 @@ exit status: 0 powered off or quit, 1 error, 2 reboot requested, 3 guest crashed
 ";
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("vireo-vmm: {msg}");
+    vireo_vmm::vmm_log!("vireo-vmm: {msg}");
     ExitCode::from(EXIT_ERROR as u8)
 }
 
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     let code = match run(cfg, control.as_deref(), start) {
         Ok(reason) => reason.exit_code(),
         Err(e) => {
-            eprintln!("vireo-vmm: {e}");
+            vireo_vmm::vmm_log!("vireo-vmm: {e}");
             EXIT_ERROR
         }
     };
@@ -116,9 +116,9 @@ fn run(
         .map_err(|e| e.to_string())?;
     let reason = server.run(&mut ctx);
     match &reason {
-        ExitReason::Crash(r) => eprintln!("vireo-vmm: guest crashed: {r}"),
-        ExitReason::Error(r) => eprintln!("vireo-vmm: error: {r}"),
-        other => eprintln!("vireo-vmm: VM ended: {}", other.kind()),
+        ExitReason::Crash(r) => vireo_vmm::vmm_log!("vireo-vmm: guest crashed: {r}"),
+        ExitReason::Error(r) => vireo_vmm::vmm_log!("vireo-vmm: error: {r}"),
+        other => vireo_vmm::vmm_log!("vireo-vmm: VM ended: {}", other.kind()),
     }
     server.finish(&ctx, &reason);
     Ok(reason)

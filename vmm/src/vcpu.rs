@@ -167,7 +167,7 @@ fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, ru
         run.unclaimed.fetch_add(1, Ordering::Relaxed);
         if logged < LOG_UNCLAIMED {
             logged += 1;
-            eprintln!(
+            crate::vmm_log!(
                 "vireo-vmm: vCPU {id}: {what} {addr:#x} ({len} bytes) hits no device; ignored"
             );
         }

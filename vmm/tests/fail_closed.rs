@@ -132,3 +132,45 @@ fn a_vcpu_that_panics_ends_the_vm_with_the_reason() {
     let (st, err) = vm.wait(T);
     assert_panicked(st, &err, "vcpu0");
 }
+
+/// The VMM's stderr is a pipe to its supervisor. When the supervisor is gone, writing a log line
+/// fails (EPIPE); that must cost the line, not the machine (`eprintln!` would panic, and the
+/// panic hook would then end the VM).
+#[test]
+fn a_vm_whose_log_reader_is_gone_keeps_running() {
+    // Port 0x99 has no device: each write there is a log line.
+    let stray = [tiny::asm::mov_dx(0x99), tiny::asm::mov_al(1), vec![0xee]].concat();
+    // Waits until a byte arrives on COM1 (LSR data ready): the test sends one once it has
+    // closed the pipe.
+    let wait_for_go = [
+        tiny::asm::print("up\n"),
+        tiny::asm::mov_dx(0x3fd),
+        vec![0xec, 0xa8, 0x01, 0x74, 0xfb], // in al, dx; test al, 1; jz back to the in
+    ]
+    .concat();
+    let guest = [
+        wait_for_go,
+        stray.clone(),
+        stray.clone(),
+        stray,
+        tiny::asm::print("still here\n"),
+        asm::spin(),
+    ]
+    .concat();
+    let mut vm = Vmm::start("orphan", &guest, |_| {});
+    assert!(vm.wait_serial(b"up\n", T), "guest never printed");
+    drop(vm.child.stderr.take());
+    let mut console = std::os::unix::net::UnixStream::connect(vm.dir.join("console.sock")).unwrap();
+    std::io::Write::write_all(&mut console, b"g").unwrap();
+    assert!(
+        vm.wait_serial(b"still here\n", Duration::from_secs(60)),
+        "the guest stopped after its log reader went away: {:?}, serial {:?}",
+        vm.child.try_wait(),
+        String::from_utf8_lossy(&vm.serial())
+    );
+    assert_eq!(vm.child.try_wait().unwrap(), None, "the VMM ended");
+    let mut c = vm.connect();
+    c.execute("quit", json!({}));
+    let (st, _) = vm.wait(T);
+    assert_eq!(st.code(), Some(0));
+}

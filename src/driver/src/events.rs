@@ -4,7 +4,7 @@
 //! every reader sees the same order. Readers follow the file from where they started (new events
 //! only), which gives every client an ordered stream without a daemon.
 //!
-//! The log is capped ([`vireo_vmm::logcap::EVENTS_LOG`]; a guest that reboots in a loop makes
+//! The log is capped ([`vireo_vmm_api::logcap::EVENTS_LOG`]; a guest that reboots in a loop makes
 //! events): the writer that finds the file full renames it to `events.log.1` (older backups
 //! move up) while it holds the file's lock, and appends to a fresh `events.log`. A writer that
 //! opened the old file before the rename notices, once it has the lock, that the name now
@@ -89,14 +89,18 @@ fn path_id(p: &Path) -> Option<FileId> {
 /// Appends one event. Errors are returned; callers that cannot do anything about them (the
 /// supervisor) log them.
 pub fn append(log: &Path, ev: &Event) -> std::io::Result<()> {
-    let limits = vireo_vmm::logcap::limits(vireo_vmm::logcap::EVENTS_LOG);
+    let limits = vireo_vmm_api::logcap::limits(vireo_vmm_api::logcap::EVENTS_LOG);
     append_capped(log, ev, limits)
 }
 
 /// A writer can lose the race for a freshly rotated file this many times before giving up.
 const APPEND_ATTEMPTS: u32 = 8;
 
-fn append_capped(log: &Path, ev: &Event, limits: vireo_vmm::logcap::Limits) -> std::io::Result<()> {
+fn append_capped(
+    log: &Path,
+    ev: &Event,
+    limits: vireo_vmm_api::logcap::Limits,
+) -> std::io::Result<()> {
     if let Some(dir) = log.parent() {
         crate::paths::ensure_private_dir(dir)?;
     }
@@ -131,7 +135,7 @@ fn append_capped(log: &Path, ev: &Event, limits: vireo_vmm::logcap::Limits) -> s
 /// Moves `log` to `log.1` (and older backups one up, the oldest dropped). Called with `log`'s
 /// lock held.
 fn rotate(log: &Path, backups: u32) -> std::io::Result<()> {
-    use vireo_vmm::logcap::backup_path;
+    use vireo_vmm_api::logcap::backup_path;
     if backups == 0 {
         return std::fs::remove_file(log);
     }
@@ -190,9 +194,9 @@ impl EventReader {
         let file = open_id(path);
         let current = file.as_ref().map(|(_, id)| *id);
         let mut partial = Vec::new();
-        let backups = vireo_vmm::logcap::EVENTS_LOG.backups;
+        let backups = vireo_vmm_api::logcap::EVENTS_LOG.backups;
         for i in (1..=backups).rev() {
-            let Some((mut f, id)) = open_id(&vireo_vmm::logcap::backup_path(path, i)) else {
+            let Some((mut f, id)) = open_id(&vireo_vmm_api::logcap::backup_path(path, i)) else {
                 continue;
             };
             if Some(id) != current {
@@ -227,7 +231,7 @@ impl EventReader {
                 // Rotated (or removed and recreated): nothing more goes to the held file once
                 // its name is gone, so what is read now is its complete rest.
                 self.read_held();
-                let backup = vireo_vmm::logcap::backup_path(&self.path, 1);
+                let backup = vireo_vmm_api::logcap::backup_path(&self.path, 1);
                 if let Some((mut f, id)) = open_id(&backup) {
                     // Both compared files are open, so their identities cannot be reused.
                     if id != held && id != named {
@@ -369,7 +373,7 @@ mod tests {
         let (dir, log) = temp_log("rot");
         let line = serde_json::to_string(&ev(10)).unwrap().len() as u64 + 1;
         // Three events a file.
-        let limits = vireo_vmm::logcap::Limits {
+        let limits = vireo_vmm_api::logcap::Limits {
             max_size: 3 * line,
             backups: 1,
         };
@@ -404,7 +408,7 @@ mod tests {
     fn a_subscriber_reads_every_event_across_rotations() {
         let (dir, log) = temp_log("sub");
         let line = serde_json::to_string(&ev(100)).unwrap().len() as u64 + 1;
-        let limits = vireo_vmm::logcap::Limits {
+        let limits = vireo_vmm_api::logcap::Limits {
             max_size: 10 * line,
             backups: 1,
         };

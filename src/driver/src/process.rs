@@ -94,7 +94,7 @@ pub fn spawn_detached(cmd: &mut std::process::Command) -> std::io::Result<()> {
 /// continues its newest backup (`NAME.1`). Both files are size-capped, so reading them whole is
 /// bounded.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let mut text = std::fs::read(vireo_vmm::logcap::backup_path(path, 1)).unwrap_or_default();
+    let mut text = std::fs::read(vireo_vmm_api::logcap::backup_path(path, 1)).unwrap_or_default();
     text.extend(std::fs::read(path).unwrap_or_default());
     let text = String::from_utf8_lossy(&text);
     let v: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -26,7 +26,7 @@ impl RunDir {
         self.dir.join("serial")
     }
     /// What the guest wrote to its serial port, newest part; older parts are `serial.log.1`,
-    /// `.2`, ... (capped: [`vireo_vmm::logcap::SERIAL_LOG`]).
+    /// `.2`, ... (capped: [`vireo_vmm_api::logcap::SERIAL_LOG`]).
     pub fn serial_log(&self) -> PathBuf {
         self.dir.join("serial.log")
     }
@@ -55,7 +55,7 @@ impl RunDir {
         self.dir.join("intent")
     }
     /// stdout/stderr of the supervisor and of the helper, newest part; older parts are
-    /// `vmm.log.1`, ... (capped: [`vireo_vmm::logcap::VMM_LOG`]).
+    /// `vmm.log.1`, ... (capped: [`vireo_vmm_api::logcap::VMM_LOG`]).
     pub fn log(&self) -> PathBuf {
         self.dir.join("vmm.log")
     }

@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vireo_vmm::logcap::{self, CappedLog};
+use vireo_vmm_api::logcap::{self, CappedLog};
 
 /// How long a helper may take to open its control socket.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);

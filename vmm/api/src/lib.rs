@@ -8,6 +8,8 @@
 //! - [`limits`]: the numbers both sides check (vCPUs, memory, command line, display,
 //!   virtio-mmio slots); the VMM's guest address map is built from the same constants.
 //! - [`exit`]: the helper's exit statuses, which tell the supervisor how a machine stopped.
+//! - [`logcap`]: the caps on every file a guest can make the host write (serial log, VMM log,
+//!   events log), the capped rotating writer and the line rate limiter both sides use.
 //! - [`control`]: the control socket's protocol (greeting, requests, replies, events) as types,
 //!   with the exact JSON each one is on the wire.
 //!
@@ -18,3 +20,4 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod limits;
+pub mod logcap;

@@ -297,7 +297,7 @@ impl ControlServer {
                     // Only the clock value is restored; the flags describe the host side.
                     clock.flags = 0;
                     if let Err(e) = ctx.vm_fd.set_clock(&clock) {
-                        eprintln!("vireo-vmm: KVM_SET_CLOCK on resume failed: {e}");
+                        crate::vmm_log!("vireo-vmm: KVM_SET_CLOCK on resume failed: {e}");
                     }
                 }
                 ctx.run.resume();

@@ -39,7 +39,7 @@ impl AcpiPm {
         if let Some(sci) = &self.sci {
             let level = self.sts & self.en & STS_MASK != 0;
             if let Err(e) = sci.set(level) {
-                eprintln!("vireo-vmm: ACPI SCI: {e}");
+                crate::vmm_log!("vireo-vmm: ACPI SCI: {e}");
             }
         }
     }
@@ -77,7 +77,7 @@ impl AcpiPm {
                     if slp_typ == crate::acpi::S5_SLP_TYP {
                         self.exit.request(ExitReason::Poweroff);
                     } else {
-                        eprintln!("vireo-vmm: guest asked for sleep state SLP_TYP={slp_typ}, not supported; ignored");
+                        crate::vmm_log!("vireo-vmm: guest asked for sleep state SLP_TYP={slp_typ}, not supported; ignored");
                     }
                 }
                 self.cnt = cnt & !SLP_EN;

@@ -75,7 +75,7 @@ impl Write for SerialSink {
             // A full disk (or a failed rotation) must not stop the guest: log once and stop
             // logging.
             if let Err(e) = f.write_all(buf) {
-                eprintln!("vireo-vmm: serial log write failed, log disabled: {e}");
+                crate::vmm_log!("vireo-vmm: serial log write failed, log disabled: {e}");
                 self.log = None;
             }
         }
@@ -122,7 +122,7 @@ impl BusDevice for SerialDevice {
     fn write(&mut self, _base: u64, offset: u64, data: &[u8]) {
         if let (Some(&v), Ok(off)) = (data.first(), u8::try_from(offset)) {
             if let Err(e) = self.uart.write(off, v) {
-                eprintln!("vireo-vmm: serial: {e:?}");
+                crate::vmm_log!("vireo-vmm: serial: {e:?}");
             }
         }
     }

@@ -359,7 +359,7 @@ impl InputWorker {
                 let written = match validate_chain(chain, queue.size()) {
                     Ok(c) => c.write_at(mem, 0, &event.bytes()).unwrap_or(0),
                     Err(e) => {
-                        eprintln!("virtio-input: {e}");
+                        crate::vmm_log!("virtio-input: {e}");
                         0
                     }
                 };

@@ -301,7 +301,7 @@ impl MmioTransport {
                 continue;
             }
             if !q.is_valid(&self.mem) {
-                eprintln!(
+                crate::vmm_log!(
                     "virtio-mmio (device type {}): queue {index} has invalid size or addresses",
                     self.device.device_type()
                 );
@@ -311,7 +311,7 @@ impl MmioTransport {
             let notify = match self.notifiers[index].try_clone() {
                 Ok(fd) => fd,
                 Err(e) => {
-                    eprintln!("virtio-mmio: cannot clone queue {index} eventfd: {e}");
+                    crate::vmm_log!("virtio-mmio: cannot clone queue {index} eventfd: {e}");
                     self.interrupt.set_needs_reset();
                     return;
                 }
@@ -319,7 +319,7 @@ impl MmioTransport {
             let mut queue = match Queue::try_from(q.state()) {
                 Ok(q) => q,
                 Err(e) => {
-                    eprintln!("virtio-mmio: queue {index}: {e}");
+                    crate::vmm_log!("virtio-mmio: queue {index}: {e}");
                     self.interrupt.set_needs_reset();
                     return;
                 }
@@ -339,7 +339,7 @@ impl MmioTransport {
         ) {
             Ok(()) => self.activated = true,
             Err(e) => {
-                eprintln!(
+                crate::vmm_log!(
                     "virtio-mmio (device type {}): activation failed: {e}",
                     self.device.device_type()
                 );

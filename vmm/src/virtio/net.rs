@@ -267,7 +267,7 @@ impl NetWorker {
                     match next_frame(&mut s.rx_buf) {
                         Ok(f) => f,
                         Err(len) => {
-                            eprintln!(
+                            crate::vmm_log!(
                                 "virtio-net: backend sent a {len}-byte frame; closing the link"
                             );
                             self.close();
@@ -287,7 +287,7 @@ impl NetWorker {
                         break;
                     }
                     Err(e) => {
-                        eprintln!("virtio-net: guest broke the receive ring ({e})");
+                        crate::vmm_log!("virtio-net: guest broke the receive ring ({e})");
                         self.interrupt.set_needs_reset();
                         self.broken = true;
                         return;
@@ -299,7 +299,7 @@ impl NetWorker {
             };
             match s.sock.read(&mut chunk) {
                 Ok(0) => {
-                    eprintln!("virtio-net: the network backend closed the connection");
+                    crate::vmm_log!("virtio-net: the network backend closed the connection");
                     self.close();
                     break;
                 }
@@ -307,7 +307,7 @@ impl NetWorker {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("virtio-net: reading from the backend: {e}");
+                    crate::vmm_log!("virtio-net: reading from the backend: {e}");
                     self.close();
                     break;
                 }
@@ -332,7 +332,7 @@ impl NetWorker {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("virtio-net: writing to the backend: {e}");
+                    crate::vmm_log!("virtio-net: writing to the backend: {e}");
                     self.close();
                     return true;
                 }
@@ -467,7 +467,7 @@ impl WorkerHandler for NetWorker {
         if events.intersects(EventSet::HANG_UP | EventSet::ERROR) && !self.closed {
             // Drain what is left first (done above), then give up on the backend.
             if self.stream.as_ref().is_none_or(|s| s.rx_buf.len() < 4) {
-                eprintln!("virtio-net: the network backend hung up");
+                crate::vmm_log!("virtio-net: the network backend hung up");
                 self.close();
             }
         }

@@ -173,7 +173,7 @@ impl Passt {
                         if line.starts_with("Failed to send") && line.ends_with("to syslog") {
                             continue;
                         }
-                        eprintln!("passt: {line}");
+                        crate::vmm_log!("passt: {line}");
                         let mut m = messages.lock().unwrap_or_else(|e| e.into_inner());
                         if m.len() == KEEP_MESSAGES {
                             m.pop_front();

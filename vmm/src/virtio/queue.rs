@@ -285,13 +285,13 @@ pub fn complete(
     match result {
         Ok(true) => {
             if let Err(e) = interrupt.signal_used_queue() {
-                eprintln!("{what}: cannot raise interrupt: {e}");
+                crate::vmm_log!("{what}: cannot raise interrupt: {e}");
             }
             true
         }
         Ok(false) => true,
         Err(e) => {
-            eprintln!("{what}: guest broke the ring ({e}); device needs reset");
+            crate::vmm_log!("{what}: guest broke the ring ({e}); device needs reset");
             interrupt.set_needs_reset();
             false
         }

@@ -44,7 +44,7 @@ impl RngWorker {
             let chain = match chain {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("virtio-rng: {e}");
+                    crate::vmm_log!("virtio-rng: {e}");
                     return 0;
                 }
             };
@@ -53,13 +53,13 @@ impl RngWorker {
                 .min(MAX_PER_REQUEST);
             let mut buf = vec![0u8; want];
             if let Err(e) = crate::random::fill(&mut buf) {
-                eprintln!("virtio-rng: getrandom failed: {e}");
+                crate::vmm_log!("virtio-rng: getrandom failed: {e}");
                 return 0;
             }
             match chain.write_at(mem, 0, &buf) {
                 Ok(n) => n as u32,
                 Err(e) => {
-                    eprintln!("virtio-rng: {e}");
+                    crate::vmm_log!("virtio-rng: {e}");
                     0
                 }
             }

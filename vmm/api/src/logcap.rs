@@ -327,10 +327,12 @@ impl LineLimiter {
     /// Prints `args` to stderr unless the limit is reached, with a note of what was suppressed.
     pub fn eprintln(&self, args: std::fmt::Arguments<'_>) {
         if let Some(n) = self.check_at(Instant::now()) {
+            // Not eprintln!: it panics when stderr's reader (the supervisor) is gone.
+            let mut err = std::io::stderr().lock();
             if n > 0 {
-                eprintln!("vireo-vmm: {n} more {} not logged", self.what);
+                let _ = writeln!(err, "vireo-vmm: {n} more {} not logged", self.what);
             }
-            eprintln!("{args}");
+            let _ = writeln!(err, "{args}");
         }
     }
 }
