@@ -1,15 +1,20 @@
-//! `vireoctl create`: a new machine with virt-install's options, or the quick machine.
+//! `vireoctl create`: a new machine with virt-install's options, or the quick machine. This
+//! file only maps the options to the driver's description of a new machine
+//! ([`vireo_driver::usecase::NewMachine`]); the machine's shape, its disks and every check are
+//! the driver's, shared with the GUI's wizard.
 //!
 //! Unlike virt-install, `create` only defines the machine (add `--start`); `--transient` starts
 //! it without a definition. Kernel boot is the only boot method of the Vireo backend, so
-//! `--import` (boot the given disks) is the only install mode and is accepted for compatibility.
+//! `--import` (boot the given disks: the first one is the imported image) is the only install
+//! mode and is accepted for compatibility.
 
-use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use crate::ctl_exit::{fail, CtlResult, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use vireo_driver::domain::{
-    BootDev, DiskBus, DiskDevice, DomainBuilder, Element, GraphicsSpec, GraphicsType, ImageFormat,
-    InterfaceSpec, InterfaceType, LifecycleAction, PortForward, PortProto,
+use vireo_driver::domain::{LifecycleAction, Mac, PortForward, PortProto, Uuid};
+use vireo_driver::usecase::{
+    self, DiskFormat, DiskRequest, Graphics, HostKernel, Image, KernelBoot, Media, NewImageAt,
+    NewMachine, Nic, Source,
 };
 use vireo_driver::Connection;
 
@@ -18,20 +23,29 @@ pub struct CreateArgs {
     /// Machine name
     #[arg(long, required_unless_present = "quick")]
     pub name: Option<String>,
+    /// The machine's UUID (default: a random one)
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Metadata: title=TEXT
+    #[arg(long)]
+    pub metadata: Option<String>,
     /// Memory in MiB
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = usecase::DEFAULT_MEMORY_MIB)]
     pub memory: u64,
     /// Number of vCPUs
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = usecase::DEFAULT_VCPUS)]
     pub vcpus: u32,
     /// A disk: path=FILE[,size=GiB][,format=raw|qcow2][,bus=virtio][,readonly=on][,device=cdrom]
-    /// (repeatable; a missing file with a size is created with qemu-img)
+    /// (repeatable). With size= a new image is made with qemu-img (in Vireo's images
+    /// directory without path=); a file that exists is never overwritten. Without format= it
+    /// is qcow2 for a .qcow2 name, else raw (never read from the file).
     #[arg(long)]
     pub disk: Vec<String>,
     /// Kernel boot: kernel=PATH[,initrd=PATH][,kernel_args=ARGS]
     #[arg(long)]
     pub boot: Option<String>,
-    /// Network: user[,portforward=HOST:GUEST[/udp]]... or none (repeatable)
+    /// Network: user[,mac=MAC][,portforward=HOST:GUEST[/udp]]... or none (repeatable;
+    /// default: one user-mode network)
     #[arg(long)]
     pub network: Vec<String>,
     /// Graphics: vnc (local clients only, through a private socket), vnc,port=N|auto,password=PW
@@ -45,7 +59,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub print_xml: bool,
     /// Start the machine without defining it
-    #[arg(long)]
+    #[arg(long, conflicts_with = "autostart")]
     pub transient: bool,
     /// Start the machine after defining it
     #[arg(long)]
@@ -92,110 +106,87 @@ fn usage(msg: String) -> (u8, String) {
     (EXIT_USAGE, msg)
 }
 
-struct DiskSpec {
-    path: PathBuf,
-    size_gib: Option<f64>,
-    format: String,
-    readonly: bool,
-    cdrom: bool,
+fn gib(spec: &str, v: &str) -> Result<u64, (u8, String)> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .map(|g| (g * f64::from(1u32 << 30)).ceil() as u64)
+        .ok_or_else(|| usage(format!("--disk {spec}: size '{v}' is not a number of GiB")))
 }
 
-fn parse_disk(spec: &str, default_path: &Path) -> Result<DiskSpec, (u8, String)> {
-    let (kind, kv) = opts(spec);
-    let mut d = DiskSpec {
-        path: default_path.to_owned(),
-        size_gib: None,
-        format: String::new(),
-        readonly: false,
-        cdrom: false,
-    };
-    if let Some(k) = kind {
-        d.path = PathBuf::from(k);
+fn absolute(p: PathBuf, cwd: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        cwd.join(p)
     }
+}
+
+/// One `--disk` option.
+fn disk_request(spec: &str, cwd: &Path) -> Result<DiskRequest, (u8, String)> {
+    let (kind, kv) = opts(spec);
+    let mut path = kind.filter(|k| !k.is_empty()).map(PathBuf::from);
+    let (mut size, mut format, mut readonly, mut media) = (None, None, false, Media::Disk);
     for (k, v) in kv {
         match k.as_str() {
-            "path" => d.path = PathBuf::from(v),
-            "size" => {
-                d.size_gib = Some(v.parse().map_err(|_| {
-                    usage(format!("--disk {spec}: size '{v}' is not a number of GiB"))
+            "path" => path = Some(PathBuf::from(v)),
+            "size" => size = Some(gib(spec, &v)?),
+            "format" => {
+                format = Some(DiskFormat::parse(&v).ok_or_else(|| {
+                    usage(format!(
+                        "--disk {spec}: format '{v}' is not supported (raw or qcow2)"
+                    ))
                 })?)
             }
-            "format" => d.format = v,
             "bus" if v == "virtio" => {}
             "bus" => {
                 return Err(usage(format!(
                     "--disk {spec}: bus '{v}' is not supported (virtio only)"
                 )))
             }
-            "readonly" => d.readonly = matches!(v.as_str(), "on" | "yes" | "true" | ""),
-            "device" if v == "cdrom" => d.cdrom = true,
+            "readonly" => readonly = matches!(v.as_str(), "on" | "yes" | "true" | ""),
+            "device" if v == "cdrom" => media = Media::Cdrom,
             "device" if v == "disk" => {}
             _ => return Err(usage(format!("--disk {spec}: unknown option '{k}'"))),
         }
     }
-    if d.format.is_empty() {
-        d.format = if d.path.extension().is_some_and(|e| e == "qcow2") {
-            "qcow2".into()
-        } else {
-            "raw".into()
-        };
-    }
-    if d.format != "raw" && d.format != "qcow2" {
-        return Err(usage(format!(
-            "--disk {spec}: format '{}' is not supported (raw or qcow2)",
-            d.format
-        )));
-    }
-    if !d.path.is_absolute() {
-        d.path = std::env::current_dir()
-            .map(|c| c.join(&d.path))
-            .unwrap_or(d.path);
-    }
-    Ok(d)
-}
-
-fn create_image(d: &DiskSpec) -> Result<(), (u8, String)> {
-    let Some(size) = d.size_gib else {
-        return Ok(());
+    let path = path.map(|p| absolute(p, cwd));
+    // The file name pre-fills the format the user did not give.
+    let format_of = |p: &Path| format.unwrap_or_else(|| usecase::format_for_name(p));
+    let image = match (path, size) {
+        (Some(path), None) => Image::Existing {
+            format: format_of(&path),
+            path,
+        },
+        (Some(path), Some(size_bytes)) => Image::New {
+            format: format_of(&path),
+            at: NewImageAt::Path(path),
+            size_bytes,
+        },
+        (None, Some(size_bytes)) => Image::New {
+            at: NewImageAt::ImagesDir,
+            size_bytes,
+            format: format.unwrap_or(usecase::DEFAULT_IMAGE_FORMAT),
+        },
+        (None, None) => {
+            return Err(usage(format!(
+                "--disk {spec}: say path=FILE, or size=GiB for a new image"
+            )))
+        }
     };
-    if d.path.exists() {
-        return Ok(());
-    }
-    if let Some(dir) = d.path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| (EXIT_ERROR, format!("{}: {e}", dir.display())))?;
-    }
-    let bytes = (size * 1024.0 * 1024.0 * 1024.0) as u64;
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", &d.format])
-        .arg(&d.path)
-        .arg(bytes.to_string())
-        .output()
-        .map_err(|e| {
-            (
-                EXIT_ERROR,
-                format!("cannot run qemu-img (package qemu-utils): {e}"),
-            )
-        })?;
-    if !out.status.success() {
-        return Err((
-            EXIT_ERROR,
-            format!(
-                "qemu-img create {}: {}",
-                d.path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
-    }
-    Ok(())
+    Ok(DiskRequest {
+        image,
+        media,
+        readonly,
+    })
 }
 
-/// The `<graphics>` element `--graphics` asks for, or `None` for `--graphics none`.
-fn graphics_element(a: &CreateArgs) -> Result<Option<Element>, (u8, String)> {
-    let (gkind, gkv) = opts(&a.graphics);
+/// `--graphics`.
+fn graphics(spec: &str) -> Result<Graphics, (u8, String)> {
+    let (gkind, gkv) = opts(spec);
     match gkind.as_deref() {
         Some("vnc") | None => {}
-        Some("none") => return Ok(None),
+        Some("none") => return Ok(Graphics::None),
         Some(k) => {
             return Err((
                 EXIT_INVALID,
@@ -205,60 +196,47 @@ fn graphics_element(a: &CreateArgs) -> Result<Option<Element>, (u8, String)> {
     }
     let mut port: Option<String> = None;
     let mut listen = "127.0.0.1".to_owned();
-    let mut passwd = None;
+    let mut password = None;
     let mut socket = None;
     for (k, v) in gkv {
         match k.as_str() {
             "port" => port = Some(v),
             "listen" => listen = v,
-            "password" | "passwd" => passwd = Some(v),
+            "password" | "passwd" => password = Some(v),
             "socket" => socket = Some(v),
             _ => return Err(usage(format!("--graphics: unknown option '{k}'"))),
         }
     }
-    let tcp = port.is_some() || passwd.is_some() || listen != "127.0.0.1";
-    let g = Element::new("graphics").with_attr("type", "vnc");
     if let Some(s) = socket {
-        let mut spec = GraphicsSpec::vnc_socket(&s);
-        spec.passwd = passwd;
-        // libvirt writes the socket both as an attribute and as a listen element.
-        let mut e = spec.to_element();
-        e.set_attr("socket", &s);
-        return Ok(Some(e));
+        return Ok(Graphics::Socket {
+            path: PathBuf::from(s),
+            password,
+        });
     }
-    if !tcp {
+    if port.is_none() && password.is_none() && listen == "127.0.0.1" {
         // No network listener: Vireo's own clients (GUI, vireoctl) use the private socket in
         // the runtime directory. A TCP listener needs a password (the VMM insists).
-        return Ok(Some(
-            g.with_child(Element::new("listen").with_attr("type", "none")),
-        ));
+        return Ok(Graphics::Local);
     }
-    let Some(pw) = passwd else {
+    let Some(password) = password else {
         return Err(usage("--graphics vnc,port=...: a TCP VNC listener needs password=... (without port= only local clients connect, through a private socket)".into()));
     };
-    let (p, auto) = match port.as_deref() {
-        None | Some("-1") | Some("auto") => (-1, true),
-        Some(p) => (
-            p.parse::<i32>()
+    let port = match port.as_deref() {
+        None | Some("-1") | Some("auto") => None,
+        Some(p) => Some(
+            p.parse::<u16>()
                 .map_err(|_| usage(format!("--graphics: port '{p}' is not a number")))?,
-            false,
         ),
     };
-    Ok(Some(
-        GraphicsSpec {
-            graphics_type: GraphicsType::Vnc,
-            port: Some(p),
-            autoport: Some(auto),
-            listen: Some(listen),
-            socket: None,
-            passwd: Some(pw),
-        }
-        .to_element(),
-    ))
+    Ok(Graphics::Tcp {
+        port,
+        listen,
+        password,
+    })
 }
 
-/// One `--network` option as an interface (`None` for `none`).
-fn interface_spec(n: &str) -> Result<Option<InterfaceSpec>, (u8, String)> {
+/// One `--network` option as a network card (`None` for `none`).
+fn nic(n: &str) -> Result<Option<Nic>, (u8, String)> {
     let (kind, kv) = opts(n);
     match kind.as_deref() {
         Some("none") => return Ok(None),
@@ -282,8 +260,15 @@ fn interface_spec(n: &str) -> Result<Option<InterfaceSpec>, (u8, String)> {
         }
         None => return Err(usage(format!("--network {n}: say user or none"))),
     }
-    let mut port_forwards = Vec::new();
+    let mut card = Nic::default();
     for (k, v) in &kv {
+        if k == "mac" {
+            card.mac = Some(
+                Mac::parse(v)
+                    .ok_or_else(|| usage(format!("--network {n}: '{v}' is not a MAC address")))?,
+            );
+            continue;
+        }
         if k != "portforward" {
             return Err(usage(format!("--network {n}: unknown option '{k}'")));
         }
@@ -304,230 +289,226 @@ fn interface_spec(n: &str) -> Result<Option<InterfaceSpec>, (u8, String)> {
         };
         let mut pf = PortForward::tcp(port(h)?, port(g)?);
         pf.proto = proto;
-        port_forwards.push(pf);
+        card.port_forwards.push(pf);
     }
-    Ok(Some(InterfaceSpec {
-        iface_type: InterfaceType::User,
-        mac: None,
-        source: None,
-        model: Some("virtio".into()),
-        backend: None,
-        port_forwards,
-    }))
+    Ok(Some(card))
 }
 
-fn action(s: Option<&str>, default: LifecycleAction) -> LifecycleAction {
-    s.map_or(default, LifecycleAction::from)
-}
-
-/// Builds the document with `vireo-domain`'s [`DomainBuilder`], then adds through its views
-/// what the builder does not choose the way `vireoctl create` does (boot entry, SATA CD-ROMs,
-/// a pty serial console, the VNC graphics forms). The result is in the canonical form libvirt
-/// itself writes, so that `virsh define` + `dumpxml` gives it back unchanged.
-fn build_xml(
-    a: &CreateArgs,
-    name: &str,
-    kernel: &str,
-    initrd: Option<&str>,
-    cmdline: Option<&str>,
-    disks: &[DiskSpec],
-) -> Result<String, (u8, String)> {
-    let bytes = a
-        .memory
-        .checked_mul(1 << 20)
-        .filter(|&b| b > 0)
-        .ok_or_else(|| usage("--memory must be at least 1 MiB".into()))?;
-    if a.vcpus == 0 {
-        return Err(usage("--vcpus must be at least 1".into()));
-    }
-    let mut b = DomainBuilder::new(name)
-        .memory(bytes)
-        .vcpus(a.vcpus)
-        .kernel(kernel)
-        .serial_console(false)
-        .inputs(false)
-        .memballoon_none(false)
-        .video(None)
-        .rng(true)
-        .lifecycle(
-            action(a.on_poweroff.as_deref(), LifecycleAction::Destroy),
-            action(a.on_reboot.as_deref(), LifecycleAction::Restart),
-            action(a.on_crash.as_deref(), LifecycleAction::Destroy),
-        );
-    if let Some(i) = initrd {
-        b = b.initrd(i);
-    }
-    if let Some(c) = cmdline {
-        b = b.cmdline(c);
-    }
-    let nets: Vec<String> = if a.quick && a.network.is_empty() {
-        vec!["user".into()]
-    } else {
-        a.network.clone()
-    };
-    for n in &nets {
-        if let Some(spec) = interface_spec(n)? {
-            b = b.interface(spec);
+/// `--boot kernel=PATH[,initrd=PATH][,kernel_args=ARGS]`.
+fn kernel_boot(boot: Option<&str>, cwd: &Path) -> Result<KernelBoot, (u8, String)> {
+    let boot = boot.ok_or_else(|| {
+        usage(
+            "--boot kernel=PATH is required (the Vireo backend boots a kernel; or use --quick)"
+                .into(),
+        )
+    })?;
+    let (_, kv) = opts(&format!(",{boot}"));
+    let (mut k, mut i, mut c) = (None, None, None);
+    for (key, v) in kv {
+        match key.as_str() {
+            "kernel" => k = Some(v),
+            "initrd" => i = Some(v),
+            "kernel_args" | "cmdline" => c = Some(v),
+            "" => {}
+            other => {
+                return Err(usage(format!(
+                    "--boot: '{other}' is not supported (kernel=, initrd=, kernel_args=)"
+                )))
+            }
         }
     }
-    let graphics = graphics_element(a)?;
-    let invalid = |e: vireo_driver::domain::Errors| (EXIT_INVALID, e.to_string());
-    let mut dom = b.build().map_err(invalid)?;
-    // libvirt adds the boot entry on define even for a kernel boot.
-    dom.os_mut().set_boot_devs(&[BootDev::Hd]);
-    let mut devs = dom.devices_mut();
-    let (mut vd, mut sd) = (b'a', b'a');
-    for d in disks {
-        let mut spec = vireo_driver::domain::DiskSpec::file(
-            &d.path.display().to_string(),
-            ImageFormat::from(d.format.as_str()),
-            "",
-        );
-        let el = if d.cdrom {
-            spec.device = DiskDevice::Cdrom;
-            spec.target_dev = format!("sd{}", sd as char);
-            spec.target_bus = Some(DiskBus::Sata);
-            spec.readonly = true;
-            // The address libvirt would assign; with it the document comes back unchanged.
-            let unit = (sd - b'a').to_string();
-            sd += 1;
-            spec.to_element().with_child(
-                Element::new("address")
-                    .with_attr("type", "drive")
-                    .with_attr("controller", "0")
-                    .with_attr("bus", "0")
-                    .with_attr("target", "0")
-                    .with_attr("unit", &unit),
-            )
-        } else {
-            spec.target_dev = format!("vd{}", vd as char);
-            spec.readonly = d.readonly;
-            vd += 1;
-            spec.to_element()
-        };
-        if vd > b'z' || sd > b'z' {
-            return Err(usage("too many disks".into()));
-        }
-        devs.add(el);
-    }
-    if sd > b'a' {
-        devs.add(
-            Element::new("controller")
-                .with_attr("type", "sata")
-                .with_attr("index", "0"),
-        );
-    }
-    devs.add_new_machine_consoles(graphics);
-    dom.validate().map_err(invalid)?;
-    Ok(dom.to_xml())
+    let k = k.ok_or_else(|| usage("--boot needs kernel=PATH".into()))?;
+    Ok(KernelBoot {
+        kernel: absolute(k.into(), cwd),
+        initrd: i.map(|i| absolute(i.into(), cwd)),
+        cmdline: c,
+    })
 }
 
-pub fn create(a: CreateArgs, conn: &Connection) -> CtlResult {
-    let name = a.name.clone().unwrap_or_else(|| "quick".into());
-    let images = conn.paths().images();
-    let (kernel, initrd, cmdline) = if a.quick {
+/// The description of the machine the options ask for (relative paths are taken from `cwd`).
+fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
+    let mut disks = a
+        .disk
+        .iter()
+        .map(|d| disk_request(d, cwd))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source = if a.quick {
         if a.boot.is_some() {
             return Err(usage(
                 "--quick builds its own boot; leave out --boot".into(),
             ));
         }
-        let q = if a.print_xml {
-            // Do not write anything for --print-xml: only find what would be used.
-            let k = vireo_driver::quick::find_kernel(a.kernel.as_deref(), a.modules.as_deref())
-                .map_err(|e| (EXIT_ERROR, e.to_string()))?;
-            vireo_driver::quick::find_busybox(a.busybox.as_deref())
-                .map_err(|e| (EXIT_ERROR, e.to_string()))?;
-            vireo_driver::quick::QuickMachine {
-                kernel: k,
-                initrd: images.join(format!("{name}-initrd.img")),
-                cmdline: vireo_driver::quick::QUICK_CMDLINE.into(),
-            }
-        } else {
-            vireo_driver::quick::prepare(
-                &images,
-                &name,
-                a.kernel.as_deref(),
-                a.modules.as_deref(),
-                a.busybox.as_deref(),
-            )
-            .map_err(|e| (EXIT_ERROR, e.to_string()))?
-        };
-        (
-            q.kernel.image.display().to_string(),
-            Some(q.initrd.display().to_string()),
-            Some(q.cmdline),
-        )
+        Source::HostKernel(HostKernel {
+            kernel: a.kernel.clone(),
+            modules: a.modules.clone(),
+            busybox: a.busybox.clone(),
+        })
     } else {
-        let boot = a.boot.as_deref().ok_or_else(|| {
-            usage(
-                "--boot kernel=PATH is required (the Vireo backend boots a kernel; or use --quick)"
-                    .into(),
-            )
-        })?;
-        let (_, kv) = opts(&format!(",{boot}"));
-        let (mut k, mut i, mut c) = (None, None, None);
-        for (key, v) in kv {
-            match key.as_str() {
-                "kernel" => k = Some(v),
-                "initrd" => i = Some(v),
-                "kernel_args" | "cmdline" => c = Some(v),
+        let boot = kernel_boot(a.boot.as_deref(), cwd)?;
+        match disks.first() {
+            Some(DiskRequest {
+                image: Image::Existing { path, format },
+                media: Media::Disk,
+                readonly: false,
+            }) if a.import => {
+                let source = Source::DiskImage {
+                    path: path.clone(),
+                    format: *format,
+                    boot,
+                };
+                disks.remove(0);
+                source
+            }
+            _ => Source::Kernel(boot),
+        }
+    };
+    let name = a.name.as_deref().unwrap_or("quick");
+    let mut m = NewMachine::new(name, source);
+    m.disks = disks;
+    m.memory_mib = a.memory;
+    m.vcpus = a.vcpus;
+    if let Some(u) = &a.uuid {
+        m.uuid = Some(Uuid::parse(u).ok_or_else(|| usage(format!("--uuid {u}: not a UUID")))?);
+    }
+    if let Some(meta) = &a.metadata {
+        for (k, v) in opts(&format!(",{meta}")).1 {
+            match k.as_str() {
+                "title" => m.title = Some(v),
                 "" => {}
                 other => {
                     return Err(usage(format!(
-                        "--boot: '{other}' is not supported (kernel=, initrd=, kernel_args=)"
+                        "--metadata: '{other}' is not supported (title=)"
                     )))
                 }
             }
         }
-        let k = k.ok_or_else(|| usage("--boot needs kernel=PATH".into()))?;
-        let abs = |p: String| -> String {
-            if Path::new(&p).is_absolute() {
-                p
-            } else {
-                std::env::current_dir()
-                    .map(|d| d.join(&p).display().to_string())
-                    .unwrap_or(p)
-            }
-        };
-        (abs(k), i.map(abs), c)
+    }
+    if !a.network.is_empty() {
+        m.networks = Vec::new();
+        for n in &a.network {
+            m.networks.extend(nic(n)?);
+        }
+    }
+    m.graphics = graphics(&a.graphics)?;
+    let action = |s: &Option<String>, default: &LifecycleAction| {
+        s.as_deref().map_or(default.clone(), LifecycleAction::from)
     };
-    let mut disks = Vec::new();
-    for (n, spec) in a.disk.iter().enumerate() {
-        let default = images.join(if n == 0 {
-            format!("{name}.qcow2")
-        } else {
-            format!("{name}-{n}.qcow2")
-        });
-        disks.push(parse_disk(spec, &default)?);
-    }
-    let xml = build_xml(
-        &a,
-        &name,
-        &kernel,
-        initrd.as_deref(),
-        cmdline.as_deref(),
-        &disks,
-    )?;
+    m.lifecycle.on_poweroff = action(&a.on_poweroff, &m.lifecycle.on_poweroff);
+    m.lifecycle.on_reboot = action(&a.on_reboot, &m.lifecycle.on_reboot);
+    m.lifecycle.on_crash = action(&a.on_crash, &m.lifecycle.on_crash);
+    m.autostart = a.autostart;
+    m.start = a.start;
+    m.transient = a.transient;
+    Ok(m)
+}
+
+pub fn create(a: CreateArgs, conn: &Connection) -> CtlResult {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let m = describe(&a, &cwd)?;
+    let plan = usecase::plan(conn, &m).map_err(fail)?;
     if a.print_xml {
-        print!("{xml}");
+        print!("{}", plan.xml);
         return Ok(EXIT_OK);
     }
-    for d in &disks {
-        create_image(d)?;
-    }
-    if a.transient {
-        let info = conn.create_transient(&xml).map_err(fail)?;
-        println!("Domain '{}' created and started (transient)", info.name);
+    let made = usecase::create(conn, &plan).map_err(fail)?;
+    let name = &made.info.name;
+    if plan.transient {
+        println!("Domain '{name}' created and started (transient)");
         return Ok(EXIT_OK);
     }
-    let info = conn.define_xml(&xml).map_err(fail)?;
-    println!("Domain '{}' defined", info.name);
-    if a.autostart {
-        conn.set_autostart(&info.name, true).map_err(fail)?;
+    println!("Domain '{name}' defined");
+    if let Some(e) = made.autostart_error {
+        return Err(fail(e));
     }
-    if a.start {
-        conn.start(&info.name).map_err(fail)?;
-        println!("Domain '{}' started", info.name);
+    if let Some(e) = made.start_error {
+        return Err(fail(e));
+    }
+    if plan.start {
+        println!("Domain '{name}' started");
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: CreateArgs,
+    }
+
+    fn describe_args(args: &[&str]) -> Result<NewMachine, (u8, String)> {
+        let cli = Cli::try_parse_from(std::iter::once("create").chain(args.iter().copied()))
+            .map_err(|e| (EXIT_USAGE, e.to_string()))?;
+        describe(&cli.a, Path::new("/here"))
+    }
+
+    #[test]
+    fn import_makes_the_first_existing_disk_the_source() {
+        let m = describe_args(&[
+            "--name",
+            "i",
+            "--import",
+            "--boot",
+            "kernel=k",
+            "--disk",
+            "path=d.qcow2",
+            "--disk",
+            "size=2,format=raw",
+        ])
+        .unwrap();
+        assert_eq!(
+            m.source,
+            Source::DiskImage {
+                path: "/here/d.qcow2".into(),
+                format: DiskFormat::Qcow2,
+                boot: KernelBoot {
+                    kernel: "/here/k".into(),
+                    ..KernelBoot::default()
+                },
+            }
+        );
+        assert_eq!(
+            m.disks,
+            [DiskRequest::disk(Image::New {
+                at: NewImageAt::ImagesDir,
+                size_bytes: 2 << 30,
+                format: DiskFormat::Raw,
+            })]
+        );
+        assert_eq!(m.networks, [Nic::default()], "one network unless told");
+    }
+
+    #[test]
+    fn options_map_to_the_description() {
+        let m = describe_args(&[
+            "--name",
+            "n",
+            "--boot",
+            "kernel=/k",
+            "--network",
+            "none",
+            "--graphics",
+            "none",
+            "--on-crash",
+            "preserve",
+            "--uuid",
+            "6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3",
+        ])
+        .unwrap();
+        assert!(m.networks.is_empty());
+        assert_eq!(m.graphics, Graphics::None);
+        assert_eq!(m.lifecycle.on_crash, LifecycleAction::Preserve);
+        assert_eq!(m.lifecycle.on_reboot, LifecycleAction::Restart);
+        assert!(m.uuid.is_some());
+        assert_eq!(
+            describe_args(&["--name", "n", "--boot", "kernel=/k", "--disk", "format=raw"])
+                .unwrap_err()
+                .0,
+            EXIT_USAGE
+        );
+    }
 }

@@ -11,7 +11,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// No such machine (or input file).
 pub const EXIT_NOT_FOUND: u8 = 3;
 /// The XML is invalid, or asks for something the backend cannot do, or clashes with another
-/// machine's name/UUID.
+/// machine's name/UUID or with an existing file (a disk image to create).
 pub const EXIT_INVALID: u8 = 4;
 /// The machine is not in a state that allows this (already running, not running, not paused).
 pub const EXIT_STATE: u8 = 5;
@@ -26,7 +26,7 @@ pub const EXIT_CODES_HELP: &str = "Exit status:\n  \
     1  error (I/O, helper failure, ...)\n  \
     2  usage error\n  \
     3  machine (or file) not found\n  \
-    4  invalid or unsupported domain XML, name or UUID clash\n  \
+    4  invalid or unsupported domain XML, name, UUID or image file clash\n  \
     5  machine in the wrong state (already running, not running, not paused)\n  \
     6  timeout\n  \
     7  operation not supported by the running helper";
@@ -38,7 +38,11 @@ pub type CtlResult = Result<u8, (u8, String)>;
 pub fn fail(e: DriverError) -> (u8, String) {
     let code = match &e {
         DriverError::NotFound(_) => EXIT_NOT_FOUND,
-        DriverError::Invalid(_) | DriverError::Unsupported(_) => EXIT_INVALID,
+        DriverError::Invalid(_)
+        | DriverError::Unsupported { .. }
+        | DriverError::ImageExists { .. }
+        | DriverError::NotYetSupported(_)
+        | DriverError::NoFreeTarget { .. } => EXIT_INVALID,
         DriverError::Store(
             StoreError::NameTaken { .. }
             | StoreError::UuidTaken { .. }

@@ -1,5 +1,6 @@
-//! [`DomainBuilder`]: new domain documents of the shape Vireo runs (KVM, x86_64, direct
-//! kernel boot, virtio devices), written the way libvirt formats them.
+//! [`DomainBuilder`]: new domain documents written the way libvirt formats them. It writes
+//! what it is told and chooses nothing: the shape of a new Vireo machine (which devices, which
+//! defaults) is one rule of the driver (`vireo_driver::usecase::shape`), not of this library.
 
 use crate::devices::{ChardevSpec, DiskSpec, GraphicsSpec, InterfaceSpec, PortForward};
 use crate::domain::{Domain, VIREO_NS, VIREO_PREFIX};
@@ -8,13 +9,14 @@ use crate::ids::{Mac, Uuid};
 use crate::tree::{Document, Element, Style};
 use crate::units::format_size;
 use crate::values::{
-    InputBus, InputType, InterfaceType, LifecycleAction, RngBackend, VideoModel, VirtType,
+    BootDev, ClockOffset, InputBus, InputType, InterfaceType, LifecycleAction, RngBackend,
+    VideoModel, VirtType,
 };
 use crate::{Input, Rng, Video};
 
-/// Builds a new domain. Every setter is optional except the name; defaults: KVM, x86_64,
-/// 1 GiB, 1 vCPU, a random v4 uuid, ACPI+APIC, UTC clock, destroy/restart/destroy, serial +
-/// console on a pty, virtio tablet and keyboard, virtio rng from /dev/urandom, no memballoon.
+/// Builds a new domain from the name and the memory (libvirt requires both); everything else
+/// is written only when set, so libvirt's own defaults apply to what is left out. Besides the
+/// name: `domain@type` KVM, `os/type` hvm on x86_64, and a random v4 uuid unless one is given.
 #[derive(Debug, Clone)]
 pub struct DomainBuilder {
     name: String,
@@ -24,8 +26,11 @@ pub struct DomainBuilder {
     virt_type: VirtType,
     arch: String,
     machine: Option<String>,
-    memory: u64,
-    vcpus: u32,
+    memory: Option<u64>,
+    vcpus: Option<u32>,
+    features: Vec<String>,
+    clock: Option<ClockOffset>,
+    boot: Vec<BootDev>,
     cpu_mode: Option<String>,
     emulator: Option<String>,
     kernel: Option<String>,
@@ -39,9 +44,7 @@ pub struct DomainBuilder {
     video: Option<VideoModel>,
     rng: bool,
     memballoon_none: bool,
-    on_poweroff: LifecycleAction,
-    on_reboot: LifecycleAction,
-    on_crash: LifecycleAction,
+    lifecycle: Option<(LifecycleAction, LifecycleAction, LifecycleAction)>,
     metadata: Vec<(String, String)>,
 }
 
@@ -55,8 +58,11 @@ impl DomainBuilder {
             virt_type: VirtType::Kvm,
             arch: "x86_64".into(),
             machine: None,
-            memory: 1 << 30,
-            vcpus: 1,
+            memory: None,
+            vcpus: None,
+            features: Vec::new(),
+            clock: None,
+            boot: Vec::new(),
             cpu_mode: None,
             emulator: None,
             kernel: None,
@@ -65,14 +71,12 @@ impl DomainBuilder {
             disks: Vec::new(),
             interfaces: Vec::new(),
             graphics: Vec::new(),
-            serial_console: true,
-            inputs: true,
+            serial_console: false,
+            inputs: false,
             video: None,
-            rng: true,
-            memballoon_none: true,
-            on_poweroff: LifecycleAction::Destroy,
-            on_reboot: LifecycleAction::Restart,
-            on_crash: LifecycleAction::Destroy,
+            rng: false,
+            memballoon_none: false,
+            lifecycle: None,
             metadata: Vec::new(),
         }
     }
@@ -99,11 +103,26 @@ impl DomainBuilder {
     }
     /// Memory in bytes (written in KiB; libvirt rounds up to whole KiB).
     pub fn memory(mut self, bytes: u64) -> Self {
-        self.memory = bytes;
+        self.memory = Some(bytes);
         self
     }
     pub fn vcpus(mut self, n: u32) -> Self {
-        self.vcpus = n;
+        self.vcpus = Some(n);
+        self
+    }
+    /// A `<features>` flag such as `acpi` or `apic`.
+    pub fn feature(mut self, name: &str) -> Self {
+        self.features.push(name.into());
+        self
+    }
+    /// `clock@offset`.
+    pub fn clock(mut self, offset: ClockOffset) -> Self {
+        self.clock = Some(offset);
+        self
+    }
+    /// An `os/boot@dev` entry (in boot order).
+    pub fn boot(mut self, dev: BootDev) -> Self {
+        self.boot.push(dev);
         self
     }
     /// `cpu mode` (e.g. host-passthrough).
@@ -166,6 +185,7 @@ impl DomainBuilder {
         self.video = model;
         self
     }
+    /// A pty serial port with `isa-serial` target and its console.
     pub fn serial_console(mut self, on: bool) -> Self {
         self.serial_console = on;
         self
@@ -190,9 +210,7 @@ impl DomainBuilder {
         reboot: LifecycleAction,
         crash: LifecycleAction,
     ) -> Self {
-        self.on_poweroff = poweroff;
-        self.on_reboot = reboot;
-        self.on_crash = crash;
+        self.lifecycle = Some((poweroff, reboot, crash));
         self
     }
     /// A Vireo metadata value (`<vireo:KEY>` under [`VIREO_NS`]).
@@ -233,11 +251,20 @@ impl DomainBuilder {
             }
             d = d.with_child(Element::new("metadata").with_child(vm));
         }
-        let (mem, unit) = format_size(self.memory);
+        let Some(memory) = self.memory else {
+            return Err(Errors(vec![Error::new(
+                ErrorKind::MissingElement("memory".into()),
+                "domain",
+                None,
+            )]));
+        };
+        let (mem, unit) = format_size(memory);
         d = d
             .with_child(t("memory", &mem).with_attr("unit", unit))
-            .with_child(t("currentMemory", &mem).with_attr("unit", unit))
-            .with_child(t("vcpu", &self.vcpus.to_string()).with_attr("placement", "static"));
+            .with_child(t("currentMemory", &mem).with_attr("unit", unit));
+        if let Some(n) = self.vcpus {
+            d = d.with_child(t("vcpu", &n.to_string()).with_attr("placement", "static"));
+        }
 
         let mut ty = t("type", "hvm").with_attr("arch", &self.arch);
         if let Some(m) = &self.machine {
@@ -253,23 +280,29 @@ impl DomainBuilder {
                 os = os.with_child(t(n, v));
             }
         }
-        if self.kernel.is_none() {
-            os = os.with_child(Element::new("boot").with_attr("dev", "hd"));
+        for dev in &self.boot {
+            os = os.with_child(Element::new("boot").with_attr("dev", dev.as_str()));
         }
         d = d.with_child(os);
-        d = d.with_child(
-            Element::new("features")
-                .with_child(Element::new("acpi"))
-                .with_child(Element::new("apic")),
-        );
+        if !self.features.is_empty() {
+            let mut f = Element::new("features");
+            for name in &self.features {
+                f = f.with_child(Element::new(name.as_str()));
+            }
+            d = d.with_child(f);
+        }
         if let Some(m) = &self.cpu_mode {
             d = d.with_child(Element::new("cpu").with_attr("mode", m));
         }
-        d = d
-            .with_child(Element::new("clock").with_attr("offset", "utc"))
-            .with_child(t("on_poweroff", self.on_poweroff.as_str()))
-            .with_child(t("on_reboot", self.on_reboot.as_str()))
-            .with_child(t("on_crash", self.on_crash.as_str()));
+        if let Some(c) = &self.clock {
+            d = d.with_child(Element::new("clock").with_attr("offset", c.as_str()));
+        }
+        if let Some((poweroff, reboot, crash)) = &self.lifecycle {
+            d = d
+                .with_child(t("on_poweroff", poweroff.as_str()))
+                .with_child(t("on_reboot", reboot.as_str()))
+                .with_child(t("on_crash", crash.as_str()));
+        }
 
         let mut devs = Element::new("devices");
         if let Some(e) = &self.emulator {
@@ -377,6 +410,25 @@ mod tests {
         assert!(xml.contains("\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"), "{xml}");
         // Round trip through the parser is lossless.
         assert_eq!(Domain::parse(&xml).expect("reparse").to_xml(), xml);
+    }
+
+    #[test]
+    fn it_writes_only_what_it_is_told() {
+        let xml = DomainBuilder::new("bare")
+            .uuid(Uuid::parse("0b6c4bfe-4a6e-4cf5-8d5a-3f5c1c0f0b01").expect("uuid"))
+            .memory(64 << 20)
+            .build()
+            .expect("valid")
+            .to_xml();
+        assert_eq!(
+            xml,
+            "<domain type='kvm'>\n  <name>bare</name>\n  \
+             <uuid>0b6c4bfe-4a6e-4cf5-8d5a-3f5c1c0f0b01</uuid>\n  \
+             <memory unit='KiB'>65536</memory>\n  <currentMemory unit='KiB'>65536</currentMemory>\n  \
+             <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n  <devices/>\n</domain>\n"
+        );
+        let errs = DomainBuilder::new("m").build().expect_err("no memory");
+        assert_eq!(errs.0[0].path, "domain", "{errs}");
     }
 
     #[test]

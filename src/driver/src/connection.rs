@@ -15,9 +15,11 @@ use crate::state::{DomainState, EventKind, Intent, Reason, StateRecord};
 use crate::store::{FileLock, Store, StoreError};
 use crate::supervisor::{read_state, update_state};
 use crate::translate::{self, TranslateError};
+use crate::usecase::Place;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vireo_domain::Domain;
 use vireo_vmm_api::control::{Command, Done};
 
 /// Everything that can go wrong, typed so callers can react (and `vireoctl` can pick an exit code).
@@ -29,9 +31,10 @@ pub enum DriverError {
     Invalid(#[from] vireo_domain::Errors),
     #[error("{0}")]
     Store(StoreError),
-    /// The document asks for something the backend cannot do (checked before start).
-    #[error("{0}")]
-    Unsupported(#[from] TranslateError),
+    /// The document asks for something the backend cannot do (checked before start); `place`
+    /// is where, in the common path format (see [`crate::usecase::place`]).
+    #[error("{error}")]
+    Unsupported { error: TranslateError, place: Place },
     #[error("domain '{0}' is already running")]
     AlreadyRunning(String),
     #[error("domain '{0}' is not running")]
@@ -61,6 +64,35 @@ pub enum DriverError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A disk image to create is there already: it is neither overwritten nor taken over.
+    #[error("{path}: a file of that name exists already (attach it as an existing disk, or choose another name)")]
+    ImageExists { path: PathBuf, place: Place },
+    /// `qemu-img create` failed, or could not be run.
+    #[error("cannot create the disk image {path}: {message}")]
+    ImageCreate {
+        path: PathBuf,
+        message: String,
+        place: Place,
+    },
+    /// The quick machine's kernel, modules or busybox.
+    #[error("{0}")]
+    Quick(#[from] crate::quick::QuickError),
+    /// A way of making machines that Vireo does not offer yet.
+    #[error("{0} is not supported yet")]
+    NotYetSupported(&'static str),
+    /// Every target name of a bus (`vda`..`vdz`) is in use.
+    #[error("no free disk target on the {bus} bus (a to z are in use)")]
+    NoFreeTarget { bus: &'static str },
+}
+
+impl DriverError {
+    /// A start check's refusal of `dom`, with its place in the common format.
+    pub(crate) fn unsupported(dom: &Domain, error: TranslateError) -> DriverError {
+        DriverError::Unsupported {
+            place: Place::of_start_check(dom, &error.path),
+            error,
+        }
+    }
 }
 
 impl From<StoreError> for DriverError {
@@ -323,7 +355,21 @@ impl Connection {
 
     /// Defines or redefines a machine from XML; returns its info.
     pub fn define_xml(&self, xml: &str) -> Result<MachineInfo> {
-        let (d, new) = self.store.define(xml)?;
+        self.define(xml, false)
+    }
+
+    /// Defines a new machine from XML: refused with [`StoreError::NameTaken`] if a machine of
+    /// that name exists (it is never replaced).
+    pub fn define_new_xml(&self, xml: &str) -> Result<MachineInfo> {
+        self.define(xml, true)
+    }
+
+    fn define(&self, xml: &str, only_new: bool) -> Result<MachineInfo> {
+        let (d, new) = if only_new {
+            (self.store.define_new(xml)?, true)
+        } else {
+            self.store.define(xml)?
+        };
         self.emit(
             &d.name,
             d.uuid.as_deref(),
@@ -375,8 +421,15 @@ impl Connection {
     /// Checks that a document would start (translation) without starting it.
     pub fn check_startable(&self, xml: &str) -> Result<Vec<String>> {
         let d = Definition::parse(xml)?;
+        self.start_check(&d)
+    }
+
+    /// The start check of a definition: the backend's notes, or its refusal (the backend's, or
+    /// this computer's when the machine asks for more memory than it has).
+    pub(crate) fn start_check(&self, d: &Definition) -> Result<Vec<String>> {
         let tmp = RunDir::new(self.paths.machine_runtime(&d.name));
-        let tr = translate::translate(&d.dom, &tmp, &mut || Some(5900))?;
+        let tr = translate::translate(&d.dom, &tmp, &mut || Some(5900))
+            .map_err(|e| DriverError::unsupported(&d.dom, e))?;
         crate::host::check_memory(tr.config.memory_mib, crate::host::total_memory_mib())?;
         Ok(tr.notes)
     }
@@ -447,7 +500,7 @@ impl Connection {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&run.dir);
-                return Err(e.into());
+                return Err(DriverError::unsupported(&d.dom, e));
             }
         };
         if let Err(e) =

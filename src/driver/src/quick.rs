@@ -278,6 +278,11 @@ pub struct QuickMachine {
 /// The quick machine's kernel command line.
 pub const QUICK_CMDLINE: &str = "console=tty1 console=ttyS0 reboot=k panic=-1 quiet";
 
+/// Where the quick machine `name` keeps its initramfs.
+pub fn initrd_path(images: &Path, name: &str) -> PathBuf {
+    images.join(format!("{name}-initrd.img"))
+}
+
 /// Builds the initramfs into `images/NAME-initrd.img` (atomically) and returns what to boot.
 pub fn prepare(
     images: &Path,
@@ -293,7 +298,7 @@ pub fn prepare(
         path: images.to_owned(),
         message: e.to_string(),
     })?;
-    let initrd = images.join(format!("{name}-initrd.img"));
+    let initrd = initrd_path(images, name);
     crate::store::write_atomic(&initrd, &img).map_err(|e| QuickError::File {
         path: initrd.clone(),
         message: e.to_string(),

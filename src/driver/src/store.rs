@@ -238,16 +238,35 @@ impl Store {
     /// whether it is new. As libvirt: an existing name keeps its UUID, a UUID in use by another
     /// name is refused, a missing UUID and missing MACs are generated.
     pub fn define(&self, xml: &str) -> Result<(Definition, bool), StoreError> {
+        self.define_inner(xml, false)
+    }
+
+    /// Defines a new machine: as [`Store::define`], but a machine of that name (even one whose
+    /// file no longer parses) is never replaced.
+    pub fn define_new(&self, xml: &str) -> Result<Definition, StoreError> {
+        self.define_inner(xml, true).map(|(d, _)| d)
+    }
+
+    fn define_inner(&self, xml: &str, only_new: bool) -> Result<(Definition, bool), StoreError> {
         let mut dom = Definition::parse(xml)?;
         let _lock = self.locked()?;
         self.clean_temp_files();
         let existing = match self.load(&dom.name) {
             Ok(d) => Some(d),
             Err(StoreError::NotFound(_)) => None,
+            Err(e @ (StoreError::Invalid { .. } | StoreError::NotUtf8 { .. })) if only_new => {
+                return Err(e)
+            }
             // A broken file may be replaced.
             Err(StoreError::Invalid { .. } | StoreError::NotUtf8 { .. }) => None,
             Err(e) => return Err(e),
         };
+        if let (true, Some(old)) = (only_new, &existing) {
+            return Err(StoreError::NameTaken {
+                name: dom.name.clone(),
+                uuid: old.uuid.clone().unwrap_or_default(),
+            });
+        }
         if let (Some(old), Some(new)) = (&existing, &dom.uuid) {
             if let Some(old_uuid) = &old.uuid {
                 if old_uuid != new {

@@ -1,0 +1,30 @@
+//! What users do to machines, one rule each, for every front end: `vireoctl` and the GUI only
+//! map their flags and fields to these calls (as virt-install and virt-manager share virtinst).
+//!
+//! - [`machine`]: the typed description of a new machine ([`NewMachine`], [`Source`], ...);
+//! - [`shape`]: the shipped shape of a new machine, every default in one place;
+//! - [`create`](mod@create): [`plan`] (the exact document, no side effects) and [`create()`];
+//! - [`storage`]: making disk images (`qemu-img`), the one format rule, clean-up;
+//! - [`targets`]: disk target names;
+//! - [`place`]: where an error points ([`Place`], one path format) and the [`Part`] of a
+//!   machine it concerns, which a form maps to its field.
+
+pub mod create;
+pub mod machine;
+pub mod place;
+pub mod shape;
+pub mod storage;
+pub mod targets;
+
+pub use create::{create, plan, Created, Plan, PlannedImage, QuickPlan};
+pub use machine::{
+    DiskFormat, DiskRequest, Graphics, HostKernel, Image, KernelBoot, Lifecycle, Media, NewImageAt,
+    NewMachine, Nic, Source,
+};
+pub use place::{Part, Place};
+pub use shape::{attach_disk, DEFAULT_IMAGE_FORMAT, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
+pub use storage::format_for_name;
+pub use targets::{free_target, Bus};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,315 @@
+//! The shape of a new Vireo machine: every default of [`NewMachine`] and every element a new
+//! machine gets, in one place, for `vireoctl create` and the GUI's wizard alike.
+//!
+//! What a new machine is (and why):
+//! - KVM, x86_64, ACPI and APIC (the power button and SMP need them), UTC clock, and libvirt's
+//!   lifecycle defaults (destroy on power-off, restart on reboot, destroy on crash);
+//! - 512 MiB and one vCPU unless told otherwise (front ends may offer their own preference);
+//! - a direct kernel boot with libvirt's `<boot dev='hd'/>` beside it (libvirt adds it on
+//!   define, so the document comes back from `virsh dumpxml` unchanged);
+//! - disks on virtio (`vda`, ...), CD-ROMs read-only on SATA (`sda`, ...) with the SATA
+//!   controller and drive address libvirt would add;
+//! - one user-mode network card (virtio) unless the user says none, as virt-install and
+//!   virt-manager give every new machine a network;
+//! - a pty serial port and its console, a PS/2 keyboard (the backend always has the i8042
+//!   and libvirt lists it on x86), and, with a display, a virtio tablet, the VNC graphics and a
+//!   virtio video head; without a display the video head stays, as the guest's framebuffer;
+//! - a virtio RNG fed from the host's /dev/urandom, as virt-manager adds to every guest that
+//!   supports it: a new guest otherwise waits for entropy at boot (key generation, TLS), and
+//!   the device costs nothing.
+
+use super::machine::{DiskFormat, Graphics, KernelBoot, Lifecycle, Media, NewMachine, Nic, Source};
+use super::targets::{self, Bus};
+use crate::connection::DriverError;
+use std::path::Path;
+use vireo_domain::{
+    BootDev, ChardevSpec, ClockOffset, DiskDevice, DiskSpec, Domain, DomainBuilder, Element, Error,
+    ErrorKind, Errors, GraphicsSpec, GraphicsType, Input, InputBus, InputType, InterfaceSpec,
+    InterfaceType, LifecycleAction, VideoModel,
+};
+
+/// Memory of a new machine when the user does not say.
+pub const DEFAULT_MEMORY_MIB: u64 = 512;
+/// vCPUs of a new machine when the user does not say.
+pub const DEFAULT_VCPUS: u32 = 1;
+/// Format of a new disk image when the user does not say.
+pub const DEFAULT_IMAGE_FORMAT: DiskFormat = DiskFormat::Qcow2;
+
+impl NewMachine {
+    /// A machine named `name` booting from `source`, with the shipped defaults.
+    pub fn new(name: &str, source: Source) -> NewMachine {
+        NewMachine {
+            name: name.to_owned(),
+            title: None,
+            uuid: None,
+            memory_mib: DEFAULT_MEMORY_MIB,
+            vcpus: DEFAULT_VCPUS,
+            source,
+            disks: Vec::new(),
+            networks: vec![Nic::default()],
+            graphics: Graphics::default(),
+            lifecycle: Lifecycle::default(),
+            autostart: false,
+            start: false,
+            transient: false,
+        }
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle {
+            on_poweroff: LifecycleAction::Destroy,
+            on_reboot: LifecycleAction::Restart,
+            on_crash: LifecycleAction::Destroy,
+        }
+    }
+}
+
+fn text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The document of `m` booting `boot`, without its disks and consoles (see [`attach_disk`] and
+/// [`add_consoles`]). Invalid choices (a name, zero memory) are all reported at once, each
+/// with its place.
+pub(crate) fn document(m: &NewMachine, boot: &KernelBoot) -> Result<Domain, DriverError> {
+    let memory = m.memory_mib.checked_mul(1 << 20).ok_or_else(|| {
+        DriverError::Invalid(Errors(vec![Error::new(
+            ErrorKind::InvalidValue {
+                field: "memory".into(),
+                value: format!("{} MiB", m.memory_mib),
+                reason: "too large".into(),
+            },
+            "domain/memory",
+            None,
+        )]))
+    })?;
+    let mut b = DomainBuilder::new(&m.name)
+        .memory(memory)
+        .vcpus(m.vcpus)
+        .feature("acpi")
+        .feature("apic")
+        .clock(ClockOffset::Utc)
+        .lifecycle(
+            m.lifecycle.on_poweroff.clone(),
+            m.lifecycle.on_reboot.clone(),
+            m.lifecycle.on_crash.clone(),
+        )
+        .kernel(&text(&boot.kernel))
+        .boot(BootDev::Hd)
+        .rng(true);
+    if let Some(u) = m.uuid {
+        b = b.uuid(u);
+    }
+    if let Some(t) = m.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        b = b.title(t);
+    }
+    if let Some(i) = &boot.initrd {
+        b = b.initrd(&text(i));
+    }
+    if let Some(c) = boot
+        .cmdline
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        b = b.cmdline(c);
+    }
+    for nic in &m.networks {
+        b = b.interface(InterfaceSpec {
+            iface_type: InterfaceType::User,
+            mac: nic.mac.map(|m| m.to_string()),
+            source: None,
+            model: Some("virtio".into()),
+            backend: None,
+            port_forwards: nic.port_forwards.clone(),
+        });
+    }
+    Ok(b.build()?)
+}
+
+/// Adds a file-backed disk the way every new disk is added (by `create` and by a front end
+/// attaching one to an existing machine): the first free target of its bus, the format as
+/// given, a SATA controller for the first CD-ROM. Returns the disk's index among `<disk>`s.
+pub fn attach_disk(
+    dom: &mut Domain,
+    path: &Path,
+    format: DiskFormat,
+    media: Media,
+    readonly: bool,
+) -> Result<usize, DriverError> {
+    let bus = match media {
+        Media::Disk => Bus::Virtio,
+        Media::Cdrom => Bus::Sata,
+    };
+    let (target, unit) = targets::free_target(dom, bus)?;
+    let mut spec = DiskSpec::file(&text(path), format.into(), &target);
+    spec.target_bus = Some(bus.disk_bus());
+    let element = match media {
+        Media::Disk => {
+            spec.readonly = readonly;
+            spec.to_element()
+        }
+        Media::Cdrom => {
+            spec.device = DiskDevice::Cdrom;
+            spec.readonly = true;
+            // The address libvirt would assign; with it the document comes back unchanged.
+            spec.to_element().with_child(
+                Element::new("address")
+                    .with_attr("type", "drive")
+                    .with_attr("controller", "0")
+                    .with_attr("bus", "0")
+                    .with_attr("target", "0")
+                    .with_attr("unit", &unit.to_string()),
+            )
+        }
+    };
+    let has_sata = dom.devices().is_some_and(|d| {
+        d.element()
+            .children_named("controller")
+            .any(|c| c.attr("type").as_deref() == Some("sata"))
+    });
+    let mut devices = dom.devices_mut();
+    devices.add(element);
+    if media == Media::Cdrom && !has_sata {
+        devices.add(
+            Element::new("controller")
+                .with_attr("type", "sata")
+                .with_attr("index", "0"),
+        );
+    }
+    Ok(devices.count("disk").saturating_sub(1))
+}
+
+/// The consoles of a new machine: serial and console on a pty, a tablet when there is a
+/// display, the PS/2 keyboard, the display and its video head.
+pub(crate) fn add_consoles(dom: &mut Domain, graphics: &Graphics) {
+    let display = graphics_element(graphics);
+    let mut devs = dom.devices_mut();
+    devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
+    devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
+    if display.is_some() {
+        devs.add(Input::new_element(
+            &InputType::Tablet,
+            Some(&InputBus::Virtio),
+        ));
+    }
+    devs.add(Input::new_element(
+        &InputType::Keyboard,
+        Some(&InputBus::Ps2),
+    ));
+    if let Some(g) = display {
+        devs.add(g);
+    }
+    devs.add(
+        Element::new("video").with_child(
+            Element::new("model")
+                .with_attr("type", VideoModel::Virtio.as_str())
+                .with_attr("heads", "1")
+                .with_attr("primary", "yes"),
+        ),
+    );
+}
+
+/// The `<graphics>` element of a choice (`None` for no display).
+fn graphics_element(g: &Graphics) -> Option<Element> {
+    match g {
+        Graphics::None => None,
+        Graphics::Local => Some(
+            Element::new("graphics")
+                .with_attr("type", "vnc")
+                .with_child(Element::new("listen").with_attr("type", "none")),
+        ),
+        Graphics::Socket { path, password } => {
+            let path = text(path);
+            let mut spec = GraphicsSpec::vnc_socket(&path);
+            spec.passwd = password.clone();
+            // libvirt writes the socket both as an attribute and as a listen element.
+            let mut e = spec.to_element();
+            e.set_attr("socket", &path);
+            Some(e)
+        }
+        Graphics::Tcp {
+            port,
+            listen,
+            password,
+        } => Some(
+            GraphicsSpec {
+                graphics_type: GraphicsType::Vnc,
+                port: Some(port.map_or(-1, i32::from)),
+                autoport: Some(port.is_none()),
+                listen: Some(listen.clone()),
+                socket: None,
+                passwd: Some(password.clone()),
+            }
+            .to_element(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(graphics: Graphics) -> Domain {
+        let mut m = NewMachine::new("m", Source::Kernel(KernelBoot::default()));
+        m.graphics = graphics;
+        let boot = KernelBoot {
+            kernel: "/k".into(),
+            ..KernelBoot::default()
+        };
+        let mut d = document(&m, &boot).expect("valid");
+        add_consoles(&mut d, &m.graphics);
+        d
+    }
+
+    #[test]
+    fn new_machine_consoles_have_a_tablet_only_with_a_display() {
+        let xml = machine(Graphics::None).to_xml();
+        assert!(xml.contains("<console type='pty'>"), "{xml}");
+        assert!(xml.contains("<input type='keyboard' bus='ps2'/>"), "{xml}");
+        assert!(!xml.contains("<input type='tablet'"), "{xml}");
+        assert!(
+            xml.contains("<model type='virtio' heads='1' primary='yes'/>"),
+            "{xml}"
+        );
+        let d = machine(Graphics::Local);
+        let xml = d.to_xml();
+        let at = |needle: &str| {
+            xml.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing in\n{xml}"))
+        };
+        assert!(at("<input type='tablet' bus='virtio'/>") < at("<input type='keyboard'"));
+        assert!(at("<graphics type='vnc'") < at("<video>"));
+        d.validate().expect("valid");
+    }
+
+    #[test]
+    fn every_new_machine_has_network_and_entropy() {
+        let xml = machine(Graphics::Local).to_xml();
+        assert!(xml.contains("<interface type='user'>"), "{xml}");
+        assert!(xml.contains("<rng model='virtio'>"), "{xml}");
+        assert!(xml.contains("<boot dev='hd'/>"), "{xml}");
+    }
+
+    #[test]
+    fn disks_and_cdroms_get_their_targets_and_one_controller() {
+        let mut d = machine(Graphics::None);
+        let p = Path::new;
+        assert_eq!(
+            attach_disk(&mut d, p("/a.qcow2"), DiskFormat::Qcow2, Media::Disk, false).unwrap(),
+            0
+        );
+        attach_disk(&mut d, p("/c1.iso"), DiskFormat::Raw, Media::Cdrom, false).unwrap();
+        attach_disk(&mut d, p("/b.img"), DiskFormat::Raw, Media::Disk, true).unwrap();
+        attach_disk(&mut d, p("/c2.iso"), DiskFormat::Raw, Media::Cdrom, false).unwrap();
+        let devs = d.devices().unwrap();
+        let targets: Vec<_> = devs.disks().iter().filter_map(|d| d.target_dev()).collect();
+        assert_eq!(targets, ["vda", "sda", "vdb", "sdb"]);
+        assert!(devs.disks()[2].readonly() && devs.disks()[3].readonly());
+        assert_eq!(devs.count("controller"), 1);
+        assert!(d.to_xml().contains("unit='1'/>"));
+        d.validate().expect("valid");
+    }
+}

@@ -1,0 +1,226 @@
+//! Whole create flows through the use-case layer, in a private set of directories.
+
+use super::*;
+use crate::connection::{Connection, DriverError};
+use std::path::{Path, PathBuf};
+use vireo_domain::{Mac, Uuid};
+
+struct Home {
+    dir: PathBuf,
+    conn: Connection,
+}
+
+impl Home {
+    fn new(tag: &str) -> Home {
+        let dir = std::env::temp_dir().join(format!("vireo-uc-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = crate::Paths::under(
+            &dir.join("c"),
+            &dir.join("r"),
+            &dir.join("d"),
+            &dir.join("k"),
+        );
+        Home {
+            conn: Connection::with_paths(paths),
+            dir,
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, b"k").unwrap();
+        p
+    }
+
+    fn images(&self) -> PathBuf {
+        self.conn.paths().images()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn kernel_machine(name: &str, kernel: &Path) -> NewMachine {
+    NewMachine::new(
+        name,
+        Source::Kernel(KernelBoot {
+            kernel: kernel.to_owned(),
+            ..KernelBoot::default()
+        }),
+    )
+}
+
+fn new_disk(gib: u64) -> DiskRequest {
+    DiskRequest::disk(Image::New {
+        at: NewImageAt::ImagesDir,
+        size_bytes: gib << 30,
+        format: DEFAULT_IMAGE_FORMAT,
+    })
+}
+
+#[test]
+fn a_plan_writes_nothing_and_is_what_create_defines() {
+    let h = Home::new("plan");
+    let mut m = kernel_machine("p", &h.file("vmlinuz"));
+    m.disks.push(new_disk(1));
+    m.uuid = Uuid::parse("6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3");
+    m.networks[0].mac = Mac::parse("52:54:00:12:34:56");
+    let plan = plan(&h.conn, &m).expect("plan");
+    assert!(!h.images().exists(), "planning wrote something");
+    assert_eq!(plan.images.len(), 1);
+    assert_eq!(plan.images[0].path, h.images().join("p.qcow2"));
+    assert_eq!(plan.images[0].place.part(), Part::Disk(0));
+    // The same description plans the same document.
+    assert_eq!(super::plan(&h.conn, &m).unwrap().xml, plan.xml);
+    let made = create(&h.conn, &plan).expect("create");
+    assert!(made.start_error.is_none() && made.autostart_error.is_none());
+    assert_eq!(h.conn.xml("p", true).unwrap(), plan.xml);
+    assert!(h.images().join("p.qcow2").is_file());
+    // Planned again: the name is taken now.
+    let e = super::plan(&h.conn, &m).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Name], "{e}");
+}
+
+#[test]
+fn invalid_choices_are_all_reported_with_their_parts() {
+    let h = Home::new("bad");
+    let mut m = kernel_machine("bad/name", Path::new("/k"));
+    m.memory_mib = 0;
+    m.vcpus = 0;
+    let e = plan(&h.conn, &m).unwrap_err();
+    let parts = e.parts();
+    for p in [Part::Name, Part::Memory, Part::Vcpus] {
+        assert!(parts.contains(&p), "{p:?} not in {parts:?}: {e}");
+    }
+    m.name = ".hidden".into();
+    m.memory_mib = 64;
+    m.vcpus = 1;
+    assert_eq!(plan(&h.conn, &m).unwrap_err().parts(), vec![Part::Name]);
+}
+
+#[test]
+fn an_existing_image_file_is_refused_and_kept() {
+    let h = Home::new("exists");
+    std::fs::create_dir_all(h.images()).unwrap();
+    let old = h.images().join("e.qcow2");
+    std::fs::write(&old, b"someone's data").unwrap();
+    let mut m = kernel_machine("e", &h.file("vmlinuz"));
+    m.disks.push(new_disk(1));
+    let e = plan(&h.conn, &m).unwrap_err();
+    assert!(
+        matches!(&e, DriverError::ImageExists { path, .. } if *path == old),
+        "{e}"
+    );
+    assert_eq!(e.parts(), vec![Part::Disk(0)]);
+    assert_eq!(std::fs::read(&old).unwrap(), b"someone's data");
+}
+
+#[test]
+fn images_made_for_a_machine_that_is_not_made_are_removed() {
+    let h = Home::new("undo");
+    // To start at once, but its kernel is not there: the start check refuses before define.
+    let mut m = kernel_machine("u", Path::new("/nonexistent/vmlinuz"));
+    m.disks.push(new_disk(1));
+    m.start = true;
+    let p = plan(&h.conn, &m).expect("plan");
+    let e = create(&h.conn, &p).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Kernel], "{e}");
+    assert!(!h.images().join("u.qcow2").exists());
+    assert!(h.conn.xml("u", true).is_err());
+    // Another machine took the name between plan and create: define refuses, image removed.
+    let mut m = kernel_machine("v", &h.file("vmlinuz"));
+    m.disks.push(new_disk(1));
+    let p = plan(&h.conn, &m).expect("plan");
+    let other = plan(&h.conn, &kernel_machine("v", &h.file("vmlinuz"))).unwrap();
+    create(&h.conn, &other).expect("the other one");
+    let e = create(&h.conn, &p).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Name], "{e}");
+    assert!(!h.images().join("v.qcow2").exists());
+}
+
+#[test]
+fn an_imported_disk_is_the_first_disk_with_the_given_format() {
+    let h = Home::new("import");
+    let k = h.file("vmlinuz");
+    let mut m = NewMachine::new(
+        "i",
+        Source::DiskImage {
+            path: h.dir.join("old.img"),
+            format: DiskFormat::Qcow2,
+            boot: KernelBoot {
+                kernel: k,
+                ..KernelBoot::default()
+            },
+        },
+    );
+    m.disks.push(DiskRequest {
+        image: Image::Existing {
+            path: "/seed.iso".into(),
+            format: DiskFormat::Raw,
+        },
+        media: Media::Cdrom,
+        readonly: false,
+    });
+    let xml = plan(&h.conn, &m).unwrap().xml;
+    let d = vireo_domain::Domain::parse(&xml).unwrap();
+    let devs = d.devices().unwrap();
+    let disks = devs.disks();
+    assert_eq!(
+        disks[0].source(),
+        Some(h.dir.join("old.img").display().to_string())
+    );
+    assert_eq!(disks[0].format(), Some(vireo_domain::ImageFormat::Qcow2));
+    assert_eq!(disks[1].target_dev().as_deref(), Some("sda"));
+}
+
+#[test]
+fn sources_not_offered_yet_say_so() {
+    let h = Home::new("os");
+    let m = NewMachine::new("o", Source::OsImage("/debian.iso".into()));
+    assert!(matches!(
+        plan(&h.conn, &m),
+        Err(DriverError::NotYetSupported(_))
+    ));
+}
+
+#[test]
+fn an_xml_source_is_defined_as_written_and_never_replaces_a_machine() {
+    let h = Home::new("xml");
+    let text = "<domain type='kvm'>\n  <name>x</name>\n  <!-- mine -->\n  <memory>65536</memory>\n  <os><type>hvm</type></os>\n</domain>\n";
+    let m = NewMachine::new("", Source::Xml(text.into()));
+    let p = plan(&h.conn, &m).unwrap();
+    assert_eq!((p.name.as_str(), p.xml.as_str()), ("x", text));
+    create(&h.conn, &p).unwrap();
+    assert!(h.conn.xml("x", true).unwrap().contains("<!-- mine -->"));
+    let e = plan(&h.conn, &m).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Name]);
+}
+
+#[test]
+fn the_quick_machine_plans_without_writing() {
+    let h = Home::new("quick");
+    let k = h.file("vmlinuz-6.1.0-test");
+    let mut m = NewMachine::new(
+        "q",
+        Source::HostKernel(HostKernel {
+            kernel: Some(k.clone()),
+            ..HostKernel::default()
+        }),
+    );
+    m.networks.clear();
+    // busybox-static is a build requirement of this project (README set-up).
+    let p = plan(&h.conn, &m).expect("plan");
+    assert!(!h.images().exists());
+    let initrd = h.images().join("q-initrd.img");
+    assert_eq!(p.quick.as_ref().map(|q| &q.initrd), Some(&initrd));
+    assert!(p
+        .xml
+        .contains(&format!("<initrd>{}</initrd>", initrd.display())));
+    assert!(p.xml.contains(crate::quick::QUICK_CMDLINE));
+    create(&h.conn, &p).expect("create");
+    assert!(initrd.is_file());
+}
