@@ -1,6 +1,8 @@
 //! The creation wizard: a source (this computer's kernel, a kernel file, a disk image or a
 //! domain XML), then name, memory, processors, boot files and disk, then a review of the XML
-//! it will define. Driver calls and `qemu-img` run on worker threads.
+//! it will define. The pages' fields become the driver's description of a new machine
+//! ([`super::wizard_xml`]); the driver plans it (the review), makes it, and says which field a
+//! refusal belongs to. Driver calls run on worker threads.
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
@@ -8,11 +10,10 @@ use gettextrs::gettext;
 use gtk::{gio, glib, CompositeTemplate};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
-use vireo_driver::DriverError;
+use vireo_driver::usecase::{self, NewMachine, Plan};
 
 use super::backend::Backend;
-use super::i18n::gettext_f;
-use super::wizard_xml::{domain_xml, field_for_error, format_for, Disk, MachineSpec};
+use super::wizard_xml::{describe, describe_quick, field_for, Form};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -86,8 +87,8 @@ mod imp {
         pub progress: TemplateChild<gtk::ProgressBar>,
         pub source: Cell<Source>,
         pub backend: RefCell<Option<Backend>>,
-        /// A new disk the review will create before defining (path, GiB).
-        pub new_disk: RefCell<Option<(PathBuf, u32)>>,
+        /// What the review page shows and Create makes (a machine from the details page).
+        pub plan: RefCell<Option<Plan>>,
         pub busy: Cell<bool>,
     }
 
@@ -339,11 +340,10 @@ impl VireoNewMachineWindow {
         }
         let page = imp.stack.visible_child_name().unwrap_or_default();
         match page.as_str() {
-            "details" => match self.spec_from_details() {
-                Ok(spec) => self.review(&domain_xml(&spec)),
-                Err((field, message)) => self.show_field_error(field, &message),
-            },
+            "details" => self.plan_details(),
             "xml" => {
+                // The document is reviewed as it is; the driver checks it on Create.
+                imp.plan.replace(None);
                 let buffer = imp.xml_view.buffer();
                 let text = buffer.text(&buffer.start_iter(), &buffer.end_iter(), false);
                 self.review(&text);
@@ -353,6 +353,54 @@ impl VireoNewMachineWindow {
         }
     }
 
+    /// The form's fields, as they are.
+    pub fn form(&self) -> Form {
+        let imp = self.imp();
+        let buffer = imp.xml_view.buffer();
+        Form {
+            source: imp.source.get(),
+            name: imp.name_entry.text().to_string(),
+            memory_mib: imp.memory_spin.value() as u32,
+            vcpus: imp.vcpus_spin.value() as u32,
+            kernel: imp.kernel_entry.text().to_string(),
+            initrd: imp.initrd_entry.text().to_string(),
+            cmdline: imp.cmdline_entry.text().to_string(),
+            disk: imp.disk_entry.text().to_string(),
+            new_disk_gib: imp.disk_spin.value() as u32,
+            xml: buffer
+                .text(&buffer.start_iter(), &buffer.end_iter(), false)
+                .to_string(),
+        }
+    }
+
+    /// Plans the machine of the details page: the review shows its document, or the field a
+    /// refusal belongs to is marked.
+    fn plan_details(&self) {
+        let form = self.form();
+        let source = form.source;
+        let machine = describe(&form);
+        let backend = self.backend();
+        self.set_busy(true);
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let planned = backend.call(move |c| Ok(usecase::plan(c, &machine))).await;
+                window.set_busy(false);
+                match planned {
+                    Ok(Ok(plan)) => {
+                        window.review(&plan.xml);
+                        window.imp().plan.replace(Some(plan));
+                    }
+                    Ok(Err(e)) => {
+                        window.show_field_error(field_for(source, &e).unwrap_or(""), &e.to_string())
+                    }
+                    Err(message) => window.show_field_error("", &message),
+                }
+            }
+        ));
+    }
+
     fn review(&self, xml: &str) {
         let imp = self.imp();
         imp.review_view.buffer().set_text(xml);
@@ -360,7 +408,7 @@ impl VireoNewMachineWindow {
         self.show_page("review");
     }
 
-    fn entry_rows(&self) -> [(&'static str, gtk::Widget); 6] {
+    fn entry_rows(&self) -> [(&'static str, gtk::Widget); 8] {
         let imp = self.imp();
         [
             ("name", imp.name_entry.get().upcast()),
@@ -368,7 +416,9 @@ impl VireoNewMachineWindow {
             ("vcpus", imp.vcpus_spin.get().upcast()),
             ("kernel", imp.kernel_entry.get().upcast()),
             ("initrd", imp.initrd_entry.get().upcast()),
+            ("cmdline", imp.cmdline_entry.get().upcast()),
             ("disk", imp.disk_entry.get().upcast()),
+            ("new-disk", imp.disk_spin.get().upcast()),
         ]
     }
 
@@ -387,66 +437,6 @@ impl VireoNewMachineWindow {
         imp.details_error.set_visible(true);
     }
 
-    fn spec_from_details(&self) -> Result<MachineSpec, (&'static str, String)> {
-        let imp = self.imp();
-        let name = imp.name_entry.text().trim().to_owned();
-        vireo_driver::model::check_name(&name).map_err(|e| ("name", e.to_string()))?;
-        let file = |entry: &adw::EntryRow, field: &'static str, required: bool| {
-            let text = entry.text().trim().to_owned();
-            if text.is_empty() {
-                return if required {
-                    Err((field, gettext("Choose a file")))
-                } else {
-                    Ok(None)
-                };
-            }
-            let path = PathBuf::from(&text);
-            if !path.is_absolute() || !path.is_file() {
-                return Err((field, gettext_f("{path} is not a file", &[("path", &text)])));
-            }
-            Ok(Some(path))
-        };
-        let kernel = file(&imp.kernel_entry, "kernel", true)?.unwrap_or_default();
-        let initrd = file(&imp.initrd_entry, "initrd", false)?;
-        let source = imp.source.get();
-        let disk = if source == Source::DiskImage {
-            file(&imp.disk_entry, "disk", true)?.map(|path| Disk {
-                format: format_for(&path).to_owned(),
-                path,
-            })
-        } else {
-            None
-        };
-        let gib = imp.disk_spin.value() as u32;
-        let new_disk = if source == Source::Kernel && gib > 0 {
-            let path = self
-                .backend()
-                .connection()
-                .paths()
-                .images()
-                .join(format!("{name}.qcow2"));
-            Some((path, gib))
-        } else {
-            None
-        };
-        let disk = disk.or_else(|| {
-            new_disk.as_ref().map(|(path, _)| Disk {
-                path: path.clone(),
-                format: "qcow2".into(),
-            })
-        });
-        imp.new_disk.replace(new_disk);
-        Ok(MachineSpec {
-            name,
-            memory_mib: imp.memory_spin.value() as u32,
-            vcpus: imp.vcpus_spin.value() as u32,
-            kernel,
-            initrd,
-            cmdline: imp.cmdline_entry.text().to_string(),
-            disk,
-        })
-    }
-
     fn set_busy(&self, busy: bool) {
         let imp = self.imp();
         imp.busy.set(busy);
@@ -456,18 +446,15 @@ impl VireoNewMachineWindow {
         imp.quick_row.set_sensitive(!busy);
     }
 
-    /// Creates the disk (if any), defines the reviewed XML, then closes.
+    /// Makes the reviewed machine (its disk first, if any), then closes; a machine that was
+    /// to start opens its console.
     fn create(&self) {
         let imp = self.imp();
-        let buffer = imp.review_view.buffer();
-        let xml = buffer
-            .text(&buffer.start_iter(), &buffer.end_iter(), false)
-            .to_string();
-        let new_disk = if imp.source.get() == Source::Kernel {
-            imp.new_disk.borrow().clone()
-        } else {
-            None
-        };
+        let source = imp.source.get();
+        // The reviewed plan; an imported document is planned as it was reviewed.
+        let planned = imp.plan.borrow().clone();
+        let machine: NewMachine = describe(&self.form());
+        let makes_disks = planned.as_ref().is_some_and(|p| !p.images.is_empty());
         let backend = self.backend();
         self.set_busy(true);
         glib::spawn_future_local(glib::clone!(
@@ -475,12 +462,11 @@ impl VireoNewMachineWindow {
             self,
             async move {
                 let imp = window.imp();
-                let made = new_disk.as_ref().map(|(path, _)| path.clone());
-                if let Some((path, gib)) = new_disk {
+                let pulse = makes_disks.then(|| {
                     imp.progress.set_visible(true);
                     imp.progress
                         .set_text(Some(&gettext("Creating the disk image…")));
-                    let pulse = glib::timeout_add_local(
+                    glib::timeout_add_local(
                         std::time::Duration::from_millis(100),
                         glib::clone!(
                             #[weak(rename_to = bar)]
@@ -492,70 +478,54 @@ impl VireoNewMachineWindow {
                                 glib::ControlFlow::Continue
                             }
                         ),
-                    );
-                    let result = backend.call(move |_| create_qcow2(&path, gib)).await;
+                    )
+                });
+                let made = backend
+                    .call(move |c| {
+                        Ok(match planned {
+                            Some(plan) => usecase::create(c, &plan),
+                            None => usecase::plan(c, &machine)
+                                .and_then(|plan| usecase::create(c, &plan)),
+                        })
+                    })
+                    .await;
+                if let Some(pulse) = pulse {
                     pulse.remove();
                     imp.progress.set_visible(false);
-                    if let Err(message) = result {
-                        window.set_busy(false);
-                        imp.review_error.set_label(&message);
-                        imp.review_error.set_visible(true);
-                        return;
-                    }
                 }
-                // A machine made from a kernel or disk runs at once; an import is only defined.
-                let start = imp.source.get() != Source::Xml;
-                // The typed error, so that refusals without an element path (a name taken by
-                // another machine) still find their field.
-                let defined = backend.call(move |c| Ok(c.define_xml(&xml))).await;
-                let refused = match defined {
-                    Ok(Ok(info)) => Ok(info),
-                    Ok(Err(e)) => Err((field_for_error(&e), e.to_string())),
-                    Err(message) => Err(("", message)),
-                };
-                let info = match refused {
-                    Ok(info) => info,
-                    Err((field, message)) => {
-                        // The disk made for this attempt would block the next one.
-                        if let Some(path) = made {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        window.set_busy(false);
-                        return window.show_define_error(field, &message);
+                window.set_busy(false);
+                let created = match made {
+                    Ok(Ok(created)) => created,
+                    Ok(Err(e)) => {
+                        return window.show_define_error(field_for(source, &e), &e.to_string())
                     }
+                    Err(message) => return window.show_define_error(None, &message),
                 };
-                if start {
-                    let name = info.name.clone();
-                    let started = backend.call(move |c| c.start(&name)).await;
-                    window.set_busy(false);
-                    window.close();
-                    if let Some(parent) = window.transient_for() {
-                        match started {
-                            Ok(()) => {
-                                let _ = parent.activate_action(
-                                    "win.machine-console",
-                                    Some(&info.name.to_variant()),
-                                );
-                            }
-                            Err(message) => {
-                                if let Ok(main) = parent.downcast::<super::window::VireoWindow>() {
-                                    main.show_toast(&message);
-                                }
-                            }
+                window.close();
+                let Some(parent) = window.transient_for() else {
+                    return;
+                };
+                let name = created.info.name.clone();
+                match created.start_error.or(created.autostart_error) {
+                    Some(e) => {
+                        if let Ok(main) = parent.downcast::<super::window::VireoWindow>() {
+                            main.show_toast(&e.to_string());
                         }
                     }
-                } else {
-                    window.set_busy(false);
-                    window.close();
+                    None if source != Source::Xml => {
+                        let _ =
+                            parent.activate_action("win.machine-console", Some(&name.to_variant()));
+                    }
+                    None => {}
                 }
             }
         ));
     }
 
-    /// A validation error from the driver goes beside its field when the form made the XML.
-    fn show_define_error(&self, field: &str, message: &str) {
+    /// A refusal goes beside its field when the form made the XML.
+    fn show_define_error(&self, field: Option<&str>, message: &str) {
         let imp = self.imp();
-        if imp.source.get() != Source::Xml && !field.is_empty() {
+        if let (true, Some(field)) = (imp.source.get() != Source::Xml, field) {
             self.choose_source(imp.source.get());
             self.show_field_error(field, message);
         } else {
@@ -576,26 +546,14 @@ impl VireoNewMachineWindow {
             #[weak(rename_to = window)]
             self,
             async move {
+                let machine = describe_quick(&name, memory_mib);
                 let result = backend
                     .call(move |c| {
-                        let images = c.paths().images();
-                        let quick = vireo_driver::quick::prepare(&images, &name, None, None, None)
-                            .map_err(|e| DriverError::StartFailed {
-                                name: name.clone(),
-                                message: e.to_string(),
-                            })?;
-                        let spec = MachineSpec {
-                            name: name.clone(),
-                            memory_mib,
-                            vcpus: 1,
-                            kernel: quick.kernel.image.clone(),
-                            initrd: Some(quick.initrd.clone()),
-                            cmdline: quick.cmdline.clone(),
-                            disk: None,
-                        };
-                        c.define_xml(&domain_xml(&spec))?;
-                        c.start(&name)?;
-                        Ok(name)
+                        let created = usecase::create(c, &usecase::plan(c, &machine)?)?;
+                        match created.start_error {
+                            Some(e) => Err(e),
+                            None => Ok(created.info.name),
+                        }
                     })
                     .await;
                 window.set_busy(false);
@@ -635,37 +593,6 @@ fn host_resources() -> (i64, i64) {
         .map(|n| n.get() as i64)
         .unwrap_or(1);
     (mib, cpus)
-}
-
-/// `qemu-img create -f qcow2 PATH SIZEG`, into the private images directory.
-fn create_qcow2(path: &Path, gib: u32) -> Result<(), DriverError> {
-    let io = |source| DriverError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    if path.exists() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "a disk image of that name exists already",
-        )));
-    }
-    let out = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(path)
-        .arg(format!("{gib}G"))
-        .output()
-        .map_err(io)?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io(std::io::Error::other(format!(
-            "qemu-img: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))))
-    }
 }
 
 #[cfg(test)]

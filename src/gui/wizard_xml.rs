@@ -1,188 +1,145 @@
-//! The domain XML the creation wizard defines, built from what the user chose with
-//! `vireo-domain`'s `DomainBuilder` (through the driver's re-export), in the shape `vireoctl
-//! create` writes, so both tools produce the same machines.
+//! The wizard's mapping: from what its pages collect to the driver's description of a new
+//! machine ([`vireo_driver::usecase::NewMachine`]), and from the driver's typed refusals back
+//! to the field each belongs to. The machine's shape, its XML and every check are the driver's,
+//! shared with `vireoctl create`, so both make the same machine from the same choices.
 
 use std::path::PathBuf;
-use vireo_driver::domain::{
-    BootDev, DiskSpec, Domain, DomainBuilder, Element, ImageFormat, InterfaceSpec, InterfaceType,
+use vireo_driver::usecase::{
+    self, DiskRequest, HostKernel, Image, KernelBoot, NewImageAt, NewMachine, Part,
 };
+use vireo_driver::DriverError;
 
-/// Everything the wizard's pages collect.
+use super::new_machine::Source;
+
+/// Everything the wizard's pages collect, as the widgets hold it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MachineSpec {
+pub struct Form {
+    pub source: Source,
     pub name: String,
     pub memory_mib: u32,
     pub vcpus: u32,
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
+    pub kernel: String,
+    pub initrd: String,
     pub cmdline: String,
-    /// Disk image to attach (existing, or created by the wizard before defining).
-    pub disk: Option<Disk>,
+    /// The disk image to import (the disk image source).
+    pub disk: String,
+    /// Size of the new disk in GiB (the kernel source; 0 for none).
+    pub new_disk_gib: u32,
+    /// The document (the XML source).
+    pub xml: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disk {
-    pub path: PathBuf,
-    /// "qcow2" or "raw".
-    pub format: String,
+fn path(text: &str) -> Option<PathBuf> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| PathBuf::from(t))
 }
 
-/// The image format a file name suggests (qemu-img's own probing is not safe for raw files
-/// written by a guest, so the user's file name decides and the review shows it).
-pub fn format_for(path: &std::path::Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(e) if e.eq_ignore_ascii_case("qcow2") => "qcow2",
-        _ => "raw",
-    }
-}
-
-fn builder(spec: &MachineSpec) -> DomainBuilder {
-    let mut b = DomainBuilder::new(&spec.name)
-        .memory(u64::from(spec.memory_mib) << 20)
-        .vcpus(spec.vcpus)
-        .kernel(&spec.kernel.to_string_lossy())
-        .serial_console(false)
-        .inputs(false)
-        .memballoon_none(false)
-        .rng(false)
-        .video(None)
-        .interface(InterfaceSpec {
-            iface_type: InterfaceType::User,
-            mac: None,
-            source: None,
-            model: Some("virtio".into()),
-            backend: None,
-            port_forwards: Vec::new(),
-        });
-    if let Some(initrd) = &spec.initrd {
-        b = b.initrd(&initrd.to_string_lossy());
-    }
-    if !spec.cmdline.trim().is_empty() {
-        b = b.cmdline(spec.cmdline.trim());
-    }
-    if let Some(disk) = &spec.disk {
-        b = b.disk(DiskSpec::file(
-            &disk.path.to_string_lossy(),
-            ImageFormat::from(disk.format.as_str()),
-            "vda",
-        ));
-    }
-    b
-}
-
-/// The builder validates; a spec it refuses (a name or size the form let through) is built
-/// with placeholders and the user's values are then written through the typed views, so that
-/// the driver's validation on define names the field (the wizard maps its path to the form).
-fn build(spec: &MachineSpec) -> Option<Domain> {
-    if let Ok(d) = builder(spec).build() {
-        return Some(d);
-    }
-    let safe = MachineSpec {
-        name: "machine".into(),
-        memory_mib: spec.memory_mib.max(1),
-        vcpus: spec.vcpus.max(1),
-        disk: spec.disk.as_ref().map(|d| Disk {
-            path: d.path.clone(),
-            format: "raw".into(),
-        }),
-        ..spec.clone()
+/// The machine the form describes. A machine made from a kernel or a disk image starts at
+/// once; an imported document is only defined.
+pub fn describe(form: &Form) -> NewMachine {
+    let boot = KernelBoot {
+        kernel: path(&form.kernel).unwrap_or_default(),
+        initrd: path(&form.initrd),
+        cmdline: Some(form.cmdline.trim().to_owned()).filter(|c| !c.is_empty()),
     };
-    let mut d = builder(&safe).build().ok()?;
-    d.set_name(&spec.name);
-    d.set_memory(u64::from(spec.memory_mib) << 20);
-    d.set_current_memory(Some(u64::from(spec.memory_mib) << 20));
-    d.set_vcpu(spec.vcpus);
-    if let (Some(disk), Some(mut view)) = (&spec.disk, d.devices_mut().disk_mut(0)) {
-        view.set_driver(Some("qemu"), Some(&ImageFormat::from(disk.format.as_str())));
-    }
-    Some(d)
-}
-
-pub fn domain_xml(spec: &MachineSpec) -> String {
-    let Some(mut d) = build(spec) else {
-        // Unreachable with the placeholders above; an empty document is refused on define
-        // with a parse error rather than defining something the user did not ask for.
-        return String::new();
-    };
-    // libvirt adds the boot entry on define even for a kernel boot.
-    d.os_mut().set_boot_devs(&[BootDev::Hd]);
-    let mut devs = d.devices_mut();
-    // Local clients only (the console uses the unix socket): no TCP port, no password.
-    devs.add_new_machine_consoles(Some(
-        Element::new("graphics")
-            .with_attr("type", "vnc")
-            .with_child(Element::new("listen").with_attr("type", "none")),
-    ));
-    d.to_xml()
-}
-
-/// Which wizard field a validation error (its XML path) concerns.
-pub fn field_for_path(path: &str) -> &'static str {
-    // The last element step: attributes (@unit) and positions ([2]) belong to it.
-    let last = path
-        .rsplit('/')
-        .find(|s| !s.is_empty() && !s.starts_with('@'))
-        .unwrap_or("");
-    let last = last.split('[').next().unwrap_or("");
-    match last {
-        "name" => "name",
-        "memory" | "currentMemory" => "memory",
-        "vcpu" => "vcpus",
-        "kernel" => "kernel",
-        "initrd" => "initrd",
-        "cmdline" => "cmdline",
-        "source" | "disk" => "disk",
-        _ => "",
-    }
-}
-
-/// Which wizard field a driver message concerns. The driver passes vireo-domain's errors on
-/// as they are (`line 3, column 5: domain/memory: invalid value ...`, one per line), so the
-/// element path is found wherever it stands in the first line, not only at its start.
-pub fn field_for_message(message: &str) -> &'static str {
-    let first = message.lines().next().unwrap_or("");
-    first
-        .split(": ")
-        .find(|part| part.starts_with("domain/") || part.starts_with("/domain/"))
-        .map(field_for_path)
-        .unwrap_or("")
-}
-
-/// Which wizard field a refusal of the driver's define concerns: a name another machine has
-/// (the store's refusal names no element), or the element path in a validation message.
-pub fn field_for_error(error: &vireo_driver::DriverError) -> &'static str {
-    match error {
-        vireo_driver::DriverError::Store(vireo_driver::store::StoreError::NameTaken { .. }) => {
-            "name"
+    let source = match form.source {
+        Source::Kernel => usecase::Source::Kernel(boot),
+        Source::DiskImage => {
+            let disk = path(&form.disk).unwrap_or_default();
+            usecase::Source::DiskImage {
+                // The wizard has no format field: the file name the user picked pre-fills it.
+                format: usecase::format_for_name(&disk),
+                path: disk,
+                boot,
+            }
         }
-        e => field_for_message(&e.to_string()),
+        Source::Xml => usecase::Source::Xml(form.xml.clone()),
+    };
+    let mut m = NewMachine::new(form.name.trim(), source);
+    m.memory_mib = u64::from(form.memory_mib);
+    m.vcpus = form.vcpus;
+    if form.source == Source::Kernel && form.new_disk_gib > 0 {
+        m.disks.push(DiskRequest::disk(Image::New {
+            at: NewImageAt::ImagesDir,
+            size_bytes: u64::from(form.new_disk_gib) << 30,
+            format: usecase::DEFAULT_IMAGE_FORMAT,
+        }));
     }
+    m.start = form.source != Source::Xml;
+    m
+}
+
+/// The quick machine: this computer's kernel, started at once.
+pub fn describe_quick(name: &str, memory_mib: u32) -> NewMachine {
+    let mut m = NewMachine::new(name, usecase::Source::HostKernel(HostKernel::default()));
+    m.memory_mib = u64::from(memory_mib);
+    m.start = true;
+    m
+}
+
+/// The wizard field (its key in the details page) a refusal belongs to, from the parts of
+/// the machine the driver names; `None` when no field shows it.
+pub fn field_for(source: Source, error: &DriverError) -> Option<&'static str> {
+    error.parts().into_iter().find_map(|part| match part {
+        Part::Name => Some("name"),
+        Part::Memory => Some("memory"),
+        Part::Vcpus => Some("vcpus"),
+        Part::Kernel => Some("kernel"),
+        Part::Initrd => Some("initrd"),
+        Part::Cmdline => Some("cmdline"),
+        Part::Disk(_) if source == Source::DiskImage => Some("disk"),
+        Part::Disk(_) => Some("new-disk"),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vireo_driver::domain::{Mac, Uuid};
+    use vireo_driver::{Connection, Paths};
 
-    fn spec() -> MachineSpec {
-        MachineSpec {
+    /// A connection on directories that do not exist: planning reads, never writes.
+    fn nowhere() -> Connection {
+        let root = std::path::Path::new("/golden");
+        Connection::with_paths(Paths::under(
+            &root.join("config"),
+            &root.join("runtime"),
+            &root.join("data"),
+            &root.join("cache"),
+        ))
+    }
+
+    fn form() -> Form {
+        Form {
+            source: Source::Kernel,
             name: "a<b".into(),
             memory_mib: 512,
             vcpus: 2,
             kernel: "/boot/vmlinuz".into(),
-            initrd: Some("/boot/initrd.img".into()),
+            initrd: "/boot/initrd.img".into(),
             cmdline: "console=ttyS0 x='1'".into(),
-            disk: Some(Disk {
-                path: "/tmp/d.qcow2".into(),
-                format: "qcow2".into(),
-            }),
+            ..Form::default()
         }
+    }
+
+    fn disk_form() -> Form {
+        Form {
+            source: Source::DiskImage,
+            disk: "/tmp/d.qcow2".into(),
+            ..form()
+        }
+    }
+
+    fn xml(form: &Form) -> Result<String, DriverError> {
+        usecase::plan(&nowhere(), &describe(form)).map(|p| p.xml)
     }
 
     #[test]
     fn the_driver_accepts_the_document_and_reads_back_the_choices() {
-        let mut s = spec();
-        s.name = "wiz".into();
-        let xml = domain_xml(&s);
+        let mut f = disk_form();
+        f.name = "wiz".into();
+        let xml = xml(&f).expect("plan");
         let d = vireo_driver::Definition::parse(&xml).expect("driver parses wizard XML");
         assert_eq!(d.name, "wiz");
         assert_eq!((d.memory_kib, d.vcpus), (512 * 1024, 2));
@@ -191,25 +148,71 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("<source file='/tmp/d.qcow2'/>"));
+        assert!(xml.contains("<driver name='qemu' type='qcow2'/>"), "{xml}");
     }
 
     #[test]
     fn names_are_escaped() {
-        assert!(domain_xml(&spec()).contains("<name>a&lt;b</name>"));
+        assert!(xml(&form()).unwrap().contains("<name>a&lt;b</name>"));
     }
 
     #[test]
-    fn refused_values_still_reach_the_driver_with_their_path() {
-        let mut s = spec();
-        s.name = "bad/name".into();
-        s.memory_mib = 0;
-        let xml = domain_xml(&s);
-        let errs = vireo_driver::Definition::parse(&xml).expect_err("invalid");
-        let fields: Vec<&str> = errs.iter().map(|e| field_for_path(&e.path)).collect();
+    fn refused_values_reach_their_fields() {
+        let mut f = form();
+        f.name = "bad/name".into();
+        f.memory_mib = 0;
+        let e = xml(&f).expect_err("invalid");
+        let parts = e.parts();
         assert!(
-            fields.contains(&"name") && fields.contains(&"memory"),
-            "{errs}"
+            parts.contains(&Part::Name) && parts.contains(&Part::Memory),
+            "{e}"
         );
+        assert_eq!(field_for(Source::Kernel, &e), Some("name"));
+        f.name = "wiz".into();
+        assert_eq!(
+            field_for(Source::Kernel, &xml(&f).unwrap_err()),
+            Some("memory")
+        );
+        f.memory_mib = 512;
+        f.vcpus = 0;
+        assert_eq!(
+            field_for(Source::Kernel, &xml(&f).unwrap_err()),
+            Some("vcpus")
+        );
+    }
+
+    #[test]
+    fn driver_errors_map_to_fields() {
+        use vireo_driver::store::StoreError;
+        let taken = DriverError::Store(StoreError::NameTaken {
+            name: "wiz".into(),
+            uuid: "u".into(),
+        });
+        assert_eq!(field_for(Source::Kernel, &taken), Some("name"));
+        assert_eq!(
+            field_for(Source::Kernel, &DriverError::NotFound("x".into())),
+            None
+        );
+        let exists = DriverError::ImageExists {
+            path: "/x".into(),
+            place: usecase::Place::new("domain/devices/disk/source", Some("file")),
+        };
+        assert_eq!(field_for(Source::Kernel, &exists), Some("new-disk"));
+        assert_eq!(field_for(Source::DiskImage, &exists), Some("disk"));
+    }
+
+    #[test]
+    fn a_kernel_machine_gets_a_new_disk_in_the_images_directory() {
+        let mut f = form();
+        f.name = "wiz".into();
+        f.new_disk_gib = 3;
+        let plan = usecase::plan(&nowhere(), &describe(&f)).unwrap();
+        assert_eq!(
+            plan.images[0].path,
+            PathBuf::from("/golden/data/vireo/images/wiz.qcow2")
+        );
+        assert_eq!(plan.images[0].size_bytes, 3 << 30);
+        assert!(plan.start);
     }
 
     #[test]
@@ -217,9 +220,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vireo-wizard-virsh-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("d.xml");
-        let mut s = spec();
-        s.name = "wiz".into();
-        let xml = domain_xml(&s);
+        let mut f = disk_form();
+        f.name = "wiz".into();
+        let xml = xml(&f).unwrap();
         std::fs::write(&file, &xml).unwrap();
         let out = std::process::Command::new("virsh")
             .args(["-q", "-c", "test:///default"])
@@ -248,9 +251,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vireo-wizard-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("d.xml");
-        let mut s = spec();
-        s.name = "wiz".into();
-        std::fs::write(&file, domain_xml(&s)).unwrap();
+        let mut f = disk_form();
+        f.name = "wiz".into();
+        std::fs::write(&file, xml(&f).unwrap()).unwrap();
         let out = std::process::Command::new("virt-xml-validate")
             .arg(&file)
             .arg("domain")
@@ -265,39 +268,63 @@ mod tests {
         );
     }
 
+    /// The golden files of `vireoctl create` (tests/golden/create): the wizard, given the same
+    /// choices, plans the same document byte for byte. The UUID and MAC are set on the
+    /// description the form maps to, as `--uuid` and `mac=` set them on the command line.
     #[test]
-    fn driver_messages_map_to_fields() {
-        let mut s = spec();
-        s.name = "wiz".into();
-        s.memory_mib = 0;
-        let e = vireo_driver::Definition::parse(&domain_xml(&s)).expect_err("memory 0");
-        assert_eq!(field_for_message(&e.to_string()), "memory", "{e}");
-        assert_eq!(field_for_message("domain/vcpu: invalid"), "vcpus");
-        assert_eq!(field_for_message("something else"), "");
-    }
-
-    #[test]
-    fn driver_errors_map_to_fields() {
-        use vireo_driver::store::StoreError;
-        use vireo_driver::DriverError;
-        let taken = DriverError::Store(StoreError::NameTaken {
-            name: "wiz".into(),
-            uuid: "u".into(),
-        });
-        assert_eq!(field_for_error(&taken), "name");
-        let mut s = spec();
-        s.name = "wiz".into();
-        s.vcpus = 0;
-        let e = vireo_driver::Definition::parse(&domain_xml(&s)).expect_err("vcpu 0");
-        let e = DriverError::from(vireo_driver::store::StoreError::Domain(e));
-        assert_eq!(field_for_error(&e), "vcpus", "{e}");
-    }
-
-    #[test]
-    fn error_paths_map_to_fields() {
-        assert_eq!(field_for_path("/domain/name"), "name");
-        assert_eq!(field_for_path("/domain/memory/@unit"), "memory");
-        assert_eq!(field_for_path("/domain/os/kernel"), "kernel");
-        assert_eq!(field_for_path("/domain/devices"), "");
+    fn the_wizard_makes_the_golden_machines_of_vireoctl_create() {
+        let golden = |case: &str| {
+            let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/golden/create")
+                .join(format!("{case}.xml"));
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let cases = [
+            (
+                "kernel-boot",
+                Form {
+                    source: Source::Kernel,
+                    name: "kernel-boot".into(),
+                    memory_mib: 1024,
+                    vcpus: 2,
+                    kernel: "/golden/vmlinuz".into(),
+                    initrd: "/golden/initrd.img".into(),
+                    cmdline: "console=ttyS0 quiet".into(),
+                    ..Form::default()
+                },
+            ),
+            (
+                "disk-import-qcow2",
+                Form {
+                    source: Source::DiskImage,
+                    name: "disk-import-qcow2".into(),
+                    memory_mib: 512,
+                    vcpus: 1,
+                    kernel: "/golden/vmlinuz".into(),
+                    cmdline: "root=/dev/vda1 console=ttyS0".into(),
+                    disk: "/golden/disk.qcow2".into(),
+                    ..Form::default()
+                },
+            ),
+            (
+                "created-disk",
+                Form {
+                    source: Source::Kernel,
+                    name: "created-disk".into(),
+                    memory_mib: 2048,
+                    vcpus: 2,
+                    kernel: "/golden/vmlinuz".into(),
+                    new_disk_gib: 20,
+                    ..Form::default()
+                },
+            ),
+        ];
+        for (case, form) in cases {
+            let mut m = describe(&form);
+            m.uuid = Uuid::parse("6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3");
+            m.networks[0].mac = Mac::parse("52:54:00:12:34:56");
+            let plan = usecase::plan(&nowhere(), &m).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(plan.xml, golden(case), "{case}");
+        }
     }
 }

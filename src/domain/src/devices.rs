@@ -147,36 +147,6 @@ impl<E: AsRef<Element> + AsMut<Element>> Devices<E> {
         let style = style.clone();
         e.insert_ordered(device, order::DEVICES, &style)
     }
-
-    /// The consoles of a new machine, as vireoctl create and the GUI's wizard give it: a pty
-    /// serial port with its console, a virtio tablet when there is a display, the i8042
-    /// keyboard the backend always has (libvirt lists it for x86 machines), the display
-    /// `graphics` and one primary virtio video head.
-    pub fn add_new_machine_consoles(&mut self, graphics: Option<Element>) {
-        self.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
-        self.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
-        if graphics.is_some() {
-            self.add(Input::new_element(
-                &InputType::Tablet,
-                Some(&InputBus::Virtio),
-            ));
-        }
-        self.add(Input::new_element(
-            &InputType::Keyboard,
-            Some(&InputBus::Ps2),
-        ));
-        if let Some(g) = graphics {
-            self.add(g);
-        }
-        self.add(
-            Element::new("video").with_child(
-                Element::new("model")
-                    .with_attr("type", VideoModel::Virtio.as_str())
-                    .with_attr("heads", "1")
-                    .with_attr("primary", "yes"),
-            ),
-        );
-    }
 }
 
 fn yes_no(b: bool) -> &'static str {

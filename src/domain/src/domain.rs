@@ -537,31 +537,6 @@ mod tests {
     }
 
     #[test]
-    fn new_machine_consoles_have_a_tablet_only_with_a_display() {
-        let mut d = dom();
-        d.devices_mut().add_new_machine_consoles(None);
-        let xml = d.to_xml();
-        assert!(xml.contains("<console type='pty'>"), "{xml}");
-        assert!(xml.contains("<input type='keyboard' bus='ps2'/>"), "{xml}");
-        assert!(!xml.contains("<input type='tablet'"), "{xml}");
-        assert!(
-            xml.contains("<model type='virtio' heads='1' primary='yes'/>"),
-            "{xml}"
-        );
-        let mut d = dom();
-        let vnc = crate::tree::Element::new("graphics").with_attr("type", "vnc");
-        d.devices_mut().add_new_machine_consoles(Some(vnc));
-        let xml = d.to_xml();
-        let at = |needle: &str| {
-            xml.find(needle)
-                .unwrap_or_else(|| panic!("{needle} missing in\n{xml}"))
-        };
-        assert!(at("<input type='tablet' bus='virtio'/>") < at("<input type='keyboard'"));
-        assert!(at("<graphics type='vnc'") < at("<video>"));
-        d.validate().expect("valid");
-    }
-
-    #[test]
     fn untouched_is_identical_and_edits_are_local() {
         let mut d = dom();
         assert_eq!(d.to_xml(), DOC);
