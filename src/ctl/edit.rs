@@ -1,9 +1,12 @@
-//! `vireoctl edit`: the definition in $VISUAL/$EDITOR, checked before it is saved; on an error
-//! the user is asked whether to edit again (as virsh does), and nothing is saved unless it is
-//! valid.
+//! `vireoctl edit`: the definition in $VISUAL/$EDITOR, saved through the driver's edit policy
+//! ([`vireo_driver::usecase::edit`], the same as the GUI's details window): an edit that is
+//! invalid, or that would keep a machine that starts from starting, is refused and nothing is
+//! saved. On a refusal the user is asked whether to edit again (as virsh does), on the text as
+//! edited; one who gives up keeps that text in a file this command names.
 
 use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_OK};
 use std::io::{BufRead, Write};
+use vireo_driver::usecase;
 use vireo_driver::Connection;
 
 fn editor() -> String {
@@ -59,19 +62,18 @@ pub fn edit(conn: &Connection, domain: &str) -> CtlResult {
             println!("Domain '{domain}' XML configuration not changed.");
             break Ok(EXIT_OK);
         }
-        match conn.define_xml(&edited) {
-            Ok(info) => {
-                if let Err(e) = conn.check_startable(&edited) {
-                    eprintln!("warning: the machine will not start as it is: {e}");
-                }
-                println!("Domain '{}' XML configuration edited.", info.name);
+        match usecase::edit_xml(conn, domain, &edited) {
+            Ok(done) => {
+                println!("Domain '{}' XML configuration edited.", done.info.name);
                 break Ok(EXIT_OK);
             }
             Err(e) => {
                 eprintln!("error: {e}");
                 if !ask_again() {
-                    break Err((
-                        crate::ctl_exit::EXIT_INVALID,
+                    // Nothing typed is lost: the edited text stays where the editor left it.
+                    eprintln!("Your edited XML is kept in {}", file.display());
+                    return Err((
+                        fail(e).0,
                         format!("Domain '{domain}' XML configuration not changed."),
                     ));
                 }

@@ -1,7 +1,8 @@
 //! The details (properties) window of one machine: overview with live usage graphs, boot,
 //! disks, network, display and the stored XML, one page each. Edits are made on the stored
-//! definition through `vireo-domain`'s typed views, checked (validation, then the driver's
-//! start check) and defined through the driver; a refusal is shown beside the field it names.
+//! definition through `vireo-domain`'s typed views and saved by the driver's edit
+//! ([`vireo_driver::usecase::edit`], the policy `vireoctl edit` follows too); a refusal is
+//! shown beside the field of the part of the machine it names.
 //! Everything but title, description and autostart waits for the next start of a running
 //! machine, and the window says so.
 
@@ -13,8 +14,9 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use vireo_driver::domain::{DiskSpec, Domain, ImageFormat, InterfaceType, PortForward, PortProto};
+use vireo_driver::domain::{Domain, InterfaceType, PortForward, PortProto};
 use vireo_driver::stats::{self, ProcessStats};
+use vireo_driver::usecase::{self, Media, Part};
 use vireo_driver::{Connection, DomainState, DriverError, MachineInfo, Reason};
 
 use super::backend::Backend;
@@ -62,61 +64,68 @@ impl Field {
         !matches!(self, Field::Title | Field::Description | Field::Autostart)
     }
 
-    /// The field an element path (`domain/os/cmdline`, `os/kernel`, `domain/devices/disk[2]`)
-    /// belongs to.
-    pub fn for_path(path: &str) -> Option<Field> {
-        let p = path.strip_prefix("domain/").unwrap_or(path);
-        let table: [(&str, Field); 10] = [
-            ("title", Field::Title),
-            ("description", Field::Description),
-            ("memory", Field::Memory),
-            ("currentMemory", Field::Memory),
-            ("vcpu", Field::Vcpus),
-            ("os/kernel", Field::Kernel),
-            ("os/initrd", Field::Initrd),
-            ("os/cmdline", Field::Cmdline),
-            ("devices/disk", Field::Disks),
-            ("devices/interface", Field::Network),
-        ];
-        table.iter().find_map(|(prefix, field)| {
-            let rest = p.strip_prefix(prefix)?;
-            matches!(rest.chars().next(), None | Some('/' | '[' | '@')).then_some(*field)
+    /// The field that shows a part of the machine.
+    pub fn for_part(part: Part) -> Option<Field> {
+        Some(match part {
+            Part::Title => Field::Title,
+            Part::Description => Field::Description,
+            Part::Memory => Field::Memory,
+            Part::Vcpus => Field::Vcpus,
+            Part::Kernel => Field::Kernel,
+            Part::Initrd => Field::Initrd,
+            Part::Cmdline => Field::Cmdline,
+            Part::Disk(_) => Field::Disks,
+            Part::Interface(_) => Field::Network,
+            _ => return None,
         })
     }
 }
 
-/// The element path a driver or validation message names, e.g. `domain/os/cmdline` in
-/// "line 3, column 5: domain/os/cmdline: must be ASCII".
-pub fn error_path(message: &str) -> Option<&str> {
-    message
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| matches!(c, ':' | ',' | '\'' | '"' | '(' | ')')))
-        .find(|w| {
-            (w.starts_with("domain/") || w.starts_with("os/") || w.starts_with("devices/"))
-                && w.len() > 3
-        })
+/// Why an edit was not saved: the driver's refusal (with the parts of the machine it names),
+/// or the window's own (a disk or port forward that is gone, a port out of range).
+#[derive(Debug)]
+pub enum EditError {
+    Driver(DriverError),
+    Window(String),
 }
 
-/// An edit of the definition, run on a worker thread; `Err` is a message for the user.
-type Edit = Box<dyn FnOnce(&mut Domain) -> Result<(), String> + Send>;
+impl From<DriverError> for EditError {
+    fn from(e: DriverError) -> EditError {
+        EditError::Driver(e)
+    }
+}
 
-/// Applies `edit` to the stored definition of `name`: validate, check that it would still
-/// start (unless it could not before either), define. Returns the refusal's message.
-pub fn apply_edit(c: &Connection, name: &str, edit: Edit) -> Result<MachineInfo, String> {
-    let stored = c.xml(name, true).map_err(|e| e.to_string())?;
-    let mut dom = Domain::parse(&stored).map_err(|e| e.to_string())?;
-    edit(&mut dom)?;
-    dom.validate().map_err(|e| e.to_string())?;
-    let xml = dom.to_xml();
-    if let Err(e) = c.check_startable(&xml) {
-        // Refuse only what this edit broke: an imported definition that never could start
-        // here must still be editable.
-        let before = c.check_startable(&stored).err().map(|e| e.to_string());
-        if before.as_deref() != Some(e.to_string().as_str()) {
-            return Err(e.to_string());
+impl From<String> for EditError {
+    fn from(message: String) -> EditError {
+        EditError::Window(message)
+    }
+}
+
+impl EditError {
+    /// The fields of the parts the refusal names, in order.
+    fn fields(&self) -> Vec<Field> {
+        match self {
+            EditError::Driver(e) => e.parts().into_iter().filter_map(Field::for_part).collect(),
+            EditError::Window(_) => Vec::new(),
         }
     }
-    c.define_xml(&xml).map_err(|e| e.to_string())
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditError::Driver(e) => write!(f, "{e}"),
+            EditError::Window(m) => f.write_str(m),
+        }
+    }
+}
+
+/// An edit of the definition, run on a worker thread.
+type Edit = Box<dyn FnOnce(&mut Domain) -> Result<(), EditError> + Send>;
+
+/// Applies `edit` to the stored definition of `name` through the driver's edit policy.
+pub fn apply_edit(c: &Connection, name: &str, edit: Edit) -> Result<MachineInfo, EditError> {
+    usecase::edit(c, name, edit).map(|e| e.info)
 }
 
 /// The restart-relevant content of a document: without title, description and metadata.
@@ -128,33 +137,6 @@ fn restart_relevant(xml: &str) -> Option<String> {
         .root_mut()
         .remove_children_named("metadata");
     Some(dom.to_xml())
-}
-
-/// "qcow2" for a file that starts with QEMU's qcow magic, else "raw".
-pub fn sniff_format(path: &Path) -> ImageFormat {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let qcow = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == *b"QFI\xfb";
-    if qcow {
-        ImageFormat::Qcow2
-    } else {
-        ImageFormat::Raw
-    }
-}
-
-/// The first `vdX` target no disk of `dom` uses.
-pub fn free_target(dom: &Domain) -> String {
-    let used: Vec<String> = dom
-        .devices()
-        .map(|d| d.disks().iter().filter_map(|d| d.target_dev()).collect())
-        .unwrap_or_default();
-    (b'a'..=b'z')
-        .map(|c| format!("vd{}", c as char))
-        .find(|t| !used.contains(t))
-        .unwrap_or_else(|| "vdzz".to_owned())
 }
 
 /// The reason for a state, as a person reads it.
@@ -969,7 +951,7 @@ impl VireoDetailsWindow {
             self,
             async move {
                 let result = backend.call(move |c| Ok(apply_edit(c, &name, edit))).await;
-                match result.and_then(|r| r) {
+                match result.map_err(EditError::Window).and_then(|r| r) {
                     Ok(info) => {
                         window.set_field_error(field, None);
                         if field.needs_restart() && info.state.is_active() {
@@ -978,13 +960,13 @@ impl VireoDetailsWindow {
                         }
                         window.reload();
                     }
-                    Err(message) => {
-                        let named = error_path(&message).and_then(Field::for_path);
-                        let target = match named {
-                            Some(f) if window.imp().error_icons.borrow().contains_key(&f) => f,
-                            _ => field,
-                        };
-                        window.set_field_error(target, Some(&message));
+                    Err(e) => {
+                        let target = e
+                            .fields()
+                            .into_iter()
+                            .find(|f| window.imp().error_icons.borrow().contains_key(f))
+                            .unwrap_or(field);
+                        window.set_field_error(target, Some(&e.to_string()));
                     }
                 }
             }
@@ -1073,10 +1055,9 @@ impl VireoDetailsWindow {
     fn remove_disk(&self, index: i32) {
         let edit: Edit = Box::new(move |d| {
             let i = usize::try_from(index).map_err(|e| e.to_string())?;
-            d.devices_mut()
-                .remove_disk(i)
-                .map(|_| ())
-                .ok_or_else(|| gettext_f("There is no disk {n}", &[("n", &(i + 1).to_string())]))
+            d.devices_mut().remove_disk(i).map(|_| ()).ok_or_else(|| {
+                gettext_f("There is no disk {n}", &[("n", &(i + 1).to_string())]).into()
+            })
         });
         self.apply(Field::Disks, edit);
     }
@@ -1115,7 +1096,7 @@ impl VireoDetailsWindow {
             })?;
             let mut forwards = interface.port_forwards();
             if j >= forwards.len() {
-                return Err(gettext("That port forward is gone"));
+                return Err(gettext("That port forward is gone").into());
             }
             forwards.remove(j);
             interface.clear_port_forwards();
@@ -1176,10 +1157,12 @@ impl VireoDetailsWindow {
                         return Err(gettext_f(
                             "{file} is not a disk image file",
                             &[("file", &path)],
-                        ));
+                        )
+                        .into());
                     }
-                    let spec = DiskSpec::file(&path, sniff_format(file), &free_target(d));
-                    d.devices_mut().add(spec.to_element());
+                    // The format the file name suggests: the content is never read.
+                    let format = usecase::format_for_name(file);
+                    usecase::attach_disk(d, file, format, Media::Disk, false)?;
                     Ok(())
                 });
                 self.apply(Field::Disks, edit);
@@ -1328,33 +1311,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_paths_name_their_field() {
+    fn error_places_name_their_field() {
+        use vireo_driver::usecase::Place;
         let cases = [
-            ("os/cmdline: must be ASCII", Some(Field::Cmdline)),
+            (Place::new("domain/os/cmdline", None), Some(Field::Cmdline)),
+            (Place::new("domain/os/kernel", None), Some(Field::Kernel)),
             (
-                "line 3, column 5: domain/os/kernel: cannot read /x: No such file",
-                Some(Field::Kernel),
-            ),
-            (
-                "domain/devices/disk[2]/target: duplicate",
+                Place::new("domain/devices/disk[2]/target", None),
                 Some(Field::Disks),
             ),
             (
-                "domain/devices/interface/portForward/range@start: bad",
+                Place::new("domain/devices/interface/portForward/range", Some("start")),
                 Some(Field::Network),
             ),
-            ("domain/vcpu: must be greater than 0", Some(Field::Vcpus)),
-            ("domain/memory@unit: unknown unit", Some(Field::Memory)),
-            ("domain/vcpupin: whatever", None),
-            ("domain 'x' not found", None),
+            (Place::new("domain/vcpu", None), Some(Field::Vcpus)),
+            (
+                Place::new("domain/memory", Some("unit")),
+                Some(Field::Memory),
+            ),
+            (Place::new("domain/vcpupin", None), None),
         ];
-        for (message, field) in cases {
-            assert_eq!(
-                error_path(message).and_then(Field::for_path),
-                field,
-                "{message}"
-            );
+        for (place, field) in cases {
+            assert_eq!(Field::for_part(place.part()), field, "{place}");
         }
+        let gone = EditError::from(DriverError::NotFound("x".into()));
+        assert!(gone.fields().is_empty());
     }
 
     fn connection(tag: &str) -> (Connection, std::path::PathBuf) {
@@ -1407,25 +1388,13 @@ mod tests {
             edit(|d| d.os_mut().set_kernel(Some("/nonexistent/k"))),
         )
         .unwrap_err();
-        assert_eq!(
-            error_path(&e).and_then(Field::for_path),
-            Some(Field::Kernel),
-            "{e}"
-        );
+        assert_eq!(e.fields().first().copied(), Some(Field::Kernel), "{e}");
         // Not ASCII: refused for os/cmdline.
         let e = apply_edit(&c, "m", edit(|d| d.os_mut().set_cmdline(Some("grüße")))).unwrap_err();
-        assert_eq!(
-            error_path(&e).and_then(Field::for_path),
-            Some(Field::Cmdline),
-            "{e}"
-        );
+        assert_eq!(e.fields().first().copied(), Some(Field::Cmdline), "{e}");
         // Zero processors: refused by validation, naming domain/vcpu.
         let e = apply_edit(&c, "m", edit(|d| d.set_vcpu(0))).unwrap_err();
-        assert_eq!(
-            error_path(&e).and_then(Field::for_path),
-            Some(Field::Vcpus),
-            "{e}"
-        );
+        assert_eq!(e.fields().first().copied(), Some(Field::Vcpus), "{e}");
         assert_eq!(
             c.xml("m", true).unwrap(),
             stored,
@@ -1453,11 +1422,7 @@ mod tests {
         std::fs::write(&kernel, b"kernel").unwrap();
         let k = kernel.display().to_string();
         let e = apply_edit(&c, "m", edit(move |d| d.os_mut().set_kernel(Some(&k)))).unwrap_err();
-        assert_eq!(
-            error_path(&e).and_then(Field::for_path),
-            Some(Field::Cmdline),
-            "{e}"
-        );
+        assert_eq!(e.fields().first().copied(), Some(Field::Cmdline), "{e}");
         let k = kernel.display().to_string();
         apply_edit(
             &c,
@@ -1486,31 +1451,6 @@ mod tests {
         let c = "<domain type='kvm'><name>a</name><memory>2</memory></domain>";
         assert_eq!(restart_relevant(a), restart_relevant(b));
         assert_ne!(restart_relevant(a), restart_relevant(c));
-    }
-
-    #[test]
-    fn new_disks_get_the_first_free_target() {
-        let dom = Domain::parse(
-            "<domain type='kvm'><name>a</name><memory>1</memory><devices>\
-             <disk type='file'><target dev='vda'/></disk>\
-             <disk type='file'><target dev='vdc'/></disk></devices></domain>",
-        )
-        .unwrap();
-        assert_eq!(free_target(&dom), "vdb");
-    }
-
-    #[test]
-    fn qcow2_images_are_recognised_by_their_magic() {
-        let dir = std::env::temp_dir().join(format!("vireo-sniff-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let q = dir.join("a.qcow2");
-        std::fs::write(&q, b"QFI\xfb\0\0\0\x03").unwrap();
-        let r = dir.join("b.img");
-        std::fs::write(&r, [0u8; 512]).unwrap();
-        assert_eq!(sniff_format(&q), ImageFormat::Qcow2);
-        assert_eq!(sniff_format(&r), ImageFormat::Raw);
-        assert_eq!(sniff_format(&dir.join("missing")), ImageFormat::Raw);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

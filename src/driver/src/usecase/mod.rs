@@ -4,12 +4,14 @@
 //! - [`machine`]: the typed description of a new machine ([`NewMachine`], [`Source`], ...);
 //! - [`shape`]: the shipped shape of a new machine, every default in one place;
 //! - [`create`](mod@create): [`plan`] (the exact document, no side effects) and [`create()`];
+//! - [`edit`](mod@edit): [`edit()`] and [`edit_xml`], one policy for what an edit may do;
 //! - [`storage`]: making disk images (`qemu-img`), the one format rule, clean-up;
 //! - [`targets`]: disk target names;
 //! - [`place`]: where an error points ([`Place`], one path format) and the [`Part`] of a
 //!   machine it concerns, which a form maps to its field.
 
 pub mod create;
+pub mod edit;
 pub mod machine;
 pub mod place;
 pub mod shape;
@@ -17,6 +19,7 @@ pub mod storage;
 pub mod targets;
 
 pub use create::{create, plan, Created, Plan, PlannedImage, QuickPlan};
+pub use edit::{edit, edit_xml, Edited};
 pub use machine::{
     DiskFormat, DiskRequest, Graphics, HostKernel, Image, KernelBoot, Lifecycle, Media, NewImageAt,
     NewMachine, Nic, Source,

@@ -1,0 +1,149 @@
+//! Editing a machine's definition: one policy for `vireoctl edit` and the details window.
+//!
+//! An edit is saved only if it breaks nothing, and a refused edit loses nothing:
+//! - the edited document must parse and validate (each error with its place);
+//! - if the backend would refuse to start it, it is saved only when the stored definition is
+//!   refused for the very same reason: an edit never makes a machine that starts into one that
+//!   does not, and a definition imported from elsewhere that never could start here can still
+//!   be edited (and repaired step by step);
+//! - on a refusal nothing is stored, and the front end keeps what the user wrote, to edit again
+//!   (`vireoctl edit` reopens the editor on the edited text, as `virsh edit` does, and keeps the
+//!   file when the user gives up; the details window keeps the field's text).
+//!
+//! A running machine keeps running as it was started; the change applies at its next start.
+
+use crate::connection::{Connection, DriverError, MachineInfo};
+use crate::definition::Definition;
+use vireo_domain::{Domain, Errors};
+
+/// The outcome of a saved (or empty) edit.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub info: MachineInfo,
+    /// False when the edit changed nothing (and nothing was written).
+    pub changed: bool,
+}
+
+/// Edits the stored definition of `name` through the typed views: `change` works on the
+/// stored document; its own refusals (`E`) come back as they are.
+pub fn edit<E, F>(conn: &Connection, name: &str, change: F) -> Result<Edited, E>
+where
+    E: From<DriverError>,
+    F: FnOnce(&mut Domain) -> Result<(), E>,
+{
+    let stored = conn.store().lookup(name).map_err(DriverError::from)?;
+    let mut dom = stored.dom.clone();
+    change(&mut dom)?;
+    Ok(save(conn, &stored, dom)?)
+}
+
+/// Replaces the stored definition of `name` with `xml` (what the user's editor wrote).
+pub fn edit_xml(conn: &Connection, name: &str, xml: &str) -> Result<Edited, DriverError> {
+    let stored = conn.store().lookup(name)?;
+    if xml == stored.to_xml() {
+        return unchanged(conn, &stored);
+    }
+    let dom = Domain::parse(xml).map_err(|e| Errors(vec![e]))?;
+    save(conn, &stored, dom)
+}
+
+fn unchanged(conn: &Connection, stored: &Definition) -> Result<Edited, DriverError> {
+    Ok(Edited {
+        info: conn.info(&stored.name)?,
+        changed: false,
+    })
+}
+
+/// The policy (see the module documentation), then the define.
+fn save(conn: &Connection, stored: &Definition, edited: Domain) -> Result<Edited, DriverError> {
+    let xml = edited.to_xml();
+    if xml == stored.to_xml() {
+        return unchanged(conn, stored);
+    }
+    let new = Definition::from_domain(edited)?;
+    if let Err(after) = conn.start_check(&new) {
+        if conn.start_check(stored).err().as_ref() != Some(&after) {
+            return Err(DriverError::unsupported(&new.dom, after));
+        }
+    }
+    Ok(Edited {
+        info: conn.define_xml(&xml)?,
+        changed: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usecase::Part;
+    use std::path::Path;
+
+    fn connection(tag: &str) -> (Connection, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("vireo-uc-edit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let paths = crate::Paths::under(
+            &dir.join("c"),
+            &dir.join("r"),
+            &dir.join("d"),
+            &dir.join("k"),
+        );
+        (Connection::with_paths(paths), dir)
+    }
+
+    fn domain_with_kernel(kernel: &Path) -> String {
+        format!(
+            "<domain type='kvm'><name>m</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type>hvm</type><kernel>{}</kernel><cmdline>console=ttyS0</cmdline></os>\
+             </domain>",
+            kernel.display()
+        )
+    }
+
+    fn ed(
+        c: &Connection,
+        f: impl FnOnce(&mut Domain) + Send + 'static,
+    ) -> Result<Edited, DriverError> {
+        edit(c, "m", |d: &mut Domain| -> Result<(), DriverError> {
+            f(d);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn an_edit_that_breaks_the_start_is_refused_and_nothing_changes() {
+        let (c, dir) = connection("break");
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, b"k").unwrap();
+        c.define_xml(&domain_with_kernel(&kernel)).unwrap();
+        let stored = c.xml("m", true).unwrap();
+        let e = ed(&c, |d| d.os_mut().set_kernel(Some("/nonexistent/k"))).unwrap_err();
+        assert_eq!(e.parts(), vec![Part::Kernel], "{e}");
+        let e = ed(&c, |d| d.set_vcpu(0)).unwrap_err();
+        assert_eq!(e.parts(), vec![Part::Vcpus], "{e}");
+        let e = edit_xml(&c, "m", &stored.replace("</name>", "</nam>")).unwrap_err();
+        assert!(matches!(e, DriverError::Invalid(_)), "{e}");
+        assert_eq!(c.xml("m", true).unwrap(), stored);
+        let done = ed(&c, |d| d.set_title(Some("T"))).unwrap();
+        assert!(done.changed);
+        let same = edit_xml(&c, "m", &c.xml("m", true).unwrap()).unwrap();
+        assert!(!same.changed);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_definition_that_never_started_stays_editable() {
+        let (c, dir) = connection("never");
+        c.define_xml(&domain_with_kernel(Path::new("/nonexistent/k")))
+            .unwrap();
+        ed(&c, |d| d.set_title(Some("Imported"))).unwrap();
+        // A new refusal is refused even so.
+        ed(&c, |d| d.os_mut().set_cmdline(Some("ü"))).unwrap();
+        let kernel = dir.join("vmlinuz");
+        std::fs::write(&kernel, b"k").unwrap();
+        let k = kernel.display().to_string();
+        let e = ed(&c, move |d| d.os_mut().set_kernel(Some(&k))).unwrap_err();
+        assert_eq!(e.parts(), vec![Part::Cmdline], "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
