@@ -58,7 +58,8 @@ pub struct Created {
 
 /// The document and files for `m`, without side effects: nothing is written, nothing is
 /// started. Refusals: an invalid or taken name, invalid values (all of them, each with its
-/// place), a new image whose file exists, a source Vireo cannot use yet.
+/// place), a new image whose file exists, a source Vireo cannot use yet, and, for a machine
+/// to start now, the backend's refusal (a kernel that is not there, ...).
 pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
     let mut quick_plan = None;
     let (boot, first_disk) = match &m.source {
@@ -155,6 +156,24 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
     }
     shape::add_consoles(&mut dom, &m.graphics);
     let d = Definition::from_domain(dom)?;
+    if m.start || m.transient {
+        // The files `create` makes are not there yet: a refusal for one of them is no refusal.
+        let pending: Vec<Place> = images
+            .iter()
+            .map(|i| i.place.clone())
+            .chain(
+                quick_plan
+                    .as_ref()
+                    .map(|_| Place::new("domain/os/initrd", None)),
+            )
+            .collect();
+        if let Err(e) = conn.start_check(&d) {
+            let e = DriverError::unsupported(&d.dom, e);
+            if !e.places().iter().all(|p| pending.contains(p)) {
+                return Err(e);
+            }
+        }
+    }
     Ok(Plan {
         name: d.name.clone(),
         xml: d.to_xml(),

@@ -122,11 +122,19 @@ fn an_existing_image_file_is_refused_and_kept() {
 #[test]
 fn images_made_for_a_machine_that_is_not_made_are_removed() {
     let h = Home::new("undo");
-    // To start at once, but its kernel is not there: the start check refuses before define.
-    let mut m = kernel_machine("u", Path::new("/nonexistent/vmlinuz"));
+    // To start at once, and its kernel is there when planned (the disk to make is not, and
+    // that is no refusal), but gone when made: the start check refuses before define.
+    let kernel = h.file("vmlinuz-u");
+    let mut m = kernel_machine("u", &kernel);
     m.disks.push(new_disk(1));
     m.start = true;
     let p = plan(&h.conn, &m).expect("plan");
+    std::fs::remove_file(&kernel).unwrap();
+    assert_eq!(
+        plan(&h.conn, &m).unwrap_err().parts(),
+        vec![Part::Kernel],
+        "a plan checks what it can"
+    );
     let e = create(&h.conn, &p).unwrap_err();
     assert_eq!(e.parts(), vec![Part::Kernel], "{e}");
     assert!(!h.images().join("u.qcow2").exists());
@@ -221,6 +229,9 @@ fn the_quick_machine_plans_without_writing() {
         .xml
         .contains(&format!("<initrd>{}</initrd>", initrd.display())));
     assert!(p.xml.contains(crate::quick::QUICK_CMDLINE));
+    let mut to_start = m.clone();
+    to_start.start = true;
+    plan(&h.conn, &to_start).expect("the initramfs still to build is no refusal");
     create(&h.conn, &p).expect("create");
     assert!(initrd.is_file());
 }
