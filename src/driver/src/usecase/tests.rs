@@ -1,4 +1,4 @@
-//! Whole create flows through the use-case layer, in a private set of directories.
+//! Whole create and edit flows through the use-case layer, in a private set of directories.
 
 use super::*;
 use crate::connection::{Connection, DriverError};
@@ -234,4 +234,63 @@ fn the_quick_machine_plans_without_writing() {
     plan(&h.conn, &to_start).expect("the initramfs still to build is no refusal");
     create(&h.conn, &p).expect("create");
     assert!(initrd.is_file());
+}
+
+/// A machine `m` made by `create`, booting `kernel`, not started.
+fn made(h: &Home, kernel: &Path) {
+    let mut m = kernel_machine("m", kernel);
+    m.networks.clear();
+    create(&h.conn, &plan(&h.conn, &m).unwrap()).unwrap();
+}
+
+fn edit_with(h: &Home, f: impl FnOnce(&mut vireo_domain::Domain)) -> Result<Edited, DriverError> {
+    edit(
+        &h.conn,
+        "m",
+        |d: &mut vireo_domain::Domain| -> Result<(), DriverError> {
+            f(d);
+            Ok(())
+        },
+    )
+}
+
+#[test]
+fn an_edit_that_would_stop_a_machine_from_starting_is_refused() {
+    let h = Home::new("ed-break");
+    made(&h, &h.file("vmlinuz"));
+    let stored = h.conn.xml("m", true).unwrap();
+    let e = edit_with(&h, |d| d.os_mut().set_kernel(Some("/nonexistent/k"))).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Kernel], "{e}");
+    let e = edit_with(&h, |d| d.set_vcpu(0)).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Vcpus], "{e}");
+    let e = edit_xml(&h.conn, "m", &stored.replace("</name>", "</nam>")).unwrap_err();
+    assert!(matches!(e, DriverError::Invalid(_)), "{e}");
+    assert_eq!(
+        h.conn.xml("m", true).unwrap(),
+        stored,
+        "a refused edit was stored"
+    );
+    assert!(edit_with(&h, |d| d.set_title(Some("T"))).unwrap().changed);
+    let same = edit_xml(&h.conn, "m", &h.conn.xml("m", true).unwrap()).unwrap();
+    assert!(!same.changed);
+}
+
+#[test]
+fn a_machine_that_never_started_here_stays_editable_but_gets_no_new_refusal() {
+    let h = Home::new("ed-never");
+    let kernel = h.file("vmlinuz");
+    made(&h, &kernel);
+    std::fs::remove_file(&kernel).unwrap();
+    edit_with(&h, |d| d.set_title(Some("Imported"))).unwrap();
+    edit_with(&h, |d| d.os_mut().set_cmdline(Some("ü"))).unwrap();
+    // With the kernel back, the stored command line is the refusal, and a fix of the kernel
+    // alone is refused until the command line is right too.
+    let k = h.file("vmlinuz2").display().to_string();
+    let e = edit_with(&h, |d| d.os_mut().set_kernel(Some(&k))).unwrap_err();
+    assert_eq!(e.parts(), vec![Part::Cmdline], "{e}");
+    edit_with(&h, |d| {
+        d.os_mut().set_kernel(Some(&k));
+        d.os_mut().set_cmdline(Some("console=ttyS0"));
+    })
+    .unwrap();
 }
