@@ -6,7 +6,8 @@
 //!   nodes they own; new elements go where libvirt's formatter puts them.
 //! * [`Domain::validate`] returns every semantic problem as an [`Error`] with position and
 //!   element path.
-//! * [`DomainBuilder`] creates the documents Vireo needs; [`caps`] writes `capabilities` and
+//! * [`DomainBuilder`] writes new documents, only what it is told (the shape of a new Vireo
+//!   machine is the driver's `usecase::shape`); [`caps`] writes `capabilities` and
 //!   `domainCapabilities` documents.
 
 pub mod error;

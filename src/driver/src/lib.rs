@@ -1,23 +1,45 @@
-//! The driver: owns machine definitions and their running helpers (Vireo's libvirt).
+//! The driver: owns machine definitions and their running helpers (Vireo's libvirt), and holds
+//! every rule about what users do to machines, so that the GUI and `vireoctl` only map their
+//! fields and flags to it.
 //!
 //! There is no daemon. Definitions live in files ([`store`]); a running machine is a small
 //! supervisor process ([`supervisor`], run as the hidden `vireoctl __supervise`) plus one
 //! `vireo-vmm` helper, found again through its runtime directory ([`rundir`]). Clients (the GUI,
-//! `vireoctl`) use [`Connection`]; every call is blocking, reads the state fresh from disk (so
-//! two clients always agree, and a restarted client simply sees what kept running), and
-//! returns a typed [`DriverError`].
+//! `vireoctl`) use [`Connection`] and [`usecase`]; every call is blocking, reads the state fresh
+//! from disk (so two clients always agree, and a restarted client simply sees what kept
+//! running), and returns a typed [`DriverError`].
+//!
+//! # Where each rule lives
+//! | rule | place |
+//! |---|---|
+//! | what a new machine is: its devices and every default | [`usecase::shape`] |
+//! | the description a front end fills in ([`usecase::NewMachine`]) | [`usecase::machine`] |
+//! | planning (`--print-xml`, the wizard's review) and creating a machine, undoing a failed one | [`usecase::create`](mod@usecase::create) |
+//! | what an edit may do (`vireoctl edit`, the details window) | [`usecase::edit`](mod@usecase::edit) |
+//! | making disk images (`qemu-img`), refusing existing files; the image format pre-filled from a file name, never from content | [`usecase::storage`] |
+//! | disk target names (`vda`, `sda`, ...) | [`usecase::targets`] |
+//! | where an error points ([`usecase::Place`], one path format) and which part of a machine that is ([`usecase::Part`]) | [`usecase::place`] |
+//! | names, UUIDs, parsing and validating a definition | [`definition`] (with `vireo-domain`) |
+//! | what the backend can run (the start check) | [`translate`] |
+//! | the quick machine's kernel and initramfs | [`quick`] |
 //!
 //! # For the GUI
 //! ```no_run
 //! use std::time::Duration;
+//! use vireo_driver::usecase::{self, KernelBoot, NewMachine, Source};
 //! use vireo_driver::{Connection, DomainState};
 //!
 //! let conn = Connection::open(); // $XDG_CONFIG_HOME/vireo, $XDG_RUNTIME_DIR/vireo, ...
 //! for m in conn.list()? {        // Vec<MachineInfo>: name, uuid, title, state, reason, ...
 //!     println!("{} {}", m.name, m.state);
 //! }
-//! let info = conn.define_xml("<domain type='kvm'>...</domain>")?; // create or replace
-//! conn.start(&info.name)?;                     // returns once the helper's socket is up
+//! let boot = KernelBoot { kernel: "/boot/vmlinuz".into(), ..KernelBoot::default() };
+//! let mut machine = NewMachine::new("demo", Source::Kernel(boot)); // the shipped defaults
+//! machine.start = true;
+//! let plan = usecase::plan(&conn, &machine)?;  // plan.xml: the exact document, nothing written
+//! let made = usecase::create(&conn, &plan)?;   // disks, start check, define, start
+//! // A refusal names the parts of the machine it concerns: e.parts() -> [Part::Kernel], ...
+//! let info = made.info;
 //! let vnc = conn.vnc_socket(&info.name)?;      // unix socket for the VNC widget
 //! let serial = conn.console_socket(&info.name)?;
 //! conn.shutdown(&info.name, Duration::from_secs(60))?; // ACPI button, waits up to 60 s
@@ -28,12 +50,13 @@
 //! # let _ = (vnc, serial, DomainState::Running);
 //! # Ok::<(), vireo_driver::DriverError>(())
 //! ```
-//! Also: `undefine`, `destroy`, `reboot`, `reset`, `suspend`, `resume`, `state`, `info`,
-//! `xml(name, inactive)`, `autostart` / `set_autostart` / `start_autostart`, `create_transient`,
-//! `check_startable` (translation check without starting), `screenshot(name, file)`,
-//! `vnc_display`, `serial_log`. The XML Vireo writes comes from `vireo-domain`; the quick machine
-//! from [`quick::prepare`], whose initramfs is made by [`initramfs`] (on [`cpio`], with kernel
-//! modules from [`modules`]); the test rig builds its guests' images with the same code.
+//! Also: `define_xml` / `define_new_xml`, `undefine`, `start`, `destroy`, `reboot`, `reset`,
+//! `suspend`, `resume`, `state`, `info`, `xml(name, inactive)`, `autostart` / `set_autostart` /
+//! `start_autostart`, `create_transient`, `check_startable` (the start check without
+//! starting), `screenshot(name, file)`, `vnc_display`, `serial_log`.
+//! The quick machine comes from [`quick::prepare`], whose initramfs is made by [`initramfs`] (on
+//! [`cpio`], with kernel modules from [`modules`]); the test rig builds its guests' images with
+//! the same code.
 //!
 //! # Files
 //! See [`paths`] (XDG layout), [`rundir`] (per-machine runtime files), [`events`] (the ordered
@@ -50,8 +73,8 @@
 //! There is one XML model in the project: `vireo-domain`, re-exported as [`domain`]. A
 //! definition ([`Definition`]) is a document it parsed and validated (its errors, with line,
 //! column and element path, are [`DriverError::Invalid`]); [`translate`] reads its typed views;
-//! whatever no view models is kept verbatim in the stored file. New documents are built with
-//! [`domain::DomainBuilder`] (as `vireoctl create` and the GUI's wizard do).
+//! whatever no view models is kept verbatim in the stored file. New documents are written by
+//! [`usecase::shape`] with [`domain::DomainBuilder`], which writes only what it is told.
 
 pub mod caps;
 pub mod connection;

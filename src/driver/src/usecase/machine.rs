@@ -129,7 +129,7 @@ impl DiskRequest {
 pub enum Image {
     /// A file that exists, attached as it is.
     Existing { path: PathBuf, format: DiskFormat },
-    /// A file [`super::create`] makes with `qemu-img`; refused if the file exists.
+    /// A file [`super::create()`] makes with `qemu-img`; refused if the file exists.
     New {
         at: NewImageAt,
         size_bytes: u64,

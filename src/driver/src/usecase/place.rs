@@ -1,7 +1,7 @@
 //! Where a refusal points in a domain document, in the one path format of the project, and
 //! which part of a machine (the field a front end shows) that place belongs to.
 //!
-//! The format is vireo-domain's ([`vireo_domain::Error::path`]): `domain/devices/disk[2]/target`,
+//! The format is vireo-domain's ([`vireo_domain::error::ErrorData::path`]): `domain/devices/disk[2]/target`,
 //! `[n]` counting same-named siblings from 1 and written only when the name repeats, with the
 //! attribute at fault kept apart. Every [`DriverError`] that concerns a place in the document
 //! gives it through [`DriverError::places`], so a front end matches a typed [`Part`] and never
