@@ -168,7 +168,6 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
             )
             .collect();
         if let Err(e) = conn.start_check(&d) {
-            let e = DriverError::unsupported(&d.dom, e);
             if !e.places().iter().all(|p| pending.contains(p)) {
                 return Err(e);
             }

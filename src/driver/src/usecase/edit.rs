@@ -62,8 +62,10 @@ fn save(conn: &Connection, stored: &Definition, edited: Domain) -> Result<Edited
     }
     let new = Definition::from_domain(edited)?;
     if let Err(after) = conn.start_check(&new) {
-        if conn.start_check(stored).err().as_ref() != Some(&after) {
-            return Err(DriverError::unsupported(&new.dom, after));
+        // Refused for the very reason the stored definition already was: same message.
+        let before = conn.start_check(stored).err().map(|e| e.to_string());
+        if before.as_deref() != Some(after.to_string().as_str()) {
+            return Err(after);
         }
     }
     Ok(Edited {
