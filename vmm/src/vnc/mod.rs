@@ -17,6 +17,11 @@
 //! gvncviewer 127.0.0.1:N                                  # TCP port 5900+N, password asked
 //! ```
 //!
+//! With a password, a wrong one is answered only after a delay (1 s, doubling with each
+//! further failure up to 16 s, reset by a right one), and a connection has one try. A
+//! connection must finish its handshake within 30 s; at most four may be at it at once on
+//! each of the socket and the port, so nobody flooding the port keeps the socket's owner out.
+//!
 //! The machine's control socket answers `screendump` (`{"filename": "/abs/path.png"}`) and
 //! `vnc-info` (socket path, port, auth, size, connected clients) and emits
 //! `resolution-changed`, `vnc-connected` and `vnc-disconnected` events.
@@ -26,6 +31,7 @@
 //! only when the machine has a virtio tablet; without one, pointer events are dropped.
 //! Everything is lossless: Raw, CopyRect (scrolling), ZRLE and Tight without JPEG.
 
+mod admission;
 pub mod auth;
 mod client;
 pub mod dirty;

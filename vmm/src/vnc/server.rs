@@ -18,13 +18,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::admission::{Gate, PendingSlot};
 use super::client::{server_init, Client, Stream};
 use super::dirty::{Shadow, TileMap};
 use super::encodings::copyrect::{find_vertical_scroll, Scroll};
 use super::encodings::pseudo::CursorImage;
 use super::keymap::XtKey;
 use super::proto::ClientMessage;
-use super::session::{Session, SessionEvent};
+use super::session::{Session, SessionError, SessionEvent};
 use super::{FramebufferSource, InputSink, PointerEvent, VncEvent};
 
 /// What a client asking for exclusive access gets.
@@ -51,7 +52,18 @@ pub struct VncConfig {
     /// Desktop name sent in ServerInit.
     pub name: String,
     pub share: SharePolicy,
+    /// Authenticated clients, all listeners together.
     pub max_clients: usize,
+    /// Connections still in the handshake, per listener: a flood on the TCP port cannot take
+    /// the unix socket's slots, so the owner's console can always connect.
+    pub max_pending: usize,
+    /// The whole handshake (ProtocolVersion to ClientInit) must be done this long after
+    /// connecting; time the server makes a client wait after a password does not count.
+    pub handshake_timeout: Duration,
+    /// The result of a wrong password goes out this long after the answer; each further
+    /// consecutive failure on the same listener doubles it (up to 16 times), and answers
+    /// take turns. A right answer resets it.
+    pub auth_fail_delay: Duration,
     /// Shortest and longest time between scans of the framebuffer.
     pub refresh_min: Duration,
     pub refresh_max: Duration,
@@ -74,6 +86,9 @@ impl Default for VncConfig {
             name: "vireo".into(),
             share: SharePolicy::ForceShared,
             max_clients: 16,
+            max_pending: 4,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            auth_fail_delay: Duration::from_secs(1),
             refresh_min: Duration::from_millis(15),
             refresh_max: Duration::from_millis(1000),
             refresh_step: Duration::from_millis(25),
@@ -245,13 +260,18 @@ pub fn start(
         }
         .map_err(VncError::Thread)?;
         listener_fds.push(fd);
+        let kind = match &l {
+            Listener::Unix(_) => "unix",
+            Listener::Tcp(_) => "tcp",
+        };
+        let gate = Arc::new(Gate::new(kind, config.max_pending, config.auth_fail_delay));
         let i2 = inner.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("vnc-accept".into())
                 .spawn(move || {
                     filter_this_thread(&i2.config);
-                    accept_loop(&i2, l)
+                    accept_loop(&i2, l, &gate)
                 })
                 .map_err(VncError::Thread)?,
         );
@@ -465,7 +485,7 @@ fn filter_this_thread(config: &VncConfig) {
     }
 }
 
-fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
+fn accept_loop(inner: &Arc<Inner>, listener: Listener, gate: &Arc<Gate>) {
     loop {
         let accepted = match &listener {
             Listener::Unix(l) => l
@@ -481,7 +501,11 @@ fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
         }
         match accepted {
             Ok((stream, peer)) => {
-                if let Err(e) = spawn_client(inner, stream, peer) {
+                let Some(slot) = gate.admit() else {
+                    stream.shutdown();
+                    continue;
+                };
+                if let Err(e) = spawn_client(inner, stream, peer, gate.clone(), slot) {
                     log::warn!("VNC: cannot serve a new client: {e}");
                 }
             }
@@ -496,16 +520,15 @@ fn accept_loop(inner: &Arc<Inner>, listener: Listener) {
     }
 }
 
-fn spawn_client(inner: &Arc<Inner>, stream: Stream, peer: String) -> std::io::Result<()> {
-    let live = inner.clients().iter().filter(|c| !c.is_closed()).count();
-    if live >= inner.config.max_clients {
-        log::warn!(
-            "VNC: refusing {peer}: already {live} clients (limit {})",
-            inner.config.max_clients
-        );
-        stream.shutdown();
-        return Ok(());
-    }
+/// Serves a connection that holds a handshake slot on its listener's `gate`; the slot is
+/// given back when the handshake is done or the connection ends.
+fn spawn_client(
+    inner: &Arc<Inner>,
+    stream: Stream,
+    peer: String,
+    gate: Arc<Gate>,
+    slot: PendingSlot,
+) -> std::io::Result<()> {
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let peer = format!("{peer}#{id}");
     let (w, h) = inner.source.size();
@@ -531,7 +554,7 @@ fn spawn_client(inner: &Arc<Inner>, stream: Stream, peer: String) -> std::io::Re
     std::thread::Builder::new()
         .name(format!("vnc-read-{id}"))
         .spawn(move || {
-            let reason = match read_loop(&i2, &client, reader) {
+            let reason = match read_loop(&i2, &client, reader, &gate, slot) {
                 Ok(()) => "client closed the connection".to_string(),
                 Err(e) => e,
             };
@@ -545,8 +568,15 @@ fn spawn_client(inner: &Arc<Inner>, stream: Stream, peer: String) -> std::io::Re
     Ok(())
 }
 
-/// Reads and acts on one client's messages until it leaves or misbehaves.
-fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Result<(), String> {
+/// Reads and acts on one client's messages until it leaves or misbehaves. Until its
+/// handshake is done the client holds `slot` on its listener and must finish by one deadline.
+fn read_loop(
+    inner: &Arc<Inner>,
+    client: &Arc<Client>,
+    mut stream: Stream,
+    gate: &Gate,
+    slot: PendingSlot,
+) -> Result<(), String> {
     let challenge = super::auth::challenge().map_err(|e| format!("no random challenge: {e}"))?;
     let mut session = Session::new(
         inner.config.password.as_deref().map(str::as_bytes),
@@ -554,31 +584,64 @@ fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Re
     );
     client.out.push(session.take_output());
     let mut buf = vec![0u8; 64 * 1024];
-    // A client that never finishes the handshake must not hold a client slot forever.
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let limit = inner.config.handshake_timeout;
+    // One deadline for the whole handshake, not one per read: a client trickling a byte at a
+    // time must not hold its slot forever.
+    let mut handshake = Some((Instant::now() + limit, slot));
     loop {
+        if let Some((deadline, _)) = &handshake {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "no complete handshake within {:.1} s",
+                    limit.as_secs_f64()
+                ));
+            }
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| format!("cannot set a read timeout: {e}"))?;
+        }
         let n = match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if client.state().ready {
-                    let _ = stream.set_read_timeout(None);
-                    continue;
-                }
-                return Err(format!(
-                    "no complete handshake within {} s",
-                    HANDSHAKE_TIMEOUT.as_secs()
-                ));
+                continue
             }
             Err(e) => return Err(format!("read failed: {e}")),
         };
         let result = session.feed(&buf[..n]);
+        let answered = match &result {
+            Err(SessionError::AuthFailed) => Some(false),
+            Ok(events) if events.contains(&SessionEvent::Authenticated) => Some(true),
+            _ => None,
+        };
+        if let Some(ok) = answered {
+            // The SecurityResult goes out when the listener's throttle allows; the wait is
+            // the server's, so it does not count against the client's deadline.
+            let now = Instant::now();
+            let wait = gate
+                .throttle
+                .attempt(ok, now)
+                .saturating_duration_since(now);
+            if !ok {
+                log::warn!(
+                    "VNC: {} gave a wrong password; answering in {:.1} s",
+                    client.peer,
+                    wait.as_secs_f64()
+                );
+            }
+            std::thread::sleep(wait);
+            if let Some((deadline, _)) = &mut handshake {
+                *deadline += wait;
+            }
+        }
         client.out.push(session.take_output());
         let events = match result {
             Ok(ev) => ev,
@@ -588,6 +651,13 @@ fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Re
             }
         };
         for ev in events {
+            if let SessionEvent::Ready { .. } = ev {
+                // Done: the slot goes back to the listener and reads may wait forever.
+                handshake = None;
+                stream
+                    .set_read_timeout(None)
+                    .map_err(|e| format!("cannot clear the read timeout: {e}"))?;
+            }
             handle_event(inner, client, ev)?;
         }
     }
@@ -595,7 +665,9 @@ fn read_loop(inner: &Arc<Inner>, client: &Arc<Client>, mut stream: Stream) -> Re
 
 fn handle_event(inner: &Arc<Inner>, client: &Arc<Client>, ev: SessionEvent) -> Result<(), String> {
     match ev {
+        SessionEvent::Authenticated => {}
         SessionEvent::Ready { shared } => {
+            admit_ready(inner, client)?;
             if !shared && inner.config.share == SharePolicy::AllowExclusive {
                 for other in inner.clients().iter() {
                     if other.id != client.id {
@@ -608,13 +680,36 @@ fn handle_event(inner: &Arc<Inner>, client: &Arc<Client>, ev: SessionEvent) -> R
             // The shadow may not have this size yet; the first update resizes if needed.
             st.size = (w as usize, h as usize);
             st.dirty = TileMap::new(w as usize, h as usize);
-            st.ready = true;
             client
                 .out
                 .push(server_init(w as usize, h as usize, &inner.config.name));
         }
         SessionEvent::Message(m) => handle_message(inner, client, m)?,
     }
+    Ok(())
+}
+
+/// Marks `client` ready unless `max_clients` authenticated clients are already served.
+fn admit_ready(inner: &Inner, client: &Client) -> Result<(), String> {
+    // Counted and marked under the list's lock, so two handshakes finishing together
+    // cannot both take the last place.
+    let clients = inner.clients();
+    let ready = clients
+        .iter()
+        .filter(|c| c.id != client.id && !c.is_closed() && c.state().ready)
+        .count();
+    if ready >= inner.config.max_clients {
+        log::warn!(
+            "VNC: refusing {}: already {ready} clients (limit {})",
+            client.peer,
+            inner.config.max_clients
+        );
+        return Err(format!(
+            "too many clients (limit {})",
+            inner.config.max_clients
+        ));
+    }
+    client.state().ready = true;
     Ok(())
 }
 

@@ -21,6 +21,9 @@ pub enum SessionError {
 /// What the server must act on.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SessionEvent {
+    /// The VNC password was right; its SecurityResult is queued (the server decides when it
+    /// goes out, as it does for a wrong one's).
+    Authenticated,
     /// Handshake done; the server sends ServerInit next.
     Ready {
         shared: bool,
@@ -158,6 +161,7 @@ impl Session {
                         break Err(SessionError::AuthFailed);
                     }
                     self.out.extend_from_slice(&0u32.to_be_bytes());
+                    events.push(SessionEvent::Authenticated);
                     self.stage = Stage::ClientInit;
                 }
                 Stage::ClientInit => {
@@ -216,7 +220,10 @@ mod tests {
         for b in &answer[..15] {
             assert!(s.feed(&[*b]).unwrap().is_empty());
         }
-        assert!(s.feed(&answer[15..]).unwrap().is_empty());
+        assert_eq!(
+            s.feed(&answer[15..]).unwrap(),
+            [SessionEvent::Authenticated]
+        );
         assert_eq!(s.take_output(), [0, 0, 0, 0]);
         let ev = s.feed(&[1, 4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
         assert_eq!(
