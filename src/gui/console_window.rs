@@ -377,6 +377,19 @@ impl VireoConsoleWindow {
                             }
                             break;
                         }
+                        Status::Refused(reason) => {
+                            // Not retried on its own: the same server would send the same.
+                            window.imp().session.replace(None);
+                            window.show_status(
+                                &gettext("Disconnected"),
+                                &gettext_f(
+                                    "The console stopped the connection because the server sent {reason}.",
+                                    &[("reason", &reason.to_string())],
+                                ),
+                                true,
+                            );
+                            break;
+                        }
                     }
                 }
             }

@@ -2,13 +2,22 @@
 //! task that selects between the GUI's commands and `recv_event` (vnc-rs holds a lock while it
 //! waits for an event, so input from another task would stall). Rectangles land in one shared
 //! framebuffer; the widget presents whole frames on its frame clock. Incremental updates are
-//! requested here on a timer, since vnc-rs has no end-of-update marker.
+//! requested here on a timer, since vnc-rs has no end-of-update marker. Every byte between
+//! vnc-rs and the server passes the [`guard`] first.
 
+mod guard;
+
+use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use vnc::{PixelFormat, VncConnector, VncEncoding, VncEvent, X11Event};
+
+pub use guard::GuardError;
 
 /// Where a VNC server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +70,9 @@ pub enum Command {
 pub enum Status {
     Connected,
     Ended(String),
+    /// The server sent something the guard does not let through; reconnecting would only
+    /// meet it again.
+    Refused(GuardError),
 }
 
 /// The guest's screen, B8G8R8A8 with the alpha byte forced to 0xFF (GTK 4.8 has no X8
@@ -86,17 +98,13 @@ impl Framebuffer {
 
     /// Copies a rectangle of server pixels in; rectangles outside the screen are clipped.
     pub fn put(&mut self, x: usize, y: usize, w: usize, h: usize, data: &[u8]) {
-        if data.len() < w * h * 4 {
+        if data.len() < w * h * 4 || x >= self.width {
             return;
         }
-        for row in 0..h {
-            let ty = y + row;
-            if ty >= self.height {
-                break;
-            }
-            let cols = w.min(self.width.saturating_sub(x));
+        let cols = w.min(self.width - x);
+        for row in 0..h.min(self.height.saturating_sub(y)) {
             let src = &data[row * w * 4..row * w * 4 + cols * 4];
-            let at = (ty * self.width + x) * 4;
+            let at = ((y + row) * self.width + x) * 4;
             let dst = &mut self.pixels[at..at + cols * 4];
             dst.copy_from_slice(src);
             for px in dst.chunks_exact_mut(4) {
@@ -152,6 +160,7 @@ pub fn connect(address: Address, password: String) -> (Session, async_channel::R
     let (status_tx, status_rx) = async_channel::unbounded();
     let framebuffer = Arc::new(Mutex::new(Framebuffer::default()));
     let fb = framebuffer.clone();
+    let refusal = Refusal::default();
     let spawned = std::thread::Builder::new()
         .name("vireo-vnc".into())
         .spawn(move || {
@@ -165,12 +174,22 @@ pub fn connect(address: Address, password: String) -> (Session, async_channel::R
                     return;
                 }
             };
-            let result = runtime.block_on(run(address, password, rx, fb, status_tx.clone()));
-            let message = match result {
-                Ok(()) => String::new(),
-                Err(e) => e,
+            let result = runtime.block_on(run(
+                address,
+                password,
+                rx,
+                fb,
+                status_tx.clone(),
+                refusal.clone(),
+            ));
+            // vnc-rs reports a refused read as a lost connection at best: the guard's
+            // reason is the one to show.
+            let status = match (refusal.take(), result) {
+                (Some(e), _) => Status::Refused(e),
+                (None, Ok(())) => Status::Ended(String::new()),
+                (None, Err(e)) => Status::Ended(e),
             };
-            let _ = status_tx.send_blocking(Status::Ended(message));
+            let _ = status_tx.send_blocking(status);
         });
     if let Err(e) = spawned {
         let _ = status_rx.close();
@@ -191,20 +210,122 @@ async fn run(
     commands: mpsc::UnboundedReceiver<Command>,
     fb: Arc<Mutex<Framebuffer>>,
     status: async_channel::Sender<Status>,
+    refusal: Refusal,
 ) -> Result<(), String> {
     match &address {
         Address::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            session(stream, password, commands, fb, status).await
+            session(
+                Guarded::new(stream, refusal),
+                password,
+                commands,
+                fb,
+                status,
+            )
+            .await
         }
         Address::Tcp(host, port) => {
             let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(|e| format!("{host}:{port}: {e}"))?;
-            session(stream, password, commands, fb, status).await
+            session(
+                Guarded::new(stream, refusal),
+                password,
+                commands,
+                fb,
+                status,
+            )
+            .await
         }
+    }
+}
+
+/// Where the guard leaves its reason for ending a connection.
+#[derive(Clone, Default)]
+struct Refusal(Arc<Mutex<Option<GuardError>>>);
+
+impl Refusal {
+    fn set(&self, e: GuardError) {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+
+    fn take(&self) -> Option<GuardError> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// The most bytes one read hands vnc-rs. Its network task queues up to 4096 reads ahead of
+/// its decoder, so this bounds that queue (64 MiB instead of 256 MiB).
+const MAX_READ: usize = 16 * 1024;
+
+/// The server's stream as vnc-rs sees it: both directions pass the guard, and server bytes
+/// reach vnc-rs only once the guard has let them through.
+struct Guarded<S> {
+    inner: S,
+    guard: guard::Guard,
+    refusal: Refusal,
+}
+
+impl<S> Guarded<S> {
+    fn new(inner: S, refusal: Refusal) -> Self {
+        Guarded {
+            inner,
+            guard: guard::Guard::new(),
+            refusal,
+        }
+    }
+
+    fn refuse(&self, e: GuardError) -> io::Error {
+        self.refusal.set(e.clone());
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let want = buf.remaining().min(MAX_READ);
+        let got = {
+            let mut part = ReadBuf::new(buf.initialize_unfilled_to(want));
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut part))?;
+            if let Err(e) = this.guard.server_sent(part.filled()) {
+                return Poll::Ready(Err(this.refuse(e)));
+            }
+            part.filled().len()
+        };
+        buf.advance(got);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, data))?;
+        if let Err(e) = this.guard.client_sent(&data[..n]) {
+            return Poll::Ready(Err(this.refuse(e)));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -309,5 +430,120 @@ mod tests {
         assert_eq!(&fb.pixels[(4 + 3) * 4..], &[7, 7, 7, 0xFF]);
         fb.copy(0, 0, 3, 1, 1, 1);
         assert_eq!(&fb.pixels[..4], &[7, 7, 7, 0xFF]);
+        // Far outside: nothing happens, nothing panics.
+        fb.put(65535, 0, 2, 1, &[1u8; 8]);
+        fb.put(0, 65535, 1, 1, &[1u8; 4]);
+    }
+
+    /// Runs the console's session against a scripted server: the 3.8 handshake without
+    /// password, a 64x48 ServerInit, then `then`; the server hangs up half a second later if
+    /// `hang_up`.
+    /// Returns how the session ended, the guard's reason if it refused, and the screen.
+    fn against(
+        then: Vec<u8>,
+        hang_up: bool,
+    ) -> (Result<(), String>, Option<GuardError>, Framebuffer) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (ours, mut server) = tokio::io::duplex(1 << 20);
+            tokio::spawn(async move {
+                let mut b = [0u8; 12];
+                server.write_all(b"RFB 003.008\n").await?;
+                server.read_exact(&mut b).await?;
+                server.write_all(&[1, 1]).await?;
+                server.read_exact(&mut b[..1]).await?;
+                server.write_all(&[0, 0, 0, 0]).await?;
+                server.read_exact(&mut b[..1]).await?;
+                let mut init = vec![0, 64, 0, 48];
+                init.extend([32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]);
+                init.extend([0, 0, 0, 0]);
+                server.write_all(&init).await?;
+                server.write_all(&then).await?;
+                // Reads what the client sends (all of it, or for half a second).
+                let drain = async {
+                    let mut sink = vec![0u8; 4096];
+                    while server.read(&mut sink).await? > 0 {}
+                    Ok::<_, io::Error>(())
+                };
+                if hang_up {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
+                    Ok(())
+                } else {
+                    drain.await
+                }
+            });
+            let refusal = Refusal::default();
+            let (_commands, rx) = mpsc::unbounded_channel();
+            let (status, _status_rx) = async_channel::unbounded();
+            let fb = Arc::new(Mutex::new(Framebuffer::default()));
+            let stream = Guarded::new(ours, refusal.clone());
+            let ended = tokio::time::timeout(
+                Duration::from_secs(20),
+                session(stream, String::new(), rx, fb.clone(), status),
+            )
+            .await
+            .expect("the session did not end");
+            let screen = std::mem::take(&mut *fb.lock().unwrap());
+            (ended, refusal.take(), screen)
+        })
+    }
+
+    fn raw_update(x: u16, y: u16, w: u16, h: u16, pixel: [u8; 4]) -> Vec<u8> {
+        let mut m = vec![0, 0, 0, 1];
+        for v in [x, y, w, h] {
+            m.extend(v.to_be_bytes());
+        }
+        m.extend(0i32.to_be_bytes());
+        for _ in 0..usize::from(w) * usize::from(h) {
+            m.extend(pixel);
+        }
+        m
+    }
+
+    #[test]
+    fn a_well_behaved_server_gets_through_the_guard() {
+        let (ended, refused, screen) = against(raw_update(60, 40, 4, 8, [1, 2, 3, 0]), true);
+        assert!(ended.is_err(), "the server hung up");
+        assert_eq!(refused, None);
+        assert_eq!((screen.width, screen.height), (64, 48));
+        let at = (47 * 64 + 63) * 4;
+        assert_eq!(&screen.pixels[at..at + 4], &[1, 2, 3, 0xff]);
+    }
+
+    #[test]
+    fn a_rectangle_off_the_screen_ends_the_session_with_the_guards_reason() {
+        let (ended, refused, screen) = against(raw_update(60, 40, 8, 8, [9; 4]), false);
+        assert!(ended.is_err());
+        assert!(
+            matches!(refused, Some(GuardError::RectOutside { x: 60, w: 8, .. })),
+            "{refused:?}"
+        );
+        assert!(
+            screen.pixels.iter().all(|&b| b != 9),
+            "bad pixels got drawn"
+        );
+    }
+
+    #[test]
+    fn an_oversized_zrle_length_is_refused_before_vnc_rs_allocates_it() {
+        let mut m = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1];
+        m.extend(16i32.to_be_bytes());
+        m.extend((60u32 << 20).to_be_bytes());
+        let (ended, refused, _) = against(m, false);
+        assert!(ended.is_err());
+        assert!(
+            matches!(
+                refused,
+                Some(GuardError::TooLong {
+                    what: "ZRLE data",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
     }
 }
