@@ -36,17 +36,20 @@ step() {
     fi
 }
 
-# cargo-fuzz needs nightly for its sanitizer flags; the stable toolchain can stand in.
+# cargo-fuzz needs nightly for its sanitizer flags; the stable toolchain can stand in. The
+# project is named by --fuzz-dir (cargo-fuzz would look for a "fuzz" beside the nearest
+# crate, which src/gui has not); a TARGET.dict beside it is used when there is one.
 fuzz() {
     local dir=$1 target=$2
-    local toolchain=()
+    local toolchain=() dict=()
     if cargo +nightly --version >/dev/null 2>&1; then
         toolchain=(+nightly)
     else
         export RUSTC_BOOTSTRAP=1
     fi
-    (cd "$dir" && CARGO_TARGET_DIR="$here/target/fuzz" cargo "${toolchain[@]}" fuzz run "$target" -- \
-        -max_total_time="$fuzz_seconds" -rss_limit_mb=2048)
+    [ -f "$dir/$target.dict" ] && dict=(-dict="$target.dict")
+    (cd "$dir" && CARGO_TARGET_DIR="$here/target/fuzz" cargo "${toolchain[@]}" fuzz run --fuzz-dir . "$target" -- \
+        -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 "${dict[@]}")
 }
 
 # A fuzzer run, whose output is long and only matters when it fails: kept in a log, with only
@@ -108,6 +111,7 @@ step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/f
 for target in virtqueue virtio_blk_request rfb_client; do
     step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done
+step "fuzz gui/vnc_guard (${fuzz_seconds}s)" logged fuzz-vnc_guard fuzz src/gui/fuzz vnc_guard
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED steps:\n'
