@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Whole sessions: the first byte picks password and chunking.
-    let Some((&mode, body)) = data.split_first() else { return };
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
     let password: Option<&[u8]> = if mode & 1 == 1 { Some(b"pw") } else { None };
     let mut s = Session::new(password, [mode; 16]);
     let chunk = usize::from(mode >> 1).max(1);
