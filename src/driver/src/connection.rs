@@ -13,7 +13,6 @@ use crate::process;
 use crate::rundir::RunDir;
 use crate::state::{DomainState, EventKind, Intent, Reason, StateRecord};
 use crate::store::{FileLock, Store, StoreError};
-use crate::supervisor::{read_state, update_state};
 use crate::translate::{self, TranslateError};
 use crate::usecase::Place;
 use serde::Serialize;
@@ -186,7 +185,7 @@ impl Connection {
     /// "active" while neither supervisor nor helper lives is stale and gets cleaned up.
     fn live_record(&self, name: &str) -> Option<StateRecord> {
         let run = self.run(name);
-        let rec = read_state(&run)?;
+        let rec = run.read_state()?;
         if !rec.state.is_active() && rec.state != DomainState::NoState {
             return Some(rec);
         }
@@ -221,27 +220,29 @@ impl Connection {
         // may have finished between our first read and the lock probe. Decide staleness again
         // under the state lock, on the record as it is now, or a clean shutdown reads as a crash.
         let mut ended_meanwhile = false;
-        let rec = update_state(&run, |r| {
-            if !r.state.is_active() && r.state != DomainState::NoState {
-                ended_meanwhile = true;
-                return;
-            }
-            r.state = DomainState::Shutoff;
-            r.reason = Reason::Crashed;
-            r.vmm_pid = None;
-            r.vmm_start = None;
-            r.supervisor_pid = None;
-            r.message =
-                Some("the helper and its supervisor were gone; runtime files cleaned up".into());
-        })
-        .ok()?;
+        let rec = run
+            .update_state(|r| {
+                if !r.state.is_active() && r.state != DomainState::NoState {
+                    ended_meanwhile = true;
+                    return;
+                }
+                r.state = DomainState::Shutoff;
+                r.reason = Reason::Crashed;
+                r.vmm_pid = None;
+                r.vmm_start = None;
+                r.supervisor_pid = None;
+                r.message = Some(
+                    "the helper and its supervisor were gone; runtime files cleaned up".into(),
+                );
+            })
+            .ok()?;
         if ended_meanwhile {
             return Some(rec);
         }
         if was_active {
             self.emit(name, uuid.as_deref(), EventKind::Stopped, "Failed");
         }
-        crate::supervisor::cleanup(&run, rec.transient);
+        run.cleanup(rec.transient);
         if rec.transient {
             return None;
         }
@@ -385,7 +386,7 @@ impl Connection {
         let uuid = self.store.undefine(name)?.and_then(|d| d.uuid);
         if let Some(rec) = self.live_record(name) {
             if rec.state.is_active() {
-                let _ = update_state(&self.run(name), |r| r.transient = true);
+                let _ = self.run(name).update_state(|r| r.transient = true);
             } else {
                 let _ = std::fs::remove_dir_all(self.run(name).dir);
             }
@@ -475,7 +476,7 @@ impl Connection {
         let run = self.run(&d.name);
         // We hold the start lock: a record still "starting" with no supervisor is left over
         // from a starter that was killed, not a start in progress.
-        let leftover = read_state(&run).is_some_and(|r| {
+        let leftover = run.read_state().is_some_and(|r| {
             r.state == DomainState::NoState && !FileLock::is_held(&run.supervisor_lock())
         });
         if !leftover {
@@ -521,7 +522,7 @@ impl Connection {
         })?;
         write(run.config(), &cfg)?;
         write(run.xml(), d.to_xml().as_bytes())?;
-        update_state(&run, |r| {
+        run.update_state(|r| {
             *r = StateRecord::new(DomainState::NoState, Reason::Unknown);
             r.transient = transient;
             r.vnc_port = tr.vnc_port;
@@ -548,7 +549,7 @@ impl Connection {
         let start = Instant::now();
         loop {
             std::thread::sleep(Duration::from_millis(20));
-            let rec = read_state(&run);
+            let rec = run.read_state();
             match rec {
                 // A guest may already have run and ended (e.g. powered off at once): it did
                 // start. Only a helper that never got going is a failed start.
@@ -698,16 +699,17 @@ impl Connection {
         Self::kill_helper(&rec);
         // Nobody supervises (its supervisor was killed, or the machine is preserved after a
         // crash): record the end ourselves.
-        let rec = update_state(&run, |r| {
-            r.state = DomainState::Shutoff;
-            r.reason = Reason::Destroyed;
-            r.vmm_pid = None;
-            r.vmm_start = None;
-            r.supervisor_pid = None;
-        })
-        .map_err(io(&run.state()))?;
+        let rec = run
+            .update_state(|r| {
+                r.state = DomainState::Shutoff;
+                r.reason = Reason::Destroyed;
+                r.vmm_pid = None;
+                r.vmm_start = None;
+                r.supervisor_pid = None;
+            })
+            .map_err(io(&run.state()))?;
         self.emit(&d.name, d.uuid.as_deref(), EventKind::Stopped, "Destroyed");
-        crate::supervisor::cleanup(&run, rec.transient);
+        run.cleanup(rec.transient);
         Ok(())
     }
 
@@ -793,7 +795,7 @@ impl Connection {
             return Ok(());
         }
         self.control(&d.name, &run, Command::Pause)?;
-        update_state(&run, |r| {
+        run.update_state(|r| {
             r.state = DomainState::Paused;
             r.reason = Reason::User;
         })
@@ -808,7 +810,7 @@ impl Connection {
             return Err(DriverError::NotPaused { name: d.name });
         }
         self.control(&d.name, &run, Command::Resume)?;
-        update_state(&run, |r| {
+        run.update_state(|r| {
             r.state = DomainState::Running;
             r.reason = Reason::Unpaused;
         })

@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::state::{DomainState, Reason, StateRecord};
+use crate::store::FileLock;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     pub dir: PathBuf,
@@ -61,5 +64,65 @@ impl RunDir {
     }
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The machine's state record and files, read and written under their locks: the supervisor,
+/// every client call and the stats all go through these.
+impl RunDir {
+    /// Reads state.json, applies `f`, writes it back atomically, under the state lock.
+    pub fn update_state(&self, f: impl FnOnce(&mut StateRecord)) -> std::io::Result<StateRecord> {
+        let _l = FileLock::exclusive(&self.state_lock())?;
+        let mut rec = self
+            .read_state()
+            .unwrap_or_else(|| StateRecord::new(DomainState::NoState, Reason::Unknown));
+        f(&mut rec);
+        rec.since_ms = crate::state::now_ms();
+        let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
+        crate::store::write_atomic(&self.state(), &json)?;
+        Ok(rec)
+    }
+
+    pub fn read_state(&self) -> Option<StateRecord> {
+        let text = std::fs::read(self.state()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Removes what only a live helper needs. Transient machines lose the whole directory.
+    pub fn cleanup(&self, transient: bool) {
+        if transient {
+            // Gone at once: moved aside (lock file included), then removed. Removed in place, the
+            // lock file could go before the rest, and a client that saw "nobody supervises" would
+            // still find the directory.
+            let aside = self
+                .dir
+                .parent()
+                .zip(self.dir.file_name())
+                .map(|(parent, name)| {
+                    let mut hidden = std::ffi::OsString::from(".");
+                    hidden.push(name);
+                    hidden.push(format!(".gone.{}", std::process::id()));
+                    parent.join(hidden)
+                });
+            match aside {
+                Some(a) if std::fs::rename(&self.dir, &a).is_ok() => {
+                    let _ = std::fs::remove_dir_all(a);
+                }
+                _ => {
+                    let _ = std::fs::remove_dir_all(&self.dir);
+                }
+            }
+            return;
+        }
+        for f in [
+            self.control(),
+            self.vnc(),
+            self.serial(),
+            self.config(),
+            self.xml(),
+            self.intent(),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }

@@ -5,7 +5,6 @@
 
 use crate::connection::{Connection, DriverError};
 use crate::rundir::RunDir;
-use crate::supervisor::read_state;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -115,7 +114,9 @@ pub fn machine_stats(conn: &Connection, name: &str) -> Result<ProcessStats, Driv
         return Err(DriverError::NotRunning(info.name));
     }
     let run = RunDir::new(conn.paths().machine_runtime(&info.name));
-    let record = read_state(&run).ok_or_else(|| DriverError::NotRunning(info.name.clone()))?;
+    let record = run
+        .read_state()
+        .ok_or_else(|| DriverError::NotRunning(info.name.clone()))?;
     let (Some(pid), Some(start)) = (record.vmm_pid, record.vmm_start) else {
         return Err(DriverError::NotRunning(info.name));
     };

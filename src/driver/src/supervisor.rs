@@ -56,26 +56,6 @@ pub struct SuperviseArgs {
     pub vmm: PathBuf,
 }
 
-/// Reads state.json, applies `f`, writes it back atomically, under the state lock.
-pub fn update_state(
-    run: &RunDir,
-    f: impl FnOnce(&mut StateRecord),
-) -> std::io::Result<StateRecord> {
-    let _l = FileLock::exclusive(&run.state_lock())?;
-    let mut rec =
-        read_state(run).unwrap_or_else(|| StateRecord::new(DomainState::NoState, Reason::Unknown));
-    f(&mut rec);
-    rec.since_ms = crate::state::now_ms();
-    let json = serde_json::to_vec_pretty(&rec).map_err(std::io::Error::other)?;
-    crate::store::write_atomic(&run.state(), &json)?;
-    Ok(rec)
-}
-
-pub fn read_state(run: &RunDir) -> Option<StateRecord> {
-    let text = std::fs::read(run.state()).ok()?;
-    serde_json::from_slice(&text).ok()
-}
-
 /// Reads and removes the intent a client left.
 fn take_intent(run: &RunDir) -> Option<Intent> {
     let text = std::fs::read_to_string(run.intent()).ok()?;
@@ -112,7 +92,7 @@ fn log(run: &RunDir, msg: &str) {
 
 /// [`update_state`]; a failure is logged and returned typed, for the caller to announce.
 fn record(run: &RunDir, f: impl FnOnce(&mut StateRecord)) -> Result<StateRecord, SuperviseError> {
-    update_state(run, f).map_err(|source| {
+    run.update_state(f).map_err(|source| {
         let e = SuperviseError::State {
             path: run.state(),
             source,
@@ -233,44 +213,6 @@ fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Helper> {
         }
     };
     Ok(Helper { child, pump })
-}
-
-/// Removes what only a live helper needs. Transient machines lose the whole directory.
-pub fn cleanup(run: &RunDir, transient: bool) {
-    if transient {
-        // Gone at once: moved aside (lock file included), then removed. Removed in place, the
-        // lock file could go before the rest, and a client that saw "nobody supervises" would
-        // still find the directory.
-        let aside = run
-            .dir
-            .parent()
-            .zip(run.dir.file_name())
-            .map(|(parent, name)| {
-                let mut hidden = std::ffi::OsString::from(".");
-                hidden.push(name);
-                hidden.push(format!(".gone.{}", std::process::id()));
-                parent.join(hidden)
-            });
-        match aside {
-            Some(a) if std::fs::rename(&run.dir, &a).is_ok() => {
-                let _ = std::fs::remove_dir_all(a);
-            }
-            _ => {
-                let _ = std::fs::remove_dir_all(&run.dir);
-            }
-        }
-        return;
-    }
-    for f in [
-        run.control(),
-        run.vnc(),
-        run.serial(),
-        run.config(),
-        run.xml(),
-        run.intent(),
-    ] {
-        let _ = std::fs::remove_file(f);
-    }
 }
 
 /// Runs until the machine is stopped for good; returns the process exit code.
@@ -570,7 +512,7 @@ fn finish(
     message: Option<String>,
     preserve: bool,
 ) {
-    let transient = read_state(run).map(|r| r.transient).unwrap_or(false);
+    let transient = run.read_state().map(|r| r.transient).unwrap_or(false);
     if let Err(e) = record(run, |r| {
         r.state = state;
         r.reason = reason;
@@ -585,7 +527,7 @@ fn finish(
         emit(args, dom, EventKind::Stopped, "Failed", Some(e.to_string()));
     }
     if !preserve {
-        cleanup(run, transient);
+        run.cleanup(transient);
     }
 }
 
