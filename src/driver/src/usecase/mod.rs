@@ -7,9 +7,15 @@
 //! - [`edit`](mod@edit): [`edit()`] and [`edit_xml`], one policy for what an edit may do;
 //! - [`storage`]: making disk images (`qemu-img`), the one format rule, clean-up;
 //! - [`targets`]: disk target names;
+//! - [`clone`](mod@clone): a copy of a machine with its own name, UUID, MACs and disk images
+//!   (virt-clone's rules), with progress and clean-up;
+//! - [`undefine`](mod@undefine): removing a machine with the storage Vireo made for it, or with
+//!   all its storage (virsh's `--remove-all-storage`), found through the typed views;
 //! - [`place`]: where an error points ([`Place`], one path format) and the [`Part`] of a
 //!   machine it concerns, which a form maps to its field.
 
+pub mod clone;
+mod copy;
 pub mod create;
 pub mod edit;
 pub mod machine;
@@ -17,6 +23,7 @@ pub mod place;
 pub mod shape;
 pub mod storage;
 pub mod targets;
+pub mod undefine;
 
 pub use create::{create, plan, Created, Plan, PlannedImage, QuickPlan};
 pub use edit::{edit, edit_xml, Edited};
