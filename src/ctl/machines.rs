@@ -1,10 +1,11 @@
 //! The machine commands of `vireoctl`, with virsh's words and virsh-like output.
 
-use crate::ctl_exit::{fail, CtlResult, EXIT_OK};
+use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_OK, EXIT_STATE};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use vireo_driver::usecase::undefine::{self, KeptReason, StorageRemoval, UndefineError};
 use vireo_driver::{Connection, DomainState, MachineInfo};
 
 /// `--json` for scripts.
@@ -36,7 +37,18 @@ pub enum MachineCommand {
         validate: bool,
     },
     /// Remove a machine's definition (a running machine keeps running, as a transient one)
-    Undefine { domain: String },
+    Undefine {
+        domain: String,
+        /// Also remove the disk images and boot files Vireo made for it (in its images
+        /// directory), except those another machine uses; files elsewhere are never touched
+        #[arg(long, conflicts_with = "remove_all_storage")]
+        remove_vireo_storage: bool,
+        /// Also remove every disk image file of the machine, wherever it is and whichever other
+        /// machine uses it (virsh's meaning; CD-ROM and read-only images too), and the boot files
+        /// Vireo made for it
+        #[arg(long)]
+        remove_all_storage: bool,
+    },
     /// Start a defined machine
     Start {
         domain: String,
@@ -159,13 +171,43 @@ fn json(v: &impl serde::Serialize) -> CtlResult {
 }
 
 pub fn run(cmd: MachineCommand, conn: &Connection) -> ExitCode {
-    match dispatch(cmd, conn) {
+    report(dispatch(cmd, conn))
+}
+
+/// The exit code of a command's outcome, with its error on stderr.
+pub fn report(result: CtlResult) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err((code, msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(code)
         }
     }
+}
+
+/// `undefine`, with the storage the flags ask for (the rules are the driver's).
+fn undefine_machine(conn: &Connection, domain: &str, removal: StorageRemoval) -> CtlResult {
+    let done = undefine::undefine(conn, domain, removal).map_err(|e| match e {
+        UndefineError::Driver(d) => fail(d),
+        e @ UndefineError::Active { .. } => (EXIT_STATE, e.to_string()),
+        e => (EXIT_ERROR, e.to_string()),
+    })?;
+    println!("Domain '{domain}' has been undefined");
+    for p in &done.removed {
+        println!("Image '{}' removed.", p.display());
+    }
+    for k in &done.kept {
+        match &k.reason {
+            KeptReason::UsedBy(other) => println!(
+                "Image '{}' kept: domain '{other}' uses it.",
+                k.path.display()
+            ),
+            KeptReason::NotAFile => {
+                println!("Image '{}' kept: not a regular file.", k.path.display())
+            }
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn read_input(file: &PathBuf) -> Result<String, (u8, String)> {
@@ -227,10 +269,19 @@ fn dispatch(cmd: MachineCommand, conn: &Connection) -> CtlResult {
             println!("Domain '{}' defined from {}", info.name, file.display());
             Ok(EXIT_OK)
         }
-        MachineCommand::Undefine { domain } => {
-            conn.undefine(&domain).map_err(fail)?;
-            println!("Domain '{domain}' has been undefined");
-            Ok(EXIT_OK)
+        MachineCommand::Undefine {
+            domain,
+            remove_vireo_storage,
+            remove_all_storage,
+        } => {
+            let removal = if remove_all_storage {
+                StorageRemoval::All
+            } else if remove_vireo_storage {
+                StorageRemoval::VireoMade
+            } else {
+                StorageRemoval::Keep
+            };
+            undefine_machine(conn, &domain, removal)
         }
         MachineCommand::Start { domain, console } => {
             conn.start(&domain).map_err(fail)?;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+mod clone;
 mod console;
 mod create;
 mod ctl_exit;
@@ -37,6 +38,16 @@ enum Command {
     Version,
     #[command(flatten)]
     Machine(machines::MachineCommand),
+    /// Clone a machine (virt-clone's options): new name, UUID and MACs, copies of its disks
+    #[command(
+        long_about = "Clone a machine, as virt-clone does: a new definition with a new \
+                            name, UUID and MAC addresses, and copies of the disk images the \
+                            machine writes to (it must be shut off). Read-only and shareable \
+                            disks and CD-ROMs are shared, not copied; so are boot files outside \
+                            Vireo's images directory. Existing files are never overwritten; a \
+                            failed or interrupted clone removes its copies and defines nothing."
+    )]
+    Clone(Box<clone::CloneArgs>),
     #[command(flatten)]
     Tool(tools::ToolCommand),
 }
@@ -48,6 +59,9 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Machine(c)) => machines::run(c, &vireo_driver::Connection::open()),
+        Some(Command::Clone(a)) => {
+            machines::report(clone::clone(*a, &vireo_driver::Connection::open()))
+        }
         Some(Command::Tool(c)) => tools::run(c, &vireo_driver::Connection::open(), Cli::command),
         None => {
             eprintln!("vireoctl: no command given (see vireoctl --help)");
