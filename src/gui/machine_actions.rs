@@ -1,5 +1,5 @@
 //! The main window's machine actions (`win.machine-*`, target: a machine's name), the list kept
-//! current from the driver's events, live thumbnails, and deletion with an Undo toast.
+//! current from the driver's events, live thumbnails, cloning, and deletion with an Undo toast.
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
@@ -7,8 +7,10 @@ use gettextrs::gettext;
 use gtk::{gdk, gio, glib};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vireo_driver::usecase::undefine::{self, StorageRemoval};
 use vireo_driver::{Connection, DomainState, DriverError};
 
+use super::clone_dialog::VireoCloneDialog;
 use super::console_window::VireoConsoleWindow;
 use super::details_window::VireoDetailsWindow;
 use super::i18n::gettext_f;
@@ -71,6 +73,10 @@ impl VireoWindow {
         let delete = string_action("machine-delete", |window, name| {
             window.confirm_delete(name);
         });
+        let clone = string_action("machine-clone", |window, name| {
+            let taken = window.imp().machines_view.names();
+            VireoCloneDialog::new(window, window.imp().backend.clone(), &name, &taken).present();
+        });
         // The Undo toast's button; also how tests undo without hunting for the button.
         let undelete = string_action("machine-undelete", |window, name| {
             window.imp().machines_view.set_hidden(&name, false);
@@ -118,6 +124,7 @@ impl VireoWindow {
         self.add_action_entries([
             serial,
             from_kernel,
+            clone,
             delete,
             undelete,
             import,
@@ -302,11 +309,14 @@ impl VireoWindow {
             self,
             async move {
                 let lookup = name.clone();
-                let images = backend.connection().paths().images();
+                // What the driver would remove: the files it made that no other machine uses.
                 let files = backend
-                    .call(move |c| c.xml(&lookup, true))
+                    .call(move |c| {
+                        let d = c.store().lookup(&lookup)?;
+                        undefine::storage_plan(c, &d, StorageRemoval::VireoMade)
+                    })
                     .await
-                    .map(|xml| created_images(&xml, &images))
+                    .map(|(remove, _kept)| remove)
                     .unwrap_or_default();
                 window.present_delete_dialog(name, files);
             }
@@ -391,27 +401,20 @@ impl VireoWindow {
             self,
             async move {
                 let target = name.clone();
+                let storage = if files.is_empty() {
+                    StorageRemoval::Keep
+                } else {
+                    StorageRemoval::VireoMade
+                };
                 let result = backend
                     .call(move |c| {
                         if c.state(&target)?.0.is_active() {
                             c.destroy(&target)?;
                         }
-                        c.undefine(&target)?;
-                        for file in &files {
-                            match std::fs::remove_file(file) {
-                                Ok(()) => {}
-                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                                Err(source) => {
-                                    return Err(DriverError::Io {
-                                        path: file.clone(),
-                                        source,
-                                    })
-                                }
-                            }
-                        }
-                        Ok(())
+                        Ok(undefine::undefine(c, &target, storage).map_err(|e| e.to_string()))
                     })
-                    .await;
+                    .await
+                    .and_then(|r| r.map(|_| ()));
                 if let Err(message) = result {
                     window.show_toast(&message);
                     window.imp().machines_view.set_hidden(&name, false);
@@ -462,52 +465,5 @@ impl VireoWindow {
                 }
             ));
         }
-    }
-}
-
-/// Files in the images directory that the machine's XML refers to: the disks and boot files
-/// Vireo made for it, which Delete offers to remove. Files elsewhere are never offered.
-pub fn created_images(xml: &str, images: &Path) -> Vec<PathBuf> {
-    let prefix = images.to_string_lossy();
-    let prefix = format!("{}/", prefix.trim_end_matches('/'));
-    let mut found: Vec<PathBuf> = Vec::new();
-    let mut rest = xml;
-    while let Some(at) = rest.find(prefix.as_str()) {
-        let tail = &rest[at..];
-        let end = tail.find(['\'', '"', '<', '&']).unwrap_or(tail.len());
-        let path = PathBuf::from(&tail[..end]);
-        // "../" would leave the images directory; such a path was not made by Vireo.
-        let inside = path
-            .components()
-            .all(|c| !matches!(c, std::path::Component::ParentDir));
-        if inside && !found.contains(&path) {
-            found.push(path);
-        }
-        rest = &tail[end..];
-    }
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn created_images_are_the_files_under_the_images_dir() {
-        let xml = "<domain><os><kernel>/boot/vmlinuz</kernel>\
-            <initrd>/home/u/.local/share/vireo/images/q-initrd.img</initrd></os>\
-            <devices><disk><source file='/home/u/.local/share/vireo/images/q.qcow2'/></disk>\
-            <disk><source file=\"/srv/other.raw\"/></disk>\
-            <disk><source file='/home/u/.local/share/vireo/images/../x.raw'/></disk>\
-            <disk><source file='/home/u/.local/share/vireo/images/q.qcow2'/></disk>\
-            </devices></domain>";
-        let found = created_images(xml, Path::new("/home/u/.local/share/vireo/images"));
-        assert_eq!(
-            found,
-            [
-                PathBuf::from("/home/u/.local/share/vireo/images/q-initrd.img"),
-                PathBuf::from("/home/u/.local/share/vireo/images/q.qcow2"),
-            ]
-        );
     }
 }

@@ -197,6 +197,10 @@ pub fn machine_menu(name: &str, state: DomainState) -> gio::Menu {
         other.append_item(&item(gettext("_Serial Console"), "win.machine-serial"));
     }
     other.append_item(&item(gettext("P_roperties"), "win.machine-properties"));
+    // Its disks are copied only while it is off (the driver refuses otherwise).
+    if !state.is_active() {
+        other.append_item(&item(gettext("_Clone…"), "win.machine-clone"));
+    }
     other.append_item(&item(gettext("_Delete…"), "win.machine-delete"));
     let menu = gio::Menu::new();
     menu.append_section(None, &power);

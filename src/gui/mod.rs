@@ -4,6 +4,7 @@ pub mod about;
 pub mod application;
 pub mod backend;
 pub mod cli;
+pub mod clone_dialog;
 pub mod config;
 pub mod console_window;
 pub mod details_window;
