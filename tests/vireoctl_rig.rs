@@ -530,3 +530,66 @@ fn guest_crash_actions_through_the_rig() {
         900,
     );
 }
+
+/// `vireoctl clone --auto-clone` of a quick machine with a qcow2 disk; the clone boots, reads
+/// the original's data from its copy and writes its own, which lands in the copy, while the
+/// original's image stays byte-for-byte what it was. One L2 boot.
+fn clone_script(vireoctl: &str, vmm: &str, kernel: &str, modules: &str) -> String {
+    let helpers = shell_helpers("qc", vireoctl, vmm);
+    format!(
+        r#"{helpers}
+IMG=$X/d/vireo/images
+step create
+mkdir -p $IMG
+printf 'ORIGINAL-DISK-DATA' > $X/seed.raw && truncate -s 16M $X/seed.raw || fail "seed image"
+qemu-img convert -q -f raw -O qcow2 $X/seed.raw $IMG/$M.qcow2 || fail "qemu-img convert"
+v 300 create --quick --kernel {kernel} --modules {modules} --name $M --memory 256 --network none --disk path=$IMG/$M.qcow2,format=qcow2 || fail "create --quick with a qcow2 disk"
+SUM0=$(sha256sum < $IMG/$M.qcow2)
+
+step clone
+v 120 clone --original $M --auto-clone || fail "vireoctl clone"
+C=$M-clone
+[ -f $IMG/$C.qcow2 ] && [ -f $IMG/$C-initrd.img ] || fail "no copies: $(ls $IMG)"
+v 30 dumpxml $C | grep -q "file='$IMG/$C.qcow2'" || fail "the clone does not use its copy"
+v 30 dumpxml $C | grep -q "type='qcow2'" || fail "the clone lost the declared format"
+cmp $IMG/$M.qcow2 $IMG/$C.qcow2 || fail "the copy differs from the original"
+
+step boot-clone
+# The helpers' machine is the clone from here on.
+M=$C; R=$X/r/vireo/$M; S=$R/serial.log
+v 120 start $M || fail "start the clone"
+wait_serial "vireo-quick: ready" 180 || fail "the clone did not boot"
+state_is "running (booted)"
+type_line 'head -c 18 /dev/vda; echo; echo CLONE-WRITE-$((6*7)) | dd of=/dev/vda bs=512 seek=2048 2>/dev/null && sync && echo WROTE$((2*21))'
+wait_serial ORIGINAL-DISK-DATA 60 || fail "the clone's disk does not hold the original's data"
+wait_serial WROTE42 60 || fail "the clone could not write to its disk"
+# Read back past the guest's page cache: the device gives the clone's write.
+type_line 'echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=2048 count=1 2>/dev/null | head -c 14 | sed s/WRITE/READ/'
+wait_serial CLONE-READ-42 60 || fail "the clone's write does not read back from its disk"
+v 150 shutdown --timeout 120 $M || fail "graceful shutdown of the clone"
+state_is "shut off (shutdown)"
+
+step check
+[ "$(sha256sum < $IMG/qc.qcow2)" = "$SUM0" ] || fail "the original's disk image changed"
+# The data cluster the clone wrote is in its copy's file (qcow2 stores data uncompressed).
+grep -q CLONE-WRITE-42 $IMG/$C.qcow2 || fail "the clone's write is not in its image file"
+qemu-img check -q $IMG/$C.qcow2 || fail "qemu-img check of the clone's image"
+{EVENTS_AND_DONE}"#
+    )
+}
+
+#[test]
+fn a_clone_of_a_qcow2_machine_boots_and_leaves_the_original_untouched() {
+    actions_test(
+        "vireoctl rig clone",
+        "qc-clone",
+        clone_script,
+        &[
+            "Defined Added",
+            "Started Booted",
+            "Shutdown Finished",
+            "Stopped Shutdown",
+        ],
+        900,
+    );
+}
