@@ -28,18 +28,24 @@
 //! are numbered until free. A failed or cancelled clone removes every file it made and defines
 //! nothing.
 
+mod identity;
+mod naming;
+
 use super::copy::{self, CopyError};
 use super::undefine::in_images;
 use crate::connection::DriverError;
 use crate::definition::{check_name, Definition};
 use crate::state::DomainState;
 use crate::{Connection, MachineInfo};
+use identity::{set_devices, set_identity};
+use naming::free_path;
+pub use naming::{clone_name, derived_path};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::ops::ControlFlow;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use vireo_domain::{ChardevType, DiskDevice, DiskType, Domain, ImageFormat, Mac, Uuid};
+use vireo_domain::{DiskDevice, DiskType, Domain, ImageFormat, Uuid};
 
 /// What to clone and how (virt-clone's options).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,96 +225,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CloneError + '_ {
     }
 }
 
-/// virt-clone's name for a clone of `original`: `NAME-clone`, then `NAME-clone1`, `NAME-clone2`,
-/// ... as `taken` says; a clone of `NAME-cloneN` is `NAME-clone(N+1)` or later, not
-/// `NAME-cloneN-clone`.
-pub fn clone_name(original: &str, taken: impl Fn(&str) -> bool) -> String {
-    let numbered = original.rfind("-clone").and_then(|i| {
-        let digits = &original[i + "-clone".len()..];
-        if !digits.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        Some((i, digits.parse::<u64>().unwrap_or(0)))
-    });
-    let (base, start) = match numbered {
-        Some((i, n)) => (format!("{}-clone", &original[..i]), n.saturating_add(1)),
-        None => {
-            let base = format!("{original}-clone");
-            if !taken(&base) {
-                return base;
-            }
-            (base, 1)
-        }
-    };
-    (start..)
-        .map(|n| format!("{base}{n}"))
-        .find(|c| !taken(c))
-        .unwrap_or(base)
-}
-
-/// A file name's stem and extension (with its dot); virt-clone takes up to seven characters
-/// after the last dot as an extension.
-fn split_ext(file: &str) -> (&str, &str) {
-    match file.rfind('.') {
-        Some(i) if i > 0 && file.len() - i - 1 <= 7 => (&file[..i], &file[i..]),
-        _ => (file, ""),
-    }
-}
-
-/// The name of a copy of `path`, in the same directory: the stem becomes the new machine's name
-/// when it is the original's name (`a.qcow2` -> `b.qcow2`) or starts with it and a dash
-/// (`a-initrd.img` -> `b-initrd.img`), else `STEM-clone` (`disk.raw` -> `disk-clone.raw`).
-pub fn derived_path(path: &Path, original: &str, new: &str) -> PathBuf {
-    let dir = path.parent().unwrap_or(Path::new(""));
-    let Some(file) = path.file_name() else {
-        return path.to_owned();
-    };
-    let Some(file) = file.to_str() else {
-        let mut s = file.to_owned();
-        s.push("-clone");
-        return dir.join(s);
-    };
-    let (stem, ext) = split_ext(file);
-    let stem = if stem == original {
-        new.to_owned()
-    } else if let Some(rest) = stem.strip_prefix(original).filter(|r| r.starts_with('-')) {
-        format!("{new}{rest}")
-    } else {
-        format!("{stem}-clone")
-    };
-    dir.join(format!("{stem}{ext}"))
-}
-
-/// `path`, or the first of `STEM-1.EXT`, `STEM-2.EXT`, ... that `taken` says is free.
-fn free_path(path: PathBuf, taken: impl Fn(&Path) -> bool) -> PathBuf {
-    if !taken(&path) {
-        return path;
-    }
-    let dir = path.parent().unwrap_or(Path::new("")).to_owned();
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (stem, ext) = split_ext(&file);
-    (1u64..)
-        .map(|n| dir.join(format!("{stem}-{n}{ext}")))
-        .find(|p| !taken(p))
-        .unwrap_or(path)
-}
-
-/// A path of the clone's own for a socket or log file of the original: the same name under the
-/// clone's runtime directory when it was under the original's, else [`derived_path`].
-fn own_path(conn: &Connection, path: &str, original: &str, new: &str) -> String {
-    let p = Path::new(path);
-    let run = conn.paths().machine_runtime(original);
-    match p.strip_prefix(&run) {
-        Ok(rest) if !rest.as_os_str().is_empty() => conn.paths().machine_runtime(new).join(rest),
-        _ => derived_path(p, original, new),
-    }
-    .display()
-    .to_string()
-}
-
 fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
@@ -441,103 +357,6 @@ fn new_name(conn: &Connection, req: &CloneRequest, original: &str) -> Result<Str
         return Err(CloneError::NameTaken(name));
     }
     Ok(name)
-}
-
-/// The clone's MACs: the request's in order (`RANDOM` for a new one), new ones for the rest.
-fn next_mac(req: &CloneRequest, i: usize) -> Result<String, CloneError> {
-    match req.macs.get(i).map(|m| m.trim()) {
-        Some(m) if !m.eq_ignore_ascii_case("random") => match Mac::parse(m) {
-            Some(mac) if !mac.is_multicast() => Ok(mac.to_string()),
-            _ => Err(CloneError::BadMac(m.to_owned())),
-        },
-        _ => Ok(Mac::new_qemu()
-            .map_err(io(Path::new("/dev/urandom")))?
-            .to_string()),
-    }
-}
-
-/// Gives the document its new identity: name, UUID (also in `<sysinfo>`), no title.
-fn set_identity(dom: &mut Domain, name: &str, uuid: &str) {
-    dom.set_name(name);
-    dom.set_uuid(uuid);
-    dom.set_title(None);
-    for sysinfo in dom.document_mut().root_mut().children_named_mut("sysinfo") {
-        for system in sysinfo.children_named_mut("system") {
-            for entry in system.children_named_mut("entry") {
-                if entry.attr("name").as_deref() == Some("uuid") {
-                    entry.set_text(uuid);
-                }
-            }
-        }
-    }
-}
-
-/// New MACs, no host-side interface names, automatic VNC ports and paths of its own for
-/// sockets and serial files.
-fn set_devices(
-    conn: &Connection,
-    req: &CloneRequest,
-    dom: &mut Domain,
-    names: (&str, &str),
-    notes: &mut Vec<String>,
-) -> Result<(), CloneError> {
-    let Some(devices) = dom.devices() else {
-        return Ok(());
-    };
-    let counts = (
-        devices.count("interface"),
-        devices.count("graphics"),
-        devices.count("serial"),
-        devices.count("console"),
-    );
-    let mut devices = dom.devices_mut();
-    for i in 0..counts.0 {
-        let mac = next_mac(req, i)?;
-        if let Some(mut iface) = devices.interface_mut(i) {
-            iface.set_mac(Some(&mac));
-            iface.element_mut().remove_children_named("target");
-        }
-    }
-    for i in 0..counts.1 {
-        let Some(mut g) = devices.graphics_mut(i) else {
-            continue;
-        };
-        if let Some(port) = g.port().filter(|&p| p > 0) {
-            if g.autoport() != Some(true) {
-                g.set_port(Some(-1), Some(true));
-                notes.push(format!("VNC port {port} made automatic (autoport)"));
-            }
-        }
-        if let Some(socket) = g.socket() {
-            let own = own_path(conn, &socket, names.0, names.1);
-            let had_attr = g.element().attr("socket").is_some();
-            g.set_socket(&own);
-            if had_attr {
-                g.element_mut().set_attr("socket", &own);
-            }
-        }
-    }
-    for serial in [true, false] {
-        let n = if serial { counts.2 } else { counts.3 };
-        for i in 0..n {
-            let c = if serial {
-                devices.serial_mut(i)
-            } else {
-                devices.console_mut(i)
-            };
-            let Some(mut c) = c else { continue };
-            if !matches!(
-                c.chardev_type(),
-                Some(ChardevType::File | ChardevType::Unix)
-            ) {
-                continue;
-            }
-            if let Some(p) = c.source_path() {
-                c.set_source_path(Some(&own_path(conn, &p, names.0, names.1)));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What the plan reads of one `<disk>`.
