@@ -213,7 +213,22 @@ pub fn undefine(
     name: &str,
     removal: StorageRemoval,
 ) -> Result<Undefined, UndefineError> {
-    let d = conn.store().lookup(name).map_err(DriverError::from)?;
+    let d = match conn.store().lookup(name) {
+        Ok(d) => d,
+        // A definition that no longer parses (or is not text) can still go, but only alone:
+        // what storage it had cannot be told.
+        Err(
+            crate::store::StoreError::Invalid { .. } | crate::store::StoreError::NotUtf8 { .. },
+        ) if removal == StorageRemoval::Keep => {
+            conn.undefine(name)?;
+            return Ok(Undefined {
+                name: name.to_owned(),
+                removed: Vec::new(),
+                kept: Vec::new(),
+            });
+        }
+        Err(e) => return Err(DriverError::from(e).into()),
+    };
     if removal != StorageRemoval::Keep {
         let (state, _) = conn.state(&d.name)?;
         if state.is_active() {
