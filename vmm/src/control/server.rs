@@ -50,7 +50,7 @@ struct Client {
 
 pub struct ControlServer {
     listener: Option<UnixListener>,
-    path: Option<PathBuf>,
+    path: Option<(PathBuf, crate::unix_socket::SocketId)>,
     clients: Vec<Client>,
     next_id: u64,
     state: VmState,
@@ -60,14 +60,11 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds the socket (mode 0600: only our user may drive the VM).
     pub fn bind(path: &Path) -> io::Result<ControlServer> {
-        let _ = std::fs::remove_file(path);
-        let listener = UnixListener::bind(path)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let (listener, id) = crate::unix_socket::bind_private(path)?;
         listener.set_nonblocking(true)?;
         Ok(ControlServer {
             listener: Some(listener),
-            path: Some(path.to_owned()),
+            path: Some((path.to_owned(), id)),
             clients: Vec::new(),
             next_id: 1,
             state: VmState::Running,
@@ -380,8 +377,8 @@ impl ControlServer {
             detail,
             exit_code: reason.exit_code(),
         });
-        if let Some(p) = &self.path {
-            let _ = std::fs::remove_file(p);
+        if let Some((p, id)) = &self.path {
+            crate::unix_socket::remove_if_ours(p, *id);
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::devices::irq::IrqLine;
 use crate::logcap::CappedLog;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,8 +135,7 @@ pub fn spawn_console_listener(
     path: &Path,
     dev: Arc<Mutex<SerialDevice>>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
+    let (listener, _) = crate::unix_socket::bind_private(path)?;
     std::thread::Builder::new()
         .name("serial-console".into())
         .spawn(move || {

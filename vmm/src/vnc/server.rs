@@ -9,9 +9,8 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -187,7 +186,7 @@ pub struct VncServer {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
     listener_fds: Vec<OwnedFd>,
-    unix_path: Option<PathBuf>,
+    unix_path: Option<(PathBuf, crate::unix_socket::SocketId)>,
 }
 
 /// Starts listening and serving `source`; input goes to `input`, events to `events`.
@@ -215,8 +214,20 @@ pub fn start(
         let l = TcpListener::bind(addr).map_err(|source| VncError::Tcp { addr, source })?;
         listeners.push(Listener::Tcp(l));
     }
+    let mut bound_unix = None;
     if let Some(path) = &config.unix_path {
-        listeners.push(Listener::Unix(bind_unix_private(path)?));
+        let (l, id) = crate::unix_socket::bind_private(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AddrInUse {
+                VncError::InUse(path.to_path_buf())
+            } else {
+                VncError::Unix {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        listeners.push(Listener::Unix(l));
+        bound_unix = Some((path.to_path_buf(), id));
     }
     let tcp_addr = listeners.iter().find_map(|l| match l {
         Listener::Tcp(t) => t.local_addr().ok(),
@@ -289,7 +300,7 @@ pub fn start(
         inner,
         threads,
         listener_fds,
-        unix_path: config.unix_path,
+        unix_path: bound_unix,
     })
 }
 
@@ -298,7 +309,7 @@ impl VncServer {
     pub fn info(&self) -> VncInfo {
         let (width, height) = self.inner.source.size();
         VncInfo {
-            unix_path: self.unix_path.clone(),
+            unix_path: self.unix_path.as_ref().map(|(p, _)| p.clone()),
             tcp: *self
                 .inner
                 .tcp_addr
@@ -379,8 +390,8 @@ impl VncServer {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        if let Some(p) = &self.unix_path {
-            let _ = std::fs::remove_file(p);
+        if let Some((p, id)) = &self.unix_path {
+            crate::unix_socket::remove_if_ours(p, *id);
         }
     }
 }
@@ -409,72 +420,6 @@ fn apply_leds(inner: &Inner, leds: u8) -> bool {
 enum Listener {
     Unix(UnixListener),
     Tcp(TcpListener),
-}
-
-/// Binds a unix socket whose file is created with mode 0600: the mode is set on the socket
-/// before bind(), so there is no window in which another user could connect.
-fn bind_unix_private(path: &Path) -> Result<UnixListener, VncError> {
-    let err = |source| VncError::Unix {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if !meta.file_type().is_socket() {
-            return Err(err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "exists and is not a socket",
-            )));
-        }
-        if UnixStream::connect(path).is_ok() {
-            return Err(VncError::InUse(path.to_path_buf()));
-        }
-        std::fs::remove_file(path).map_err(err)?;
-    }
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: plain socket(2); the fd is owned by `fd` right after.
-    let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: fchmod on a socket we own.
-    if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        return Err(err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "path too long for a unix socket (max 107 bytes) or contains NUL",
-        )));
-    }
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-    // SAFETY: addr is a valid sockaddr_un and `len` lies within it.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &addr as *const libc::sockaddr_un as *const libc::sockaddr,
-            len as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: listen(2) on our bound socket.
-    if unsafe { libc::listen(fd.as_raw_fd(), 16) } < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // Belt and braces against an odd umask or filesystem.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    Ok(UnixListener::from(fd))
 }
 
 /// The server's threads are started by whoever calls [`start`] (in the VMM, the main thread
