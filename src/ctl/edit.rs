@@ -33,13 +33,17 @@ fn ask_again() -> bool {
 
 pub fn edit(conn: &Connection, domain: &str) -> CtlResult {
     let original = conn.xml(domain, true).map_err(fail)?;
-    let dir = std::env::temp_dir();
-    let file = dir.join(format!(
-        "vireoctl-edit-{}-{}.xml",
-        std::process::id(),
-        domain.replace('/', "_")
-    ));
-    std::fs::write(&file, &original)
+    // The copy holds the whole definition, VNC password included: it goes into a fresh 0700
+    // directory with an unpredictable name, as a 0600 file, never under a guessable name in the
+    // shared temporary directory.
+    let dir = private_temp_dir().map_err(|e| {
+        (
+            EXIT_ERROR,
+            format!("cannot make a private temporary directory: {e}"),
+        )
+    })?;
+    let file = dir.join(format!("{}.xml", domain.replace('/', "_")));
+    write_private(&file, original.as_bytes())
         .map_err(|e| (EXIT_ERROR, format!("{}: {e}", file.display())))?;
     let result = loop {
         // The editor string may carry arguments ("code --wait"): run it through the shell.
@@ -80,6 +84,61 @@ pub fn edit(conn: &Connection, domain: &str) -> CtlResult {
             }
         }
     };
-    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// A directory made by mkdtemp(3) under the temporary directory: mode 0700, a name nobody can
+/// guess or make first.
+fn private_temp_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut template = std::env::temp_dir()
+        .join("vireoctl-edit-XXXXXX")
+        .into_os_string()
+        .into_vec();
+    template.push(0);
+    // SAFETY: a writable, NUL-terminated template that mkdtemp fills in place.
+    if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    template.pop();
+    Ok(std::ffi::OsStr::from_bytes(&template).into())
+}
+
+/// Creates `path` (which must not exist) with mode 0600 and writes `data`.
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_copy_is_private_in_a_fresh_directory() {
+        let a = private_temp_dir().unwrap();
+        let b = private_temp_dir().unwrap();
+        assert_ne!(a, b);
+        let dir_mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        let f = a.join("m.xml");
+        write_private(&f, b"<domain/>").unwrap();
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            write_private(&f, b"again").is_err(),
+            "an existing file is never reused"
+        );
+        std::fs::remove_dir_all(a).unwrap();
+        std::fs::remove_dir_all(b).unwrap();
+    }
 }
