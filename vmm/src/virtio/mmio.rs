@@ -14,10 +14,10 @@ use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::{
-    ActiveQueue, GuestMemory, Interrupt, IrqTrigger, VirtioDevice, VIRTIO_CONFIG_S_ACKNOWLEDGE,
-    VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
-    VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1,
-    VIRTIO_RING_F_EVENT_IDX,
+    ActiveQueue, CloseError, GuestMemory, Interrupt, IrqTrigger, VirtioDevice,
+    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+    VIRTIO_CONFIG_S_FAILED, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET,
+    VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX,
 };
 
 /// "virt" in little endian.
@@ -346,6 +346,11 @@ impl MmioTransport {
                 self.interrupt.set_needs_reset();
             }
         }
+    }
+
+    /// The VM is ending: see [`VirtioDevice::close`].
+    pub fn close(&mut self) -> Result<(), CloseError> {
+        self.device.close()
     }
 
     /// Device reset: stops the worker and forgets everything the driver set up.

@@ -173,6 +173,33 @@ pub trait VirtioDevice: Send {
     ) -> Result<(), ActivateError>;
     /// Stops the worker (if any) and forgets all driver state, ready for a new activation.
     fn reset(&mut self);
+    /// The VM is ending, its vCPUs stopped: stop the worker and put what the guest wrote safely
+    /// away (a disk flushes and closes its image). Called once, on the main thread; the device
+    /// is never activated again. Devices with nothing to keep do nothing.
+    fn close(&mut self) -> Result<(), CloseError> {
+        Ok(())
+    }
+}
+
+/// Why a device could not put the guest's data safely away when the VM ended: writes the guest
+/// saw complete may be missing from the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    /// Flushing the backend failed.
+    #[error("{device}: flush on exit failed, recent writes may be lost: {source}")]
+    Flush {
+        /// The device (a disk's image path).
+        device: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The worker did not hand the backend back, so it could not be flushed.
+    #[error("{device}: the device worker did not stop and give the image back; not flushed")]
+    Held {
+        /// The device (a disk's image path).
+        device: String,
+    },
 }
 
 /// Copies `src[offset..]` into `data`, leaving bytes beyond the end of `src` zeroed.

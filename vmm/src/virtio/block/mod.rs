@@ -17,10 +17,17 @@ use self::request::{
 };
 use super::queue::{complete, drain_queue, Chain};
 use super::worker::{Worker, WorkerHandler};
-use super::{read_config_bytes, ActivateError, ActiveQueue, GuestMemory, Interrupt, VirtioDevice};
+use super::{
+    read_config_bytes, ActivateError, ActiveQueue, CloseError, GuestMemory, Interrupt, VirtioDevice,
+};
 use crate::logcap::LineLimiter;
 
 const QUEUE_SIZE: u16 = 256;
+
+/// How long [`VirtioDevice::close`] waits for a stopped worker to hand the image back. A worker
+/// that was joined has already sent it; this only bounds the wait for one that could not be
+/// told to stop.
+const GIVE_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A virtio block device.
 pub struct Block {
@@ -377,5 +384,157 @@ impl VirtioDevice for Block {
             w.stop();
         }
         self.take_disk_back();
+    }
+
+    /// Flushes and closes the image. The guest need not have sent a FLUSH for its completed
+    /// writes to be kept: a qcow2 image holds new cluster mappings in memory until a flush, and
+    /// a Linux guest's `sync` of raw block-device writes sends none.
+    fn close(&mut self) -> Result<(), CloseError> {
+        if let Some(mut w) = self.worker.take() {
+            w.stop();
+        }
+        if let Some(rx) = self.returned.take() {
+            match rx.recv_timeout(GIVE_BACK_TIMEOUT) {
+                Ok(d) => self.disk = Some(d),
+                Err(_) => {
+                    return Err(CloseError::Held {
+                        device: self.name.clone(),
+                    })
+                }
+            }
+        }
+        // No image here and none coming back: closed already (or never opened).
+        let Some(mut disk) = self.disk.take() else {
+            return Ok(());
+        };
+        let flushed = if self.read_only { Ok(()) } else { disk.flush() };
+        // Closing also drops the image lock.
+        drop(disk);
+        flushed.map_err(|source| CloseError::Flush {
+            device: self.name.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtio::mmio::MmioTransport;
+    use crate::virtio::testing::{guest_memory, init_device, CountingIrq};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Calls {
+        flushes: u32,
+        closed: bool,
+    }
+
+    /// An in-memory disk that counts flushes and notes being dropped (closed).
+    struct Probe {
+        calls: Arc<Mutex<Calls>>,
+        fail_flush: bool,
+    }
+
+    impl DiskBackend for Probe {
+        fn size(&self) -> u64 {
+            1 << 20
+        }
+        fn read_at(&mut self, buf: &mut [u8], _: u64) -> std::io::Result<()> {
+            buf.fill(0);
+            Ok(())
+        }
+        fn write_at(&mut self, _: &[u8], _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.calls.lock().unwrap().flushes += 1;
+            if self.fail_flush {
+                Err(std::io::Error::from_raw_os_error(libc::EIO))
+            } else {
+                Ok(())
+            }
+        }
+        fn discard(&mut self, _: u64, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_zeroes(&mut self, _: u64, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            self.calls.lock().unwrap().closed = true;
+        }
+    }
+
+    fn probe(fail_flush: bool) -> (Box<dyn DiskBackend>, Arc<Mutex<Calls>>) {
+        let calls = Arc::new(Mutex::new(Calls::default()));
+        let disk = Probe {
+            calls: calls.clone(),
+            fail_flush,
+        };
+        (Box::new(disk), calls)
+    }
+
+    /// A transport over `disk` with the driver up, so the image is on the worker thread.
+    fn running(disk: Box<dyn DiskBackend>, read_only: bool) -> MmioTransport {
+        let block = Block::with_backend(disk, read_only, "s", "disk0.qcow2");
+        let mut t = MmioTransport::new(
+            Box::new(block),
+            guest_memory(),
+            Box::new(CountingIrq::default()),
+        )
+        .unwrap();
+        init_device(&mut t, !0, &[QUEUE_SIZE]).unwrap();
+        t
+    }
+
+    #[test]
+    fn close_takes_the_image_from_the_worker_then_flushes_and_closes_it() {
+        let (disk, calls) = probe(false);
+        let mut t = running(disk, false);
+        assert_eq!(calls.lock().unwrap().flushes, 0);
+        t.close().unwrap();
+        let c = calls.lock().unwrap();
+        assert_eq!((c.flushes, c.closed), (1, true));
+        drop(c);
+        // Once only: a second close (or the drop) has nothing left to do.
+        t.close().unwrap();
+        drop(t);
+        assert_eq!(calls.lock().unwrap().flushes, 1);
+    }
+
+    #[test]
+    fn close_flushes_a_device_the_driver_never_started() {
+        let (disk, calls) = probe(false);
+        let mut b = Block::with_backend(disk, false, "s", "disk0.qcow2");
+        b.close().unwrap();
+        let c = calls.lock().unwrap();
+        assert_eq!((c.flushes, c.closed), (1, true));
+    }
+
+    #[test]
+    fn a_failed_flush_on_close_is_reported_and_the_image_still_closed() {
+        let (disk, calls) = probe(true);
+        let mut t = running(disk, false);
+        let err = t.close().unwrap_err();
+        assert!(
+            matches!(&err, CloseError::Flush { device, source }
+                if device == "disk0.qcow2" && source.raw_os_error() == Some(libc::EIO)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("disk0.qcow2"), "{err}");
+        assert!(calls.lock().unwrap().closed);
+    }
+
+    #[test]
+    fn a_read_only_disk_is_closed_without_a_flush() {
+        let (disk, calls) = probe(true);
+        let mut t = running(disk, true);
+        t.close().unwrap();
+        let c = calls.lock().unwrap();
+        assert_eq!((c.flushes, c.closed), (0, true));
     }
 }
