@@ -1,11 +1,12 @@
 //! `vireo-vmm --config FILE.json --control SOCKET`: runs one VM until it ends.
 //!
-//! Exit status: 0 guest powered off (or `quit`), 1 error (bad config, host failure),
-//! 2 guest asked for a reboot (or `reset`), 3 guest crashed, 4 a VMM thread panicked.
+//! Exit status: 0 guest powered off (or `quit`), 1 error (bad config, host failure, or a disk
+//! that could not be flushed as the VM ended), 2 guest asked for a reboot (or `reset`), 3 guest
+//! crashed, 4 a VMM thread panicked.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use vireo_vmm::config::VmConfig;
 use vireo_vmm::control::server::{ControlContext, ControlServer};
 use vireo_vmm::lifecycle::{ExitReason, EXIT_ERROR};
@@ -24,8 +25,9 @@ options:
   --version         print the version
   --help            print this help
 
-exit status: 0 powered off or quit, 1 error, 2 reboot requested, 3 guest crashed,
-  4 internal error (a VMM thread panicked; the line before it says where)
+exit status: 0 powered off or quit, 1 error (also: a disk could not be flushed at the
+  end, whatever the guest did), 2 reboot requested, 3 guest crashed, 4 internal error (a VMM
+  thread panicked; the line before it says where)
 ";
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -112,14 +114,44 @@ fn run(
         keyboard: vm.keyboard.clone(),
         handlers: std::mem::take(&mut vm.control_handlers),
     };
-    vireo_vmm::seccomp::try_apply_current(vireo_vmm::seccomp::ThreadKind::Main)
-        .map_err(|e| e.to_string())?;
-    let reason = server.run(&mut ctx);
+    let main_filter = vireo_vmm::seccomp::try_apply_current(vireo_vmm::seccomp::ThreadKind::Main);
+    let reason = match main_filter {
+        Ok(()) => server.run(&mut ctx),
+        // The guest runs already: end like any other error, with its disks flushed.
+        Err(e) => ExitReason::Error(e.to_string()),
+    };
     match &reason {
         ExitReason::Crash(r) => vireo_vmm::vmm_log!("vireo-vmm: guest crashed: {r}"),
         ExitReason::Error(r) => vireo_vmm::vmm_log!("vireo-vmm: error: {r}"),
         other => vireo_vmm::vmm_log!("vireo-vmm: VM ended: {}", other.kind()),
     }
+    let reason = close_devices(&vm, &ctx, reason);
     server.finish(&ctx, &reason);
     Ok(reason)
+}
+
+/// How long the vCPUs get to stop before the disks are closed regardless.
+const VCPU_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// QEMU's order at exit: stop the guest, then flush and close every disk, so that writes the
+/// guest saw complete are on the images when the process ends (the driver may start a fresh
+/// process on them at once, for a reboot). Returns the reason the process ends with: an error
+/// if a disk could not be flushed (see `vireo_vmm::vm::exit_after_close`).
+fn close_devices(vm: &Vm, ctx: &ControlContext, reason: ExitReason) -> ExitReason {
+    if let Err(e) = ctx.run.pause(&ctx.threads, VCPU_STOP_TIMEOUT) {
+        vireo_vmm::vmm_log!("vireo-vmm: {e}; closing the disks anyway");
+    }
+    let failed = vm.close_devices();
+    for e in &failed {
+        vireo_vmm::vmm_log!("vireo-vmm: {e}");
+    }
+    let after = vireo_vmm::vm::exit_after_close(reason.clone(), &failed);
+    if after != reason {
+        vireo_vmm::vmm_log!(
+            "vireo-vmm: exit status {} (error) instead of {}: guest data may be lost",
+            after.exit_code(),
+            reason.exit_code()
+        );
+    }
+    after
 }

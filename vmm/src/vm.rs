@@ -21,8 +21,9 @@ use crate::devices::legacy::{BootMark, BootMarker, PortB};
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
 use crate::layout;
-use crate::lifecycle::ExitHandle;
+use crate::lifecycle::{ExitHandle, ExitReason};
 use crate::vcpu::{RunControl, VcpuThread};
+use crate::virtio::CloseError;
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{IoEventAddress, Kvm, NoDatamatch, VcpuFd, VmFd};
 use std::sync::{Arc, Mutex};
@@ -407,6 +408,23 @@ impl Vm {
         Ok(())
     }
 
+    /// Closes every virtio device as the VM ends ([`crate::virtio::VirtioDevice::close`]):
+    /// each disk stops its worker, flushes its image and closes it, as QEMU flushes and closes
+    /// every block device on exit. Without this nothing would: vCPU threads hold the buses (and
+    /// so the devices) until the process is gone, and a qcow2 image keeps the mappings of newly
+    /// written clusters in memory until a flush. Call on the main thread (its seccomp filter
+    /// allows the writes, syncs and closes) with the vCPUs paused. Returns what failed.
+    pub fn close_devices(&self) -> Vec<CloseError> {
+        let Some(virtio) = &self.virtio else {
+            return Vec::new();
+        };
+        virtio
+            .transports
+            .iter()
+            .filter_map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).close().err())
+            .collect()
+    }
+
     /// Spawns one thread per vCPU.
     pub fn start(&mut self) -> Result<Vec<VcpuThread>, VmError> {
         crate::vcpu::install_kick_handler()
@@ -429,6 +447,23 @@ impl Vm {
     }
 }
 
+/// Why the VM ended, once its devices are closed. A device that could not flush may have lost
+/// writes the guest saw complete, so a poweroff, quit, reboot or crash becomes an error (exit
+/// status 1): the driver then reports the machine as failed with the log's reason, and does not
+/// take the end for a clean poweroff, nor boot a fresh process (reboot, on_crash restart) on an
+/// image that may lack those writes. An error stays the error it was.
+pub fn exit_after_close(reason: ExitReason, failed: &[CloseError]) -> ExitReason {
+    if failed.is_empty() || matches!(reason, ExitReason::Error(_)) {
+        return reason;
+    }
+    let ended = match &reason {
+        ExitReason::Crash(r) => format!("guest crashed ({r})"),
+        other => format!("VM ended: {}", other.kind().as_str()),
+    };
+    let why: Vec<String> = failed.iter().map(ToString::to_string).collect();
+    ExitReason::Error(format!("{ended}, but {}", why.join("; ")))
+}
+
 fn insert<D: BusDevice + 'static>(
     bus: &Bus,
     dev: Arc<Mutex<D>>,
@@ -437,4 +472,59 @@ fn insert<D: BusDevice + 'static>(
 ) -> Result<(), VmError> {
     bus.insert(dev, base, len)
         .map_err(|e| VmError::Device(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{EXIT_CRASH, EXIT_ERROR, EXIT_POWEROFF, EXIT_REBOOT};
+
+    fn flush_failed() -> CloseError {
+        CloseError::Flush {
+            device: "/images/a.qcow2".into(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        }
+    }
+
+    #[test]
+    fn closed_devices_leave_the_exit_reason_alone() {
+        for r in [
+            ExitReason::Poweroff,
+            ExitReason::Quit,
+            ExitReason::Reboot,
+            ExitReason::Crash("triple fault".into()),
+            ExitReason::Error("KVM_RUN failed".into()),
+        ] {
+            assert_eq!(exit_after_close(r.clone(), &[]), r);
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_turns_every_end_into_an_error() {
+        for (r, code) in [
+            (ExitReason::Poweroff, EXIT_POWEROFF),
+            (ExitReason::Quit, EXIT_POWEROFF),
+            (ExitReason::Reboot, EXIT_REBOOT),
+            (ExitReason::Crash("triple fault".into()), EXIT_CRASH),
+        ] {
+            assert_eq!(r.exit_code(), code);
+            let after = exit_after_close(r.clone(), &[flush_failed()]);
+            assert_eq!(after.exit_code(), EXIT_ERROR, "{r:?}");
+            let ExitReason::Error(detail) = after else {
+                panic!("{r:?} stayed {after:?}");
+            };
+            assert!(
+                detail.contains("/images/a.qcow2") && detail.contains("flush"),
+                "{detail}"
+            );
+        }
+        let crash = exit_after_close(ExitReason::Crash("triple fault".into()), &[flush_failed()]);
+        assert!(
+            matches!(&crash, ExitReason::Error(d) if d.contains("triple fault")),
+            "{crash:?}"
+        );
+        // An error keeps its own reason.
+        let e = ExitReason::Error("KVM_RUN failed".into());
+        assert_eq!(exit_after_close(e.clone(), &[flush_failed()]), e);
+    }
 }

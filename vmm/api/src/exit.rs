@@ -4,7 +4,10 @@
 
 /// The guest powered off, or a control client sent `quit`.
 pub const EXIT_POWEROFF: i32 = 0;
-/// The VMM itself failed or the config was refused.
+/// The VMM itself failed or the config was refused. Also how a poweroff, quit, reboot or crash
+/// ends when a disk could not be flushed on the way out: writes the guest saw complete may be
+/// missing from the image, so the end must not pass for a clean one (nor a fresh process be
+/// started on that image).
 pub const EXIT_ERROR: i32 = 1;
 /// The guest asked for a reboot (or a client sent `reset`): the driver starts a fresh process.
 pub const EXIT_REBOOT: i32 = 2;
