@@ -1,0 +1,119 @@
+//! `<disk>`: file-backed disks and CD-ROMs as virtio-blk.
+
+use super::{check_file, dev_path, not_supported, refuse, TranslateError};
+use vireo_domain::{Devices, Disk, DiskDevice, DiskType, Element, ImageFormat};
+use vireo_vmm_api::config::{DiskConfig, DiskFormat};
+
+/// Every disk, in document order; a writable disk's file may not be used twice.
+pub(super) fn disks(devices: &Devices<&Element>) -> Result<Vec<DiskConfig>, TranslateError> {
+    let mut out = Vec::new();
+    for (i, d) in devices.disks().iter().enumerate() {
+        out.push(disk(&dev_path("disk", i), d)?);
+    }
+    if out.iter().any(|d| !d.shareable && !d.readonly) {
+        let mut seen = std::collections::HashSet::new();
+        for (i, d) in out.iter().enumerate() {
+            if !seen.insert(d.path.clone()) {
+                return refuse(
+                    format!("devices/disk[{}]/source", i + 1),
+                    format!("{} is used twice", d.path.display()),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
+    match d.disk_type() {
+        Some(DiskType::File) | None => {}
+        Some(t) => {
+            return refuse(
+                format!("{path}@type='{t}'"),
+                "not supported by the Vireo backend (use type='file')",
+            )
+        }
+    }
+    let cdrom = match d.device() {
+        DiskDevice::Disk => false,
+        DiskDevice::Cdrom => true,
+        t => {
+            return refuse(
+                format!("{path}@device='{t}'"),
+                "not supported by the Vireo backend (use disk or cdrom)",
+            )
+        }
+    };
+    if let Some(n) = d.driver_name() {
+        if n != "qemu" {
+            return refuse(
+                format!("{path}/driver@name='{n}'"),
+                "only name='qemu' is supported",
+            );
+        }
+    }
+    let format = match d.format() {
+        Some(ImageFormat::Raw) | None => DiskFormat::Raw,
+        Some(ImageFormat::Qcow2) => DiskFormat::Qcow2,
+        Some(t) => {
+            return refuse(
+                format!("{path}/driver@type='{t}'"),
+                "not supported (use raw or qcow2)",
+            )
+        }
+    };
+    if let Some(b) = d.target_bus() {
+        // A CD-ROM cannot be on virtio in libvirt's model; every disk is virtio-blk for us, so a
+        // CD-ROM's bus is accepted and the disk is shown to the guest as read-only virtio-blk.
+        if b != vireo_domain::DiskBus::Virtio && !cdrom {
+            return refuse(
+                format!("{path}/target@bus='{b}'"),
+                "not supported by the Vireo backend (use bus='virtio')",
+            );
+        }
+    }
+    let file = match d.source() {
+        Some(f) => f,
+        None if cdrom => {
+            return refuse(
+                format!("{path}/source"),
+                "an empty CD-ROM drive is not supported",
+            )
+        }
+        None => return refuse(format!("{path}/source"), "missing attribute file"),
+    };
+    let file = check_file(&format!("{path}/source@file"), &file)?;
+    for c in d.element().elements() {
+        if !matches!(
+            c.name(),
+            "driver"
+                | "source"
+                | "target"
+                | "readonly"
+                | "shareable"
+                | "serial"
+                | "boot"
+                | "alias"
+                | "address"
+        ) {
+            return not_supported(format!("{path}/{}", c.name()));
+        }
+    }
+    let serial = d.serial().map(|s| s.trim().to_owned());
+    if let Some(s) = &serial {
+        if s.len() > 20 {
+            return refuse(
+                format!("{path}/serial"),
+                "longer than 20 bytes (virtio-blk's limit)",
+            );
+        }
+    }
+    Ok(DiskConfig {
+        path: file,
+        format,
+        readonly: cdrom || d.readonly(),
+        shareable: d.shareable(),
+        serial,
+        cdrom,
+    })
+}

@@ -1,0 +1,207 @@
+//! Domain XML -> `vireo_vmm::config::VmConfig`.
+//!
+//! The rule: whatever the document asks for, the backend either does or the machine is refused
+//! before start with one message that names the element (`devices/interface[1]@type='bridge': ...`).
+//! Nothing is dropped silently. A few elements libvirt itself adds on define (emulator, pci-root
+//! controllers, a ps2 keyboard, `memballoon model='none'`) describe nothing our backend would do
+//! differently and are accepted; each such case is listed in [`accepted_without_effect`].
+
+mod chardev;
+mod cpu;
+mod devices;
+mod disk;
+mod graphics;
+mod memory;
+mod net;
+mod os;
+
+use crate::rundir::RunDir;
+use std::path::{Path, PathBuf};
+use vireo_domain::{Domain, Element, VirtType};
+#[cfg(test)]
+use vireo_vmm_api::config::{DiskFormat, NetBackend};
+use vireo_vmm_api::config::{SerialConfig, VmConfig};
+
+/// A refusal: the element path and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct TranslateError {
+    pub path: String,
+    pub message: String,
+}
+
+fn refuse<T>(path: impl Into<String>, message: impl Into<String>) -> Result<T, TranslateError> {
+    Err(TranslateError {
+        path: path.into(),
+        message: message.into(),
+    })
+}
+
+fn not_supported<T>(path: impl Into<String>) -> Result<T, TranslateError> {
+    refuse(path, "not supported by the Vireo backend")
+}
+
+/// The documented list of things accepted although they change nothing (see module docs).
+pub fn accepted_without_effect() -> &'static [&'static str] {
+    &[
+        "devices/emulator: Vireo always runs vireo-vmm",
+        "devices/controller type='pci' model='pci-root'|'pcie-root', type='usb' model='none': no device",
+        "devices/controller type='sata'|'ide': the bus of CD-ROMs, which are read-only virtio-blk here",
+        "devices/interface/target: the host-side device name libvirt reports; user networking has none",
+        "devices/input type='keyboard' bus='ps2': the i8042 keyboard is always present",
+        "devices/memballoon model='none': no device",
+        "os/boot, os/type@machine: the kernel is loaded directly",
+        "pm with every state disabled",
+    ]
+}
+
+/// The result: the VMM config plus human-readable notes (e.g. "autoport chose 5901").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    pub config: VmConfig,
+    /// The TCP port of the VNC server, if any.
+    pub vnc_port: Option<u16>,
+    pub notes: Vec<String>,
+}
+
+fn check_file(path: &str, file: &str) -> Result<PathBuf, TranslateError> {
+    let p = Path::new(file);
+    if !p.is_absolute() {
+        return refuse(path, format!("{file}: must be an absolute path"));
+    }
+    match std::fs::metadata(p) {
+        Err(e) => refuse(path, format!("{file}: {}", io_message(&e))),
+        Ok(m) if !m.is_file() => refuse(path, format!("{file}: not a regular file")),
+        Ok(_) => match std::fs::File::open(p) {
+            Ok(_) => Ok(p.to_owned()),
+            Err(e) => refuse(path, format!("{file}: {}", io_message(&e))),
+        },
+    }
+}
+
+/// The OS's message without Rust's " (os error N)" suffix, as virsh prints it.
+fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+const TOP_LEVEL_OK: &[&str] = &[
+    "name",
+    "uuid",
+    "title",
+    "description",
+    "metadata",
+    "memory",
+    "currentMemory",
+    "vcpu",
+    "os",
+    "features",
+    "clock",
+    "on_poweroff",
+    "on_reboot",
+    "on_crash",
+    "devices",
+    "cpu",
+    "pm",
+];
+
+/// The path `devices/NAME[i]` (1-based) this module's refusals use.
+fn dev_path(name: &str, index: usize) -> String {
+    format!("devices/{name}[{}]", index + 1)
+}
+
+/// A value the typed view reads as "unknown" (`Other`), quoted for a refusal.
+fn attr_or_empty(e: &Element, name: &str) -> String {
+    e.attr(name).map(|v| v.into_owned()).unwrap_or_default()
+}
+
+/// Translates a domain for a start in `run`. `pick_vnc_port` is asked for a free port when the
+/// document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views;
+/// it need not have been validated (a stored definition was, on define), so every value the
+/// backend depends on is checked again here.
+pub fn translate(
+    dom: &Domain,
+    run: &RunDir,
+    pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
+) -> Result<Translated, TranslateError> {
+    let mut notes = Vec::new();
+    let name = domain_level(dom)?;
+    let boot = os::boot(dom)?;
+    let memory_mib = memory::memory_mib(dom, &mut notes)?;
+    let vcpus = cpu::vcpus(dom)?;
+
+    // The devices below are added as the XML asks for them; everything else keeps the VMM's
+    // own headless defaults.
+    let mut cfg = VmConfig {
+        initrd: boot.initrd,
+        cmdline: boot.cmdline,
+        serial: SerialConfig {
+            log: Some(run.serial_log()),
+            socket: None,
+        },
+        ..VmConfig::minimal(&name, boot.kernel, memory_mib, vcpus)
+    };
+    let Some(devices) = dom.devices() else {
+        return Ok(Translated {
+            config: cfg,
+            vnc_port: None,
+            notes,
+        });
+    };
+    devices::kinds(&devices)?;
+    cfg.disks = disk::disks(&devices)?;
+    cfg.nets = net::interfaces(dom, &devices, &name)?;
+    let display = graphics::display(&devices, run, pick_vnc_port, &mut notes)?;
+    cfg.display = display.display;
+    chardev::com1(&devices, run, &mut cfg.serial)?;
+    devices::inputs(&devices, &mut cfg)?;
+    devices::rng(&devices, &mut cfg)?;
+    devices::virtio_count(&cfg)?;
+    Ok(Translated {
+        config: cfg,
+        vnc_port: display.vnc_port,
+        notes,
+    })
+}
+
+/// The root: a kvm domain, only elements the backend knows, and its name.
+fn domain_level(dom: &Domain) -> Result<String, TranslateError> {
+    match dom.virt_type() {
+        Some(VirtType::Kvm) => {}
+        Some(t) => {
+            return refuse(
+                format!("domain@type='{t}'"),
+                "only kvm domains are supported",
+            )
+        }
+        None => return refuse("domain", "missing attribute type"),
+    }
+    for child in dom.root().elements() {
+        if !TOP_LEVEL_OK.contains(&child.name()) {
+            return not_supported(child.name());
+        }
+    }
+    match dom.name() {
+        Some(n) if !n.trim().is_empty() => Ok(n.trim().to_owned()),
+        _ => refuse("domain", "missing element name"),
+    }
+}
+
+/// A typed view's own error (a malformed size or count), at `field`.
+fn view_error(field: &str, e: vireo_domain::Error) -> TranslateError {
+    TranslateError {
+        path: field.into(),
+        message: e.kind.to_string(),
+    }
+}
+
+/// Finds a free loopback TCP port for VNC in 5900..6000.
+pub fn free_vnc_port() -> Option<u16> {
+    (5900..6000).find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+}
+
+#[cfg(test)]
+mod tests;
