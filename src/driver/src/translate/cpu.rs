@@ -7,11 +7,7 @@ use vireo_domain::{ClockOffset, CpuMode, Domain};
 /// The number of vCPUs.
 pub(super) fn vcpus(dom: &Domain) -> Result<u8, TranslateError> {
     let root = dom.root();
-    let vcpu_count = match dom.vcpu().map_err(|e| view_error("vcpu", e))? {
-        None => 1,
-        Some(0) => return refuse("vcpu", "must be greater than 0"),
-        Some(n) => n,
-    };
+    let vcpu_count = dom.vcpu().map_err(|e| view_error("vcpu", e))?.unwrap_or(1);
     if let Some(v) = root.child("vcpu") {
         if let Some(c) = v.attr("current") {
             if c.trim().parse::<u32>().ok() != Some(vcpu_count) {

@@ -67,13 +67,12 @@ pub(super) fn inputs(
                     format!("not supported for a {t} (use bus='virtio')"),
                 )
             }
-            (Some(t), _) => {
+            _ => {
                 return refuse(
-                    format!("{path}@type='{t}'"),
+                    format!("{path}@type='{}'", attr_or_empty(input.element(), "type")),
                     "not supported by the Vireo backend (use keyboard or tablet)",
                 )
             }
-            (None, _) => return refuse(path, "missing attribute type"),
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `<graphics>` and `<video>`: the VNC server and the framebuffer behind it.
 
-use super::{dev_path, not_supported, refuse, TranslateError};
+use super::{attr_or_empty, dev_path, not_supported, refuse, TranslateError};
 use crate::rundir::RunDir;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Devices, Element, GraphicsType, VideoModel};
@@ -31,13 +31,12 @@ pub(super) fn display(
         graphics_seen = true;
         match g.graphics_type() {
             Some(GraphicsType::Vnc) => {}
-            Some(t) => {
+            _ => {
                 return refuse(
-                    format!("{path}@type='{t}'"),
+                    format!("{path}@type='{}'", attr_or_empty(g.element(), "type")),
                     "not supported by the Vireo backend (use type='vnc')",
                 )
             }
-            None => return refuse(path, "missing attribute type"),
         }
         vnc.unix_socket = Some(run.vnc());
         let ge = g.element();
@@ -76,16 +75,8 @@ pub(super) fn display(
                     );
                 }
             }
-            // Read as text, not through `Graphics::port`, so that a malformed port is refused
-            // rather than taken for "no port".
-            let port = ge
-                .attr("port")
-                .map(|p| p.trim().parse::<i32>())
-                .transpose()
-                .map_err(|_| TranslateError {
-                    path: format!("{path}@port"),
-                    message: "not a number".into(),
-                })?;
+            // Validation refused a port that is not a number, so `None` is "no port".
+            let port = g.port();
             let auto = g.autoport() == Some(true) || port.is_none() || port == Some(-1);
             let chosen = if auto {
                 match pick_vnc_port() {

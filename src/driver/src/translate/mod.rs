@@ -113,15 +113,17 @@ fn dev_path(name: &str, index: usize) -> String {
     format!("devices/{name}[{}]", index + 1)
 }
 
-/// A value the typed view reads as "unknown" (`Other`), quoted for a refusal.
+/// A value the typed view reads as "unknown" (`Other`), quoted for a refusal ('' when absent,
+/// which validation refuses where the attribute is required).
 fn attr_or_empty(e: &Element, name: &str) -> String {
     e.attr(name).map(|v| v.into_owned()).unwrap_or_default()
 }
 
 /// Translates a domain for a start in `run`. `pick_vnc_port` is asked for a free port when the
-/// document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views;
-/// it need not have been validated (a stored definition was, on define), so every value the
-/// backend depends on is checked again here.
+/// document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views
+/// and must have passed `Domain::validate` (the driver translates only a `Definition`, which
+/// did): what validation already refuses (a missing required attribute, a value out of libvirt's
+/// range) is not checked again here, only what the backend cannot do.
 pub fn translate(
     dom: &Domain,
     run: &RunDir,
@@ -171,13 +173,12 @@ pub fn translate(
 fn domain_level(dom: &Domain) -> Result<String, TranslateError> {
     match dom.virt_type() {
         Some(VirtType::Kvm) => {}
-        Some(t) => {
+        _ => {
             return refuse(
-                format!("domain@type='{t}'"),
+                format!("domain@type='{}'", attr_or_empty(dom.root(), "type")),
                 "only kvm domains are supported",
             )
         }
-        None => return refuse("domain", "missing attribute type"),
     }
     for child in dom.root().elements() {
         if !TOP_LEVEL_OK.contains(&child.name()) {
@@ -205,3 +206,5 @@ pub fn free_vnc_port() -> Option<u16> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validation_tests;

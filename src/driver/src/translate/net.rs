@@ -1,6 +1,6 @@
 //! `<interface>`: user-mode networking with port forwards.
 
-use super::{dev_path, not_supported, refuse, TranslateError};
+use super::{attr_or_empty, dev_path, not_supported, refuse, TranslateError};
 use vireo_domain::{Devices, Domain, Element, Interface, InterfaceType, PortProto, Uuid};
 use vireo_vmm_api::config::{MacAddr, NetBackend, NetConfig, PortForward, Protocol};
 
@@ -31,13 +31,12 @@ fn interface(
 ) -> Result<NetConfig, TranslateError> {
     match i.iface_type() {
         Some(InterfaceType::User) => {}
-        Some(t) => {
+        _ => {
             return refuse(
-                format!("{path}@type='{t}'"),
+                format!("{path}@type='{}'", attr_or_empty(i.element(), "type")),
                 "not supported by the Vireo backend (use type='user')",
             )
         }
-        None => return refuse(path, "missing attribute type"),
     }
     if let Some(m) = i.model() {
         if m != "virtio" {
@@ -72,7 +71,6 @@ fn interface(
         let protocol = match &pf.proto {
             PortProto::Tcp => Protocol::Tcp,
             PortProto::Udp => Protocol::Udp,
-            PortProto::Other(p) if p.is_empty() => return refuse(pfp, "missing attribute proto"),
             PortProto::Other(p) => return refuse(format!("{pfp}@proto='{p}'"), "use tcp or udp"),
         };
         if pf.dev.is_some() {
@@ -89,10 +87,6 @@ fn interface(
             let rp = format!("{pfp}/range[{}]", k + 1);
             if r.exclude {
                 return not_supported(format!("{rp}@exclude"));
-            }
-            // The view reads a missing or malformed start as 0 (validation names which).
-            if r.start == 0 {
-                return refuse(format!("{rp}@start"), "missing or not a port (1..65535)");
             }
             let start = r.start;
             let end = r.end.unwrap_or(start);
