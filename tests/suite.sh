@@ -111,7 +111,9 @@ step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/f
 for target in virtqueue virtio_blk_request virtio_mmio rfb_client; do
     step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done
-step "fuzz gui/vnc_guard (${fuzz_seconds}s)" logged fuzz-vnc_guard fuzz src/gui/fuzz vnc_guard
+for target in vnc_guard serial_terminal; do
+    step "fuzz gui/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz src/gui/fuzz "$target"
+done
 
 if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED steps:\n'
