@@ -269,7 +269,15 @@ pub fn decide(exit: VmmExit, intent: Option<Intent>, a: &Actions) -> Decision {
             Reason::Destroyed,
             vec![(EventKind::Stopped, "Destroyed")],
         ),
-        // A client's reboot always restarts, as `virsh reboot` does for a running guest.
+        // A helper that failed on its way out (a disk it could not flush) is not restarted on
+        // images that may lack the guest's last writes, even for a client's reboot.
+        (Some(Intent::Reboot), VmmExit::Error) => stop(
+            DomainState::Shutoff,
+            Reason::Failed,
+            vec![(EventKind::Stopped, "Failed")],
+        ),
+        // Otherwise a client's reboot always restarts, as `virsh reboot` does for a running
+        // guest (also when the helper had to be killed because it did not answer).
         (Some(Intent::Reboot), _) => restart(vec![(EventKind::Rebooted, "Rebooted")]),
         (None, VmmExit::Poweroff) => match a.on_poweroff {
             A::Restart | A::RenameRestart => {
@@ -565,5 +573,17 @@ mod tests {
             VmmExit::from_status(std::process::ExitStatus::from_raw(9)),
             VmmExit::Killed(9)
         );
+    }
+
+    #[test]
+    fn a_reboot_whose_helper_failed_on_the_way_out_does_not_restart() {
+        let a = acts(A::Restart, A::Restart, A::Restart);
+        let d = decide(VmmExit::Error, Some(Intent::Reboot), &a);
+        assert_eq!(
+            (d.restart, d.state, d.reason),
+            (false, DomainState::Shutoff, Reason::Failed)
+        );
+        assert!(decide(VmmExit::Reboot, Some(Intent::Reboot), &a).restart);
+        assert!(decide(VmmExit::Killed(9), Some(Intent::Reboot), &a).restart);
     }
 }
