@@ -9,6 +9,14 @@
 //! from disk (so two clients always agree, and a restarted client simply sees what kept
 //! running), and returns a typed [`DriverError`].
 //!
+//! The supervisor is this crate's code ([`supervisor::supervise`]); `vireoctl` only lends it an
+//! executable. It must be a process of its own, started by [`Connection::start`] for either
+//! front end, so that a machine outlives the window or shell that started it; and of the two
+//! binaries Vireo installs, `vireoctl` is the one without GTK: a supervisor exec'd from `vireo`
+//! would map the whole toolkit into every running machine's supervisor for nothing. So the GUI
+//! does not go through the command line's code, only through its executable (found next to
+//! `vireo`, in `PATH`, or by `VIREO_SUPERVISOR`).
+//!
 //! # Where each rule lives
 //! | rule | place |
 //! |---|---|
