@@ -816,6 +816,7 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
         shareable: d.shareable(),
         serial,
         cdrom,
+        backing: Vec::new(),
     })
 }
 
