@@ -130,19 +130,10 @@ fn restart_relevant(xml: &str) -> Option<String> {
     Some(dom.to_xml())
 }
 
-/// "qcow2" for a file that starts with QEMU's qcow magic, else "raw".
-pub fn sniff_format(path: &Path) -> ImageFormat {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    let qcow = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && magic == *b"QFI\xfb";
-    if qcow {
-        ImageFormat::Qcow2
-    } else {
-        ImageFormat::Raw
-    }
+/// The format of a disk the user adds: what the file name says, as in the new-machine wizard
+/// (never the file's content, which a guest may have written).
+pub fn added_disk_format(path: &Path) -> ImageFormat {
+    ImageFormat::from(super::wizard_xml::format_for(path))
 }
 
 /// The first `vdX` target no disk of `dom` uses.
@@ -1178,7 +1169,7 @@ impl VireoDetailsWindow {
                             &[("file", &path)],
                         ));
                     }
-                    let spec = DiskSpec::file(&path, sniff_format(file), &free_target(d));
+                    let spec = DiskSpec::file(&path, added_disk_format(file), &free_target(d));
                     d.devices_mut().add(spec.to_element());
                     Ok(())
                 });
@@ -1500,16 +1491,17 @@ mod tests {
     }
 
     #[test]
-    fn qcow2_images_are_recognised_by_their_magic() {
-        let dir = std::env::temp_dir().join(format!("vireo-sniff-{}", std::process::id()));
+    fn an_added_disk_takes_its_format_from_its_name_not_its_content() {
+        let dir = std::env::temp_dir().join(format!("vireo-disk-format-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let q = dir.join("a.qcow2");
-        std::fs::write(&q, b"QFI\xfb\0\0\0\x03").unwrap();
+        let q = dir.join("a.QCOW2");
+        std::fs::write(&q, [0u8; 512]).unwrap();
+        // A raw image whose guest wrote a qcow2 header stays raw.
         let r = dir.join("b.img");
-        std::fs::write(&r, [0u8; 512]).unwrap();
-        assert_eq!(sniff_format(&q), ImageFormat::Qcow2);
-        assert_eq!(sniff_format(&r), ImageFormat::Raw);
-        assert_eq!(sniff_format(&dir.join("missing")), ImageFormat::Raw);
+        std::fs::write(&r, b"QFI\xfb\0\0\0\x03").unwrap();
+        assert_eq!(added_disk_format(&q), ImageFormat::Qcow2);
+        assert_eq!(added_disk_format(&r), ImageFormat::Raw);
+        assert_eq!(added_disk_format(&dir.join("c.qcow2")), ImageFormat::Qcow2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
