@@ -187,12 +187,29 @@ fn an_undeclared_backing_file_is_refused_unopened() {
         &["create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b"],
         &[&key.path, &top, Path::new("1M")],
     );
+    // A relative name: the message says where it points.
+    let relative = dir.join("relative.qcow2");
+    qemu_img(
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-F",
+            "qcow2",
+            "-b",
+            "id_ed25519",
+        ],
+        &[&relative, Path::new("1M")],
+    );
     let before = std::fs::read(&top).unwrap();
     let watch = Watch::new(&[&key.path]);
     let outcomes: Vec<_> = [false, true]
         .into_iter()
         .map(|read_only| DiskImage::open(&qcow2(&top, read_only, Vec::new())).map(|_| ()))
         .collect();
+    let relative_outcome = DiskImage::open(&qcow2(&relative, false, Vec::new())).map(|_| ());
     // What the user's file saw comes first: that is the promise.
     assert_eq!(watch.events(), Vec::<String>::new());
     key.assert_unchanged();
@@ -201,6 +218,15 @@ fn an_undeclared_backing_file_is_refused_unopened() {
         before,
         "the refused image changed"
     );
+    let msg = relative_outcome.expect_err("opened").to_string();
+    assert!(
+        msg.contains(&format!(
+            "names the backing file \"id_ed25519\" ({}, format qcow2)",
+            key.path.display()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("<format type='qcow2'/>"), "{msg}");
     for outcome in outcomes {
         let e = outcome.expect_err("opened");
         assert!(matches!(e, ImageError::UndeclaredBacking { .. }), "{e:?}");
@@ -212,7 +238,7 @@ fn an_undeclared_backing_file_is_refused_unopened() {
         );
         assert!(
             msg.contains(&format!(
-                "names the backing file \"{}\"",
+                "names the backing file \"{}\" (format raw)",
                 key.path.display()
             )),
             "{msg}"

@@ -70,12 +70,11 @@ pub enum ImageError {
     },
     /// The header names a backing file the definition does not declare.
     #[error(
-        "disk image {path}: its qcow2 header names the backing file \"{}\" ({}, format {}), \
-         which the machine's definition does not declare; Vireo opens no file on an image's \
-         word: if you trust that file, declare it in the disk's definition as \
-         <backingStore type='file'><format type='{}'/><source file='{}'/></backingStore>",
-        one_line(.named), one_line(&.resolved.to_string_lossy()),
-        .format.as_deref().map_or("not given".into(), one_line),
+        "disk image {path}: its qcow2 header names the backing file {}, which the machine's \
+         definition does not declare, and Vireo opens no file just because an image names it: \
+         if you trust that file, declare it in the disk's definition as <backingStore \
+         type='file'><format type='{}'/><source file='{}'/></backingStore>",
+        named_file(.named, .resolved, .format.as_deref()),
         suggested_format(.format.as_deref()), one_line(&.resolved.to_string_lossy())
     )]
     UndeclaredBacking {
@@ -145,6 +144,19 @@ pub(crate) fn one_line(s: &str) -> String {
         } else {
             out.push(c);
         }
+    }
+    out
+}
+
+/// `"name"`, then where it points when that differs, and the format the header gives.
+fn named_file(named: &str, resolved: &Path, format: Option<&str>) -> String {
+    let mut out = format!("\"{}\" (", one_line(named));
+    if Path::new(named) != resolved {
+        out.push_str(&format!("{}, ", one_line(&resolved.to_string_lossy())));
+    }
+    match format {
+        Some(f) => out.push_str(&format!("format {})", one_line(f))),
+        None => out.push_str("no format given)"),
     }
     out
 }
