@@ -87,7 +87,7 @@ step "unit and integration tests" tests
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
 step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit
-for target in virtqueue virtio_blk_request rfb_client; do
+for target in virtqueue virtio_blk_request rfb_client qcow2_open; do
     step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done
 
