@@ -483,3 +483,35 @@ fn a_declaration_must_match_the_image() {
     // An image without references opens without a declaration.
     DiskImage::open(&qcow2(&plain, false, Vec::new())).expect("self-contained image");
 }
+
+#[test]
+fn a_header_that_breaks_the_reader_is_refused() {
+    let dir = tmpdir("reader");
+    let img = dir.join("broken.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2"], &[&img, Path::new("1M")]);
+    // qemu-img writes its feature name table (0x6803f857, 8 entries of 48 bytes) first among the
+    // header extensions, at 0x70; one byte more leaves a one-byte entry, on which imago 0.2.6's
+    // parser indexes past the end.
+    let mut bytes = std::fs::read(&img).unwrap();
+    assert_eq!(&bytes[0x70..0x78], &[0x68, 0x03, 0xf8, 0x57, 0, 0, 1, 0x80]);
+    bytes[0x74..0x78].copy_from_slice(&385u32.to_be_bytes());
+    std::fs::write(&img, &bytes).unwrap();
+    for read_only in [true, false] {
+        let e = open_err(&qcow2(&img, read_only, Vec::new()));
+        assert!(matches!(e, ImageError::Qcow2Reader { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "cannot open qcow2 image {}: its header made the qcow2 reader fail (",
+                img.display()
+            )),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        bytes,
+        "the refused image changed"
+    );
+}

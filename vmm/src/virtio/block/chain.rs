@@ -13,6 +13,7 @@
 //! rare image that has one.
 
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use imago::file::File as ImagoFile;
@@ -33,12 +34,10 @@ pub(super) fn open_qcow2(
     if writable {
         // A writable open already rewrites the header (imago clears the autoclear bits, which
         // include "raw external data"): an image that is refused must come out unchanged.
-        let inspected = Qcow2::<ImagoFile>::open_image(open_file(path, false)?, false)
-            .map_err(qcow2_error(path))?;
+        let inspected = read_qcow2(path, open_file(path, false)?, false)?;
         check_references(path, &inspected, chain)?;
     }
-    let mut q = Qcow2::<ImagoFile>::open_image(open_file(path, writable)?, writable)
-        .map_err(qcow2_error(path))?;
+    let mut q = read_qcow2(path, open_file(path, writable)?, writable)?;
     check_references(path, &q, chain)?;
     let backing = match chain.split_first() {
         None => None,
@@ -58,6 +57,29 @@ pub(super) fn open_qcow2(
     q.open_implicit_dependencies_gated(DenyImplicitOpenGate::default())
         .map_err(qcow2_error(path))?;
     Ok(q)
+}
+
+/// Reads the header and tables of `file` through imago. imago's parser can panic on a crafted
+/// header (0.2.6 does on a feature name table whose length leaves a one-byte entry); nothing of
+/// the half-read image outlives the unwind, so such an image is refused like any unreadable one.
+fn read_qcow2(
+    path: &Path,
+    file: ImagoFile,
+    writable: bool,
+) -> Result<Qcow2<ImagoFile>, ImageError> {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        Qcow2::<ImagoFile>::open_image(file, writable)
+    })) {
+        Ok(opened) => opened.map_err(qcow2_error(path)),
+        Err(payload) => Err(ImageError::Qcow2Reader {
+            path: path.to_path_buf(),
+            message: payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default(),
+        }),
+    }
 }
 
 /// Opens one declared backing layer read-only, with the rest of the chain below it.

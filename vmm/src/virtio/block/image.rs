@@ -68,6 +68,17 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
+    /// imago's qcow2 reader panicked on the image (a crafted or damaged header).
+    #[error(
+        "cannot open qcow2 image {path}: its header made the qcow2 reader fail ({})",
+        one_line(.message)
+    )]
+    Qcow2Reader {
+        /// The image.
+        path: PathBuf,
+        /// What the reader said.
+        message: String,
+    },
     /// The header names a backing file the definition does not declare.
     #[error(
         "disk image {path}: its qcow2 header names the backing file {}, which the machine's \
