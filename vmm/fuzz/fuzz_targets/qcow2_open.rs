@@ -29,11 +29,23 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use vireo_vmm::virtio::block::image::{DiskFormat, DiskImage, ImageOptions};
 
-/// One file per fuzzing process, rewritten for every input.
+const SCRATCH: &str = "vireo-fuzz-qcow2-";
+
+/// One file per fuzzing process, rewritten for every input. libFuzzer ends with exit(), so the
+/// directories of earlier runs whose process is gone are removed here instead.
 fn image_path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("vireo-fuzz-qcow2-{}", std::process::id()));
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(SCRATCH) {
+                if !PathBuf::from(format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("{SCRATCH}{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("fuzz scratch directory");
         dir.join("image.qcow2")
     })
