@@ -784,6 +784,17 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
         None => return refuse(format!("{path}/source"), "missing attribute file"),
     };
     let file = check_file(&format!("{path}/source@file"), &file)?;
+    if d.element()
+        .child("source")
+        .and_then(|s| s.child("dataStore"))
+        .is_some()
+    {
+        return refuse(
+            format!("{path}/source/dataStore"),
+            "external data files are not supported (make a self-contained copy with \
+             qemu-img convert -O qcow2)",
+        );
+    }
     let backing = backing_chain(path, d, format)?;
     for c in d.element().elements() {
         if !matches!(

@@ -350,6 +350,11 @@ fn backing_store_chains() {
             f.p("disk.img"), f.p("cd.iso"))),
             "devices/disk[1]/backingStore/backingStore: a raw image has no backing file".into()),
         (f.xml("kvm", "", "", &raw_with_chain), "devices/disk[1]/backingStore: a raw image has no backing file".into()),
+        (f.xml("kvm", "", "", &format!(
+            "<disk type='file'><driver name='qemu' type='qcow2'/><source file='{}'>\
+               <dataStore type='file'><format type='raw'/><source file='{}'/></dataStore></source></disk>",
+            f.p("disk.qcow2"), f.p("disk.img"))),
+            "devices/disk[1]/source/dataStore: external data files are not supported (make a self-contained copy with qemu-img convert -O qcow2)".into()),
         (disk(&format!("<backingStore type='file'><format type='raw'/><source file='{}'/><encryption/></backingStore>", f.p("disk.img"))),
             "devices/disk[1]/backingStore/encryption: not supported by the Vireo backend".into()),
     ];
