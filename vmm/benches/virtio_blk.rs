@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use vireo_rig::initramfs::{concat, Initramfs};
 use vireo_rig::l2::{shell_quote as q, GuestImage, DEFAULT_CMDLINE};
-use vireo_vmm::virtio::block::image::ImageOptions;
+use vireo_vmm::virtio::block::image::{DiskFormat, ImageOptions};
 use vireo_vmm::virtio::block::Block;
 use vireo_vmm::virtio::mmio::MmioTransport;
 use vireo_vmm::virtio::testing::*;
@@ -26,13 +26,14 @@ use vm_memory::{Bytes, GuestAddress};
 
 const N: u32 = 20_000;
 
-fn device_model(path: PathBuf, label: &str) {
+fn device_model(path: PathBuf, format: DiskFormat, label: &str) {
     let mem = guest_memory();
     let opts = ImageOptions {
         path,
-        format: None,
+        format,
         read_only: false,
         shareable: false,
+        backing: Vec::new(),
     };
     let block = Block::new(&opts, "bench").expect("open image");
     let mut t = MmioTransport::new(
@@ -170,7 +171,7 @@ fn main() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    device_model(raw, "raw");
+    device_model(raw, DiskFormat::Raw, "raw");
     let qcow = dir.join("d.qcow2");
     let st = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])
@@ -179,7 +180,7 @@ fn main() {
         .status()
         .expect("qemu-img");
     assert!(st.success());
-    device_model(qcow, "qcow2");
+    device_model(qcow, DiskFormat::Qcow2, "qcow2");
     let _ = std::fs::remove_dir_all(&dir);
     if std::env::var_os("VIREO_BENCH_NO_RIG").is_none() {
         rig_compare();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vireo_vmm::virtio::block::image::{DiskFormat, ImageError, ImageOptions};
+use vireo_vmm::virtio::block::image::{BackingLayer, DiskFormat, ImageError, ImageOptions};
 use vireo_vmm::virtio::block::Block;
 use vireo_vmm::virtio::mmio::MmioTransport;
 use vireo_vmm::virtio::testing::*;
@@ -57,9 +57,17 @@ fn raw_image(dir: &Path, size: u64) -> PathBuf {
 fn opts(path: &Path, read_only: bool, shareable: bool) -> ImageOptions {
     ImageOptions {
         path: path.to_path_buf(),
-        format: None,
+        format: DiskFormat::Raw,
         read_only,
         shareable,
+        backing: Vec::new(),
+    }
+}
+
+fn qcow2_opts(path: &Path) -> ImageOptions {
+    ImageOptions {
+        format: DiskFormat::Qcow2,
+        ..opts(path, false, false)
     }
 }
 
@@ -288,7 +296,7 @@ fn qcow2_reads_qemu_data_and_qemu_checks_our_writes() {
         .args(["-c", "write -P 0xab 0 64k"])
         .arg(&img));
     {
-        let mut d = Disk::new(Block::new(&opts(&img, false, false), "q").unwrap());
+        let mut d = Disk::new(Block::new(&qcow2_opts(&img), "q").unwrap());
         assert_eq!(d.config_u64(0), (64 << 20) / 512);
         assert_eq!(d.read(0, 4096), (S_OK, vec![0xab; 4096]));
         assert_eq!(
@@ -336,7 +344,7 @@ fn qcow2_reads_qemu_data_and_qemu_checks_our_writes() {
 }
 
 #[test]
-fn qcow2_with_backing_file_reads_through() {
+fn qcow2_with_declared_backing_file_reads_through() {
     let dir = tmpdir("backing");
     let base = dir.join("base.qcow2");
     let top = dir.join("top.qcow2");
@@ -352,7 +360,12 @@ fn qcow2_with_backing_file_reads_through() {
         .arg(&base)
         .arg(&top));
     {
-        let mut d = Disk::new(Block::new(&opts(&top, false, false), "b").unwrap());
+        let mut o = qcow2_opts(&top);
+        o.backing = vec![BackingLayer {
+            path: base.clone(),
+            format: DiskFormat::Qcow2,
+        }];
+        let mut d = Disk::new(Block::new(&o, "b").unwrap());
         assert_eq!(d.read(0, 512), (S_OK, vec![0x42; 512]));
         assert_eq!(d.write(0, &[0x77; 512]), S_OK);
         assert_eq!(
@@ -369,7 +382,7 @@ fn qcow2_with_backing_file_reads_through() {
 
 #[test]
 fn explicit_format_is_respected() {
-    // A qcow2 file opened as raw shows its header bytes, proving no auto-detection overrides it.
+    // A qcow2 file opened as raw shows its header bytes: the declared format is the format.
     let dir = tmpdir("fmt");
     let img = dir.join("disk.qcow2");
     run(Command::new("qemu-img")
@@ -377,7 +390,7 @@ fn explicit_format_is_respected() {
         .arg(&img)
         .arg("1M"));
     let mut o = opts(&img, true, false);
-    o.format = Some(DiskFormat::Raw);
+    o.format = DiskFormat::Raw;
     let mut d = Disk::new(Block::new(&o, "f").unwrap());
     assert_eq!(&d.read(0, 512).1[..4], b"QFI\xfb");
 }

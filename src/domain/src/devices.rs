@@ -1,5 +1,6 @@
 //! Typed views of `<devices>` and the devices Vireo uses, plus constructors for new ones.
 
+use crate::backing_store::BackingStore;
 use crate::order;
 use crate::tree::Element;
 use crate::values::{
@@ -286,6 +287,13 @@ impl<E: AsRef<Element>> Disk<E> {
     /// `boot@order`; `None` when absent or not a number (the validator reports the latter).
     pub fn boot_order(&self) -> Option<u32> {
         sub_attr(self.e(), "boot", "order").and_then(|v| parse_uint(&v))
+    }
+}
+
+impl<'a> Disk<&'a Element> {
+    /// The declared backing chain's first layer; `None` when the disk declares none.
+    pub fn backing_store(&self) -> Option<BackingStore<&'a Element>> {
+        BackingStore::first_under(self.el, &self.style, &self.path)
     }
 }
 

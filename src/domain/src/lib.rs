@@ -15,6 +15,7 @@ pub mod tree;
 
 pub use error::{Error, ErrorKind, Errors, Position};
 pub use tree::{Attribute, Document, Element, Markup, Node, Style, Text};
+pub mod backing_store;
 pub mod devices;
 pub mod domain;
 pub mod order;
@@ -22,6 +23,7 @@ pub mod units;
 pub mod values;
 mod view;
 
+pub use backing_store::BackingStore;
 pub use devices::{
     Chardev, ChardevSpec, Devices, Disk, DiskSpec, Graphics, GraphicsSpec, Input, Interface,
     InterfaceSpec, Memballoon, PortForward, PortRange, Rng, Video,

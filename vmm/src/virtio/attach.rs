@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
 
-use super::block::image::{DiskFormat as ImageFormat, ImageError, ImageOptions};
+use super::block::image::{BackingLayer, DiskFormat as ImageFormat, ImageError, ImageOptions};
 use super::block::Block;
 use super::input::{InputHandle, InputKind, VirtioInput};
 use super::mmio::MmioTransport;
@@ -134,14 +134,23 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         transports: Vec::new(),
     };
     for (index, d) in config.disks.iter().enumerate() {
+        let format = |f: DiskFormat| match f {
+            DiskFormat::Raw => ImageFormat::Raw,
+            DiskFormat::Qcow2 => ImageFormat::Qcow2,
+        };
         let opts = ImageOptions {
             path: d.path.clone(),
-            format: Some(match d.format {
-                DiskFormat::Raw => ImageFormat::Raw,
-                DiskFormat::Qcow2 => ImageFormat::Qcow2,
-            }),
+            format: format(d.format),
             read_only: d.readonly || d.cdrom,
             shareable: d.shareable,
+            backing: d
+                .backing
+                .iter()
+                .map(|b| BackingLayer {
+                    path: b.path.clone(),
+                    format: format(b.format),
+                })
+                .collect(),
         };
         let serial = d.serial.clone().unwrap_or_default();
         let block =

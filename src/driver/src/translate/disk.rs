@@ -2,7 +2,7 @@
 
 use super::{check_file, dev_path, not_supported, refuse, TranslateError};
 use vireo_domain::{Devices, Disk, DiskDevice, DiskType, Element, ImageFormat};
-use vireo_vmm_api::config::{DiskConfig, DiskFormat};
+use vireo_vmm_api::config::{BackingConfig, DiskConfig, DiskFormat};
 
 /// Every disk, in document order; a writable disk's file may not be used twice.
 pub(super) fn disks(devices: &Devices<&Element>) -> Result<Vec<DiskConfig>, TranslateError> {
@@ -83,11 +83,24 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
         None => return refuse(format!("{path}/source"), "missing attribute file"),
     };
     let file = check_file(&format!("{path}/source@file"), &file)?;
+    if d.element()
+        .child("source")
+        .and_then(|s| s.child("dataStore"))
+        .is_some()
+    {
+        return refuse(
+            format!("{path}/source/dataStore"),
+            "external data files are not supported (make a self-contained copy with \
+             qemu-img convert -O qcow2)",
+        );
+    }
+    let backing = backing_chain(path, d, format)?;
     for c in d.element().elements() {
         if !matches!(
             c.name(),
             "driver"
                 | "source"
+                | "backingStore"
                 | "target"
                 | "readonly"
                 | "shareable"
@@ -115,5 +128,75 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
         shareable: d.shareable(),
         serial,
         cdrom,
+        backing,
     })
+}
+
+/// The declared `<backingStore>` chain, nearest layer first. Every layer says its format (libvirt's
+/// rule: a format is never probed); an empty `<backingStore/>` ends the chain, and a disk that
+/// declares none gets an empty chain: the VMM then refuses an image whose header names a backing
+/// file.
+fn backing_chain(
+    path: &str,
+    d: &Disk<&Element>,
+    top_format: DiskFormat,
+) -> Result<Vec<BackingConfig>, TranslateError> {
+    let mut chain = Vec::new();
+    let mut above = top_format;
+    let mut here = format!("{path}/backingStore");
+    let mut next = d.backing_store();
+    while let Some(b) = next {
+        if b.is_end() {
+            break;
+        }
+        if above == DiskFormat::Raw {
+            return refuse(here, "a raw image has no backing file");
+        }
+        match b.store_type() {
+            Some(DiskType::File) => {}
+            Some(t) => {
+                return refuse(
+                    format!("{here}@type='{t}'"),
+                    "not supported by the Vireo backend (use type='file')",
+                )
+            }
+            None => {
+                return refuse(
+                    here,
+                    "missing attribute type (only an empty <backingStore/> may leave it out)",
+                )
+            }
+        }
+        let format = match b.format() {
+            Some(ImageFormat::Raw) => DiskFormat::Raw,
+            Some(ImageFormat::Qcow2) => DiskFormat::Qcow2,
+            Some(t) => {
+                return refuse(
+                    format!("{here}/format@type='{t}'"),
+                    "not supported (use raw or qcow2)",
+                )
+            }
+            None => {
+                return refuse(
+                    format!("{here}/format"),
+                    "missing: a backing file's format is never guessed from its content; \
+                     add <format type='qcow2'/> or <format type='raw'/>",
+                )
+            }
+        };
+        let Some(file) = b.source() else {
+            return refuse(format!("{here}/source"), "missing attribute file");
+        };
+        let file = check_file(&format!("{here}/source@file"), &file)?;
+        for c in b.element().elements() {
+            if !matches!(c.name(), "format" | "source" | "backingStore") {
+                return not_supported(format!("{here}/{}", c.name()));
+            }
+        }
+        chain.push(BackingConfig { path: file, format });
+        above = format;
+        here.push_str("/backingStore");
+        next = b.backing_store();
+    }
+    Ok(chain)
 }

@@ -19,7 +19,7 @@ use crate::rundir::RunDir;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Domain, Element, VirtType};
 #[cfg(test)]
-use vireo_vmm_api::config::{DiskFormat, NetBackend};
+use vireo_vmm_api::config::{BackingConfig, DiskFormat, NetBackend};
 use vireo_vmm_api::config::{SerialConfig, VmConfig};
 
 /// A refusal: the element path and why.

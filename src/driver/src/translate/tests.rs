@@ -279,6 +279,91 @@ fn refusals_name_the_element() {
 }
 
 #[test]
+fn backing_store_chains() {
+    let f = Fixture::new();
+    let disk = |inner: &str| {
+        f.xml(
+            "kvm",
+            "",
+            "",
+            &format!(
+                "<disk type='file'><driver name='qemu' type='qcow2'/><source file='{}'/>{inner}\
+                 <target dev='vda' bus='virtio'/></disk>",
+                f.p("disk.qcow2")
+            ),
+        )
+    };
+    let chain = |inner: &str| f.run(&disk(inner)).unwrap().config.disks[0].backing.clone();
+    // A chain of two, nearest layer first, ended by an empty element.
+    let two = chain(&format!(
+        "<backingStore type='file' index='1'><format type='qcow2'/><source file='{}'/>\
+           <backingStore type='file' index='2'><format type='raw'/><source file='{}'/>\
+             <backingStore/></backingStore></backingStore>",
+        f.p("disk.qcow2"),
+        f.p("disk.img")
+    ));
+    assert_eq!(
+        two,
+        vec![
+            BackingConfig {
+                path: f.dir.join("disk.qcow2"),
+                format: DiskFormat::Qcow2
+            },
+            BackingConfig {
+                path: f.dir.join("disk.img"),
+                format: DiskFormat::Raw
+            },
+        ]
+    );
+    // No element and an empty one both mean "no backing file" to the VMM.
+    assert_eq!(chain(""), vec![]);
+    assert_eq!(chain("<backingStore/>"), vec![]);
+    let raw_with_chain = format!(
+        "<disk type='file'><driver name='qemu' type='raw'/><source file='{}'/>\
+         <backingStore type='file'><format type='raw'/><source file='{}'/></backingStore></disk>",
+        f.p("disk.img"),
+        f.p("cd.iso")
+    );
+    let cases: Vec<(String, String)> = vec![
+        (disk(&format!("<backingStore type='file'><source file='{}'/></backingStore>", f.p("disk.img"))),
+            "devices/disk[1]/backingStore/format: missing: a backing file's format is never guessed from its content; add <format type='qcow2'/> or <format type='raw'/>".into()),
+        (disk(&format!(
+            "<backingStore type='file'><format type='qcow2'/><source file='{}'/>\
+               <backingStore type='file'><source file='{}'/></backingStore></backingStore>",
+            f.p("disk.qcow2"), f.p("disk.img"))),
+            "devices/disk[1]/backingStore/backingStore/format: missing: a backing file's format is never guessed from its content; add <format type='qcow2'/> or <format type='raw'/>".into()),
+        (disk(&format!("<backingStore type='file'><format type='vmdk'/><source file='{}'/></backingStore>", f.p("disk.img"))),
+            "devices/disk[1]/backingStore/format@type='vmdk': not supported (use raw or qcow2)".into()),
+        (disk("<backingStore type='block'><format type='raw'/><source dev='/dev/sda'/></backingStore>"),
+            "devices/disk[1]/backingStore@type='block': not supported by the Vireo backend (use type='file')".into()),
+        (disk(&format!("<backingStore><format type='raw'/><source file='{}'/></backingStore>", f.p("disk.img"))),
+            "devices/disk[1]/backingStore: missing attribute type (only an empty <backingStore/> may leave it out)".into()),
+        (disk("<backingStore type='file'><format type='raw'/></backingStore>"),
+            "devices/disk[1]/backingStore/source: missing attribute file".into()),
+        (disk("<backingStore type='file'><format type='raw'/><source file='/no/such.img'/></backingStore>"),
+            "devices/disk[1]/backingStore/source@file: /no/such.img: No such file or directory".into()),
+        (disk("<backingStore type='file'><format type='raw'/><source file='base.img'/></backingStore>"),
+            "devices/disk[1]/backingStore/source@file: base.img: must be an absolute path".into()),
+        (disk(&format!(
+            "<backingStore type='file'><format type='raw'/><source file='{}'/>\
+               <backingStore type='file'><format type='raw'/><source file='{}'/></backingStore></backingStore>",
+            f.p("disk.img"), f.p("cd.iso"))),
+            "devices/disk[1]/backingStore/backingStore: a raw image has no backing file".into()),
+        (f.xml("kvm", "", "", &raw_with_chain), "devices/disk[1]/backingStore: a raw image has no backing file".into()),
+        (f.xml("kvm", "", "", &format!(
+            "<disk type='file'><driver name='qemu' type='qcow2'/><source file='{}'>\
+               <dataStore type='file'><format type='raw'/><source file='{}'/></dataStore></source></disk>",
+            f.p("disk.qcow2"), f.p("disk.img"))),
+            "devices/disk[1]/source/dataStore: external data files are not supported (make a self-contained copy with qemu-img convert -O qcow2)".into()),
+        (disk(&format!("<backingStore type='file'><format type='raw'/><source file='{}'/><encryption/></backingStore>", f.p("disk.img"))),
+            "devices/disk[1]/backingStore/encryption: not supported by the Vireo backend".into()),
+    ];
+    for (xml, want) in cases {
+        assert_eq!(f.refused(&xml), want, "for {xml}");
+    }
+}
+
+#[test]
 fn too_many_vcpus_and_virtio_devices() {
     let f = Fixture::new();
     let x = f

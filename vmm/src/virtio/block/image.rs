@@ -1,5 +1,10 @@
 //! Disk image backends (raw files and qcow2 through imago) and image locking.
 //!
+//! The format of every image, and of every layer of its backing chain, is the one the caller
+//! declares: nothing here looks at an image's bytes to guess it. What a qcow2 header names (a
+//! backing file, an external data file) is never opened on the header's word; see
+//! [`super::chain`].
+//!
 //! Locking follows QEMU's idea with open-file-description locks (F_OFD_SETLK), which conflict
 //! between any two opens, in this process or another: a writable, non-shareable disk takes a
 //! write lock on the whole file; a shareable or read-only disk takes a read lock. So two running
@@ -14,8 +19,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use imago::file::File as ImagoFile;
-use imago::qcow2::Qcow2;
-use imago::{FormatAccess, FormatDriverBuilder, PermissiveImplicitOpenGate};
+use imago::FormatAccess;
+
+use super::chain;
 
 /// The on-disk format of an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,8 +59,8 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
-    /// imago refused the qcow2 image.
-    #[error("cannot open qcow2 image {path}: {source}")]
+    /// imago refused the qcow2 image (imago's words can quote the header: kept on one line).
+    #[error("cannot open qcow2 image {path}: {}", one_line(&.source.to_string()))]
     Qcow2 {
         /// The image.
         path: PathBuf,
@@ -62,6 +68,116 @@ pub enum ImageError {
         #[source]
         source: io::Error,
     },
+    /// imago's qcow2 reader panicked on the image (a crafted or damaged header).
+    #[error(
+        "cannot open qcow2 image {path}: its header made the qcow2 reader fail ({})",
+        one_line(.message)
+    )]
+    Qcow2Reader {
+        /// The image.
+        path: PathBuf,
+        /// What the reader said.
+        message: String,
+    },
+    /// The header names a backing file the definition does not declare.
+    #[error(
+        "disk image {path}: its qcow2 header names the backing file {}, which the machine's \
+         definition does not declare, and Vireo opens no file just because an image names it: \
+         if you trust that file, declare it in the disk's definition as <backingStore \
+         type='file'><format type='{}'/><source file='{}'/></backingStore>",
+        named_file(.named, .resolved, .format.as_deref()),
+        suggested_format(.format.as_deref()), one_line(&.resolved.to_string_lossy())
+    )]
+    UndeclaredBacking {
+        /// The image whose header names it.
+        path: PathBuf,
+        /// The name as the header spells it.
+        named: String,
+        /// Where that name points, relative to the image's directory.
+        resolved: PathBuf,
+        /// The backing format the header gives, if any.
+        format: Option<String>,
+    },
+    /// The header asks for an external data file; those are never opened.
+    #[error(
+        "disk image {path}: its qcow2 header asks for the external data file {}, which Vireo \
+         never opens (the guest would read and write that file); if you trust the image and \
+         that file, make a self-contained copy with `qemu-img convert -O qcow2 {path} COPY.qcow2` \
+         and use the copy",
+        .named.as_deref().map_or("(unnamed)".into(), |n| format!("\"{}\"", one_line(n)))
+    )]
+    ExternalDataFile {
+        /// The image.
+        path: PathBuf,
+        /// The data file's name as the header spells it.
+        named: Option<String>,
+    },
+    /// The definition declares a backing file, the image's header names none.
+    #[error(
+        "disk image {path}: the machine's definition declares the backing file {declared}, but \
+         the image's qcow2 header names no backing file; remove that <backingStore> from the \
+         disk's definition (or write an empty <backingStore/>)"
+    )]
+    BackingNotInImage {
+        /// The image.
+        path: PathBuf,
+        /// The declared backing file.
+        declared: PathBuf,
+    },
+    /// A raw image has no header and so no backing file.
+    #[error(
+        "disk image {path} is raw, which cannot have a backing file, but the machine's \
+         definition declares {declared} as its backing file"
+    )]
+    RawWithBacking {
+        /// The raw image.
+        path: PathBuf,
+        /// The declared backing file.
+        declared: PathBuf,
+    },
+    /// A layer of the declared backing chain could not be opened.
+    #[error("backing file of {path}: {source}")]
+    Backing {
+        /// The image whose backing layer failed.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Box<ImageError>,
+    },
+}
+
+/// `s` with control characters escaped, so that text from an image header stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `"name"`, then where it points when that differs, and the format the header gives.
+fn named_file(named: &str, resolved: &Path, format: Option<&str>) -> String {
+    let mut out = format!("\"{}\" (", one_line(named));
+    if Path::new(named) != resolved {
+        out.push_str(&format!("{}, ", one_line(&resolved.to_string_lossy())));
+    }
+    match format {
+        Some(f) => out.push_str(&format!("format {})", one_line(f))),
+        None => out.push_str("no format given)"),
+    }
+    out
+}
+
+fn suggested_format(header: Option<&str>) -> &'static str {
+    match header {
+        Some("qcow2") => "qcow2",
+        Some("raw") => "raw",
+        _ => "raw or qcow2",
+    }
 }
 
 /// How to open an image.
@@ -69,12 +185,23 @@ pub enum ImageError {
 pub struct ImageOptions {
     /// Path of the image file.
     pub path: PathBuf,
-    /// Format, or `None` to detect from the qcow2 magic.
-    pub format: Option<DiskFormat>,
+    /// Format, as declared (never detected).
+    pub format: DiskFormat,
     /// Never write.
     pub read_only: bool,
     /// Other VMs may have it open at the same time.
     pub shareable: bool,
+    /// The declared backing chain, nearest layer first; empty means the image must have none.
+    pub backing: Vec<BackingLayer>,
+}
+
+/// One declared layer of a backing chain: opened read-only, under a shared lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackingLayer {
+    /// Path of the layer's file.
+    pub path: PathBuf,
+    /// Its format, as declared.
+    pub format: DiskFormat,
 }
 
 /// Storage operations the block device needs.
@@ -160,9 +287,9 @@ fn fallocate(file: &File, mode: i32, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
-/// A qcow2 image through imago's synchronous API (backing files are opened read-only by imago).
+/// A qcow2 image through imago's synchronous API, with its declared backing chain.
 pub struct Qcow2Backend {
-    access: FormatAccess<ImagoFile>,
+    pub(super) access: FormatAccess<ImagoFile>,
 }
 
 impl DiskBackend for Qcow2Backend {
@@ -234,19 +361,6 @@ pub fn lock_image(path: &Path, exclusive: bool) -> Result<ImageLock, ImageError>
     Ok(ImageLock { _file: file })
 }
 
-/// Reads the first bytes to tell qcow2 from raw.
-pub fn detect_format(path: &Path) -> Result<DiskFormat, ImageError> {
-    let file = File::open(path).map_err(|source| ImageError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut magic = [0u8; 4];
-    match file.read_exact_at(&mut magic, 0) {
-        Ok(()) if magic == *b"QFI\xfb" => Ok(DiskFormat::Qcow2),
-        _ => Ok(DiskFormat::Raw),
-    }
-}
-
 /// An opened, locked image.
 pub struct DiskImage {
     /// The storage.
@@ -254,20 +368,25 @@ pub struct DiskImage {
     /// The format it was opened as.
     pub format: DiskFormat,
     _lock: ImageLock,
+    /// Shared locks on the backing layers, held as long as the image is open.
+    _backing_locks: Vec<ImageLock>,
 }
 
 impl DiskImage {
-    /// Locks and opens an image.
+    /// Locks and opens an image and its declared backing chain.
     pub fn open(opts: &ImageOptions) -> Result<DiskImage, ImageError> {
         let path = opts.path.as_path();
         let exclusive = !opts.read_only && !opts.shareable;
         let lock = lock_image(path, exclusive)?;
-        let format = match opts.format {
-            Some(f) => f,
-            None => detect_format(path)?,
-        };
-        let backend: Box<dyn DiskBackend> = match format {
+        let mut backing_locks = Vec::new();
+        let backend: Box<dyn DiskBackend> = match opts.format {
             DiskFormat::Raw => {
+                if let Some(b) = opts.backing.first() {
+                    return Err(ImageError::RawWithBacking {
+                        path: path.to_path_buf(),
+                        declared: b.path.clone(),
+                    });
+                }
                 let file = OpenOptions::new()
                     .read(true)
                     .write(!opts.read_only)
@@ -283,13 +402,8 @@ impl DiskImage {
                 Box::new(RawBackend { file, size })
             }
             DiskFormat::Qcow2 => {
-                let q = Qcow2::<ImagoFile>::builder_path(path)
-                    .write(!opts.read_only)
-                    .open(PermissiveImplicitOpenGate::default())
-                    .map_err(|source| ImageError::Qcow2 {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
+                let q =
+                    chain::open_qcow2(path, !opts.read_only, &opts.backing, &mut backing_locks)?;
                 Box::new(Qcow2Backend {
                     access: FormatAccess::new(q),
                 })
@@ -297,8 +411,9 @@ impl DiskImage {
         };
         Ok(DiskImage {
             backend,
-            format,
+            format: opts.format,
             _lock: lock,
+            _backing_locks: backing_locks,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! virtio-blk over raw and qcow2 images.
 
+mod chain;
 pub mod image;
 pub mod request;
 

@@ -1,0 +1,253 @@
+//! A downloaded qcow2 whose header names the user's own files (a private key as its backing file,
+//! a shell profile as its read-write data file) through the real `vireoctl` and `vireo-vmm` on
+//! the local /dev/kvm: start fails with one line naming the image and the file its header asked
+//! for, and the user's files are never opened (inotify) and unchanged. A backing file the
+//! definition declares is opened, and the machine runs.
+
+mod vireoctl_support;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vireoctl_support::{domain_xml, guest, Home};
+
+fn qemu_img(dir: &Path, args: &[&str]) {
+    let out = Command::new("qemu-img")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Watches files for IN_OPEN, IN_ACCESS and IN_MODIFY.
+struct Watch {
+    fd: i32,
+    names: Vec<(i32, PathBuf)>,
+}
+
+impl Watch {
+    fn new(files: &[&Path]) -> Watch {
+        // SAFETY: plain syscall, no pointers.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut names = Vec::new();
+        for f in files {
+            let c = CString::new(f.as_os_str().as_bytes()).unwrap();
+            let mask = libc::IN_OPEN | libc::IN_ACCESS | libc::IN_MODIFY;
+            // SAFETY: a valid inotify fd and a NUL-terminated path that outlives the call.
+            let wd = unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
+            assert!(
+                wd >= 0,
+                "watch {}: {}",
+                f.display(),
+                std::io::Error::last_os_error()
+            );
+            names.push((wd, f.to_path_buf()));
+        }
+        Watch { fd, names }
+    }
+
+    /// "path: open|read|write" for every event so far.
+    fn events(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: the buffer is writable for its whole length.
+            let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let mut off = 0usize;
+            while off + 16 <= n as usize {
+                let wd = i32::from_ne_bytes(buf[off..off + 4].try_into().unwrap());
+                let mask = u32::from_ne_bytes(buf[off + 4..off + 8].try_into().unwrap());
+                let len = u32::from_ne_bytes(buf[off + 12..off + 16].try_into().unwrap());
+                let name = self
+                    .names
+                    .iter()
+                    .find(|(w, _)| *w == wd)
+                    .map_or("?".into(), |(_, p)| p.display().to_string());
+                for (bit, what) in [
+                    (libc::IN_OPEN, "open"),
+                    (libc::IN_ACCESS, "read"),
+                    (libc::IN_MODIFY, "write"),
+                ] {
+                    if mask & bit != 0 {
+                        out.push(format!("{name}: {what}"));
+                    }
+                }
+                off += 16 + len as usize;
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: our own fd, closed once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn disk(image: &Path, backing_store: &str) -> String {
+    format!(
+        "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      \
+         <source file='{}'/>\n{backing_store}      <target dev='vda' bus='virtio'/>\n    </disk>\n",
+        image.display()
+    )
+}
+
+fn define(h: &Home, name: &str, devices: &str) {
+    let k = h.file(&format!("{name}.elf"), &guest::pvh_elf(&guest::spin()));
+    let x = h.file(
+        &format!("{name}.xml"),
+        domain_xml(name, &k, devices, ("destroy", "restart", "destroy")).as_bytes(),
+    );
+    h.ok(&["define", x.to_str().unwrap()]);
+}
+
+#[test]
+fn a_crafted_qcow2_does_not_start_and_the_users_files_stay_untouched() {
+    vireoctl_support::vmm();
+    let h = Home::new("q2");
+    let ssh = h.root.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    let key = ssh.join("id_ed25519");
+    let bashrc = h.root.join(".bashrc");
+    let downloads = h.root.join("Downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    // -u: qemu-img does not open the backing file either.
+    qemu_img(
+        &downloads,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-F",
+            "raw",
+            "-b",
+            key.to_str().unwrap(),
+            "backing.qcow2",
+            "1M",
+        ],
+    );
+    qemu_img(
+        &downloads,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            &format!("data_file={},data_file_raw=on", bashrc.display()),
+            "datafile.qcow2",
+            "1M",
+        ],
+    );
+    // The user's files, as they are before anything runs (qemu-img created the data file).
+    let key_bytes = b"-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n".to_vec();
+    let bashrc_bytes = b"alias ls='ls --color'\n".to_vec();
+    std::fs::write(&key, &key_bytes).unwrap();
+    std::fs::write(&bashrc, &bashrc_bytes).unwrap();
+
+    let cases = [
+        ("bk", downloads.join("backing.qcow2"), &key, "backing file"),
+        (
+            "df",
+            downloads.join("datafile.qcow2"),
+            &bashrc,
+            "external data file",
+        ),
+    ];
+    for (name, image, _, _) in &cases {
+        define(&h, name, &disk(image, ""));
+    }
+    let watch = Watch::new(&[&key, &bashrc]);
+    let mut starts = Vec::new();
+    for (name, ..) in &cases {
+        starts.push(h.run(&["start", name]));
+    }
+    // The promise first: the user's files were not touched.
+    assert_eq!(watch.events(), Vec::<String>::new());
+    assert_eq!(std::fs::read(&key).unwrap(), key_bytes, "the key changed");
+    assert_eq!(
+        std::fs::read(&bashrc).unwrap(),
+        bashrc_bytes,
+        "the profile changed"
+    );
+    for ((name, image, named, what), (code, out, err)) in cases.iter().zip(starts) {
+        assert_eq!(code, 1, "{name} started:\n{out}{err}");
+        let wanted = format!(
+            "disk image {}: its qcow2 header {} the {what} \"{}\"",
+            image.display(),
+            if *what == "backing file" {
+                "names"
+            } else {
+                "asks for"
+            },
+            named.display()
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains(&wanted)).collect();
+        assert_eq!(lines.len(), 1, "no single line says `{wanted}`:\n{err}");
+        assert_eq!(
+            h.ok(&["domstate", "--reason", name]).trim(),
+            "shut off (failed)"
+        );
+    }
+}
+
+#[test]
+fn a_declared_backing_file_is_opened_and_the_machine_runs() {
+    vireoctl_support::vmm();
+    let h = Home::new("q2ok");
+    let base = h.file("base.raw", &[0x42; 1 << 20]);
+    qemu_img(
+        &h.root,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            base.to_str().unwrap(),
+            "top.qcow2",
+        ],
+    );
+    let top = h.root.join("top.qcow2");
+    let declared = format!(
+        "      <backingStore type='file'>\n        <format type='raw'/>\n        \
+         <source file='{}'/>\n        <backingStore/>\n      </backingStore>\n",
+        base.display()
+    );
+    define(&h, "ok", &disk(&top, &declared));
+    h.ok(&["start", "ok"]);
+    assert_eq!(
+        h.ok(&["domstate", "--reason", "ok"]).trim(),
+        "running (booted)"
+    );
+    h.ok(&["destroy", "ok"]);
+    assert_eq!(std::fs::read(&base).unwrap(), vec![0x42; 1 << 20]);
+    // Without the declaration the same image does not start.
+    define(&h, "undeclared", &disk(&top, ""));
+    let (code, _, err) = h.run(&["start", "undeclared"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("which the machine's definition does not declare"),
+        "{err}"
+    );
+}
