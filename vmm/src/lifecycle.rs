@@ -61,6 +61,10 @@ pub use vireo_vmm_api::exit::{
 /// descriptors in unknown states; the kernel releases everything the process held.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        if CONTAINED.with(std::cell::Cell::get) {
+            // A panic [`contain_panic`] turns into an error: let it unwind to its caller.
+            return;
+        }
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -80,6 +84,27 @@ pub fn install_panic_hook() {
             libc::_exit(EXIT_PANIC);
         }
     }));
+}
+
+thread_local! {
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic inside it into `Err(message)` instead of the end of the process:
+/// only for third-party code that reads untrusted input and is known to panic on some of it
+/// (qcow2 headers: imago), before the VM runs, where the caller can refuse the input cleanly.
+/// Everywhere else a panic is a VMM bug and ends the VM ([`install_panic_hook`]).
+pub fn contain_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    let was = CONTAINED.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(was));
+    r.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default()
+    })
 }
 
 fn panic_line(thread: Option<&str>, msg: &str, at: &str) -> String {

@@ -174,3 +174,36 @@ fn a_vm_whose_log_reader_is_gone_keeps_running() {
     let (st, _) = vm.wait(T);
     assert_eq!(st.code(), Some(0));
 }
+
+/// The one panic the VMM turns into a refusal: imago's qcow2 reader panics on some malformed
+/// headers; with the panic hook installed (the real binary) that must still be "this image is
+/// refused" (exit 1, one line), not an internal error that ends the VM as a VMM bug.
+#[test]
+fn a_qcow2_header_that_breaks_the_reader_is_a_refusal_not_a_vmm_panic() {
+    let dir = tiny::tempdir("reader-panic");
+    let img = dir.join("broken.qcow2");
+    let ok = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&img)
+        .arg("1M")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // A feature name table one byte longer than its 8 entries (see qcow2_references.rs).
+    let mut bytes = std::fs::read(&img).unwrap();
+    assert_eq!(&bytes[0x70..0x74], &[0x68, 0x03, 0xf8, 0x57]);
+    bytes[0x74..0x78].copy_from_slice(&385u32.to_be_bytes());
+    std::fs::write(&img, &bytes).unwrap();
+    let guest = [asm::print("up\n"), asm::spin()].concat();
+    let disk = img.clone();
+    let mut vm = Vmm::start("reader-panic", &guest, move |cfg| {
+        cfg["disks"] = json!([{"path": disk, "format": "qcow2"}]);
+    });
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains(PANIC_LINE_PREFIX), "stderr: {err}");
+    assert!(
+        err.contains("its header made the qcow2 reader fail"),
+        "stderr: {err}"
+    );
+}

@@ -13,7 +13,6 @@
 //! rare image that has one.
 
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use imago::file::File as ImagoFile;
@@ -67,17 +66,12 @@ fn read_qcow2(
     file: ImagoFile,
     writable: bool,
 ) -> Result<Qcow2<ImagoFile>, ImageError> {
-    match panic::catch_unwind(AssertUnwindSafe(|| {
-        Qcow2::<ImagoFile>::open_image(file, writable)
-    })) {
+    // The VMM's panic hook ends the process on any panic; this one is a refusal.
+    match crate::lifecycle::contain_panic(|| Qcow2::<ImagoFile>::open_image(file, writable)) {
         Ok(opened) => opened.map_err(qcow2_error(path)),
-        Err(payload) => Err(ImageError::Qcow2Reader {
+        Err(message) => Err(ImageError::Qcow2Reader {
             path: path.to_path_buf(),
-            message: payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default(),
+            message,
         }),
     }
 }
