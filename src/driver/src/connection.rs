@@ -386,7 +386,11 @@ impl Connection {
         let uuid = self.store.undefine(name)?.and_then(|d| d.uuid);
         if let Some(rec) = self.live_record(name) {
             if rec.state.is_active() {
-                let _ = self.run(name).update_state(|r| r.transient = true);
+                // Without the mark the machine would outlive its definition as if it had one:
+                // the user must hear of it (the definition itself is gone already).
+                let run = self.run(name);
+                run.update_state(|r| r.transient = true)
+                    .map_err(io(&run.state()))?;
             } else {
                 let _ = std::fs::remove_dir_all(self.run(name).dir);
             }
