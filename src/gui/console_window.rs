@@ -318,8 +318,12 @@ impl VireoConsoleWindow {
                     self,
                     async move {
                         let target = name.clone();
-                        match backend.call(move |c| c.vnc_socket(&target)).await {
-                            Ok(socket) => window.start_session(Address::Unix(socket)),
+                        match backend.call(move |c| c.vnc_endpoint(&target)).await {
+                            Ok((socket, password)) => {
+                                // A machine with a VNC password asks it on its socket too.
+                                window.imp().password.replace(password.unwrap_or_default());
+                                window.start_session(Address::Unix(socket))
+                            }
                             Err(message) => window.wait_for_machine(&message),
                         }
                     }

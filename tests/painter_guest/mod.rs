@@ -29,12 +29,17 @@ pub fn code() -> Vec<u8> {
 /// Defines the machine "painter" in `h`: the painter as its kernel, a serial port, a
 /// local-only VNC display and a 320x200 VGA screen.
 pub fn define(h: &Home) {
+    define_with_graphics(h, "<graphics type='vnc'>");
+}
+
+/// [`define`] with another opening tag for the `<graphics>` element (a `passwd`, say).
+pub fn define_with_graphics(h: &Home, graphics: &str) {
     let kernel = h.file("painter.elf", &guest::pvh_elf(&code()));
-    let devices = "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    <graphics type='vnc'>\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n";
+    let devices = format!("    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n    {graphics}\n      <listen type='none'/>\n    </graphics>\n    <video>\n      <model type='vga'>\n        <resolution x='320' y='200'/>\n      </model>\n    </video>\n");
     let xml = domain_xml(
         "painter",
         &kernel,
-        devices,
+        &devices,
         ("destroy", "restart", "destroy"),
     );
     let file = h.file("painter.xml", xml.as_bytes());

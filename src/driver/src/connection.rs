@@ -836,13 +836,24 @@ impl Connection {
 
     /// The VNC unix socket of a running machine with a display.
     pub fn vnc_socket(&self, name: &str) -> Result<PathBuf> {
+        self.vnc_endpoint(name).map(|(socket, _)| socket)
+    }
+
+    /// The VNC socket of a running machine and the password its server asks for (the domain's
+    /// `passwd`, if any): the owner's console needs both, as virt-manager reads `passwd` from
+    /// the definition.
+    pub fn vnc_endpoint(&self, name: &str) -> Result<(PathBuf, Option<String>)> {
         let (d, run, _) = self.running(name)?;
         let cfg: Option<vireo_vmm_api::config::VmConfig> = std::fs::read(run.config())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        match cfg.and_then(|c| c.display).and_then(|x| x.vnc.unix_socket) {
-            Some(p) => Ok(p),
-            None => Err(DriverError::NotSupported {
+        match cfg.and_then(|c| c.display).map(|x| x.vnc) {
+            Some(vireo_vmm_api::config::VncConfig {
+                unix_socket: Some(socket),
+                password,
+                ..
+            }) => Ok((socket, password)),
+            _ => Err(DriverError::NotSupported {
                 name: d.name,
                 what: "VNC (no graphics device)".into(),
             }),
