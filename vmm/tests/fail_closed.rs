@@ -7,14 +7,15 @@
 mod tiny;
 
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use tiny::{asm, pvh_elf, tempdir, Vmm};
 use vireo_vmm::lifecycle::{EXIT_PANIC, PANIC_LINE_PREFIX, TEST_PANIC_ENV};
 
 const T: Duration = Duration::from_secs(20);
 
-/// Like `Vmm::start`, with the virtio-rng device and `env` added to the process environment.
+/// Like `Vmm::start`, with the virtio-rng device and `env` added to the process environment
+/// (the panic hook's test variable is always set or cleared explicitly).
 fn start(tag: &str, code: &[u8], env: &[(&str, &str)]) -> Vmm {
     let dir = tempdir(tag);
     let kernel = dir.join("kernel.elf");
@@ -27,27 +28,9 @@ fn start(tag: &str, code: &[u8], env: &[(&str, &str)]) -> Vmm {
         "input": {"keyboard": false, "tablet": false},
         "rng": true,
     });
-    let cfg_path = dir.join("vm.json");
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-    let control = dir.join("control.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_vireo-vmm"))
-        .arg("--config")
-        .arg(&cfg_path)
-        .arg("--control")
-        .arg(&control)
-        .env_remove(TEST_PANIC_ENV)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    Vmm {
-        child,
-        dir,
-        control,
-        serial_log,
-        started: Instant::now(),
-    }
+    let mut all = vec![(TEST_PANIC_ENV, "")];
+    all.extend_from_slice(env);
+    Vmm::start_with_env(dir, cfg, serial_log, &all)
 }
 
 /// mov dword [addr], value (32-bit mode, absolute address).

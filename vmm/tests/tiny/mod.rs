@@ -143,6 +143,16 @@ impl Vmm {
     }
 
     pub fn start_with_config(dir: PathBuf, cfg: Value, serial_log: PathBuf) -> Vmm {
+        Self::start_with_env(dir, cfg, serial_log, &[])
+    }
+
+    /// [`Vmm::start_with_config`] with `env` added to the process environment.
+    pub fn start_with_env(
+        dir: PathBuf,
+        cfg: Value,
+        serial_log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Vmm {
         let cfg_path = dir.join("vm.json");
         std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
         let control = dir.join("control.sock");
@@ -151,6 +161,7 @@ impl Vmm {
             .arg(&cfg_path)
             .arg("--control")
             .arg(&control)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
