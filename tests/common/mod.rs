@@ -112,10 +112,11 @@ impl Desktop {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start openbox (install openbox): {e}"));
-        // The manager announces itself by owning the WM_S0 selection.
+        // The manager announces itself by owning the WM_S0 selection. A bound, not a timing
+        // check: 10 s was once too short with two suites and their fuzzers on the 2 cores.
         wait_until(
             "openbox to manage the screen",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || {
                 let out = tool(
                     "xprop",
