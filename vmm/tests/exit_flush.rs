@@ -28,22 +28,14 @@ const DATA: u32 = 0x30_4000;
 const OFFSET: u64 = 1 << 20;
 const PATTERN: u8 = 0xa5;
 
-/// mov dword [addr], value (32-bit mode, absolute address).
-fn store(addr: u32, value: u32) -> Vec<u8> {
-    let mut v = vec![0xc7, 0x05];
-    v.extend(addr.to_le_bytes());
-    v.extend(value.to_le_bytes());
-    v
-}
-
 /// One 16-byte virtq descriptor.
 fn desc(i: u32, addr: u32, len: u32, flags: u16, next: u16) -> Vec<u8> {
     let at = DESC + 16 * i;
     [
-        store(at, addr),
-        store(at + 4, 0),
-        store(at + 8, len),
-        store(at + 12, u32::from(flags) | (u32::from(next) << 16)),
+        asm::store(at, addr),
+        asm::store(at + 4, 0),
+        asm::store(at + 8, len),
+        asm::store(at + 12, u32::from(flags) | (u32::from(next) << 16)),
     ]
     .concat()
 }
@@ -52,7 +44,7 @@ fn desc(i: u32, addr: u32, len: u32, flags: u16, next: u16) -> Vec<u8> {
 /// OFFSET with one VIRTIO_BLK_T_OUT request (no FLUSH follows), waits for the used ring and
 /// prints `s` and the request's status digit (`s0` is success).
 fn write_sector() -> Vec<u8> {
-    let reg = |off: u32, v: u32| store(BASE + off, v);
+    let reg = |off: u32, v: u32| asm::store(BASE + off, v);
     let sector = (OFFSET / 512) as u32;
     let mut fill = vec![0xbf]; // mov edi, DATA
     fill.extend(DATA.to_le_bytes());
@@ -81,17 +73,17 @@ fn write_sector() -> Vec<u8> {
         reg(0x44, 1),             // QueueReady
         reg(0x70, 1 | 2 | 8 | 4), // + DRIVER_OK: the worker starts
         fill,
-        store(HDR, 1), // VIRTIO_BLK_T_OUT
-        store(HDR + 4, 0),
-        store(HDR + 8, sector),
-        store(HDR + 12, 0),
-        store(STATUS, 0xff),
-        desc(0, HDR, 16, 1, 1),   // header, NEXT
-        desc(1, DATA, 512, 1, 2), // data (device reads it), NEXT
-        desc(2, STATUS, 1, 2, 0), // status, WRITE
-        store(AVAIL + 4, 0),      // ring[0] = descriptor 0
-        store(AVAIL, 1 << 16),    // flags 0, idx 1
-        reg(0x50, 0),             // QueueNotify 0: the ioeventfd wakes the worker
+        asm::store(HDR, 1), // VIRTIO_BLK_T_OUT
+        asm::store(HDR + 4, 0),
+        asm::store(HDR + 8, sector),
+        asm::store(HDR + 12, 0),
+        asm::store(STATUS, 0xff),
+        desc(0, HDR, 16, 1, 1),     // header, NEXT
+        desc(1, DATA, 512, 1, 2),   // data (device reads it), NEXT
+        desc(2, STATUS, 1, 2, 0),   // status, WRITE
+        asm::store(AVAIL + 4, 0),   // ring[0] = descriptor 0
+        asm::store(AVAIL, 1 << 16), // flags 0, idx 1
+        reg(0x50, 0),               // QueueNotify 0: the ioeventfd wakes the worker
         wait_used,
         status,
         asm::print("\n"),

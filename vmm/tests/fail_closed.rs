@@ -33,20 +33,12 @@ fn start(tag: &str, code: &[u8], env: &[(&str, &str)]) -> Vmm {
     Vmm::start_with_env(dir, cfg, serial_log, &all)
 }
 
-/// mov dword [addr], value (32-bit mode, absolute address).
-fn store(addr: u32, value: u32) -> Vec<u8> {
-    let mut v = vec![0xc7, 0x05];
-    v.extend(addr.to_le_bytes());
-    v.extend(value.to_le_bytes());
-    v
-}
-
 /// A minimal virtio-mmio driver for the rng at slot 0 (the only virtio device here): status
 /// ACKNOWLEDGE, DRIVER, VERSION_1, FEATURES_OK, queue 0 (8 entries in free RAM), DRIVER_OK.
 /// DRIVER_OK starts the device's worker thread, `virtio-rng`.
 fn activate_rng() -> Vec<u8> {
     const BASE: u32 = 0xd800_0000;
-    let reg = |off: u32, v: u32| store(BASE + off, v);
+    let reg = |off: u32, v: u32| asm::store(BASE + off, v);
     [
         reg(0x70, 1),             // Status: ACKNOWLEDGE
         reg(0x70, 1 | 2),         // + DRIVER

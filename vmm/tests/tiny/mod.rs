@@ -97,6 +97,14 @@ pub mod asm {
     pub fn hang() -> Vec<u8> {
         vec![0xfa, 0xf4, 0xeb, 0xfd]
     }
+    /// mov dword [addr], value (absolute address): how the tests program MMIO registers and
+    /// lay out rings in guest RAM.
+    pub fn store(addr: u32, value: u32) -> Vec<u8> {
+        let mut v = vec![0xc7, 0x05];
+        v.extend(addr.to_le_bytes());
+        v.extend(value.to_le_bytes());
+        v
+    }
     /// jmp $ (spins: keeps the vCPU busy)
     pub fn spin() -> Vec<u8> {
         vec![0xeb, 0xfe]
