@@ -64,6 +64,17 @@ impl Paths {
         }
     }
 
+    /// All four bases in one directory (`c`, `r`, `d`, `k`), as the tests lay out their homes.
+    #[cfg(test)]
+    pub(crate) fn all_under(dir: &Path) -> Paths {
+        Paths::under(
+            &dir.join("c"),
+            &dir.join("r"),
+            &dir.join("d"),
+            &dir.join("k"),
+        )
+    }
+
     pub fn machines(&self) -> PathBuf {
         self.config.join("machines")
     }

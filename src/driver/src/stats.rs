@@ -218,12 +218,7 @@ mod tests {
     fn a_machine_that_is_not_running_has_no_stats() {
         let dir = std::env::temp_dir().join(format!("vireo-stats-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let paths = crate::Paths::under(
-            &dir.join("c"),
-            &dir.join("r"),
-            &dir.join("d"),
-            &dir.join("k"),
-        );
+        let paths = crate::Paths::all_under(&dir);
         let conn = Connection::with_paths(paths);
         conn.define_xml(
             "<domain type='kvm'><name>idle</name><memory unit='MiB'>64</memory>\

@@ -363,12 +363,7 @@ mod tests {
             "vireo-store-test-{}",
             vireo_domain::Uuid::new_v4().unwrap()
         ));
-        let p = Paths::under(
-            &dir.join("c"),
-            &dir.join("r"),
-            &dir.join("d"),
-            &dir.join("k"),
-        );
+        let p = Paths::all_under(&dir);
         (Store::new(&p), dir)
     }
 

@@ -15,12 +15,7 @@ impl Home {
         let dir = std::env::temp_dir().join(format!("vireo-uc-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let paths = crate::Paths::under(
-            &dir.join("c"),
-            &dir.join("r"),
-            &dir.join("d"),
-            &dir.join("k"),
-        );
+        let paths = crate::Paths::all_under(&dir);
         Home {
             conn: Connection::with_paths(paths),
             dir,

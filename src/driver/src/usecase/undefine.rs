@@ -328,12 +328,7 @@ mod tests {
             "vireo-undefine-{tag}-{}",
             vireo_domain::Uuid::new_v4().unwrap()
         ));
-        let p = Paths::under(
-            &dir.join("c"),
-            &dir.join("r"),
-            &dir.join("d"),
-            &dir.join("k"),
-        );
+        let p = Paths::all_under(&dir);
         std::fs::create_dir_all(p.images()).unwrap();
         (Connection::with_paths(p), dir)
     }

@@ -37,12 +37,7 @@ fn qcow2_bytes(backing: Option<&str>) -> Vec<u8> {
 /// disk of its own, a read-only ISO disk, a CD-ROM, a NIC, VNC on a fixed port and a serial log.
 fn fixture(tag: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!("vireo-clone-{tag}-{}", Uuid::new_v4().unwrap()));
-    let paths = Paths::under(
-        &dir.join("c"),
-        &dir.join("r"),
-        &dir.join("d"),
-        &dir.join("k"),
-    );
+    let paths = Paths::all_under(&dir);
     let images = paths.images();
     std::fs::create_dir_all(&images).unwrap();
     let conn = Connection::with_paths(paths);
