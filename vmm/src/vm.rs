@@ -378,7 +378,12 @@ impl Vm {
     /// Loads kernel, initrd and command line; writes ACPI tables, boot data and vCPU state.
     pub fn load(&mut self) -> Result<(), VmError> {
         let mem_size = self.config.memory_mib << 20;
-        let mut loaded = boot::load_kernel(&self.mem, &self.config.kernel, mem_size)?;
+        let Some(kernel) = self.config.kernel.clone() else {
+            return Err(VmError::Device(
+                "firmware boot is not supported by this vireo-vmm yet".into(),
+            ));
+        };
+        let mut loaded = boot::load_kernel(&self.mem, &kernel, mem_size)?;
         if let Some(initrd) = &self.config.initrd {
             boot::load_initrd(&self.mem, initrd, &mut loaded, mem_size)?;
         }

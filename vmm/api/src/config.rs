@@ -40,9 +40,15 @@ pub struct VmConfig {
     pub memory_mib: u64,
     /// Number of vCPUs (1..=KVM_CAP_MAX_VCPUS, also capped by [`crate::limits::MAX_VCPUS`]).
     pub vcpus: u8,
-    /// Kernel: a bzImage (64-bit boot protocol) or an ELF vmlinux with a PVH note.
-    pub kernel: PathBuf,
-    /// Optional initramfs.
+    /// Direct kernel boot: a bzImage (64-bit boot protocol) or an ELF vmlinux with a PVH note.
+    /// Exactly one of `kernel` and `firmware` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<PathBuf>,
+    /// Firmware boot: the vCPUs start at the reset vector of a PC BIOS image, which finds the
+    /// boot loader on the disks in `boot_order`. `initrd` and `cmdline` must then be empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareConfig>,
+    /// Optional initramfs (direct kernel boot only).
     #[serde(default)]
     pub initrd: Option<PathBuf>,
     /// Kernel command line (the VMM appends nothing it is not told to).
@@ -72,6 +78,81 @@ pub struct VmConfig {
     /// Install the per-thread seccomp filters. Turning this off is for debugging only.
     #[serde(default = "default_true")]
     pub seccomp: bool,
+}
+
+/// A PC BIOS boot (SeaBIOS's `bios-256k.bin` or an image built like it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareConfig {
+    /// The BIOS image: a multiple of 64 KiB, at most [`crate::limits::FIRMWARE_MAX_SIZE`].
+    /// It is mapped read-only just below 4 GiB (the reset vector) and copied into writable RAM
+    /// ending at 1 MiB, and reloaded from this file on every reset.
+    pub loader: PathBuf,
+    /// The VGA option ROM for the firmware-stage framebuffer (ramfb), offered through fw_cfg
+    /// as `vgaroms/vgabios-ramfb.bin` when the machine has a display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vga_rom: Option<PathBuf>,
+    /// The devices the firmware tries, first to last (its `bootorder` file). Devices not
+    /// listed are tried after these, in the firmware's own order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boot_order: Vec<BootDevice>,
+    /// Show the firmware's boot menu, waiting this long for a key; `None` hides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_menu_timeout_ms: Option<u32>,
+    /// SMBIOS system information (type 1) the guest reads with dmidecode.
+    #[serde(default)]
+    pub smbios: SmbiosConfig,
+}
+
+/// A bootable device, by its place in the config's own lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BootDevice {
+    /// `disks[index]`.
+    Disk { index: usize },
+    /// `nets[index]` (network boot).
+    Net { index: usize },
+}
+
+/// SMBIOS type 1 (System Information) strings and UUID.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmbiosConfig {
+    /// The machine's UUID in its canonical 8-4-4-4-12 hex form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// Product name (the machine's name, as libvirt's QEMU driver leaves it to the domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+impl SmbiosConfig {
+    /// The UUID's 16 bytes in the order the text spells them (SMBIOS 2.6+ stores the first
+    /// three fields little-endian; the table builder swaps them).
+    pub fn uuid_bytes(&self) -> Option<Result<[u8; 16], String>> {
+        self.uuid.as_deref().map(parse_uuid)
+    }
+}
+
+fn parse_uuid(s: &str) -> Result<[u8; 16], String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return Err(format!("`{s}` is not a UUID (8-4-4-4-12 hex digits)"));
+    }
+    let hex: String = groups.concat();
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or_else(|| format!("`{s}` is not a UUID (8-4-4-4-12 hex digits)"))?;
+    }
+    Ok(out)
 }
 
 /// Where the 16550 on COM1 sends its output and takes its input from.
@@ -300,6 +381,12 @@ pub enum ConfigError {
     Vcpus { got: u32, max: u32 },
     #[error("kernel: {path}: {reason}")]
     Kernel { path: PathBuf, reason: String },
+    #[error("firmware: {0}")]
+    Firmware(String),
+    #[error("firmware.loader: {path}: {reason}")]
+    Loader { path: PathBuf, reason: String },
+    #[error("kernel, firmware: {0}")]
+    BootMethod(&'static str),
     #[error("initrd: {path}: {reason}")]
     Initrd { path: PathBuf, reason: String },
     #[error("cmdline: {0}")]
@@ -336,7 +423,8 @@ impl VmConfig {
             name: name.to_owned(),
             memory_mib,
             vcpus,
-            kernel,
+            kernel: Some(kernel),
+            firmware: None,
             initrd: None,
             cmdline: String::new(),
             serial: SerialConfig::default(),
@@ -351,6 +439,19 @@ impl VmConfig {
             boot_marker: true,
             seccomp: true,
         }
+    }
+
+    /// A minimal headless firmware-boot configuration.
+    pub fn minimal_firmware(
+        name: &str,
+        firmware: FirmwareConfig,
+        memory_mib: u64,
+        vcpus: u8,
+    ) -> VmConfig {
+        let mut cfg = VmConfig::minimal(name, PathBuf::new(), memory_mib, vcpus);
+        cfg.kernel = None;
+        cfg.firmware = Some(firmware);
+        cfg
     }
 
     /// Number of virtio-mmio devices this config asks for.
@@ -379,10 +480,23 @@ impl VmConfig {
                 max,
             });
         }
-        check_file(&self.kernel).map_err(|reason| ConfigError::Kernel {
-            path: self.kernel.clone(),
-            reason,
-        })?;
+        match (&self.kernel, &self.firmware) {
+            (Some(kernel), None) => check_file(kernel).map_err(|reason| ConfigError::Kernel {
+                path: kernel.clone(),
+                reason,
+            })?,
+            (None, Some(fw)) => self.validate_firmware(fw)?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::BootMethod(
+                    "both set; a machine boots either a kernel directly or its firmware",
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::BootMethod(
+                    "neither set; give a kernel for direct boot or a firmware image",
+                ))
+            }
+        }
         if let Some(initrd) = &self.initrd {
             check_file(initrd).map_err(|reason| ConfigError::Initrd {
                 path: initrd.clone(),
@@ -466,6 +580,62 @@ impl VmConfig {
     }
 }
 
+impl VmConfig {
+    fn validate_firmware(&self, fw: &FirmwareConfig) -> Result<(), ConfigError> {
+        let meta = std::fs::metadata(&fw.loader).map_err(|e| ConfigError::Loader {
+            path: fw.loader.clone(),
+            reason: e.to_string(),
+        })?;
+        let size = meta.len();
+        if !meta.is_file()
+            || size == 0
+            || size % crate::limits::FIRMWARE_ALIGN != 0
+            || size > crate::limits::FIRMWARE_MAX_SIZE
+        {
+            return Err(ConfigError::Loader {
+                path: fw.loader.clone(),
+                reason: format!(
+                    "not a BIOS image: a file of 64 KiB to {} KiB in 64 KiB steps is needed, \
+                     this is {size} bytes",
+                    crate::limits::FIRMWARE_MAX_SIZE >> 10
+                ),
+            });
+        }
+        if let Some(rom) = &fw.vga_rom {
+            check_file(rom).map_err(|reason| {
+                ConfigError::Firmware(format!("vga_rom: {}: {reason}", rom.display()))
+            })?;
+        }
+        if self.initrd.is_some() || !self.cmdline.is_empty() {
+            return Err(ConfigError::Firmware(
+                "initrd and cmdline belong to direct kernel boot; the boot loader chooses them \
+                 under firmware boot"
+                    .into(),
+            ));
+        }
+        for (i, dev) in fw.boot_order.iter().enumerate() {
+            let ok = match *dev {
+                BootDevice::Disk { index } => index < self.disks.len(),
+                BootDevice::Net { index } => index < self.nets.len(),
+            };
+            if !ok {
+                return Err(ConfigError::Firmware(format!(
+                    "boot_order[{i}]: {dev:?} does not exist"
+                )));
+            }
+            if fw.boot_order[..i].contains(dev) {
+                return Err(ConfigError::Firmware(format!(
+                    "boot_order[{i}]: {dev:?} is listed twice"
+                )));
+            }
+        }
+        if let Some(Err(e)) = fw.smbios.uuid_bytes() {
+            return Err(ConfigError::Firmware(format!("smbios.uuid: {e}")));
+        }
+        Ok(())
+    }
+}
+
 fn check_file(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
@@ -532,5 +702,111 @@ mod tests {
             "{err}"
         );
         assert!("52:54:00:12:34".parse::<MacAddr>().is_err());
+    }
+
+    /// A fresh directory for one test's files (removed by the test's end only on success;
+    /// the system's temp cleaning takes the rest).
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vireo-api-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn firmware_config(loader: PathBuf) -> VmConfig {
+        VmConfig::minimal_firmware(
+            "fw",
+            FirmwareConfig {
+                loader,
+                vga_rom: None,
+                boot_order: vec![BootDevice::Disk { index: 0 }],
+                boot_menu_timeout_ms: Some(3000),
+                smbios: SmbiosConfig {
+                    uuid: Some("c7a5fdbd-cdaf-9455-926a-d65c16db1809".into()),
+                    ..SmbiosConfig::default()
+                },
+            },
+            64,
+            1,
+        )
+    }
+
+    #[test]
+    fn firmware_boot_round_trips_and_needs_no_kernel() {
+        let dir = scratch("fw-ok");
+        let bios = dir.join("bios.bin");
+        std::fs::write(&bios, vec![0u8; 256 << 10]).unwrap();
+        let mut cfg = firmware_config(bios.clone());
+        cfg.disks.push(DiskConfig {
+            path: "/d.iso".into(),
+            format: DiskFormat::Raw,
+            readonly: true,
+            shareable: false,
+            serial: None,
+            cdrom: true,
+            backing: Vec::new(),
+        });
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert!(!json.contains("\"kernel\""), "{json}");
+        assert!(
+            json.contains(r#""boot_order":[{"disk":{"index":0}}]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<VmConfig>(&json).unwrap(), cfg);
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.firmware.as_ref().unwrap().smbios.uuid_bytes(),
+            Some(Ok([
+                0xc7, 0xa5, 0xfd, 0xbd, 0xcd, 0xaf, 0x94, 0x55, 0x92, 0x6a, 0xd6, 0x5c, 0x16, 0xdb,
+                0x18, 0x09
+            ]))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn firmware_boot_refuses_what_it_cannot_do() {
+        let dir = scratch("fw-bad");
+        let bios = dir.join("bios.bin");
+        std::fs::write(&bios, vec![0u8; 256 << 10]).unwrap();
+        // The boot order names a disk that is not there.
+        let cfg = firmware_config(bios.clone());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.starts_with("firmware: boot_order[0]"), "{err}");
+        // A loader that is no BIOS image.
+        let odd = dir.join("odd.bin");
+        std::fs::write(&odd, b"not a bios").unwrap();
+        let mut cfg = firmware_config(odd.clone());
+        cfg.firmware.as_mut().unwrap().boot_order.clear();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "firmware.loader: {}: not a BIOS image",
+                odd.display()
+            )),
+            "{err}"
+        );
+        // Missing loader.
+        let mut cfg = firmware_config(dir.join("missing.bin"));
+        cfg.firmware.as_mut().unwrap().boot_order.clear();
+        assert!(matches!(cfg.validate(), Err(ConfigError::Loader { .. })));
+        // Both boot methods, or neither.
+        let mut cfg = firmware_config(bios.clone());
+        cfg.firmware.as_mut().unwrap().boot_order.clear();
+        cfg.kernel = Some(bios.clone());
+        assert!(matches!(cfg.validate(), Err(ConfigError::BootMethod(_))));
+        cfg.kernel = None;
+        cfg.firmware = None;
+        assert!(matches!(cfg.validate(), Err(ConfigError::BootMethod(_))));
+        // A command line belongs to the boot loader.
+        let mut cfg = firmware_config(bios);
+        cfg.firmware.as_mut().unwrap().boot_order.clear();
+        cfg.cmdline = "quiet".into();
+        assert!(matches!(cfg.validate(), Err(ConfigError::Firmware(_))));
+        cfg.cmdline.clear();
+        cfg.firmware.as_mut().unwrap().smbios.uuid = Some("not-a-uuid".into());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.starts_with("firmware: smbios.uuid"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -20,3 +20,9 @@ pub const CMDLINE_MAX: usize = 2048;
 /// virtio-mmio slots: one per free ISA/IOAPIC line (`vireo_vmm::layout::VIRTIO_GSIS`, whose
 /// length is this constant, so the two cannot drift apart).
 pub const VIRTIO_MMIO_MAX: usize = 17;
+
+/// A BIOS image's size step: firmware images are whole 64 KiB segments.
+pub const FIRMWARE_ALIGN: u64 = 64 << 10;
+/// The largest BIOS image: it is copied into RAM ending at 1 MiB, and the region below it
+/// (from 0xC0000) is where the option ROMs and the VGA BIOS live.
+pub const FIRMWARE_MAX_SIZE: u64 = 256 << 10;
