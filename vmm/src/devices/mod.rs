@@ -4,6 +4,7 @@ pub mod acpi_pm;
 pub mod bus;
 pub mod fbmem;
 pub mod framebuffer;
+pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;
