@@ -280,4 +280,48 @@ mod tests {
         let d = dsdt(&cfg);
         assert!(d.windows(8).any(|w| w == b"LNRO0005"));
     }
+
+    /// FNV-1a: a stable digest to pin bytes with, independent of std's hasher.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    fn full_config(vcpus: u8) -> AcpiConfig {
+        let mut cfg = AcpiConfig {
+            vcpus,
+            virtio_mmio: Vec::new(),
+        };
+        for i in 0..layout::VIRTIO_MMIO_MAX {
+            let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
+            cfg.virtio_mmio.push(VirtioMmioAcpi {
+                base,
+                size: layout::VIRTIO_MMIO_SIZE,
+                gsi,
+            });
+        }
+        cfg
+    }
+
+    /// The bytes the direct boot writes, pinned: the firmware path shares the table builders,
+    /// and sharing them must not change what a directly booted kernel sees.
+    #[test]
+    fn direct_boot_bytes_are_pinned() {
+        let small = AcpiConfig {
+            vcpus: 1,
+            virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
+        };
+        for (cfg, want) in [
+            (small, 0x246e_3750_5be7_ff8b),
+            (full_config(8), 0xb208_3415_6788_b6ff),
+        ] {
+            let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+            write_tables(&mem, &cfg).unwrap();
+            let mut area = vec![0u8; layout::ACPI_SIZE as usize];
+            mem.read_slice(&mut area, GuestAddress(layout::ACPI_START))
+                .unwrap();
+            assert_eq!(fnv1a(&area), want, "{} vCPUs", cfg.vcpus);
+        }
+    }
 }
