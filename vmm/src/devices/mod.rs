@@ -2,6 +2,7 @@
 
 pub mod acpi_pm;
 pub mod bus;
+pub mod cmos;
 pub mod fbmem;
 pub mod framebuffer;
 pub mod fw_cfg;
