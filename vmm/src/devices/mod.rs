@@ -9,6 +9,7 @@ pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;
+pub mod ps2;
 pub mod rtc;
 pub mod scancodes;
 pub mod serial;
