@@ -136,14 +136,11 @@ impl I8042 {
 
     fn status(&self) -> u8 {
         let mut s = STATUS_UNLOCKED;
-        match self.out {
-            Some((_, aux)) => {
-                s |= STATUS_OBF;
-                if aux {
-                    s |= STATUS_AUXB;
-                }
+        if let Some((_, aux)) = self.out {
+            s |= STATUS_OBF;
+            if aux {
+                s |= STATUS_AUXB;
             }
-            None => {}
         }
         if self.command_byte & CB_SYS != 0 {
             s |= STATUS_SYS;
