@@ -168,7 +168,12 @@ fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, ru
         if logged < LOG_UNCLAIMED {
             logged += 1;
             crate::vmm_log!(
-                "vireo-vmm: vCPU {id}: {what} {addr:#x} ({len} bytes) hits no device; ignored"
+                "vireo-vmm: vCPU {id}: {what} {addr:#x} ({len} bytes) hits no device; {}",
+                if what.ends_with("read") {
+                    "reads as all-ones"
+                } else {
+                    "dropped"
+                }
             );
         }
     };

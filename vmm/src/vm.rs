@@ -214,9 +214,13 @@ impl Vm {
             layout::PORT_B.into(),
             1,
         )?;
+        let rtc_irq = IrqLine::new(&vm_fd, layout::RTC_GSI).map_err(dev_err("RTC irqfd"))?;
+        let rtc = Rtc::with_memory(mem_size, config.vcpus)
+            .with_interrupt(Box::new(rtc_irq))
+            .map_err(dev_err("RTC timer thread"))?;
         insert(
             &pio_bus,
-            Arc::new(Mutex::new(Rtc::new())),
+            Arc::new(Mutex::new(rtc)),
             layout::RTC_PORT.into(),
             2,
         )?;

@@ -435,6 +435,7 @@ fn every_thread_runs_under_a_seccomp_filter() {
     }
     assert!(seen.iter().any(|(c, _)| c == "vcpu0"), "{seen:?}");
     assert!(seen.iter().any(|(c, _)| c == "serial-console"), "{seen:?}");
+    assert!(seen.iter().any(|(c, _)| c == "rtc-timer"), "{seen:?}");
     // Still fully working under the filters.
     assert_eq!(c.execute("pause", json!({}))["return"], json!({}));
     assert_eq!(c.execute("resume", json!({}))["return"], json!({}));
@@ -458,4 +459,161 @@ fn memory_above_the_mmio_hole_and_several_vcpus_start() {
     let (st, err) = vm.wait(T);
     assert_eq!(st.code(), Some(0), "stderr: {err}");
     assert_eq!(vm.serial(), b"big\n");
+}
+
+/// `out 0x3f8, al` then `shr eax, 8`, `n` times: the low `n` bytes of eax to the serial log.
+fn emit_eax(n: usize) -> Vec<u8> {
+    let mut v = asm::mov_dx(0x3f8);
+    for _ in 0..n {
+        v.extend(asm::OUT_DX_AL);
+        v.extend([0xc1, 0xe8, 0x08]);
+    }
+    v
+}
+
+#[test]
+fn unclaimed_reads_are_all_ones_and_writes_are_dropped() {
+    let guest = code(&[
+        // ISA IDE status (byte), data (word), secondary channel (dword).
+        asm::mov_dx(0x1f7),
+        vec![0xec], // in al, dx
+        emit_eax(1),
+        asm::mov_dx(0x1f0),
+        vec![0x66, 0xed], // in ax, dx
+        emit_eax(2),
+        asm::mov_dx(0x170),
+        vec![0xed], // in eax, dx
+        emit_eax(4),
+        // The TPM TIS window: a dword, a write, the dword again, a byte.
+        vec![0xa1, 0x00, 0x00, 0xd4, 0xfe], // mov eax, [0xfed40000]
+        emit_eax(4),
+        asm::store(0xfed4_0000, 0x1234_5678),
+        vec![0xa1, 0x00, 0x00, 0xd4, 0xfe],
+        emit_eax(4),
+        vec![0xa0, 0x00, 0x0f, 0xd4, 0xfe], // mov al, [0xfed40f00]
+        emit_eax(1),
+        asm::poweroff(),
+    ]);
+    let mut vm = Vmm::start("unclaimed", &guest, |_| {});
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "stderr: {err}");
+    assert_eq!(vm.serial(), vec![0xff; 16], "stderr: {err}");
+    assert!(err.contains("MMIO read 0xfed40000"), "stderr: {err}");
+}
+
+#[test]
+fn rtc_periodic_interrupt_reaches_the_guest_on_irq8() {
+    const IDT: u32 = 0x1000;
+    const IDTR: u32 = 0x1800;
+    const COUNT: u32 = 0x1900;
+    const LAST_C: u32 = 0x1904;
+    const HANDLER_OFF: u32 = 0x200;
+    let handler = tiny::LOAD_ADDR as u32 + HANDLER_OFF;
+    let stray = handler + 0x40;
+    let gate = IDT + 0x28 * 8;
+    let w = |addr: u32, v: u16| {
+        let mut x = vec![0x66, 0xc7, 0x05];
+        x.extend(addr.to_le_bytes());
+        x.extend(v.to_le_bytes());
+        x
+    };
+    let outb = |port: u8, v: u8| vec![0xb0, v, 0xe6, port];
+    let cmos = |i: u8| vec![0xb0, i, 0xe6, 0x70, 0xe4, 0x71];
+    let mut main: Vec<u8> = code(&[
+        vec![0xbc, 0x00, 0xf0, 0x01, 0x00], // mov esp, 0x1f000: interrupts need a stack
+        // The CMOS fields a BIOS reads: memory above 16 MiB (64 KiB units), CPUs - 1.
+        cmos(0x34),
+        emit_eax(1),
+        cmos(0x35),
+        emit_eax(1),
+        cmos(0x5f),
+        emit_eax(1),
+        vec![0x66, 0x8c, 0xc8], // mov ax, cs
+        // Every gate -> a handler that prints '?' and powers off: a stray vector fails clearly.
+        vec![0xbf],
+        IDT.to_le_bytes().to_vec(), // mov edi, IDT
+        vec![0xb9, 0, 1, 0, 0],     // mov ecx, 256
+        vec![0x66, 0xc7, 0x07],
+        (stray as u16).to_le_bytes().to_vec(), // fill: mov word [edi], stray
+        vec![0x66, 0x89, 0x47, 0x02],          // mov [edi+2], ax
+        vec![0x66, 0xc7, 0x47, 0x04, 0x00, 0x8e], // mov word [edi+4], 0x8e00
+        vec![0x66, 0xc7, 0x47, 0x06],
+        ((stray >> 16) as u16).to_le_bytes().to_vec(), // mov word [edi+6], stray >> 16
+        vec![0x83, 0xc7, 0x08, 0xe2, 0xe6],            // add edi, 8; loop fill
+        // IDT gate 0x28 (IRQ 8 once the slave PIC is based at 0x28) -> handler.
+        w(gate, handler as u16),
+        vec![0x66, 0xa3],
+        (gate + 2).to_le_bytes().to_vec(), // mov [gate+2], ax
+        w(gate + 4, 0x8e00),
+        w(gate + 6, (handler >> 16) as u16),
+        w(IDTR, (0x29 * 8 - 1) as u16),
+        asm::store(IDTR + 2, IDT),
+        vec![0x0f, 0x01, 0x1d],
+        IDTR.to_le_bytes().to_vec(), // lidt [IDTR]
+        asm::store(COUNT, 0),
+        // 8259s: master at 0x20, slave at 0x28, only the cascade and IRQ 8 unmasked.
+        outb(0x20, 0x11),
+        outb(0x21, 0x20),
+        outb(0x21, 0x04),
+        outb(0x21, 0x01),
+        outb(0xa0, 0x11),
+        outb(0xa1, 0x28),
+        outb(0xa1, 0x02),
+        outb(0xa1, 0x01),
+        outb(0x21, 0xfb),
+        outb(0xa1, 0xfe),
+        // RTC: 1024 Hz (what SeaBIOS uses), periodic interrupt on, C cleared.
+        outb(0x70, 0x0a),
+        outb(0x71, 0x26),
+        outb(0x70, 0x0b),
+        outb(0x71, 0x42),
+        cmos(0x0c),
+        vec![0xfb], // sti
+    ]);
+    let wait = tiny::LOAD_ADDR as u32 + main.len() as u32;
+    main.extend(code(&[
+        // wait: hlt; cmp dword [COUNT], 20; jb wait
+        vec![0xf4, 0x83, 0x3d],
+        COUNT.to_le_bytes().to_vec(),
+        vec![20, 0x72, 0xf6],
+        vec![0xfa, 0xa0], // cli; mov al, [LAST_C]
+        LAST_C.to_le_bytes().to_vec(),
+        emit_eax(1),
+        asm::print("irq8\n"),
+        asm::poweroff(),
+    ]));
+    assert!(main.len() <= HANDLER_OFF as usize);
+    main.resize(HANDLER_OFF as usize, 0x90);
+    main.extend(code(&[
+        cmos(0x0c), // read C: acknowledges
+        vec![0xa2],
+        LAST_C.to_le_bytes().to_vec(), // mov [LAST_C], al
+        vec![0xff, 0x05],
+        COUNT.to_le_bytes().to_vec(), // inc dword [COUNT]
+        outb(0xa0, 0x20),
+        outb(0x20, 0x20),
+        // Back to the loop's test (past its hlt) without iret, which this host's kvm_pvm cannot
+        // emulate in 32-bit mode: drop the frame, interrupts on again.
+        vec![0xbc, 0x00, 0xf0, 0x01, 0x00, 0xfb, 0xb8], // mov esp, 0x1f000; sti; mov eax, wait+1
+        (wait + 1).to_le_bytes().to_vec(),
+        vec![0xff, 0xe0], // jmp eax
+    ]));
+    main.resize((stray - tiny::LOAD_ADDR as u32) as usize, 0x90);
+    main.extend(code(&[asm::print("?"), asm::poweroff()]));
+    let mut vm = Vmm::start("rtcirq", &main, |c| {
+        c["memory_mib"] = json!(64);
+        c["vcpus"] = json!(2);
+    });
+    let started = Instant::now();
+    let (st, err) = vm.wait(T);
+    assert_eq!(st.code(), Some(0), "stderr: {err}");
+    let s = vm.serial();
+    assert_eq!(
+        s[..3],
+        [0x00, 0x03, 0x01],
+        "CMOS: (64 - 16) MiB / 64 KiB = 0x300, 2 CPUs"
+    );
+    assert_eq!(s[3] & 0xc0, 0xc0, "register C in the handler: IRQF | PF");
+    assert!(s.ends_with(b"irq8\n"), "stray vector or no IRQ 8: {s:x?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

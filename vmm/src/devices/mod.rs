@@ -2,12 +2,14 @@
 
 pub mod acpi_pm;
 pub mod bus;
+pub mod cmos;
 pub mod fbmem;
 pub mod framebuffer;
 pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;
+pub mod ps2;
 pub mod rtc;
 pub mod scancodes;
 pub mod serial;
