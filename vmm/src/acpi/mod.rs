@@ -1,5 +1,7 @@
 //! ACPI tables: RSDP, XSDT, FADT, MADT and a DSDT, written into the BIOS area at
-//! [`crate::layout::ACPI_START`].
+//! [`crate::layout::ACPI_START`] for the direct boot, or handed to PC firmware as fw_cfg
+//! files with a linker/loader script ([`loader`]). Both placements share the builders below,
+//! so both boot paths describe one machine.
 //!
 //! The platform is full (not hardware-reduced) ACPI so that the fixed power button, the PM1
 //! sleep control (S5 poweroff) and the FADT reset register work with Debian's stock kernel,
@@ -11,6 +13,7 @@
 //! does, because Debian's kernel lacks `virtio_mmio.device=`.
 
 pub mod aml;
+pub mod loader;
 
 use crate::layout;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -35,12 +38,22 @@ pub struct AcpiConfig {
 pub enum AcpiError {
     #[error("ACPI tables need {0} bytes, more than the {size} reserved", size = layout::ACPI_SIZE)]
     TooLarge(usize),
+    #[error("ACPI tables for the firmware need {0} bytes, more than the {max} it can take", max = loader::TABLES_MAX)]
+    LoaderTooLarge(usize),
     #[error("writing ACPI tables to guest memory: {0}")]
     Memory(#[from] vm_memory::GuestMemoryError),
 }
 
 const OEM_ID: &[u8; 6] = b"VIREO ";
 const OEM_TABLE: &[u8; 8] = b"VIREOVMM";
+
+/// Offsets into the FADT of the fields that point at other tables.
+const FADT_FIRMWARE_CTRL: usize = 36;
+const FADT_DSDT: usize = 40;
+const FADT_X_DSDT: usize = 140;
+/// Offset of the checksum byte in every table with the standard header, and that header's size.
+const SDT_CHECKSUM: usize = 9;
+const SDT_HEADER_LEN: usize = 36;
 
 fn checksum(bytes: &[u8]) -> u8 {
     0u8.wrapping_sub(bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b)))
@@ -59,7 +72,7 @@ fn sdt(signature: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
     t.extend_from_slice(b"VIRO");
     t.extend_from_slice(&1u32.to_le_bytes());
     t.extend_from_slice(body);
-    t[9] = checksum(&t);
+    t[SDT_CHECKSUM] = checksum(&t);
     t
 }
 
@@ -73,12 +86,19 @@ fn gas_io(port: u16, bits: u8, access: u8) -> [u8; 12] {
     g
 }
 
-fn fadt(dsdt_addr: u64) -> Vec<u8> {
+/// The FADT. `facs_addr` is `None` for the direct boot, which has no firmware to own a FACS.
+/// The DSDT is named by both the 32- and the 64-bit field (SeaBIOS reads the 32-bit one); the
+/// FACS only by the 32-bit one, since ACPI 6 wants X_FIRMWARE_CTRL zero when FIRMWARE_CTRL is
+/// set and the FACS is always below 4 GiB.
+fn fadt(dsdt_addr: u64, facs_addr: Option<u64>) -> Vec<u8> {
     let mut f = vec![0u8; 276 - 36];
     let put = |f: &mut Vec<u8>, off: usize, bytes: &[u8]| {
         f[off - 36..off - 36 + bytes.len()].copy_from_slice(bytes);
     };
-    put(&mut f, 40, &(dsdt_addr as u32).to_le_bytes());
+    if let Some(facs) = facs_addr {
+        put(&mut f, FADT_FIRMWARE_CTRL, &(facs as u32).to_le_bytes());
+    }
+    put(&mut f, FADT_DSDT, &(dsdt_addr as u32).to_le_bytes());
     put(&mut f, 45, &[1]); // preferred PM profile: desktop
     put(&mut f, 46, &(layout::SCI_GSI as u16).to_le_bytes());
     put(&mut f, 56, &u32::from(layout::PM1A_EVT_PORT).to_le_bytes());
@@ -92,7 +112,7 @@ fn fadt(dsdt_addr: u64) -> Vec<u8> {
     put(&mut f, 112, &flags.to_le_bytes());
     put(&mut f, 116, &gas_io(layout::RESET_PORT, 8, 1));
     put(&mut f, 128, &[layout::RESET_VALUE]);
-    put(&mut f, 140, &dsdt_addr.to_le_bytes());
+    put(&mut f, FADT_X_DSDT, &dsdt_addr.to_le_bytes());
     put(
         &mut f,
         148,
@@ -195,39 +215,85 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
     sdt(b"DSDT", 2, &body)
 }
 
+/// The FACS: no waking vector (the machine has no sleep states but S5) and no global lock
+/// owner; only firmware boot has one, and it must sit 64-byte aligned.
+fn facs() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..4].copy_from_slice(b"FACS");
+    f[4..8].copy_from_slice(&64u32.to_le_bytes());
+    f[32] = 2; // version: the layout with X_Firmware_Waking_Vector
+    f
+}
+
+fn xsdt(entries: &[u64]) -> Vec<u8> {
+    let body: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+    sdt(b"XSDT", 1, &body)
+}
+
+fn rsdt(entries: &[u32]) -> Vec<u8> {
+    let body: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
+    sdt(b"RSDT", 1, &body)
+}
+
+/// Offsets into the RSDP of its table pointers and checksums.
+const RSDP_CHECKSUM: usize = 8;
+const RSDP_RSDT: usize = 16;
+const RSDP_XSDT: usize = 24;
+const RSDP_EXT_CHECKSUM: usize = 32;
+/// The ACPI 1.0 checksum covers the first 20 bytes, the extended one all 36.
+const RSDP_V1_LEN: usize = 20;
+const RSDP_LEN: usize = 36;
+
+/// A revision-2 RSDP; `rsdt_addr` 0 means the machine has only an XSDT.
+fn rsdp(rsdt_addr: u32, xsdt_addr: u64) -> Vec<u8> {
+    let mut rsdp = Vec::with_capacity(RSDP_LEN);
+    rsdp.extend_from_slice(b"RSD PTR ");
+    rsdp.push(0);
+    rsdp.extend_from_slice(OEM_ID);
+    rsdp.push(2);
+    rsdp.extend_from_slice(&rsdt_addr.to_le_bytes());
+    rsdp.extend_from_slice(&(RSDP_LEN as u32).to_le_bytes());
+    rsdp.extend_from_slice(&xsdt_addr.to_le_bytes());
+    rsdp.extend_from_slice(&[0, 0, 0, 0]);
+    rsdp[RSDP_CHECKSUM] = checksum(&rsdp[..RSDP_V1_LEN]);
+    rsdp[RSDP_EXT_CHECKSUM] = checksum(&rsdp);
+    rsdp
+}
+
+/// The tables that describe the machine itself, generated once per boot and then placed by
+/// either path; only the FADT, XSDT and RSDP (which hold addresses) are built per placement.
+struct MachineTables {
+    madt: Vec<u8>,
+    dsdt: Vec<u8>,
+}
+
+impl MachineTables {
+    fn new(cfg: &AcpiConfig) -> MachineTables {
+        MachineTables {
+            madt: madt(cfg.vcpus),
+            dsdt: dsdt(cfg),
+        }
+    }
+}
+
 /// SLP_TYP value that `\_S5` announces.
 pub const S5_SLP_TYP: u16 = 5;
 
 /// Writes all tables; returns the RSDP's guest address.
 pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<u64, AcpiError> {
+    let MachineTables { madt, dsdt } = MachineTables::new(cfg);
     let base = layout::ACPI_START;
     let xsdt_addr = base + 64;
     let fadt_addr = xsdt_addr + 64;
     let madt_addr = fadt_addr + 288;
-    let madt = madt(cfg.vcpus);
     let dsdt_addr = (madt_addr + madt.len() as u64 + 15) & !15;
-    let dsdt = dsdt(cfg);
     let end = dsdt_addr + dsdt.len() as u64;
     if end > base + layout::ACPI_SIZE {
         return Err(AcpiError::TooLarge((end - base) as usize));
     }
-    let fadt = fadt(dsdt_addr);
-    let mut entries = Vec::new();
-    entries.extend_from_slice(&fadt_addr.to_le_bytes());
-    entries.extend_from_slice(&madt_addr.to_le_bytes());
-    let xsdt = sdt(b"XSDT", 1, &entries);
-
-    let mut rsdp = Vec::with_capacity(36);
-    rsdp.extend_from_slice(b"RSD PTR ");
-    rsdp.push(0);
-    rsdp.extend_from_slice(OEM_ID);
-    rsdp.push(2);
-    rsdp.extend_from_slice(&0u32.to_le_bytes());
-    rsdp.extend_from_slice(&36u32.to_le_bytes());
-    rsdp.extend_from_slice(&xsdt_addr.to_le_bytes());
-    rsdp.extend_from_slice(&[0, 0, 0, 0]);
-    rsdp[8] = checksum(&rsdp[..20]);
-    rsdp[32] = checksum(&rsdp);
+    let fadt = fadt(dsdt_addr, None);
+    let xsdt = xsdt(&[fadt_addr, madt_addr]);
+    let rsdp = rsdp(0, xsdt_addr);
 
     for (addr, bytes) in [
         (base, &rsdp),
@@ -267,7 +333,7 @@ mod tests {
         assert_eq!(r[..20].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         assert_eq!(r.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         let xsdt = u64::from_le_bytes(r[24..32].try_into().unwrap());
-        for t in [fadt(0x1000), madt(4), dsdt(&cfg)] {
+        for t in [fadt(0x1000, None), madt(4), dsdt(&cfg)] {
             assert_eq!(t.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
             assert_eq!(
                 u32::from_le_bytes(t[4..8].try_into().unwrap()) as usize,
@@ -279,5 +345,49 @@ mod tests {
         assert_eq!(&hdr, b"XSDT");
         let d = dsdt(&cfg);
         assert!(d.windows(8).any(|w| w == b"LNRO0005"));
+    }
+
+    /// FNV-1a: a stable digest to pin bytes with, independent of std's hasher.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    fn full_config(vcpus: u8) -> AcpiConfig {
+        let mut cfg = AcpiConfig {
+            vcpus,
+            virtio_mmio: Vec::new(),
+        };
+        for i in 0..layout::VIRTIO_MMIO_MAX {
+            let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
+            cfg.virtio_mmio.push(VirtioMmioAcpi {
+                base,
+                size: layout::VIRTIO_MMIO_SIZE,
+                gsi,
+            });
+        }
+        cfg
+    }
+
+    /// The bytes the direct boot writes, pinned: the firmware path shares the table builders,
+    /// and sharing them must not change what a directly booted kernel sees.
+    #[test]
+    fn direct_boot_bytes_are_pinned() {
+        let small = AcpiConfig {
+            vcpus: 1,
+            virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
+        };
+        for (cfg, want) in [
+            (small, 0x246e_3750_5be7_ff8b),
+            (full_config(8), 0xb208_3415_6788_b6ff),
+        ] {
+            let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+            write_tables(&mem, &cfg).unwrap();
+            let mut area = vec![0u8; layout::ACPI_SIZE as usize];
+            mem.read_slice(&mut area, GuestAddress(layout::ACPI_START))
+                .unwrap();
+            assert_eq!(fnv1a(&area), want, "{} vCPUs", cfg.vcpus);
+        }
     }
 }
