@@ -430,7 +430,8 @@ impl Vm {
     }
 
     /// Firmware boot: fw_cfg on the port bus, the BIOS image in place, vCPUs in their reset
-    /// state. No ACPI tables are written: the firmware builds its own tables area.
+    /// state. ACPI reaches the firmware as fw_cfg files (the linker/loader), which it places
+    /// itself; nothing is written at the direct boot's ACPI area.
     fn load_firmware(&mut self) -> Result<(), VmError> {
         let Some(fw) = self.config.firmware.clone() else {
             return Err(VmError::Device(
@@ -445,8 +446,10 @@ impl Vm {
             }),
             _ => None,
         };
-        let items = firmware_files::fw_cfg_builder(&self.config, &fw, image.len() as u64, ramfb)
-            .map_err(FirmwareError::from)?;
+        let acpi = acpi::loader::build(&self.acpi)?;
+        let items =
+            firmware_files::fw_cfg_builder(&self.config, &fw, image.len() as u64, &acpi, ramfb)
+                .map_err(FirmwareError::from)?;
         let dev = Arc::new(Mutex::new(FwCfg::new(items, self.mem.clone())));
         insert(
             &self.pio_bus,

@@ -1,6 +1,8 @@
 //! What fw_cfg tells the firmware about this machine: the legacy keys SeaBIOS reads, `etc/e820`,
-//! `bootorder`, the boot menu, SMBIOS, and (with a display) the ramfb VGA ROM and `etc/ramfb`.
+//! `bootorder`, the boot menu, SMBIOS, the ACPI tables through the BIOS linker/loader, and
+//! (with a display) the ramfb VGA ROM and `etc/ramfb`.
 
+use crate::acpi::loader::LoaderFiles;
 use crate::config::{BootDevice, FirmwareConfig, VmConfig};
 use crate::devices::fw_cfg::files::{
     KEY_BOOT_MENU, KEY_IRQ0_OVERRIDE, KEY_MAX_CPUS, KEY_NB_CPUS, KEY_NOGRAPHIC, KEY_RAM_SIZE,
@@ -83,12 +85,14 @@ pub struct Ramfb {
     pub hook: Box<dyn FwCfgWriteHook>,
 }
 
-/// Every fw_cfg item of the firmware machine. `ramfb` is offered only when the machine has a
-/// display.
+/// Every fw_cfg item of the firmware machine. `acpi` is what [`crate::acpi::loader::build`]
+/// made of the machine's tables (SeaBIOS takes ACPI only that way); `ramfb` is offered only
+/// when the machine has a display.
 pub fn fw_cfg_builder(
     config: &VmConfig,
     fw: &FirmwareConfig,
     bios_size: u64,
+    acpi: &LoaderFiles,
     ramfb: Option<Ramfb>,
 ) -> Result<FwCfgBuilder, FwCfgError> {
     let mem_size = config.memory_mib << 20;
@@ -119,6 +123,9 @@ pub fn fw_cfg_builder(
     );
     b.file("etc/smbios/smbios-tables", blobs.tables)?;
     b.file("etc/smbios/smbios-anchor", blobs.anchor)?;
+    for (name, data) in acpi.named() {
+        b.file(name, data.to_vec())?;
+    }
     if let (Some(_), Some(r)) = (&config.display, ramfb) {
         b.file("vgaroms/vgabios-ramfb.bin", r.vga_rom)?;
         b.writable_file("etc/ramfb", vec![0; RAMFB_CONFIG_SIZE], r.hook)?;
@@ -254,7 +261,12 @@ mod tests {
                 vga_rom: vec![0x55, 0xaa],
                 hook: Box::new(Sink),
             };
-            let b = fw_cfg_builder(&c, &fw, 256 << 10, Some(ramfb)).unwrap();
+            let acpi = crate::acpi::loader::build(&crate::acpi::AcpiConfig {
+                vcpus: 2,
+                virtio_mmio: Vec::new(),
+            })
+            .unwrap();
+            let b = fw_cfg_builder(&c, &fw, 256 << 10, &acpi, Some(ramfb)).unwrap();
             let names: Vec<&str> = b.names().collect();
             let mut want = vec![
                 "etc/e820",
@@ -262,6 +274,9 @@ mod tests {
                 "etc/boot-menu-wait",
                 "etc/smbios/smbios-tables",
                 "etc/smbios/smbios-anchor",
+                "etc/table-loader",
+                "etc/acpi/tables",
+                "etc/acpi/rsdp",
             ];
             if display {
                 want.extend(["vgaroms/vgabios-ramfb.bin", "etc/ramfb"]);
