@@ -147,6 +147,27 @@ pub fn setup_vcpu(
     cpuid: &CpuId,
     entry: Entry,
 ) -> Result<(), CpuError> {
+    setup_common(vcpu, id, vcpus, cpuid)?;
+    if id == 0 {
+        setup_boot_regs(vcpu, id, entry)?;
+    }
+    Ok(())
+}
+
+/// Firmware boot: CPUID, MSRs, FPU and LAPIC as for a kernel, registers as KVM created them.
+/// That is the reset state: vCPU 0 runs from the reset vector (CS base 0xFFFF0000, IP 0xFFF0,
+/// real mode); with the in-kernel irqchip KVM leaves every other vCPU uninitialized, waiting
+/// for the INIT/SIPI the firmware sends.
+pub fn setup_vcpu_firmware(
+    vcpu: &VcpuFd,
+    id: u8,
+    vcpus: u8,
+    cpuid: &CpuId,
+) -> Result<(), CpuError> {
+    setup_common(vcpu, id, vcpus, cpuid)
+}
+
+fn setup_common(vcpu: &VcpuFd, id: u8, vcpus: u8, cpuid: &CpuId) -> Result<(), CpuError> {
     let cpuid = fixup_cpuid(cpuid, id, vcpus);
     vcpu.set_cpuid2(&cpuid).map_err(kvm(id, "KVM_SET_CPUID2"))?;
     // XCR0 starts with the state components the guest will enable anyway (Linux sets XCR0 to
@@ -193,11 +214,7 @@ pub fn setup_vcpu(
         ..Default::default()
     };
     vcpu.set_fpu(&fpu).map_err(kvm(id, "KVM_SET_FPU"))?;
-    setup_lapic(vcpu, id)?;
-    if id == 0 {
-        setup_boot_regs(vcpu, id, entry)?;
-    }
-    Ok(())
+    setup_lapic(vcpu, id)
 }
 
 fn setup_lapic(vcpu: &VcpuFd, id: u8) -> Result<(), CpuError> {

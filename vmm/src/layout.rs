@@ -11,6 +11,8 @@
 //!     0xdf00_0000  boot-time marker (MMIO), 4 KiB
 //!     0xfec0_0000  IOAPIC
 //!     0xfee0_0000  local APICs
+//!     0xfffb_c000  KVM's identity-map page and TSS (4 pages)
+//!     0xfffc_0000  firmware boot only: the BIOS image, read-only (its size, ending at 4 GiB)
 //! 0x1_0000_0000 ..           RAM above the hole, if memory_mib needs it
 //! ```
 
@@ -96,10 +98,18 @@ pub const COM1_GSI: u32 = 4;
 pub const RTC_GSI: u32 = 8;
 pub const SCI_GSI: u32 = 9;
 
-/// KVM memory slots: RAM uses 0 and 1, the framebuffer `FRAMEBUFFER_SLOT`.
+/// KVM memory slots: RAM uses 0 and 1, the framebuffer `FRAMEBUFFER_SLOT`, a BIOS image's
+/// read-only copy below 4 GiB (firmware boot) `FIRMWARE_SLOT`.
 pub const RAM_SLOT_LOW: u32 = 0;
 pub const RAM_SLOT_HIGH: u32 = 1;
 pub const FRAMEBUFFER_SLOT: u32 = 2;
+pub const FIRMWARE_SLOT: u32 = 3;
+
+/// KVM's own pages for real-mode emulation (identity-map page, then the 3-page TSS), just below
+/// the highest BIOS image; reserved in the firmware machine's e820 as QEMU does.
+pub const KVM_IDENTITY_MAP: u64 = 0xfffb_c000;
+pub const KVM_TSS: u64 = 0xfffb_d000;
+pub const KVM_PRIVATE_SIZE: u64 = 0x4000;
 
 /// RAM regions (guest address, size) for `mem_size` bytes of guest memory.
 pub fn ram_regions(mem_size: u64) -> Vec<(u64, u64)> {

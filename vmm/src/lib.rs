@@ -84,6 +84,7 @@ pub mod lifecycle;
 pub use vireo_vmm_api::logcap;
 pub mod random;
 pub mod seccomp;
+pub mod smbios;
 pub mod unix_socket;
 pub mod vcpu;
 pub mod virtio;

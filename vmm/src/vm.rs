@@ -7,6 +7,8 @@
 //! devices) and boot data; [`Vm::start`] spawns the vCPU threads.
 
 use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
+use crate::boot::firmware::{self, FirmwareError, FirmwareMapping};
+use crate::boot::firmware_files::{self, Ramfb};
 use crate::boot::{self, Entry};
 use crate::config::VmConfig;
 use crate::control::events::EventBus;
@@ -15,6 +17,7 @@ use crate::cpu;
 use crate::devices::acpi_pm::{AcpiPm, ResetPort};
 use crate::devices::bus::{Bus, BusDevice, SharedDevice};
 use crate::devices::fbmem::FramebufferMemory;
+use crate::devices::fw_cfg::{self, FwCfg, FwCfgWriteHook};
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
 use crate::devices::legacy::{BootMark, BootMarker, PortB};
@@ -59,6 +62,8 @@ pub enum VmError {
     Acpi(#[from] acpi::AcpiError),
     #[error("{0}")]
     Cpu(#[from] cpu::CpuError),
+    #[error("{0}")]
+    Firmware(#[from] FirmwareError),
     #[error("device setup: {0}")]
     Device(String),
     #[error("no free virtio-mmio slot (at most {})", layout::VIRTIO_MMIO_MAX)]
@@ -111,6 +116,10 @@ pub struct Vm {
     vcpu_fds: Vec<VcpuFd>,
     cpuid: CpuId,
     entry: Option<Entry>,
+    /// Firmware boot: the device behind `etc/ramfb`, given before [`Vm::load`].
+    ramfb: Option<Box<dyn FwCfgWriteHook>>,
+    /// Firmware boot: the BIOS image's read-only copy below 4 GiB, mapped while the VM lives.
+    firmware: Option<FirmwareMapping>,
 }
 
 fn open_kvm() -> Result<Kvm, VmError> {
@@ -135,9 +144,9 @@ impl Vm {
         }
         let vm_fd = Arc::new(kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?);
         vm_fd
-            .set_tss_address(0xfffb_d000)
+            .set_tss_address(layout::KVM_TSS as usize)
             .map_err(kvm_err("KVM_SET_TSS_ADDR"))?;
-        let _ = vm_fd.set_identity_map_address(0xfffb_c000);
+        let _ = vm_fd.set_identity_map_address(layout::KVM_IDENTITY_MAP);
         vm_fd
             .create_irq_chip()
             .map_err(kvm_err("KVM_CREATE_IRQCHIP"))?;
@@ -295,6 +304,8 @@ impl Vm {
             vcpu_fds,
             cpuid,
             entry: None,
+            ramfb: None,
+            firmware: None,
         })
     }
 
@@ -361,6 +372,13 @@ impl Vm {
         Ok(self.framebuffer_mem.clone())
     }
 
+    /// Firmware boot with a display: the device the firmware's VGA BIOS configures through
+    /// the fw_cfg file `etc/ramfb`. Without it (or without `firmware.vga_rom`) the firmware
+    /// gets no VGA ROM and writes its screen to the serial port only.
+    pub fn set_ramfb_hook(&mut self, hook: Box<dyn FwCfgWriteHook>) {
+        self.ramfb = Some(hook);
+    }
+
     /// Adds control commands (e.g. `screendump`, `vnc-info`).
     pub fn add_control_handler(&mut self, h: Box<dyn ControlHandler>) {
         self.control_handlers.push(h);
@@ -383,9 +401,7 @@ impl Vm {
     pub fn load(&mut self) -> Result<(), VmError> {
         let mem_size = self.config.memory_mib << 20;
         let Some(kernel) = self.config.kernel.clone() else {
-            return Err(VmError::Device(
-                "firmware boot is not supported by this vireo-vmm yet".into(),
-            ));
+            return self.load_firmware();
         };
         let mut loaded = boot::load_kernel(&self.mem, &kernel, mem_size)?;
         if let Some(initrd) = &self.config.initrd {
@@ -414,6 +430,42 @@ impl Vm {
             cpu::setup_vcpu(vcpu, id as u8, self.config.vcpus, &self.cpuid, loaded.entry)?;
         }
         self.entry = Some(loaded.entry);
+        Ok(())
+    }
+
+    /// Firmware boot: fw_cfg on the port bus, the BIOS image in place, vCPUs in their reset
+    /// state. ACPI reaches the firmware as fw_cfg files (the linker/loader), which it places
+    /// itself; nothing is written at the direct boot's ACPI area.
+    fn load_firmware(&mut self) -> Result<(), VmError> {
+        let Some(fw) = self.config.firmware.clone() else {
+            return Err(VmError::Device(
+                "the config names neither a kernel nor a firmware".into(),
+            ));
+        };
+        let image = firmware::read_image(&fw.loader)?;
+        let ramfb = match (&self.config.display, &fw.vga_rom, self.ramfb.take()) {
+            (Some(_), Some(rom), Some(hook)) => Some(Ramfb {
+                vga_rom: firmware::read_vga_rom(rom)?,
+                hook,
+            }),
+            _ => None,
+        };
+        let acpi = acpi::loader::build(&self.acpi)?;
+        let items =
+            firmware_files::fw_cfg_builder(&self.config, &fw, image.len() as u64, &acpi, ramfb)
+                .map_err(FirmwareError::from)?;
+        let dev = Arc::new(Mutex::new(FwCfg::new(items, self.mem.clone())));
+        insert(
+            &self.pio_bus,
+            dev.clone(),
+            fw_cfg::SELECTOR_PORT.into(),
+            fw_cfg::PORTS_LEN,
+        )?;
+        insert(&self.pio_bus, dev, fw_cfg::DMA_PORT.into(), fw_cfg::DMA_LEN)?;
+        self.firmware = Some(firmware::map_image(&self.vm_fd, &self.mem, &image)?);
+        for (id, vcpu) in self.vcpu_fds.iter().enumerate() {
+            cpu::setup_vcpu_firmware(vcpu, id as u8, self.config.vcpus, &self.cpuid)?;
+        }
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 //! the zero page (bzImage, 64-bit boot protocol) or the PVH start_info (ELF vmlinux), the e820
 //! map, an identity-mapped page table and a GDT.
 
+pub mod firmware;
+pub mod firmware_files;
 pub mod zeropage;
 
 use crate::layout;

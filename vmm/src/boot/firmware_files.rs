@@ -1,0 +1,287 @@
+//! What fw_cfg tells the firmware about this machine: the legacy keys SeaBIOS reads, `etc/e820`,
+//! `bootorder`, the boot menu, SMBIOS, the ACPI tables through the BIOS linker/loader, and
+//! (with a display) the ramfb VGA ROM and `etc/ramfb`.
+
+use crate::acpi::loader::LoaderFiles;
+use crate::config::{BootDevice, FirmwareConfig, VmConfig};
+use crate::devices::fw_cfg::files::{
+    KEY_BOOT_MENU, KEY_IRQ0_OVERRIDE, KEY_MAX_CPUS, KEY_NB_CPUS, KEY_NOGRAPHIC, KEY_RAM_SIZE,
+};
+use crate::devices::fw_cfg::{FwCfgBuilder, FwCfgError, FwCfgWriteHook};
+use crate::layout::{self, E820Kind};
+use crate::smbios::{self, SmbiosMachine};
+
+/// Size of `etc/ramfb`: BE {u64 address, u32 fourcc, u32 flags, u32 width, u32 height,
+/// u32 stride}.
+pub const RAMFB_CONFIG_SIZE: usize = 28;
+
+/// `etc/e820` as QEMU's pc machine gives it: RAM only (SeaBIOS reserves its own areas: the
+/// EBDA, 0xC0000..0xFFFFF and the BIOS below 4 GiB), plus KVM's private pages. Entries are
+/// packed {LE64 address, LE64 length, LE32 type}.
+pub fn e820(mem_size: u64) -> Vec<u8> {
+    let mut entries: Vec<(u64, u64, E820Kind)> = layout::ram_regions(mem_size)
+        .into_iter()
+        .map(|(base, size)| (base, size, E820Kind::Ram))
+        .collect();
+    entries.push((
+        layout::KVM_IDENTITY_MAP,
+        layout::KVM_PRIVATE_SIZE,
+        E820Kind::Reserved,
+    ));
+    let mut out = Vec::with_capacity(entries.len() * 20);
+    for (base, len, kind) in entries {
+        out.extend(base.to_le_bytes());
+        out.extend(len.to_le_bytes());
+        out.extend((kind as u32).to_le_bytes());
+    }
+    out
+}
+
+/// The device path SeaBIOS builds for a virtio-mmio device at `base` is
+/// `/virtio-mmio@%016x/*` (boot.c, bootprio_find_mmio_device, a glob where `*` matches one
+/// path element): the entry names the element so the glob matches it.
+pub fn mmio_boot_path(base: u64) -> String {
+    format!("/virtio-mmio@{base:016x}/virtio-blk@0")
+}
+
+/// `bootorder`: one device path per line, NUL-terminated as QEMU writes it. Disk `i` sits in
+/// virtio-mmio slot `i` (`virtio::attach` attaches disks first, in config order). Network
+/// devices have no line: SeaBIOS boots from the network only through a PCI NIC's option ROM,
+/// and this machine's NICs are virtio-mmio. `None` when nothing is listed (the firmware's own
+/// order then).
+pub fn bootorder(order: &[BootDevice]) -> Option<Vec<u8>> {
+    let lines: Vec<String> = order
+        .iter()
+        .filter_map(|d| match *d {
+            BootDevice::Disk { index } => layout::virtio_mmio_slot(index),
+            BootDevice::Net { .. } => None,
+        })
+        .map(|(base, _)| mmio_boot_path(base))
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut out = lines.join("\n").into_bytes();
+    out.push(0);
+    Some(out)
+}
+
+/// Legacy key 0x0e (SeaBIOS's `etc/show-boot-menu`) and the file `etc/boot-menu-wait`
+/// (LE16 milliseconds, at most 65535) for a timeout; `None` hides the menu.
+pub fn boot_menu(timeout_ms: Option<u32>) -> (u16, Option<Vec<u8>>) {
+    match timeout_ms {
+        Some(ms) => {
+            let ms = u16::try_from(ms).unwrap_or(u16::MAX);
+            (1, Some(ms.to_le_bytes().to_vec()))
+        }
+        None => (0, None),
+    }
+}
+
+/// The ramfb display for the firmware stage: the VGA ROM's bytes and the device behind
+/// `etc/ramfb`.
+pub struct Ramfb {
+    pub vga_rom: Vec<u8>,
+    pub hook: Box<dyn FwCfgWriteHook>,
+}
+
+/// Every fw_cfg item of the firmware machine. `acpi` is what [`crate::acpi::loader::build`]
+/// made of the machine's tables (SeaBIOS takes ACPI only that way); `ramfb` is offered only
+/// when the machine has a display.
+pub fn fw_cfg_builder(
+    config: &VmConfig,
+    fw: &FirmwareConfig,
+    bios_size: u64,
+    acpi: &LoaderFiles,
+    ramfb: Option<Ramfb>,
+) -> Result<FwCfgBuilder, FwCfgError> {
+    let mem_size = config.memory_mib << 20;
+    let vcpus = u16::from(config.vcpus).to_le_bytes().to_vec();
+    let (show_menu, menu_wait) = boot_menu(fw.boot_menu_timeout_ms);
+    let nographic = u16::from(config.display.is_none());
+    let mut b = FwCfgBuilder::new();
+    b.legacy(KEY_RAM_SIZE, mem_size.to_le_bytes().to_vec())?
+        .legacy(KEY_NOGRAPHIC, nographic.to_le_bytes().to_vec())?
+        .legacy(KEY_NB_CPUS, vcpus.clone())?
+        .legacy(KEY_MAX_CPUS, vcpus)?
+        .legacy(KEY_BOOT_MENU, show_menu.to_le_bytes().to_vec())?
+        // KVM's default routing wires the PIT to IOAPIC pin 0, not 2 as QEMU's does.
+        .legacy(KEY_IRQ0_OVERRIDE, vec![0])?;
+    b.file("etc/e820", e820(mem_size))?;
+    if let Some(order) = bootorder(&fw.boot_order) {
+        b.file("bootorder", order)?;
+    }
+    if let Some(wait) = menu_wait {
+        b.file("etc/boot-menu-wait", wait)?;
+    }
+    let blobs = smbios::build(
+        &fw.smbios,
+        SmbiosMachine {
+            name: &config.name,
+            bios_size,
+        },
+    );
+    b.file("etc/smbios/smbios-tables", blobs.tables)?;
+    b.file("etc/smbios/smbios-anchor", blobs.anchor)?;
+    for (name, data) in acpi.named() {
+        b.file(name, data.to_vec())?;
+    }
+    if let (Some(_), Some(r)) = (&config.display, ramfb) {
+        b.file("vgaroms/vgabios-ramfb.bin", r.vga_rom)?;
+        b.writable_file("etc/ramfb", vec![0; RAMFB_CONFIG_SIZE], r.hook)?;
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FirmwareConfig, SmbiosConfig};
+
+    fn entries(b: &[u8]) -> Vec<(u64, u64, u32)> {
+        b.chunks(20)
+            .map(|e| {
+                (
+                    u64::from_le_bytes(e[0..8].try_into().unwrap()),
+                    u64::from_le_bytes(e[8..16].try_into().unwrap()),
+                    u32::from_le_bytes(e[16..20].try_into().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn e820_is_ram_from_zero_and_above_4g() {
+        assert_eq!(
+            entries(&e820(512 << 20)),
+            [(0, 512 << 20, 1), (0xfffb_c000, 0x4000, 2)]
+        );
+        assert_eq!(
+            entries(&e820(4096 << 20)),
+            [
+                (0, 0xc000_0000, 1),
+                (1 << 32, 1 << 30, 1),
+                (0xfffb_c000, 0x4000, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn bootorder_names_disk_slots_as_seabios_globs_them() {
+        let order = [
+            BootDevice::Disk { index: 1 },
+            BootDevice::Net { index: 0 },
+            BootDevice::Disk { index: 0 },
+        ];
+        let b = bootorder(&order).unwrap();
+        assert_eq!(
+            b,
+            b"/virtio-mmio@00000000d8001000/virtio-blk@0\n\
+              /virtio-mmio@00000000d8000000/virtio-blk@0\0"
+        );
+        assert_eq!(bootorder(&[BootDevice::Net { index: 0 }]), None);
+        assert_eq!(bootorder(&[]), None);
+    }
+
+    /// SeaBIOS's glob_prefix (boot.c): `*` eats characters up to a `/` or the glob's next
+    /// character; the glob matches when it ends where the entry ends or at a `/`.
+    fn glob_prefix(glob: &[u8], s: &[u8]) -> bool {
+        let (mut g, mut i) = (0, 0);
+        loop {
+            let gc = glob.get(g).copied().unwrap_or(0);
+            let sc = s.get(i).copied().unwrap_or(0);
+            if gc == 0 && (sc == 0 || sc == b'/') {
+                return true;
+            }
+            if gc == b'*' {
+                if sc == 0 || sc == b'/' || sc == glob.get(g + 1).copied().unwrap_or(0) {
+                    g += 1;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
+            if gc != sc {
+                return false;
+            }
+            g += 1;
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn seabios_glob_for_each_slot_matches_only_its_line() {
+        let order = [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }];
+        let text = bootorder(&order).unwrap();
+        let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        for (slot, want) in [(2usize, Some(0)), (0, Some(1)), (1, None)] {
+            let (base, _) = layout::virtio_mmio_slot(slot).unwrap();
+            // What SeaBIOS formats: "/virtio-mmio@%016x/*" of the 32-bit base.
+            let glob = format!("/virtio-mmio@{:016x}/*", base as u32);
+            let hit = lines
+                .iter()
+                .position(|l| glob_prefix(glob.as_bytes(), l.as_bytes()));
+            assert_eq!(hit, want, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn boot_menu_files_follow_the_timeout() {
+        assert_eq!(boot_menu(None), (0, None));
+        assert_eq!(boot_menu(Some(3000)), (1, Some(vec![0xb8, 0x0b])));
+        assert_eq!(boot_menu(Some(1 << 20)).1, Some(vec![0xff, 0xff]));
+    }
+
+    struct Sink;
+    impl FwCfgWriteHook for Sink {
+        fn written(&mut self, _: &[u8]) {}
+    }
+
+    fn config(display: bool) -> (VmConfig, FirmwareConfig) {
+        let fw = FirmwareConfig {
+            loader: "/bios.bin".into(),
+            vga_rom: None,
+            boot_order: vec![BootDevice::Disk { index: 0 }],
+            boot_menu_timeout_ms: Some(2500),
+            smbios: SmbiosConfig::default(),
+        };
+        let mut c = VmConfig::minimal_firmware("m", fw.clone(), 256, 2);
+        if display {
+            c.display = Some(crate::config::DisplayConfig::default());
+        }
+        (c, fw)
+    }
+
+    #[test]
+    fn the_machine_lists_its_files_and_ramfb_only_with_a_display() {
+        for display in [false, true] {
+            let (c, fw) = config(display);
+            let ramfb = Ramfb {
+                vga_rom: vec![0x55, 0xaa],
+                hook: Box::new(Sink),
+            };
+            let acpi = crate::acpi::loader::build(&crate::acpi::AcpiConfig {
+                vcpus: 2,
+                virtio_mmio: Vec::new(),
+            })
+            .unwrap();
+            let b = fw_cfg_builder(&c, &fw, 256 << 10, &acpi, Some(ramfb)).unwrap();
+            let names: Vec<&str> = b.names().collect();
+            let mut want = vec![
+                "etc/e820",
+                "bootorder",
+                "etc/boot-menu-wait",
+                "etc/smbios/smbios-tables",
+                "etc/smbios/smbios-anchor",
+                "etc/table-loader",
+                "etc/acpi/tables",
+                "etc/acpi/rsdp",
+            ];
+            if display {
+                want.extend(["vgaroms/vgabios-ramfb.bin", "etc/ramfb"]);
+            }
+            assert_eq!(names, want);
+        }
+    }
+}
