@@ -439,6 +439,10 @@ impl<E: AsRef<Element>> Os<E> {
     pub fn bootmenu(&self) -> Option<bool> {
         sub_attr(self.e(), "bootmenu", "enable").map(|v| v == "yes")
     }
+    /// `os/bootmenu@timeout` as written (milliseconds; libvirt allows 0..=65535).
+    pub fn bootmenu_timeout(&self) -> Option<String> {
+        sub_attr(self.e(), "bootmenu", "timeout")
+    }
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
@@ -641,6 +645,32 @@ mod tests {
         assert_eq!(e.attribute.as_deref(), Some("unit"));
         assert_eq!(e.pos.map(|p| (p.line, p.column)), Some((2, 3)));
         assert!(e.to_string().contains("unknown unit 'parsecs'"), "{e}");
+    }
+
+    #[test]
+    fn one_boot_order_either_under_os_or_per_device() {
+        let doc = |os_boot: &str, disk_boot: &str| {
+            format!(
+                "<domain type='kvm'><name>a</name><memory>1</memory>\
+                 <os><type>hvm</type>{os_boot}</os><devices>\
+                 <disk type='file' device='disk'><source file='/a'/><target dev='vda'/>{disk_boot}</disk>\
+                 </devices></domain>"
+            )
+        };
+        let ok = |x: &str| Domain::parse(x).expect("parse").validate();
+        assert!(ok(&doc("<boot dev='hd'/>", "")).is_ok());
+        assert!(ok(&doc("", "<boot order='1'/>")).is_ok());
+        let errs = ok(&doc("<boot dev='cdrom'/><boot dev='hd'/>", "<boot order='1'/>"))
+            .expect_err("both");
+        assert_eq!(
+            errs.to_string(),
+            "line 1, column 72: domain/os/boot[1]: per-device boot elements cannot be used \
+             together with os/boot elements"
+        );
+        let d = Domain::parse(&doc("<bootmenu enable='yes' timeout='3000'/>", "")).expect("parse");
+        let os = d.os().expect("os");
+        assert_eq!(os.bootmenu(), Some(true));
+        assert_eq!(os.bootmenu_timeout().as_deref(), Some("3000"));
     }
 
     #[test]
