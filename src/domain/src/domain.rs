@@ -660,8 +660,11 @@ mod tests {
         let ok = |x: &str| Domain::parse(x).expect("parse").validate();
         assert!(ok(&doc("<boot dev='hd'/>", "")).is_ok());
         assert!(ok(&doc("", "<boot order='1'/>")).is_ok());
-        let errs = ok(&doc("<boot dev='cdrom'/><boot dev='hd'/>", "<boot order='1'/>"))
-            .expect_err("both");
+        let errs = ok(&doc(
+            "<boot dev='cdrom'/><boot dev='hd'/>",
+            "<boot order='1'/>",
+        ))
+        .expect_err("both");
         assert_eq!(
             errs.to_string(),
             "line 1, column 72: domain/os/boot[1]: per-device boot elements cannot be used \
