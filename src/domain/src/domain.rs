@@ -489,6 +489,20 @@ impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
         let (e, style) = self.em();
         set_sub_text(e, "cmdline", cmdline, order::OS, style);
     }
+    /// Sets `os/bootmenu` (`enable`, and `timeout` in milliseconds) or removes it.
+    pub fn set_bootmenu(&mut self, enable: Option<bool>, timeout_ms: Option<u32>) {
+        let (e, style) = self.em();
+        match enable {
+            Some(on) => {
+                let b = e.ensure_child("bootmenu", order::OS, style);
+                b.set_attr("enable", if on { "yes" } else { "no" });
+                b.set_or_remove_attr("timeout", timeout_ms.map(|t| t.to_string()).as_deref());
+            }
+            None => {
+                e.remove_children_named("bootmenu");
+            }
+        }
+    }
     /// Replaces the `os/boot` list.
     pub fn set_boot_devs(&mut self, devs: &[BootDev]) {
         let (e, style) = self.em();
@@ -674,6 +688,15 @@ mod tests {
         let os = d.os().expect("os");
         assert_eq!(os.bootmenu(), Some(true));
         assert_eq!(os.bootmenu_timeout().as_deref(), Some("3000"));
+        let mut d = Domain::parse(&doc("<boot dev='hd'/>", "")).expect("parse");
+        d.os_mut().set_bootmenu(Some(true), Some(500));
+        assert!(d
+            .to_xml()
+            .contains("<boot dev='hd'/><bootmenu enable='yes' timeout='500'/></os>"));
+        d.os_mut().set_bootmenu(Some(false), None);
+        assert!(d.to_xml().contains("<bootmenu enable='no'/>"));
+        d.os_mut().set_bootmenu(None, None);
+        assert!(!d.to_xml().contains("bootmenu"));
     }
 
     #[test]

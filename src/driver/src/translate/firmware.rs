@@ -248,6 +248,18 @@ fn vga_rom(loader: &Path, dirs: &[PathBuf]) -> Result<PathBuf, TranslateError> {
     }
 }
 
+/// The boot order of a document that boots its firmware, checked without touching a file
+/// (for a plan, before the images exist): each listed device is there and can boot.
+pub(crate) fn check_boot_order(dom: &Domain) -> Result<(), TranslateError> {
+    match dom.os() {
+        Some(os) if os.kernel().is_none_or(|k| k.trim().is_empty()) => {
+            refuse_uefi(&os)?;
+            boot_order(&os, dom.devices().as_ref()).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The first disk of `kind`, in document order (libvirt gives a legacy boot entry to that one).
 fn first_of(devices: Option<&Devices<&Element>>, kind: DiskDevice) -> Option<usize> {
     devices?.disks().iter().position(|d| d.device() == kind)
