@@ -4,17 +4,18 @@
 //! the driver's, shared with the GUI's wizard.
 //!
 //! Unlike virt-install, `create` only defines the machine (add `--start`); `--transient` starts
-//! it without a definition. Kernel boot is the only boot method of the Vireo backend, so
-//! `--import` (boot the given disks: the first one is the imported image) is the only install
-//! mode and is accepted for compatibility.
+//! it without a definition. A machine boots its firmware (`--cdrom ISO`, `--import`, `--boot
+//! hd,cdrom,menu=on`, with virt-install's meanings) or a kernel directly (`--boot kernel=`).
+//! There is no separate install phase: an ISO stays in its CD-ROM drive, first in the boot
+//! order, until the user changes the order.
 
 use crate::ctl_exit::{fail, CtlResult, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 use clap::Args;
 use std::path::{Path, PathBuf};
-use vireo_driver::domain::{LifecycleAction, Mac, PortForward, PortProto, Uuid};
+use vireo_driver::domain::{BootDev, LifecycleAction, Mac, PortForward, PortProto, Uuid};
 use vireo_driver::usecase::{
-    self, DiskFormat, DiskRequest, Graphics, HostKernel, Image, KernelBoot, Media, NewImageAt,
-    NewMachine, Nic, Source,
+    self, DiskFormat, DiskRequest, FirmwareBoot, Graphics, HostKernel, Image, KernelBoot, Media,
+    NewImageAt, NewMachine, Nic, Source,
 };
 use vireo_driver::Connection;
 
@@ -41,7 +42,13 @@ pub struct CreateArgs {
     /// is qcow2 for a .qcow2 name, else raw (never read from the file).
     #[arg(long)]
     pub disk: Vec<String>,
-    /// Kernel boot: kernel=PATH[,initrd=PATH][,kernel_args=ARGS]
+    /// An installer or live ISO in a CD-ROM drive, booted first by the machine's firmware
+    #[arg(long, value_name = "PATH")]
+    pub cdrom: Option<PathBuf>,
+    /// How the machine boots. Firmware (SeaBIOS): a boot order of hd, cdrom (the first hard
+    /// disk, the first CD-ROM), menu=on|off, bootmenu.timeout=MS, loader=PATH (another BIOS
+    /// image), e.g. hd,cdrom,menu=on. Or a kernel booted directly:
+    /// kernel=PATH[,initrd=PATH][,kernel_args=ARGS]
     #[arg(long)]
     pub boot: Option<String>,
     /// Network: user[,mac=MAC][,portforward=HOST:GUEST[/udp]]... or none (repeatable;
@@ -52,8 +59,9 @@ pub struct CreateArgs {
     /// (also a loopback TCP listener), vnc,socket=PATH, or none
     #[arg(long, default_value = "vnc")]
     pub graphics: String,
-    /// Boot the given disks as they are (the only install mode of this backend)
-    #[arg(long)]
+    /// Boot the first --disk as it is: the firmware starts its boot loader (or, with --boot
+    /// kernel=, the kernel given starts with it as its first disk)
+    #[arg(long, conflicts_with = "cdrom")]
     pub import: bool,
     /// Print the domain XML and do nothing else
     #[arg(long)]
@@ -294,34 +302,85 @@ fn nic(n: &str) -> Result<Option<Nic>, (u8, String)> {
     Ok(Some(card))
 }
 
-/// `--boot kernel=PATH[,initrd=PATH][,kernel_args=ARGS]`.
-fn kernel_boot(boot: Option<&str>, cwd: &Path) -> Result<KernelBoot, (u8, String)> {
-    let boot = boot.ok_or_else(|| {
-        usage(
-            "--boot kernel=PATH is required (the Vireo backend boots a kernel; or use --quick)"
-                .into(),
-        )
-    })?;
-    let (_, kv) = opts(&format!(",{boot}"));
+/// What `--boot` says: a kernel booted directly, or the firmware's boot order and menu.
+#[derive(Debug, Default)]
+struct BootOption {
+    kernel: Option<KernelBoot>,
+    firmware: FirmwareBoot,
+}
+
+/// `on`/`off` as virt-install spells them.
+fn on_off(spec: &str, key: &str, v: &str) -> Result<bool, (u8, String)> {
+    match v {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(usage(format!("--boot {spec}: {key}={v} is on or off"))),
+    }
+}
+
+/// `--boot`: `hd,cdrom,menu=on,...` for the firmware, or `kernel=PATH[,initrd=..][,kernel_args=..]`.
+fn boot_option(spec: &str, cwd: &Path) -> Result<BootOption, (u8, String)> {
+    let (_, kv) = opts(&format!(",{spec}"));
     let (mut k, mut i, mut c) = (None, None, None);
+    let mut fw = FirmwareBoot::default();
     for (key, v) in kv {
-        match key.as_str() {
-            "kernel" => k = Some(v),
-            "initrd" => i = Some(v),
-            "kernel_args" | "cmdline" => c = Some(v),
-            "" => {}
-            other => {
+        match (key.as_str(), v.as_str()) {
+            ("kernel", _) => k = Some(v),
+            ("initrd", _) => i = Some(v),
+            ("kernel_args" | "cmdline", _) => c = Some(v),
+            ("hd" | "cdrom" | "network" | "fd", "") => fw.order.push(BootDev::from(key.as_str())),
+            ("menu" | "bootmenu.enable" | "bootmenu", _) => fw.menu = Some(on_off(spec, &key, &v)?),
+            ("bootmenu.timeout", _) => {
+                fw.menu_timeout_ms = Some(v.parse().map_err(|_| {
+                    usage(format!(
+                        "--boot {spec}: bootmenu.timeout={v} is not milliseconds"
+                    ))
+                })?)
+            }
+            ("loader", _) => fw.loader = Some(absolute(v.into(), cwd)),
+            ("uefi", "") | ("firmware", "efi") => {
+                return Err((
+                    EXIT_INVALID,
+                    format!(
+                        "--boot {spec}: UEFI firmware is not supported yet (the Vireo backend \
+                         boots BIOS firmware: --boot hd,cdrom, or loader=PATH for another BIOS \
+                         image)"
+                    ),
+                ))
+            }
+            ("", "") => {}
+            (other, _) => {
                 return Err(usage(format!(
-                    "--boot: '{other}' is not supported (kernel=, initrd=, kernel_args=)"
+                    "--boot: '{other}' is not supported (hd, cdrom, menu=, bootmenu.timeout=, \
+                     loader=; or kernel=, initrd=, kernel_args=)"
                 )))
             }
         }
     }
-    let k = k.ok_or_else(|| usage("--boot needs kernel=PATH".into()))?;
-    Ok(KernelBoot {
-        kernel: absolute(k.into(), cwd),
-        initrd: i.map(|i| absolute(i.into(), cwd)),
-        cmdline: c,
+    let kernel = match k {
+        Some(k) => {
+            if fw != FirmwareBoot::default() {
+                return Err(usage(format!(
+                    "--boot {spec}: kernel= boots the kernel directly; a boot order, menu= and \
+                     loader= belong to firmware boot"
+                )));
+            }
+            Some(KernelBoot {
+                kernel: absolute(k.into(), cwd),
+                initrd: i.map(|i| absolute(i.into(), cwd)),
+                cmdline: c,
+            })
+        }
+        None if i.is_some() || c.is_some() => {
+            return Err(usage(format!(
+                "--boot {spec}: initrd= and kernel_args= need kernel=PATH"
+            )))
+        }
+        None => None,
+    };
+    Ok(BootOption {
+        kernel,
+        firmware: fw,
     })
 }
 
@@ -332,10 +391,11 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
         .iter()
         .map(|d| disk_request(d, cwd))
         .collect::<Result<Vec<_>, _>>()?;
+    let boot = a.boot.as_deref().map(|b| boot_option(b, cwd)).transpose()?;
     let source = if a.quick {
-        if a.boot.is_some() {
+        if a.boot.is_some() || a.cdrom.is_some() {
             return Err(usage(
-                "--quick builds its own boot; leave out --boot".into(),
+                "--quick builds its own boot; leave out --boot and --cdrom".into(),
             ));
         }
         Source::HostKernel(HostKernel {
@@ -343,8 +403,17 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
             modules: a.modules.clone(),
             busybox: a.busybox.clone(),
         })
-    } else {
-        let boot = kernel_boot(a.boot.as_deref(), cwd)?;
+    } else if let Some(BootOption {
+        kernel: Some(boot), ..
+    }) = boot
+    {
+        if a.cdrom.is_some() {
+            return Err(usage(
+                "--cdrom boots through the firmware, --boot kernel= boots a kernel directly: \
+                 give one (an ISO for the kernel's use goes in --disk PATH,device=cdrom)"
+                    .into(),
+            ));
+        }
         match disks.first() {
             Some(DiskRequest {
                 image: Image::Existing { path, format },
@@ -361,6 +430,21 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
             }
             _ => Source::Kernel(boot),
         }
+    } else {
+        if a.import && disks.is_empty() {
+            return Err(usage("--import boots the first --disk: give one".into()));
+        }
+        if boot.is_none() && a.cdrom.is_none() && !a.import {
+            return Err(usage(
+                "say how the machine boots: --cdrom ISO, --import (the first --disk has a boot \
+                 loader), --boot hd,cdrom (firmware), --boot kernel=PATH, or --quick"
+                    .into(),
+            ));
+        }
+        Source::Firmware(FirmwareBoot {
+            cdrom: a.cdrom.clone().map(|p| absolute(p, cwd)),
+            ..boot.map(|b| b.firmware).unwrap_or_default()
+        })
     };
     let name = a.name.as_deref().unwrap_or("quick");
     let mut m = NewMachine::new(name, source);
@@ -480,6 +564,66 @@ mod tests {
             })]
         );
         assert_eq!(m.networks, [Nic::default()], "one network unless told");
+    }
+
+    #[test]
+    fn firmware_boots_map_as_virt_install_says_them() {
+        let m = describe_args(&["--name", "l", "--cdrom", "live.iso", "--disk", "size=1"]).unwrap();
+        assert_eq!(
+            m.source,
+            Source::Firmware(FirmwareBoot {
+                cdrom: Some("/here/live.iso".into()),
+                ..FirmwareBoot::default()
+            })
+        );
+        assert_eq!(m.disks.len(), 1, "the ISO is the firmware's, not a --disk");
+        assert_eq!(m.graphics, Graphics::Local, "a display, as every machine");
+        let m = describe_args(&["--name", "i", "--import", "--disk", "d.qcow2"]).unwrap();
+        assert_eq!(m.source, Source::Firmware(FirmwareBoot::default()));
+        assert_eq!(m.disks.len(), 1, "the imported disk stays the first disk");
+        let m = describe_args(&[
+            "--name",
+            "b",
+            "--disk",
+            "d.img",
+            "--boot",
+            "hd,cdrom,menu=on,bootmenu.timeout=3000,loader=bios.bin",
+        ])
+        .unwrap();
+        assert_eq!(
+            m.source,
+            Source::Firmware(FirmwareBoot {
+                order: vec![BootDev::Hd, BootDev::Cdrom],
+                menu: Some(true),
+                menu_timeout_ms: Some(3000),
+                loader: Some("/here/bios.bin".into()),
+                cdrom: None,
+            })
+        );
+        let refused = |args: &[&str]| describe_args(args).unwrap_err();
+        assert_eq!(
+            refused(&["--name", "x", "--disk", "d.img"]).1,
+            "say how the machine boots: --cdrom ISO, --import (the first --disk has a boot \
+             loader), --boot hd,cdrom (firmware), --boot kernel=PATH, or --quick"
+        );
+        assert_eq!(
+            refused(&["--name", "x", "--import"]).1,
+            "--import boots the first --disk: give one"
+        );
+        assert_eq!(
+            refused(&["--name", "x", "--cdrom", "a.iso", "--boot", "kernel=/k"]).0,
+            EXIT_USAGE
+        );
+        assert_eq!(
+            refused(&["--name", "x", "--boot", "kernel=/k,hd"]).1,
+            "--boot kernel=/k,hd: kernel= boots the kernel directly; a boot order, menu= and \
+             loader= belong to firmware boot"
+        );
+        assert_eq!(refused(&["--name", "x", "--boot", "uefi"]).0, EXIT_INVALID);
+        assert_eq!(
+            refused(&["--name", "x", "--cdrom", "a.iso", "--import", "--disk", "d"]).0,
+            EXIT_USAGE
+        );
     }
 
     #[test]

@@ -9,6 +9,21 @@ use vireo_driver::Connection;
 #[derive(Debug, Subcommand)]
 pub enum ToolCommand {
     /// Create a machine (virt-install's options), or the quick machine with --quick
+    #[command(
+        long_about = "Create a machine with virt-install's options. It boots its firmware \
+                      (SeaBIOS, from Debian's seabios package): --cdrom ISO puts an installer \
+                      or live ISO in a CD-ROM drive and boots it first; --import boots the \
+                      first --disk with the boot loader on it; --boot hd,cdrom,menu=on sets \
+                      the boot order and shows the firmware's boot menu. Or it boots a kernel \
+                      directly: --boot kernel=PATH (with --import the first --disk is its \
+                      disk). --quick makes a small Linux from this computer's kernel. The \
+                      machine is defined, not started: add --start. UEFI and network boot are \
+                      not supported yet.",
+        after_help = "Examples:\n  \
+                      vireoctl create --name debian --cdrom debian-12.iso --disk size=20 --start\n  \
+                      vireoctl create --name old --import --disk path=old.qcow2\n  \
+                      vireoctl create --name tiny --boot kernel=/boot/vmlinuz,kernel_args=console=ttyS0"
+    )]
     Create(Box<crate::create::CreateArgs>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },

@@ -6,7 +6,7 @@
 
 use crate::ids::Uuid;
 use crate::tree::{Document, Element, Style};
-use crate::values::{DiskBus, DiskDevice, GraphicsType, VideoModel};
+use crate::values::{BootDev, DiskBus, DiskDevice, GraphicsType, VideoModel};
 
 /// The host CPU as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -148,6 +148,8 @@ pub struct BackendFacts {
     pub max_vcpus: u32,
     /// Firmware images the backend can load (empty: direct kernel boot only).
     pub loaders: Vec<String>,
+    /// The `os/boot@dev` kinds the firmware really boots from (empty without firmware).
+    pub boot_devices: Vec<BootDev>,
     pub disk_devices: Vec<DiskDevice>,
     pub disk_buses: Vec<DiskBus>,
     pub graphics: Vec<GraphicsType>,
@@ -169,6 +171,7 @@ impl BackendFacts {
             machines: vec!["vireo".into()],
             max_vcpus: 64,
             loaders: Vec::new(),
+            boot_devices: Vec::new(),
             disk_devices: vec![DiskDevice::Disk, DiskDevice::Cdrom],
             disk_buses: vec![DiskBus::Virtio],
             graphics: vec![GraphicsType::Vnc],
@@ -255,6 +258,9 @@ pub fn capabilities(host_uuid: Option<&Uuid>, cpu: &HostCpu, backend: &BackendFa
         .with_attr("name", &backend.arch)
         .with_child(text("wordsize", word_size(&backend.arch)))
         .with_child(text("emulator", &backend.emulator));
+    if let Some(l) = backend.loaders.first() {
+        arch = arch.with_child(text("loader", l));
+    }
     for m in &backend.machines {
         arch = arch
             .with_child(text("machine", m).with_attr("maxCpus", &backend.max_vcpus.to_string()));
@@ -271,6 +277,10 @@ pub fn capabilities(host_uuid: Option<&Uuid>, cpu: &HostCpu, backend: &BackendFa
     }
     if backend.apic {
         features = features.with_child(toggle("apic"));
+    }
+    if !backend.boot_devices.is_empty() {
+        // Per-device <boot order='N'/> is honoured.
+        features = features.with_child(Element::new("deviceboot"));
     }
     let mut guest = Element::new("guest")
         .with_child(text("os_type", "hvm"))
@@ -300,7 +310,13 @@ pub fn domain_capabilities(backend: &BackendFacts, machine: Option<&str>) -> Doc
         .with_child(supported("iothreads", false));
 
     let has_fw = !backend.loaders.is_empty();
-    let mut os = supported("os", true).with_child(enum_of("firmware", has_fw.then_some("bios")));
+    let mut os = supported("os", true)
+        .with_child(enum_of("firmware", has_fw.then_some("bios")))
+        // Not a libvirt enum (the schema allows any): the boot devices that really boot.
+        .with_child(enum_of(
+            "bootDevice",
+            backend.boot_devices.iter().map(|d| d.as_str()),
+        ));
     let mut loader = supported("loader", has_fw);
     for l in &backend.loaders {
         loader = loader.with_child(text("value", l));
@@ -422,5 +438,29 @@ mod tests {
         assert!(dc.contains("<machine>vireo</machine>"), "{dc}");
         assert!(dc.contains("<value>virtio</value>"), "{dc}");
         assert!(dc.contains("<loader supported='no'"), "{dc}");
+        assert!(dc.contains("<enum name='bootDevice'/>"), "{dc}");
+        assert!(!caps.contains("deviceboot"), "{caps}");
+    }
+
+    #[test]
+    fn firmware_shows_its_loader_and_boot_devices() {
+        let mut b = BackendFacts::vireo_kvm("/usr/libexec/vireo-vmm");
+        b.loaders = vec!["/usr/share/seabios/bios-256k.bin".into()];
+        b.boot_devices = vec![BootDev::Hd, BootDev::Cdrom];
+        let caps = capabilities(None, &HostCpu::from_cpuinfo(CPUINFO, "x86_64"), &b).to_xml();
+        assert!(
+            caps.contains("<emulator>/usr/libexec/vireo-vmm</emulator>\n      <loader>/usr/share/seabios/bios-256k.bin</loader>"),
+            "{caps}"
+        );
+        assert!(caps.contains("<deviceboot/>"), "{caps}");
+        let dc = domain_capabilities(&b, None).to_xml();
+        for want in [
+            "<enum name='firmware'>\n      <value>bios</value>",
+            "<loader supported='yes'>\n      <value>/usr/share/seabios/bios-256k.bin</value>",
+            "<enum name='type'>\n        <value>rom</value>\n      </enum>",
+            "<enum name='bootDevice'>\n      <value>hd</value>\n      <value>cdrom</value>\n    </enum>",
+        ] {
+            assert!(dc.contains(want), "{want} missing in\n{dc}");
+        }
     }
 }

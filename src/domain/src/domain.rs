@@ -439,6 +439,10 @@ impl<E: AsRef<Element>> Os<E> {
     pub fn bootmenu(&self) -> Option<bool> {
         sub_attr(self.e(), "bootmenu", "enable").map(|v| v == "yes")
     }
+    /// `os/bootmenu@timeout` as written (milliseconds; libvirt allows 0..=65535).
+    pub fn bootmenu_timeout(&self) -> Option<String> {
+        sub_attr(self.e(), "bootmenu", "timeout")
+    }
 }
 
 impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
@@ -484,6 +488,20 @@ impl<E: AsRef<Element> + AsMut<Element>> Os<E> {
     pub fn set_cmdline(&mut self, cmdline: Option<&str>) {
         let (e, style) = self.em();
         set_sub_text(e, "cmdline", cmdline, order::OS, style);
+    }
+    /// Sets `os/bootmenu` (`enable`, and `timeout` in milliseconds) or removes it.
+    pub fn set_bootmenu(&mut self, enable: Option<bool>, timeout_ms: Option<u32>) {
+        let (e, style) = self.em();
+        match enable {
+            Some(on) => {
+                let b = e.ensure_child("bootmenu", order::OS, style);
+                b.set_attr("enable", if on { "yes" } else { "no" });
+                b.set_or_remove_attr("timeout", timeout_ms.map(|t| t.to_string()).as_deref());
+            }
+            None => {
+                e.remove_children_named("bootmenu");
+            }
+        }
     }
     /// Replaces the `os/boot` list.
     pub fn set_boot_devs(&mut self, devs: &[BootDev]) {
@@ -641,6 +659,47 @@ mod tests {
         assert_eq!(e.attribute.as_deref(), Some("unit"));
         assert_eq!(e.pos.map(|p| (p.line, p.column)), Some((2, 3)));
         assert!(e.to_string().contains("unknown unit 'parsecs'"), "{e}");
+    }
+
+    #[test]
+    fn one_boot_order_either_under_os_or_per_device() {
+        let doc = |os_boot: &str, disk_boot: &str| {
+            format!(
+                "<domain type='kvm'><name>a</name><memory>1</memory>\
+                 <os><type>hvm</type>{os_boot}</os><devices>\
+                 <disk type='file' device='disk'><source file='/a'/><target dev='vda'/>{disk_boot}</disk>\
+                 </devices></domain>"
+            )
+        };
+        let ok = |x: &str| Domain::parse(x).expect("parse").validate();
+        assert!(ok(&doc("<boot dev='hd'/>", "")).is_ok());
+        assert!(ok(&doc("", "<boot order='1'/>")).is_ok());
+        let errs = ok(&doc(
+            "<boot dev='cdrom'/><boot dev='hd'/>",
+            "<boot order='1'/>",
+        ))
+        .expect_err("both");
+        assert_eq!(
+            errs.to_string(),
+            "line 1, column 72: domain/os/boot[1]: per-device boot elements cannot be used \
+             together with os/boot elements"
+        );
+        let d = Domain::parse(&doc("<bootmenu enable='yes' timeout='3000'/>", "")).expect("parse");
+        let os = d.os().expect("os");
+        assert_eq!(os.bootmenu(), Some(true));
+        assert_eq!(os.bootmenu_timeout().as_deref(), Some("3000"));
+        let mut d = Domain::parse(&doc("<boot dev='hd'/>", "")).expect("parse");
+        d.os_mut().set_bootmenu(Some(true), Some(500));
+        let xml = d.to_xml();
+        let at = |s: &str| {
+            xml.find(s)
+                .unwrap_or_else(|| panic!("{s} missing in {xml}"))
+        };
+        assert!(at("<boot dev='hd'/>") < at("<bootmenu enable='yes' timeout='500'/>"));
+        d.os_mut().set_bootmenu(Some(false), None);
+        assert!(d.to_xml().contains("<bootmenu enable='no'/>"));
+        d.os_mut().set_bootmenu(None, None);
+        assert!(!d.to_xml().contains("bootmenu"));
     }
 
     #[test]

@@ -278,7 +278,25 @@ impl Domain {
         }
 
         if let Some(devs) = root.child("devices") {
-            check_devices(&mut c, devs);
+            let per_device_boot = check_devices(&mut c, devs);
+            // libvirt's rule (virDomainDefBootOrderPostParse): one boot order, either listed
+            // under <os> or given per device.
+            let os = root.child("os");
+            if let Some(first) = os.and_then(|os| os.child("boot")) {
+                if per_device_boot {
+                    let count = os.map_or(0, |os| os.children_named("boot").count());
+                    c.push(
+                        first,
+                        &indexed_path("domain/os", "boot", 0, count),
+                        None,
+                        ErrorKind::Constraint(
+                            "per-device boot elements cannot be used together with os/boot \
+                             elements"
+                                .into(),
+                        ),
+                    );
+                }
+            }
         }
 
         if c.errors.is_empty() {
@@ -307,12 +325,15 @@ fn size(c: &mut Ctx, root: &Element, name: &str) -> Option<u64> {
     }
 }
 
-fn check_devices(c: &mut Ctx, devs: &Element) {
+/// Checks `<devices>`; true when a device has its own `<boot order>`.
+fn check_devices(c: &mut Ctx, devs: &Element) -> bool {
     let dp = "domain/devices";
+    let mut per_device_boot = false;
     let mut targets: HashMap<String, String> = HashMap::new();
     let mut boot_orders: HashMap<u32, String> = HashMap::new();
     let mut check_boot = |c: &mut Ctx, dev: &Element, path: &str| {
         if let Some(b) = dev.child("boot") {
+            per_device_boot = true;
             let bpath = format!("{path}/boot");
             if let Some(o) = c.required_attr(b, &bpath, "order") {
                 match parse_uint::<u32>(&o) {
@@ -541,4 +562,5 @@ fn check_devices(c: &mut Ctx, devs: &Element) {
             check_boot(c, h, &path);
         }
     }
+    per_device_boot
 }

@@ -200,8 +200,13 @@ fn capabilities_validate() {
     // With firmware too.
     let mut fw = facts.clone();
     fw.loaders = vec!["/usr/share/vireo/firmware.bin".into()];
+    fw.boot_devices = vec![vireo_domain::BootDev::Hd, vireo_domain::BootDev::Cdrom];
     validate(&tmp(
         "domcaps-fw.xml",
         &domain_capabilities(&fw, Some("vireo")).to_xml(),
+    ));
+    validate(&tmp(
+        "caps-fw.xml",
+        &capabilities(Some(&uuid), &cpu, &fw).to_xml(),
     ));
 }

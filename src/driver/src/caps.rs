@@ -1,9 +1,10 @@
 //! `capabilities` and `domainCapabilities` documents, written by vireo-domain from the facts of
 //! this host and of the vireo-vmm backend the driver would start.
 
-use vireo_domain::{BackendFacts, HostCpu};
+use vireo_domain::{BackendFacts, BootDev, HostCpu};
 
-/// The backend as the driver runs it: direct kernel boot only, virtio disks, VNC.
+/// The backend as the driver runs it: direct kernel boot, and BIOS firmware boot when the
+/// default SeaBIOS image is there; virtio disks, VNC.
 pub fn backend_facts() -> BackendFacts {
     let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
         .map(|p| p.display().to_string())
@@ -12,6 +13,13 @@ pub fn backend_facts() -> BackendFacts {
     f.max_vcpus = u32::try_from(vireo_vmm_api::limits::MAX_VCPUS)
         .unwrap_or(u32::from(u8::MAX))
         .min(255);
+    let dirs = crate::translate::firmware::search_dirs();
+    if let Some(bios) = crate::translate::firmware::default_loader(&dirs) {
+        f.loaders = vec![bios.display().to_string()];
+        // What the firmware boots from: disks and CD-ROMs. Not the network: SeaBIOS finds no
+        // PXE ROM for a virtio-mmio card, so `network` is refused until one is offered.
+        f.boot_devices = vec![BootDev::Hd, BootDev::Cdrom];
+    }
     f
 }
 

@@ -10,6 +10,7 @@ mod chardev;
 mod cpu;
 mod devices;
 mod disk;
+pub mod firmware;
 mod graphics;
 mod memory;
 mod net;
@@ -50,7 +51,9 @@ pub fn accepted_without_effect() -> &'static [&'static str] {
         "devices/interface/target: the host-side device name libvirt reports; user networking has none",
         "devices/input type='keyboard' bus='ps2': the i8042 keyboard is always present",
         "devices/memballoon model='none': no device",
-        "os/boot, os/type@machine: the kernel is loaded directly",
+        "os/boot with os/kernel: the kernel is loaded directly, without firmware",
+        "os/type@machine: Vireo has one machine type",
+        "os/loader@readonly: a BIOS image is never written",
         "pm with every state disabled",
     ]
 }
@@ -129,42 +132,74 @@ pub fn translate(
     run: &RunDir,
     pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
 ) -> Result<Translated, TranslateError> {
+    translate_in(dom, run, pick_vnc_port, firmware::search_dirs())
+}
+
+/// [`translate`], looking for the default firmware in `firmware_dirs`.
+fn translate_in(
+    dom: &Domain,
+    run: &RunDir,
+    pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
+    firmware_dirs: Vec<PathBuf>,
+) -> Result<Translated, TranslateError> {
     let mut notes = Vec::new();
     let name = domain_level(dom)?;
-    let boot = os::boot(dom)?;
+    let boot = os::boot(dom, firmware_dirs)?;
     let memory_mib = memory::memory_mib(dom, &mut notes)?;
     let vcpus = cpu::vcpus(dom)?;
 
     // The devices below are added as the XML asks for them; everything else keeps the VMM's
     // own headless defaults.
-    let mut cfg = VmConfig {
-        initrd: boot.initrd,
-        cmdline: boot.cmdline,
-        serial: SerialConfig {
-            log: Some(run.serial_log()),
-            socket: None,
-        },
-        ..VmConfig::minimal(&name, boot.kernel, memory_mib, vcpus)
+    let (mut cfg, firmware_os) = match boot {
+        os::Boot::Kernel {
+            kernel,
+            initrd,
+            cmdline,
+        } => (
+            VmConfig {
+                initrd,
+                cmdline,
+                ..VmConfig::minimal(&name, kernel, memory_mib, vcpus)
+            },
+            None,
+        ),
+        os::Boot::Firmware(fw) => (
+            VmConfig {
+                kernel: None,
+                ..VmConfig::minimal(&name, PathBuf::new(), memory_mib, vcpus)
+            },
+            Some(fw),
+        ),
     };
-    let Some(devices) = dom.devices() else {
-        return Ok(Translated {
-            config: cfg,
-            vnc_port: None,
-            notes,
-        });
+    cfg.serial = SerialConfig {
+        log: Some(run.serial_log()),
+        socket: None,
     };
-    devices::kinds(&devices)?;
-    cfg.disks = disk::disks(&devices)?;
-    cfg.nets = net::interfaces(dom, &devices, &name)?;
-    let display = graphics::display(&devices, run, pick_vnc_port, &mut notes)?;
-    cfg.display = display.display;
-    chardev::com1(&devices, run, &mut cfg.serial)?;
-    devices::inputs(&devices, &mut cfg)?;
-    devices::rng(&devices, &mut cfg)?;
-    devices::virtio_count(&cfg)?;
+    let devices = dom.devices();
+    let mut vnc_port = None;
+    if let Some(devices) = &devices {
+        devices::kinds(devices)?;
+        cfg.disks = disk::disks(devices)?;
+        cfg.nets = net::interfaces(dom, devices, &name)?;
+        let display = graphics::display(devices, run, pick_vnc_port, &mut notes)?;
+        cfg.display = display.display;
+        vnc_port = display.vnc_port;
+        chardev::com1(devices, run, &mut cfg.serial)?;
+        devices::inputs(devices, &mut cfg)?;
+        devices::rng(devices, &mut cfg)?;
+        devices::virtio_count(&cfg)?;
+    }
+    if let Some(fw) = firmware_os {
+        cfg.firmware = Some(firmware::config(
+            dom,
+            fw,
+            devices.as_ref(),
+            cfg.display.is_some(),
+        )?);
+    }
     Ok(Translated {
         config: cfg,
-        vnc_port: display.vnc_port,
+        vnc_port,
         notes,
     })
 }
@@ -204,6 +239,8 @@ pub fn free_vnc_port() -> Option<u16> {
     (5900..6000).find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
+#[cfg(test)]
+mod firmware_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

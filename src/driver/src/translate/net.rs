@@ -121,6 +121,12 @@ fn interface(
                     }
                 }
             }
+            "boot" => {
+                return refuse(
+                    format!("{path}/boot"),
+                    "network boot is not supported yet (boot from a disk or CD-ROM)",
+                )
+            }
             other => return not_supported(format!("{path}/{other}")),
         }
     }

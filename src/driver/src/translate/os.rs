@@ -1,27 +1,26 @@
-//! `<os>`: the guest type, and the direct kernel boot (kernel, initrd, cmdline) that is the
-//! only boot the backend does.
+//! `<os>`: the guest type, and how the machine boots: a kernel given in `os/kernel` is loaded
+//! directly (the fast path); without one the machine boots its firmware ([`super::firmware`]).
 
+use super::firmware::{self, FirmwareOs};
 use super::{check_file, not_supported, refuse, TranslateError};
 use std::path::PathBuf;
 use vireo_domain::{Domain, OsType};
 use vireo_vmm_api::limits;
 
 /// What `<os>` gives the VMM config.
-pub(super) struct Boot {
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
-    pub cmdline: String,
+pub(super) enum Boot {
+    Kernel {
+        kernel: PathBuf,
+        initrd: Option<PathBuf>,
+        cmdline: String,
+    },
+    Firmware(FirmwareOs),
 }
 
-pub(super) fn boot(dom: &Domain) -> Result<Boot, TranslateError> {
-    let no_kernel = || {
-        refuse(
-            "os",
-            "Vireo boots only a kernel given in os/kernel (firmware boot is not supported)",
-        )
-    };
+/// `firmware_dirs`: where the default BIOS is looked for ([`firmware::search_dirs`]).
+pub(super) fn boot(dom: &Domain, firmware_dirs: Vec<PathBuf>) -> Result<Boot, TranslateError> {
     let Some(os) = dom.os() else {
-        return no_kernel();
+        return refuse("os", "missing element os");
     };
     if let Some(ty) = os.os_type() {
         if ty != OsType::Hvm {
@@ -36,28 +35,25 @@ pub(super) fn boot(dom: &Domain) -> Result<Boot, TranslateError> {
             );
         }
     }
-    if let Some(fw) = os.firmware() {
-        return refuse(
-            format!("os@firmware='{fw}'"),
-            "firmware boot is not supported (use os/kernel)",
-        );
-    }
+    firmware::refuse_uefi(&os)?;
+    let kernel = match os.kernel().map(|k| k.trim().to_owned()) {
+        Some(k) if !k.is_empty() => k,
+        _ => return Ok(Boot::Firmware(firmware::os(&os, firmware_dirs)?)),
+    };
     for el in os.element().elements() {
         match el.name() {
             "type" | "kernel" | "initrd" | "cmdline" | "boot" => {}
-            "loader" | "nvram" => {
+            "loader" => {
                 return refuse(
-                    format!("os/{}", el.name()),
-                    "firmware boot is not supported (use os/kernel)",
+                    "os/loader",
+                    "a kernel in os/kernel is booted directly, without firmware (leave out \
+                     os/loader or os/kernel)",
                 )
             }
             other => return not_supported(format!("os/{other}")),
         }
     }
-    let kernel = match os.kernel().map(|k| k.trim().to_owned()) {
-        Some(k) if !k.is_empty() => check_file("os/kernel", &k)?,
-        _ => return no_kernel(),
-    };
+    let kernel = check_file("os/kernel", &kernel)?;
     let initrd = match os.initrd().map(|i| i.trim().to_owned()) {
         Some(i) if !i.is_empty() => Some(check_file("os/initrd", &i)?),
         _ => None,
@@ -75,7 +71,7 @@ pub(super) fn boot(dom: &Domain) -> Result<Boot, TranslateError> {
     if !cmdline.is_ascii() {
         return refuse("os/cmdline", "must be ASCII");
     }
-    Ok(Boot {
+    Ok(Boot::Kernel {
         kernel,
         initrd,
         cmdline,

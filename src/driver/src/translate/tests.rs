@@ -3,12 +3,12 @@
 use super::*;
 use vireo_domain::Domain;
 
-struct Fixture {
-    dir: PathBuf,
+pub(super) struct Fixture {
+    pub(super) dir: PathBuf,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(super) fn new() -> Fixture {
         let dir = std::env::temp_dir().join(format!(
             "vireo-translate-{}",
             vireo_domain::Uuid::new_v4().unwrap()
@@ -17,13 +17,17 @@ impl Fixture {
         for f in ["vmlinuz", "initrd", "disk.img", "disk.qcow2", "cd.iso"] {
             std::fs::write(dir.join(f), b"x").unwrap();
         }
+        // The firmware a machine without a kernel boots: never the host's.
+        std::fs::create_dir_all(dir.join("fw")).unwrap();
+        std::fs::write(dir.join("fw/bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
+        std::fs::write(dir.join("fw/vgabios-ramfb.bin"), vec![0u8; 40 << 10]).unwrap();
         Fixture { dir }
     }
-    fn p(&self, f: &str) -> String {
+    pub(super) fn p(&self, f: &str) -> String {
         self.dir.join(f).display().to_string()
     }
     /// A complete, valid document with `devices` and `extra` spliced in.
-    fn xml(&self, dom_type: &str, os_extra: &str, extra: &str, devices: &str) -> String {
+    pub(super) fn xml(&self, dom_type: &str, os_extra: &str, extra: &str, devices: &str) -> String {
         format!(
             "<domain type='{dom_type}'><name>t</name><uuid>6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3</uuid>\
              <memory unit='MiB'>256</memory><vcpu>2</vcpu>\
@@ -32,17 +36,22 @@ impl Fixture {
             self.p("vmlinuz")
         )
     }
-    fn run(&self, xml: &str) -> Result<Translated, TranslateError> {
+    pub(super) fn run(&self, xml: &str) -> Result<Translated, TranslateError> {
         let d = Domain::parse(xml).unwrap();
-        translate(&d, &RunDir::new(self.dir.join("run")), &mut || Some(5907))
+        translate_in(
+            &d,
+            &RunDir::new(self.dir.join("run")),
+            &mut || Some(5907),
+            vec![self.dir.join("fw")],
+        )
     }
-    fn refused(&self, xml: &str) -> String {
+    pub(super) fn refused(&self, xml: &str) -> String {
         match self.run(xml) {
             Ok(t) => panic!("accepted: {xml}\n{t:?}"),
             Err(e) => e.to_string(),
         }
     }
-    fn dev(&self, devices: &str) -> String {
+    pub(super) fn dev(&self, devices: &str) -> String {
         self.refused(&self.xml("kvm", "", "", devices))
     }
 }
@@ -206,15 +215,14 @@ fn refusals_name_the_element() {
             "devices/interface[1]/filterref: not supported by the Vireo backend".into()),
         ("<domain type='kvm'><name>t</name><memory>1024</memory><os><type>hvm</type><kernel>/x/vmlinuz</kernel></os></domain>".to_string(),
             "os/kernel: /x/vmlinuz: No such file or directory".into()),
-        ("<domain type='kvm'><name>t</name><memory>1024</memory><os><type>hvm</type></os></domain>".into(),
-            "os: Vireo boots only a kernel given in os/kernel (firmware boot is not supported)".into()),
         ("<domain type='kvm'><name>t</name><memory>1024</memory></domain>".into(),
-            "os: Vireo boots only a kernel given in os/kernel (firmware boot is not supported)".into()),
+            "os: missing element os".into()),
         (f.xml("kvm", "<initrd>/x/initrd.img</initrd>", "", ""), "os/initrd: /x/initrd.img: No such file or directory".into()),
         (f.xml("kvm", "<initrd>relative.img</initrd>", "", ""), "os/initrd: relative.img: must be an absolute path".into()),
         (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os firmware='efi'><type>hvm</type><kernel>{k}</kernel></os></domain>"),
-            "os@firmware='efi': firmware boot is not supported (use os/kernel)".into()),
-        (f.xml("kvm", "<loader>/usr/share/OVMF/OVMF_CODE.fd</loader>", "", ""), "os/loader: firmware boot is not supported (use os/kernel)".into()),
+            "os@firmware='efi': UEFI firmware is not supported yet (Vireo boots BIOS firmware: the default SeaBIOS, or an image in os/loader with type='rom')".into()),
+        (f.xml("kvm", "<loader>/usr/share/OVMF/OVMF_CODE.fd</loader>", "", ""),
+            "os/loader: a kernel in os/kernel is booted directly, without firmware (leave out os/loader or os/kernel)".into()),
         (f.xml("kvm", "<bootmenu enable='yes'/>", "", ""), "os/bootmenu: not supported by the Vireo backend".into()),
         (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os><type arch='aarch64'>hvm</type><kernel>{k}</kernel></os></domain>"),
             "os/type@arch='aarch64': only x86_64 guests are supported".into()),

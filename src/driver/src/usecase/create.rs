@@ -2,7 +2,7 @@
 //! files to make, without side effects (`--print-xml`, the wizard's review); [`create`] makes
 //! the files, checks, defines, and undoes what it made if the machine was not made.
 
-use super::machine::{Image, KernelBoot, Media, NewImageAt, NewMachine, Source};
+use super::machine::{FirmwareBoot, Image, KernelBoot, Media, NewImageAt, NewMachine, Source};
 use super::place::Place;
 use super::shape;
 use super::storage::{self, Made};
@@ -64,11 +64,7 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
     let mut quick_plan = None;
     let (boot, first_disk) = match &m.source {
         Source::Xml(text) => return plan_xml(conn, m, text),
-        Source::OsImage(_) => {
-            return Err(DriverError::NotYetSupported(
-                "booting an OS image with firmware",
-            ))
-        }
+        Source::Firmware(fw) => return plan_firmware(conn, m, fw),
         Source::Kernel(k) => (k.clone(), None),
         Source::DiskImage { path, format, boot } => (
             boot.clone(),
@@ -101,15 +97,65 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
     if boot.kernel.as_os_str().is_empty() {
         return Err(missing_file("domain/os/kernel", None, "kernel"));
     }
-    let mut dom = shape::document(m, &boot)?;
-    if crate::definition::check_name(&m.name).is_ok() {
-        check_name_free(conn, &m.name)?;
-    }
+    let dom = shape::document(m, shape::Start::Kernel(&boot), &[])?;
     let disks = first_disk.into_iter().chain(
         m.disks
             .iter()
             .map(|d| (d.image.clone(), d.media, d.readonly)),
     );
+    plan_disks(conn, m, dom, disks.collect(), quick_plan)
+}
+
+/// A machine its firmware boots: the description's disks, then the install ISO; the boot
+/// order is checked as the backend checks it, so that a device listed to boot is there.
+fn plan_firmware(
+    conn: &Connection,
+    m: &NewMachine,
+    fw: &FirmwareBoot,
+) -> Result<Plan, DriverError> {
+    let mut disks: Vec<(Image, Media, bool)> = m
+        .disks
+        .iter()
+        .map(|d| (d.image.clone(), d.media, d.readonly))
+        .collect();
+    if let Some(iso) = &fw.cdrom {
+        disks.push((
+            Image::Existing {
+                path: iso.clone(),
+                format: DiskFormat::Raw,
+            },
+            Media::Cdrom,
+            true,
+        ));
+    }
+    if disks.is_empty() {
+        return Err(DriverError::Invalid(vireo_domain::Errors(vec![
+            vireo_domain::Error::new(
+                vireo_domain::ErrorKind::Constraint(
+                    "nothing to boot: the firmware needs a disk or a CD-ROM (an ISO) to boot from"
+                        .into(),
+                ),
+                "domain/devices",
+                None,
+            ),
+        ])));
+    }
+    let media: Vec<Media> = m.disks.iter().map(|d| d.media).collect();
+    let dom = shape::document(m, shape::Start::Firmware(fw), &media)?;
+    plan_disks(conn, m, dom, disks, None)
+}
+
+/// The rest of a plan: the disks attached in order, the consoles, the checks.
+fn plan_disks(
+    conn: &Connection,
+    m: &NewMachine,
+    mut dom: vireo_domain::Domain,
+    disks: Vec<(Image, Media, bool)>,
+    quick_plan: Option<QuickPlan>,
+) -> Result<Plan, DriverError> {
+    if crate::definition::check_name(&m.name).is_ok() {
+        check_name_free(conn, &m.name)?;
+    }
     let mut images = Vec::new();
     let mut in_images_dir = 0;
     for (image, media, readonly) in disks {
@@ -155,6 +201,8 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
         }
     }
     shape::add_consoles(&mut dom, &m.graphics);
+    crate::translate::firmware::check_boot_order(&dom)
+        .map_err(|e| DriverError::unsupported(&dom, e))?;
     let d = Definition::from_domain(dom)?;
     if m.start || m.transient {
         // The files `create` makes are not there yet: a refusal for one of them is no refusal.

@@ -2,7 +2,7 @@
 //! How Vireo writes it, and what a field left alone means, is [`super::shape`].
 
 use std::path::PathBuf;
-use vireo_domain::{ImageFormat, LifecycleAction, Mac, PortForward, Uuid};
+use vireo_domain::{BootDev, ImageFormat, LifecycleAction, Mac, PortForward, Uuid};
 
 /// A new machine. Start from [`NewMachine::new`], which holds the shipped defaults, and
 /// change what the user chose.
@@ -44,12 +44,29 @@ pub enum Source {
         format: DiskFormat,
         boot: KernelBoot,
     },
-    /// An installer or cloud image that firmware boots. Refused with
-    /// [`crate::DriverError::NotYetSupported`] until the backend boots firmware.
-    OsImage(PathBuf),
+    /// The machine's firmware (a PC BIOS) boots what is on its disks and CD-ROMs: an
+    /// installer or live ISO, or a disk image with its own boot loader.
+    Firmware(FirmwareBoot),
     /// A whole domain document; the rest of the description is not used except `autostart`,
     /// `start` and `transient`.
     Xml(String),
+}
+
+/// A firmware boot, as virt-install's `--cdrom`, `--import` and `--boot hd,cdrom,menu=on` say it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirmwareBoot {
+    /// An installer or live ISO in a CD-ROM drive after the machine's disks, booted first
+    /// unless `order` says otherwise.
+    pub cdrom: Option<PathBuf>,
+    /// The boot order (`os/boot@dev`). Empty: the ISO first when there is one, then the first
+    /// hard disk, then the first CD-ROM (a disk image with a boot loader boots as it is).
+    pub order: Vec<BootDev>,
+    /// The firmware's boot menu (`os/bootmenu`): `None` leaves it to the firmware (off).
+    pub menu: Option<bool>,
+    /// How long the menu waits for a key, in milliseconds.
+    pub menu_timeout_ms: Option<u32>,
+    /// A BIOS image instead of the default SeaBIOS (`os/loader`).
+    pub loader: Option<PathBuf>,
 }
 
 /// The quick machine's inputs; `None` finds them on this computer (see [`crate::quick`]).

@@ -28,8 +28,8 @@ pub mod undefine;
 pub use create::{create, plan, Created, Plan, PlannedImage, QuickPlan};
 pub use edit::{edit, edit_xml, Edited};
 pub use machine::{
-    DiskFormat, DiskRequest, Graphics, HostKernel, Image, KernelBoot, Lifecycle, Media, NewImageAt,
-    NewMachine, Nic, Source,
+    DiskFormat, DiskRequest, FirmwareBoot, Graphics, HostKernel, Image, KernelBoot, Lifecycle,
+    Media, NewImageAt, NewMachine, Nic, Source,
 };
 pub use place::{Part, Place};
 pub use shape::{attach_disk, DEFAULT_IMAGE_FORMAT, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};

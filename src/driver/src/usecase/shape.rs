@@ -6,7 +6,10 @@
 //!   lifecycle defaults (destroy on power-off, restart on reboot, destroy on crash);
 //! - 512 MiB and one vCPU unless told otherwise (front ends may offer their own preference);
 //! - a direct kernel boot with libvirt's `<boot dev='hd'/>` beside it (libvirt adds it on
-//!   define, so the document comes back from `virsh dumpxml` unchanged);
+//!   define, so the document comes back from `virsh dumpxml` unchanged); or a firmware boot
+//!   (Debian's SeaBIOS, which the document does not name, as virt-install leaves the BIOS to
+//!   the hypervisor) with an `os/boot` list: an ISO given as the install medium first, then
+//!   the first hard disk, then a CD-ROM ([`firmware_order`]);
 //! - disks on virtio (`vda`, ...), CD-ROMs read-only on SATA (`sda`, ...) with the SATA
 //!   controller and drive address libvirt would add;
 //! - one user-mode network card (virtio) unless the user says none, as virt-install and
@@ -18,7 +21,9 @@
 //!   supports it: a new guest otherwise waits for entropy at boot (key generation, TLS), and
 //!   the device costs nothing.
 
-use super::machine::{DiskFormat, Graphics, KernelBoot, Lifecycle, Media, NewMachine, Nic, Source};
+use super::machine::{
+    DiskFormat, FirmwareBoot, Graphics, KernelBoot, Lifecycle, Media, NewMachine, Nic, Source,
+};
 use super::targets::{self, Bus};
 use crate::connection::DriverError;
 use std::path::Path;
@@ -70,10 +75,37 @@ fn text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-/// The document of `m` booting `boot`, without its disks and consoles (see [`attach_disk`] and
-/// [`add_consoles`]). Invalid choices (a name, zero memory) are all reported at once, each
-/// with its place.
-pub(crate) fn document(m: &NewMachine, boot: &KernelBoot) -> Result<Domain, DriverError> {
+/// How a new machine starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start<'a> {
+    Kernel(&'a KernelBoot),
+    Firmware(&'a FirmwareBoot),
+}
+
+/// The `os/boot` list of a firmware machine: as given, or the install ISO first, then the
+/// first hard disk, then the first CD-ROM of the machine's disks (libvirt boots the first
+/// device of each kind it lists).
+pub fn firmware_order(fw: &FirmwareBoot, disks: &[Media]) -> Vec<BootDev> {
+    if !fw.order.is_empty() {
+        return fw.order.clone();
+    }
+    let hd = disks.contains(&Media::Disk).then_some(BootDev::Hd);
+    let cd = (fw.cdrom.is_some() || disks.contains(&Media::Cdrom)).then_some(BootDev::Cdrom);
+    match fw.cdrom {
+        Some(_) => cd.into_iter().chain(hd).collect(),
+        None => hd.into_iter().chain(cd).collect(),
+    }
+}
+
+/// The document of `m` starting as `start`, without its disks and consoles (see
+/// [`attach_disk`] and [`add_consoles`]); `disks`: what the machine's disks will be, in
+/// order. Invalid choices (a name, zero memory) are all reported at once, each with its
+/// place.
+pub(crate) fn document(
+    m: &NewMachine,
+    start: Start<'_>,
+    disks: &[Media],
+) -> Result<Domain, DriverError> {
     let memory = m.memory_mib.checked_mul(1 << 20).ok_or_else(|| {
         DriverError::Invalid(Errors(vec![Error::new(
             ErrorKind::InvalidValue {
@@ -96,25 +128,33 @@ pub(crate) fn document(m: &NewMachine, boot: &KernelBoot) -> Result<Domain, Driv
             m.lifecycle.on_reboot.clone(),
             m.lifecycle.on_crash.clone(),
         )
-        .kernel(&text(&boot.kernel))
-        .boot(BootDev::Hd)
         .rng(true);
+    match start {
+        Start::Kernel(boot) => {
+            b = b.kernel(&text(&boot.kernel)).boot(BootDev::Hd);
+            if let Some(i) = &boot.initrd {
+                b = b.initrd(&text(i));
+            }
+            if let Some(c) = boot
+                .cmdline
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+            {
+                b = b.cmdline(c);
+            }
+        }
+        Start::Firmware(fw) => {
+            for dev in firmware_order(fw, disks) {
+                b = b.boot(dev);
+            }
+        }
+    }
     if let Some(u) = m.uuid {
         b = b.uuid(u);
     }
     if let Some(t) = m.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         b = b.title(t);
-    }
-    if let Some(i) = &boot.initrd {
-        b = b.initrd(&text(i));
-    }
-    if let Some(c) = boot
-        .cmdline
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        b = b.cmdline(c);
     }
     for nic in &m.networks {
         b = b.interface(InterfaceSpec {
@@ -126,7 +166,15 @@ pub(crate) fn document(m: &NewMachine, boot: &KernelBoot) -> Result<Domain, Driv
             port_forwards: nic.port_forwards.clone(),
         });
     }
-    Ok(b.build()?)
+    let mut dom = b.build()?;
+    if let Start::Firmware(fw) = start {
+        let mut os = dom.os_mut();
+        if let Some(l) = &fw.loader {
+            os.set_loader(Some(&text(l)), None, None);
+        }
+        os.set_bootmenu(fw.menu, fw.menu.and(fw.menu_timeout_ms));
+    }
+    Ok(dom)
 }
 
 /// Adds a file-backed disk the way every new disk is added (by `create` and by a front end
@@ -259,7 +307,7 @@ mod tests {
             kernel: "/k".into(),
             ..KernelBoot::default()
         };
-        let mut d = document(&m, &boot).expect("valid");
+        let mut d = document(&m, Start::Kernel(&boot), &[]).expect("valid");
         add_consoles(&mut d, &m.graphics);
         d
     }

@@ -180,14 +180,106 @@ fn an_imported_disk_is_the_first_disk_with_the_given_format() {
     assert_eq!(disks[1].target_dev().as_deref(), Some("sda"));
 }
 
+fn firmware_machine(fw: FirmwareBoot, disks: Vec<DiskRequest>) -> NewMachine {
+    let mut m = NewMachine::new("fw", Source::Firmware(fw));
+    m.disks = disks;
+    m
+}
+
+/// The `<os>` element of a plan's document, on one line.
+fn os_of(xml: &str) -> String {
+    let from = xml.find("<os>").expect("os");
+    let to = xml.find("</os>").expect("/os") + 5;
+    xml[from..to]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
-fn sources_not_offered_yet_say_so() {
-    let h = Home::new("os");
-    let m = NewMachine::new("o", Source::OsImage("/debian.iso".into()));
-    assert!(matches!(
-        plan(&h.conn, &m),
-        Err(DriverError::NotYetSupported(_))
-    ));
+fn an_iso_is_a_cdrom_after_the_disks_and_boots_first() {
+    let h = Home::new("iso");
+    let iso = h.file("debian.iso");
+    let fw = FirmwareBoot {
+        cdrom: Some(iso.clone()),
+        ..FirmwareBoot::default()
+    };
+    let p = plan(&h.conn, &firmware_machine(fw.clone(), vec![new_disk(1)])).unwrap();
+    assert_eq!(
+        os_of(&p.xml),
+        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
+    );
+    let d = vireo_domain::Domain::parse(&p.xml).unwrap();
+    let devs = d.devices().unwrap();
+    let disks = devs.disks();
+    assert_eq!(disks[0].target_dev().as_deref(), Some("vda"));
+    assert_eq!(disks[1].device(), vireo_domain::DiskDevice::Cdrom);
+    assert_eq!(disks[1].source(), Some(iso.display().to_string()));
+    assert!(disks[1].readonly());
+    assert_eq!(p.images.len(), 1);
+    // A live ISO alone: only the CD-ROM is listed (a listed device must be there).
+    let p = plan(&h.conn, &firmware_machine(fw, vec![])).unwrap();
+    assert_eq!(
+        os_of(&p.xml),
+        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> </os>"
+    );
+    assert!(
+        p.xml.contains("<graphics type='vnc'>"),
+        "a display, as every machine"
+    );
+}
+
+#[test]
+fn an_imported_disk_boots_first_and_the_order_and_menu_are_as_given() {
+    let h = Home::new("import");
+    let img = h.file("debian.qcow2");
+    let disk = DiskRequest::disk(Image::Existing {
+        path: img,
+        format: DiskFormat::Qcow2,
+    });
+    let seed = DiskRequest {
+        image: Image::Existing {
+            path: h.file("seed.iso"),
+            format: DiskFormat::Raw,
+        },
+        media: Media::Cdrom,
+        readonly: true,
+    };
+    let import = firmware_machine(FirmwareBoot::default(), vec![disk.clone(), seed.clone()]);
+    assert_eq!(
+        os_of(&plan(&h.conn, &import).unwrap().xml),
+        "<os> <type arch='x86_64'>hvm</type> <boot dev='hd'/> <boot dev='cdrom'/> </os>"
+    );
+    let fw = FirmwareBoot {
+        order: vec![vireo_domain::BootDev::Cdrom, vireo_domain::BootDev::Hd],
+        menu: Some(true),
+        menu_timeout_ms: Some(5000),
+        ..FirmwareBoot::default()
+    };
+    let given = firmware_machine(fw, vec![disk.clone(), seed]);
+    assert_eq!(
+        os_of(&plan(&h.conn, &given).unwrap().xml),
+        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> \
+         <bootmenu enable='yes' timeout='5000'/> </os>"
+    );
+    // A listed device that the machine does not have is refused where it is listed.
+    let fw = FirmwareBoot {
+        order: vec![vireo_domain::BootDev::Hd, vireo_domain::BootDev::Cdrom],
+        ..FirmwareBoot::default()
+    };
+    let e = plan(&h.conn, &firmware_machine(fw, vec![disk])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "os/boot[2]@dev='cdrom': no CD-ROM to boot from (no devices/disk with device='cdrom')"
+    );
+    assert_eq!(e.places(), [Place::new("domain/os/boot[2]", Some("dev"))]);
+    // Nothing to boot at all.
+    let e = plan(&h.conn, &firmware_machine(FirmwareBoot::default(), vec![])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("nothing to boot: the firmware needs a disk or a CD-ROM"),
+        "{e}"
+    );
 }
 
 #[test]

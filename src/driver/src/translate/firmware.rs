@@ -1,0 +1,331 @@
+//! Firmware boot: an `hvm` machine without `os/kernel` starts the PC BIOS (Debian's SeaBIOS
+//! by default), which finds the boot loader on the disks and CD-ROMs in libvirt's boot order.
+//!
+//! The boot order follows libvirt's QEMU driver: `os/boot@dev` entries give the first disk of
+//! each kind (in document order) its place, as libvirt's legacy-order-to-bootindex rule does;
+//! or each device's `<boot order='N'/>` decides; the two never mix (a validation error, as in
+//! libvirt); a document with neither boots from the first hard disk (libvirt's `<boot
+//! dev='hd'/>` default). Devices not in the order are tried after it, in the firmware's own
+//! order.
+
+use super::{check_file, refuse, TranslateError};
+use std::path::{Path, PathBuf};
+use vireo_domain::{BootDev, Devices, DiskDevice, Domain, Element, Firmware, Os};
+use vireo_vmm_api::config::{BootDevice, FirmwareConfig, SmbiosConfig};
+use vireo_vmm_api::limits;
+
+/// Where Debian's `seabios` package puts its images (and QEMU's own copy of them).
+pub const DEBIAN_FIRMWARE_DIRS: &[&str] = &["/usr/share/seabios", "/usr/share/qemu"];
+/// The SeaBIOS build that boots on the Vireo machine (see the firmware notes: PS/2, ACPI
+/// parsing, virtio over mmio).
+pub const DEFAULT_BIOS: &str = "bios-256k.bin";
+/// SeaVGABIOS for ramfb, the firmware-stage framebuffer.
+pub const VGA_ROM: &str = "vgabios-ramfb.bin";
+/// SeaBIOS's own wait when the menu is on and no timeout is given (its DEFAULT_BOOTMENU_WAIT).
+const SEABIOS_MENU_WAIT_MS: u32 = 2500;
+
+/// What works, said in every refusal of a firmware Vireo does not boot.
+const WHAT_WORKS: &str = "Vireo boots BIOS firmware: the default SeaBIOS, or an image in \
+                          os/loader with type='rom'";
+
+/// The directories searched for the default BIOS and the VGA ROM: `$VIREO_FIRMWARE_DIR` when
+/// set (tests, or a SeaBIOS built elsewhere), else Debian's.
+pub fn search_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("VIREO_FIRMWARE_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => vec![PathBuf::from(d)],
+        None => DEBIAN_FIRMWARE_DIRS.iter().map(PathBuf::from).collect(),
+    }
+}
+
+/// The default BIOS image, if the `seabios` package (or `$VIREO_FIRMWARE_DIR`) has one.
+pub fn default_loader(dirs: &[PathBuf]) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(DEFAULT_BIOS))
+        .find(|p| p.is_file())
+}
+
+/// The `<os>` part of a firmware boot, resolved before the devices are translated.
+pub(super) struct FirmwareOs {
+    loader: PathBuf,
+    menu_timeout_ms: Option<u32>,
+    dirs: Vec<PathBuf>,
+}
+
+/// Refuses the firmware Vireo does not boot yet (UEFI in every spelling), for both boot paths.
+pub(super) fn refuse_uefi(os: &Os<&Element>) -> Result<(), TranslateError> {
+    match os.firmware() {
+        None | Some(Firmware::Bios) => {}
+        Some(Firmware::Efi) => {
+            return refuse(
+                "os@firmware='efi'",
+                format!("UEFI firmware is not supported yet ({WHAT_WORKS})"),
+            )
+        }
+        Some(fw) => {
+            return refuse(
+                format!("os@firmware='{fw}'"),
+                format!("not supported ({WHAT_WORKS})"),
+            )
+        }
+    }
+    if let Some(loader) = os.element().child("loader") {
+        match loader.attr("type").as_deref() {
+            None | Some("rom") => {}
+            Some("pflash") => {
+                return refuse(
+                    "os/loader@type='pflash'",
+                    format!("pflash firmware (UEFI) is not supported yet ({WHAT_WORKS})"),
+                )
+            }
+            Some(t) => {
+                return refuse(
+                    format!("os/loader@type='{t}'"),
+                    format!("not supported ({WHAT_WORKS})"),
+                )
+            }
+        }
+        if loader.attr("secure").as_deref() == Some("yes") {
+            return refuse(
+                "os/loader@secure='yes'",
+                format!("Secure Boot needs UEFI, which is not supported yet ({WHAT_WORKS})"),
+            );
+        }
+    }
+    if os.element().child("nvram").is_some() {
+        return refuse(
+            "os/nvram",
+            format!("UEFI variables are not supported yet ({WHAT_WORKS})"),
+        );
+    }
+    Ok(())
+}
+
+/// The `<os>` of a machine without a kernel: the loader, the boot menu.
+pub(super) fn os(os: &Os<&Element>, dirs: Vec<PathBuf>) -> Result<FirmwareOs, TranslateError> {
+    for (name, what) in [("initrd", "an initrd"), ("cmdline", "a command line")] {
+        if os.element().child(name).is_some() {
+            return refuse(
+                format!("os/{name}"),
+                format!(
+                    "{what} needs a kernel in os/kernel; under firmware boot the boot loader \
+                     on the disk chooses it"
+                ),
+            );
+        }
+    }
+    for el in os.element().elements() {
+        match el.name() {
+            "type" | "loader" | "boot" | "bootmenu" | "kernel" => {}
+            other => return super::not_supported(format!("os/{other}")),
+        }
+    }
+    let loader = match os.loader().filter(|l| !l.is_empty()) {
+        Some(l) => {
+            let p = check_file("os/loader", &l)?;
+            check_image("os/loader", &p)?;
+            p
+        }
+        None => {
+            let Some(p) = default_loader(&dirs) else {
+                return refuse(
+                    "os",
+                    format!(
+                        "no firmware to boot: {DEFAULT_BIOS} is not in {} (install the seabios \
+                         package, or name a BIOS image in os/loader)",
+                        list(&dirs)
+                    ),
+                );
+            };
+            check_image("os", &p)?;
+            p
+        }
+    };
+    let menu_timeout_ms = match os.bootmenu() {
+        Some(true) => Some(match os.bootmenu_timeout() {
+            None => SEABIOS_MENU_WAIT_MS,
+            Some(t) => match t.trim().parse::<u32>() {
+                Ok(ms) if ms <= 65535 => ms,
+                _ => {
+                    return refuse(
+                        format!("os/bootmenu@timeout='{t}'"),
+                        "must be a number of milliseconds from 0 to 65535",
+                    )
+                }
+            },
+        }),
+        _ => None,
+    };
+    Ok(FirmwareOs {
+        loader,
+        menu_timeout_ms,
+        dirs,
+    })
+}
+
+/// "a, b or c" for a refusal.
+fn list(dirs: &[PathBuf]) -> String {
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The VMM's rule for a BIOS image (whole 64 KiB segments up to the largest it maps), checked
+/// here so that the refusal names the element instead of a config field.
+fn check_image(path: &str, file: &Path) -> Result<(), TranslateError> {
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size == 0 || size % limits::FIRMWARE_ALIGN != 0 || size > limits::FIRMWARE_MAX_SIZE {
+        return refuse(
+            path,
+            format!(
+                "{}: not a BIOS image (a file of {} KiB to {} KiB in {} KiB steps is needed, \
+                 this one has {size} bytes)",
+                file.display(),
+                limits::FIRMWARE_ALIGN >> 10,
+                limits::FIRMWARE_MAX_SIZE >> 10,
+                limits::FIRMWARE_ALIGN >> 10,
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The firmware's part of the VMM config, once the devices are known. `display`: the machine
+/// has a screen, so the firmware gets its VGA ROM.
+pub(super) fn config(
+    dom: &Domain,
+    fw: FirmwareOs,
+    devices: Option<&Devices<&Element>>,
+    display: bool,
+) -> Result<FirmwareConfig, TranslateError> {
+    let vga_rom = if display {
+        Some(vga_rom(&fw.loader, &fw.dirs)?)
+    } else {
+        None
+    };
+    let os = dom.os();
+    let boot_order = match &os {
+        Some(os) => boot_order(os, devices)?,
+        None => Vec::new(),
+    };
+    Ok(FirmwareConfig {
+        loader: fw.loader,
+        vga_rom,
+        boot_order,
+        boot_menu_timeout_ms: fw.menu_timeout_ms,
+        // What libvirt's QEMU driver gives type 1 by default: the domain's UUID (`-uuid`);
+        // the strings stay the VMM's, as QEMU's stay its own.
+        smbios: SmbiosConfig {
+            uuid: dom
+                .uuid()
+                .and_then(|u| vireo_domain::Uuid::parse(&u))
+                .map(|u| u.to_string()),
+            ..SmbiosConfig::default()
+        },
+    })
+}
+
+/// vgabios-ramfb.bin beside the loader, else in the searched directories.
+fn vga_rom(loader: &Path, dirs: &[PathBuf]) -> Result<PathBuf, TranslateError> {
+    let beside = loader.parent().map(Path::to_path_buf);
+    let found = beside
+        .iter()
+        .chain(dirs)
+        .map(|d| d.join(VGA_ROM))
+        .find(|p| p.is_file());
+    match found {
+        Some(p) => Ok(p),
+        None => refuse(
+            "devices/graphics[1]",
+            format!(
+                "the firmware's screen needs {VGA_ROM}, which is not in {} (install the \
+                 seabios package)",
+                list(dirs)
+            ),
+        ),
+    }
+}
+
+/// The boot order of a document that boots its firmware, checked without touching a file
+/// (for a plan, before the images exist): each listed device is there and can boot.
+pub(crate) fn check_boot_order(dom: &Domain) -> Result<(), TranslateError> {
+    match dom.os() {
+        Some(os) if os.kernel().is_none_or(|k| k.trim().is_empty()) => {
+            refuse_uefi(&os)?;
+            boot_order(&os, dom.devices().as_ref()).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first disk of `kind`, in document order (libvirt gives a legacy boot entry to that one).
+fn first_of(devices: Option<&Devices<&Element>>, kind: DiskDevice) -> Option<usize> {
+    devices?.disks().iter().position(|d| d.device() == kind)
+}
+
+fn boot_order(
+    os: &Os<&Element>,
+    devices: Option<&Devices<&Element>>,
+) -> Result<Vec<BootDevice>, TranslateError> {
+    let mut per_device: Vec<(u32, usize)> = devices
+        .map(|d| {
+            d.disks()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, disk)| disk.boot_order().map(|o| (o, i)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let listed: Vec<&Element> = os.element().children_named("boot").collect();
+    if !per_device.is_empty() {
+        // Validation refused a document with both (libvirt's rule); order values are unique.
+        per_device.sort_unstable();
+        return Ok(per_device
+            .into_iter()
+            .map(|(_, index)| BootDevice::Disk { index })
+            .collect());
+    }
+    if listed.is_empty() {
+        return Ok(first_of(devices, DiskDevice::Disk)
+            .map(|index| BootDevice::Disk { index })
+            .into_iter()
+            .collect());
+    }
+    let mut order = Vec::new();
+    for (i, b) in listed.iter().enumerate() {
+        let dev = b.attr("dev").map(|d| d.into_owned()).unwrap_or_default();
+        let path = format!("os/boot[{}]@dev='{dev}'", i + 1);
+        let index = match BootDev::from(dev.as_str()) {
+            BootDev::Hd => first_of(devices, DiskDevice::Disk).ok_or_else(|| TranslateError {
+                path: path.clone(),
+                message: "no disk to boot from (no devices/disk with device='disk')".into(),
+            })?,
+            BootDev::Cdrom => {
+                first_of(devices, DiskDevice::Cdrom).ok_or_else(|| TranslateError {
+                    path: path.clone(),
+                    message: "no CD-ROM to boot from (no devices/disk with device='cdrom')".into(),
+                })?
+            }
+            BootDev::Network => {
+                return refuse(
+                    path,
+                    "network boot is not supported yet (boot from hd or cdrom)",
+                )
+            }
+            BootDev::Fd => {
+                return refuse(
+                    path,
+                    "no floppy: the Vireo backend has no floppy drive (boot from hd or cdrom)",
+                )
+            }
+            _ => return refuse(path, "not supported (use hd or cdrom)"),
+        };
+        let dev = BootDevice::Disk { index };
+        if !order.contains(&dev) {
+            order.push(dev);
+        }
+    }
+    Ok(order)
+}

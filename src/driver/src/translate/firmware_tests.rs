@@ -1,0 +1,285 @@
+//! Firmware boot: each rule of the boot order, the loader and the menu, and each refusal line.
+
+use super::tests::Fixture;
+use super::*;
+use vireo_vmm_api::config::{BootDevice, FirmwareConfig};
+
+const WORKS: &str = "Vireo boots BIOS firmware: the default SeaBIOS, or an image in os/loader \
+                     with type='rom'";
+
+/// A machine without a kernel: `os` inside `<os>` after the type, `devices` as given.
+fn doc(os: &str, devices: &str) -> String {
+    format!(
+        "<domain type='kvm'><name>t</name><uuid>6695EB01-F6A4-4304-AAA9-F2B1B2A1C2D3</uuid>\
+         <memory unit='MiB'>256</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os><devices>{devices}</devices></domain>"
+    )
+}
+
+impl Fixture {
+    fn firmware(&self, xml: &str) -> FirmwareConfig {
+        let t = self
+            .run(xml)
+            .unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
+        t.config
+            .validate()
+            .unwrap_or_else(|e| panic!("the VMM would refuse: {e}\n{xml}"));
+        assert_eq!(t.config.kernel, None);
+        t.config.firmware.expect("a firmware boot")
+    }
+    fn disk(&self, file: &str, target: &str, extra: &str) -> String {
+        format!(
+            "<disk type='file' device='disk'><source file='{}'/><target dev='{target}' bus='virtio'/>{extra}</disk>",
+            self.p(file)
+        )
+    }
+    fn cdrom(&self, file: &str, target: &str, extra: &str) -> String {
+        format!(
+            "<disk type='file' device='cdrom'><source file='{}'/><target dev='{target}' bus='sata'/><readonly/>{extra}</disk>",
+            self.p(file)
+        )
+    }
+}
+
+#[test]
+fn a_machine_without_a_kernel_boots_the_default_bios() {
+    let f = Fixture::new();
+    let fw = f.firmware(&doc("", ""));
+    assert_eq!(fw.loader, f.dir.join("fw/bios-256k.bin"));
+    assert_eq!(fw.vga_rom, None, "no display, no VGA BIOS");
+    assert_eq!(fw.boot_order, []);
+    assert_eq!(fw.boot_menu_timeout_ms, None);
+    // libvirt's QEMU driver gives SMBIOS type 1 the domain's UUID (-uuid) and nothing else.
+    assert_eq!(
+        fw.smbios.uuid.as_deref(),
+        Some("6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3")
+    );
+    assert_eq!(fw.smbios.product, None);
+    assert_eq!(fw.smbios.manufacturer, None);
+    let t = f.run(&doc("<boot dev='hd'/>", "")).err();
+    assert_eq!(
+        t.map(|e| e.to_string()).as_deref(),
+        Some("os/boot[1]@dev='hd': no disk to boot from (no devices/disk with device='disk')")
+    );
+}
+
+#[test]
+fn a_display_brings_the_vga_bios_and_a_cdrom_boots_read_only() {
+    let f = Fixture::new();
+    let devices = format!(
+        "{}<graphics type='vnc'><listen type='none'/></graphics><video><model type='virtio'/></video>",
+        f.cdrom("cd.iso", "sda", "")
+    );
+    let xml = doc("<boot dev='cdrom'/>", &devices);
+    let t = f.run(&xml).unwrap();
+    assert!(t.config.disks[0].cdrom && t.config.disks[0].readonly);
+    let fw = f.firmware(&xml);
+    assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-ramfb.bin")));
+    assert_eq!(fw.boot_order, [BootDevice::Disk { index: 0 }]);
+}
+
+#[test]
+fn os_boot_entries_pick_the_first_device_of_their_kind() {
+    let f = Fixture::new();
+    let devices = [
+        f.disk("disk.img", "vda", ""),
+        f.cdrom("cd.iso", "sda", ""),
+        f.disk("disk.qcow2", "vdb", ""),
+        f.cdrom("initrd", "sdb", ""),
+    ]
+    .concat();
+    let order = |os: &str| f.firmware(&doc(os, &devices)).boot_order;
+    let disk = |index| BootDevice::Disk { index };
+    assert_eq!(
+        order("<boot dev='cdrom'/><boot dev='hd'/>"),
+        [disk(1), disk(0)]
+    );
+    assert_eq!(
+        order("<boot dev='hd'/><boot dev='cdrom'/>"),
+        [disk(0), disk(1)]
+    );
+    assert_eq!(order("<boot dev='hd'/><boot dev='hd'/>"), [disk(0)]);
+    // Neither os/boot nor per-device order: libvirt's default, the first hard disk.
+    assert_eq!(order(""), [disk(0)]);
+    let only_cd = f.cdrom("cd.iso", "sda", "");
+    assert_eq!(f.firmware(&doc("", &only_cd)).boot_order, []);
+}
+
+#[test]
+fn per_device_boot_order_decides_when_given() {
+    let f = Fixture::new();
+    let devices = [
+        f.disk("disk.img", "vda", "<boot order='2'/>"),
+        f.disk("disk.qcow2", "vdb", ""),
+        f.cdrom("cd.iso", "sda", "<boot order='1'/>"),
+    ]
+    .concat();
+    let fw = f.firmware(&doc("", &devices));
+    assert_eq!(
+        fw.boot_order,
+        [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }]
+    );
+}
+
+#[test]
+fn the_boot_menu_waits_as_asked() {
+    let f = Fixture::new();
+    let menu = |os: &str| f.firmware(&doc(os, "")).boot_menu_timeout_ms;
+    assert_eq!(menu("<bootmenu enable='yes' timeout='3000'/>"), Some(3000));
+    assert_eq!(
+        menu("<bootmenu enable='yes'/>"),
+        Some(2500),
+        "SeaBIOS's own wait"
+    );
+    assert_eq!(menu("<bootmenu enable='no' timeout='3000'/>"), None);
+}
+
+#[test]
+fn a_loader_in_the_document_is_used_and_checked() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.dir.join("mine")).unwrap();
+    let bios = f.dir.join("mine/bios.bin");
+    std::fs::write(&bios, vec![0u8; 128 << 10]).unwrap();
+    let loader = |attrs: &str, file: &str| format!("<loader{attrs}>{file}</loader>");
+    let b = bios.display().to_string();
+    for attrs in ["", " type='rom'", " readonly='yes' type='rom'"] {
+        assert_eq!(f.firmware(&doc(&loader(attrs, &b), "")).loader, bios);
+    }
+    // The VGA BIOS comes from the searched directories when it is not beside the loader.
+    let screen = "<graphics type='vnc'><listen type='none'/></graphics>";
+    let fw = f.firmware(&doc(&loader("", &b), screen));
+    assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-ramfb.bin")));
+
+    let refused = |os: &str| f.refused(&doc(os, ""));
+    assert_eq!(
+        refused(&loader("", "bios.bin")),
+        "os/loader: bios.bin: must be an absolute path"
+    );
+    let missing = f.p("none.bin");
+    assert_eq!(
+        refused(&loader("", &missing)),
+        format!("os/loader: {missing}: No such file or directory")
+    );
+    let dir = f.p("mine");
+    assert_eq!(
+        refused(&loader("", &dir)),
+        format!("os/loader: {dir}: not a regular file")
+    );
+    let odd = f.p("vmlinuz");
+    assert_eq!(
+        refused(&loader("", &odd)),
+        format!(
+            "os/loader: {odd}: not a BIOS image (a file of 64 KiB to 256 KiB in 64 KiB steps \
+             is needed, this one has 1 bytes)"
+        )
+    );
+    let big = f.dir.join("mine/big.bin");
+    std::fs::write(&big, vec![0u8; 512 << 10]).unwrap();
+    assert!(
+        refused(&loader("", &big.display().to_string())).ends_with("this one has 524288 bytes)")
+    );
+}
+
+#[test]
+fn missing_firmware_names_the_seabios_package() {
+    let f = Fixture::new();
+    let empty = f.dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let d = vireo_domain::Domain::parse(&doc("", "")).unwrap();
+    let run = RunDir::new(f.dir.join("run"));
+    let err = translate_in(&d, &run, &mut || None, vec![empty.clone(), f.dir.join("x")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "os: no firmware to boot: bios-256k.bin is not in {} or {} (install the seabios \
+             package, or name a BIOS image in os/loader)",
+            empty.display(),
+            f.dir.join("x").display()
+        )
+    );
+    // A BIOS without its VGA BIOS beside it or in the searched directories: no screen.
+    std::fs::write(empty.join("bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
+    let d = vireo_domain::Domain::parse(&doc(
+        "",
+        "<graphics type='vnc'><listen type='none'/></graphics>",
+    ))
+    .unwrap();
+    let err = translate_in(&d, &run, &mut || None, vec![empty.clone()])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "devices/graphics[1]: the firmware's screen needs vgabios-ramfb.bin, which is not \
+             in {} (install the seabios package)",
+            empty.display()
+        )
+    );
+}
+
+#[test]
+fn refusals_say_what_works() {
+    let f = Fixture::new();
+    let cases: Vec<(String, String)> = vec![
+        (
+            doc("", "").replace("<os>", "<os firmware='efi'>"),
+            format!("os@firmware='efi': UEFI firmware is not supported yet ({WORKS})"),
+        ),
+        (
+            doc("<loader type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>", ""),
+            format!("os/loader@type='pflash': pflash firmware (UEFI) is not supported yet ({WORKS})"),
+        ),
+        (
+            doc("<loader secure='yes'>/x.fd</loader>", ""),
+            format!(
+                "os/loader@secure='yes': Secure Boot needs UEFI, which is not supported yet ({WORKS})"
+            ),
+        ),
+        (
+            doc("<nvram>/var/lib/x_VARS.fd</nvram>", ""),
+            format!("os/nvram: UEFI variables are not supported yet ({WORKS})"),
+        ),
+        (
+            doc("<boot dev='fd'/>", ""),
+            "os/boot[1]@dev='fd': no floppy: the Vireo backend has no floppy drive (boot from hd or cdrom)".into(),
+        ),
+        (
+            doc("<boot dev='hd'/><boot dev='network'/>", &f.disk("disk.img", "vda", "")),
+            "os/boot[2]@dev='network': network boot is not supported yet (boot from hd or cdrom)".into(),
+        ),
+        (
+            doc("<boot dev='cdrom'/>", &f.disk("disk.img", "vda", "")),
+            "os/boot[1]@dev='cdrom': no CD-ROM to boot from (no devices/disk with device='cdrom')".into(),
+        ),
+        (
+            doc("", "<interface type='user'><boot order='1'/></interface>"),
+            "devices/interface[1]/boot: network boot is not supported yet (boot from a disk or CD-ROM)".into(),
+        ),
+        (
+            doc("<initrd>/boot/initrd.img</initrd>", ""),
+            "os/initrd: an initrd needs a kernel in os/kernel; under firmware boot the boot loader on the disk chooses it".into(),
+        ),
+        (
+            doc("<cmdline>quiet</cmdline>", ""),
+            "os/cmdline: a command line needs a kernel in os/kernel; under firmware boot the boot loader on the disk chooses it".into(),
+        ),
+        (
+            doc("<bootmenu enable='yes' timeout='70000'/>", ""),
+            "os/bootmenu@timeout='70000': must be a number of milliseconds from 0 to 65535".into(),
+        ),
+        (
+            doc("<smbios mode='host'/>", ""),
+            "os/smbios: not supported by the Vireo backend".into(),
+        ),
+    ];
+    for (xml, want) in cases {
+        assert_eq!(f.refused(&xml), want, "{xml}");
+    }
+    // Direct kernel boot keeps refusing what belongs to firmware.
+    assert_eq!(
+        f.refused(&f.xml("kvm", "<nvram>/v.fd</nvram>", "", "")),
+        format!("os/nvram: UEFI variables are not supported yet ({WORKS})")
+    );
+}

@@ -1,0 +1,200 @@
+//! Firmware machines through `vireoctl`, without booting a guest: `create --cdrom` and its
+//! document, the VMM config the driver writes for it (captured by a stand-in for vireo-vmm),
+//! the capabilities, and the one-line refusals of bad firmware input. Booting SeaBIOS is the
+//! rig's (real-mode firmware does not run on every KVM this runs on).
+
+mod vireoctl_support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vireoctl_support::Home;
+
+/// A firmware directory standing in for Debian's seabios package.
+fn firmware_dir(h: &Home) -> PathBuf {
+    let dir = h.root.join("seabios");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
+    std::fs::write(dir.join("vgabios-ramfb.bin"), vec![0u8; 40 << 10]).unwrap();
+    dir
+}
+
+/// vireoctl in `h` with the firmware of `fw` (and extra environment).
+fn ctl(h: &Home, fw: &Path, env: &[(&str, &Path)], args: &[&str]) -> (i32, String, String) {
+    let mut c = h.cmd();
+    c.env("VIREO_FIRMWARE_DIR", fw);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn create_cdrom_defines_a_firmware_machine_and_the_driver_configures_seabios() {
+    let h = Home::new("fwcd");
+    let fw = firmware_dir(&h);
+    let iso = h.file("live.iso", &vec![0u8; 1 << 20]);
+    let iso_s = iso.to_str().unwrap();
+    let (code, out, err) = ctl(
+        &h,
+        &fw,
+        &[],
+        &[
+            "create", "--name", "live", "--cdrom", iso_s, "--disk", "size=1",
+        ],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Domain 'live' defined\n"),
+        "{err}"
+    );
+    let xml = h.ok(&["dumpxml", "live"]);
+    let os: String = {
+        let from = xml.find("<os>").unwrap();
+        let to = xml.find("</os>").unwrap() + 5;
+        xml[from..to]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        os,
+        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
+    );
+    assert!(
+        xml.contains(&format!("<source file='{iso_s}'/>")) && xml.contains("device='cdrom'"),
+        "{xml}"
+    );
+    let uuid = xml
+        .split("<uuid>")
+        .nth(1)
+        .and_then(|r| r.split("</uuid>").next())
+        .unwrap()
+        .to_owned();
+
+    // A stand-in for vireo-vmm keeps the config it is given and ends at once (a guest that
+    // ran and stopped, for the driver): the config is what the driver would have booted.
+    let kept = h.root.join("kept.json");
+    let vmm = h.file(
+        "fake-vmm",
+        format!("#!/bin/sh\ncp \"$2\" '{}'\nexit 3\n", kept.display()).as_bytes(),
+    );
+    Command::new("chmod").arg("+x").arg(&vmm).status().unwrap();
+    let (_, _, err) = ctl(&h, &fw, &[("VIREO_VMM", &vmm)], &["start", "live"]);
+    assert!(kept.exists(), "the driver never ran the VMM: {err}");
+    let cfg: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(cfg.get("kernel"), None, "{cfg:#}");
+    let f = &cfg["firmware"];
+    assert_eq!(f["loader"], fw.join("bios-256k.bin").to_str().unwrap());
+    assert_eq!(f["vga_rom"], fw.join("vgabios-ramfb.bin").to_str().unwrap());
+    // The CD-ROM (the second disk) first, then the hard disk.
+    assert_eq!(
+        f["boot_order"],
+        serde_json::json!([{"disk": {"index": 1}}, {"disk": {"index": 0}}])
+    );
+    assert_eq!(f["smbios"]["uuid"], uuid.as_str());
+    assert_eq!(cfg["disks"][1]["path"], iso_s);
+    assert_eq!(cfg["disks"][1]["cdrom"], true);
+    assert_eq!(cfg["disks"][1]["readonly"], true);
+    assert!(cfg["display"].is_object(), "a display, as every machine");
+}
+
+#[test]
+fn capabilities_list_the_firmware_found() {
+    let h = Home::new("fwcaps");
+    let fw = firmware_dir(&h);
+    let bios = fw.join("bios-256k.bin");
+    let (_, caps, _) = ctl(&h, &fw, &[], &["capabilities"]);
+    assert!(
+        caps.contains(&format!("<loader>{}</loader>", bios.display())),
+        "{caps}"
+    );
+    assert!(caps.contains("<deviceboot/>"), "{caps}");
+    let (_, dc, _) = ctl(&h, &fw, &[], &["domcapabilities"]);
+    for want in [
+        format!("<value>{}</value>", bios.display()),
+        "<enum name='firmware'>\n      <value>bios</value>\n    </enum>".into(),
+        "<enum name='bootDevice'>\n      <value>hd</value>\n      <value>cdrom</value>\n    </enum>"
+            .into(),
+    ] {
+        assert!(dc.contains(&want), "{want} missing in\n{dc}");
+    }
+    // Without SeaBIOS: no firmware, honestly.
+    let empty = h.root.join("none");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (_, dc, _) = ctl(&h, &empty, &[], &["domcapabilities"]);
+    assert!(dc.contains("<loader supported='no'/>"), "{dc}");
+    assert!(dc.contains("<enum name='firmware'/>"), "{dc}");
+}
+
+#[test]
+fn bad_firmware_input_is_one_line_naming_the_file_or_element() {
+    let h = Home::new("fwbad");
+    let fw = firmware_dir(&h);
+    let disk = h.file("d.img", &vec![0u8; 1 << 20]);
+    let not_bios = h.file("not-bios.bin", b"MZ");
+    let define = |name: &str, os: &str, devices: &str| {
+        let xml = format!(
+            "<domain type='kvm'><name>{name}</name><memory unit='MiB'>64</memory>\
+             <os><type arch='x86_64'>hvm</type>{os}</os><devices>{devices}</devices></domain>"
+        );
+        let f = h.file(&format!("{name}.xml"), xml.as_bytes());
+        h.ok(&["define", f.to_str().unwrap()]);
+    };
+    let hd = format!(
+        "<disk type='file' device='disk'><source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+        disk.display()
+    );
+    define(
+        "odd",
+        &format!("<loader type='rom'>{}</loader>", not_bios.display()),
+        &hd,
+    );
+    define("gone", "<loader>/nonexistent/bios.bin</loader>", &hd);
+    define("nocd", "<boot dev='cdrom'/>", &hd);
+    define("plain", "", &hd);
+    let empty = h.root.join("none");
+    std::fs::create_dir_all(&empty).unwrap();
+    let cases: [(&str, &Path, String); 4] = [
+        (
+            "odd",
+            &fw,
+            format!(
+                "error: os/loader: {}: not a BIOS image (a file of 64 KiB to 256 KiB in 64 KiB \
+                 steps is needed, this one has 2 bytes)\n",
+                not_bios.display()
+            ),
+        ),
+        (
+            "gone",
+            &fw,
+            "error: os/loader: /nonexistent/bios.bin: No such file or directory\n".into(),
+        ),
+        (
+            "nocd",
+            &fw,
+            "error: os/boot[1]@dev='cdrom': no CD-ROM to boot from (no devices/disk with \
+             device='cdrom')\n"
+                .into(),
+        ),
+        (
+            "plain",
+            &empty,
+            format!(
+                "error: os: no firmware to boot: bios-256k.bin is not in {} (install the seabios \
+                 package, or name a BIOS image in os/loader)\n",
+                empty.display()
+            ),
+        ),
+    ];
+    for (name, dir, want) in cases {
+        let (code, _, err) = ctl(&h, dir, &[], &["start", name]);
+        assert_ne!(code, 0, "{name} started");
+        assert_eq!(err, want, "{name}");
+    }
+}
