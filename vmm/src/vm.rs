@@ -18,6 +18,7 @@ use crate::devices::fbmem::FramebufferMemory;
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
 use crate::devices::legacy::{BootMark, BootMarker, PortB};
+use crate::devices::ramfb::Ramfb;
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
 use crate::layout;
@@ -101,6 +102,8 @@ pub struct Vm {
     pub pm: Arc<Mutex<AcpiPm>>,
     pub serial: Arc<Mutex<SerialDevice>>,
     pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
+    /// The firmware-stage display, made by [`Vm::ramfb`].
+    ramfb: Option<Ramfb>,
     /// The virtio devices (issue 6), attached by [`Vm::attach_optional_devices`]; its `input`
     /// is the virtio keyboard/tablet handle for the VNC server.
     pub virtio: Option<crate::virtio::attach::VirtioDevices>,
@@ -283,6 +286,7 @@ impl Vm {
             pm,
             serial,
             framebuffer_mem: None,
+            ramfb: None,
             virtio: None,
             boot_marks,
             control_handlers: Vec::new(),
@@ -355,6 +359,16 @@ impl Vm {
             }
         }
         Ok(self.framebuffer_mem.clone())
+    }
+
+    /// The ramfb device of a firmware-booted machine with a display, created once: fw_cfg
+    /// calls it (as its `etc/ramfb` write hook) and the VNC server scans it out. `None` for a
+    /// direct kernel boot (its display is [`Vm::framebuffer`]) or a machine without display.
+    pub fn ramfb(&mut self) -> Option<Ramfb> {
+        if self.ramfb.is_none() && self.config.firmware.is_some() && self.config.display.is_some() {
+            self.ramfb = Some(Ramfb::new(self.mem.clone()));
+        }
+        self.ramfb.clone()
     }
 
     /// Adds control commands (e.g. `screendump`, `vnc-info`).

@@ -8,6 +8,7 @@ pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;
+pub mod ramfb;
 pub mod rtc;
 pub mod scancodes;
 pub mod serial;

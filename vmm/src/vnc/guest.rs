@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use vireo_vmm_api::control::{Command, Done, Event, Return};
 
-use super::{InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
+use super::{FramebufferSource, InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
 use crate::control::events::EventBus;
 use crate::control::ControlHandler;
-use crate::devices::fbmem::FramebufferMemory;
 use crate::devices::framebuffer::GuestFramebuffer;
 use crate::devices::i8042::KeyboardInput;
 use crate::virtio::input::InputHandle;
@@ -78,17 +77,16 @@ pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig, seccomp: boo
     }
 }
 
-/// Starts the server for a VM: pixels from its framebuffer memory, keys into its i8042,
-/// pointer into its virtio tablet if any; resolution changes become `resolution-changed`
-/// events on the control socket.
+/// Starts the server for a VM: pixels from `source` (its framebuffer memory, or ramfb during
+/// firmware boot), keys into its i8042, pointer into its virtio tablet if any; resolution
+/// changes become `resolution-changed` events on the control socket.
 pub fn start_for_vm(
     config: VncConfig,
-    fb: Arc<FramebufferMemory>,
+    source: Arc<dyn FramebufferSource>,
     keyboard: Option<KeyboardInput>,
     virtio: Option<InputHandle>,
     events: Option<EventBus>,
 ) -> Result<Arc<VncServer>, super::server::VncError> {
-    let source = Arc::new(GuestFramebuffer::new(fb));
     let input = Arc::new(GuestInput::new(keyboard, virtio));
     let on_event: Option<Box<dyn Fn(VncEvent) + Send + Sync>> = events.map(|bus| {
         Box::new(move |e: VncEvent| match e {
@@ -143,9 +141,13 @@ fn screendump(server: &VncServer, path: &Path) -> Result<Return, String> {
 }
 
 /// The VM builder's hook: when the config has a display with a VNC listener, starts the
-/// server on the VM's framebuffer, i8042 keyboard and virtio tablet (if attached), and adds
+/// server on the VM's screen, i8042 keyboard and virtio tablet (if attached), and adds
 /// `screendump` / `vnc-info` to the control socket. The server lives as long as the control
 /// handler, i.e. the process.
+///
+/// The screen is the framebuffer memory of a direct kernel boot, or ramfb (see
+/// [`crate::vm::Vm::ramfb`]) when the machine boots firmware: the firmware and the boot
+/// loader draw there, and its mode changes reach clients as desktop resizes.
 ///
 /// Call after `attach_all` (virtio), from `Vm::attach_optional_devices`, with the virtio
 /// input handle if there is one.
@@ -159,12 +161,20 @@ pub fn attach(
     if display.vnc.unix_socket.is_none() && display.vnc.tcp_port.is_none() {
         return Ok(());
     }
-    let Some(fb) = vm.framebuffer()? else {
-        return Ok(());
+    let source: Arc<dyn FramebufferSource> = if vm.config.firmware.is_some() {
+        match vm.ramfb() {
+            Some(ramfb) => Arc::new(ramfb),
+            None => return Ok(()),
+        }
+    } else {
+        match vm.framebuffer()? {
+            Some(fb) => Arc::new(GuestFramebuffer::new(fb)),
+            None => return Ok(()),
+        }
     };
     let server = start_for_vm(
         server_config(&vm.config.name, &display.vnc, vm.config.seccomp),
-        fb,
+        source,
         Some(vm.keyboard.clone()),
         virtio,
         Some(vm.events.clone()),
