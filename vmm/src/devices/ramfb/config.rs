@@ -82,7 +82,7 @@ impl PixelFormat {
         match self {
             PixelFormat::Xrgb8888 | PixelFormat::Argb8888 => {
                 for (p, o) in pixels {
-                    *o = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+                    *o = u32::from_le_bytes([p[0], p[1], p[2], p[3]]) & 0x00ff_ffff;
                 }
             }
             PixelFormat::Xbgr8888 | PixelFormat::Abgr8888 | PixelFormat::Bgr888 => {

@@ -5,9 +5,10 @@
 //! write-protecting all of it, splitting its huge pages for the whole firmware stage and
 //! fetching a bitmap the size of RAM / 32 Ki on every scan, to save the compare of at most a
 //! few MiB. Every row is reported dirty and the server compares against its shadow: at
-//! 1024x768 XRGB8888 one scan reads and compares 3 MiB (measured by
-//! `full_scan_cost_at_1024x768`), and an unchanged screen backs the server off to one scan a
-//! second.
+//! 1024x768 XRGB8888 one scan reads, converts and compares 3 MiB, 1.4-2.4 ms optimised on the
+//! 2-core build machine (`full_scan_cost_at_1024x768`). An unchanged screen backs the server
+//! off to one scan a second (about 0.2 % of a core); a screen that keeps changing is scanned
+//! every 15 ms (about 12 %).
 
 use vm_memory::{Bytes, GuestAddress};
 
@@ -176,7 +177,7 @@ mod tests {
         let (mut fb, mem) = ramfb();
         fb.written(&config(0x10_0000, PixelFormat::Xrgb8888, 1024, 768, 4096));
         let noise: Vec<u8> = (0..4096 * 768u32)
-            .map(|i| (i * 2_654_435_761 >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         mem.write_slice(&noise, GuestAddress(0x10_0000))
             .expect("write");
