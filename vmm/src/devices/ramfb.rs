@@ -82,14 +82,12 @@ impl Ramfb {
     /// (the device then keeps its previous configuration).
     pub fn apply(&self, content: &[u8]) -> Result<RamfbConfig, ConfigError> {
         let cfg = config::from_bytes(content, &self.inner.mem)?;
-        let old = std::mem::replace(
-            &mut *self
-                .inner
-                .config
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-            Some(cfg),
-        );
+        let old = self
+            .inner
+            .config
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(cfg);
         if old != Some(cfg) {
             if let Some(more) = self.inner.accepted_log() {
                 log::info!(
