@@ -183,3 +183,94 @@ pub fn attach(
     vm.add_control_handler(Box::new(VncControl::new(server)));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::fw_cfg::FwCfgWriteHook;
+    use crate::devices::ramfb::{PixelFormat, RawConfig, BLANK_SIZE};
+    use vireo_vmm_api::config::{DisplayConfig, FirmwareConfig, VmConfig};
+    use vm_memory::{Bytes, GuestAddress};
+
+    fn info(vm: &mut crate::vm::Vm) -> crate::vnc::VncInfo {
+        let h = vm
+            .control_handlers
+            .iter_mut()
+            .find(|h| h.commands().contains(&"vnc-info"))
+            .expect("VNC control handler");
+        match h.handle(&Command::VncInfo) {
+            Some(Ok(Return::VncInfo(i))) => i,
+            other => panic!("vnc-info: {other:?}"),
+        }
+    }
+
+    /// A firmware-booted machine with a display serves ramfb (on the local /dev/kvm): blank
+    /// until the guest configures it, then the guest's mode and pixels, `screendump` included.
+    #[test]
+    fn a_firmware_machine_shows_ramfb() {
+        let dir = std::env::temp_dir().join(format!("vireo-ramfb-attach-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut cfg = VmConfig::minimal_firmware(
+            "ramfb",
+            FirmwareConfig {
+                loader: dir.join("bios.bin"),
+                vga_rom: None,
+                boot_order: Vec::new(),
+                boot_menu_timeout_ms: None,
+                smbios: Default::default(),
+            },
+            64,
+            1,
+        );
+        let mut display = DisplayConfig::default();
+        display.vnc.unix_socket = Some(dir.join("vnc.sock"));
+        cfg.display = Some(display);
+        cfg.seccomp = false;
+        let mut vm = crate::vm::Vm::new(cfg, std::time::Instant::now()).expect("KVM VM");
+        attach(&mut vm, None).expect("VNC on ramfb");
+        let i = info(&mut vm);
+        assert_eq!((i.width, i.height), BLANK_SIZE);
+
+        let mut ramfb = vm
+            .ramfb()
+            .expect("a firmware machine with a display has ramfb");
+        let base = 0x20_0000;
+        vm.mem
+            .write_slice(&0x0000_ff00u32.to_le_bytes(), GuestAddress(base + 4 * 33))
+            .expect("guest RAM");
+        ramfb.written(
+            &RawConfig {
+                addr: base,
+                fourcc: PixelFormat::Xrgb8888.fourcc(),
+                flags: 0,
+                width: 48,
+                height: 16,
+                stride: 0,
+            }
+            .to_bytes(),
+        );
+        let i = info(&mut vm);
+        assert_eq!((i.width, i.height), (48, 16));
+
+        let png = dir.join("screen.png");
+        let h = vm
+            .control_handlers
+            .iter_mut()
+            .find(|h| h.commands().contains(&"screendump"))
+            .expect("screendump handler");
+        let r = h.handle(&Command::Screendump {
+            filename: png.clone(),
+        });
+        assert!(matches!(r, Some(Ok(Return::Done(_)))), "{r:?}");
+        let decoder = png::Decoder::new(std::fs::File::open(&png).expect("png written"));
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut buf).expect("png data");
+        assert_eq!((frame.width, frame.height), (48, 16));
+        assert_eq!(&buf[33 * 3..34 * 3], &[0, 0xff, 0]);
+        assert_eq!(buf.iter().filter(|&&b| b != 0).count(), 1);
+        drop(vm);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
