@@ -8,7 +8,7 @@
 
 use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
 use crate::boot::firmware::{self, FirmwareError, FirmwareMapping};
-use crate::boot::firmware_files::{self, Ramfb};
+use crate::boot::firmware_files;
 use crate::boot::{self, Entry};
 use crate::config::VmConfig;
 use crate::control::events::EventBus;
@@ -16,11 +16,13 @@ use crate::control::ControlHandler;
 use crate::cpu;
 use crate::devices::acpi_pm::{AcpiPm, ResetPort};
 use crate::devices::bus::{Bus, BusDevice, SharedDevice};
+use crate::devices::debugcon::{self, DebugCon};
 use crate::devices::fbmem::FramebufferMemory;
-use crate::devices::fw_cfg::{self, FwCfg, FwCfgWriteHook};
+use crate::devices::fw_cfg::{self, FwCfg};
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
 use crate::devices::legacy::{BootMark, BootMarker, PortB};
+use crate::devices::ramfb::Ramfb;
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
 use crate::layout;
@@ -106,6 +108,8 @@ pub struct Vm {
     pub pm: Arc<Mutex<AcpiPm>>,
     pub serial: Arc<Mutex<SerialDevice>>,
     pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
+    /// The firmware-stage display, made by [`Vm::ramfb`].
+    ramfb: Option<Ramfb>,
     /// The virtio devices (issue 6), attached by [`Vm::attach_optional_devices`]; its `input`
     /// is the virtio keyboard/tablet handle for the VNC server.
     pub virtio: Option<crate::virtio::attach::VirtioDevices>,
@@ -116,8 +120,6 @@ pub struct Vm {
     vcpu_fds: Vec<VcpuFd>,
     cpuid: CpuId,
     entry: Option<Entry>,
-    /// Firmware boot: the device behind `etc/ramfb`, given before [`Vm::load`].
-    ramfb: Option<Box<dyn FwCfgWriteHook>>,
     /// Firmware boot: the BIOS image's read-only copy below 4 GiB, mapped while the VM lives.
     firmware: Option<FirmwareMapping>,
 }
@@ -296,6 +298,7 @@ impl Vm {
             pm,
             serial,
             framebuffer_mem: None,
+            ramfb: None,
             virtio: None,
             boot_marks,
             control_handlers: Vec::new(),
@@ -304,7 +307,6 @@ impl Vm {
             vcpu_fds,
             cpuid,
             entry: None,
-            ramfb: None,
             firmware: None,
         })
     }
@@ -372,11 +374,14 @@ impl Vm {
         Ok(self.framebuffer_mem.clone())
     }
 
-    /// Firmware boot with a display: the device the firmware's VGA BIOS configures through
-    /// the fw_cfg file `etc/ramfb`. Without it (or without `firmware.vga_rom`) the firmware
-    /// gets no VGA ROM and writes its screen to the serial port only.
-    pub fn set_ramfb_hook(&mut self, hook: Box<dyn FwCfgWriteHook>) {
-        self.ramfb = Some(hook);
+    /// The ramfb device of a firmware-booted machine with a display, created once: fw_cfg
+    /// calls it (as its `etc/ramfb` write hook) and the VNC server scans it out. `None` for a
+    /// direct kernel boot (its display is [`Vm::framebuffer`]) or a machine without display.
+    pub fn ramfb(&mut self) -> Option<Ramfb> {
+        if self.ramfb.is_none() && self.config.firmware.is_some() && self.config.display.is_some() {
+            self.ramfb = Some(Ramfb::new(self.mem.clone()));
+        }
+        self.ramfb.clone()
     }
 
     /// Adds control commands (e.g. `screendump`, `vnc-info`).
@@ -387,8 +392,11 @@ impl Vm {
     /// Attaches the optional devices the config asks for. Each subsystem adds one call here.
     pub fn attach_optional_devices(&mut self) -> Result<(), VmError> {
         // Framebuffer memory is created here so screen_info is right even before the VNC
-        // server exists; the VNC code takes it with `vm.framebuffer()`.
-        self.framebuffer()?;
+        // server exists; the VNC code takes it with `vm.framebuffer()`. A firmware-booted
+        // machine's screen is ramfb, in guest RAM, so it gets no framebuffer slot.
+        if self.config.firmware.is_none() {
+            self.framebuffer()?;
+        }
         let virtio =
             crate::virtio::attach::attach_all(self).map_err(|e| VmError::Device(e.to_string()))?;
         self.virtio = Some(virtio);
@@ -443,10 +451,11 @@ impl Vm {
             ));
         };
         let image = firmware::read_image(&fw.loader)?;
-        let ramfb = match (&self.config.display, &fw.vga_rom, self.ramfb.take()) {
-            (Some(_), Some(rom), Some(hook)) => Some(Ramfb {
+        // Without a VGA ROM the firmware has no screen and writes to the serial port only.
+        let ramfb = match (&fw.vga_rom, self.ramfb()) {
+            (Some(rom), Some(dev)) => Some(firmware_files::Ramfb {
                 vga_rom: firmware::read_vga_rom(rom)?,
-                hook,
+                hook: Box::new(dev),
             }),
             _ => None,
         };
@@ -462,6 +471,12 @@ impl Vm {
             fw_cfg::PORTS_LEN,
         )?;
         insert(&self.pio_bus, dev, fw_cfg::DMA_PORT.into(), fw_cfg::DMA_LEN)?;
+        insert(
+            &self.pio_bus,
+            Arc::new(Mutex::new(DebugCon::to_log())),
+            debugcon::PORT.into(),
+            1,
+        )?;
         self.firmware = Some(firmware::map_image(&self.vm_fd, &self.mem, &image)?);
         for (id, vcpu) in self.vcpu_fds.iter().enumerate() {
             cpu::setup_vcpu_firmware(vcpu, id as u8, self.config.vcpus, &self.cpuid)?;

@@ -1,5 +1,6 @@
 //! Server behaviour seen from a hand-written client on a raw socket: the handshake in each
-//! protocol version, colour-map clients, QEMU extended key events, idle silence, resizes, a
+//! protocol version, colour-map clients, QEMU extended key events, idle silence, resizes (a
+//! ramfb mode set by the guest among them), a
 //! stalled client that must not hold up anyone else, and listener rules.
 
 mod vnc_common;
@@ -239,6 +240,97 @@ fn resize_reaches_clients_and_the_event_hook() {
         width: 300,
         height: 150
     }));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The firmware's display: a client connected to the blank screen of an unconfigured ramfb
+/// gets a DesktopSize rectangle when the guest writes its `etc/ramfb` configuration, then the
+/// pixels the guest put in its RAM; a second mode does the same.
+#[test]
+fn ramfb_mode_set_reaches_clients_as_desktop_size() {
+    use vireo_vmm::devices::fw_cfg::FwCfgWriteHook;
+    use vireo_vmm::devices::ramfb::{PixelFormat, Ramfb, RawConfig, BLANK_SIZE};
+    use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+    let dir = vnc_common::tmpdir("ramfb");
+    let sock = dir.join("s.sock");
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 8 << 20)]).unwrap();
+    let mut ramfb = Ramfb::new(mem.clone());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev2 = events.clone();
+    let server = vnc::start(
+        VncConfig {
+            unix_path: Some(sock.clone()),
+            ..Default::default()
+        },
+        Arc::new(ramfb.clone()),
+        Arc::new(Recorder::default()),
+        Some(Box::new(move |e| ev2.lock().unwrap().push(e))),
+    )
+    .unwrap();
+    let mut c = Raw::connect(&sock);
+    let (w, h) = c.init(b"RFB 003.008\n");
+    assert_eq!((u32::from(w), u32::from(h)), BLANK_SIZE);
+    c.set_encodings(&[0, -223]);
+    c.request(false, w, h);
+    let (rects, _) = read_update(&mut c, 4);
+    assert!(
+        rects.iter().all(|r| r.5.iter().all(|&b| b == 0)),
+        "blank is black"
+    );
+
+    // The guest draws, then sets a 320x200 XRGB8888 mode with padded rows.
+    for (base, fw, fh, stride, colour) in [
+        (0x10_0000u64, 320u16, 200u16, 1344u32, 0x00ab_cdefu32),
+        (0x30_0000, 160, 100, 0, 0x0012_3456),
+    ] {
+        let stride_bytes = if stride == 0 {
+            u64::from(fw) * 4
+        } else {
+            u64::from(stride)
+        };
+        let (x, y) = (u64::from(fw) - 1, u64::from(fh) / 2);
+        let at = GuestAddress(base + y * stride_bytes + x * 4);
+        mem.write_slice(&colour.to_le_bytes(), at).unwrap();
+        ramfb.written(
+            &RawConfig {
+                addr: base,
+                fourcc: PixelFormat::Xrgb8888.fourcc(),
+                flags: 0,
+                width: u32::from(fw),
+                height: u32::from(fh),
+                stride,
+            }
+            .to_bytes(),
+        );
+        c.request(true, w, h);
+        let (rects, _) = read_update(&mut c, 4);
+        assert_eq!(rects[0].4, -223, "{rects:?}");
+        assert_eq!((rects[0].2, rects[0].3), (fw, fh));
+        // Then the whole new screen, with the guest's pixel where it put it.
+        let (rects, _) = read_update(&mut c, 4);
+        let area: u32 = rects.iter().map(|r| u32::from(r.2) * u32::from(r.3)).sum();
+        assert_eq!(area, u32::from(fw) * u32::from(fh));
+        let mut found = Vec::new();
+        for (rx, ry, rw, _, enc, data) in &rects {
+            assert_eq!(*enc, 0);
+            for (i, p) in data.chunks_exact(4).enumerate() {
+                let v = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+                if v != 0 {
+                    let px = u64::from(*rx) + (i % usize::from(*rw)) as u64;
+                    let py = u64::from(*ry) + (i / usize::from(*rw)) as u64;
+                    found.push((px, py, v));
+                }
+            }
+        }
+        assert_eq!(found, [(x, y, colour)]);
+        assert!(events.lock().unwrap().contains(&VncEvent::Resized {
+            width: u32::from(fw),
+            height: u32::from(fh),
+        }));
+        assert_eq!(server.info().width, u32::from(fw));
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

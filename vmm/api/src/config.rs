@@ -121,7 +121,7 @@ pub struct SmbiosConfig {
     /// The machine's UUID in its canonical 8-4-4-4-12 hex form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    /// Product name (the machine's name, as libvirt's QEMU driver leaves it to the domain).
+    /// Product name; the VMM uses the machine's `name` when this is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

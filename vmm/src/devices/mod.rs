@@ -3,6 +3,7 @@
 pub mod acpi_pm;
 pub mod bus;
 pub mod cmos;
+pub mod debugcon;
 pub mod fbmem;
 pub mod framebuffer;
 pub mod fw_cfg;
@@ -10,6 +11,7 @@ pub mod i8042;
 pub mod irq;
 pub mod legacy;
 pub mod ps2;
+pub mod ramfb;
 pub mod rtc;
 pub mod scancodes;
 pub mod serial;

@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use vireo_vmm_api::control::{Command, Done, Event, Return};
 
-use super::{InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
+use super::{FramebufferSource, InputSink, PointerEvent, VncConfig, VncEvent, VncServer, XtKey};
 use crate::control::events::EventBus;
 use crate::control::ControlHandler;
-use crate::devices::fbmem::FramebufferMemory;
 use crate::devices::framebuffer::GuestFramebuffer;
 use crate::devices::i8042::KeyboardInput;
 use crate::virtio::input::InputHandle;
@@ -78,17 +77,16 @@ pub fn server_config(vm_name: &str, vnc: &crate::config::VncConfig, seccomp: boo
     }
 }
 
-/// Starts the server for a VM: pixels from its framebuffer memory, keys into its i8042,
-/// pointer into its virtio tablet if any; resolution changes become `resolution-changed`
-/// events on the control socket.
+/// Starts the server for a VM: pixels from `source` (its framebuffer memory, or ramfb during
+/// firmware boot), keys into its i8042, pointer into its virtio tablet if any; resolution
+/// changes become `resolution-changed` events on the control socket.
 pub fn start_for_vm(
     config: VncConfig,
-    fb: Arc<FramebufferMemory>,
+    source: Arc<dyn FramebufferSource>,
     keyboard: Option<KeyboardInput>,
     virtio: Option<InputHandle>,
     events: Option<EventBus>,
 ) -> Result<Arc<VncServer>, super::server::VncError> {
-    let source = Arc::new(GuestFramebuffer::new(fb));
     let input = Arc::new(GuestInput::new(keyboard, virtio));
     let on_event: Option<Box<dyn Fn(VncEvent) + Send + Sync>> = events.map(|bus| {
         Box::new(move |e: VncEvent| match e {
@@ -143,9 +141,13 @@ fn screendump(server: &VncServer, path: &Path) -> Result<Return, String> {
 }
 
 /// The VM builder's hook: when the config has a display with a VNC listener, starts the
-/// server on the VM's framebuffer, i8042 keyboard and virtio tablet (if attached), and adds
+/// server on the VM's screen, i8042 keyboard and virtio tablet (if attached), and adds
 /// `screendump` / `vnc-info` to the control socket. The server lives as long as the control
 /// handler, i.e. the process.
+///
+/// The screen is the framebuffer memory of a direct kernel boot, or ramfb (see
+/// [`crate::vm::Vm::ramfb`]) when the machine boots firmware: the firmware and the boot
+/// loader draw there, and its mode changes reach clients as desktop resizes.
 ///
 /// Call after `attach_all` (virtio), from `Vm::attach_optional_devices`, with the virtio
 /// input handle if there is one.
@@ -159,12 +161,20 @@ pub fn attach(
     if display.vnc.unix_socket.is_none() && display.vnc.tcp_port.is_none() {
         return Ok(());
     }
-    let Some(fb) = vm.framebuffer()? else {
-        return Ok(());
+    let source: Arc<dyn FramebufferSource> = if vm.config.firmware.is_some() {
+        match vm.ramfb() {
+            Some(ramfb) => Arc::new(ramfb),
+            None => return Ok(()),
+        }
+    } else {
+        match vm.framebuffer()? {
+            Some(fb) => Arc::new(GuestFramebuffer::new(fb)),
+            None => return Ok(()),
+        }
     };
     let server = start_for_vm(
         server_config(&vm.config.name, &display.vnc, vm.config.seccomp),
-        fb,
+        source,
         Some(vm.keyboard.clone()),
         virtio,
         Some(vm.events.clone()),
@@ -172,4 +182,95 @@ pub fn attach(
     .map_err(|e| crate::vm::VmError::Device(e.to_string()))?;
     vm.add_control_handler(Box::new(VncControl::new(server)));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::fw_cfg::FwCfgWriteHook;
+    use crate::devices::ramfb::{PixelFormat, RawConfig, BLANK_SIZE};
+    use vireo_vmm_api::config::{DisplayConfig, FirmwareConfig, VmConfig};
+    use vm_memory::{Bytes, GuestAddress};
+
+    fn info(vm: &mut crate::vm::Vm) -> crate::vnc::VncInfo {
+        let h = vm
+            .control_handlers
+            .iter_mut()
+            .find(|h| h.commands().contains(&"vnc-info"))
+            .expect("VNC control handler");
+        match h.handle(&Command::VncInfo) {
+            Some(Ok(Return::VncInfo(i))) => i,
+            other => panic!("vnc-info: {other:?}"),
+        }
+    }
+
+    /// A firmware-booted machine with a display serves ramfb (on the local /dev/kvm): blank
+    /// until the guest configures it, then the guest's mode and pixels, `screendump` included.
+    #[test]
+    fn a_firmware_machine_shows_ramfb() {
+        let dir = std::env::temp_dir().join(format!("vireo-ramfb-attach-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut cfg = VmConfig::minimal_firmware(
+            "ramfb",
+            FirmwareConfig {
+                loader: dir.join("bios.bin"),
+                vga_rom: None,
+                boot_order: Vec::new(),
+                boot_menu_timeout_ms: None,
+                smbios: Default::default(),
+            },
+            64,
+            1,
+        );
+        let mut display = DisplayConfig::default();
+        display.vnc.unix_socket = Some(dir.join("vnc.sock"));
+        cfg.display = Some(display);
+        cfg.seccomp = false;
+        let mut vm = crate::vm::Vm::new(cfg, std::time::Instant::now()).expect("KVM VM");
+        attach(&mut vm, None).expect("VNC on ramfb");
+        let i = info(&mut vm);
+        assert_eq!((i.width, i.height), BLANK_SIZE);
+
+        let mut ramfb = vm
+            .ramfb()
+            .expect("a firmware machine with a display has ramfb");
+        let base = 0x20_0000;
+        vm.mem
+            .write_slice(&0x0000_ff00u32.to_le_bytes(), GuestAddress(base + 4 * 33))
+            .expect("guest RAM");
+        ramfb.written(
+            &RawConfig {
+                addr: base,
+                fourcc: PixelFormat::Xrgb8888.fourcc(),
+                flags: 0,
+                width: 48,
+                height: 16,
+                stride: 0,
+            }
+            .to_bytes(),
+        );
+        let i = info(&mut vm);
+        assert_eq!((i.width, i.height), (48, 16));
+
+        let png = dir.join("screen.png");
+        let h = vm
+            .control_handlers
+            .iter_mut()
+            .find(|h| h.commands().contains(&"screendump"))
+            .expect("screendump handler");
+        let r = h.handle(&Command::Screendump {
+            filename: png.clone(),
+        });
+        assert!(matches!(r, Some(Ok(Return::Done(_)))), "{r:?}");
+        let decoder = png::Decoder::new(std::fs::File::open(&png).expect("png written"));
+        let mut reader = decoder.read_info().expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut buf).expect("png data");
+        assert_eq!((frame.width, frame.height), (48, 16));
+        assert_eq!(&buf[33 * 3..34 * 3], &[0, 0xff, 0]);
+        assert_eq!(buf.iter().filter(|&&b| b != 0).count(), 1);
+        drop(vm);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

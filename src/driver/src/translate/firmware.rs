@@ -215,8 +215,9 @@ pub(super) fn config(
         vga_rom,
         boot_order,
         boot_menu_timeout_ms: fw.menu_timeout_ms,
-        // What libvirt's QEMU driver gives type 1 by default: the domain's UUID (`-uuid`);
-        // the strings stay the VMM's, as QEMU's stay its own.
+        // The domain's UUID, as libvirt's QEMU driver passes it (`-uuid`). The strings stay
+        // the VMM's defaults: manufacturer "Vireo" and the machine's name as product name, so
+        // dmidecode in the guest tells which machine it runs in.
         smbios: SmbiosConfig {
             uuid: dom
                 .uuid()
