@@ -12,6 +12,7 @@
 //! - a Debian disk with GRUB (`--import`, qcow2) boots to multi-user, sees the machine's UUID in
 //!   /sys/class/dmi/id/product_uuid (SMBIOS type 1), and `vireoctl shutdown` ends it cleanly
 //!   through ACPI.
+//!
 //! The events of the whole run are checked in order. One script, one fresh L1, six L2 boots.
 //!
 //! Needs: `cargo build --workspace --bins` (vireoctl, vireo-vmm and vireo-rig, whose
@@ -203,4 +204,37 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
         disk: disk.qcow2.display().to_string(),
     };
     run_in_rig("firmware rig", &script(&inputs), &expected_events(), 2700);
+}
+
+/// The script is valid shell with any paths (`sh -n`): a quoting slip fails here, in seconds,
+/// not after the fixtures and an L1 boot.
+#[test]
+fn the_firmware_script_parses() {
+    let s = script(&Inputs {
+        vireoctl: "/x/vireoctl".into(),
+        vmm: "/x/vireo-vmm".into(),
+        rig: "/x/vireo-rig".into(),
+        check: "/x/vnc_check.py",
+        iso: "/x/boot.iso".into(),
+        iso_sum: "0".repeat(64),
+        disk: "/x/disk.qcow2".into(),
+    });
+    let out = std::process::Command::new("sh")
+        .args(["-n", "-c", &s])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sh -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "iso-menu",
+        "iso-second-entry",
+        "boot-order",
+        "disk-shutdown",
+        "done",
+    ] {
+        assert!(s.contains(&format!("\nstep {step}")), "no step {step}");
+    }
 }

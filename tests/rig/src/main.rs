@@ -68,6 +68,10 @@ enum Cmd {
         /// Also the Debian disk (slow the first time: mmdebstrap).
         #[arg(long)]
         disk: bool,
+        /// The ISO's GRUB menu boots its first entry after this many seconds (default: it
+        /// waits for a key, as the tests want).
+        #[arg(long)]
+        menu_timeout: Option<u32>,
     },
     /// Print the text on a screenshot (.png or .ppm) of a BIOS text screen; with checks, exit 1
     /// unless they all hold.
@@ -123,7 +127,7 @@ fn main() -> ExitCode {
             )
         }
         Cmd::Fetch => fetch(),
-        Cmd::Fixtures { disk } => fixtures(disk),
+        Cmd::Fixtures { disk, menu_timeout } => fixtures(disk, menu_timeout),
         Cmd::ScreenText {
             file,
             font,
@@ -266,9 +270,9 @@ fn fetch() -> vireo_rig::Result<i32> {
     Ok(0)
 }
 
-fn fixtures(disk: bool) -> vireo_rig::Result<i32> {
+fn fixtures(disk: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
     use vireo_rig::fixtures::{boot_iso, debian_disk, MenuTimeout};
-    let iso = boot_iso(MenuTimeout::WaitForKey)?;
+    let iso = boot_iso(menu_timeout.map_or(MenuTimeout::WaitForKey, MenuTimeout::Seconds))?;
     println!(
         "boot ISO ({:?}) at {} (marker sha256 {})",
         iso.provenance,
