@@ -29,12 +29,15 @@ app_packages=(
 )
 # Packages the test suite needs on top: validators, Xvfb and screenshot tools for GUI tests,
 # libvirt's schemas and test driver for the domain library, QEMU and Debian tooling for the
-# nested-KVM rig, VNC peers for the VNC server's interoperability tests.
+# nested-KVM rig, SeaBIOS and the tools that build the firmware tests' boot media (a GRUB ISO,
+# a Debian disk made with mmdebstrap; uidmap lets a normal user run it), VNC peers for the VNC
+# server's interoperability tests.
 test_packages=(
     desktop-file-utils appstream yelp-tools itstool libxml2-utils
     xvfb xauth dbus-x11 xdotool xclip imagemagick x11-utils x11-xserver-utils openbox bsdutils util-linux
     libvirt-clients libvirt0
     cpio xz-utils zstd dpkg-dev e2fsprogs procps
+    seabios grub-pc-bin grub-common xorriso mtools mmdebstrap uidmap
     gvncviewer tigervnc-standalone-server tigervnc-viewer tigervnc-tools
     python3 python3-pip python3-venv
 )

@@ -5,6 +5,8 @@ the rig sees the host's /usr, nothing else).
   vnc_check.py type SOCKET TEXT    types TEXT, then Return, as X11 keysyms over RFB
   vnc_check.py frame SOCKET [SECS] reads full frames over RFB (Raw) until one shows text and the
                                    inverse-video bar the typed command printed (60 s at most)
+  vnc_check.py keys SOCKET KEY...  presses and releases named keys (Down, Up, Return, Escape,
+                                   F12 or one character), 0.5 s apart
   vnc_check.py png BEFORE AFTER    checks two `vireoctl screenshot` PNGs: valid, same size, the
                                    second not blank and different from the first
 
@@ -78,6 +80,24 @@ def type_text(path, text):
         time.sleep(0.06)
     s.close()
     print(f"vnc-check: typed {len(text) + 1} keys on '{name}' ({w}x{h})", flush=True)
+
+
+KEYSYMS = {"Down": 0xFF54, "Up": 0xFF52, "Return": 0xFF0D, "Escape": 0xFF1B, "F12": 0xFFC9}
+
+
+def press_keys(path, names):
+    s, w, h, name = connect(path)
+    for key in names:
+        keysym = KEYSYMS.get(key, ord(key) if len(key) == 1 else None)
+        if keysym is None:
+            die(f"unknown key name {key!r}")
+        for down in (1, 0):
+            s.sendall(struct.pack(">BBxxI", 4, down, keysym))
+            time.sleep(0.1)
+        # Firmware and boot loaders poll the keyboard; give each key time to be seen alone.
+        time.sleep(0.5)
+    s.close()
+    print(f"vnc-check: pressed {' '.join(names)} on '{name}' ({w}x{h})", flush=True)
 
 
 def read_frame(s, w, h):
@@ -203,10 +223,13 @@ def main():
         check_frame(args[1])
     elif len(args) == 3 and args[0] == "frame":
         check_frame(args[1], float(args[2]))
+    elif len(args) >= 3 and args[0] == "keys":
+        press_keys(args[1], args[2:])
     elif len(args) == 3 and args[0] == "png":
         check_png(args[1], args[2])
     else:
-        die("usage: vnc_check.py type SOCKET TEXT | frame SOCKET [SECS] | png BEFORE AFTER")
+        die("usage: vnc_check.py type SOCKET TEXT | keys SOCKET KEY... | frame SOCKET [SECS] | "
+            "png BEFORE AFTER")
 
 
 main()

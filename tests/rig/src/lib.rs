@@ -45,6 +45,12 @@
 //!   logs) and save the whole output under the target dir's `rig-logs/`.
 //! - [`kvm`]: what KVM the host has ([`kvm::detect`], [`kvm::mode`]).
 //! - [`reruns`]: every rerun is written down (stderr and a ledger the suite holds to a budget).
+//! - [`fixtures`]: the firmware tests' boot media built from Debian packages (a grub-mkrescue
+//!   ISO, a Debian disk with GRUB), cached in the target dir.
+//! - [`screen_text`]: reads a BIOS text screen (boot menus) off a screenshot with the VGA font
+//!   of Debian's SeaVGABIOS.
+//! - [`qemu_pc`]: QEMU `-M pc` with SeaBIOS and ramfb as the reference firmware machine
+//!   (monitor `screendump` and `sendkey`).
 //! - [`timing`]: every measured phase (L1 boot, L2 boot, scenario, command); `timing::report()`.
 //!
 //! Nothing is skipped: a missing prerequisite (QEMU, apt, a package) is an error, so a test
@@ -83,13 +89,16 @@ pub mod agent;
 pub mod debian;
 pub mod error;
 mod exec;
+pub mod fixtures;
 pub mod initramfs;
 pub mod kvm;
 pub mod l2;
 pub mod modules;
+pub mod qemu_pc;
 pub mod report;
 pub mod reruns;
 pub mod rig;
+pub mod screen_text;
 mod spawn;
 pub mod timing;
 

@@ -63,6 +63,33 @@ enum Cmd {
     Fetch,
     /// Say what KVM this host has and where tests would run.
     Detect,
+    /// Build (or find cached) the firmware tests' boot ISO and Debian disk; print their paths.
+    Fixtures {
+        /// Also the Debian disk (slow the first time: mmdebstrap).
+        #[arg(long)]
+        disk: bool,
+        /// The ISO's GRUB menu boots its first entry after this many seconds (default: it
+        /// waits for a key, as the tests want).
+        #[arg(long)]
+        menu_timeout: Option<u32>,
+    },
+    /// Print the text on a screenshot (.png or .ppm) of a BIOS text screen; with checks, exit 1
+    /// unless they all hold.
+    ScreenText {
+        file: PathBuf,
+        /// SeaVGABIOS ROM holding the 8x16 font.
+        #[arg(long, default_value = "/usr/share/seabios/vgabios-ramfb.bin")]
+        font: PathBuf,
+        /// Text that must be on the screen (repeatable).
+        #[arg(long)]
+        expect: Vec<String>,
+        /// Text that must be on the screen, highlighted (repeatable).
+        #[arg(long)]
+        highlighted: Vec<String>,
+        /// Text that must be on the screen, not highlighted (repeatable).
+        #[arg(long)]
+        plain: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +127,24 @@ fn main() -> ExitCode {
             )
         }
         Cmd::Fetch => fetch(),
+        Cmd::Fixtures { disk, menu_timeout } => fixtures(disk, menu_timeout),
+        Cmd::ScreenText {
+            file,
+            font,
+            expect,
+            highlighted,
+            plain,
+        } => {
+            // A tool for scripts: no timing breakdown on its stderr.
+            return match screen_text(&file, &font, &expect, &highlighted, &plain) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("vireo-rig screen-text: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Cmd::Detect => {
             println!(
                 "host KVM: {:?}; rig-backed tests run {:?}",
@@ -223,4 +268,61 @@ fn fetch() -> vireo_rig::Result<i32> {
     println!("busybox at {}", b.display());
     println!("L2 base initramfs at {}", img.base_initrd.display());
     Ok(0)
+}
+
+fn fixtures(disk: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
+    use vireo_rig::fixtures::{boot_iso, debian_disk, MenuTimeout};
+    let iso = boot_iso(menu_timeout.map_or(MenuTimeout::WaitForKey, MenuTimeout::Seconds))?;
+    println!(
+        "boot ISO ({:?}) at {} (marker sha256 {})",
+        iso.provenance,
+        iso.path.display(),
+        iso.marker_sha256
+    );
+    if disk {
+        let d = debian_disk()?;
+        println!("Debian disk ({:?}) at {}", d.provenance, d.qcow2.display());
+    }
+    Ok(0)
+}
+
+/// Prints the screen's text; Ok(false) when a check fails (each failure said on stdout).
+fn screen_text(
+    file: &std::path::Path,
+    font: &std::path::Path,
+    expect: &[String],
+    highlighted: &[String],
+    plain: &[String],
+) -> Result<bool, vireo_rig::screen_text::ScreenError> {
+    use vireo_rig::screen_text::{read_screen, Font, Image};
+    let font = Font::from_vgabios(font)?;
+    let screen = read_screen(&Image::load(file)?, &font);
+    println!("{}", screen.text());
+    let mut ok = true;
+    let mut check = |what: &str, want: Option<bool>, needle: &str| {
+        let got = screen.is_highlighted(needle);
+        let fine = match want {
+            None => got.is_some(),
+            Some(w) => got == Some(w),
+        };
+        if !fine {
+            ok = false;
+            let state = match got {
+                None => "not on the screen",
+                Some(true) => "highlighted",
+                Some(false) => "not highlighted",
+            };
+            println!("screen-text: FAIL: {needle:?} should be {what}, is {state}");
+        }
+    };
+    for n in expect {
+        check("on the screen", None, n);
+    }
+    for n in highlighted {
+        check("highlighted", Some(true), n);
+    }
+    for n in plain {
+        check("on the screen, not highlighted", Some(false), n);
+    }
+    Ok(ok)
 }

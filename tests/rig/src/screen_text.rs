@@ -1,0 +1,681 @@
+//! Reads the text on a screenshot of a BIOS text screen (SeaBIOS, GRUB's `console` terminal,
+//! isolinux) by matching 8x16 character cells against the VGA font of Debian's SeaVGABIOS, so a
+//! test can assert what a boot menu says and which entry is highlighted.
+//!
+//! # The font
+//! SeaVGABIOS draws the INT 10h text modes it emulates in a linear framebuffer (ramfb,
+//! bochs-display) with the standard VGA 8x16 font, which it carries in its ROM as 256 glyphs of
+//! 16 bytes (one byte a scan line, most significant bit leftmost). [`Font::from_vgabios`] finds
+//! that table by the known bitmap of `A`, takes the table start as that offset minus 0x41 * 16,
+//! and accepts it only when `H`, `I`, the blank, the full block and two box-drawing glyphs sit at
+//! their code points too; exactly one offset in the ROM must pass.
+//!
+//! # Reading a screen
+//! A cell holds one or two colours. With one it is blank; with two, the pixels of either colour
+//! form a glyph bitmap, looked up in the font (the other colour is the background). The text
+//! grid starts at the top-left corner when that reads with few unmatched cells (SeaVGABIOS
+//! draws there); otherwise at whichever of the 8x16 offsets reads the most glyphs, so a screen
+//! drawn at an offset (a text mode centred in a larger framebuffer) reads too. A cell whose background is
+//! not the screen's (its most common colour) is *highlighted*: GRUB marks the chosen menu entry
+//! that way. A cell that matches no glyph reads as U+FFFD.
+//!
+//! Screenshots: PNG (`vireoctl screenshot`: 8-bit RGB) and binary PPM (QEMU's `screendump`),
+//! told apart by the file name's extension, never by content.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Cell size of the VGA font.
+pub const CELL_W: usize = 8;
+pub const CELL_H: usize = 16;
+
+type Bitmap = [u8; CELL_H];
+
+/// What can go wrong reading a font or a screenshot.
+#[derive(Debug, thiserror::Error)]
+pub enum ScreenError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: no VGA 8x16 font found ({why})")]
+    NoFont { path: PathBuf, why: String },
+    #[error("{path}: not a screenshot this reader knows ({why})")]
+    BadImage { path: PathBuf, why: String },
+}
+
+/// Scan lines of the glyphs that identify and then confirm the VGA font.
+const ANCHOR: (u8, Bitmap) = (
+    b'A',
+    [
+        0, 0, 0x10, 0x38, 0x6c, 0xc6, 0xc6, 0xfe, 0xc6, 0xc6, 0xc6, 0xc6, 0, 0, 0, 0,
+    ],
+);
+const CONFIRM: [(u8, Bitmap); 6] = [
+    (
+        b'H',
+        [
+            0, 0, 0xc6, 0xc6, 0xc6, 0xc6, 0xfe, 0xc6, 0xc6, 0xc6, 0xc6, 0xc6, 0, 0, 0, 0,
+        ],
+    ),
+    (
+        b'I',
+        [
+            0, 0, 0x3c, 0x18, 0x18, 0x18, 0x18, 0x18, 0x18, 0x18, 0x18, 0x3c, 0, 0, 0, 0,
+        ],
+    ),
+    (b' ', [0; CELL_H]),
+    (0xdb, [0xff; CELL_H]),
+    (0xb3, [0x18; CELL_H]),
+    (0xc4, [0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]),
+];
+
+/// Code page 437 from 0x80 up, as the VGA font draws it.
+const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»\
+░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀\
+αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+/// The control-code glyphs the boot loaders use (arrows, triangles); others stay unread.
+const CP437_LOW: [(u8, char); 8] = [
+    (0x10, '►'),
+    (0x11, '◄'),
+    (0x18, '↑'),
+    (0x19, '↓'),
+    (0x1a, '→'),
+    (0x1b, '←'),
+    (0x1e, '▲'),
+    (0x1f, '▼'),
+];
+
+/// The character code point `code` stands for in code page 437.
+fn cp437(code: u8) -> Option<char> {
+    match code {
+        0x20..=0x7e => Some(code as char),
+        0x80..=0xff => CP437_HIGH.chars().nth(usize::from(code - 0x80)),
+        _ => CP437_LOW
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, ch)| *ch),
+    }
+}
+
+/// The VGA 8x16 font: 256 glyphs and a reverse index from bitmap to character.
+#[derive(Debug, Clone)]
+pub struct Font {
+    glyphs: Vec<Bitmap>,
+    index: HashMap<Bitmap, char>,
+}
+
+impl Font {
+    /// Reads the font out of a SeaVGABIOS ROM such as `/usr/share/seabios/vgabios-ramfb.bin`.
+    pub fn from_vgabios(path: &Path) -> Result<Font, ScreenError> {
+        let rom = std::fs::read(path).map_err(|source| ScreenError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Font::from_rom(&rom).map_err(|why| ScreenError::NoFont {
+            path: path.to_owned(),
+            why,
+        })
+    }
+
+    /// Debian's SeaVGABIOS for ramfb, the display firmware boots show.
+    pub fn debian_seavgabios() -> Result<Font, ScreenError> {
+        Font::from_vgabios(Path::new("/usr/share/seabios/vgabios-ramfb.bin"))
+    }
+
+    /// Finds the font table in ROM bytes (see the module documentation).
+    pub fn from_rom(rom: &[u8]) -> Result<Font, String> {
+        let (code, anchor) = ANCHOR;
+        let table_len = 256 * CELL_H;
+        let back = usize::from(code) * CELL_H;
+        let mut found = Vec::new();
+        let mut from = 0;
+        while let Some(at) = find(&rom[from..], &anchor).map(|i| i + from) {
+            from = at + 1;
+            let Some(start) = at.checked_sub(back) else {
+                continue;
+            };
+            let Some(table) = rom.get(start..start + table_len) else {
+                continue;
+            };
+            let confirmed = CONFIRM.iter().all(|(c, bits)| {
+                let o = usize::from(*c) * CELL_H;
+                table[o..o + CELL_H] == bits[..]
+            });
+            if confirmed {
+                found.push(start);
+            }
+        }
+        match found.as_slice() {
+            [start] => Ok(Font::from_table(&rom[*start..*start + table_len])),
+            [] => Err("no table whose A, H, I, blank, block and box glyphs match".into()),
+            more => Err(format!("{} candidate tables at {more:?}", more.len())),
+        }
+    }
+
+    /// A font from a 4096-byte table (256 glyphs of 16 scan lines).
+    fn from_table(table: &[u8]) -> Font {
+        let glyphs: Vec<Bitmap> = table
+            .chunks_exact(CELL_H)
+            .map(|g| {
+                let mut b = [0u8; CELL_H];
+                b.copy_from_slice(g);
+                b
+            })
+            .collect();
+        let mut index = HashMap::new();
+        // Printable ASCII first, so that a bitmap drawn at several code points reads as ASCII.
+        let order = (0x20u8..=0x7e).chain(0x80..=0xff).chain(0x00..0x20);
+        for code in order.chain(std::iter::once(0x7f)) {
+            if let Some(ch) = cp437(code) {
+                index.entry(glyphs[usize::from(code)]).or_insert(ch);
+            }
+        }
+        Font { glyphs, index }
+    }
+
+    /// The bitmap of code point `code`.
+    pub fn glyph(&self, code: u8) -> Bitmap {
+        self.glyphs[usize::from(code)]
+    }
+
+    fn lookup(&self, bits: &Bitmap) -> Option<char> {
+        self.index.get(bits).copied()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An RGB picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// 3 bytes a pixel, rows top to bottom.
+    pub rgb: Vec<u8>,
+}
+
+impl Image {
+    /// Loads a `.png` (8-bit RGB or RGBA) or `.ppm` (binary P6, maxval 255) file.
+    pub fn load(path: &Path) -> Result<Image, ScreenError> {
+        let bad = |why: String| ScreenError::BadImage {
+            path: path.to_owned(),
+            why,
+        };
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        let bytes = std::fs::read(path).map_err(|source| ScreenError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        match ext.as_deref() {
+            Some("ppm") => parse_ppm(&bytes).map_err(bad),
+            Some("png") => parse_png(&bytes).map_err(bad),
+            other => Err(bad(format!("extension {other:?}: expected .png or .ppm"))),
+        }
+    }
+}
+
+fn parse_ppm(bytes: &[u8]) -> Result<Image, String> {
+    // Header: "P6", width, height, maxval, separated by whitespace (and # comments), then
+    // exactly one whitespace byte before the pixels.
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'#') {
+            if bytes[i] == b'#' {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if start == i {
+            return Err("PPM header ends early".into());
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
+    }
+    if fields[0] != "P6" {
+        return Err(format!("PPM magic {:?}, expected P6", fields[0]));
+    }
+    let num = |s: &str| {
+        s.parse::<usize>()
+            .map_err(|_| format!("PPM header field {s:?}"))
+    };
+    let (width, height, maxval) = (num(&fields[1])?, num(&fields[2])?, num(&fields[3])?);
+    if maxval != 255 {
+        return Err(format!("PPM maxval {maxval}, expected 255"));
+    }
+    let len = width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(3))
+        .ok_or("PPM size overflows")?;
+    let data = bytes
+        .get(i + 1..i + 1 + len)
+        .ok_or_else(|| format!("PPM holds fewer than the {len} pixel bytes it announces"))?;
+    Ok(Image {
+        width,
+        height,
+        rgb: data.to_vec(),
+    })
+}
+
+fn parse_png(bytes: &[u8]) -> Result<Image, String> {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    if info.bit_depth != png::BitDepth::Eight {
+        return Err(format!("PNG bit depth {:?}, expected 8", info.bit_depth));
+    }
+    let (width, height) = (info.width as usize, info.height as usize);
+    let step = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => return Err(format!("PNG colour type {other:?}, expected RGB or RGBA")),
+    };
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in buf[..info.buffer_size()].chunks_exact(info.line_size) {
+        for px in row[..width * step].chunks_exact(step) {
+            rgb.extend_from_slice(&px[..3]);
+        }
+    }
+    Ok(Image { width, height, rgb })
+}
+
+/// One character cell as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// The character, U+FFFD when the cell matched no glyph.
+    pub ch: char,
+    /// The cell's background differs from the screen's.
+    pub highlighted: bool,
+}
+
+/// The text grid read from a screen.
+#[derive(Debug, Clone)]
+pub struct ScreenText {
+    /// Pixel position of the grid's top-left cell.
+    pub origin: (usize, usize),
+    pub cols: usize,
+    pub rows: usize,
+    /// The screen's background colour (its most common one).
+    pub background: [u8; 3],
+    cells: Vec<Cell>,
+}
+
+/// Reads the text of `img` with `font`.
+pub fn read_screen(img: &Image, font: &Font) -> ScreenText {
+    let px = Pixels::of(img);
+    let background = most_common(&px);
+    // SeaVGABIOS draws from the top-left corner: when that grid reads (nearly) cleanly, it is
+    // the one, which keeps a 1024x768 screen at one pass (a picture beside the text leaves a
+    // few unmatched cells); otherwise every origin is tried.
+    let at_zero = read_at(&px, font, background, (0, 0));
+    if at_zero.unknown * 4 <= at_zero.score {
+        return at_zero.text;
+    }
+    let mut best = at_zero;
+    for oy in 0..CELL_H {
+        for ox in 0..CELL_W {
+            if (ox, oy) == (0, 0) {
+                continue;
+            }
+            let read = read_at(&px, font, background, (ox, oy));
+            if (read.score, std::cmp::Reverse(read.unknown))
+                > (best.score, std::cmp::Reverse(best.unknown))
+            {
+                best = read;
+            }
+        }
+    }
+    best.text
+}
+
+/// The picture as one `u32` a pixel, for fast comparisons.
+struct Pixels {
+    width: usize,
+    height: usize,
+    px: Vec<u32>,
+}
+
+impl Pixels {
+    fn of(img: &Image) -> Pixels {
+        let px = img
+            .rgb
+            .chunks_exact(3)
+            .map(|p| u32::from_be_bytes([0, p[0], p[1], p[2]]))
+            .collect();
+        Pixels {
+            width: img.width,
+            height: img.height,
+            px,
+        }
+    }
+
+    fn row(&self, x: usize, y: usize) -> &[u32] {
+        let o = y * self.width + x;
+        &self.px[o..o + CELL_W]
+    }
+}
+
+fn rgb_of(c: u32) -> [u8; 3] {
+    let [_, r, g, b] = c.to_be_bytes();
+    [r, g, b]
+}
+
+fn most_common(px: &Pixels) -> u32 {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for p in &px.px {
+        *counts.entry(*p).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(c, n)| (*n, *c))
+        .map(|(c, _)| c)
+        .unwrap_or(0)
+}
+
+/// One reading of the grid: the text, the number of non-blank glyphs read (the score) and of
+/// cells that matched nothing.
+struct Reading {
+    text: ScreenText,
+    score: usize,
+    unknown: usize,
+}
+
+fn read_at(px: &Pixels, font: &Font, background: u32, origin: (usize, usize)) -> Reading {
+    let cols = px.width.saturating_sub(origin.0) / CELL_W;
+    let rows = px.height.saturating_sub(origin.1) / CELL_H;
+    let mut cells = Vec::with_capacity(cols * rows);
+    let (mut score, mut unknown) = (0, 0);
+    for r in 0..rows {
+        for c in 0..cols {
+            let cell = read_cell(
+                px,
+                font,
+                background,
+                origin.0 + c * CELL_W,
+                origin.1 + r * CELL_H,
+            );
+            match cell.ch {
+                ' ' => {}
+                '\u{fffd}' => unknown += 1,
+                _ => score += 1,
+            }
+            cells.push(cell);
+        }
+    }
+    Reading {
+        text: ScreenText {
+            origin,
+            cols,
+            rows,
+            background: rgb_of(background),
+            cells,
+        },
+        score,
+        unknown,
+    }
+}
+
+const UNKNOWN: Cell = Cell {
+    ch: '\u{fffd}',
+    highlighted: false,
+};
+
+fn read_cell(px: &Pixels, font: &Font, background: u32, x0: usize, y0: usize) -> Cell {
+    let first = px.px[y0 * px.width + x0];
+    let mut second = None;
+    for y in 0..CELL_H {
+        for &p in px.row(x0, y0 + y) {
+            if p == first || second == Some(p) {
+                continue;
+            }
+            if second.is_some() {
+                return UNKNOWN;
+            }
+            second = Some(p);
+        }
+    }
+    let Some(second) = second else {
+        return Cell {
+            ch: ' ',
+            highlighted: first != background,
+        };
+    };
+    let bits_of = |ink: u32| {
+        let mut bits = [0u8; CELL_H];
+        for (y, row) in bits.iter_mut().enumerate() {
+            for (x, &p) in px.row(x0, y0 + y).iter().enumerate() {
+                if p == ink {
+                    *row |= 0x80 >> x;
+                }
+            }
+        }
+        bits
+    };
+    // The ink is the colour that is not the screen's background when one of them is; a
+    // highlighted cell has neither, and then the font decides.
+    let tries = if second == background {
+        [(first, second), (second, first)]
+    } else {
+        [(second, first), (first, second)]
+    };
+    for (ink, paper) in tries {
+        if let Some(ch) = font.lookup(&bits_of(ink)) {
+            return Cell {
+                ch,
+                highlighted: paper != background,
+            };
+        }
+    }
+    UNKNOWN
+}
+
+impl ScreenText {
+    pub fn cell(&self, row: usize, col: usize) -> Option<Cell> {
+        (row < self.rows && col < self.cols).then(|| self.cells[row * self.cols + col])
+    }
+
+    /// The rows as text, trailing blanks removed.
+    pub fn lines(&self) -> Vec<String> {
+        (0..self.rows)
+            .map(|r| {
+                let s: String = self.cells[r * self.cols..(r + 1) * self.cols]
+                    .iter()
+                    .map(|c| c.ch)
+                    .collect();
+                s.trim_end().to_owned()
+            })
+            .collect()
+    }
+
+    /// All rows that hold anything, one a line.
+    pub fn text(&self) -> String {
+        self.lines()
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Where `needle` first appears (row, column), scanning rows top to bottom.
+    pub fn find(&self, needle: &str) -> Option<(usize, usize)> {
+        let width = needle.chars().count();
+        self.lines().iter().enumerate().find_map(|(r, line)| {
+            let chars: Vec<char> = line.chars().collect();
+            (0..chars.len().saturating_sub(width) + 1)
+                .find(|&c| chars[c..].iter().take(width).copied().eq(needle.chars()))
+                .map(|c| (r, c))
+        })
+    }
+
+    /// Whether the text `needle` is on screen and every one of its cells is highlighted
+    /// (`None` when it is not on screen).
+    pub fn is_highlighted(&self, needle: &str) -> Option<bool> {
+        let (r, c) = self.find(needle)?;
+        Some((c..c + needle.chars().count()).all(|col| {
+            self.cell(r, col)
+                .map(|cell| cell.highlighted)
+                .unwrap_or(false)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn font() -> Font {
+        Font::debian_seavgabios().expect("Debian's seabios package (vgabios-ramfb.bin)")
+    }
+
+    /// Draws `rows` of text into a framebuffer at `origin`; a row starting with '>' is drawn
+    /// in inverse colours over the whole width, as GRUB draws its chosen entry.
+    fn render(font: &Font, size: (usize, usize), origin: (usize, usize), rows: &[&str]) -> Image {
+        let (bg, fg) = ([0u8, 0, 0], [0xaa, 0xaa, 0xaa]);
+        let mut img = Image {
+            width: size.0,
+            height: size.1,
+            rgb: bg.repeat(size.0 * size.1),
+        };
+        for (r, row) in rows.iter().enumerate() {
+            let (inverse, text) = match row.strip_prefix('>') {
+                Some(t) => (true, t),
+                None => (false, *row),
+            };
+            let (ink, paper) = if inverse { (bg, fg) } else { (fg, bg) };
+            let cols = (size.0 - origin.0) / CELL_W;
+            for c in 0..cols {
+                let code = text
+                    .chars()
+                    .nth(c)
+                    .map(|ch| {
+                        (0..=255u8)
+                            .find(|&k| cp437(k) == Some(ch))
+                            .expect("a CP437 character")
+                    })
+                    .unwrap_or(b' ');
+                if !inverse && code == b' ' {
+                    continue;
+                }
+                let g = font.glyph(code);
+                for (y, bits) in g.iter().enumerate() {
+                    for x in 0..CELL_W {
+                        let px = if bits & (0x80 >> x) != 0 { ink } else { paper };
+                        let o =
+                            ((origin.1 + r * CELL_H + y) * size.0 + origin.0 + c * CELL_W + x) * 3;
+                        img.rgb[o..o + 3].copy_from_slice(&px);
+                    }
+                }
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn the_font_is_found_in_debians_seavgabios_and_nowhere_else() {
+        let f = font();
+        assert_eq!(f.glyph(b'A'), ANCHOR.1);
+        assert_eq!(f.lookup(&f.glyph(b'g')), Some('g'));
+        assert_eq!(f.lookup(&f.glyph(0xc9)), Some('╔'));
+        // A ROM without the table, and one with two copies, are refused.
+        assert!(Font::from_rom(&[0u8; 8192]).is_err());
+        let rom = std::fs::read("/usr/share/seabios/vgabios-ramfb.bin").unwrap();
+        let start = find(&rom, &ANCHOR.1).unwrap() - 0x41 * CELL_H;
+        let table = &rom[start..start + 4096];
+        assert!(Font::from_rom(&[table, table].concat())
+            .unwrap_err()
+            .contains("2 candidate"));
+    }
+
+    #[test]
+    fn a_menu_reads_back_with_its_highlighted_entry() {
+        let f = font();
+        let rows = [
+            "  GNU GRUB  version 2.06-13+deb12u2",
+            "",
+            " ╔════════════════════════════════╗",
+            " ║ Vireo ISO first entry          ║",
+            ">║ Vireo ISO second entry        ",
+            " ╚════════════════════════════════╝",
+            "   Use the ↑ and ↓ keys to select which entry is highlighted.",
+        ];
+        // At the origin and displaced, as a text mode centred in a larger framebuffer is.
+        for origin in [(0, 0), (3, 11)] {
+            let img = render(&f, (640, 200), origin, &rows);
+            let s = read_screen(&img, &f);
+            assert_eq!(s.origin, origin);
+            let lines = s.lines();
+            assert_eq!(lines[0], rows[0]);
+            assert_eq!(lines[2], rows[2]);
+            assert_eq!(lines[6], rows[6]);
+            assert_eq!(s.is_highlighted("Vireo ISO first entry"), Some(false));
+            assert_eq!(s.is_highlighted("Vireo ISO second entry"), Some(true));
+            assert_eq!(s.is_highlighted("no such entry"), None);
+            assert_eq!(s.find("second"), Some((4, 12)));
+        }
+    }
+
+    #[test]
+    fn a_blank_screen_reads_as_nothing_and_noise_as_unknown() {
+        let f = font();
+        let img = render(&f, (64, 32), (0, 0), &[]);
+        let s = read_screen(&img, &f);
+        assert_eq!(s.text(), "");
+        let mut noisy = img.clone();
+        for (i, b) in noisy.rgb.iter_mut().enumerate().take(8 * 3 * 16 * 8) {
+            *b = (i * 37 % 251) as u8;
+        }
+        assert!(read_screen(&noisy, &f).text().contains('\u{fffd}'));
+    }
+
+    #[test]
+    fn ppm_and_png_load_alike_and_the_extension_decides() {
+        let dir = std::env::temp_dir().join(format!("vireo-screen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = Image {
+            width: 3,
+            height: 2,
+            rgb: (0..18).collect(),
+        };
+        let ppm = dir.join("s.ppm");
+        let mut bytes = b"P6\n# comment\n3 2\n255\n".to_vec();
+        bytes.extend_from_slice(&img.rgb);
+        std::fs::write(&ppm, &bytes).unwrap();
+        assert_eq!(Image::load(&ppm).unwrap(), img);
+        let png_path = dir.join("s.png");
+        {
+            let file = std::fs::File::create(&png_path).unwrap();
+            let mut enc = png::Encoder::new(file, 3, 2);
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.write_header()
+                .unwrap()
+                .write_image_data(&img.rgb)
+                .unwrap();
+        }
+        assert_eq!(Image::load(&png_path).unwrap(), img);
+        // The same PPM bytes under another name are not read as PPM.
+        let other = dir.join("s.img");
+        std::fs::write(&other, &bytes).unwrap();
+        assert!(matches!(
+            Image::load(&other),
+            Err(ScreenError::BadImage { .. })
+        ));
+        std::fs::write(&ppm, b"P6\n3 2\n255\n\0\0").unwrap();
+        assert!(Image::load(&ppm).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
