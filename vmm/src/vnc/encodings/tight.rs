@@ -2,8 +2,9 @@
 //! indexed palette or full colour, the last three through their own persistent zlib streams
 //! (0 full colour, 1 mono, 2 indexed). No JPEG: the guest's screen must arrive exactly.
 
+use super::deflater::Deflater;
 use super::palette::Palette;
-use super::{deflate_sync, put_header};
+use super::put_header;
 use crate::vnc::dirty::Frame;
 use crate::vnc::pixel::PixelWriter;
 use crate::vnc::proto::{encoding, Rect};
@@ -21,7 +22,7 @@ const STREAM_INDEXED: u8 = 2;
 
 /// Per-connection Tight state.
 pub struct TightEncoder {
-    streams: [flate2::Compress; 3],
+    streams: [Deflater; 3],
     chunk_w: usize,
     chunk_pixels: usize,
     chunk: Vec<u32>,
@@ -31,7 +32,7 @@ pub struct TightEncoder {
 
 impl TightEncoder {
     pub fn new(level: u32) -> TightEncoder {
-        let mk = || flate2::Compress::new(flate2::Compression::new(level.min(9)), true);
+        let mk = || Deflater::new(level);
         TightEncoder {
             streams: [mk(), mk(), mk()],
             chunk_w: CHUNK_W,
@@ -155,7 +156,8 @@ impl TightEncoder {
         let len_at = out.len();
         out.extend_from_slice(&[0; 3]);
         let data_at = out.len();
-        deflate_sync(&mut self.streams[usize::from(stream)], &self.data, out);
+        // Only full-colour chunks (photos, video, noise) can be beyond zlib's reach.
+        self.streams[usize::from(stream)].compress(&self.data, out, stream == STREAM_FULL);
         let len = out.len() - data_at;
         let mut prefix = [0u8; 3];
         let used = compact_len(len, &mut prefix);
