@@ -138,9 +138,7 @@ pub(crate) fn encode_tile(
     match best.1 {
         0 => {
             out.push(0);
-            for &p in px {
-                pw.put_cpixel(out, p);
-            }
+            pw.put_cpixels(out, px);
         }
         128 => {
             out.push(128);
