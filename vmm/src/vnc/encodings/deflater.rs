@@ -89,6 +89,11 @@ impl Deflater {
         }
     }
 
+    /// Pieces are going out stored: what the stream last saw was beyond zlib.
+    pub fn storing(&self) -> bool {
+        self.storing || self.store_only
+    }
+
     /// Appends `data` as stored blocks; the stream is byte-aligned after every sync flush
     /// and after every stored block.
     fn store(&mut self, data: &[u8], out: &mut Vec<u8>) {

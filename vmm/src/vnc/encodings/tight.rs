@@ -47,9 +47,9 @@ impl TightEncoder {
 
     /// Appends Tight rectangles covering `r`; returns how many.
     ///
-    /// Neighbouring full-colour chunks of a band go out as one rectangle (up to Tight's
-    /// 2048-pixel width): they gain nothing from being apart, and each rectangle costs a
-    /// header, a zlib flush and the client's per-rectangle work.
+    /// Neighbouring full-colour chunks of a band that zlib cannot shrink go out as one
+    /// rectangle (up to Tight's 2048-pixel width): stored, they gain nothing from being
+    /// apart, and each rectangle costs a header and the client's per-rectangle work.
     pub fn encode(&mut self, pw: &PixelWriter, fb: &Frame, r: Rect, out: &mut Vec<u8>) -> usize {
         let (x0, y0) = (usize::from(r.x), usize::from(r.y));
         let (x1, y1) = (x0 + usize::from(r.w), y0 + usize::from(r.h));
@@ -75,6 +75,11 @@ impl TightEncoder {
                     h: ch as u16,
                 };
                 if self.encode_chunk(pw, rect, out) {
+                    count += 1;
+                } else if !self.streams[usize::from(STREAM_FULL)].storing() {
+                    // Compressible full colour (a photo) deflates better in narrow chunks,
+                    // whose rows lie closer together.
+                    self.full_colour(pw, fb, (cx, cy, cw, ch), out);
                     count += 1;
                 } else {
                     run = match run {
