@@ -75,6 +75,9 @@ impl Write for Stream {
 
 struct OutQueue {
     bufs: VecDeque<Vec<u8>>,
+    /// Written buffers kept for the next update, so a large update does not fault in fresh
+    /// pages (4 MB of Raw is a thousand page faults) every time.
+    spare: Vec<Vec<u8>>,
     bytes: usize,
     closed: bool,
     last_progress: Instant,
@@ -91,6 +94,7 @@ impl Outbox {
         Outbox {
             q: Mutex::new(OutQueue {
                 bufs: VecDeque::new(),
+                spare: Vec::new(),
                 bytes: 0,
                 closed: false,
                 last_progress: Instant::now(),
@@ -119,6 +123,11 @@ impl Outbox {
         self.cv.notify_one();
     }
 
+    /// An empty buffer to build output in, with the capacity of one already written if any.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.lock().spare.pop().unwrap_or_default()
+    }
+
     /// Bytes queued and when the writer last got anything out.
     pub fn backlog(&self) -> (usize, Instant) {
         let q = self.lock();
@@ -136,7 +145,7 @@ impl Outbox {
     /// Writer thread body: drains the queue into `stream` until closed or a write fails.
     pub fn run_writer(&self, mut stream: Stream) -> std::io::Result<()> {
         loop {
-            let buf = {
+            let mut buf = {
                 let mut q = self.lock();
                 loop {
                     if q.closed {
@@ -156,9 +165,24 @@ impl Outbox {
                 q.bytes = q.bytes.saturating_sub(part.len());
                 q.last_progress = Instant::now();
             }
+            buf.clear();
+            let mut q = self.lock();
+            if q.spare.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_CAPACITY {
+                q.spare.push(buf);
+            }
         }
     }
 }
+
+/// Written buffers kept per client, and the largest kept: enough for an update streamed in
+/// [`STREAM_AT`]-sized parts, while a client idle after one huge update holds little.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_CAPACITY: usize = 2 << 20;
+/// An update whose rectangle count is known up front goes to the writer in parts of about
+/// this size, so the socket is busy while the rest is encoded.
+const STREAM_AT: usize = 256 * 1024;
+/// Raw rectangles go out in bands of about this many bytes, the unit of that streaming.
+const RAW_BAND: usize = 256 * 1024;
 
 /// Which encodings the client accepts, from its SetEncodings.
 #[derive(Clone, Debug, Default)]
@@ -234,10 +258,12 @@ pub(crate) struct ClientState {
     tight: Option<TightEncoder>,
 }
 
-/// Default zlib level for ZRLE and Tight when the client names none. Measured on a 1280x800
-/// text screen (Tight): level 1 gives 93 KB, 3 gives 49 KB for about the same CPU, 6 gives
-/// 33 KB for three times the CPU.
-pub(crate) const DEFAULT_ZLIB_LEVEL: u32 = 3;
+/// Default zlib levels when the client names none, from the vnc_encode bench on a 1280x800
+/// text screen (zlib-rs). Tight: level 3 gives 49 KB in about 7 ms, 6 gives 33 KB for up to
+/// twice the CPU. ZRLE: 3 gives 34.9 KB, 6 gives 33.7 KB for the same CPU (ZRLE's runs
+/// leave zlib little to search). Data zlib cannot shrink is stored whatever the level.
+pub(crate) const TIGHT_ZLIB_LEVEL: u32 = 3;
+pub(crate) const ZRLE_ZLIB_LEVEL: u32 = 6;
 
 impl ClientState {
     pub fn new(width: usize, height: usize) -> ClientState {
@@ -324,18 +350,22 @@ impl ClientState {
         self.copies.push(s);
     }
 
-    /// Builds the FramebufferUpdate(s) answering the pending request from the shadow,
-    /// consuming the pending tiles and pseudo-rectangles.
+    /// Builds the FramebufferUpdate(s) answering the pending request from the shadow and
+    /// queues them on `outbox`, consuming the pending tiles and pseudo-rectangles.
     ///
     /// Desktop-size rectangles go in a message of their own, before the pixels: clients
     /// (vnc-rs among them) reject ExtendedDesktopSize mixed with pixel rectangles.
+    /// Raw and ZRLE updates, whose rectangle count is known before encoding, are queued in
+    /// parts as they are encoded (only this thread queues anything once a client is ready,
+    /// so the parts stay together).
     pub fn build_update(
         &mut self,
         shadow: &Shadow,
         cursor: Option<&CursorImage>,
         leds: u8,
-    ) -> Result<Vec<u8>, UpdateError> {
-        let mut out = Vec::new();
+        outbox: &Outbox,
+    ) -> Result<(), UpdateError> {
+        let mut out = outbox.buffer();
         if self.send_colour_map {
             self.send_colour_map = false;
             out.extend_from_slice(&[1, 0, 0, 0, 1, 0]);
@@ -385,14 +415,32 @@ impl ClientState {
         }
 
         // Message 2: everything else.
+        let frame = shadow.frame();
+        let encoding = self.prefs.pixel_encoding;
+        let mut rects = self.dirty.take_rects(w, h);
+        if encoding == encoding::RAW {
+            rects = raw_bands(&rects, self.pw.bytes_per_pixel());
+        }
+        let ext_key = std::mem::take(&mut self.ext_key_ack);
+        let copies = std::mem::take(&mut self.copies);
+        let cursor_pending = std::mem::take(&mut self.cursor_pending);
+        let cursor = cursor.filter(|_| cursor_pending);
+        let led = std::mem::take(&mut self.led_pending);
+        let others = usize::from(ext_key) + copies.len() + usize::from(cursor.is_some());
+        let others = others + usize::from(led);
+        // Tight splits rectangles as it goes; the others send one per rectangle.
+        let known = (encoding != encoding::TIGHT).then_some(others + rects.len());
         let header_at = out.len();
         out.extend_from_slice(&[0, 0, 0, 0]);
-        let mut rects = 0usize;
-        if std::mem::take(&mut self.ext_key_ack) {
-            pseudo::qemu_extended_key_ack(&mut out);
-            rects += 1;
+        if let Some(n) = known {
+            self.put_count(&mut out[header_at..], n);
         }
-        for s in std::mem::take(&mut self.copies) {
+        let mut count = 0usize;
+        if ext_key {
+            pseudo::qemu_extended_key_ack(&mut out);
+            count += 1;
+        }
+        for s in copies {
             let dst = Rect {
                 x: 0,
                 y: s.dst_y as u16,
@@ -400,57 +448,88 @@ impl ClientState {
                 h: s.h as u16,
             };
             copyrect::encode(dst, 0, s.src_y as u16, &mut out);
-            rects += 1;
+            count += 1;
         }
-        let frame = shadow.frame();
-        for r in self.dirty.take_rects(w, h) {
-            match self.prefs.pixel_encoding {
+        let level = self.prefs.compress_level;
+        for r in rects {
+            match encoding {
                 encoding::ZRLE => {
-                    let level = self.prefs.compress_level.unwrap_or(DEFAULT_ZLIB_LEVEL);
                     self.zrle
-                        .get_or_insert_with(|| ZrleEncoder::new(level))
+                        .get_or_insert_with(|| ZrleEncoder::new(level.unwrap_or(ZRLE_ZLIB_LEVEL)))
                         .encode(&self.pw, &frame, r, &mut out);
-                    rects += 1;
+                    count += 1;
                 }
                 encoding::TIGHT => {
-                    let level = self.prefs.compress_level.unwrap_or(DEFAULT_ZLIB_LEVEL);
-                    rects += self
+                    count += self
                         .tight
-                        .get_or_insert_with(|| TightEncoder::new(level))
+                        .get_or_insert_with(|| TightEncoder::new(level.unwrap_or(TIGHT_ZLIB_LEVEL)))
                         .encode(&self.pw, &frame, r, &mut out);
                 }
                 _ => {
                     raw::encode(&self.pw, &frame, r, &mut out);
-                    rects += 1;
+                    count += 1;
                 }
             }
-        }
-        if std::mem::take(&mut self.cursor_pending) {
-            if let Some(c) = cursor {
-                pseudo::cursor(&mut out, &self.pw, c);
-                rects += 1;
+            if known.is_some() && out.len() >= STREAM_AT {
+                outbox.push(std::mem::replace(&mut out, outbox.buffer()));
             }
         }
-        if std::mem::take(&mut self.led_pending) {
-            pseudo::qemu_led_state(&mut out, leds);
-            rects += 1;
+        if let Some(c) = cursor {
+            pseudo::cursor(&mut out, &self.pw, c);
+            count += 1;
         }
-        if rects == 0 {
+        if led {
+            pseudo::qemu_led_state(&mut out, leds);
+            count += 1;
+        }
+        debug_assert!(known.is_none_or(|n| n == count));
+        if count == 0 {
             out.truncate(header_at);
         } else {
-            let count = if rects >= usize::from(u16::MAX) && self.prefs.last_rect {
+            if known.is_none() {
+                self.put_count(&mut out[header_at..], count);
+            }
+            if count >= usize::from(u16::MAX) && self.prefs.last_rect {
                 pseudo::last_rect(&mut out);
-                u16::MAX
-            } else {
-                // Past 65534 rectangles without LastRect the count would lie; with 16-pixel
-                // tiles and 64-pixel chunks this needs a screen far beyond 8192x8192.
-                rects.min(usize::from(u16::MAX) - 1) as u16
-            };
-            out[header_at + 2..header_at + 4].copy_from_slice(&count.to_be_bytes());
+            }
         }
         self.want_update = false;
-        Ok(out)
+        outbox.push(out);
+        Ok(())
     }
+
+    /// Writes the rectangle count into a FramebufferUpdate header (`at` starts with it).
+    fn put_count(&self, at: &mut [u8], rects: usize) {
+        let count = if rects >= usize::from(u16::MAX) && self.prefs.last_rect {
+            // LastRect ends the list instead.
+            u16::MAX
+        } else {
+            // Past 65534 rectangles without LastRect the count would lie; with 16-pixel
+            // tiles and 64-pixel chunks this needs a screen far beyond 8192x8192.
+            rects.min(usize::from(u16::MAX) - 1) as u16
+        };
+        at[2..4].copy_from_slice(&count.to_be_bytes());
+    }
+}
+
+/// Splits rectangles into bands of about [`RAW_BAND`] bytes of Raw pixels.
+fn raw_bands(rects: &[Rect], bytes_per_pixel: usize) -> Vec<Rect> {
+    let mut out = Vec::with_capacity(rects.len());
+    for r in rects {
+        let row = (usize::from(r.w) * bytes_per_pixel).max(1);
+        let band = (RAW_BAND / row).clamp(1, usize::from(u16::MAX)) as u16;
+        let mut y = 0;
+        while y < r.h {
+            let h = band.min(r.h - y);
+            out.push(Rect {
+                y: r.y + y,
+                h,
+                ..*r
+            });
+            y += h;
+        }
+    }
+    out
 }
 
 /// A connected client as the server keeps it.

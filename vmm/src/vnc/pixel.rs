@@ -267,10 +267,7 @@ impl PixelWriter {
     /// Appends a row of PIXELs.
     pub fn put_row(&self, out: &mut Vec<u8>, row: &[u32]) {
         if self.native {
-            out.reserve(row.len() * 4);
-            for &p in row {
-                out.extend_from_slice(&(p & 0x00ff_ffff).to_le_bytes());
-            }
+            put_bulk::<4>(out, row, |p| (p & 0x00ff_ffff).to_le_bytes());
             return;
         }
         for &p in row {
@@ -298,6 +295,28 @@ impl PixelWriter {
         }
     }
 
+    /// Appends CPIXELs for `px`.
+    pub fn put_cpixels(&self, out: &mut Vec<u8>, px: &[u32]) {
+        if self.native {
+            put_bulk::<3>(out, px, |p| [p as u8, (p >> 8) as u8, (p >> 16) as u8]);
+            return;
+        }
+        for &p in px {
+            self.put_cpixel(out, p);
+        }
+    }
+
+    /// Appends TPIXELs for `px`.
+    pub fn put_tpixels(&self, out: &mut Vec<u8>, px: &[u32]) {
+        if self.tpixel24 {
+            put_bulk::<3>(out, px, |p| [(p >> 16) as u8, (p >> 8) as u8, p as u8]);
+            return;
+        }
+        for &p in px {
+            self.put_tpixel(out, p);
+        }
+    }
+
     /// The 256-entry colour map matching [`PixelFormat::BGR233`], as SetColourMapEntries wants
     /// it (16-bit intensities).
     pub fn bgr233_colour_map() -> Vec<[u16; 3]> {
@@ -313,6 +332,22 @@ impl PixelWriter {
                 ]
             })
             .collect()
+    }
+}
+
+/// Converts pixels through a fixed-size stack buffer and appends it in one copy: the
+/// conversion loop has no length checks or capacity growth in it, so it vectorizes.
+#[inline]
+fn put_bulk<const N: usize>(out: &mut Vec<u8>, px: &[u32], f: impl Fn(u32) -> [u8; N]) {
+    const STEP: usize = 64;
+    out.reserve(px.len() * N);
+    let mut buf = [0u8; 64 * 4];
+    for part in px.chunks(STEP) {
+        let dst = &mut buf[..part.len() * N];
+        for (d, &p) in dst.chunks_exact_mut(N).zip(part) {
+            d.copy_from_slice(&f(p));
+        }
+        out.extend_from_slice(dst);
     }
 }
 
@@ -355,6 +390,43 @@ mod tests {
         out.clear();
         w.put_tpixel(&mut out, 0x0012_3456);
         assert_eq!(out, [0x12, 0x34, 0x56]);
+    }
+
+    #[test]
+    fn bulk_writers_match_one_at_a_time() {
+        let px: Vec<u32> = (0..1000u32).map(|i| i.wrapping_mul(0x9e37_79b1)).collect();
+        let rgb565 = PixelFormat {
+            bits_per_pixel: 16,
+            depth: 16,
+            red_max: 31,
+            green_max: 63,
+            blue_max: 31,
+            red_shift: 11,
+            green_shift: 5,
+            blue_shift: 0,
+            ..PixelFormat::NATIVE
+        };
+        for f in [PixelFormat::NATIVE, rgb565, PixelFormat::BGR233] {
+            let w = PixelWriter::new(f);
+            let (mut one, mut bulk) = (Vec::new(), Vec::new());
+            for &p in &px {
+                w.put(&mut one, p);
+            }
+            w.put_row(&mut bulk, &px);
+            assert_eq!(one, bulk, "{f:?} PIXEL");
+            let (mut one, mut bulk) = (Vec::new(), Vec::new());
+            for &p in &px {
+                w.put_cpixel(&mut one, p);
+            }
+            w.put_cpixels(&mut bulk, &px);
+            assert_eq!(one, bulk, "{f:?} CPIXEL");
+            let (mut one, mut bulk) = (Vec::new(), Vec::new());
+            for &p in &px {
+                w.put_tpixel(&mut one, p);
+            }
+            w.put_tpixels(&mut bulk, &px);
+            assert_eq!(one, bulk, "{f:?} TPIXEL");
+        }
     }
 
     #[test]

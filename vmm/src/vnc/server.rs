@@ -886,16 +886,10 @@ fn serve_clients(inner: &Arc<Inner>, shadow: &Shadow, changed: &TileMap, scroll:
         if !st.want_update || !(st.has_work() || resize) || backlog > soft {
             continue;
         }
-        match st.build_update(shadow, cursor.as_ref(), leds) {
-            Ok(msg) => {
-                drop(st);
-                c.out.push(msg);
-            }
-            Err(e) => {
-                drop(st);
-                log::warn!("VNC: dropping {}: {e}", c.peer);
-                c.close(&e.to_string());
-            }
+        if let Err(e) = st.build_update(shadow, cursor.as_ref(), leds, &c.out) {
+            drop(st);
+            log::warn!("VNC: dropping {}: {e}", c.peer);
+            c.close(&e.to_string());
         }
     }
 }

@@ -2,8 +2,9 @@
 //! indexed palette or full colour, the last three through their own persistent zlib streams
 //! (0 full colour, 1 mono, 2 indexed). No JPEG: the guest's screen must arrive exactly.
 
+use super::deflater::Deflater;
 use super::palette::Palette;
-use super::{deflate_sync, put_header};
+use super::put_header;
 use crate::vnc::dirty::Frame;
 use crate::vnc::pixel::PixelWriter;
 use crate::vnc::proto::{encoding, Rect};
@@ -14,6 +15,8 @@ const CHUNK_W: usize = 256;
 const CHUNK_PIXELS: usize = 16 * 1024;
 /// Below this many bytes Tight sends data without zlib (protocol rule).
 const MIN_COMPRESS: usize = 12;
+/// Tight's widest rectangle.
+const MAX_WIDTH: usize = 2048;
 
 const STREAM_FULL: u8 = 0;
 const STREAM_MONO: u8 = 1;
@@ -21,7 +24,7 @@ const STREAM_INDEXED: u8 = 2;
 
 /// Per-connection Tight state.
 pub struct TightEncoder {
-    streams: [flate2::Compress; 3],
+    streams: [Deflater; 3],
     chunk_w: usize,
     chunk_pixels: usize,
     chunk: Vec<u32>,
@@ -31,7 +34,7 @@ pub struct TightEncoder {
 
 impl TightEncoder {
     pub fn new(level: u32) -> TightEncoder {
-        let mk = || flate2::Compress::new(flate2::Compression::new(level.min(9)), true);
+        let mk = || Deflater::new(level);
         TightEncoder {
             streams: [mk(), mk(), mk()],
             chunk_w: CHUNK_W,
@@ -43,6 +46,10 @@ impl TightEncoder {
     }
 
     /// Appends Tight rectangles covering `r`; returns how many.
+    ///
+    /// Neighbouring full-colour chunks of a band that zlib cannot shrink go out as one
+    /// rectangle (up to Tight's 2048-pixel width): stored, they gain nothing from being
+    /// apart, and each rectangle costs a header and the client's per-rectangle work.
     pub fn encode(&mut self, pw: &PixelWriter, fb: &Frame, r: Rect, out: &mut Vec<u8>) -> usize {
         let (x0, y0) = (usize::from(r.x), usize::from(r.y));
         let (x1, y1) = (x0 + usize::from(r.w), y0 + usize::from(r.h));
@@ -53,6 +60,8 @@ impl TightEncoder {
         while cy < y1 {
             let ch = max_h.min(y1 - cy);
             let mut cx = x0;
+            // Full-colour chunks waiting to go out together: first column and width.
+            let mut run: Option<(usize, usize)> = None;
             while cx < x1 {
                 let cw = max_w.min(x1 - cx);
                 self.chunk.clear();
@@ -65,17 +74,61 @@ impl TightEncoder {
                     w: cw as u16,
                     h: ch as u16,
                 };
-                self.encode_chunk(pw, rect, out);
-                count += 1;
+                if self.encode_chunk(pw, rect, out) {
+                    count += 1;
+                } else if !self.streams[usize::from(STREAM_FULL)].storing() {
+                    // Compressible full colour (a photo) deflates better in narrow chunks,
+                    // whose rows lie closer together.
+                    self.full_colour(pw, fb, (cx, cy, cw, ch), out);
+                    count += 1;
+                } else {
+                    run = match run {
+                        Some((rx, rw)) if rw + cw <= MAX_WIDTH => Some((rx, rw + cw)),
+                        Some((rx, rw)) => {
+                            self.full_colour(pw, fb, (rx, cy, rw, ch), out);
+                            count += 1;
+                            Some((cx, cw))
+                        }
+                        None => Some((cx, cw)),
+                    };
+                }
                 cx += cw;
+            }
+            if let Some((rx, rw)) = run {
+                self.full_colour(pw, fb, (rx, cy, rw, ch), out);
+                count += 1;
             }
             cy += ch;
         }
         count
     }
 
-    fn encode_chunk(&mut self, pw: &PixelWriter, r: Rect, out: &mut Vec<u8>) {
+    /// Appends a full-colour rectangle (`x`, `y`, `w`, `h`) read from `fb`.
+    fn full_colour(
+        &mut self,
+        pw: &PixelWriter,
+        fb: &Frame,
+        (x, y, w, h): (usize, usize, usize, usize),
+        out: &mut Vec<u8>,
+    ) {
+        let r = Rect {
+            x: x as u16,
+            y: y as u16,
+            w: w as u16,
+            h: h as u16,
+        };
         put_header(out, r, encoding::TIGHT);
+        out.push(STREAM_FULL << 4);
+        self.data.clear();
+        for row in y..y + h {
+            pw.put_tpixels(&mut self.data, fb.row(x, row, w));
+        }
+        self.put_data(STREAM_FULL, out);
+    }
+
+    /// Appends the chunk in `self.chunk` as a fill, mono or indexed rectangle; false (and
+    /// nothing appended) when it needs full colour.
+    fn encode_chunk(&mut self, pw: &PixelWriter, r: Rect, out: &mut Vec<u8>) -> bool {
         let (w, h) = (usize::from(r.w), usize::from(r.h));
         let n = w * h;
         let tpx = pw.bytes_per_tpixel();
@@ -93,13 +146,17 @@ impl TightEncoder {
             }
         }
         let colours = self.palette.colours.len();
+        if overflow || (colours > 2 && colours * tpx + n >= n * tpx) {
+            return false;
+        }
+        put_header(out, r, encoding::TIGHT);
         self.data.clear();
-        if !overflow && colours == 1 {
+        if colours == 1 {
             out.push(0x80);
             pw.put_tpixel(out, self.chunk[0]);
-            return;
+            return true;
         }
-        if !overflow && colours == 2 {
+        if colours == 2 {
             out.push(0x40 | (STREAM_MONO << 4));
             out.push(1); // palette filter
             out.push(1); // two colours
@@ -124,26 +181,19 @@ impl TightEncoder {
                 }
             }
             self.put_data(STREAM_MONO, out);
-            return;
+            return true;
         }
-        if !overflow && colours * tpx + n < n * tpx {
-            out.push(0x40 | (STREAM_INDEXED << 4));
-            out.push(1);
-            out.push((colours - 1) as u8);
-            for &c in &self.palette.colours {
-                pw.put_tpixel(out, c);
-            }
-            for &p in &self.chunk {
-                self.data.push(self.palette.index(p) as u8);
-            }
-            self.put_data(STREAM_INDEXED, out);
-            return;
+        out.push(0x40 | (STREAM_INDEXED << 4));
+        out.push(1);
+        out.push((colours - 1) as u8);
+        for &c in &self.palette.colours {
+            pw.put_tpixel(out, c);
         }
-        out.push(STREAM_FULL << 4);
         for &p in &self.chunk {
-            pw.put_tpixel(&mut self.data, p);
+            self.data.push(self.palette.index(p) as u8);
         }
-        self.put_data(STREAM_FULL, out);
+        self.put_data(STREAM_INDEXED, out);
+        true
     }
 
     fn put_data(&mut self, stream: u8, out: &mut Vec<u8>) {
@@ -155,7 +205,8 @@ impl TightEncoder {
         let len_at = out.len();
         out.extend_from_slice(&[0; 3]);
         let data_at = out.len();
-        deflate_sync(&mut self.streams[usize::from(stream)], &self.data, out);
+        // Only full-colour chunks (photos, video, noise) can be beyond zlib's reach.
+        self.streams[usize::from(stream)].compress(&self.data, out, stream == STREAM_FULL);
         let len = out.len() - data_at;
         let mut prefix = [0u8; 3];
         let used = compact_len(len, &mut prefix);

@@ -1,8 +1,9 @@
 //! ZRLE (16): 64x64 tiles, each solid, packed-palette, RLE, palette-RLE or raw, whichever is
 //! smallest, all through one zlib stream that lives as long as the connection.
 
+use super::deflater::Deflater;
 use super::palette::Palette;
-use super::{deflate_sync, put_header};
+use super::put_header;
 use crate::vnc::dirty::Frame;
 use crate::vnc::pixel::PixelWriter;
 use crate::vnc::proto::{encoding, Rect};
@@ -11,7 +12,7 @@ const TILE: usize = 64;
 
 /// Per-connection ZRLE state.
 pub struct ZrleEncoder {
-    z: flate2::Compress,
+    z: Deflater,
     raw: Vec<u8>,
     tile: Vec<u32>,
     palette: Palette,
@@ -20,7 +21,7 @@ pub struct ZrleEncoder {
 impl ZrleEncoder {
     pub fn new(level: u32) -> ZrleEncoder {
         ZrleEncoder {
-            z: flate2::Compress::new(flate2::Compression::new(level.min(9)), true),
+            z: Deflater::new(level),
             raw: Vec::with_capacity(64 * 1024),
             tile: Vec::with_capacity(TILE * TILE),
             palette: Palette::new(127),
@@ -32,6 +33,7 @@ impl ZrleEncoder {
         self.raw.clear();
         let (x0, y0) = (usize::from(r.x), usize::from(r.y));
         let (x1, y1) = (x0 + usize::from(r.w), y0 + usize::from(r.h));
+        let mut raw_tiles = 0usize;
         let mut ty = y0;
         while ty < y1 {
             let th = TILE.min(y1 - ty);
@@ -42,7 +44,10 @@ impl ZrleEncoder {
                 for y in ty..ty + th {
                     self.tile.extend_from_slice(fb.row(tx, y, tw));
                 }
-                encode_tile(pw, &self.tile, tw, th, &mut self.palette, &mut self.raw);
+                let before = self.raw.len();
+                if encode_tile(pw, &self.tile, tw, th, &mut self.palette, &mut self.raw) == 0 {
+                    raw_tiles += self.raw.len() - before;
+                }
                 tx += tw;
             }
             ty += th;
@@ -50,7 +55,9 @@ impl ZrleEncoder {
         put_header(out, r, encoding::ZRLE);
         let len_at = out.len();
         out.extend_from_slice(&[0; 4]);
-        deflate_sync(&mut self.z, &self.raw, out);
+        // Mostly raw tiles: too many colours and too few runs, perhaps beyond zlib too.
+        let noisy = raw_tiles * 10 >= self.raw.len() * 9;
+        self.z.compress(&self.raw, out, noisy);
         let len = (out.len() - len_at - 4) as u32;
         out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
     }
@@ -69,7 +76,7 @@ fn put_run_len(out: &mut Vec<u8>, len: usize) {
     out.push(rest as u8);
 }
 
-/// Encodes one tile's pixels (row-major, `w` x `h`) into `out`.
+/// Encodes one tile's pixels (row-major, `w` x `h`) into `out`; returns the subencoding.
 pub(crate) fn encode_tile(
     pw: &PixelWriter,
     px: &[u32],
@@ -77,7 +84,7 @@ pub(crate) fn encode_tile(
     h: usize,
     pal: &mut Palette,
     out: &mut Vec<u8>,
-) {
+) -> u8 {
     let cpx = pw.bytes_per_cpixel();
     let n = w * h;
     pal.reset();
@@ -107,7 +114,7 @@ pub(crate) fn encode_tile(
     if !overflow && colours == 1 {
         out.push(1);
         pw.put_cpixel(out, px[0]);
-        return;
+        return 1;
     }
     let raw_size = n * cpx;
     let plain_rle = runs * cpx + run_bytes;
@@ -131,9 +138,7 @@ pub(crate) fn encode_tile(
     match best.1 {
         0 => {
             out.push(0);
-            for &p in px {
-                pw.put_cpixel(out, p);
-            }
+            pw.put_cpixels(out, px);
         }
         128 => {
             out.push(128);
@@ -195,6 +200,7 @@ pub(crate) fn encode_tile(
             }
         }
     }
+    best.1
 }
 
 fn bits_for(colours: usize) -> usize {
