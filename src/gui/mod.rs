@@ -12,6 +12,7 @@ pub mod help;
 pub mod i18n;
 pub mod machine_actions;
 pub mod machine_card;
+pub mod machine_item;
 pub mod machines_view;
 pub mod new_machine;
 pub mod preferences;
