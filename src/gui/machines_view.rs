@@ -17,6 +17,11 @@ use super::machine_item::VireoMachine;
 
 /// At most this many cards side by side in the grid.
 const GRID_COLUMNS: u32 = 12;
+/// The width a grid card takes at least: its picture (180), the grid cell's padding (2 × 3)
+/// and the space between cards (2 × 9, style.css).
+const GRID_CELL_WIDTH: i32 = 180 + 6 + 18;
+/// The grid's own padding on both sides (style.css).
+const GRID_PADDING: i32 = 18;
 
 mod imp {
     use super::*;
@@ -62,7 +67,12 @@ mod imp {
         }
     }
 
-    impl WidgetImpl for VireoMachinesView {}
+    impl WidgetImpl for VireoMachinesView {
+        fn size_allocate(&self, width: i32, height: i32, baseline: i32) {
+            self.obj().fit_columns(width);
+            self.parent_size_allocate(width, height, baseline);
+        }
+    }
     impl BoxImpl for VireoMachinesView {}
 }
 
@@ -180,9 +190,37 @@ impl VireoMachinesView {
         }
     }
 
+    /// Allows the grid only the columns that fit `width`. The grid fits its columns itself,
+    /// but keeps cards ready for its maximum: twelve columns of cards made at start where four
+    /// are seen.
+    fn fit_columns(&self, width: i32) {
+        let imp = self.imp();
+        let columns = if imp.list_mode.get() {
+            1
+        } else {
+            ((width - GRID_PADDING) / GRID_CELL_WIDTH).clamp(1, GRID_COLUMNS as i32) as u32
+        };
+        if imp.grid_view.max_columns() != columns {
+            imp.grid_view.set_max_columns(columns);
+        }
+    }
+
+    /// The width laid out, or before the first layout (the window is shown once the list is
+    /// in) the window's: what the first frame has room for.
+    fn known_width(&self) -> i32 {
+        let width = self.width();
+        if width > 0 {
+            return width;
+        }
+        self.root()
+            .and_downcast::<gtk::Window>()
+            .map_or(0, |w| w.default_size().0)
+    }
+
     /// Replaces everything shown with `machines`, in one change of the model.
     pub fn set_machines(&self, machines: &[MachineInfo]) {
         let imp = self.imp();
+        self.fit_columns(self.known_width());
         let mut old = imp.by_name.take();
         let mut items: Vec<VireoMachine> = machines
             .iter()
@@ -331,8 +369,7 @@ impl VireoMachinesView {
         if imp.list_mode.replace(list) == list && imp.grid_view.factory().is_some() {
             return;
         }
-        imp.grid_view
-            .set_max_columns(if list { 1 } else { GRID_COLUMNS });
+        self.fit_columns(self.known_width());
         // The old pictures have the other mode's size; the next refresh brings new ones.
         for machine in imp.by_name.borrow().values() {
             if machine.thumbnail().is_some() {
