@@ -85,10 +85,7 @@ fn main() {
 
     let started = Instant::now();
     for file in &files {
-        run(
-            vireoctl(&root).arg("define").arg(file),
-            "vireoctl define",
-        );
+        run(vireoctl(&root).arg("define").arg(file), "vireoctl define");
     }
     let vireo = started.elapsed();
     let listed = vireoctl(&root)

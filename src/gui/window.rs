@@ -3,9 +3,10 @@
 //! first frame never shows "no machines" on the way to the machines.
 //!
 //! With `VIREO_TRACE_STARTUP=1` in the environment, the window prints `vireo-trace:
-//! first-frame` on stderr once its first frame is painted, and `vireo-trace: machines-frame N`
-//! once a painted frame shows the page for the N machines of the driver's list with its cards
-//! on screen (the start-up benchmark reads these lines).
+//! first-frame PAGE N` on stderr once its first frame is painted (PAGE: the machine area's
+//! page; N: the machines it holds if their cards are on screen, else 0), and `vireo-trace:
+//! machines-frame N` once a painted frame shows the page for the N machines of the driver's
+//! list with its cards on screen (the start-up benchmark reads these lines).
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
@@ -80,7 +81,21 @@ mod imp {
             obj.setup_actions();
             obj.setup_search();
             obj.setup_machines();
-            trace_next_paint(&*obj, "first-frame");
+            // With what it shows: the first frame must not show "no machines" or a blank grid
+            // on the way to the machines.
+            let window = obj.downgrade();
+            trace_paint_when(&*obj, move || {
+                let window = window.upgrade()?;
+                let imp = window.imp();
+                let page = imp.content_stack.visible_child_name().unwrap_or_default();
+                let view = &imp.machines_view;
+                let cards = if view.shows_a_card() {
+                    view.machine_count()
+                } else {
+                    0
+                };
+                Some(format!("first-frame {page} {cards}"))
+            });
         }
     }
 
@@ -106,23 +121,14 @@ glib::wrapper! {
                     gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
 }
 
-/// With VIREO_TRACE_STARTUP set: prints `vireo-trace: <label>` once the next frame that
-/// includes `widget` has been painted (after the frame clock's paint phase).
-pub(super) fn trace_next_paint(widget: &impl IsA<gtk::Widget>, label: &str) {
-    trace_paint_when(widget, label, || true);
-}
-
-/// As [`trace_next_paint`], for the first painted frame after which `shown` holds.
-fn trace_paint_when(
-    widget: &impl IsA<gtk::Widget>,
-    label: &str,
-    shown: impl Fn() -> bool + 'static,
-) {
+/// With VIREO_TRACE_STARTUP set: prints `vireo-trace: <label>` once a frame that includes
+/// `widget` has been painted (after the frame clock's paint phase) and `label` has something
+/// to say (`None`: not yet, look again after the next frame).
+fn trace_paint_when(widget: &impl IsA<gtk::Widget>, label: impl Fn() -> Option<String> + 'static) {
     if std::env::var_os("VIREO_TRACE_STARTUP").is_none() {
         return;
     }
-    let label = label.to_owned();
-    let shown = Rc::new(shown);
+    let label = Rc::new(label);
     // The toplevel's clock: a widget on a hidden page (the empty list) has none of its own.
     let widget = widget
         .as_ref()
@@ -135,19 +141,18 @@ fn trace_paint_when(
         };
         let handler: Rc<RefCell<Option<glib::SignalHandlerId>>> = Rc::default();
         let label = label.clone();
-        let shown = shown.clone();
         let id = clock.connect_after_paint(glib::clone!(
             #[strong]
             handler,
             #[weak]
             widget,
             move |clock| {
-                if !shown() {
+                let Some(label) = label() else {
                     // Not there yet (cards still to be laid out, a fade running): look again
                     // after the next frame.
                     widget.queue_draw();
                     return;
-                }
+                };
                 eprintln!("vireo-trace: {label}");
                 if let Some(id) = handler.borrow_mut().take() {
                     clock.disconnect(id);
@@ -222,15 +227,14 @@ impl VireoWindow {
         if let Some(n) = listed {
             let window = self.downgrade();
             let page = if n == 0 { PAGE_EMPTY } else { PAGE_MACHINES };
-            trace_paint_when(self, &format!("machines-frame {n}"), move || {
-                let Some(window) = window.upgrade() else {
-                    return true;
-                };
+            trace_paint_when(self, move || {
+                let window = window.upgrade()?;
                 let imp = window.imp();
                 let stack = &imp.content_stack;
-                stack.visible_child_name().as_deref() == Some(page)
+                let shown = stack.visible_child_name().as_deref() == Some(page)
                     && !stack.is_transition_running()
-                    && (n == 0 || imp.machines_view.shows_a_card())
+                    && (n == 0 || imp.machines_view.shows_a_card());
+                shown.then(|| format!("machines-frame {n}"))
             });
         }
         if imp.present_pending.replace(false) {
