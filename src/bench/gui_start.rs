@@ -7,8 +7,9 @@
 //! `vireo-trace: first-frame` and `vireo-trace: machines-frame N` from its frame clock's
 //! after-paint signal; times are measured here from the spawn to each line. A "cold" start is
 //! a new process; the file cache is warm after the first run (dropping it needs privileges
-//! the tests do not assume). The memory columns are the process's RSS and PSS just after the
-//! machines frame. GNOME Boxes and virt-manager are not installed here, so only Vireo's figures
+//! the tests do not assume). The CPU column is the process's CPU time (all threads) and the
+//! memory columns its RSS and PSS, just after the machines frame: on a loaded machine the CPU
+//! time says more than the wall time. GNOME Boxes and virt-manager are not installed here, so only Vireo's figures
 //! are printed. No assertions on times.
 //!
 //! Run: `cargo bench -p vireo --bench gui_start` (VIREO_BENCH_RUNS=N, default 3 runs each).
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{scratch_dir, Desktop};
-use support::{memory_kib, Traced};
+use support::{cpu_time, memory_kib, Traced};
 use vireo_driver::{Connection, Paths};
 
 /// A small but complete definition, like the wizard's (kernel boot, disk-less, VNC, serial).
@@ -53,8 +54,15 @@ fn main() {
     let desktop = Desktop::start("bench-start");
     println!("vireo cold start to first frame (Xvfb 1280x800, cairo renderer, release build)");
     println!(
-        "{:>9} {:>4} {:>15} {:>18} {:>10} {:>8} {:>8}",
-        "machines", "run", "first frame ms", "machines frame ms", "define s", "RSS MiB", "PSS MiB"
+        "{:>9} {:>4} {:>15} {:>18} {:>7} {:>10} {:>8} {:>8}",
+        "machines",
+        "run",
+        "first frame ms",
+        "machines frame ms",
+        "CPU ms",
+        "define s",
+        "RSS MiB",
+        "PSS MiB"
     );
     let mut summary = Vec::new();
     for n in [0usize, 100, 1000] {
@@ -89,10 +97,12 @@ fn main() {
             assert_eq!(shown, n, "the list frame showed {shown} machines, not {n}");
             let first_ms = (first - app.started).as_secs_f64() * 1000.0;
             let list_ms = (list - app.started).as_secs_f64() * 1000.0;
+            let cpu_ms = cpu_time(app.child.id()).as_secs_f64() * 1000.0;
             let (rss, pss) = memory_kib(app.child.id());
             let (rss, pss) = (rss as f64 / 1024.0, pss as f64 / 1024.0);
             println!(
-                "{n:>9} {run:>4} {first_ms:>15.0} {list_ms:>18.0} {:>10} {rss:>8.1} {pss:>8.1}",
+                "{n:>9} {run:>4} {first_ms:>15.0} {list_ms:>18.0} {cpu_ms:>7.0} {:>10} {rss:>8.1} \
+                 {pss:>8.1}",
                 if run == 1 {
                     format!("{define_s:.1}")
                 } else {

@@ -245,7 +245,7 @@ impl VireoWindow {
             #[weak(rename_to = window)]
             self,
             async move {
-                match backend.call(|c| c.list()).await {
+                match backend.list().await {
                     Ok(list) => {
                         window.imp().machines_view.set_machines(&list);
                         window.machines_loaded(Some(list.len()));
