@@ -4,8 +4,9 @@
 //! Each size gets an isolated XDG home whose definitions are written through the driver
 //! (`Connection::define_xml`, the path the GUI and vireoctl use). The release `vireo` runs on
 //! its own Xvfb and session bus with `VIREO_TRACE_STARTUP=1`, which makes it print
-//! `vireo-trace: first-frame` and `vireo-trace: machines-frame N` from its frame clock's
-//! after-paint signal; times are measured here from the spawn to each line. A "cold" start is
+//! `vireo-trace: first-frame PAGE N` and `vireo-trace: machines-frame N` from its frame clock's
+//! after-paint signal (the machines frame: the first with the page settled and the machines'
+//! cards on screen); times are measured here from the spawn to each line. A "cold" start is
 //! a new process; the file cache is warm after the first run (dropping it needs privileges
 //! the tests do not assume). The CPU column is the process's CPU time (all threads) and the
 //! memory columns its RSS and PSS, just after the machines frame: on a loaded machine the CPU
