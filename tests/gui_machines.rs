@@ -661,3 +661,49 @@ fn german_wizard_and_console_screens() {
     });
     assert!(app.quit().success());
 }
+
+/// Many machines: the window's first frame already shows them (not "No Virtual Machines"
+/// fading to the grid), and the keyboard reaches and opens the last one of a grid that makes
+/// cards only for what is on screen.
+#[test]
+fn many_machines_are_in_the_first_frame_and_the_keyboard_reaches_the_last() {
+    const COUNT: usize = 300;
+    let h = Home::new("guimany");
+    let kernel = h.file("vmlinuz", b"not booted by this test");
+    // Through the driver in this process: three hundred vireoctl runs would take a while.
+    let conn = vireo_driver::Connection::with_paths(vireo_driver::Paths::under(
+        &h.root.join("c"),
+        &h.root.join("r"),
+        &h.root.join("d"),
+        &h.root.join("k"),
+    ));
+    for i in 0..COUNT {
+        let xml = domain_xml(
+            &format!("m{i:03}"),
+            &kernel,
+            "",
+            ("destroy", "restart", "destroy"),
+        );
+        conn.define_xml(&xml).unwrap();
+    }
+    let desktop = Desktop::start("many");
+    let app = launch_with(&desktop, &h, &[("VIREO_TRACE_STARTUP", "1")]);
+    let window = desktop.wait_for_window("Vireo");
+    let log = app.wait_for_log(&format!("vireo-trace: machines-frame {COUNT}"));
+    assert!(
+        log.contains(&format!("vireo-trace: first-frame machines {COUNT}")),
+        "the first frame did not show the machines:\n{log}"
+    );
+    desktop.screenshot("machines-many");
+
+    // Into the grid (past the header bar's three buttons), to its end, and open it.
+    for _ in 0..4 {
+        desktop.press(&window, "Tab");
+    }
+    desktop.press(&window, "End");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("machines-many-end");
+    desktop.press(&window, "Return");
+    desktop.wait_for_window(&format!("Properties of “m{:03}”", COUNT - 1));
+    assert!(app.quit().success());
+}

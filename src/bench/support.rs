@@ -113,6 +113,19 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
+/// Resident and proportional set size of a process in KiB (from /proc/PID/smaps_rollup).
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
 /// Activates an action of the main window over D-Bus, as the tests do.
 pub fn activate_win(desktop: &Desktop, name: &str, param: Option<&str>) {
     let params = param.map_or("[]".to_owned(), |p| format!("[<{p}>]"));

@@ -33,7 +33,7 @@ mod imp {
 
         fn activate(&self) {
             self.parent_activate();
-            self.obj().main_window().present();
+            self.obj().main_window().present_when_loaded();
         }
     }
 

@@ -245,13 +245,16 @@ impl VireoWindow {
             #[weak(rename_to = window)]
             self,
             async move {
-                match backend.call(|c| c.list()).await {
+                match backend.list().await {
                     Ok(list) => {
                         window.imp().machines_view.set_machines(&list);
-                        window.refresh_content();
+                        window.machines_loaded(Some(list.len()));
                         window.refresh_thumbnails();
                     }
-                    Err(message) => window.show_toast(&message),
+                    Err(message) => {
+                        window.machines_loaded(None);
+                        window.show_toast(&message);
+                    }
                 }
             }
         ));
@@ -434,8 +437,8 @@ impl VireoWindow {
             .names()
             .into_iter()
             .filter(|n| {
-                view.card(n)
-                    .and_then(|c| c.state())
+                view.machine(n)
+                    .and_then(|m| m.state())
                     .is_some_and(|s| matches!(s, DomainState::Running | DomainState::Paused))
             })
             .collect();
@@ -453,14 +456,14 @@ impl VireoWindow {
                             Ok(file)
                         })
                         .await;
-                    if let Some(card) = view.card(&name) {
-                        let (w, h) = card.thumbnail_size();
+                    if view.machine(&name).is_some() {
+                        let (w, h) = view.thumbnail_size();
                         let texture = shot.ok().and_then(|f| {
                             gtk::gdk_pixbuf::Pixbuf::from_file_at_scale(f, w, h, true).ok()
                         });
                         let texture = texture.map(|p| gdk::Texture::for_pixbuf(&p));
                         // Machines without a display keep their icon.
-                        card.set_thumbnail(texture.as_ref());
+                        view.set_thumbnail(&name, texture.as_ref());
                     }
                 }
             ));

@@ -1,12 +1,15 @@
 //! One machine in the machines view: a picture of its screen (or an icon), its name, its state
-//! and a menu with the actions that make sense in that state.
+//! and a menu with the actions that make sense in that state. The view recycles cards: a card
+//! shows whichever machine item it is bound to.
 
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::prelude::*;
-use gtk::{gdk, gio, glib, CompositeTemplate};
+use gtk::{gio, glib, CompositeTemplate};
 use std::cell::{Cell, RefCell};
-use vireo_driver::{DomainState, MachineInfo};
+use vireo_driver::DomainState;
+
+use super::machine_item::VireoMachine;
 
 mod imp {
     use super::*;
@@ -26,8 +29,8 @@ mod imp {
         pub state_label: TemplateChild<gtk::Label>,
         #[template_child]
         pub menu_button: TemplateChild<gtk::MenuButton>,
-        pub name: RefCell<String>,
-        pub state: Cell<Option<DomainState>>,
+        /// The machine shown, and its `changed` handler.
+        pub machine: RefCell<Option<(VireoMachine, glib::SignalHandlerId)>>,
         pub list_mode: Cell<bool>,
     }
 
@@ -70,50 +73,70 @@ pub fn state_text(state: DomainState) -> String {
 }
 
 impl VireoMachineCard {
-    pub fn new(info: &MachineInfo) -> Self {
+    /// An unbound card; `list` lays it out as a row.
+    pub fn new(list: bool) -> Self {
         let card: Self = glib::Object::new();
-        card.imp().name.replace(info.name.clone());
         card.setup_menu();
-        card.update(info);
+        card.setup_tooltip();
+        card.set_list_mode(list);
         card
     }
 
-    pub fn name(&self) -> String {
-        self.imp().name.borrow().clone()
+    /// The machine shown.
+    pub fn machine(&self) -> Option<VireoMachine> {
+        self.imp().machine.borrow().as_ref().map(|(m, _)| m.clone())
     }
 
-    pub fn state(&self) -> Option<DomainState> {
-        self.imp().state.get()
+    /// Shows `machine` from now on, following its changes until [`Self::unbind`].
+    pub fn bind(&self, machine: &VireoMachine) {
+        self.unbind();
+        let handler = machine.connect_changed(glib::clone!(
+            #[weak(rename_to = card)]
+            self,
+            move |machine| card.show(machine)
+        ));
+        self.imp().machine.replace(Some((machine.clone(), handler)));
+        self.show(machine);
     }
 
-    /// Shows a new state (from the driver's list or an event).
-    pub fn update(&self, info: &MachineInfo) {
-        self.set_state(info.state);
+    pub fn unbind(&self) {
+        if let Some((machine, handler)) = self.imp().machine.take() {
+            machine.disconnect(handler);
+        }
+    }
+
+    fn show(&self, machine: &VireoMachine) {
         let imp = self.imp();
-        let label = info.title.as_deref().unwrap_or(&info.name);
-        imp.name_label.set_label(label);
-        self.set_tooltip_text(Some(&info.name));
-    }
-
-    pub fn set_state(&self, state: DomainState) {
-        let imp = self.imp();
-        imp.state.set(Some(state));
+        imp.name_label.set_label(&machine.label());
+        let state = machine.state().unwrap_or(DomainState::NoState);
         imp.state_label.set_label(&state_text(state));
         imp.state_icon.set_icon_name(Some(match state {
             DomainState::Paused => "media-playback-pause-symbolic",
             DomainState::Crashed => "dialog-warning-symbolic",
             _ => "computer-symbolic",
         }));
-        if !state.is_active() || state == DomainState::Crashed {
-            imp.thumbnail_stack.set_visible_child_name("icon");
-        }
+        let texture = machine.thumbnail();
+        imp.thumbnail.set_paintable(texture.as_ref());
+        imp.thumbnail_stack
+            .set_visible_child_name(if texture.is_some() { "picture" } else { "icon" });
         // The menu is built when it is opened: a menu model on every card makes each card's
-        // popover watch its actions on the window, and with a thousand cards registering those
-        // watchers took GTK over 20 s (quadratic in the number of cards) before the first
-        // frame. A state change drops an open-once menu so the next opening rebuilds it.
+        // popover watch its actions on the window, which cost GTK seconds with many cards. A
+        // new machine or state drops an open-once menu so the next opening rebuilds it.
         if imp.menu_button.menu_model().is_some() {
             imp.menu_button.set_menu_model(None::<&gio::MenuModel>);
         }
+    }
+
+    /// The machine's name as the card's tooltip, looked up when shown: setting a tooltip on
+    /// every bind was a tenth of the cost of making the cards at start.
+    fn setup_tooltip(&self) {
+        self.connect_query_tooltip(|card, _, _, _, tooltip| {
+            let Some(machine) = card.machine() else {
+                return false;
+            };
+            tooltip.set_text(Some(&machine.name()));
+            true
+        });
     }
 
     fn setup_menu(&self) {
@@ -121,47 +144,37 @@ impl VireoMachineCard {
             #[weak(rename_to = card)]
             self,
             move |button| {
-                if let Some(state) = card.state() {
-                    button.set_menu_model(Some(&machine_menu(&card.name(), state)));
+                if let Some(machine) = card.machine() {
+                    if let Some(state) = machine.state() {
+                        button.set_menu_model(Some(&machine_menu(&machine.name(), state)));
+                    }
                 }
             }
         ));
     }
 
-    /// A new picture of the machine's screen; `None` goes back to the icon.
-    pub fn set_thumbnail(&self, texture: Option<&gdk::Texture>) {
-        let imp = self.imp();
-        imp.thumbnail.set_paintable(texture);
-        imp.thumbnail_stack
-            .set_visible_child_name(if texture.is_some() { "picture" } else { "icon" });
-    }
-
-    /// The box a thumbnail is scaled into: a picture's natural size would widen the card.
-    pub fn thumbnail_size(&self) -> (i32, i32) {
-        if self.imp().list_mode.get() {
-            (64, 48)
-        } else {
-            (180, 134)
-        }
-    }
-
     /// Grid cards stand upright; list rows lie down with a small picture.
-    pub fn set_list_mode(&self, list: bool) {
+    fn set_list_mode(&self, list: bool) {
         let imp = self.imp();
         imp.list_mode.set(list);
-        if imp.thumbnail.paintable().is_some() {
-            // The old picture has the other mode's size; the next refresh brings a new one.
-            self.set_thumbnail(None);
-        }
+        let (w, h) = thumbnail_size(list);
+        imp.thumbnail_stack.set_size_request(w, h);
         if list {
             self.set_orientation(gtk::Orientation::Horizontal);
-            imp.thumbnail_stack.set_size_request(64, 48);
             imp.state_icon.set_pixel_size(24);
         } else {
             self.set_orientation(gtk::Orientation::Vertical);
-            imp.thumbnail_stack.set_size_request(180, 134);
             imp.state_icon.set_pixel_size(48);
         }
+    }
+}
+
+/// The box a thumbnail is scaled into: a picture's natural size would widen the card.
+pub fn thumbnail_size(list: bool) -> (i32, i32) {
+    if list {
+        (64, 48)
+    } else {
+        (180, 134)
     }
 }
 

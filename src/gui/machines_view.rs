@@ -1,14 +1,27 @@
 //! The machines view: every defined or running machine as a card in a grid, or as a row in a
 //! list. It only shows; the window owns the driver and the actions.
+//!
+//! The machines are items of a list model (sorted by name, filtered by the search and by
+//! pending deletions); a GtkGridView makes cards only for the items on screen and rebinds them
+//! while scrolling, so a thousand machines cost a screenful of widgets.
 
 use adw::subclass::prelude::*;
 use gtk::prelude::*;
-use gtk::{glib, CompositeTemplate};
+use gtk::{gdk, gio, glib, CompositeTemplate};
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use vireo_driver::MachineInfo;
 
-use super::machine_card::VireoMachineCard;
+use super::machine_card::{self, VireoMachineCard};
+use super::machine_item::VireoMachine;
+
+/// At most this many cards side by side in the grid.
+const GRID_COLUMNS: u32 = 12;
+/// The width a grid card takes at least: its picture (180), the grid cell's padding (2 × 3)
+/// and the space between cards (2 × 9, style.css).
+const GRID_CELL_WIDTH: i32 = 180 + 6 + 18;
+/// The grid's own padding on both sides (style.css).
+const GRID_PADDING: i32 = 18;
 
 mod imp {
     use super::*;
@@ -17,14 +30,19 @@ mod imp {
     #[template(resource = "/org/vireo/Vireo/ui/machines-view.ui")]
     pub struct VireoMachinesView {
         #[template_child]
-        pub flow_box: TemplateChild<gtk::FlowBox>,
-        pub cards: RefCell<BTreeMap<String, VireoMachineCard>>,
+        pub grid_view: TemplateChild<gtk::GridView>,
+        /// Every machine, sorted by its lowercased name.
+        pub store: RefCell<Option<gio::ListStore>>,
+        pub filter: RefCell<Option<gtk::CustomFilter>>,
+        pub filtered: RefCell<Option<gtk::FilterListModel>>,
+        pub by_name: RefCell<HashMap<String, VireoMachine>>,
         /// Machines waiting for their Undo toast to expire: not shown, not yet removed.
         pub hidden: RefCell<BTreeSet<String>>,
+        /// The search, lowercased and trimmed.
         pub query: RefCell<String>,
         pub list_mode: Cell<bool>,
-        /// The first list was traced (VIREO_TRACE_STARTUP).
-        pub traced: Cell<bool>,
+        /// Cards made by the factory: one per visible slot, reused while scrolling.
+        pub cards: RefCell<Vec<glib::WeakRef<VireoMachineCard>>>,
     }
 
     #[glib::object_subclass]
@@ -45,43 +63,16 @@ mod imp {
     impl ObjectImpl for VireoMachinesView {
         fn constructed(&self) {
             self.parent_constructed();
-            let obj = self.obj();
-            self.flow_box.set_sort_func(|a, b| {
-                let name = |c: &gtk::FlowBoxChild| {
-                    c.child()
-                        .and_downcast::<VireoMachineCard>()
-                        .map(|card| card.name().to_lowercase())
-                        .unwrap_or_default()
-                };
-                name(a).cmp(&name(b)).into()
-            });
-            self.flow_box.set_filter_func(glib::clone!(
-                #[weak]
-                obj,
-                #[upgrade_or]
-                false,
-                move |child| {
-                    child
-                        .child()
-                        .and_downcast::<VireoMachineCard>()
-                        .is_some_and(|card| obj.matches(&card.name()))
-                }
-            ));
-            self.flow_box.connect_child_activated(|_, child| {
-                if let Some(card) = child.child().and_downcast::<VireoMachineCard>() {
-                    // Opening a machine means its console when it runs, else its properties.
-                    let action = if card.state().is_some_and(|s| s.is_active()) {
-                        "win.machine-console"
-                    } else {
-                        "win.machine-properties"
-                    };
-                    let _ = card.activate_action(action, Some(&card.name().to_variant()));
-                }
-            });
+            self.obj().setup_model();
         }
     }
 
-    impl WidgetImpl for VireoMachinesView {}
+    impl WidgetImpl for VireoMachinesView {
+        fn size_allocate(&self, width: i32, height: i32, baseline: i32) {
+            self.obj().fit_columns(width);
+            self.parent_size_allocate(width, height, baseline);
+        }
+    }
     impl BoxImpl for VireoMachinesView {}
 }
 
@@ -98,60 +89,188 @@ impl Default for VireoMachinesView {
 }
 
 impl VireoMachinesView {
-    fn matches(&self, name: &str) -> bool {
+    fn setup_model(&self) {
         let imp = self.imp();
-        if imp.hidden.borrow().contains(name) {
+        let store = gio::ListStore::new::<VireoMachine>();
+        let filter = gtk::CustomFilter::new(glib::clone!(
+            #[weak(rename_to = view)]
+            self,
+            #[upgrade_or]
+            false,
+            move |item| {
+                item.downcast_ref::<VireoMachine>()
+                    .is_some_and(|m| view.matches(m))
+            }
+        ));
+        let filtered = gtk::FilterListModel::new(Some(store.clone()), Some(filter.clone()));
+        let grid = &imp.grid_view;
+        grid.set_model(Some(&gtk::NoSelection::new(Some(filtered.clone()))));
+        // The grid sits on the window's background, as the cards always did, not on a view's.
+        grid.remove_css_class("view");
+        grid.connect_activate(|grid, position| {
+            let machine = grid
+                .model()
+                .and_then(|m| m.item(position))
+                .and_downcast::<VireoMachine>();
+            if let Some(machine) = machine {
+                // Opening a machine means its console when it runs, else its properties.
+                let action = if machine.state().is_some_and(|s| s.is_active()) {
+                    "win.machine-console"
+                } else {
+                    "win.machine-properties"
+                };
+                let _ = grid.activate_action(action, Some(&machine.name().to_variant()));
+            }
+        });
+        imp.store.replace(Some(store));
+        imp.filter.replace(Some(filter));
+        imp.filtered.replace(Some(filtered));
+        self.set_factory();
+    }
+
+    /// A factory for the current mode; replacing it remakes the few cards on screen.
+    fn set_factory(&self) {
+        let factory = gtk::SignalListItemFactory::new();
+        let list = self.imp().list_mode.get();
+        factory.connect_setup(glib::clone!(
+            #[weak(rename_to = view)]
+            self,
+            move |_, item| {
+                let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+                    return;
+                };
+                let card = VireoMachineCard::new(list);
+                view.imp().cards.borrow_mut().push(card.downgrade());
+                item.set_child(Some(&card));
+            }
+        ));
+        factory.connect_bind(|_, item| {
+            let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+                return;
+            };
+            let card = item.child().and_downcast::<VireoMachineCard>();
+            let machine = item.item().and_downcast::<VireoMachine>();
+            if let (Some(card), Some(machine)) = (card, machine) {
+                card.bind(&machine);
+            }
+        });
+        factory.connect_unbind(|_, item| {
+            let Some(item) = item.downcast_ref::<gtk::ListItem>() else {
+                return;
+            };
+            if let Some(card) = item.child().and_downcast::<VireoMachineCard>() {
+                card.unbind();
+            }
+        });
+        let imp = self.imp();
+        imp.cards.borrow_mut().clear();
+        imp.grid_view.set_factory(Some(&factory));
+    }
+
+    fn matches(&self, machine: &VireoMachine) -> bool {
+        let imp = self.imp();
+        if !imp.hidden.borrow().is_empty() && imp.hidden.borrow().contains(&machine.name()) {
             return false;
         }
         let query = imp.query.borrow();
-        let query = query.trim().to_lowercase();
-        query.is_empty() || name.to_lowercase().contains(&query)
+        query.is_empty() || machine.key().contains(query.as_str())
     }
 
-    /// Replaces everything shown with `machines`.
-    pub fn set_machines(&self, machines: &[MachineInfo]) {
-        let names: BTreeSet<&str> = machines.iter().map(|m| m.name.as_str()).collect();
-        let gone: Vec<String> = self
-            .imp()
-            .cards
+    fn store(&self) -> gio::ListStore {
+        self.imp()
+            .store
             .borrow()
-            .keys()
-            .filter(|n| !names.contains(n.as_str()))
-            .cloned()
+            .clone()
+            .unwrap_or_else(gio::ListStore::new::<VireoMachine>)
+    }
+
+    fn refilter(&self) {
+        if let Some(filter) = self.imp().filter.borrow().as_ref() {
+            filter.changed(gtk::FilterChange::Different);
+        }
+    }
+
+    /// Allows the grid only the columns that fit `width`. The grid fits its columns itself,
+    /// but keeps cards ready for its maximum: twelve columns of cards made at start where four
+    /// are seen.
+    fn fit_columns(&self, width: i32) {
+        let imp = self.imp();
+        let columns = if imp.list_mode.get() {
+            1
+        } else {
+            ((width - GRID_PADDING) / GRID_CELL_WIDTH).clamp(1, GRID_COLUMNS as i32) as u32
+        };
+        if imp.grid_view.max_columns() != columns {
+            imp.grid_view.set_max_columns(columns);
+        }
+    }
+
+    /// The width laid out, or before the first layout (the window is shown once the list is
+    /// in) the window's: what the first frame has room for.
+    fn known_width(&self) -> i32 {
+        let width = self.width();
+        if width > 0 {
+            return width;
+        }
+        self.root()
+            .and_downcast::<gtk::Window>()
+            .map_or(0, |w| w.default_size().0)
+    }
+
+    /// Replaces everything shown with `machines`, in one change of the model.
+    pub fn set_machines(&self, machines: &[MachineInfo]) {
+        let imp = self.imp();
+        self.fit_columns(self.known_width());
+        let mut old = imp.by_name.take();
+        let mut items: Vec<VireoMachine> = machines
+            .iter()
+            .map(|info| match old.remove(&info.name) {
+                Some(machine) => {
+                    machine.set_info(info);
+                    machine
+                }
+                None => VireoMachine::new(info),
+            })
             .collect();
-        for name in gone {
-            self.remove(&name);
+        items.sort_by(|a, b| a.key().cmp(&b.key()));
+        let mut hidden = imp.hidden.borrow_mut();
+        for name in old.keys() {
+            hidden.remove(name);
         }
-        for info in machines {
-            self.upsert(info);
-        }
-        if !self.imp().traced.replace(true) {
-            super::window::trace_next_paint(self, &format!("machines-frame {}", machines.len()));
-        }
+        drop(hidden);
+        imp.by_name.replace(
+            items
+                .iter()
+                .map(|m| (m.name(), m.clone()))
+                .collect::<HashMap<_, _>>(),
+        );
+        let store = self.store();
+        store.splice(0, store.n_items(), &items);
     }
 
     /// Adds a machine or shows its new state.
     pub fn upsert(&self, info: &MachineInfo) {
         let imp = self.imp();
-        if let Some(card) = imp.cards.borrow().get(&info.name) {
-            card.update(info);
+        if let Some(machine) = imp.by_name.borrow().get(&info.name) {
+            machine.set_info(info);
             return;
         }
-        let card = VireoMachineCard::new(info);
-        card.set_list_mode(imp.list_mode.get());
-        imp.flow_box.insert(&card, -1);
-        imp.cards.borrow_mut().insert(info.name.clone(), card);
+        let machine = VireoMachine::new(info);
+        self.store()
+            .insert_sorted(&machine, |a, b| key_of(a).cmp(&key_of(b)));
+        imp.by_name.borrow_mut().insert(info.name.clone(), machine);
     }
 
-    pub fn card(&self, name: &str) -> Option<VireoMachineCard> {
-        self.imp().cards.borrow().get(name).cloned()
+    pub fn machine(&self, name: &str) -> Option<VireoMachine> {
+        self.imp().by_name.borrow().get(name).cloned()
     }
 
     pub fn remove(&self, name: &str) {
         let imp = self.imp();
-        if let Some(card) = imp.cards.borrow_mut().remove(name) {
-            if let Some(child) = card.parent() {
-                imp.flow_box.remove(&child);
+        if let Some(machine) = imp.by_name.borrow_mut().remove(name) {
+            let store = self.store();
+            if let Some(position) = store.find(&machine) {
+                store.remove(position);
             }
         }
         imp.hidden.borrow_mut().remove(name);
@@ -165,7 +284,7 @@ impl VireoMachinesView {
         } else {
             imp.hidden.borrow_mut().remove(name);
         }
-        imp.flow_box.invalidate_filter();
+        self.refilter();
     }
 
     pub fn is_hidden(&self, name: &str) -> bool {
@@ -173,30 +292,34 @@ impl VireoMachinesView {
     }
 
     /// `{name: state}` of the machines shown (hidden ones left out).
-    pub fn states(&self) -> std::collections::HashMap<String, String> {
+    pub fn states(&self) -> HashMap<String, String> {
         let imp = self.imp();
         let hidden = imp.hidden.borrow();
-        imp.cards
+        imp.by_name
             .borrow()
             .iter()
             .filter(|(n, _)| !hidden.contains(*n))
-            .map(|(n, c)| {
-                let state = c.state().map(|s| s.as_str()).unwrap_or("no state");
+            .map(|(n, m)| {
+                let state = m.state().map(|s| s.as_str()).unwrap_or("no state");
                 (n.clone(), state.to_owned())
             })
             .collect()
     }
 
     pub fn set_query(&self, query: &str) {
-        self.imp().query.replace(query.to_owned());
-        self.imp().flow_box.invalidate_filter();
+        let query = query.trim().to_lowercase();
+        if *self.imp().query.borrow() == query {
+            return;
+        }
+        self.imp().query.replace(query);
+        self.refilter();
     }
 
     /// Machines that exist and are not waiting for deletion.
     pub fn machine_count(&self) -> usize {
         let imp = self.imp();
         let hidden = imp.hidden.borrow();
-        imp.cards
+        imp.by_name
             .borrow()
             .keys()
             .filter(|n| !hidden.contains(*n))
@@ -206,24 +329,59 @@ impl VireoMachinesView {
     /// Machines the current search shows.
     pub fn visible_count(&self) -> usize {
         self.imp()
-            .cards
+            .filtered
             .borrow()
-            .keys()
-            .filter(|n| self.matches(n))
-            .count()
+            .as_ref()
+            .map_or(0, |f| f.n_items() as usize)
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.imp().cards.borrow().keys().cloned().collect()
+        let mut names: Vec<String> = self.imp().by_name.borrow().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Whether a card showing a machine is on screen (mapped): what the start-up trace waits
+    /// for before it calls the list shown.
+    pub fn shows_a_card(&self) -> bool {
+        self.imp()
+            .cards
+            .borrow()
+            .iter()
+            .filter_map(|c| c.upgrade())
+            .any(|c| c.is_mapped() && c.machine().is_some())
+    }
+
+    /// The box a thumbnail is scaled into in the current mode.
+    pub fn thumbnail_size(&self) -> (i32, i32) {
+        machine_card::thumbnail_size(self.imp().list_mode.get())
+    }
+
+    /// Shows a new picture of `name`'s screen (`None`: its icon).
+    pub fn set_thumbnail(&self, name: &str, texture: Option<&gdk::Texture>) {
+        if let Some(machine) = self.machine(name) {
+            machine.set_thumbnail(texture);
+        }
     }
 
     pub fn set_list_mode(&self, list: bool) {
         let imp = self.imp();
-        imp.list_mode.set(list);
-        imp.flow_box
-            .set_max_children_per_line(if list { 1 } else { 12 });
-        for card in imp.cards.borrow().values() {
-            card.set_list_mode(list);
+        if imp.list_mode.replace(list) == list && imp.grid_view.factory().is_some() {
+            return;
         }
+        self.fit_columns(self.known_width());
+        // The old pictures have the other mode's size; the next refresh brings new ones.
+        for machine in imp.by_name.borrow().values() {
+            if machine.thumbnail().is_some() {
+                machine.set_thumbnail(None);
+            }
+        }
+        self.set_factory();
     }
+}
+
+fn key_of(item: &glib::Object) -> String {
+    item.downcast_ref::<VireoMachine>()
+        .map(|m| m.key().clone())
+        .unwrap_or_default()
 }

@@ -12,6 +12,7 @@ pub mod help;
 pub mod i18n;
 pub mod machine_actions;
 pub mod machine_card;
+pub mod machine_item;
 pub mod machines_view;
 pub mod new_machine;
 pub mod preferences;
@@ -34,6 +35,8 @@ pub fn run() -> ExitCode {
     paths.export_environment();
     i18n::init();
     glib::set_application_name("Vireo");
+    // The machine list is read while GTK starts; the window takes it when it is built.
+    backend::prefetch();
 
     if let Err(err) = gio::resources_register_include!("vireo.gresource") {
         eprintln!("vireo: the built-in resources are damaged: {err}");

@@ -1,15 +1,19 @@
-//! The main window: header bar, search bar and the machine area (for now its empty states).
+//! The main window: header bar, search bar and the machine area (the machines or an empty
+//! state). It is first shown once the driver's list has arrived and the page is chosen, so its
+//! first frame never shows "no machines" on the way to the machines.
 //!
 //! With `VIREO_TRACE_STARTUP=1` in the environment, the window prints `vireo-trace:
-//! first-frame` on stderr once its first frame is painted, and `vireo-trace: machines-frame N`
-//! once the first frame showing the N machines of the driver's list is painted (the start-up
-//! benchmark reads these lines).
+//! first-frame PAGE N` on stderr once its first frame is painted (PAGE: the machine area's
+//! page; N: the machines it holds if their cards are on screen, else 0), and `vireo-trace:
+//! machines-frame N` once a painted frame shows the page for the N machines of the driver's
+//! list with its cards on screen (the start-up benchmark reads these lines).
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gtk::{gio, glib, CompositeTemplate};
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::backend::Backend;
 use super::config;
@@ -21,6 +25,8 @@ const PAGE_EMPTY: &str = "empty";
 const PAGE_NO_RESULTS: &str = "no-results";
 /// The machines themselves.
 const PAGE_MACHINES: &str = "machines";
+/// How long a start waits for the driver's list before it shows the window anyway.
+const LIST_WAIT: Duration = Duration::from_secs(2);
 
 mod imp {
     use super::*;
@@ -40,6 +46,10 @@ mod imp {
         pub machines_view: TemplateChild<VireoMachinesView>,
         pub settings: OnceCell<gio::Settings>,
         pub backend: Backend,
+        /// The driver's first list arrived and chose the page.
+        pub loaded: Cell<bool>,
+        /// Asked to be shown before the list arrived.
+        pub present_pending: Cell<bool>,
     }
 
     #[glib::object_subclass]
@@ -62,11 +72,30 @@ mod imp {
         fn constructed(&self) {
             self.parent_constructed();
             let obj = self.obj();
+            // The first page is set without a fade: there was no page before it.
+            self.content_stack
+                .set_transition_type(gtk::StackTransitionType::None);
+            // Until the list arrives: a blank grid rather than "no machines" if it is late.
+            self.content_stack.set_visible_child_name(PAGE_MACHINES);
             obj.restore_state();
             obj.setup_actions();
             obj.setup_search();
             obj.setup_machines();
-            trace_next_paint(&*obj, "first-frame");
+            // With what it shows: the first frame must not show "no machines" or a blank grid
+            // on the way to the machines.
+            let window = obj.downgrade();
+            trace_paint_when(&*obj, move || {
+                let window = window.upgrade()?;
+                let imp = window.imp();
+                let page = imp.content_stack.visible_child_name().unwrap_or_default();
+                let view = &imp.machines_view;
+                let cards = if view.shows_a_card() {
+                    view.machine_count()
+                } else {
+                    0
+                };
+                Some(format!("first-frame {page} {cards}"))
+            });
         }
     }
 
@@ -92,13 +121,14 @@ glib::wrapper! {
                     gtk::ConstraintTarget, gtk::Native, gtk::Root, gtk::ShortcutManager;
 }
 
-/// With VIREO_TRACE_STARTUP set: prints `vireo-trace: <label>` once the next frame that
-/// includes `widget` has been painted (after the frame clock's paint phase).
-pub(super) fn trace_next_paint(widget: &impl IsA<gtk::Widget>, label: &str) {
+/// With VIREO_TRACE_STARTUP set: prints `vireo-trace: <label>` once a frame that includes
+/// `widget` has been painted (after the frame clock's paint phase) and `label` has something
+/// to say (`None`: not yet, look again after the next frame).
+fn trace_paint_when(widget: &impl IsA<gtk::Widget>, label: impl Fn() -> Option<String> + 'static) {
     if std::env::var_os("VIREO_TRACE_STARTUP").is_none() {
         return;
     }
-    let label = label.to_owned();
+    let label = Rc::new(label);
     // The toplevel's clock: a widget on a hidden page (the empty list) has none of its own.
     let widget = widget
         .as_ref()
@@ -114,7 +144,15 @@ pub(super) fn trace_next_paint(widget: &impl IsA<gtk::Widget>, label: &str) {
         let id = clock.connect_after_paint(glib::clone!(
             #[strong]
             handler,
+            #[weak]
+            widget,
             move |clock| {
+                let Some(label) = label() else {
+                    // Not there yet (cards still to be laid out, a fade running): look again
+                    // after the next frame.
+                    widget.queue_draw();
+                    return;
+                };
                 eprintln!("vireo-trace: {label}");
                 if let Some(id) = handler.borrow_mut().take() {
                     clock.disconnect(id);
@@ -151,6 +189,59 @@ impl VireoWindow {
         self.imp()
             .settings
             .get_or_init(|| gio::Settings::new(config::APP_ID))
+    }
+
+    /// Shows the window once the driver's list has chosen its page (at most [`LIST_WAIT`]
+    /// later, so that a stuck driver still gets a window).
+    pub fn present_when_loaded(&self) {
+        let imp = self.imp();
+        if imp.loaded.get() {
+            self.present();
+            return;
+        }
+        if imp.present_pending.replace(true) {
+            return;
+        }
+        glib::timeout_add_local_once(
+            LIST_WAIT,
+            glib::clone!(
+                #[weak(rename_to = window)]
+                self,
+                move || {
+                    if window.imp().present_pending.replace(false) {
+                        window.present();
+                    }
+                }
+            ),
+        );
+    }
+
+    /// The driver's first list is shown (or failed): the window may appear, and page changes
+    /// from now on fade.
+    pub(super) fn machines_loaded(&self, listed: Option<usize>) {
+        let imp = self.imp();
+        if imp.loaded.replace(true) {
+            return;
+        }
+        self.refresh_content();
+        if let Some(n) = listed {
+            let window = self.downgrade();
+            let page = if n == 0 { PAGE_EMPTY } else { PAGE_MACHINES };
+            trace_paint_when(self, move || {
+                let window = window.upgrade()?;
+                let imp = window.imp();
+                let stack = &imp.content_stack;
+                let shown = stack.visible_child_name().as_deref() == Some(page)
+                    && !stack.is_transition_running()
+                    && (n == 0 || imp.machines_view.shows_a_card());
+                shown.then(|| format!("machines-frame {n}"))
+            });
+        }
+        if imp.present_pending.replace(false) {
+            self.present();
+        }
+        imp.content_stack
+            .set_transition_type(gtk::StackTransitionType::Crossfade);
     }
 
     /// Shows a short message at the bottom of the window.
@@ -226,10 +317,14 @@ impl VireoWindow {
         self.update_content("");
     }
 
-    /// Picks the page for the machine area from what exists and what the search matches.
+    /// Picks the page for the machine area from what exists and what the search matches;
+    /// nothing before the driver's first list (the window is not shown yet).
     pub(super) fn update_content(&self, query: &str) {
         let view = &self.imp().machines_view;
         view.set_query(query);
+        if !self.imp().loaded.get() && view.machine_count() == 0 {
+            return;
+        }
         let page = if view.machine_count() == 0 {
             if query.trim().is_empty() {
                 PAGE_EMPTY
