@@ -19,6 +19,7 @@ pub mod backing_store;
 pub mod devices;
 pub mod domain;
 pub mod order;
+pub mod peek;
 pub mod units;
 pub mod values;
 mod view;

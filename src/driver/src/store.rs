@@ -282,18 +282,38 @@ impl Store {
             .and_then(|()| dom.ensure_macs());
         generated.map_err(io(Path::new("/dev/urandom")))?;
         if let Some(u) = &dom.uuid {
-            for other in self.load_all()?.into_iter().flatten() {
-                if other.name != dom.name && other.uuid.as_deref() == Some(u.as_str()) {
-                    return Err(StoreError::UuidTaken {
-                        other: other.name,
-                        uuid: u.clone(),
-                    });
-                }
+            if let Some(other) = self.uuid_user(u, &dom.name)? {
+                return Err(StoreError::UuidTaken {
+                    other,
+                    uuid: u.clone(),
+                });
             }
         }
         let file = self.file(&dom.name);
         write_atomic(&file, dom.to_xml().as_bytes()).map_err(io(&file))?;
         Ok((dom, existing.is_none()))
+    }
+
+    /// The other machine whose definition holds `uuid` (canonical form), if any. Only each
+    /// file's top-level `<uuid>` is read: a file that does not parse that far holds none.
+    fn uuid_user(&self, uuid: &str, except: &str) -> Result<Option<String>, StoreError> {
+        for name in self.names()? {
+            if name == except {
+                continue;
+            }
+            let file = self.file(&name);
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
+                Err(e) => return Err(io(&file)(e)),
+            };
+            let found = vireo_domain::peek::peek_uuid(&text).map(|u| u.to_string());
+            if found.as_deref() == Some(uuid) {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
     }
 
     /// Removes a definition (and its autostart mark). A file that no longer parses (or is not

@@ -1,10 +1,14 @@
-//! Parse + write must be lossless for every input the parser accepts, and never panic.
+//! Parse + write must be lossless for every input the parser accepts, and never panic; the
+//! store's UUID peek reads the same files and must never panic either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vireo_domain::Document;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = vireo_domain::peek::peek_uuid(text);
+    }
     let Ok(doc) = Document::parse_bytes(data) else {
         return;
     };
