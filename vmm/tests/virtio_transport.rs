@@ -65,7 +65,18 @@ fn features_not_offered_are_refused() {
 fn status_bits_must_come_in_order() {
     let (mut t, _, _) = rng_transport();
     wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV | FOK | DOK);
-    assert_eq!(rd(&mut t, VIRTIO_MMIO_STATUS), 0, "all at once is ignored");
+    assert_eq!(
+        rd(&mut t, VIRTIO_MMIO_STATUS),
+        ACK | DRV,
+        "all at once stops where no features were negotiated"
+    );
+    wr(&mut t, VIRTIO_MMIO_STATUS, 0);
+    wr(&mut t, VIRTIO_MMIO_STATUS, DRV);
+    assert_eq!(
+        rd(&mut t, VIRTIO_MMIO_STATUS),
+        0,
+        "DRIVER before ACKNOWLEDGE"
+    );
     wr(&mut t, VIRTIO_MMIO_STATUS, ACK);
     wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DOK);
     assert_eq!(
@@ -77,6 +88,45 @@ fn status_bits_must_come_in_order() {
     wr(&mut t, VIRTIO_MMIO_QUEUE_SEL, 0);
     wr(&mut t, VIRTIO_MMIO_QUEUE_READY, 1);
     assert_eq!(rd(&mut t, VIRTIO_MMIO_QUEUE_READY), 0);
+}
+
+/// SeaBIOS's virtio drivers write ACKNOWLEDGE | DRIVER in one go, then the features, then add
+/// FEATURES_OK and later DRIVER_OK.
+#[test]
+fn acknowledge_and_driver_in_one_write_like_seabios() {
+    let (mut t, mem, irq) = rng_transport();
+    wr(&mut t, VIRTIO_MMIO_STATUS, 0);
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV);
+    assert_eq!(rd(&mut t, VIRTIO_MMIO_STATUS), ACK | DRV);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES, (V1 >> 32) as u32);
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV | FOK);
+    assert_eq!(rd(&mut t, VIRTIO_MMIO_STATUS), ACK | DRV | FOK);
+    let (desc, avail, used) = ring_addrs(0);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_SEL, 0);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_NUM, 64);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_DESC_LOW, desc as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_USED_LOW, used as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_READY, 1);
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV | FOK | DOK);
+    assert_eq!(t.status(), ACK | DRV | FOK | DOK);
+    let mut q = DriverQueue {
+        index: 0,
+        size: 64,
+        desc,
+        avail,
+        used,
+        avail_idx: 0,
+        last_used: 0,
+    };
+    rng_request(&mem, &mut q, 0, DATA_START, 16);
+    notify(&mut t, 0);
+    assert!(wait_for(2000, || q.used_idx(&mem) == 1), "no used entry");
+    assert_eq!(q.pop_used(&mem), Some((0, 16)));
+    assert!(wait_for(1000, || irq.count() >= 1));
 }
 
 fn rng_request(

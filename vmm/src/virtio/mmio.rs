@@ -3,7 +3,8 @@
 //! Legacy drivers are refused twice: the Version register says 2 (a legacy-only driver gives up),
 //! and FEATURES_OK is not accepted unless the driver acknowledged VIRTIO_F_VERSION_1. The device
 //! status follows the order the specification prescribes (ACKNOWLEDGE, DRIVER, FEATURES_OK,
-//! DRIVER_OK); writes out of order are ignored, and writing 0 resets everything.
+//! DRIVER_OK; one write may add several in that order); writes out of order are ignored, and
+//! writing 0 resets everything.
 
 use std::io;
 use std::sync::Arc;
@@ -272,18 +273,25 @@ impl MmioTransport {
             return;
         }
         // The driver only ever adds bits; clearing one without a reset is a protocol error.
-        if v & old != old {
+        if v & old != old || v & !(ACK | DRV | FOK | DOK) != 0 {
             return;
         }
-        match v & !old {
-            ACK if old == 0 => self.status = v,
-            DRV if old == ACK => self.status = v,
-            FOK if old == ACK | DRV && self.features_acceptable() => self.status = v,
-            DOK if old == ACK | DRV | FOK => {
-                self.status = v;
+        // One write may add several steps at once (SeaBIOS writes ACKNOWLEDGE | DRIVER in
+        // one go); each must still follow the ones before it, and a step refused stops there.
+        let mut before = 0;
+        for step in [ACK, DRV, FOK, DOK] {
+            let required = before;
+            before |= step;
+            if v & step == 0 || self.status & step != 0 {
+                continue;
+            }
+            if self.status != required || (step == FOK && !self.features_acceptable()) {
+                return;
+            }
+            self.status |= step;
+            if step == DOK {
                 self.activate();
             }
-            _ => {}
         }
     }
 
