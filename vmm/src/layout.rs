@@ -77,6 +77,8 @@ pub const COM1_PORT: u16 = 0x3f8;
 pub const I8042_DATA_PORT: u16 = 0x60;
 pub const PORT_B: u16 = 0x61;
 pub const I8042_CMD_PORT: u16 = 0x64;
+/// System control port A (fast A20 and reset).
+pub const PORT_A: u16 = 0x92;
 pub const RTC_PORT: u16 = 0x70;
 /// Boot-time marker, port flavour (Firecracker's debug port).
 pub const BOOT_MARKER_PORT: u16 = 0x3f0;

@@ -21,7 +21,7 @@ use crate::devices::fbmem::FramebufferMemory;
 use crate::devices::fw_cfg::{self, FwCfg};
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
-use crate::devices::legacy::{BootMark, BootMarker, PortB};
+use crate::devices::legacy::{BootMark, BootMarker, PortA, PortB};
 use crate::devices::ramfb::Ramfb;
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
@@ -223,6 +223,12 @@ impl Vm {
             &pio_bus,
             Arc::new(Mutex::new(PortB::default())),
             layout::PORT_B.into(),
+            1,
+        )?;
+        insert(
+            &pio_bus,
+            Arc::new(Mutex::new(PortA::new(exit.clone()))),
+            layout::PORT_A.into(),
             1,
         )?;
         let rtc_irq = IrqLine::new(&vm_fd, layout::RTC_GSI).map_err(dev_err("RTC irqfd"))?;

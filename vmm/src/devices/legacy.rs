@@ -1,6 +1,8 @@
-//! Small legacy ports: port B (0x61) and the boot-time marker (port 0x3f0 / MMIO).
+//! Small legacy ports: port B (0x61), system control port A (0x92) and the boot-time marker
+//! (port 0x3f0 / MMIO).
 
 use crate::devices::bus::BusDevice;
+use crate::lifecycle::{ExitHandle, ExitReason};
 use crate::logcap::LineLimiter;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,45 @@ impl BusDevice for PortB {
     fn write(&mut self, _b: u64, _o: u64, data: &[u8]) {
         if let Some(v) = data.first() {
             self.value = *v;
+        }
+    }
+}
+
+/// Port 0x92 (system control port A, "fast A20"). SeaBIOS reads it, sets bit 1 (A20 on) and
+/// writes the byte back on every switch to protected mode: an unclaimed port read as all-ones
+/// would make that write carry bit 0, which on a PC resets the machine. A20 is always on under
+/// KVM, so bit 1 only reads back what was written; setting bit 0 resets, as on QEMU's PC.
+pub struct PortA {
+    value: u8,
+    exit: ExitHandle,
+}
+
+const PORT_A_A20: u8 = 0x02;
+const PORT_A_RESET: u8 = 0x01;
+
+impl PortA {
+    pub fn new(exit: ExitHandle) -> PortA {
+        PortA {
+            value: PORT_A_A20,
+            exit,
+        }
+    }
+}
+
+impl BusDevice for PortA {
+    fn read(&mut self, _b: u64, _o: u64, data: &mut [u8]) {
+        data.fill(0);
+        if let Some(d) = data.first_mut() {
+            *d = self.value;
+        }
+    }
+    fn write(&mut self, _b: u64, _o: u64, data: &[u8]) {
+        let Some(&v) = data.first() else {
+            return;
+        };
+        self.value = v & PORT_A_A20;
+        if v & PORT_A_RESET != 0 {
+            self.exit.request(ExitReason::Reboot);
         }
     }
 }
@@ -92,5 +133,27 @@ impl BusDevice for BootMarker {
         if let Some(n) = &self.notify {
             n(mark);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_a_reads_a20_on_and_bit_0_resets() {
+        let exit = ExitHandle::new().unwrap();
+        let mut p = PortA::new(exit.clone());
+        let mut b = [0xffu8];
+        p.read(0x92, 0, &mut b);
+        assert_eq!(b, [PORT_A_A20], "A20 on, reset bit clear");
+        // What SeaBIOS's set_a20 does: read, clear or set bit 1, write back.
+        p.write(0x92, 0, &[b[0] & !PORT_A_A20]);
+        p.read(0x92, 0, &mut b);
+        assert_eq!(b, [0]);
+        p.write(0x92, 0, &[b[0] | PORT_A_A20]);
+        assert_eq!(exit.reason(), None);
+        p.write(0x92, 0, &[PORT_A_A20 | PORT_A_RESET]);
+        assert_eq!(exit.reason(), Some(ExitReason::Reboot));
     }
 }
