@@ -184,20 +184,26 @@ fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, ru
         let result = fd.run();
         run.exits.fetch_add(1, Ordering::Relaxed);
         let reason = match result {
-            Ok(VcpuExit::IoIn(port, data)) => {
-                if !pio.read(u64::from(port), data) && port != 0x80 {
-                    note_unclaimed("port read", port.into(), data.len());
+            Ok(VcpuExit::IoIn(..)) => {
+                let (port, size, data) = port_io_data(&mut fd);
+                for element in data.chunks_mut(size) {
+                    if !pio.read(u64::from(port), element) && port != 0x80 {
+                        note_unclaimed("port read", port.into(), size);
+                    }
                 }
                 continue;
             }
-            Ok(VcpuExit::IoOut(port, data)) => {
+            Ok(VcpuExit::IoOut(..)) => {
                 if !wrote_a_port {
                     wrote_a_port = true;
                     crate::lifecycle::test_panic_point();
                 }
-                // 0x80 is the POST/delay port: written constantly, never interesting.
-                if !pio.write(u64::from(port), data) && port != 0x80 {
-                    note_unclaimed("port write", port.into(), data.len());
+                let (port, size, data) = port_io_data(&mut fd);
+                for element in data.chunks(size) {
+                    // 0x80 is the POST/delay port: written constantly, never interesting.
+                    if !pio.write(u64::from(port), element) && port != 0x80 {
+                        note_unclaimed("port write", port.into(), size);
+                    }
                 }
                 continue;
             }
@@ -242,6 +248,26 @@ fn run_loop(id: u8, mut fd: VcpuFd, pio: &Bus, mmio: &Bus, exit: &ExitHandle, ru
         let _ = run.checkpoint(&fd);
         return;
     }
+}
+
+/// The port, access size and data of the port I/O exit `fd` just took. kvm-ioctls hands out
+/// `size * count` bytes as one slice; a string instruction (`rep insb`, `rep outsw`: SeaBIOS
+/// reads fw_cfg and ATA data that way) is `count` accesses of `size` bytes each, and a device
+/// must see them one by one, not as one wide access that no 1-byte register claims.
+fn port_io_data(fd: &mut VcpuFd) -> (u16, usize, &mut [u8]) {
+    let run = fd.get_kvm_run();
+    // SAFETY: the last exit was KVM_EXIT_IO (the caller matched IoIn/IoOut), so `io` is the
+    // active member of the union; it is plain integers.
+    let io = unsafe { run.__bindgen_anon_1.io };
+    let size = usize::from(io.size).max(1);
+    let len = size * io.count as usize;
+    let base = std::ptr::from_mut(run).cast::<u8>();
+    // SAFETY: for KVM_EXIT_IO the kernel places the data at `data_offset` inside the vCPU's
+    // kvm_run mapping (the PIO page, after the struct), `size * count` bytes long; this is the
+    // region kvm-ioctls itself hands out for this exit, and nothing else refers to it while
+    // the returned slice (tied to `fd`) lives.
+    let data = unsafe { std::slice::from_raw_parts_mut(base.add(io.data_offset as usize), len) };
+    (io.port, size, data)
 }
 
 fn rip_of(fd: &VcpuFd) -> String {

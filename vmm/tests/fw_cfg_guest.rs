@@ -1,5 +1,5 @@
 //! A tiny guest on the local /dev/kvm reads fw_cfg as SeaBIOS does: the signature and the
-//! file directory through the ports, then the directory and a file through DMA. The device
+//! file directory through the ports (byte by byte and with `rep insb`), then the directory and a file through DMA. The device
 //! carries the firmware machine's real files; the guest is direct-boot code (real-mode firmware
 //! does not run on every host), so the VM is built in-process with fw_cfg added to its bus.
 
@@ -16,6 +16,7 @@ use vireo_vmm::vm::Vm;
 use vm_memory::{Bytes, GuestAddress};
 
 const SIG_AT: u32 = 0x30_0000;
+const SIG_REP_AT: u32 = 0x30_0080;
 const DIR_PORT_AT: u32 = 0x30_0100;
 const ACCESS_AT: u32 = 0x31_0000;
 const DIR_DMA_AT: u32 = 0x32_0000;
@@ -61,6 +62,12 @@ fn guest_reads_signature_directory_and_a_file_through_ports_and_dma() {
     for i in 0..4 {
         code.extend(in_byte_to(SIG_AT + i));
     }
+    // Again as SeaBIOS reads fw_cfg without DMA: one `rep insb` of four bytes.
+    code.extend(select(0));
+    code.extend(asm::mov_dx(fw_cfg::DATA_PORT));
+    code.push(0xbf);
+    code.extend(SIG_REP_AT.to_le_bytes()); // mov edi, SIG_REP_AT
+    code.extend([0xb9, 4, 0, 0, 0, 0xfc, 0xf3, 0x6c]); // mov ecx, 4; cld; rep insb
     code.extend(select(0x19));
     code.extend(asm::mov_dx(fw_cfg::DATA_PORT));
     for i in 0..DIR_BYTES {
@@ -114,6 +121,11 @@ fn guest_reads_signature_directory_and_a_file_through_ports_and_dma() {
         b
     };
     assert_eq!(read(SIG_AT, 4), b"QEMU");
+    assert_eq!(
+        read(SIG_REP_AT, 4),
+        b"QEMU",
+        "a string read is four 1-byte reads"
+    );
     let by_port = read(DIR_PORT_AT, DIR_BYTES);
     assert_eq!(
         u32::from_be_bytes(by_port[..4].try_into().unwrap()) as usize,
