@@ -23,7 +23,7 @@ pub fn peek_uuid(text: &str) -> Option<Uuid> {
                 in_uuid = depth == 1 && e.name().as_ref() == b"uuid";
                 depth += 1;
             }
-            Event::Empty(e) => {
+            Event::Empty(_) => {
                 if depth == 0 {
                     return None;
                 }
