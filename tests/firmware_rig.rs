@@ -9,12 +9,15 @@
 //!   its boot menu on the screen and falls through to the CD;
 //! - the guest's own `reboot` and `vireoctl reboot` go back through the firmware (GRUB's menu
 //!   comes back: a direct kernel boot has none);
+//! - a disk without a boot loader leaves SeaBIOS's "No bootable device" on the screen and in
+//!   the machine's log;
 //! - a Debian disk with GRUB (`--import`, qcow2) boots to multi-user, sees the machine's UUID in
 //!   /sys/class/dmi/id/product_uuid (SMBIOS type 1), and `vireoctl shutdown` ends it cleanly
 //!   through ACPI.
 //!
-//! The events of the whole run are checked in order. One script, one fresh L1, four L2 boots
-//! (three of the ISO machine, of which only the first boots Linux, and the Debian disk's).
+//! The events of the whole run are checked in order. One script, one fresh L1, five L2 boots
+//! (three of the ISO machine, of which only the first boots Linux, a blank disk's and the Debian
+//! disk's).
 //!
 //! Needs: `cargo build --workspace --bins` (vireoctl, vireo-vmm and vireo-rig, whose
 //! `screen-text` reads the screenshots in L1), QEMU, mmdebstrap, grub-pc-bin, xorriso, seabios,
@@ -112,6 +115,16 @@ v 120 reboot $M || fail "vireoctl reboot"
 wait_serial VIREO-GRUB-MENU 240 || fail "GRUB did not come back after vireoctl reboot"
 v 60 destroy $M || fail "destroy"
 
+# A disk without a boot loader: the firmware says so on the screen and in the machine's log.
+step not-bootable
+machine fn
+qemu-img create -q -f qcow2 $X/blank.qcow2 1G || fail "qemu-img create"
+v 60 create --name $M --memory 256 --network none --import --disk path=$X/blank.qcow2,format=qcow2 || fail "create --import with a blank disk"
+v 120 start $M || fail "start"
+wait_screen 120 --expect 'No bootable device' || fail "SeaBIOS's 'No bootable device' is not on the screen"
+grep -q 'firmware: No bootable device' $R/vmm.log || fail "the firmware's message is not in the machine's log: $(grep firmware: $R/vmm.log | tail -n 5)"
+v 60 destroy $M || fail "destroy"
+
 step disk
 machine fd
 cp {disk} $X/debian.qcow2 || fail "copying the Debian disk"
@@ -126,7 +139,7 @@ state_is "shut off (shutdown)"
 grep -q "reboot: Power down" $S || fail "the guest did not power itself down"
 
 echo EVENTS-BEGIN
-for m in fi fd; do v 30 event --all --domain $m --timeout 0; done
+for m in fi fn fd; do v 30 event --all --domain $m --timeout 0; done
 echo EVENTS-END
 step done
 "#,
@@ -153,6 +166,10 @@ fn expected_events() -> Vec<String> {
             "Stopped Destroyed",
         ],
     );
+    all.extend(lifecycle_events(
+        "fn",
+        &["Defined Added", "Started Booted", "Stopped Destroyed"],
+    ));
     all.extend(lifecycle_events(
         "fd",
         &[
@@ -214,7 +231,9 @@ fn the_firmware_script_parses() {
     for step in [
         "iso-menu",
         "iso-second-entry",
-        "boot-order",
+        "iso-guest-reboot",
+        "iso-vireoctl-reboot",
+        "not-bootable",
         "disk-shutdown",
         "done",
     ] {
