@@ -5,8 +5,10 @@
 //!   reader matches the VGA font of Debian's SeaVGABIOS); Down and Return pressed over VNC pick
 //!   the second entry, whose command line the guest prints; the guest finds the ISO it came
 //!   from and prints the sha256 of a file on it;
-//! - the machine has an empty disk before the CD (`--boot hd,cdrom,menu=on`): SeaBIOS offers
-//!   its boot menu on the screen and falls through to the CD;
+//! - the machine has an empty disk and the CD, booted CD first (`--boot cdrom,hd,menu=on`):
+//!   SeaBIOS offers its boot menu on the screen and follows the order. (Falling through from an
+//!   empty disk to the CD needs a CD-ROM drive: SeaBIOS boots only its first hard disk, and an
+//!   ISO on virtio-blk is a hard disk to it);
 //! - the guest's own `reboot` and `vireoctl reboot` go back through the firmware (GRUB's menu
 //!   comes back: a direct kernel boot has none);
 //! - a disk without a boot loader leaves SeaBIOS's "No bootable device" on the screen and in
@@ -78,10 +80,10 @@ keys() {{ check keys "$(v 30 vncsocket $M)" "$@" || fail "pressing $* over VNC";
 
 step iso-create
 qemu-img create -q -f qcow2 $X/empty.qcow2 1G || fail "qemu-img create"
-v 60 create --name $M --memory 512 --network none --disk path=$X/empty.qcow2,format=qcow2 --cdrom {iso} --boot hd,cdrom,menu=on || fail "create with an empty disk first"
+v 60 create --name $M --memory 512 --network none --disk path=$X/empty.qcow2,format=qcow2 --cdrom {iso} --boot cdrom,hd,menu=on || fail "create with the CD first and an empty disk"
 v 30 dumpxml $M > $X/$M.xml
 grep -q "device='cdrom'" $X/$M.xml || fail "no cdrom disk in the definition"
-tr -d '\n' < $X/$M.xml | grep -q "<boot dev='hd'/> *<boot dev='cdrom'/>" || fail "boot order hd, cdrom not in the definition: $(grep boot $X/$M.xml)"
+tr -d '\n' < $X/$M.xml | grep -q "<boot dev='cdrom'/> *<boot dev='hd'/>" || fail "boot order cdrom, hd not in the definition: $(grep boot $X/$M.xml)"
 grep -q "<bootmenu enable='yes'" $X/$M.xml || fail "no boot menu in the definition"
 # Long enough for screenshots to catch SeaBIOS's prompt under nested emulation.
 sed -i "s|<bootmenu enable='yes'[^>]*/>|<bootmenu enable='yes' timeout='15000'/>|" $X/$M.xml
@@ -89,8 +91,8 @@ v 30 define $X/$M.xml || fail "define with a boot menu timeout"
 step iso-menu
 v 120 start $M || fail "start"
 wait_screen 60 --expect 'Press ESC for boot menu' || fail "SeaBIOS's boot menu prompt is not on the screen"
-# The empty disk comes first: the firmware falls through to the CD.
-wait_serial VIREO-GRUB-MENU 240 || fail "GRUB did not start from the CD after the empty disk"
+# The CD comes first although the disk is the machine's first: the firmware follows the order.
+wait_serial VIREO-GRUB-MENU 240 || fail "GRUB did not start from the CD"
 wait_screen 120 --expect 'GNU GRUB' --highlighted '{e1}' --plain '{e2}' || fail "GRUB's menu with the first entry highlighted is not on the screen"
 cat $X/screen.txt
 step iso-second-entry
