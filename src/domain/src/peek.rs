@@ -23,11 +23,7 @@ pub fn peek_uuid(text: &str) -> Option<Uuid> {
                 in_uuid = depth == 1 && e.name().as_ref() == b"uuid";
                 depth += 1;
             }
-            Event::Empty(_) => {
-                if depth == 0 {
-                    return None;
-                }
-            }
+            Event::Empty(_) if depth == 0 => return None,
             Event::Text(t) if in_uuid => value.push_str(&t.decode().ok()?),
             Event::End(_) => {
                 if in_uuid {
