@@ -8,22 +8,12 @@
 //!
 //! Run: `cargo bench -p vireo --bench define` (VIREO_BENCH_MACHINES=N, default 1000).
 
+mod definition;
+
+use definition::definition;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn definition(name: &str, kernel: &Path) -> String {
-    format!(
-        "<domain type='kvm'>\n  <name>{name}</name>\n  <title>Machine {name}</title>\n  \
-         <memory unit='MiB'>512</memory>\n  <vcpu>1</vcpu>\n  <os>\n    \
-         <type arch='x86_64'>hvm</type>\n    <kernel>{}</kernel>\n    \
-         <cmdline>console=ttyS0</cmdline>\n  </os>\n  <devices>\n    \
-         <serial type='pty'><target port='0'/></serial>\n    \
-         <graphics type='vnc'><listen type='none'/></graphics>\n    \
-         <video><model type='vga'/></video>\n  </devices>\n</domain>\n",
-        kernel.display()
-    )
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{name}"));

@@ -17,28 +17,15 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod definition;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{scratch_dir, Desktop};
+use definition::definition;
 use support::{cpu_time, memory_kib, Traced};
 use vireo_driver::{Connection, Paths};
-
-/// A small but complete definition, like the wizard's (kernel boot, disk-less, VNC, serial).
-fn definition(name: &str, kernel: &Path) -> String {
-    format!(
-        "<domain type='kvm'>\n  <name>{name}</name>\n  <title>Machine {name}</title>\n  \
-         <memory unit='MiB'>512</memory>\n  <vcpu>1</vcpu>\n  <os>\n    \
-         <type arch='x86_64'>hvm</type>\n    <kernel>{}</kernel>\n    \
-         <cmdline>console=ttyS0</cmdline>\n  </os>\n  <devices>\n    \
-         <serial type='pty'><target port='0'/></serial>\n    \
-         <graphics type='vnc'><listen type='none'/></graphics>\n    \
-         <video><model type='vga'/></video>\n  </devices>\n</domain>\n",
-        kernel.display()
-    )
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

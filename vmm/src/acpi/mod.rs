@@ -314,18 +314,7 @@ mod tests {
     #[test]
     fn tables_checksum_and_fit() {
         let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
-        let mut cfg = AcpiConfig {
-            vcpus: 4,
-            virtio_mmio: Vec::new(),
-        };
-        for i in 0..layout::VIRTIO_MMIO_MAX {
-            let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
-            cfg.virtio_mmio.push(VirtioMmioAcpi {
-                base,
-                size: layout::VIRTIO_MMIO_SIZE,
-                gsi,
-            });
-        }
+        let cfg = full_config(4);
         let rsdp = write_tables(&mem, &cfg).unwrap();
         let mut r = [0u8; 36];
         mem.read_slice(&mut r, GuestAddress(rsdp)).unwrap();
