@@ -428,10 +428,13 @@ impl VireoConsoleWindow {
         }
         imp.shown_serial.set(fb.serial);
         let bytes = glib::Bytes::from(&fb.pixels[..]);
+        // Every alpha byte is 0xFF, so the pixels are premultiplied as they stand; said so,
+        // GTK has no alpha to multiply in, and GL can take them as BGRA as they are (the cairo
+        // renderer of GTK 4.8 converts every texture through floats whatever its format).
         let texture = gdk::MemoryTexture::new(
             fb.width as i32,
             fb.height as i32,
-            gdk::MemoryFormat::B8g8r8a8,
+            gdk::MemoryFormat::B8g8r8a8Premultiplied,
             &bytes,
             fb.width * 4,
         );
