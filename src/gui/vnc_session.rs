@@ -425,7 +425,10 @@ where
         if pacer.due(&updates) {
             pacer.asked_at = updates.ended;
             tick.reset();
-            client.input(X11Event::Refresh).await.map_err(|e| e.to_string())?;
+            client
+                .input(X11Event::Refresh)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         tokio::select! {
             command = commands.recv() => {

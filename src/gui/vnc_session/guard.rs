@@ -1090,7 +1090,8 @@ mod tests {
     #[test]
     fn update_ends_and_picture_areas_are_counted() {
         let mut g = connected(64, 48);
-        g.client_sent(&set_encodings(&[RAW, COPY_RECT, LAST_RECT])).unwrap();
+        g.client_sent(&set_encodings(&[RAW, COPY_RECT, LAST_RECT]))
+            .unwrap();
         let mut m = update(2);
         m.extend(rect(0, 0, 2, 3, RAW));
         m.extend([0; 24]);
@@ -1108,7 +1109,10 @@ mod tests {
         m.extend(update(0));
         g.server_sent(&m).unwrap();
         let u = g.updates();
-        assert_eq!((u.ended, u.area, u.at_end_before, u.at_last_end), (3, 23, 23, 23));
+        assert_eq!(
+            (u.ended, u.area, u.at_end_before, u.at_last_end),
+            (3, 23, 23, 23)
+        );
     }
 
     #[test]
