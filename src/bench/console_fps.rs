@@ -174,7 +174,6 @@ fn measure_gvnc(
             .env("DISPLAY", &desktop.display)
             .env("GDK_BACKEND", "x11")
             .env("NO_AT_BRIDGE", "1")
-            .arg("--gtk-vnc-debug")
             .stdout(Stdio::null())
             .stderr(
                 std::fs::File::create(common::output_dir().join(format!("bench-gvnc-{label}.log")))
@@ -183,21 +182,35 @@ fn measure_gvnc(
             .spawn()
             .expect("gvncviewer (package gvncviewer) is installed"),
     );
+    let mut viewer = viewer;
     let pid = viewer.0.id();
     let start = Instant::now();
-    let window = loop {
+    let search = |how: &[&str]| {
         let out = Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
+            .arg("search")
+            .args(how)
             .env("DISPLAY", &desktop.display)
             .output()
             .expect("xdotool runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if let Some(w) = text.lines().next() {
-            break w.to_owned();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_owned)
+    };
+    let window = loop {
+        // By its pid, or by its class when the window has no _NET_WM_PID yet.
+        let pid_text = pid.to_string();
+        if let Some(w) = search(&["--onlyvisible", "--pid", &pid_text])
+            .or_else(|| search(&["--onlyvisible", "--class", "gvncviewer"]))
+        {
+            break w;
+        }
+        if let Ok(Some(status)) = viewer.0.try_wait() {
+            panic!("gvncviewer {address} ended: {status} (see bench-gvnc-{label}.log)");
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "gvncviewer showed no window"
+            "gvncviewer showed no window (see bench-gvnc-{label}.log)"
         );
         sleep(Duration::from_millis(200));
     };
