@@ -16,6 +16,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::time::{Duration, Instant};
 
 use super::backend::Backend;
+use super::console_screen::ConsoleScreen;
 use super::i18n::gettext_f;
 use super::serial_console::VireoSerialConsole;
 use super::vnc_session::{self, Address, Command, Session, Status};
@@ -65,7 +66,8 @@ mod imp {
         #[template_child]
         pub screen: TemplateChild<gtk::Picture>,
         pub session: RefCell<Option<Session>>,
-        pub texture: RefCell<Option<gdk::Texture>>,
+        /// The guest's screen, shown by `screen`.
+        pub picture: ConsoleScreen,
         pub shown_serial: Cell<u64>,
         /// The machine behind the console (None: a server opened by address).
         pub machine: RefCell<Option<String>>,
@@ -400,9 +402,21 @@ impl VireoConsoleWindow {
         ));
     }
 
-    /// Presents whole frames at the display's pace: one texture per changed frame.
+    /// Presents whole frames at the display's pace: one picture per changed frame.
     fn setup_frames(&self) {
-        self.imp().screen.add_tick_callback(glib::clone!(
+        let imp = self.imp();
+        imp.screen.set_paintable(Some(&imp.picture));
+        // The renderer is known once the window is realized.
+        imp.screen.connect_realize(|screen| {
+            let cairo = screen
+                .native()
+                .and_then(|n| n.renderer())
+                .is_some_and(|r| r.is::<gtk::gsk::CairoRenderer>());
+            if let Some(window) = screen.root().and_downcast::<VireoConsoleWindow>() {
+                window.imp().picture.set_cairo(cairo);
+            }
+        });
+        imp.screen.add_tick_callback(glib::clone!(
             #[weak(rename_to = window)]
             self,
             #[upgrade_or]
@@ -427,17 +441,8 @@ impl VireoConsoleWindow {
             return;
         }
         imp.shown_serial.set(fb.serial);
-        let bytes = glib::Bytes::from(&fb.pixels[..]);
-        let texture = gdk::MemoryTexture::new(
-            fb.width as i32,
-            fb.height as i32,
-            gdk::MemoryFormat::B8g8r8a8,
-            &bytes,
-            fb.width * 4,
-        );
-        let texture: gdk::Texture = texture.upcast();
-        imp.screen.set_paintable(Some(&texture));
-        imp.texture.replace(Some(texture));
+        imp.picture.set_frame(&fb.pixels, fb.width, fb.height);
+        drop(fb);
         imp.frames.set(imp.frames.get() + 1);
         self.trace_frames();
     }
@@ -455,8 +460,8 @@ impl VireoConsoleWindow {
                 eprintln!(
                     "vireo-trace: console-frames {} {}x{}",
                     imp.frames.get(),
-                    imp.texture.borrow().as_ref().map_or(0, |t| t.width()),
-                    imp.texture.borrow().as_ref().map_or(0, |t| t.height()),
+                    imp.picture.size().map_or(0, |s| s.0),
+                    imp.picture.size().map_or(0, |s| s.1),
                 );
                 imp.trace_since.set(Some(now));
             }
@@ -485,9 +490,8 @@ impl VireoConsoleWindow {
     /// Widget coordinates to guest pixels, through the picture's aspect-keeping scale.
     fn guest_point(&self, x: f64, y: f64) -> Option<(u16, u16)> {
         let imp = self.imp();
-        let texture = imp.texture.borrow();
-        let texture = texture.as_ref()?;
-        let (fw, fh) = (f64::from(texture.width()), f64::from(texture.height()));
+        let (fw, fh) = imp.picture.size()?;
+        let (fw, fh) = (f64::from(fw), f64::from(fh));
         let (w, h) = (
             f64::from(imp.screen.width()),
             f64::from(imp.screen.height()),
@@ -737,8 +741,7 @@ impl VireoConsoleWindow {
 
     /// Saves the guest's screen (not the window) as PNG in the Pictures folder.
     fn save_screenshot(&self) {
-        let texture = self.imp().texture.borrow().clone();
-        let Some(texture) = texture else {
+        let Some(texture) = self.imp().picture.texture() else {
             self.toast(&gettext("There is no picture yet"));
             return;
         };

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cli;
 pub mod clone_dialog;
 pub mod config;
+pub mod console_screen;
 pub mod console_window;
 pub mod details_window;
 pub mod help;

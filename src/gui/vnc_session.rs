@@ -1,9 +1,12 @@
 //! A VNC client session for the console: vnc-rs on a tokio runtime of its own thread, with ONE
 //! task that selects between the GUI's commands and `recv_event` (vnc-rs holds a lock while it
 //! waits for an event, so input from another task would stall). Rectangles land in one shared
-//! framebuffer; the widget presents whole frames on its frame clock. Incremental updates are
-//! requested here on a timer, since vnc-rs has no end-of-update marker. Every byte between
-//! vnc-rs and the server passes the [`guard`] first.
+//! framebuffer; the widget presents whole frames on its frame clock. vnc-rs marks no update's
+//! end, so the guard's count of updates and pixels stands in: the next incremental update is
+//! requested as soon as one arrives, while the decoder is at most one update behind (the
+//! server encodes the next frame while this one is decoded, and a slow decoder slows the
+//! server instead of queueing frames). Every byte between vnc-rs and the server passes the
+//! [`guard`] first.
 
 mod guard;
 
@@ -18,6 +21,7 @@ use tokio::sync::mpsc;
 use vnc::{PixelFormat, VncConnector, VncEncoding, VncEvent, X11Event};
 
 pub use guard::GuardError;
+use guard::Updates;
 
 /// Where a VNC server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +158,26 @@ impl Drop for Session {
     }
 }
 
+/// Keeps large freed blocks in the heap for the next frame. A console allocates and frees
+/// several frame-sized buffers per frame (the decoder's rectangles, the renderer's surfaces);
+/// above glibc's adaptive threshold each was a fresh mapping whose pages the kernel faulted
+/// in and zeroed again, which was half the console's CPU at 1280x800. Frame-sized blocks now
+/// come from the heap, and up to 64 MiB of freed heap stays mapped.
+fn keep_frame_buffers_mapped() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: mallopt only sets allocator parameters; both values are within glibc's
+        // bounds (the mmap threshold's maximum on 64-bit is 32 MiB).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        }
+    });
+}
+
 /// Connects on a thread of its own; status changes arrive on the returned channel.
 pub fn connect(address: Address, password: String) -> (Session, async_channel::Receiver<Status>) {
+    keep_frame_buffers_mapped();
     let (tx, rx) = mpsc::unbounded_channel();
     let (status_tx, status_rx) = async_channel::unbounded();
     let framebuffer = Arc::new(Mutex::new(Framebuffer::default()));
@@ -212,13 +234,15 @@ async fn run(
     status: async_channel::Sender<Status>,
     refusal: Refusal,
 ) -> Result<(), String> {
+    let flow = Flow::default();
     match &address {
         Address::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             session(
-                Guarded::new(stream, refusal),
+                Guarded::new(stream, refusal, flow.clone()),
+                flow,
                 password,
                 commands,
                 fb,
@@ -231,7 +255,8 @@ async fn run(
                 .await
                 .map_err(|e| format!("{host}:{port}: {e}"))?;
             session(
-                Guarded::new(stream, refusal),
+                Guarded::new(stream, refusal, flow.clone()),
+                flow,
                 password,
                 commands,
                 fb,
@@ -258,6 +283,28 @@ impl Refusal {
     }
 }
 
+/// The guard's count of updates, shared with the session task, which it wakes at each
+/// update's end.
+#[derive(Clone, Default)]
+struct Flow(Arc<(Mutex<Updates>, tokio::sync::Notify)>);
+
+impl Flow {
+    fn get(&self) -> Updates {
+        self.0 .0.lock().map(|u| *u).unwrap_or_default()
+    }
+
+    fn set(&self, updates: Updates) {
+        if let Ok(mut u) = self.0 .0.lock() {
+            *u = updates;
+        }
+        self.0 .1.notify_one();
+    }
+
+    async fn ended(&self) {
+        self.0 .1.notified().await
+    }
+}
+
 /// The most bytes one read hands vnc-rs. Its network task queues up to 4096 reads ahead of
 /// its decoder, so this bounds that queue (64 MiB instead of 256 MiB).
 const MAX_READ: usize = 16 * 1024;
@@ -268,14 +315,16 @@ struct Guarded<S> {
     inner: S,
     guard: guard::Guard,
     refusal: Refusal,
+    flow: Flow,
 }
 
 impl<S> Guarded<S> {
-    fn new(inner: S, refusal: Refusal) -> Self {
+    fn new(inner: S, refusal: Refusal, flow: Flow) -> Self {
         Guarded {
             inner,
             guard: guard::Guard::new(),
             refusal,
+            flow,
         }
     }
 
@@ -296,8 +345,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         let got = {
             let mut part = ReadBuf::new(buf.initialize_unfilled_to(want));
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut part))?;
+            let ended = this.guard.updates().ended;
             if let Err(e) = this.guard.server_sent(part.filled()) {
                 return Poll::Ready(Err(this.refuse(e)));
+            }
+            if this.guard.updates().ended != ended {
+                this.flow.set(this.guard.updates());
             }
             part.filled().len()
         };
@@ -329,8 +382,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     }
 }
 
+/// When to ask for the next incremental update.
+#[derive(Default)]
+struct Pacer {
+    /// Pixels drawn into the framebuffer so far (comparable with [`Updates::area`]).
+    drawn: u64,
+    /// Updates ended when the last request went out.
+    asked_at: u64,
+}
+
+impl Pacer {
+    /// Whether to request now: an update arrived since the last request (servers answer
+    /// several pending requests with one update), and every update before that one is drawn.
+    fn due(&self, u: &Updates) -> bool {
+        u.ended > self.asked_at && self.drawn >= u.at_end_before
+    }
+}
+
+/// Without news from the guard for this long, a request goes out anyway (an update that
+/// arrived but whose pixels were never all drawn must not stop the screen for good).
+const REQUEST_FALLBACK: Duration = Duration::from_millis(250);
+
 async fn session<S>(
     stream: S,
+    flow: Flow,
     password: String,
     mut commands: mpsc::UnboundedReceiver<Command>,
     fb: Arc<Mutex<Framebuffer>>,
@@ -360,9 +435,19 @@ where
         .input(X11Event::FullRefresh)
         .await
         .map_err(|e| e.to_string())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(33));
+    let mut pacer = Pacer::default();
+    let mut tick = tokio::time::interval(REQUEST_FALLBACK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        let updates = flow.get();
+        if pacer.due(&updates) {
+            pacer.asked_at = updates.ended;
+            tick.reset();
+            client
+                .input(X11Event::Refresh)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         tokio::select! {
             command = commands.recv() => {
                 let event = match command {
@@ -380,20 +465,29 @@ where
             event = client.recv_event() => {
                 let event = event.map_err(|e| e.to_string())?;
                 let mut fb = fb.lock().map_err(|_| "framebuffer lock poisoned".to_owned())?;
+                let area = |w: u16, h: u16| u64::from(w) * u64::from(h);
                 match event {
                     VncEvent::SetResolution(s) => fb.resize(s.width.into(), s.height.into()),
-                    VncEvent::RawImage(r, data) => fb.put(
-                        r.x.into(), r.y.into(), r.width.into(), r.height.into(), &data,
-                    ),
-                    VncEvent::Copy(d, s) => fb.copy(
-                        d.x.into(), d.y.into(), s.x.into(), s.y.into(),
-                        d.width.into(), d.height.into(),
-                    ),
+                    VncEvent::RawImage(r, data) => {
+                        pacer.drawn += area(r.width, r.height);
+                        fb.put(r.x.into(), r.y.into(), r.width.into(), r.height.into(), &data);
+                    }
+                    VncEvent::Copy(d, s) => {
+                        pacer.drawn += area(d.width, d.height);
+                        fb.copy(
+                            d.x.into(), d.y.into(), s.x.into(), s.y.into(),
+                            d.width.into(), d.height.into(),
+                        );
+                    }
+                    VncEvent::JpegImage(r, _) => pacer.drawn += area(r.width, r.height),
                     VncEvent::Error(e) => return Err(e),
                     _ => {}
                 }
             }
+            () = flow.ended() => {}
             _ = tick.tick() => {
+                // Nothing from the guard for a while: ask again, whatever the count says.
+                pacer.asked_at = flow.get().ended;
                 client.input(X11Event::Refresh).await.map_err(|e| e.to_string())?;
             }
         }
@@ -480,10 +574,11 @@ mod tests {
             let (_commands, rx) = mpsc::unbounded_channel();
             let (status, _status_rx) = async_channel::unbounded();
             let fb = Arc::new(Mutex::new(Framebuffer::default()));
-            let stream = Guarded::new(ours, refusal.clone());
+            let flow = Flow::default();
+            let stream = Guarded::new(ours, refusal.clone(), flow.clone());
             let ended = tokio::time::timeout(
                 Duration::from_secs(20),
-                session(stream, String::new(), rx, fb.clone(), status),
+                session(stream, flow, String::new(), rx, fb.clone(), status),
             )
             .await
             .expect("the session did not end");

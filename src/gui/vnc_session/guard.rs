@@ -257,6 +257,21 @@ pub struct Guard {
     rect: Rect,
     tight_palette: u16,
     error: Option<GuardError>,
+    updates: Updates,
+}
+
+/// How far the server's framebuffer updates have come, in pixels: the console requests the
+/// next update from these (vnc-rs marks no update's end) and compares them with the pixels
+/// it has drawn to know how far decoding lags behind the socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Updates {
+    /// Updates whose last byte has passed.
+    pub ended: u64,
+    /// Pixels of every picture rectangle (Raw, CopyRect, Tight, ZRLE) that has begun.
+    pub area: u64,
+    /// `area` when the last update ended, and when the one before it ended.
+    pub at_last_end: u64,
+    pub at_end_before: u64,
 }
 
 impl Default for Guard {
@@ -282,7 +297,13 @@ impl Guard {
             rect: Rect::default(),
             tight_palette: 0,
             error: None,
+            updates: Updates::default(),
         }
+    }
+
+    /// The updates so far (see [`Updates`]).
+    pub fn updates(&self) -> Updates {
+        self.updates
     }
 
     /// The screen size as the server's messages so far set it (0x0 before ServerInit).
@@ -532,6 +553,10 @@ impl Guard {
         if let Some(size) = self.next_screen.take() {
             self.screen = size;
         }
+        let u = &mut self.updates;
+        u.ended += 1;
+        u.at_end_before = u.at_last_end;
+        u.at_last_end = u.area;
         Srv::Message
     }
 
@@ -539,6 +564,9 @@ impl Guard {
         let r = self.rect;
         if r.encoding != RAW && !self.encodings.contains(&r.encoding) {
             return Err(GuardError::NotRequested(r.encoding));
+        }
+        if matches!(r.encoding, RAW | COPY_RECT | TIGHT | ZRLE) {
+            self.updates.area += r.area();
         }
         Ok(match r.encoding {
             RAW => {
@@ -1057,6 +1085,34 @@ mod tests {
         m.extend(rect(0, 0, 1, 1, ZRLE));
         m.extend(u32::MAX.to_be_bytes());
         assert!(matches!(g.server_sent(&m), Err(GuardError::TooLong { .. })));
+    }
+
+    #[test]
+    fn update_ends_and_picture_areas_are_counted() {
+        let mut g = connected(64, 48);
+        g.client_sent(&set_encodings(&[RAW, COPY_RECT, LAST_RECT]))
+            .unwrap();
+        let mut m = update(2);
+        m.extend(rect(0, 0, 2, 3, RAW));
+        m.extend([0; 24]);
+        m.extend(rect(10, 10, 4, 4, COPY_RECT));
+        // Split inside the copy's source: the update has not ended yet.
+        m.extend([0, 0]);
+        g.server_sent(&m).unwrap();
+        assert_eq!(g.updates().ended, 0);
+        assert_eq!(g.updates().area, 22);
+        g.server_sent(&[0, 0]).unwrap();
+        let mut m = update(0xffff);
+        m.extend(rect(0, 0, 1, 1, RAW));
+        m.extend([0; 4]);
+        m.extend(rect(0, 0, 0, 0, LAST_RECT));
+        m.extend(update(0));
+        g.server_sent(&m).unwrap();
+        let u = g.updates();
+        assert_eq!(
+            (u.ended, u.area, u.at_end_before, u.at_last_end),
+            (3, 23, 23, 23)
+        );
     }
 
     #[test]
