@@ -12,7 +12,7 @@ files=$(grep -v -e '^#' -e '^[[:space:]]*$' po/POTFILES.in)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-common="--from-code=UTF-8 --add-comments=Translators --package-name=vireo --package-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) --msgid-bugs-address=https://gitlab.gnome.org/World/vireo/-/issues"
+common="--from-code=UTF-8 --add-location=file --add-comments=Translators --package-name=vireo --package-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) --msgid-bugs-address=https://gitlab.gnome.org/World/vireo/-/issues"
 
 rust=$(printf '%s\n' $files | grep '\.rs$' || true)
 ui=$(printf '%s\n' $files | grep '\.ui$' || true)
@@ -21,7 +21,8 @@ xml=$(printf '%s\n' $files | grep -e '\.metainfo\.xml\.in$' -e '\.gschema\.xml$'
 
 # xgettext (0.21) has no Rust parser; its C parser reads our gettext("...") calls as long as
 # the msgid is a plain string literal. Rust lifetimes ('static) look like unterminated C
-# character constants to it, so they are removed from a copy first; line numbers stay.
+# character constants to it, so they are removed from a copy first. Locations name the file
+# only, so moving a string within its file does not make the template stale.
 for f in $rust; do
     mkdir -p "$tmp/rs/$(dirname "$f")"
     sed "s/'\([A-Za-z_][A-Za-z0-9_]*\)\([^A-Za-z0-9_']\)/\1\2/g" "$f" > "$tmp/rs/$f"
@@ -42,11 +43,11 @@ for f in $xml; do
     xgettext $common --its="$rules" -o "$tmp/$(basename "$f").pot" "$f"
 done
 
-msgcat --use-first -o po/vireo.pot "$tmp"/*.pot
+msgcat --use-first --add-location=file -o po/vireo.pot "$tmp"/*.pot
 # Keep the header of a real template (msgcat drops the charset placeholder otherwise).
 sed -i 's/^"Content-Type: text\/plain; charset=CHARSET\\n"/"Content-Type: text\/plain; charset=UTF-8\\n"/' po/vireo.pot
 
 for lang in $(sed 's/#.*//' po/LINGUAS); do
-    msgmerge --quiet --update --backup=none --previous "po/$lang.po" po/vireo.pot
+    msgmerge --quiet --add-location=file --update --backup=none --previous "po/$lang.po" po/vireo.pot
 done
 echo "po/vireo.pot: $(grep -c '^msgid ' po/vireo.pot) entries (including the header)"
