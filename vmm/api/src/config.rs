@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::limits::{CMDLINE_MAX, MAX_DISPLAY_SIDE, MAX_MEMORY_MIB};
+pub use crate::scsi::{ScsiControllerConfig, ScsiDeviceConfig, ScsiDeviceKind};
 
 /// The configuration format this build understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -63,6 +64,9 @@ pub struct VmConfig {
     /// virtio-blk disks, in the order the guest sees them (vda, vdb, ...).
     #[serde(default)]
     pub disks: Vec<DiskConfig>,
+    /// virtio-scsi controllers with their CD-ROM drives and disks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scsi: Vec<ScsiControllerConfig>,
     /// virtio-net interfaces.
     #[serde(default)]
     pub nets: Vec<NetConfig>,
@@ -112,6 +116,8 @@ pub enum BootDevice {
     Disk { index: usize },
     /// `nets[index]` (network boot).
     Net { index: usize },
+    /// The device at `target` (LUN 0) on `scsi[controller]`.
+    Scsi { controller: usize, target: u16 },
 }
 
 /// SMBIOS type 1 (System Information) strings and UUID.
@@ -397,6 +403,9 @@ pub enum ConfigError {
     Disk { index: usize, reason: String },
     #[error("nets[{index}]: {reason}")]
     Net { index: usize, reason: String },
+    /// Says which controller and device itself.
+    #[error("{0}")]
+    Scsi(String),
     #[error("too many virtio devices: {0} (at most {max})", max = crate::limits::VIRTIO_MMIO_MAX)]
     TooManyDevices(usize),
 }
@@ -430,6 +439,7 @@ impl VmConfig {
             serial: SerialConfig::default(),
             display: None,
             disks: Vec::new(),
+            scsi: Vec::new(),
             nets: Vec::new(),
             input: InputConfig {
                 keyboard: false,
@@ -457,6 +467,7 @@ impl VmConfig {
     /// Number of virtio-mmio devices this config asks for.
     pub fn virtio_device_count(&self) -> usize {
         self.disks.len()
+            + self.scsi.len()
             + self.nets.len()
             + usize::from(self.rng)
             + usize::from(self.input.keyboard)
@@ -555,6 +566,7 @@ impl VmConfig {
                 }
             }
         }
+        crate::scsi::check_controllers(&self.scsi).map_err(ConfigError::Scsi)?;
         for (index, net) in self.nets.iter().enumerate() {
             if net.mac.0[0] & 1 != 0 {
                 return Err(ConfigError::Net {
@@ -617,6 +629,10 @@ impl VmConfig {
             let ok = match *dev {
                 BootDevice::Disk { index } => index < self.disks.len(),
                 BootDevice::Net { index } => index < self.nets.len(),
+                BootDevice::Scsi { controller, target } => self
+                    .scsi
+                    .get(controller)
+                    .is_some_and(|c| c.devices.iter().any(|d| d.target == target)),
             };
             if !ok {
                 return Err(ConfigError::Firmware(format!(

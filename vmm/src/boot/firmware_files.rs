@@ -55,6 +55,8 @@ pub fn bootorder(order: &[BootDevice]) -> Option<Vec<u8>> {
         .filter_map(|d| match *d {
             BootDevice::Disk { index } => layout::virtio_mmio_slot(index),
             BootDevice::Net { .. } => None,
+            // virtio-scsi is not attached yet; the SCSI device path comes with it.
+            BootDevice::Scsi { .. } => None,
         })
         .map(|(base, _)| mmio_boot_path(base))
         .collect();

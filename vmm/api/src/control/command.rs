@@ -2,6 +2,7 @@
 //! error each malformed one gets).
 
 use super::reply::{ErrorClass, Reply};
+use crate::config::DiskFormat;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -29,6 +30,22 @@ pub enum Command {
     },
     /// Answered only by a helper with a VNC server.
     VncInfo,
+    /// The CD-ROM drives and SCSI disks, with their media and trays.
+    QueryBlock,
+    /// Puts `filename` into CD-ROM drive `id`, replacing what is there. A tray the guest
+    /// locked refuses unless `force`.
+    ChangeMedium {
+        id: String,
+        filename: PathBuf,
+        format: DiskFormat,
+        force: bool,
+    },
+    /// Takes the medium out of CD-ROM drive `id`. A tray the guest locked refuses unless
+    /// `force`.
+    Eject {
+        id: String,
+        force: bool,
+    },
 }
 
 impl Command {
@@ -44,6 +61,9 @@ impl Command {
         "send-scancodes",
         "send-text",
         "query-commands",
+        "query-block",
+        "change-medium",
+        "eject",
     ];
 
     /// The command's name on the wire.
@@ -60,6 +80,9 @@ impl Command {
             Command::QueryCommands => "query-commands",
             Command::Screendump { .. } => "screendump",
             Command::VncInfo => "vnc-info",
+            Command::QueryBlock => "query-block",
+            Command::ChangeMedium { .. } => "change-medium",
+            Command::Eject { .. } => "eject",
         }
     }
 
@@ -109,8 +132,52 @@ impl Command {
                     filename: filename.into(),
                 }
             }
+            "query-block" => Command::QueryBlock,
+            "change-medium" => Command::ChangeMedium {
+                id: drive_id(arguments)?,
+                filename: arg("filename")
+                    .and_then(Value::as_str)
+                    .filter(|f| !f.is_empty())
+                    .ok_or_else(|| {
+                        RequestError::Arguments(
+                            "arguments.filename: expected a non-empty string".into(),
+                        )
+                    })?
+                    .into(),
+                format: match arg("format") {
+                    None => DiskFormat::Raw,
+                    Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                        RequestError::Arguments(
+                            "arguments.format: expected \"raw\" or \"qcow2\"".into(),
+                        )
+                    })?,
+                },
+                force: flag(arguments, "force")?,
+            },
+            "eject" => Command::Eject {
+                id: drive_id(arguments)?,
+                force: flag(arguments, "force")?,
+            },
             other => return Err(RequestError::Unknown(other.into())),
         })
+    }
+}
+
+fn drive_id(arguments: &Value) -> Result<String, RequestError> {
+    let id = arguments
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RequestError::Arguments("arguments.id: expected a string".into()))?;
+    crate::scsi::check_id(id).map_err(|e| RequestError::Arguments(format!("arguments.id: {e}")))?;
+    Ok(id.to_owned())
+}
+
+fn flag(arguments: &Value, key: &str) -> Result<bool, RequestError> {
+    match arguments.get(key) {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| RequestError::Arguments(format!("arguments.{key}: expected a boolean"))),
     }
 }
 
@@ -233,6 +300,23 @@ mod tests {
                 r#"{"arguments":{"filename":"/tmp/s.png"},"execute":"screendump","id":1}"#,
             ),
             (Command::VncInfo, r#"{"execute":"vnc-info","id":1}"#),
+            (Command::QueryBlock, r#"{"execute":"query-block","id":1}"#),
+            (
+                Command::ChangeMedium {
+                    id: "sda".into(),
+                    filename: "/isos/a.iso".into(),
+                    format: DiskFormat::Raw,
+                    force: true,
+                },
+                r#"{"arguments":{"filename":"/isos/a.iso","force":true,"format":"raw","id":"sda"},"execute":"change-medium","id":1}"#,
+            ),
+            (
+                Command::Eject {
+                    id: "sdb".into(),
+                    force: false,
+                },
+                r#"{"arguments":{"force":false,"id":"sdb"},"execute":"eject","id":1}"#,
+            ),
         ];
         for (command, want) in cases {
             assert_eq!(line(command.clone(), Some(json!(1))), want);
@@ -245,10 +329,34 @@ mod tests {
 
     #[test]
     fn names_and_variants_agree() {
-        let args = json!({"codes": [1], "text": "a", "filename": "/s.png"});
+        let args = json!({"codes": [1], "text": "a", "filename": "/s.png", "id": "sda"});
         for name in Command::CORE.iter().chain(&["screendump", "vnc-info"]) {
             assert_eq!(Command::from_parts(name, &args).unwrap().name(), *name);
         }
+    }
+
+    #[test]
+    fn media_commands_check_their_arguments() {
+        let e = |name: &str, args| Command::from_parts(name, &args).unwrap_err().to_string();
+        assert!(e("eject", json!({})).contains("arguments.id: expected a string"));
+        assert!(e("eject", json!({"id": "../etc"})).contains("arguments.id: `../etc` may hold"));
+        assert!(e("eject", json!({"id": "sda", "force": 1})).contains("arguments.force"));
+        assert!(e("change-medium", json!({"id": "sda"})).contains("arguments.filename"));
+        assert!(e(
+            "change-medium",
+            json!({"id": "sda", "filename": "/a", "format": "vmdk"})
+        )
+        .contains("arguments.format"));
+        let c = Command::from_parts("change-medium", &json!({"id": "sda", "filename": "/a"}));
+        assert_eq!(
+            c.unwrap(),
+            Command::ChangeMedium {
+                id: "sda".into(),
+                filename: "/a".into(),
+                format: DiskFormat::Raw,
+                force: false
+            }
+        );
     }
 
     /// What the Python and Rust test clients send: empty arguments, no id, keys in any order.

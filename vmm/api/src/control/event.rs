@@ -63,6 +63,12 @@ pub enum Event {
         id: u64,
         reason: String,
     },
+    /// A CD-ROM drive's medium changed: the guest ejected it (`medium` is `None`), or a client's
+    /// `change-medium` or `eject` took effect.
+    MediumChanged {
+        id: String,
+        medium: Option<std::path::PathBuf>,
+    },
 }
 
 /// Why the helper stopped, as the `shutdown` event says it.
@@ -188,6 +194,20 @@ mod tests {
                     reason: "closed".into(),
                 },
                 r#"{"id":1,"reason":"closed"},"event":"vnc-disconnected""#,
+            ),
+            (
+                Event::MediumChanged {
+                    id: "sda".into(),
+                    medium: None,
+                },
+                r#"{"id":"sda","medium":null},"event":"medium-changed""#,
+            ),
+            (
+                Event::MediumChanged {
+                    id: "sda".into(),
+                    medium: Some("/i/b.iso".into()),
+                },
+                r#"{"id":"sda","medium":"/i/b.iso"},"event":"medium-changed""#,
             ),
         ];
         for (event, body) in cases {

@@ -26,6 +26,11 @@
 //! - `query-commands` → `[{"name":S}...]`, the commands this helper answers.
 //! - `screendump` `{"filename":"/abs/path.png"}` → `{}`, and `vnc-info` → [`VncInfo`]: only
 //!   on a machine with a VNC server; elsewhere they are unknown commands.
+//! - `query-block` → [`BlockInfo`]: the CD-ROM drives and SCSI disks.
+//! - `change-medium` `{"id":S,"filename":"/abs/x.iso","format":"raw"|"qcow2","force":B}` → `{}`:
+//!   inserts or replaces a CD-ROM drive's medium (format defaults to raw, force to false).
+//! - `eject` `{"id":S,"force":B}` → `{}`: empties a CD-ROM drive. Both refuse a tray the guest
+//!   locked unless `force`, and send a `medium-changed` event when they take effect.
 //!
 //! Keys are written in sorted order ([`to_json`]), as the VMM has always written them, so a
 //! line is the same bytes whichever side and version produced it.
@@ -37,8 +42,8 @@ mod reply;
 pub use command::{Command, Rejected, Request, RequestError};
 pub use event::{Event, EventMessage, StopReason, Timestamp};
 pub use reply::{
-    BootMark, CommandInfo, Done, ErrorBody, ErrorClass, ProcessUsage, Reply, Return, Status,
-    VmState, VncAuth, VncInfo,
+    BlockInfo, BootMark, CommandInfo, Done, DriveInfo, ErrorBody, ErrorClass, ProcessUsage, Reply,
+    Return, Status, VmState, VncAuth, VncInfo,
 };
 
 use serde::{Deserialize, Serialize};

@@ -64,6 +64,7 @@ pub enum Return {
     Status(Status),
     Commands(Vec<CommandInfo>),
     VncInfo(VncInfo),
+    Block(BlockInfo),
     /// `{}`: every other command.
     Done(Done),
 }
@@ -134,6 +135,26 @@ pub struct VncInfo {
     pub clients: Vec<String>,
 }
 
+/// `query-block`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub drives: Vec<DriveInfo>,
+}
+
+/// One CD-ROM drive or SCSI disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveInfo {
+    /// The config's id (libvirt's target dev).
+    pub id: String,
+    pub cdrom: bool,
+    /// The image in it; `None` for an empty drive.
+    pub medium: Option<PathBuf>,
+    /// The guest prevented medium removal.
+    pub locked: bool,
+    /// The tray is open (the guest or a client ejected; no medium).
+    pub tray_open: bool,
+}
+
 /// How a VNC client authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -157,6 +178,24 @@ mod tests {
     /// Every return value, byte for byte as the VMM has always written it, and back.
     #[test]
     fn every_return_is_the_line_it_has_always_been() {
+        round_trip(
+            Reply::Return {
+                value: Return::Block(BlockInfo {
+                    drives: vec![DriveInfo {
+                        id: "sda".into(),
+                        cdrom: true,
+                        medium: Some("/i/a.iso".into()),
+                        locked: true,
+                        tray_open: false,
+                    }],
+                }),
+                id: None,
+            },
+            concat!(
+                r#"{"return":{"drives":[{"cdrom":true,"id":"sda","locked":true,"#,
+                r#""medium":"/i/a.iso","tray_open":false}]}}"#
+            ),
+        );
         round_trip(
             Reply::Return {
                 value: Return::Done(Done {}),
