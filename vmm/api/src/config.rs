@@ -116,8 +116,12 @@ pub enum BootDevice {
     Disk { index: usize },
     /// `nets[index]` (network boot).
     Net { index: usize },
-    /// The device at `target` (LUN 0) on `scsi[controller]`.
-    Scsi { controller: usize, target: u16 },
+    /// The device at `target`, `lun` on `scsi[controller]`.
+    Scsi {
+        controller: usize,
+        target: u16,
+        lun: u16,
+    },
 }
 
 /// SMBIOS type 1 (System Information) strings and UUID.
@@ -629,10 +633,14 @@ impl VmConfig {
             let ok = match *dev {
                 BootDevice::Disk { index } => index < self.disks.len(),
                 BootDevice::Net { index } => index < self.nets.len(),
-                BootDevice::Scsi { controller, target } => self
+                BootDevice::Scsi {
+                    controller,
+                    target,
+                    lun,
+                } => self
                     .scsi
                     .get(controller)
-                    .is_some_and(|c| c.devices.iter().any(|d| d.target == target)),
+                    .is_some_and(|c| c.devices.iter().any(|d| d.target == target && d.lun == lun)),
             };
             if !ok {
                 return Err(ConfigError::Firmware(format!(

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 /// The highest SCSI target number a virtio-scsi controller addresses: the request's LUN field
 /// carries the target in one byte.
 pub const SCSI_MAX_TARGET: u16 = 255;
-/// Devices on one controller (targets with LUN 0); the guest scans each target number.
+/// The highest LUN: virtio-scsi's flat (single-level) LUN addressing has 14 bits.
+pub const SCSI_MAX_LUN: u16 = 16383;
+/// Devices on one controller.
 pub const SCSI_MAX_DEVICES: usize = 16;
 /// The longest drive id (`sda`, `hdc`, a libvirt alias).
 pub const SCSI_ID_MAX: usize = 64;
@@ -16,7 +18,7 @@ pub const SCSI_ID_MAX: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScsiControllerConfig {
-    /// The devices on it, each at LUN 0 of its own target.
+    /// The devices on it, each at its own (target, LUN).
     #[serde(default)]
     pub devices: Vec<ScsiDeviceConfig>,
 }
@@ -28,8 +30,12 @@ pub struct ScsiDeviceConfig {
     /// The name the control socket's media commands use: libvirt's `target dev` (`sda`). Unique
     /// across the machine; ASCII letters, digits, `-`, `_` and `.`.
     pub id: String,
-    /// The SCSI target number on its controller (libvirt's `address unit`), 0..=[`SCSI_MAX_TARGET`].
+    /// The SCSI target (libvirt's `address target`; QEMU's scsi-id), 0..=[`SCSI_MAX_TARGET`].
     pub target: u16,
+    /// The LUN on that target (libvirt's `address unit`), 0..=[`SCSI_MAX_LUN`]. libvirt puts
+    /// every disk of a virtio-scsi controller on target 0 and counts them in LUNs.
+    #[serde(default)]
+    pub lun: u16,
     pub kind: ScsiDeviceKind,
 }
 
@@ -73,8 +79,14 @@ pub(crate) fn check_controllers(controllers: &[ScsiControllerConfig]) -> Result<
                     dev.target
                 ));
             }
-            if !targets.insert(dev.target) {
-                return Err(format!("{at}.target: {} is used twice", dev.target));
+            if dev.lun > SCSI_MAX_LUN {
+                return Err(format!("{at}.lun: {} is above {SCSI_MAX_LUN}", dev.lun));
+            }
+            if !targets.insert((dev.target, dev.lun)) {
+                return Err(format!(
+                    "{at}: target {} LUN {} is used twice",
+                    dev.target, dev.lun
+                ));
             }
             let disk = match &dev.kind {
                 ScsiDeviceKind::Cdrom { medium } => medium.as_ref(),
@@ -128,6 +140,7 @@ mod tests {
         ScsiDeviceConfig {
             id: id.into(),
             target,
+            lun: 0,
             kind,
         }
     }
@@ -173,7 +186,14 @@ mod tests {
         let e = check_controllers(&one(vec![dev("sda", 2, empty()), dev("sdb", 2, empty())]));
         assert!(e
             .unwrap_err()
-            .contains("devices[1].target: 2 is used twice"));
+            .contains("devices[1]: target 2 LUN 0 is used twice"));
+        let mut lun1 = dev("sdb", 2, empty());
+        lun1.lun = 1;
+        assert!(check_controllers(&one(vec![dev("sda", 2, empty()), lun1.clone()])).is_ok());
+        lun1.lun = 16384;
+        assert!(check_controllers(&one(vec![lun1]))
+            .unwrap_err()
+            .contains("lun: 16384 is above"));
         let e = check_controllers(&one(vec![dev("sda", 256, empty())]));
         assert!(e.unwrap_err().contains("256 is above 255"));
         let e = check_controllers(&one(vec![dev("../x", 0, empty())]));
