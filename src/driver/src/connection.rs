@@ -501,7 +501,7 @@ impl Connection {
         }
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
-        let tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
+        let mut tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&run.dir);
@@ -520,6 +520,16 @@ impl Connection {
                 source: e,
             })
         };
+        // A kernel unpacked by an earlier start's supervisor loads ready; else the supervisor
+        // unpacks it in the background for the next start.
+        let kernel_cache = self.paths.cache.join("kernels");
+        let mut unpack_later = None;
+        if let Some(kernel) = &tr.config.kernel {
+            tr.config.kernel_unpacked = crate::unpack::cached(kernel, &kernel_cache);
+            if tr.config.kernel_unpacked.is_none() {
+                unpack_later = Some(kernel.clone());
+            }
+        }
         let cfg = serde_json::to_vec_pretty(&tr.config).map_err(|e| DriverError::Io {
             path: run.config(),
             source: std::io::Error::other(e),
@@ -545,8 +555,14 @@ impl Connection {
             .arg("--events")
             .arg(self.paths.events_log())
             .arg("--vmm")
-            .arg(&vmm)
-            .stdin(std::process::Stdio::null())
+            .arg(&vmm);
+        if let Some(kernel) = &unpack_later {
+            cmd.arg("--unpack-kernel")
+                .arg(kernel)
+                .arg("--kernel-cache")
+                .arg(&kernel_cache);
+        }
+        cmd.stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
         process::spawn_detached(&mut cmd).map_err(io(&sup))?;

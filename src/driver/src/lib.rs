@@ -102,6 +102,7 @@ pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod translate;
+pub mod unpack;
 pub mod usecase;
 
 /// Kept for clients written against the driver's first XML adapter: the name check is now
