@@ -18,6 +18,7 @@ mod os;
 mod scsi;
 
 use crate::rundir::RunDir;
+pub(crate) use scsi::VIRTIO_SCSI;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Domain, Element, VirtType};
 #[cfg(test)]
