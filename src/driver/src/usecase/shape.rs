@@ -193,23 +193,36 @@ pub fn attach_disk(
         Media::Disk => Bus::Virtio,
         Media::Cdrom => Bus::Scsi,
     };
-    let (target, _) = targets::free_target(dom, bus)?;
+    let (target, unit) = targets::free_target(dom, bus)?;
     let mut spec = DiskSpec::file(&text(path), format.into(), &target);
     spec.target_bus = Some(bus.disk_bus());
-    match media {
-        Media::Disk => spec.readonly = readonly,
+    let element = match media {
+        Media::Disk => {
+            spec.readonly = readonly;
+            spec.to_element()
+        }
         Media::Cdrom => {
             spec.device = DiskDevice::Cdrom;
             spec.readonly = true;
+            // The address libvirt assigns on virtio-scsi (target 0, the name's unit); with it
+            // the document comes back from libvirt unchanged.
+            spec.to_element().with_child(
+                Element::new("address")
+                    .with_attr("type", "drive")
+                    .with_attr("controller", "0")
+                    .with_attr("bus", "0")
+                    .with_attr("target", "0")
+                    .with_attr("unit", &unit.to_string()),
+            )
         }
-    }
+    };
     let has_scsi = dom.devices().is_some_and(|d| {
         d.controllers()
             .iter()
             .any(|c| c.controller_type().as_deref() == Some("scsi"))
     });
     let mut devices = dom.devices_mut();
-    devices.add(spec.to_element());
+    devices.add(element);
     if bus == Bus::Scsi && !has_scsi {
         devices.add(Controller::new_element("scsi", 0, Some(VIRTIO_SCSI)));
     }
