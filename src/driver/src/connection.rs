@@ -462,6 +462,7 @@ impl Connection {
         d.ensure_uuid(None)
             .and_then(|()| d.ensure_macs())
             .map_err(io(Path::new("/dev/urandom")))?;
+        d.ensure_scsi_controller();
         let name = d.name.clone();
         self.launch(d, true, START_TIMEOUT)?;
         self.info(&name)
@@ -605,7 +606,7 @@ impl Connection {
     }
 
     /// The runtime record of a running machine, or `NotRunning`.
-    fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
+    pub(crate) fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
         let (d, _) = self.domain(name)?;
         let run = self.run(&d.name);
         match self.live_record(&d.name) {
@@ -615,7 +616,7 @@ impl Connection {
     }
 
     /// Sends one of the commands that only act (their return is `{}`).
-    fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
+    pub(crate) fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
         // A screendump encodes the whole screen as PNG, which takes seconds in a debug build
         // under nested virtualization; everything else is answered at once.
         let slow = matches!(command, Command::Screendump { .. });
