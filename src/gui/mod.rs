@@ -3,6 +3,7 @@
 pub mod about;
 pub mod application;
 pub mod backend;
+pub mod cdrom_row;
 pub mod cli;
 pub mod clone_dialog;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod machine_actions;
 pub mod machine_card;
 pub mod machine_item;
 pub mod machines_view;
+pub mod media;
+mod media_shim;
 pub mod new_machine;
 pub mod preferences;
 pub mod serial_console;
