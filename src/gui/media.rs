@@ -186,10 +186,12 @@ fn ask_force<W: MediaHost>(window: &W, target: String, action: api::MediaAction,
     let dialog = adw::MessageDialog::new(
         Some(window),
         Some(&gettext("The Tray Is Locked")),
-        Some(&gettext_f(
-            "The guest locked the tray of drive {target}, usually because it is reading the disc. \
-             Taking the disc away now may make programs in the guest fail.\n\n{error}",
-            &[("target", &target), ("error", message)],
+        Some(&format!(
+            "{}\n\n{message}",
+            gettext_f(
+                "The guest locked the tray of drive {target}, usually because it is reading the disc. Taking the disc away now may make programs in the guest fail.",
+                &[("target", &target)],
+            )
         )),
     );
     dialog.add_response("cancel", &gettext("_Cancel"));

@@ -7,6 +7,7 @@ pub mod cdrom_row;
 pub mod cli;
 pub mod clone_dialog;
 pub mod config;
+pub mod console_media;
 pub mod console_screen;
 pub mod console_window;
 pub mod details_window;
