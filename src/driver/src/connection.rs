@@ -462,6 +462,7 @@ impl Connection {
         d.ensure_uuid(None)
             .and_then(|()| d.ensure_macs())
             .map_err(io(Path::new("/dev/urandom")))?;
+        d.ensure_scsi_controller();
         let name = d.name.clone();
         self.launch(d, true, START_TIMEOUT)?;
         self.info(&name)
