@@ -590,7 +590,7 @@ impl Connection {
     }
 
     /// The runtime record of a running machine, or `NotRunning`.
-    fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
+    pub(crate) fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
         let (d, _) = self.domain(name)?;
         let run = self.run(&d.name);
         match self.live_record(&d.name) {
@@ -600,7 +600,7 @@ impl Connection {
     }
 
     /// Sends one of the commands that only act (their return is `{}`).
-    fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
+    pub(crate) fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
         // A screendump encodes the whole screen as PNG, which takes seconds in a debug build
         // under nested virtualization; everything else is answered at once.
         let slow = matches!(command, Command::Screendump { .. });

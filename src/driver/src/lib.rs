@@ -92,6 +92,7 @@ pub mod definition;
 pub mod events;
 pub mod host;
 pub mod initramfs;
+pub mod live;
 pub mod modules;
 pub mod paths;
 pub mod process;

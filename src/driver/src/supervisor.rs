@@ -328,6 +328,12 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     return 1;
                 }
                 emit(args, &dom, EventKind::Started, "Booted", None);
+                // The guest's own eject reaches the live XML through the helper's events; the
+                // thread ends with the helper's connection.
+                let run2 = run.clone();
+                if let Err(e) = crate::live::watch_media(&run, move |m| log(&run2, m)) {
+                    log(&run, &format!("cannot follow the helper's events: {e}"));
+                }
                 let waited = helper.child.wait();
                 helper.drain();
                 match waited {
