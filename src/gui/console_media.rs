@@ -59,7 +59,7 @@ pub fn refresh(window: &VireoConsoleWindow) {
         async move {
             // Off, or between a reboot's two helpers: no drives to offer.
             let drives = backend
-                .call(move |c| media::cdroms(c, &name, true))
+                .call(move |c| Ok(media::cdroms(c, &name, true).unwrap_or_default()))
                 .await
                 .unwrap_or_default();
             fill(&window, &drives);

@@ -1,9 +1,9 @@
 //! The disc in a machine's CD-ROM drives, for the details and the console windows: the
-//! actions `cdrom-choose(target)`, `cdrom-insert((target, path))` and `cdrom-eject(target)`,
-//! the image chooser, and the question when the guest has locked the tray. Every rule (which
-//! drive, which file, what a running machine allows) is the driver's media use case; this
-//! module only picks the scope: a running machine changes now and in its definition, one that
-//! is off in its definition.
+//! actions `cdrom-choose(target)`, `cdrom-insert((target, path))` (which replaces a disc that
+//! is in) and `cdrom-eject(target)`, the image chooser, and the question when the guest has
+//! locked the tray. Every rule (which drive, which file, what a running machine allows) is the
+//! driver's media use case; this module only picks the scope: a running machine changes now
+//! and in its definition, one that is off in its definition.
 
 use adw::prelude::*;
 use gettextrs::gettext;
@@ -11,11 +11,12 @@ use gtk::{gio, glib};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use vireo_driver::control::ControlError;
+use vireo_driver::usecase::media as api;
 use vireo_driver::{Connection, DriverError};
 
 use super::backend::Backend;
 use super::i18n::gettext_f;
-use super::media_shim as api;
 pub use api::DriveEntry;
 
 /// A window that offers the media actions.
@@ -31,7 +32,11 @@ pub trait MediaHost: IsA<gtk::Window> {
 }
 
 /// The CD-ROM drives of `name`: as it runs now when `active`, else as defined.
-pub fn cdroms(c: &Connection, name: &str, active: bool) -> Result<Vec<DriveEntry>, DriverError> {
+pub fn cdroms(
+    c: &Connection,
+    name: &str,
+    active: bool,
+) -> Result<Vec<DriveEntry>, api::MediaError> {
     let all = api::drives(c, name, !active)?;
     Ok(all.into_iter().filter(|d| d.device == "cdrom").collect())
 }
@@ -77,7 +82,7 @@ pub fn add_actions<W: MediaHost>(window: &W, map: &impl IsA<gio::ActionMap>) {
                 change(
                     &window,
                     target,
-                    api::MediaAction::Insert(PathBuf::from(path)),
+                    api::MediaAction::Update(Some(PathBuf::from(path))),
                     false,
                 );
             }
@@ -130,7 +135,7 @@ pub fn choose_image<W: MediaHost>(window: &W, target: String) {
                     change(
                         &window,
                         target.clone(),
-                        api::MediaAction::Insert(path),
+                        api::MediaAction::Update(Some(path)),
                         false,
                     );
                 }
@@ -175,8 +180,16 @@ fn change<W: MediaHost>(window: &W, target: String, action: api::MediaAction, fo
     });
 }
 
+/// Whether forcing may succeed: the helper refused a change that passed every check of the
+/// driver, which leaves the guest's lock on the tray (its message says so).
 fn tray_locked(e: &api::MediaError) -> bool {
-    matches!(e, api::MediaError::TrayLocked(_))
+    matches!(
+        e,
+        api::MediaError::Driver(DriverError::Control {
+            source: ControlError::Refused(_),
+            ..
+        })
+    )
 }
 
 /// The guest keeps the tray shut (it reads the disc, or an installer holds it): tell what

@@ -18,7 +18,6 @@ pub mod machine_card;
 pub mod machine_item;
 pub mod machines_view;
 pub mod media;
-mod media_shim;
 pub mod new_machine;
 pub mod preferences;
 pub mod serial_console;
