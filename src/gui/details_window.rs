@@ -1250,6 +1250,13 @@ impl VireoDetailsWindow {
                 }
             }
         ));
+        // A guest that ejects its own disc changes the drive without a lifecycle event: a
+        // running machine is read again whenever its window comes back to the front.
+        self.connect_is_active_notify(|window| {
+            if window.is_active() && window.state().is_some_and(|s| s.is_active()) {
+                window.reload();
+            }
+        });
     }
 
     fn start_sampling(&self) {
