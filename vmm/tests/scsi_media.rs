@@ -73,14 +73,21 @@ fn media_change_and_eject_on_a_running_machine() {
     assert_eq!(drives[1]["cdrom"], false);
     assert_eq!(drives[2]["medium"], Value::Null);
 
-    let r = c.execute("change-medium", json!({"id": "sdc", "filename": b, "format": "raw"}));
+    let r = c.execute(
+        "change-medium",
+        json!({"id": "sdc", "filename": b, "format": "raw"}),
+    );
     assert_eq!(r["return"], json!({}), "{r}");
-    let ev = watcher.wait_event("medium-changed").expect("medium-changed");
+    let ev = watcher
+        .wait_event("medium-changed")
+        .expect("medium-changed");
     assert_eq!(ev["data"], json!({"id": "sdc", "medium": b}));
 
     let r = c.execute("eject", json!({"id": "sda"}));
     assert_eq!(r["return"], json!({}), "{r}");
-    let ev = watcher.wait_event("medium-changed").expect("medium-changed");
+    let ev = watcher
+        .wait_event("medium-changed")
+        .expect("medium-changed");
     assert_eq!(ev["data"], json!({"id": "sda", "medium": null}));
 
     let q = c.execute("query-block", json!({}));
@@ -102,11 +109,19 @@ fn media_change_and_eject_on_a_running_machine() {
     );
     let missing = media.join("missing.iso");
     assert_eq!(
-        refused(&mut c, "change-medium", json!({"id": "sda", "filename": missing})),
+        refused(
+            &mut c,
+            "change-medium",
+            json!({"id": "sda", "filename": missing})
+        ),
         format!("{}: no such file", missing.display())
     );
     assert_eq!(
-        refused(&mut c, "change-medium", json!({"id": "sda", "filename": media})),
+        refused(
+            &mut c,
+            "change-medium",
+            json!({"id": "sda", "filename": media})
+        ),
         format!("{}: is a directory, not an image", media.display())
     );
     // Still running, nothing changed by the refusals.

@@ -155,7 +155,12 @@ fn scsi_bus(
                 LogicalUnit::cdrom(medium)
             }
             ScsiDeviceKind::Disk { disk } => {
-                LogicalUnit::disk(Medium::open(&image_options(disk, false)).map_err(err)?)
+                let mut unit =
+                    LogicalUnit::disk(Medium::open(&image_options(disk, false)).map_err(err)?);
+                if let Some(serial) = &disk.serial {
+                    unit.set_serial(serial);
+                }
+                unit
             }
         };
         units.push(BusUnit {

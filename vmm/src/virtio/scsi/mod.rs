@@ -333,8 +333,7 @@ impl VirtioDevice for Scsi {
             if u.unit.info().cdrom {
                 continue;
             }
-            let sync = [0x35u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-            let o = u.unit.execute(&sync, &[], 0);
+            let o = synchronize_cache(&mut u.unit);
             if o.status != GOOD && failed.is_none() {
                 let why = o.sense.map_or_else(
                     || format!("status {:#04x}", o.status),
@@ -349,6 +348,22 @@ impl VirtioDevice for Scsi {
         bus.clear();
         failed.map_or(Ok(()), Err)
     }
+}
+
+/// SYNCHRONIZE CACHE (10) on a disk unit. A pending UNIT ATTENTION (the power-on one, on a
+/// disk the guest never used) fails the first try without flushing and is cleared by it, so
+/// that one is tried again.
+fn synchronize_cache(unit: &mut crate::scsi::LogicalUnit) -> crate::scsi::Outcome {
+    const UNIT_ATTENTION: u8 = 0x06;
+    let sync = [0x35u8, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut o = unit.execute(&sync, &[], 0);
+    for _ in 0..3 {
+        if o.sense.map(|s| s.key) != Some(UNIT_ATTENTION) {
+            break;
+        }
+        o = unit.execute(&sync, &[], 0);
+    }
+    o
 }
 
 #[cfg(test)]

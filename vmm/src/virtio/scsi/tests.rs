@@ -363,11 +363,15 @@ fn a_short_data_in_buffer_is_never_overrun() {
     r.settle(lun(0, 0));
     // Two blocks asked for, room for 1000 bytes.
     let rd = r.command(lun(0, 0), &read10(1, 2), &[], 1000);
-    assert_eq!(rd.response, VIRTIO_SCSI_S_OK as u8);
-    let written = 1000 - rd.residual;
-    assert!(written <= 1000);
-    assert_eq!(rd.used, RESP_LEN + written);
-    assert!(rd.data[1000..].iter().all(|b| *b == 0xcc));
+    // The unit refuses a transfer that does not fit (INVALID FIELD IN CDB): nothing of it
+    // reaches the guest, and the residual says so.
+    assert_eq!(
+        (rd.response, rd.status, rd.residual),
+        (VIRTIO_SCSI_S_OK as u8, CHECK_CONDITION, 1000)
+    );
+    assert_eq!((rd.sense[2] & 0xf, rd.sense[12]), (0x05, 0x24));
+    assert_eq!(rd.used, RESP_LEN);
+    assert!(rd.data.iter().all(|b| *b == 0xcc));
     // A response buffer too short for the fixed header: no answer written at all.
     let mut h = lun(0, 0).to_vec();
     h.resize(51, 0);
@@ -398,6 +402,15 @@ fn a_write_reaches_the_disk_and_close_synchronizes_it() {
     let before = r.flushes.load(Ordering::SeqCst);
     r.t.close().unwrap();
     assert!(r.flushes.load(Ordering::SeqCst) > before);
+}
+
+#[test]
+fn close_flushes_a_disk_the_guest_never_touched() {
+    // Its power-on unit attention is still pending when the machine ends.
+    let r = rig();
+    let mut t = r.t;
+    t.close().unwrap();
+    assert_eq!(r.flushes.load(Ordering::SeqCst), 1);
 }
 
 #[test]
