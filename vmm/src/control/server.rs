@@ -349,7 +349,7 @@ impl ControlServer {
                 let medium = ctx
                     .drives
                     .change_medium(id, filename, *format, *force)
-                    .map_err(|e| (ErrorClass::GenericError, e.to_string()))?;
+                    .map_err(|e| (e.class(), e.to_string()))?;
                 ctx.events.emit(Event::MediumChanged {
                     id: id.clone(),
                     medium: Some(medium),
@@ -359,7 +359,7 @@ impl ControlServer {
             Command::Eject { id, force } => {
                 ctx.drives
                     .eject(id, *force)
-                    .map_err(|e| (ErrorClass::GenericError, e.to_string()))?;
+                    .map_err(|e| (e.class(), e.to_string()))?;
                 ctx.events.emit(Event::MediumChanged {
                     id: id.clone(),
                     medium: None,

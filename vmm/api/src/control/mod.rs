@@ -30,7 +30,8 @@
 //! - `change-medium` `{"id":S,"filename":"/abs/x.iso","format":"raw"|"qcow2","force":B}` → `{}`:
 //!   inserts or replaces a CD-ROM drive's medium (format defaults to raw, force to false).
 //! - `eject` `{"id":S,"force":B}` → `{}`: empties a CD-ROM drive. Both refuse a tray the guest
-//!   locked unless `force`, and send a `medium-changed` event when they take effect.
+//!   locked unless `force` (class `DeviceLocked`), and send a `medium-changed` event when
+//!   they take effect.
 //!
 //! Keys are written in sorted order ([`to_json`]), as the VMM has always written them, so a
 //! line is the same bytes whichever side and version produced it.

@@ -52,6 +52,9 @@ pub enum ErrorClass {
     InvalidState,
     /// Bad arguments, or the command failed.
     GenericError,
+    /// The guest holds the device (a CD-ROM tray it locked): the same command with `force`
+    /// would go through.
+    DeviceLocked,
     /// A class a newer helper sends.
     #[serde(other, skip_serializing)]
     Other,
@@ -291,6 +294,7 @@ mod tests {
             (ErrorClass::CommandNotFound, "CommandNotFound"),
             (ErrorClass::InvalidState, "InvalidState"),
             (ErrorClass::GenericError, "GenericError"),
+            (ErrorClass::DeviceLocked, "DeviceLocked"),
         ] {
             round_trip(
                 Reply::error(class, "already paused", Some(json!(1))),

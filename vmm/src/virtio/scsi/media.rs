@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use vireo_vmm_api::config::DiskFormat;
-use vireo_vmm_api::control::{BlockInfo, DriveInfo};
+use vireo_vmm_api::control::{BlockInfo, DriveInfo, ErrorClass};
 
 use super::{lock, SharedBus};
 use crate::scsi::{LogicalUnit, MediaError, Medium};
@@ -47,6 +47,17 @@ pub enum MediaCommandError {
     },
     #[error(transparent)]
     Image(ImageError),
+}
+
+impl MediaCommandError {
+    /// The class the control socket answers with: a locked tray has one of its own, so a
+    /// client can offer to force the change without reading the text.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            MediaCommandError::Locked(_) => ErrorClass::DeviceLocked,
+            _ => ErrorClass::GenericError,
+        }
+    }
 }
 
 impl Drives {
@@ -263,6 +274,42 @@ mod tests {
             none.eject("sda", false).unwrap_err().to_string(),
             "no drive `sda` on this machine"
         );
+    }
+
+    #[test]
+    fn a_locked_tray_is_refused_with_a_class_of_its_own() {
+        let dir = Scratch::new("media");
+        let d = drives(dir.path());
+        let a = iso(dir.path(), "a.iso");
+        d.change_medium("sda", &a, DiskFormat::Raw, false).unwrap();
+        // PREVENT ALLOW MEDIUM REMOVAL, prevent; the medium's unit attention may answer the
+        // first command.
+        let locked = (0..3).any(|_| {
+            d.with_unit("sda", |u| {
+                u.execute(&[0x1e, 0, 0, 0, 1, 0], &[], 0);
+                u.info().locked
+            })
+            .unwrap()
+        });
+        assert!(locked, "the guest's lock did not take");
+        let e = d.eject("sda", false).unwrap_err();
+        assert!(matches!(e, MediaCommandError::Locked(_)), "{e}");
+        assert_eq!(e.class(), ErrorClass::DeviceLocked);
+        let e = d
+            .change_medium("sda", &a, DiskFormat::Raw, false)
+            .unwrap_err();
+        assert_eq!(e.class(), ErrorClass::DeviceLocked);
+        // Every other refusal stays generic.
+        assert_eq!(
+            d.eject("sdb", true).unwrap_err().class(),
+            ErrorClass::GenericError
+        );
+        assert_eq!(
+            d.eject("sdz", false).unwrap_err().class(),
+            ErrorClass::GenericError
+        );
+        d.eject("sda", true).unwrap();
+        assert_eq!(d.query().drives[0].medium, None);
     }
 
     #[test]
