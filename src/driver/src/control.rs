@@ -22,6 +22,10 @@ pub enum ControlError {
     /// The helper answered with an error.
     #[error("{0}")]
     Refused(String),
+    /// The guest holds the device (a CD-ROM tray it locked); the same command with `force`
+    /// would go through. The helper's text.
+    #[error("{0}")]
+    Locked(String),
     /// The helper does not know the command (an older helper).
     #[error("not supported by this helper version: {0}")]
     Unknown(String),
@@ -88,10 +92,11 @@ pub fn request<R: DeserializeOwned>(
         match message {
             ServerMessage::Reply(Reply::Return { value, .. }) => return Ok(value),
             ServerMessage::Reply(Reply::Error { error, .. }) => {
-                if error.class == ErrorClass::CommandNotFound {
-                    return Err(ControlError::Unknown(cmd.to_owned()));
-                }
-                return Err(ControlError::Refused(error.desc));
+                return Err(match error.class {
+                    ErrorClass::CommandNotFound => ControlError::Unknown(cmd.to_owned()),
+                    ErrorClass::DeviceLocked => ControlError::Locked(error.desc),
+                    _ => ControlError::Refused(error.desc),
+                });
             }
             // Not our reply.
             ServerMessage::Greeting(_)
@@ -220,6 +225,22 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(t.join().unwrap(), "{\"execute\":\"pause\",\"id\":1}\n");
+
+        std::fs::remove_file(&sock).unwrap();
+        let t = helper(
+            &sock,
+            "{\"error\":{\"class\":\"DeviceLocked\",\"desc\":\"the guest has locked the tray of `sda`\"},\"id\":1}\n",
+        );
+        let eject = Command::Eject {
+            id: "sda".into(),
+            force: false,
+        };
+        let e = request::<Done>(&sock, eject, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            matches!(&e, ControlError::Locked(d) if d.contains("locked the tray of `sda`")),
+            "{e:?}"
+        );
+        t.join().unwrap();
 
         std::fs::remove_file(&sock).unwrap();
         let t = helper(&sock, "not json\n");
