@@ -27,7 +27,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One lifecycle event.
+/// One event: a lifecycle change, or a drive's new medium.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Unix time in milliseconds.
@@ -41,6 +41,44 @@ pub struct Event {
     /// Extra words (e.g. why a helper failed).
     #[serde(default)]
     pub message: Option<String>,
+    /// Which drive and how, for [`EventKind::DiskChange`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskChange>,
+}
+
+/// A CD-ROM drive's medium changed: libvirt's disk-change event (which also stands for its
+/// tray-change here: an opened tray is an empty drive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskChange {
+    /// `target dev` (`sda`).
+    pub target: String,
+    /// The image before; `None` for an empty drive.
+    pub old_source: Option<String>,
+    /// The image after; `None` for an empty drive.
+    pub new_source: Option<String>,
+    pub reason: DiskChangeReason,
+}
+
+/// Who changed the medium, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskChangeReason {
+    /// A client changed the running machine's drive (`change-media --live`).
+    Changed,
+    /// The guest ejected its own disc.
+    GuestEject,
+    /// Only the definition changed, for the next start (`change-media --config`).
+    Config,
+}
+
+impl DiskChangeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskChangeReason::Changed => "changed",
+            DiskChangeReason::GuestEject => "guest-eject",
+            DiskChangeReason::Config => "config",
+        }
+    }
 }
 
 impl Event {
@@ -52,25 +90,38 @@ impl Event {
             kind,
             detail: detail.to_owned(),
             message: None,
+            disk: None,
         }
+    }
+
+    /// A drive's medium changed; the detail is the reason's word.
+    pub fn disk_change(domain: &str, uuid: Option<&str>, change: DiskChange) -> Event {
+        let mut ev = Event::new(domain, uuid, EventKind::DiskChange, change.reason.as_str());
+        ev.disk = Some(change);
+        ev
     }
 
     /// The line `virsh event --loop` prints for it.
     pub fn virsh_line(&self) -> String {
-        let what = if self.kind == crate::state::EventKind::Rebooted {
-            "reboot"
-        } else {
-            "lifecycle"
-        };
-        if what == "reboot" {
-            format!("event 'reboot' for domain '{}'", self.domain)
-        } else {
-            format!(
+        match (self.kind, &self.disk) {
+            (EventKind::Rebooted, _) => format!("event 'reboot' for domain '{}'", self.domain),
+            (EventKind::DiskChange, Some(d)) => {
+                let source = |s: &Option<String>| s.clone().unwrap_or_else(|| "<null>".into());
+                format!(
+                    "event 'disk-change' for domain '{}' disk {}: {} -> {}: {}",
+                    self.domain,
+                    d.target,
+                    source(&d.old_source),
+                    source(&d.new_source),
+                    d.reason.as_str()
+                )
+            }
+            _ => format!(
                 "event 'lifecycle' for domain '{}': {} {}",
                 self.domain,
                 self.kind.as_str(),
                 self.detail
-            )
+            ),
         }
     }
 }
@@ -348,6 +399,64 @@ mod tests {
             ev.virsh_line(),
             "event 'lifecycle' for domain 'x': Stopped Destroyed"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_disk_change_is_a_line_of_its_own_and_virshs_words() {
+        let (dir, log) = temp_log("disk");
+        let change = |old: Option<&str>, new: Option<&str>, reason| DiskChange {
+            target: "sda".into(),
+            old_source: old.map(str::to_owned),
+            new_source: new.map(str::to_owned),
+            reason,
+        };
+        let mut r = EventReader::from_end(&log);
+        let host = Event::disk_change(
+            "x",
+            Some("u"),
+            change(
+                Some("/i/a.iso"),
+                Some("/i/b.iso"),
+                DiskChangeReason::Changed,
+            ),
+        );
+        append(&log, &host).unwrap();
+        let guest = Event::disk_change(
+            "x",
+            None,
+            change(Some("/i/b.iso"), None, DiskChangeReason::GuestEject),
+        );
+        append(&log, &guest).unwrap();
+        let config = Event::disk_change(
+            "x",
+            None,
+            change(None, Some("/i/c.iso"), DiskChangeReason::Config),
+        );
+        append(&log, &config).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains(r#""kind":"disk-change","detail":"changed""#),
+            "{first}"
+        );
+        assert!(
+            first.contains(r#""disk":{"target":"sda","old_source":"/i/a.iso","new_source":"/i/b.iso","reason":"changed"}"#),
+            "{first}"
+        );
+        let lines: Vec<String> = r.poll().iter().map(Event::virsh_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "event 'disk-change' for domain 'x' disk sda: /i/a.iso -> /i/b.iso: changed",
+                "event 'disk-change' for domain 'x' disk sda: /i/b.iso -> <null>: guest-eject",
+                "event 'disk-change' for domain 'x' disk sda: <null> -> /i/c.iso: config",
+            ]
+        );
+        // A lifecycle line has no disk, as before.
+        let plain =
+            serde_json::to_string(&Event::new("x", None, EventKind::Started, "Booted")).unwrap();
+        assert!(!plain.contains("disk"), "{plain}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

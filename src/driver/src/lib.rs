@@ -114,7 +114,7 @@ pub mod model {
 
 pub use connection::{Connection, DriverError, MachineInfo};
 pub use definition::Definition;
-pub use events::{Event, Subscription};
+pub use events::{DiskChange, DiskChangeReason, Event, Subscription};
 pub use paths::Paths;
 pub use state::{DomainState, EventKind, Reason};
 /// The domain XML library (parse, typed views, validation, `DomainBuilder`): the one XML model

@@ -204,6 +204,10 @@ pub enum EventKind {
     Shutdown,
     Crashed,
     Rebooted,
+    /// A CD-ROM drive's medium changed (libvirt's disk-change event); the event's `disk` says
+    /// which drive and how.
+    #[serde(rename = "disk-change")]
+    DiskChange,
 }
 
 impl EventKind {
@@ -218,6 +222,7 @@ impl EventKind {
             EventKind::Shutdown => "Shutdown",
             EventKind::Crashed => "Crashed",
             EventKind::Rebooted => "Rebooted",
+            EventKind::DiskChange => "DiskChange",
         }
     }
 }
