@@ -2,9 +2,11 @@
 //! and the VMM config a restarted helper boots with (`config.json`), changed together under
 //! the machine's state lock. A CD-ROM's medium is the one such state today: changed by a
 //! client (`change-media --live`) or by the guest (its own eject, which the supervisor hears
-//! as the helper's `medium-changed` event).
+//! as the helper's `medium-changed` event). Whoever records a change that makes a difference
+//! announces it (a `disk-change` event), so each change is announced once.
 
 use crate::definition::Definition;
+use crate::events::{DiskChange, DiskChangeReason};
 use crate::rundir::RunDir;
 use crate::store::{write_atomic, FileLock};
 use std::path::Path;
@@ -66,9 +68,29 @@ pub fn medium_format(dom: &Domain, target: &str) -> DiskFormat {
     }
 }
 
+/// The medium of the disk whose target is `target`, as its `<source>` says it.
+pub fn disk_medium(dom: &Domain, target: &str) -> Option<String> {
+    dom.devices().and_then(|d| {
+        d.disks()
+            .into_iter()
+            .find(|disk| disk.target_dev().as_deref() == Some(target))
+            .and_then(|disk| disk.source())
+    })
+}
+
+/// A medium as the events name it.
+pub fn medium_name(medium: Option<&Path>) -> Option<String> {
+    medium.map(|p| p.to_string_lossy().into_owned())
+}
+
 /// Records a running machine's new medium in drive `target` in its live XML and in the config
-/// the helper restarts with (a guest reboot keeps the medium, as it does under QEMU).
-pub fn set_medium(run: &RunDir, target: &str, medium: Option<&Path>) -> Result<(), LiveError> {
+/// the helper restarts with (a guest reboot keeps the medium, as it does under QEMU). Returns
+/// the medium the live XML had before.
+pub fn set_medium(
+    run: &RunDir,
+    target: &str,
+    medium: Option<&Path>,
+) -> Result<Option<String>, LiveError> {
     let _lock = FileLock::exclusive(&run.state_lock()).map_err(|source| LiveError::Io {
         path: run.state_lock(),
         source,
@@ -83,6 +105,7 @@ pub fn set_medium(run: &RunDir, target: &str, medium: Option<&Path>) -> Result<(
         message: e.to_string(),
     })?;
     let format = medium_format(&def.dom, target);
+    let before = disk_medium(&def.dom, target);
     set_disk_medium(&mut def.dom, target, medium);
     write_atomic(&xml_path, def.to_xml().as_bytes()).map_err(|source| LiveError::Io {
         path: xml_path.clone(),
@@ -120,13 +143,17 @@ pub fn set_medium(run: &RunDir, target: &str, medium: Option<&Path>) -> Result<(
     write_atomic(&cfg_path, &json).map_err(|source| LiveError::Io {
         path: cfg_path,
         source,
-    })
+    })?;
+    Ok(before)
 }
 
 /// Follows the helper's events on a thread of its own until the helper ends, recording each
-/// medium change (the guest's eject included) with [`set_medium`]; `log` hears what failed.
+/// medium change (the guest's eject included) with [`set_medium`]. `changed` hears each change
+/// not yet recorded by the client that made it (so, but for a client that died halfway, the
+/// guest's), `log` what failed.
 pub fn watch_media(
     run: &RunDir,
+    changed: impl Fn(DiskChange) + Send + 'static,
     log: impl Fn(&str) + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let run = run.clone();
@@ -135,8 +162,30 @@ pub fn watch_media(
         .spawn(move || {
             let followed = crate::control::follow_events(&run.control(), |event| {
                 if let vireo_vmm_api::control::Event::MediumChanged { id, medium } = event {
-                    if let Err(e) = set_medium(&run, &id, medium.as_deref()) {
-                        log(&format!("cannot record the new medium of {id}: {e}"));
+                    // A client's change in flight is recorded (and announced) by the client.
+                    let held = FileLock::exclusive(&run.media_lock());
+                    if let Err(e) = &held {
+                        log(&format!("{}: {e}", run.media_lock().display()));
+                    }
+                    match set_medium(&run, &id, medium.as_deref()) {
+                        Ok(before) => {
+                            let after = medium_name(medium.as_deref());
+                            if before != after {
+                                // Only an eject can come from the guest.
+                                let reason = if after.is_none() {
+                                    DiskChangeReason::GuestEject
+                                } else {
+                                    DiskChangeReason::Changed
+                                };
+                                changed(DiskChange {
+                                    target: id,
+                                    old_source: before,
+                                    new_source: after,
+                                    reason,
+                                });
+                            }
+                        }
+                        Err(e) => log(&format!("cannot record the new medium of {id}: {e}")),
                     }
                 }
             });
@@ -220,12 +269,60 @@ mod tests {
         });
         let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let l2 = logged.clone();
-        let watcher = watch_media(&run, move |m| l2.lock().unwrap().push(m.to_owned())).unwrap();
+        let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<DiskChange>::new()));
+        let c2 = changes.clone();
+        let watcher = watch_media(
+            &run,
+            move |c| c2.lock().unwrap().push(c),
+            move |m| l2.lock().unwrap().push(m.to_owned()),
+        )
+        .unwrap();
         helper.join().unwrap();
         watcher.join().unwrap();
         assert_eq!(*logged.lock().unwrap(), Vec::<String>::new());
         let xml = std::fs::read_to_string(run.xml()).unwrap();
         assert!(!xml.contains("/a.iso"), "{xml}");
+        assert_eq!(
+            *changes.lock().unwrap(),
+            [DiskChange {
+                target: "sda".into(),
+                old_source: Some("/a.iso".into()),
+                new_source: None,
+                reason: DiskChangeReason::GuestEject,
+            }]
+        );
+        let _ = std::fs::remove_dir_all(&run.dir);
+    }
+
+    #[test]
+    fn a_change_a_client_recorded_is_not_announced_again() {
+        let run = run_dir("client");
+        let listener = std::os::unix::net::UnixListener::bind(run.control()).unwrap();
+        // The client holds the media lock from its command until it has recorded the change.
+        let client = FileLock::exclusive(&run.media_lock()).unwrap();
+        let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+        let helper = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"{\"vireo\":{\"name\":\"m\",\"protocol\":1,\"vmm\":\"0.1.0\"}}\n")
+                .unwrap();
+            s.write_all(b"{\"data\":{\"id\":\"sda\",\"medium\":\"/b.iso\"},\"event\":\"medium-changed\",\"timestamp\":{\"microseconds\":1,\"seconds\":2}}\n").unwrap();
+            accepted_tx.send(()).unwrap();
+        });
+        let changes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<DiskChange>::new()));
+        let c2 = changes.clone();
+        let watcher = watch_media(&run, move |c| c2.lock().unwrap().push(c), |_| {}).unwrap();
+        accepted_rx.recv().unwrap();
+        // What the client does while the watcher waits for the lock.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(
+            set_medium(&run, "sda", Some(Path::new("/b.iso"))).unwrap(),
+            Some("/a.iso".into())
+        );
+        drop(client);
+        helper.join().unwrap();
+        watcher.join().unwrap();
+        assert_eq!(*changes.lock().unwrap(), []);
+        assert_eq!(medium_in_config(&run), Some("/b.iso".into()));
         let _ = std::fs::remove_dir_all(&run.dir);
     }
 }

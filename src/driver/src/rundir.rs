@@ -53,6 +53,12 @@ impl RunDir {
     pub fn state_lock(&self) -> PathBuf {
         self.dir.join("state.lock")
     }
+    /// Held by a client from its media command to the helper until the change is in the live
+    /// XML, so the supervisor, hearing the helper's `medium-changed`, finds it recorded and
+    /// knows the change was not the guest's.
+    pub fn media_lock(&self) -> PathBuf {
+        self.dir.join("media.lock")
+    }
     /// What a client asked the supervisor to do next (destroy, reboot) when it ends the helper.
     pub fn intent(&self) -> PathBuf {
         self.dir.join("intent")

@@ -346,10 +346,19 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     return 1;
                 }
                 emit(args, &dom, EventKind::Started, "Booted", None);
-                // The guest's own eject reaches the live XML through the helper's events; the
-                // thread ends with the helper's connection.
+                // The guest's own eject reaches the live XML and the event log through the
+                // helper's events; the thread ends with the helper's connection.
                 let run2 = run.clone();
-                if let Err(e) = crate::live::watch_media(&run, move |m| log(&run2, m)) {
+                let (events, name, uuid) =
+                    (args.events.clone(), dom.name.clone(), dom.uuid.clone());
+                let run3 = run.clone();
+                let announce = move |change| {
+                    let ev = Event::disk_change(&name, uuid.as_deref(), change);
+                    if let Err(e) = append(&events, &ev) {
+                        log(&run3, &format!("cannot append event: {e}"));
+                    }
+                };
+                if let Err(e) = crate::live::watch_media(&run, announce, move |m| log(&run2, m)) {
                     log(&run, &format!("cannot follow the helper's events: {e}"));
                 }
                 let waited = helper.child.wait();

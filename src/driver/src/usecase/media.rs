@@ -5,12 +5,15 @@
 //! Everything is checked before anything changes: the image, the drive, the drive's state in
 //! each document the change applies to. A live change goes to the helper first (a tray the guest
 //! locked refuses there, unless forced) and only then into the live XML; the definition is
-//! rewritten through the store, atomically.
+//! rewritten through the store, atomically. Each change is announced with a `disk-change`
+//! event: the running machine's, or else the definition's.
 
 use crate::connection::{Connection, DriverError};
+use crate::control::ControlError;
 use crate::definition::Definition;
+use crate::events::{self, DiskChange, DiskChangeReason, Event};
 use crate::live;
-use crate::store::StoreError;
+use crate::store::{FileLock, StoreError};
 use std::path::{Path, PathBuf};
 use vireo_domain::{DiskDevice, DiskType, Domain};
 use vireo_vmm_api::control::Command;
@@ -61,6 +64,9 @@ pub enum MediaError {
     Full { target: String, medium: PathBuf },
     #[error("drive '{target}' is empty: there is nothing to eject")]
     Empty { target: String },
+    /// The guest keeps the tray shut; the same change with `force` goes through.
+    #[error("the guest has locked the tray of drive '{target}' of domain '{name}'")]
+    Locked { name: String, target: String },
     #[error("{}: {reason}", path.display())]
     Image { path: PathBuf, reason: String },
 }
@@ -213,6 +219,7 @@ pub fn change_media(
     if let Some(d) = &definition {
         check_drive(&d.dom, name, target, &action)?;
     }
+    let mut announced = false;
     if let Some((d, run)) = running_now {
         let command = match action.medium() {
             Some(p) => Command::ChangeMedium {
@@ -225,34 +232,83 @@ pub fn change_media(
                 && check_drive(&d.dom, name, target, &MediaAction::Eject).is_err() =>
             {
                 // Updating an empty drive to empty: nothing to tell the helper.
-                return finish_config(conn, definition, target, &action);
+                return finish_config(conn, definition, target, &action, false);
             }
             None => Command::Eject {
                 id: target.to_owned(),
                 force,
             },
         };
-        conn.control(name, &run, command)?;
-        live::set_medium(&run, target, action.medium()).map_err(|e| DriverError::Io {
-            path: run.xml(),
-            source: std::io::Error::other(e.to_string()),
+        // Held until the change is in the live XML: the supervisor, hearing the helper's
+        // medium-changed meanwhile, then finds it recorded and leaves the event to us.
+        let media_lock = run.media_lock();
+        let _held = FileLock::exclusive(&media_lock).map_err(|source| DriverError::Io {
+            path: media_lock,
+            source,
         })?;
+        conn.control(name, &run, command).map_err(|e| match e {
+            DriverError::Control {
+                source: ControlError::Locked(_),
+                ..
+            } => MediaError::Locked {
+                name: name.to_owned(),
+                target: target.to_owned(),
+            },
+            e => e.into(),
+        })?;
+        let before =
+            live::set_medium(&run, target, action.medium()).map_err(|e| DriverError::Io {
+                path: run.xml(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let after = live::medium_name(action.medium());
+        if before != after {
+            announce(conn, &d, target, before, after, DiskChangeReason::Changed);
+        }
+        announced = true;
     }
-    finish_config(conn, definition, target, &action)
+    finish_config(conn, definition, target, &action, announced)
 }
 
-/// Writes the new medium into the definition, if the change applies to it.
+/// Writes the new medium into the definition, if the change applies to it; a change of the
+/// definition alone is announced (one that also changed the running machine was already).
 fn finish_config(
     conn: &Connection,
     definition: Option<Definition>,
     target: &str,
     action: &MediaAction,
+    announced: bool,
 ) -> Result<(), MediaError> {
     if let Some(mut d) = definition {
+        let before = live::disk_medium(&d.dom, target);
         live::set_disk_medium(&mut d.dom, target, action.medium());
         conn.define_xml(&d.to_xml())?;
+        let after = live::medium_name(action.medium());
+        if !announced && before != after {
+            announce(conn, &d, target, before, after, DiskChangeReason::Config);
+        }
     }
     Ok(())
+}
+
+/// Appends the `disk-change` event; the change is made, so a log that cannot be written
+/// does not fail it.
+fn announce(
+    conn: &Connection,
+    d: &Definition,
+    target: &str,
+    old_source: Option<String>,
+    new_source: Option<String>,
+    reason: DiskChangeReason,
+) {
+    let change = DiskChange {
+        target: target.to_owned(),
+        old_source,
+        new_source,
+        reason,
+    };
+    let ev = Event::disk_change(&d.name, d.uuid.as_deref(), change);
+    let _ = events::append(&conn.paths().events_log(), &ev);
 }
 
 #[cfg(test)]

@@ -275,19 +275,44 @@ fn a_running_machine_changes_through_its_helper_and_its_live_xml() {
 fn live_and_config_change_both_and_a_locked_tray_changes_neither() {
     let h = Home::new("both");
     let before = h.definition();
+    let mut events = crate::events::EventReader::from_end(&h.conn.paths().events_log());
     let (lock, helper) = fake_running(
         &h,
-        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"drive sdb: the guest locked the tray (use force)\"},\"id\":1}\n",
+        "{\"error\":{\"class\":\"DeviceLocked\",\"desc\":\"the guest has locked the tray of `sdb`; use force to take the medium out anyway\"},\"id\":1}\n",
     );
-    let e = h.change("sdb", MediaAction::Eject, BOTH).unwrap_err();
+    let e = change_media(&h.conn, "m", "sdb", MediaAction::Eject, false, BOTH).unwrap_err();
+    assert!(
+        matches!(&e, MediaError::Locked { name, target } if name == "m" && target == "sdb"),
+        "{e:?}"
+    );
     assert_eq!(
-        e,
-        "domain 'm': drive sdb: the guest locked the tray (use force)"
+        e.to_string(),
+        "the guest has locked the tray of drive 'sdb' of domain 'm'"
     );
     assert!(helper.join().unwrap().contains("\"execute\":\"eject\""));
     assert_eq!(h.source(false, "sdb"), Some(h.p("a.iso")));
     assert_eq!(h.definition(), before);
     drop(lock);
+
+    // Any other refusal of the helper is no lock: it stays the driver's error.
+    let (lock, helper) = fake_running(
+        &h,
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"sdb: not readable\"},\"id\":1}\n",
+    );
+    let e = change_media(&h.conn, "m", "sdb", MediaAction::Eject, false, BOTH).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            MediaError::Driver(DriverError::Control {
+                source: crate::control::ControlError::Refused(_),
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    helper.join().unwrap();
+    drop(lock);
+    assert!(events.poll().is_empty(), "a refused change is no event");
 
     let (lock, helper) = fake_running(&h, "{\"id\":1,\"return\":{}}\n");
     change_media(&h.conn, "m", "sdb", MediaAction::Eject, true, BOTH).unwrap();
@@ -295,4 +320,50 @@ fn live_and_config_change_both_and_a_locked_tray_changes_neither() {
     assert_eq!(h.source(false, "sdb"), None);
     assert_eq!(h.source(true, "sdb"), None);
     drop(lock);
+    // One disk-change for the change of both documents: the running machine's (the new
+    // definition has its lifecycle event, as any other).
+    let lines: Vec<String> = events
+        .poll()
+        .iter()
+        .filter(|e| e.kind == crate::state::EventKind::DiskChange)
+        .map(|e| e.virsh_line())
+        .collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "event 'disk-change' for domain 'm' disk sdb: {} -> <null>: changed",
+            h.p("a.iso").display()
+        )]
+    );
+}
+
+#[test]
+fn a_change_of_the_definition_alone_is_announced_as_such() {
+    let h = Home::new("cfgevent");
+    let mut events = crate::events::EventReader::from_end(&h.conn.paths().events_log());
+    h.change("sda", MediaAction::Insert(h.p("b.iso")), CURRENT)
+        .unwrap();
+    // Updating an empty drive to empty changes nothing, and says nothing.
+    h.change("sda", MediaAction::Eject, CURRENT).unwrap();
+    h.change("sda", MediaAction::Update(None), CURRENT).unwrap();
+    let got: Vec<(String, String)> = events
+        .poll()
+        .into_iter()
+        .filter(|e| e.kind == crate::state::EventKind::DiskChange)
+        .map(|e| (e.detail.clone(), e.virsh_line()))
+        .collect();
+    let b = h.p("b.iso").display().to_string();
+    assert_eq!(
+        got,
+        [
+            (
+                "config".to_owned(),
+                format!("event 'disk-change' for domain 'm' disk sda: <null> -> {b}: config")
+            ),
+            (
+                "config".to_owned(),
+                format!("event 'disk-change' for domain 'm' disk sda: {b} -> <null>: config")
+            ),
+        ]
+    );
 }
