@@ -3,13 +3,15 @@
 //! drive list prints in virsh's layout (tests/golden/media, with @ROOT@ for the test's
 //! directory and @RULE@ for the rule under the header; `VIREO_GOLDEN_WRITE=1` rewrites them).
 //!
-//! Changes to a running machine (--live, --current while it runs, the guest's own eject, a
-//! locked tray and --force) need a helper with the CD-ROM drive: the rig covers them.
+//! Each change is a `disk-change` event that `vireoctl event` prints as virsh does; the changes
+//! of a running machine are made on a tiny guest on the local /dev/kvm. The guest's own eject,
+//! a locked tray and --force need a guest that drives the CD-ROM: the rig covers them.
 
 mod vireoctl_support;
 
 use std::path::Path;
-use vireoctl_support::Home;
+use std::time::Duration;
+use vireoctl_support::{guest, Home};
 
 /// `m`: an empty drive sda, drive sdb with a.iso, and a disk vda.
 fn machine(h: &Home) {
@@ -221,5 +223,95 @@ fn a_sata_cdrom_is_refused_at_start_with_the_way_out() {
              supported; Vireo's CD-ROM drives are on bus='scsi' (virtio-scsi): change the target \
              to <target dev='sda' bus='scsi'/> and remove its <address> with 'vireoctl edit old'\n"
         )
+    );
+}
+
+#[test]
+fn each_change_is_a_disk_change_event_that_vireoctl_event_prints() {
+    let h = Home::new("chmev");
+    vireoctl_support::vmm();
+    let kernel = h.file("k.elf", &guest::pvh_elf(&guest::echo_loop()));
+    // The drive reads whole 2 KiB sectors: an image is a multiple of them.
+    let a = h.file("a.iso", &vec![0u8; 16 * 2048]);
+    let b = h.file("b.iso", &vec![0u8; 16 * 2048]);
+    let devices = format!(
+        "    <controller type='scsi' index='0' model='virtio-scsi'/>\n    \
+         <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='{}'/><target dev='sda' bus='scsi'/><readonly/></disk>\n",
+        a.display()
+    );
+    let xml =
+        vireoctl_support::domain_xml("m", &kernel, &devices, ("destroy", "restart", "destroy"));
+    let file = h.file("m.xml", xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+    h.ok(&["start", "m"]);
+    h.wait_state("m", "running (booted)", Duration::from_secs(20));
+
+    // A follower from now on, as `virsh event --loop` would be; its disk-change lines come
+    // back on a channel.
+    let mut follower = h
+        .cmd()
+        .args(["event", "--domain", "m", "--loop", "--timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if line.contains("'disk-change'") && tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // It subscribes from the log's end: give it the moment to open the log.
+    std::thread::sleep(Duration::from_millis(500));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    assert_eq!(
+        h.ok(&["change-media", "m", "sda", &b, "--update", "--live"]),
+        "Successfully updated media.\n"
+    );
+    assert_eq!(
+        h.ok(&["change-media", "m", "sda", "--eject"]),
+        "Successfully ejected media.\n"
+    );
+    assert_eq!(
+        h.ok(&["change-media", "m", "sda", &b, "--config"]),
+        "Successfully updated media.\n"
+    );
+    let want = [
+        format!("event 'disk-change' for domain 'm' disk sda: {a} -> {b}: changed"),
+        format!("event 'disk-change' for domain 'm' disk sda: {b} -> <null>: changed"),
+        // The definition kept a.iso through the live changes.
+        format!("event 'disk-change' for domain 'm' disk sda: {a} -> {b}: config"),
+    ];
+    // The live XML follows; the helper's own medium-changed is not a second event.
+    let live = h.ok(&["domblklist", "m"]);
+    assert!(!live.contains(".iso"), "{live}");
+    let mut got: Vec<String> = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(if got.len() < want.len() {
+        20
+    } else {
+        // Long enough for a second event of the same change to show up.
+        1
+    })) {
+        got.push(line);
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(got, want);
+    h.ok(&["destroy", "m"]);
+    // --all reads the same back from the log.
+    let all = h.ok(&["event", "--all", "--domain", "m", "--timeout", "1"]);
+    for line in &want {
+        assert_eq!(all.matches(line.as_str()).count(), 1, "{all}");
+    }
+    // Off, --current is the definition.
+    h.ok(&["change-media", "m", "sda", "--eject"]);
+    let all = h.ok(&["event", "--all", "--domain", "m", "--timeout", "1"]);
+    assert!(
+        all.contains(&format!(
+            "event 'disk-change' for domain 'm' disk sda: {b} -> <null>: config"
+        )),
+        "{all}"
     );
 }

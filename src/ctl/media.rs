@@ -70,12 +70,17 @@ fn media_fail(e: MediaError) -> (u8, String) {
         }
         MediaError::Image { .. } => EXIT_INVALID,
         MediaError::NoSuchTarget { .. } => EXIT_NOT_FOUND,
-        MediaError::NotRunning(_) | MediaError::Full { .. } | MediaError::Empty { .. } => {
-            EXIT_STATE
-        }
+        MediaError::NotRunning(_)
+        | MediaError::Full { .. }
+        | MediaError::Empty { .. }
+        | MediaError::Locked { .. } => EXIT_STATE,
     };
     match e {
         MediaError::Driver(d) => fail(d),
+        e @ MediaError::Locked { .. } => (
+            code,
+            format!("{e}; use --force to change its medium anyway"),
+        ),
         e => (code, e.to_string()),
     }
 }
@@ -145,5 +150,27 @@ pub fn run(cmd: MediaCommand, conn: &Connection) -> CtlResult {
             }
             Ok(EXIT_OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_locked_tray_is_a_state_with_the_way_past_it() {
+        let e = MediaError::Locked {
+            name: "m".into(),
+            target: "sda".into(),
+        };
+        assert_eq!(
+            media_fail(e),
+            (
+                EXIT_STATE,
+                "the guest has locked the tray of drive 'sda' of domain 'm'; use --force to \
+                 change its medium anyway"
+                    .into()
+            )
+        );
     }
 }
