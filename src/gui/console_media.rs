@@ -1,6 +1,7 @@
 //! The console's CD and DVD menu: for a running machine with CD-ROM drives, "Change CD…" and
 //! "Eject CD" for each drive (a section per drive, named by its target, when there are
-//! several). The menu is read again whenever it opens, so it shows what the guest did too.
+//! several). The menu is read again at each `disk-change` event of the machine, so it shows
+//! what the guest and other clients did too.
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
@@ -11,6 +12,7 @@ use super::backend::Backend;
 use super::console_window::VireoConsoleWindow;
 use super::i18n::gettext_f;
 use super::media::{self, disc_label, DriveEntry, MediaHost};
+use vireo_driver::EventKind;
 
 impl MediaHost for VireoConsoleWindow {
     fn media_backend(&self) -> Backend {
@@ -34,15 +36,29 @@ impl MediaHost for VireoConsoleWindow {
 /// Adds the media actions to the console's action group and gives the button its menu.
 pub fn setup(window: &VireoConsoleWindow, group: &gio::SimpleActionGroup) {
     media::add_actions(window, group);
-    let button = &window.imp().cdrom_button;
-    button.set_menu_model(Some(&gio::Menu::new()));
-    if let Some(popover) = button.popover() {
-        popover.connect_show(glib::clone!(
-            #[weak]
-            window,
-            move |_| refresh(&window)
-        ));
-    }
+    window
+        .imp()
+        .cdrom_button
+        .set_menu_model(Some(&gio::Menu::new()));
+}
+
+/// Reads the drives again whenever the driver says a disc of the machine changed (the guest's
+/// eject, another window's or vireoctl's change), for as long as the window lives.
+pub fn follow(window: &VireoConsoleWindow) {
+    let events = window.media_backend().events();
+    glib::spawn_future_local(glib::clone!(
+        #[weak]
+        window,
+        async move {
+            while let Ok(event) = events.recv().await {
+                if event.kind == EventKind::DiskChange
+                    && window.media_machine().as_deref() == Some(event.domain.as_str())
+                {
+                    refresh(&window);
+                }
+            }
+        }
+    ));
 }
 
 /// Reads the machine's drives and shows the button (with a menu for them) only if it runs

@@ -173,6 +173,7 @@ impl VireoConsoleWindow {
         imp.window_title.set_view_switcher_enabled(true);
         imp.backend.replace(Some(backend));
         imp.machine.replace(Some(machine.to_owned()));
+        console_media::follow(&window);
         window.reconnect();
         window
     }

@@ -1236,7 +1236,8 @@ impl VireoDetailsWindow {
         }
     }
 
-    /// Shows the driver's lifecycle events of this machine as they come.
+    /// Shows the driver's events of this machine as they come: lifecycle changes, and each
+    /// disc that goes in or out (the guest's own eject included).
     fn follow_events(&self) {
         let events = self.backend().events();
         glib::spawn_future_local(glib::clone!(
@@ -1250,13 +1251,6 @@ impl VireoDetailsWindow {
                 }
             }
         ));
-        // A guest that ejects its own disc changes the drive without a lifecycle event: a
-        // running machine is read again whenever its window comes back to the front.
-        self.connect_is_active_notify(|window| {
-            if window.is_active() && window.state().is_some_and(|s| s.is_active()) {
-                window.reload();
-            }
-        });
     }
 
     fn start_sampling(&self) {

@@ -11,9 +11,8 @@ use gtk::{gio, glib};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
-use vireo_driver::control::ControlError;
 use vireo_driver::usecase::media as api;
-use vireo_driver::{Connection, DriverError};
+use vireo_driver::Connection;
 
 use super::backend::Backend;
 use super::i18n::gettext_f;
@@ -147,7 +146,8 @@ pub fn choose_image<W: MediaHost>(window: &W, target: String) {
     keep.replace(Some(chooser));
 }
 
-/// Asks the driver for the change; a locked tray asks the user whether to force it.
+/// Asks the driver for the change; only the guest's lock on the tray asks the user whether to
+/// force it, every other refusal is shown as it is.
 fn change<W: MediaHost>(window: &W, target: String, action: api::MediaAction, force: bool) {
     let Some(name) = window.media_machine() else {
         return;
@@ -171,40 +171,23 @@ fn change<W: MediaHost>(window: &W, target: String, action: api::MediaAction, fo
         };
         match result {
             Ok(Ok(())) => window.media_changed(),
-            Ok(Err(e)) if !force && tray_locked(&e) => {
-                ask_force(&window, target, action, &e.to_string())
-            }
+            Ok(Err(api::MediaError::Locked { .. })) if !force => ask_force(&window, target, action),
             Ok(Err(e)) => window.media_failed(&e.to_string()),
             Err(message) => window.media_failed(&message),
         }
     });
 }
 
-/// Whether forcing may succeed: the helper refused a change that passed every check of the
-/// driver, which leaves the guest's lock on the tray (its message says so).
-fn tray_locked(e: &api::MediaError) -> bool {
-    matches!(
-        e,
-        api::MediaError::Driver(DriverError::Control {
-            source: ControlError::Refused(_),
-            ..
-        })
-    )
-}
-
 /// The guest keeps the tray shut (it reads the disc, or an installer holds it): tell what
 /// forcing it risks and let the user decide.
-fn ask_force<W: MediaHost>(window: &W, target: String, action: api::MediaAction, message: &str) {
+fn ask_force<W: MediaHost>(window: &W, target: String, action: api::MediaAction) {
     let ejecting = matches!(action, api::MediaAction::Eject);
     let dialog = adw::MessageDialog::new(
         Some(window),
         Some(&gettext("The Tray Is Locked")),
-        Some(&format!(
-            "{}\n\n{message}",
-            gettext_f(
-                "The guest locked the tray of drive {target}, usually because it is reading the disc. Taking the disc away now may make programs in the guest fail.",
-                &[("target", &target)],
-            )
+        Some(&gettext_f(
+            "The guest locked the tray of drive {target}, usually because it is reading the disc. Taking the disc away now may make programs in the guest fail.",
+            &[("target", &target)],
         )),
     );
     dialog.add_response("cancel", &gettext("_Cancel"));
