@@ -549,5 +549,35 @@ fn a_cdrom_drive_takes_an_image_and_gives_it_back() {
     let errors = details.state("field-errors");
     assert!(!errors.contains("'media'"), "{errors}");
     details.shot("details-cdrom-ejected-en");
+
+    // Running, the rows show the live drive and follow a change made elsewhere (vireoctl
+    // here, the guest's own eject alike): the driver's disk-change event, with no focus
+    // change and no lifecycle event to read them again.
+    app.activate_win_with("machine-start", "'disc'");
+    wait_machine(&app, "'disc': 'running'");
+    details.wait_state("cdrom-drives", "the running machine's empty drive", |s| {
+        s == "{'sda': ''}"
+    });
+    // The empty drive showed before the start too: let the start's own reload land, so
+    // only the disk-change event can show what follows.
+    sleep(Duration::from_millis(1500));
+    let iso_path = iso.display().to_string();
+    h.ok(&[
+        "change-media",
+        "disc",
+        "sda",
+        &iso_path,
+        "--insert",
+        "--live",
+    ]);
+    details.wait_state("cdrom-drives", "the disc vireoctl put in", |s| {
+        s.contains("installer.iso")
+    });
+    h.ok(&["change-media", "disc", "sda", "--eject", "--live"]);
+    details.wait_state("cdrom-drives", "the drive vireoctl emptied", |s| {
+        s == "{'sda': ''}"
+    });
+    app.activate_win_with("machine-force-off", "'disc'");
+    wait_machine(&app, "'disc': 'shut off'");
     assert!(app.quit().success());
 }
