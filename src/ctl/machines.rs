@@ -115,7 +115,7 @@ pub enum MachineCommand {
     Capabilities,
     /// Print the domain capabilities XML (what the Vireo backend supports)
     Domcapabilities,
-    /// Print lifecycle events
+    /// Print lifecycle and disk-change events
     Event {
         /// Only events of this machine
         #[arg(long)]
