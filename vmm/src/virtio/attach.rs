@@ -62,9 +62,9 @@ pub enum AttachError {
         controller: usize,
         /// The device's id.
         id: String,
-        /// Cause.
+        /// Cause (boxed: the id makes this variant the largest).
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
     /// passt could not be started for an interface.
     #[error("nets[{index}]: {source}")]
@@ -144,7 +144,7 @@ fn scsi_bus(
         let err = |source| AttachError::Scsi {
             controller,
             id: dev.id.clone(),
-            source,
+            source: Box::new(source),
         };
         let unit = match &dev.kind {
             ScsiDeviceKind::Cdrom { medium } => {
