@@ -72,6 +72,8 @@ state_is "shut off (shutdown)"
 
 step reboot
 v 120 start q || fail "start 2"
+# The first start's supervisor unpacked the bzImage in the background; this start loads it.
+grep -q '"kernel_unpacked"' $R/config.json || fail "the second start did not load the unpacked kernel: $(grep -h kernel $R/vmm.log | tail -n 3)"
 wait_serial "vireo-quick: ready" 180 || fail "second boot"
 : > "$S"
 type_line 'reboot -f'
