@@ -458,3 +458,96 @@ fn a_running_machine_shows_usage_graphs_and_the_restart_note() {
     details.shot("details-stopped-en");
     assert!(app.quit().success());
 }
+
+/// Defines `name`: a tiny guest with a virtio-scsi controller and an empty CD-ROM drive on it.
+fn define_with_cdrom(h: &Home, name: &str) {
+    vireoctl_support::vmm();
+    let kernel = h.file(&format!("{name}.elf"), &guest::pvh_elf(&guest::echo_loop()));
+    let xml = format!(
+        "<domain type='kvm'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <cmdline>console=ttyS0</cmdline>
+  </os>
+  <devices>
+    <controller type='scsi' index='0' model='virtio-scsi'/>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sda' bus='scsi'/>
+      <readonly/>
+    </disk>
+  </devices>
+</domain>
+",
+        kernel = kernel.display(),
+    );
+    let file = h.file(&format!("{name}.xml"), xml.as_bytes());
+    h.ok(&["define", file.to_str().unwrap()]);
+}
+
+#[test]
+fn a_cdrom_drive_takes_an_image_and_gives_it_back() {
+    let h = Home::new("guicd");
+    define_with_cdrom(&h, "disc");
+    // The drive reads whole 2 KiB sectors: an image is a multiple of them.
+    let iso = h.file("installer.iso", &vec![0u8; 32 * 2048]);
+    let desktop = Desktop::start("details-cdrom");
+    let app = launch(&desktop, &h, &[]);
+    desktop.wait_for_window("Vireo");
+    wait_machine(&app, "'disc': 'shut off'");
+    let details = Details::open(&desktop, &app, "disc", "Properties of “disc”");
+    details.page("disks");
+    details.wait_state("cdrom-drives", "the empty drive", |s| s == "{'sda': ''}");
+    details.shot("details-cdrom-empty-en");
+
+    // "Choose Image…" opens a file chooser; the image is then given as the chooser would.
+    details.activate("cdrom-choose", Some("'sda'"));
+    let chooser = desktop.wait_for_window("Choose a CD or DVD Image");
+    sleep(Duration::from_millis(500));
+    desktop.screenshot("details-cdrom-chooser-en");
+    desktop.press(&chooser, "Escape");
+    desktop.wait_for_no_window("Choose a CD or DVD Image");
+    details.activate(
+        "cdrom-insert",
+        Some(&format!("('sda', '{}')", iso.display())),
+    );
+    let xml = wait_stored(&h, "disc", "the image in the drive", |x| {
+        x.contains("installer.iso")
+    });
+    assert!(xml.contains("device='cdrom'"), "{xml}");
+    details.wait_state("cdrom-drives", "the image in the row", |s| {
+        s.contains("installer.iso")
+    });
+    details.shot("details-cdrom-inserted-en");
+
+    // A file that is not there: the driver's refusal is shown, the disc stays.
+    details.activate("cdrom-insert", Some("('sda', '/nonexistent/other.iso')"));
+    let errors = details.wait_state("field-errors", "the refusal", |s| s.contains("'media'"));
+    assert!(errors.contains("other.iso"), "{errors}");
+    assert_eq!(
+        stored(&h, "disc"),
+        xml,
+        "a refused change reached the definition"
+    );
+
+    // Eject empties the drive; the drive itself stays.
+    details.activate("cdrom-eject", Some("'sda'"));
+    let xml = wait_stored(&h, "disc", "the drive empty", |x| {
+        !x.contains("installer.iso")
+    });
+    assert!(
+        xml.contains("device='cdrom'") && xml.contains("dev='sda'"),
+        "{xml}"
+    );
+    details.wait_state("cdrom-drives", "the empty drive again", |s| {
+        s == "{'sda': ''}"
+    });
+    let errors = details.state("field-errors");
+    assert!(!errors.contains("'media'"), "{errors}");
+    details.shot("details-cdrom-ejected-en");
+    assert!(app.quit().success());
+}

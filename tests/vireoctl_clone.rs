@@ -61,7 +61,7 @@ fn original(h: &Home) -> Original {
         "    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vdb' bus='virtio'/></disk>
     <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdc' bus='virtio'/><readonly/></disk>
-    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdd' bus='virtio'/><readonly/></disk>
+    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='{}'/><target dev='sda' bus='scsi'/><readonly/></disk>
     <interface type='user'><mac address='52:54:00:aa:bb:cc'/></interface>
 ",
         images.join("web.raw").display(),

@@ -92,15 +92,23 @@ fn create_cdrom_defines_a_firmware_machine_and_the_driver_configures_seabios() {
     let f = &cfg["firmware"];
     assert_eq!(f["loader"], fw.join("bios-256k.bin").to_str().unwrap());
     assert_eq!(f["vga_rom"], fw.join("vgabios-ramfb.bin").to_str().unwrap());
-    // The CD-ROM (the second disk) first, then the hard disk.
+    // The CD-ROM drive (sda: LUN 0 of target 0 on the virtio-scsi controller) first, then the
+    // hard disk (the only virtio-blk disk).
     assert_eq!(
         f["boot_order"],
-        serde_json::json!([{"disk": {"index": 1}}, {"disk": {"index": 0}}])
+        serde_json::json!([
+            {"scsi": {"controller": 0, "target": 0, "lun": 0}},
+            {"disk": {"index": 0}}
+        ])
     );
     assert_eq!(f["smbios"]["uuid"], uuid.as_str());
-    assert_eq!(cfg["disks"][1]["path"], iso_s);
-    assert_eq!(cfg["disks"][1]["cdrom"], true);
-    assert_eq!(cfg["disks"][1]["readonly"], true);
+    assert_eq!(cfg["disks"].as_array().map(Vec::len), Some(1), "{cfg:#}");
+    let drive = &cfg["scsi"][0]["devices"][0];
+    assert_eq!(drive["id"], "sda");
+    let medium = &drive["kind"]["cdrom"]["medium"];
+    assert_eq!(medium["path"], iso_s);
+    assert_eq!(medium["cdrom"], true);
+    assert_eq!(medium["readonly"], true);
     assert!(cfg["display"].is_object(), "a display, as every machine");
 }
 
@@ -120,6 +128,8 @@ fn capabilities_list_the_firmware_found() {
         format!("<value>{}</value>", bios.display()),
         "<enum name='firmware'>\n      <value>bios</value>\n    </enum>".into(),
         "<enum name='bootDevice'>\n      <value>hd</value>\n      <value>cdrom</value>\n    </enum>"
+            .into(),
+        "<enum name='bus'>\n        <value>virtio</value>\n        <value>scsi</value>\n      </enum>"
             .into(),
     ] {
         assert!(dc.contains(&want), "{want} missing in\n{dc}");

@@ -138,7 +138,7 @@ fn state_word(i: &MachineInfo) -> &'static str {
     i.state.as_str()
 }
 
-fn print_table(rows: &[Vec<String>], header: &[&str]) {
+pub(crate) fn print_table(rows: &[Vec<String>], header: &[&str]) {
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -15,6 +15,7 @@ mod ctl_exit;
 mod docs;
 mod edit;
 mod machines;
+mod media;
 mod tools;
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Version,
     #[command(flatten)]
     Machine(machines::MachineCommand),
+    #[command(flatten)]
+    Media(media::MediaCommand),
     /// Clone a machine (virt-clone's options): new name, UUID and MACs, copies of its disks
     #[command(
         long_about = "Clone a machine, as virt-clone does: a new definition with a new \
@@ -59,6 +62,9 @@ fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Machine(c)) => machines::run(c, &vireo_driver::Connection::open()),
+        Some(Command::Media(c)) => {
+            machines::report(media::run(c, &vireo_driver::Connection::open()))
+        }
         Some(Command::Clone(a)) => {
             machines::report(clone::clone(*a, &vireo_driver::Connection::open()))
         }

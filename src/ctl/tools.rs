@@ -42,6 +42,10 @@ pub enum ToolCommand {
         events: PathBuf,
         #[arg(long)]
         vmm: PathBuf,
+        #[arg(long)]
+        unpack_kernel: Option<PathBuf>,
+        #[arg(long)]
+        kernel_cache: Option<PathBuf>,
     },
 }
 
@@ -54,12 +58,16 @@ pub fn run(cmd: ToolCommand, conn: &Connection, cli: impl Fn() -> clap::Command)
             rundir,
             events,
             vmm,
+            unpack_kernel,
+            kernel_cache,
         } => {
             let code =
                 vireo_driver::supervisor::supervise(&vireo_driver::supervisor::SuperviseArgs {
                     rundir,
                     events,
                     vmm,
+                    unpack_kernel,
+                    kernel_cache,
                 });
             Ok(u8::try_from(code).unwrap_or(1))
         }

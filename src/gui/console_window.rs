@@ -16,6 +16,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::time::{Duration, Instant};
 
 use super::backend::Backend;
+use super::console_media;
 use super::console_screen::ConsoleScreen;
 use super::i18n::gettext_f;
 use super::serial_console::VireoSerialConsole;
@@ -51,6 +52,8 @@ mod imp {
         pub keys_button: TemplateChild<gtk::MenuButton>,
         #[template_child]
         pub scaling_button: TemplateChild<gtk::MenuButton>,
+        #[template_child]
+        pub cdrom_button: TemplateChild<gtk::MenuButton>,
         #[template_child]
         pub screenshot_button: TemplateChild<gtk::Button>,
         #[template_child]
@@ -300,7 +303,7 @@ impl VireoConsoleWindow {
         imp.stack.set_visible_child_name("status");
     }
 
-    fn toast(&self, message: &str) {
+    pub(super) fn toast(&self, message: &str) {
         self.imp()
             .toast_overlay
             .add_toast(adw::Toast::new(&glib::markup_escape_text(message)));
@@ -372,9 +375,11 @@ impl VireoConsoleWindow {
                         Status::Connected => {
                             window.imp().stack.set_visible_child_name("screen");
                             window.imp().screen.grab_focus();
+                            console_media::refresh(&window);
                         }
                         Status::Ended(message) => {
                             window.imp().session.replace(None);
+                            console_media::refresh(&window);
                             if window.imp().machine.borrow().is_some() {
                                 // A restart ends the helper and its server: follow it.
                                 window.wait_for_machine(&message);
@@ -725,6 +730,7 @@ impl VireoConsoleWindow {
             move |_, _| window.type_clipboard()
         ));
         group.add_action(&paste);
+        console_media::setup(self, &group);
         // Scaling: see setup_scaling.
         group.add_action(&self.settings().create_action("console-scaling"));
         group.add_action(&self.settings().create_action("console-keep-aspect"));

@@ -20,8 +20,10 @@ use vireo_driver::usecase::{self, Media, Part};
 use vireo_driver::{Connection, DomainState, DriverError, MachineInfo, Reason};
 
 use super::backend::Backend;
+use super::cdrom_row::VireoCdromRow;
 use super::i18n::gettext_f;
 use super::machine_card::state_text;
+use super::media::{self, DriveEntry, MediaHost};
 use super::usage_graph::VireoUsageGraph;
 
 /// How often the helper's CPU and memory use are sampled while it runs.
@@ -40,6 +42,8 @@ pub enum Field {
     Cmdline,
     Disks,
     Network,
+    /// The disc in a CD-ROM drive (changed through the driver's media use case).
+    Media,
 }
 
 impl Field {
@@ -56,12 +60,16 @@ impl Field {
             Field::Cmdline => "cmdline",
             Field::Disks => "disks",
             Field::Network => "network",
+            Field::Media => "media",
         }
     }
 
     /// Whether a running machine sees the change only after its next start.
     pub fn needs_restart(self) -> bool {
-        !matches!(self, Field::Title | Field::Description | Field::Autostart)
+        !matches!(
+            self,
+            Field::Title | Field::Description | Field::Autostart | Field::Media
+        )
     }
 
     /// The field that shows a part of the machine.
@@ -176,6 +184,8 @@ struct Snapshot {
     info: MachineInfo,
     stored: String,
     live: Option<String>,
+    /// The CD-ROM drives as the machine has them now.
+    cdroms: Vec<DriveEntry>,
 }
 
 mod imp {
@@ -231,6 +241,8 @@ mod imp {
         #[template_child]
         pub disks_group: TemplateChild<adw::PreferencesGroup>,
         #[template_child]
+        pub cdrom_group: TemplateChild<adw::PreferencesGroup>,
+        #[template_child]
         pub network_page: TemplateChild<adw::PreferencesPage>,
         #[template_child]
         pub display_page: TemplateChild<adw::PreferencesPage>,
@@ -243,6 +255,7 @@ mod imp {
         pub filling: Cell<bool>,
         /// Rows and groups made for the current document (replaced on every reload).
         pub disk_rows: RefCell<Vec<gtk::Widget>>,
+        pub cdrom_rows: RefCell<Vec<VireoCdromRow>>,
         pub page_groups: RefCell<Vec<(adw::PreferencesPage, adw::PreferencesGroup)>>,
         /// The error icon beside each field that has one.
         pub error_icons: RefCell<HashMap<Field, gtk::Image>>,
@@ -412,6 +425,7 @@ impl VireoDetailsWindow {
             remove_forward,
             close,
         ]);
+        media::add_actions(self, self);
         // What the window shows, for assistive tools and the GUI tests: errors beside fields,
         // whether saved changes wait for a restart, and the usage samples taken.
         let errors = gio::SimpleAction::new_stateful(
@@ -425,6 +439,14 @@ impl VireoDetailsWindow {
         let usage =
             gio::SimpleAction::new_stateful("usage", None, &(0u32, 0.0f64, 0u64).to_variant());
         usage.set_enabled(false);
+        // Each CD-ROM drive's target and disc ("" for none), as the rows show them.
+        let cdroms = gio::SimpleAction::new_stateful(
+            "cdrom-drives",
+            None,
+            &HashMap::<String, String>::new().to_variant(),
+        );
+        cdroms.set_enabled(false);
+        self.add_action(&cdroms);
         self.add_action(&errors);
         self.add_action(&restart);
         self.add_action(&usage);
@@ -524,7 +546,17 @@ impl VireoDetailsWindow {
                         } else {
                             None
                         };
-                        Ok(Snapshot { info, stored, live })
+                        let cdroms = media::cdroms(c, &name, info.state.is_active())
+                            .unwrap_or_else(|e| {
+                                eprintln!("vireo: the drives of {name}: {e}");
+                                Vec::new()
+                            });
+                        Ok(Snapshot {
+                            info,
+                            stored,
+                            live,
+                            cdroms,
+                        })
                     })
                     .await;
                 match found {
@@ -576,7 +608,10 @@ impl VireoDetailsWindow {
         imp.xml_view.buffer().set_text(&snap.stored);
 
         match Domain::parse(&snap.stored) {
-            Ok(dom) => self.fill_from(&dom),
+            Ok(dom) => {
+                self.fill_from(&dom);
+                self.fill_cdroms(&snap.cdroms, &dom);
+            }
             Err(e) => self.toast(&e.to_string()),
         }
         // Saved changes that the running machine does not have yet.
@@ -620,7 +655,10 @@ impl VireoDetailsWindow {
         }
         let disks = dom.devices().map(|d| d.disks()).unwrap_or_default();
         let mut rows = Vec::new();
-        if disks.is_empty() {
+        // CD-ROM drives have a group of their own (fill_cdroms); the index stays the disk's
+        // place in the definition, which the disk actions take.
+        let is_cdrom = |device: vireo_driver::domain::DiskDevice| device.as_str() == "cdrom";
+        if disks.iter().all(|d| is_cdrom(d.device())) {
             let row = adw::ActionRow::builder()
                 .title(gettext("No disks"))
                 .subtitle(gettext(
@@ -629,7 +667,11 @@ impl VireoDetailsWindow {
                 .build();
             rows.push(row.upcast());
         }
-        for (i, disk) in disks.iter().enumerate() {
+        for (i, disk) in disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !is_cdrom(d.device()))
+        {
             let source = disk.source().unwrap_or_default();
             let file = Path::new(&source)
                 .file_name()
@@ -694,6 +736,30 @@ impl VireoDetailsWindow {
             imp.disks_group.add(row);
         }
         imp.disk_rows.replace(rows);
+    }
+
+    /// One row per CD-ROM drive, below the disks; the group is hidden when there is none.
+    fn fill_cdroms(&self, drives: &[DriveEntry], stored: &Domain) {
+        let imp = self.imp();
+        for row in imp.cdrom_rows.take() {
+            imp.cdrom_group.remove(&row);
+        }
+        let disks = stored.devices().map(|d| d.disks()).unwrap_or_default();
+        let mut rows = Vec::new();
+        let mut state = HashMap::new();
+        for drive in drives {
+            let index = disks
+                .iter()
+                .position(|d| d.target_dev().as_deref() == Some(drive.target.as_str()));
+            let row = VireoCdromRow::new(drive, index);
+            imp.cdrom_group.add(&row);
+            rows.push(row);
+            let disc = drive.source.as_ref().map(|p| p.display().to_string());
+            state.insert(drive.target.clone(), disc.unwrap_or_default());
+        }
+        imp.cdrom_group.set_visible(!rows.is_empty());
+        imp.cdrom_rows.replace(rows);
+        self.set_state_of("cdrom-drives", state.to_variant());
     }
 
     /// Replaces the groups this window added to a page.
@@ -1184,6 +1250,13 @@ impl VireoDetailsWindow {
                 }
             }
         ));
+        // A guest that ejects its own disc changes the drive without a lifecycle event: a
+        // running machine is read again whenever its window comes back to the front.
+        self.connect_is_active_notify(|window| {
+            if window.is_active() && window.state().is_some_and(|s| s.is_active()) {
+                window.reload();
+            }
+        });
     }
 
     fn start_sampling(&self) {
@@ -1288,6 +1361,26 @@ impl VireoDetailsWindow {
     /// The machine's state as the window last read it.
     pub fn state(&self) -> Option<DomainState> {
         self.imp().info.borrow().as_ref().map(|i| i.state)
+    }
+}
+
+impl MediaHost for VireoDetailsWindow {
+    fn media_backend(&self) -> Backend {
+        self.backend()
+    }
+
+    fn media_machine(&self) -> Option<String> {
+        Some(self.machine_name())
+    }
+
+    fn media_failed(&self, message: &str) {
+        self.set_field_error(Field::Media, Some(message));
+        self.reload();
+    }
+
+    fn media_changed(&self) {
+        self.set_field_error(Field::Media, None);
+        self.reload();
     }
 }
 

@@ -4,8 +4,9 @@
 //! 2. VMM resident memory beyond touched guest memory (from /proc/PID/smaps), for the tiny guest
 //!    and for Debian's stock kernel booted to its initramfs;
 //! 3. start to the guest's boot marker / first initramfs line on serial, Debian's stock kernel +
-//!    the rig's initramfs, vireo-vmm beside QEMU `-M microvm` and `-M pc`, in one rig run (L1 is
-//!    QEMU TCG, so absolute times are slow; compare the columns).
+//!    the rig's initramfs, vireo-vmm (with the bzImage, and with its payload unpacked ahead of
+//!    time as the driver does from a machine's second start) beside QEMU `-M microvm` and
+//!    `-M pc`, in one rig run (L1 is QEMU TCG, so absolute times are slow; compare the columns).
 //!
 //! `VIREO_BENCH_SKIP_RIG=1` prints only 1 and 2 (no nested boots).
 
@@ -78,15 +79,16 @@ fn local_start_to_ready() {
 
 const DRIVER_PY: &str = r#"
 import os, re, subprocess, sys, time, json
-kernel, initrd, vmm, work, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+kernel, initrd, vmm, work, runs, unpacked = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 cmdline = "console=ttyS0 reboot=k panic=-1 mitigations=off"
 def qemu(machine):
     return ["qemu-system-x86_64", "-M", machine, "-enable-kvm", "-cpu", "host", "-m", "512", "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "file:" + work + "/serial.log",
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
-def vireo():
+def vireo(vmlinux=None):
     cfg = {"name": "bench", "memory_mib": 512, "vcpus": 1, "kernel": kernel, "initrd": initrd,
            "cmdline": cmdline, "serial": {"log": work + "/serial.log"}}
+    if vmlinux: cfg["kernel_unpacked"] = vmlinux
     open(work + "/vm.json", "w").write(json.dumps(cfg))
     return [vmm, "--config", work + "/vm.json", "--control", work + "/ctl.sock"]
 def smaps(pid, guest):
@@ -100,7 +102,7 @@ def smaps(pid, guest):
                 k = int(f[1]); g, o = (g + k, o) if isg else (g, o + k)
     except OSError: pass
     return g, o
-for name, mk in [("vireo-vmm", vireo), ("qemu -M microvm", lambda: qemu("microvm")), ("qemu -M pc", lambda: qemu("pc"))]:
+for name, mk in [("vireo-vmm", vireo), ("vireo-vmm unpacked", lambda: vireo(unpacked)), ("qemu -M microvm", lambda: qemu("microvm")), ("qemu -M pc", lambda: qemu("pc"))]:
     for r in range(runs):
         try: os.unlink(work + "/serial.log")
         except OSError: pass
@@ -112,7 +114,7 @@ for name, mk in [("vireo-vmm", vireo), ("qemu -M microvm", lambda: qemu("microvm
             s = open(work + "/serial.log", "rb").read()
             if init_t is None and b"VIREO-L2-INIT" in s:
                 init_t = time.time() - t0
-                if name == "vireo-vmm": rss = smaps(p.pid, 512 << 20)
+                if name.startswith("vireo-vmm"): rss = smaps(p.pid, 512 << 20)
             time.sleep(0.02)
         if p.poll() is None: p.kill()
         err = p.stderr.read().decode("latin1")
@@ -150,11 +152,20 @@ fn rig_side_by_side() {
     let initrd = dir.join("initrd.cpio");
     concat(&[&image.base_initrd, &extra_path], &initrd).unwrap();
     let vmm = env!("CARGO_BIN_EXE_vireo-vmm");
+    // What the driver boots from a machine's second start on: the payload unpacked on the host.
+    let unpacked = match vireo_driver::unpack::unpack(&image.kernel, &dir.join("kernels")) {
+        Ok(Some(p)) => p,
+        other => {
+            println!("rig comparison not run: the kernel was not unpacked: {other:?}");
+            return;
+        }
+    };
     let script = format!(
         "W=/tmp/vireo-bench; rm -rf $W; mkdir -p $W\ncat > $W/d.py <<'VIREO_EOF'\n{DRIVER_PY}\nVIREO_EOF\n\
-         python3 $W/d.py {k} {i} {vmm} $W 2\n",
+         python3 $W/d.py {k} {i} {vmm} $W 2 {u}\n",
         k = image.kernel.display(),
-        i = initrd.display()
+        i = initrd.display(),
+        u = unpacked.display()
     );
     let t = Instant::now();
     let out = match vireo_rig::run_command(&script, Duration::from_secs(1800)) {

@@ -417,7 +417,12 @@ impl Vm {
         let Some(kernel) = self.config.kernel.clone() else {
             return self.load_firmware();
         };
-        let mut loaded = boot::load_kernel(&self.mem, &kernel, mem_size)?;
+        let mut loaded = boot::load_kernel(
+            &self.mem,
+            &kernel,
+            self.config.kernel_unpacked.as_deref(),
+            mem_size,
+        )?;
         if let Some(initrd) = &self.config.initrd {
             boot::load_initrd(&self.mem, initrd, &mut loaded, mem_size)?;
         }

@@ -115,6 +115,14 @@ device_list!(inputs, input, input_mut, remove_input, Input, "input");
 device_list!(videos, video, video_mut, remove_video, Video, "video");
 device_list!(rngs, rng, rng_mut, remove_rng, Rng, "rng");
 device_list!(
+    controllers,
+    controller,
+    controller_mut,
+    remove_controller,
+    Controller,
+    "controller"
+);
+device_list!(
     memballoons,
     memballoon,
     memballoon_mut,
@@ -288,6 +296,55 @@ impl<E: AsRef<Element>> Disk<E> {
     pub fn boot_order(&self) -> Option<u32> {
         sub_attr(self.e(), "boot", "order").and_then(|v| parse_uint(&v))
     }
+    /// `address type='drive'` (controller, bus, target, unit; an absent number is 0, as in
+    /// libvirt); `None` when the disk has no address or one of another type. A number that does
+    /// not parse is `Err` with the attribute's name and value.
+    pub fn drive_address(&self) -> Option<Result<DriveAddress, (&'static str, String)>> {
+        let a = self.e().child("address")?;
+        if a.attr("type").as_deref() != Some("drive") {
+            return None;
+        }
+        let num = |name: &'static str| -> Result<u32, (&'static str, String)> {
+            match a.attr(name) {
+                None => Ok(0),
+                Some(v) => parse_uint(&v).ok_or((name, v.into_owned())),
+            }
+        };
+        Some((|| {
+            Ok(DriveAddress {
+                controller: num("controller")?,
+                bus: num("bus")?,
+                target: num("target")?,
+                unit: num("unit")?,
+            })
+        })())
+    }
+}
+
+/// The index libvirt reads from a disk target name (`sda` 0, `sdz` 25, `sdaa` 26, `hdc` 2):
+/// the letters after the two-letter prefix (`sd`, `hd`, `vd`, `xvd` takes three), as a
+/// bijective base-26 number. `None` for a name without a known prefix or with other characters.
+pub fn disk_name_index(name: &str) -> Option<u32> {
+    let letters = ["xvd", "sd", "hd", "vd", "fd", "ubd"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))?;
+    if letters.is_empty() || letters.len() > 6 || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for b in letters.bytes() {
+        n = n * 26 + u32::from(b - b'a') + 1;
+    }
+    Some(n - 1)
+}
+
+/// A disk's `<address type='drive'>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriveAddress {
+    pub controller: u32,
+    pub bus: u32,
+    pub target: u32,
+    pub unit: u32,
 }
 
 impl<'a> Disk<&'a Element> {
@@ -938,6 +995,38 @@ impl<E: AsRef<Element> + AsMut<Element>> Rng<E> {
 }
 
 view!(
+    /// `<controller>`.
+    Controller
+);
+
+impl Controller<&Element> {
+    /// `<controller type=T index=N [model=M]/>`.
+    pub fn new_element(controller_type: &str, index: u32, model: Option<&str>) -> Element {
+        let mut e = Element::new("controller")
+            .with_attr("type", controller_type)
+            .with_attr("index", &index.to_string());
+        if let Some(m) = model {
+            e.set_attr("model", m);
+        }
+        e
+    }
+}
+
+impl<E: AsRef<Element>> Controller<E> {
+    /// `controller@type` (scsi, sata, pci, usb, ...).
+    pub fn controller_type(&self) -> Option<String> {
+        self.e().attr("type").map(|v| v.into_owned())
+    }
+    /// `controller@index`; `None` when absent or not a number.
+    pub fn index(&self) -> Option<u32> {
+        self.e().attr("index").and_then(|v| parse_uint(&v))
+    }
+    pub fn model(&self) -> Option<String> {
+        self.e().attr("model").map(|v| v.into_owned())
+    }
+}
+
+view!(
     /// `<memballoon>`.
     Memballoon
 );
@@ -953,5 +1042,67 @@ impl<E: AsRef<Element>> Memballoon<E> {
 impl<E: AsRef<Element> + AsMut<Element>> Memballoon<E> {
     pub fn set_model(&mut self, model: &MemballoonModel) {
         self.element_mut().set_attr("model", model.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Domain;
+
+    #[test]
+    fn disk_names_count_as_libvirt_counts_them() {
+        assert_eq!(disk_name_index("sda"), Some(0));
+        assert_eq!(disk_name_index("sdz"), Some(25));
+        assert_eq!(disk_name_index("sdaa"), Some(26));
+        assert_eq!(disk_name_index("hdc"), Some(2));
+        assert_eq!(disk_name_index("xvdb"), Some(1));
+        assert_eq!(disk_name_index("sd"), None);
+        assert_eq!(disk_name_index("sdA"), None);
+        assert_eq!(disk_name_index("nvme0n1"), None);
+    }
+
+    #[test]
+    fn controllers_and_drive_addresses_read_as_written() {
+        let dom = Domain::parse(
+            "<domain type='kvm'><name>a</name><memory>1</memory><devices>\
+             <disk type='file' device='cdrom'><target dev='sdb' bus='scsi'/>\
+             <address type='drive' controller='1' bus='0' target='2' unit='3'/></disk>\
+             <disk type='file'><target dev='sdc' bus='scsi'/><address type='drive' unit='x'/></disk>\
+             <disk type='file'><target dev='vda'/><address type='pci' bus='0'/></disk>\
+             <controller type='scsi' index='1' model='virtio-scsi'/><controller type='sata'/>\
+             </devices></domain>",
+        )
+        .unwrap();
+        let devs = dom.devices().unwrap();
+        let disks = devs.disks();
+        assert_eq!(
+            disks[0].drive_address(),
+            Some(Ok(DriveAddress {
+                controller: 1,
+                bus: 0,
+                target: 2,
+                unit: 3
+            }))
+        );
+        assert_eq!(disks[1].drive_address(), Some(Err(("unit", "x".into()))));
+        assert_eq!(disks[2].drive_address(), None);
+        let c = devs.controllers();
+        assert_eq!(c[0].controller_type().as_deref(), Some("scsi"));
+        assert_eq!(
+            (c[0].index(), c[0].model().as_deref()),
+            (Some(1), Some("virtio-scsi"))
+        );
+        assert_eq!((c[1].index(), c[1].model()), (None, None));
+        assert_eq!(c[1].path(), "domain/devices/controller[2]");
+        let e = Controller::new_element("scsi", 0, Some("virtio-scsi"));
+        assert_eq!(
+            (e.attr("type"), e.attr("index"), e.attr("model")),
+            (
+                Some("scsi".into()),
+                Some("0".into()),
+                Some("virtio-scsi".into())
+            )
+        );
     }
 }

@@ -1,15 +1,20 @@
 //! `capabilities` and `domainCapabilities` documents, written by vireo-domain from the facts of
 //! this host and of the vireo-vmm backend the driver would start.
 
-use vireo_domain::{BackendFacts, BootDev, HostCpu};
+use vireo_domain::{BackendFacts, BootDev, DiskBus, DiskDevice, HostCpu};
 
 /// The backend as the driver runs it: direct kernel boot, and BIOS firmware boot when the
-/// default SeaBIOS image is there; virtio disks, VNC.
+/// default SeaBIOS image is there; disks on virtio and on virtio-scsi, CD-ROM drives on
+/// virtio-scsi, VNC.
 pub fn backend_facts() -> BackendFacts {
     let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "/usr/bin/vireo-vmm".into());
     let mut f = BackendFacts::vireo_kvm(&emulator);
+    // libvirt's domain capabilities have no controller models (the 9.0 schema); `scsi` in the
+    // bus list stands for virtio-scsi, the one SCSI controller the backend has.
+    f.disk_buses = vec![DiskBus::Virtio, DiskBus::Scsi];
+    f.disk_devices = vec![DiskDevice::Disk, DiskDevice::Cdrom];
     f.max_vcpus = u32::try_from(vireo_vmm_api::limits::MAX_VCPUS)
         .unwrap_or(u32::from(u8::MAX))
         .min(255);
@@ -37,4 +42,18 @@ pub fn capabilities() -> String {
 /// The `domainCapabilities` XML.
 pub fn domain_capabilities() -> String {
     vireo_domain::domain_capabilities(&backend_facts(), None).to_xml()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn domain_capabilities_list_the_scsi_bus_and_cdrom_drives() {
+        let xml = super::domain_capabilities();
+        let bus = xml.find("<enum name='bus'>").expect("a bus enum");
+        let end = bus + xml[bus..].find("</enum>").expect("its end");
+        assert!(xml[bus..end].contains("<value>scsi</value>"), "{xml}");
+        assert!(xml[bus..end].contains("<value>virtio</value>"), "{xml}");
+        assert!(!xml[bus..end].contains("sata"), "{xml}");
+        assert!(xml.contains("<value>cdrom</value>"), "{xml}");
+    }
 }

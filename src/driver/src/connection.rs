@@ -462,6 +462,7 @@ impl Connection {
         d.ensure_uuid(None)
             .and_then(|()| d.ensure_macs())
             .map_err(io(Path::new("/dev/urandom")))?;
+        d.ensure_scsi_controller();
         let name = d.name.clone();
         self.launch(d, true, START_TIMEOUT)?;
         self.info(&name)
@@ -501,7 +502,7 @@ impl Connection {
         }
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
-        let tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
+        let mut tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
             Ok(t) => t,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&run.dir);
@@ -520,6 +521,16 @@ impl Connection {
                 source: e,
             })
         };
+        // A kernel unpacked by an earlier start's supervisor loads ready; else the supervisor
+        // unpacks it in the background for the next start.
+        let kernel_cache = self.paths.cache.join("kernels");
+        let mut unpack_later = None;
+        if let Some(kernel) = &tr.config.kernel {
+            tr.config.kernel_unpacked = crate::unpack::cached(kernel, &kernel_cache);
+            if tr.config.kernel_unpacked.is_none() {
+                unpack_later = Some(kernel.clone());
+            }
+        }
         let cfg = serde_json::to_vec_pretty(&tr.config).map_err(|e| DriverError::Io {
             path: run.config(),
             source: std::io::Error::other(e),
@@ -545,8 +556,14 @@ impl Connection {
             .arg("--events")
             .arg(self.paths.events_log())
             .arg("--vmm")
-            .arg(&vmm)
-            .stdin(std::process::Stdio::null())
+            .arg(&vmm);
+        if let Some(kernel) = &unpack_later {
+            cmd.arg("--unpack-kernel")
+                .arg(kernel)
+                .arg("--kernel-cache")
+                .arg(&kernel_cache);
+        }
+        cmd.stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
         process::spawn_detached(&mut cmd).map_err(io(&sup))?;
@@ -589,7 +606,7 @@ impl Connection {
     }
 
     /// The runtime record of a running machine, or `NotRunning`.
-    fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
+    pub(crate) fn running(&self, name: &str) -> Result<(Definition, RunDir, StateRecord)> {
         let (d, _) = self.domain(name)?;
         let run = self.run(&d.name);
         match self.live_record(&d.name) {
@@ -599,7 +616,7 @@ impl Connection {
     }
 
     /// Sends one of the commands that only act (their return is `{}`).
-    fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
+    pub(crate) fn control(&self, name: &str, run: &RunDir, command: Command) -> Result<()> {
         // A screendump encodes the whole screen as PNG, which takes seconds in a debug build
         // under nested virtualization; everything else is answered at once.
         let slow = matches!(command, Command::Screendump { .. });

@@ -101,6 +101,27 @@ pub fn request<R: DeserializeOwned>(
     }
 }
 
+/// Follows the helper's pushed events until it closes the connection (it ended), calling `each`
+/// with every event this build knows. Lines that are no event are skipped.
+pub fn follow_events(
+    socket: &Path,
+    mut each: impl FnMut(vireo_vmm_api::control::Event),
+) -> Result<(), ControlError> {
+    let stream = UnixStream::connect(socket).map_err(|source| ControlError::Io {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else {
+            break;
+        };
+        if let Ok(ServerMessage::<serde_json::Value>::Event(e)) = serde_json::from_str(&line) {
+            each(e.event);
+        }
+    }
+    Ok(())
+}
+
 /// Whether something accepts connections on the socket.
 pub fn alive(socket: &Path) -> bool {
     UnixStream::connect(socket).is_ok()

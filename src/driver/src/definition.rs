@@ -5,7 +5,8 @@
 //! Parsing and validation are `vireo-domain`'s: its errors (line, column, element path) reach
 //! the user as they are. The driver adds only what its file layout needs ([`check_name`]) and
 //! what libvirt does on define (a UUID and MACs when missing, [`Definition::ensure_uuid`],
-//! [`Definition::ensure_macs`]). Everything else in the document is kept verbatim.
+//! [`Definition::ensure_macs`]; the implicit scsi controller,
+//! [`Definition::ensure_scsi_controller`]). Everything else in the document is kept verbatim.
 
 use crate::state::LifecycleAction;
 use vireo_domain::{Domain, Error, ErrorKind, Errors, LifecycleEvent, Mac, Uuid};
@@ -135,6 +136,34 @@ impl Definition {
         Ok(())
     }
 
+    /// Adds the virtio-scsi controller of index 0 when a `bus='scsi'` disk has no scsi
+    /// controller (libvirt adds implicit controllers on define), so the document says what the
+    /// machine has. Returns whether it added one.
+    pub fn ensure_scsi_controller(&mut self) -> bool {
+        let Some(devices) = self.dom.devices() else {
+            return false;
+        };
+        let scsi_disk = devices
+            .disks()
+            .iter()
+            .any(|d| d.target_bus() == Some(vireo_domain::DiskBus::Scsi));
+        let has_controller = devices
+            .controllers()
+            .iter()
+            .any(|c| c.controller_type().as_deref() == Some("scsi"));
+        if !scsi_disk || has_controller {
+            return false;
+        }
+        self.dom
+            .devices_mut()
+            .add(vireo_domain::Controller::new_element(
+                "scsi",
+                0,
+                Some("virtio-scsi"),
+            ));
+        true
+    }
+
     pub fn to_xml(&self) -> String {
         self.dom.to_xml()
     }
@@ -208,6 +237,31 @@ mod tests {
             .as_deref()
             .is_some_and(|m| m.starts_with("52:54:00:")));
         assert_eq!(again.uuid, d.uuid);
+    }
+
+    #[test]
+    fn a_scsi_disk_brings_its_controller_once() {
+        let mut d = Definition::parse(
+            "<domain type='kvm'><name>a</name><memory>1024</memory><os><type>hvm</type></os><devices>\
+             <disk type='file' device='cdrom'><target dev='sda' bus='scsi'/></disk>\
+             <interface type='user'/></devices></domain>",
+        )
+        .unwrap();
+        assert!(d.ensure_scsi_controller());
+        assert!(
+            d.to_xml().contains(
+                "</disk>\n  <controller type='scsi' index='0' model='virtio-scsi'/><interface"
+            ),
+            "{}",
+            d.to_xml()
+        );
+        assert!(!d.ensure_scsi_controller(), "added twice");
+        let mut virtio = Definition::parse(
+            "<domain type='kvm'><name>a</name><memory>1024</memory><os><type>hvm</type></os><devices>\
+             <disk type='file'><target dev='vda'/></disk></devices></domain>",
+        )
+        .unwrap();
+        assert!(!virtio.ensure_scsi_controller());
     }
 
     #[test]

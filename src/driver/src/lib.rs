@@ -92,6 +92,7 @@ pub mod definition;
 pub mod events;
 pub mod host;
 pub mod initramfs;
+pub mod live;
 pub mod modules;
 pub mod paths;
 pub mod process;
@@ -102,6 +103,7 @@ pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod translate;
+pub mod unpack;
 pub mod usecase;
 
 /// Kept for clients written against the driver's first XML adapter: the name check is now

@@ -281,6 +281,7 @@ impl Store {
             .ensure_uuid(existing.as_ref().and_then(|d| d.uuid.as_deref()))
             .and_then(|()| dom.ensure_macs());
         generated.map_err(io(Path::new("/dev/urandom")))?;
+        dom.ensure_scsi_controller();
         if let Some(u) = &dom.uuid {
             if let Some(other) = self.uuid_user(u, &dom.name)? {
                 return Err(StoreError::UuidTaken {

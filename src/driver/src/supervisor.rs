@@ -54,6 +54,10 @@ pub struct SuperviseArgs {
     pub rundir: PathBuf,
     pub events: PathBuf,
     pub vmm: PathBuf,
+    /// A bzImage to unpack into `kernel_cache` in the background, for the next start
+    /// ([`crate::unpack`]).
+    pub unpack_kernel: Option<PathBuf>,
+    pub kernel_cache: Option<PathBuf>,
 }
 
 /// Reads and removes the intent a client left.
@@ -281,6 +285,20 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
         on_reboot: dom.on_reboot.clone(),
         on_crash: dom.on_crash.clone(),
     };
+    if let (Some(kernel), Some(cache)) = (args.unpack_kernel.clone(), args.kernel_cache.clone()) {
+        let run = RunDir::new(&args.rundir);
+        std::thread::spawn(move || match crate::unpack::unpack(&kernel, &cache) {
+            Ok(Some(p)) => log(
+                &run,
+                &format!("kernel unpacked for the next start: {}", p.display()),
+            ),
+            Ok(None) => {}
+            Err(e) => log(
+                &run,
+                &format!("the kernel stays packed (the guest unpacks it): {e}"),
+            ),
+        });
+    }
     let me = std::process::id() as i32;
     let mut fast_exits = 0;
     let mut restarts = 0u32;
@@ -328,6 +346,12 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                     return 1;
                 }
                 emit(args, &dom, EventKind::Started, "Booted", None);
+                // The guest's own eject reaches the live XML through the helper's events; the
+                // thread ends with the helper's connection.
+                let run2 = run.clone();
+                if let Err(e) = crate::live::watch_media(&run, move |m| log(&run2, m)) {
+                    log(&run, &format!("cannot follow the helper's events: {e}"));
+                }
                 let waited = helper.child.wait();
                 helper.drain();
                 match waited {
@@ -557,6 +581,8 @@ mod tests {
             rundir: run.dir.clone(),
             events: run.dir.join("events.log"),
             vmm: fake,
+            unpack_kernel: None,
+            kernel_cache: None,
         };
         let mut h = spawn_vmm(&args, &run).unwrap();
         assert!(h.child.wait().unwrap().success());

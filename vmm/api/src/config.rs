@@ -45,6 +45,12 @@ pub struct VmConfig {
     /// Exactly one of `kernel` and `firmware` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<PathBuf>,
+    /// Direct kernel boot of a bzImage whose compressed payload was decompressed ahead of time
+    /// (by the driver, once per kernel): this ELF vmlinux is loaded at its physical addresses
+    /// and entered through the 64-bit boot protocol with `kernel`'s setup header, so the guest
+    /// skips its own decompression. The kernel then runs where it was linked (no KASLR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_unpacked: Option<PathBuf>,
     /// Firmware boot: the vCPUs start at the reset vector of a PC BIOS image, which finds the
     /// boot loader on the disks in `boot_order`. `initrd` and `cmdline` must then be empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +443,7 @@ impl VmConfig {
             memory_mib,
             vcpus,
             kernel: Some(kernel),
+            kernel_unpacked: None,
             firmware: None,
             initrd: None,
             cmdline: String::new(),
@@ -511,6 +518,17 @@ impl VmConfig {
                     "neither set; give a kernel for direct boot or a firmware image",
                 ))
             }
+        }
+        if let Some(vmlinux) = &self.kernel_unpacked {
+            if self.kernel.is_none() {
+                return Err(ConfigError::BootMethod(
+                    "kernel_unpacked is set without a kernel; it goes with a bzImage",
+                ));
+            }
+            check_file(vmlinux).map_err(|reason| ConfigError::Kernel {
+                path: vmlinux.clone(),
+                reason,
+            })?;
         }
         if let Some(initrd) = &self.initrd {
             check_file(initrd).map_err(|reason| ConfigError::Initrd {

@@ -53,13 +53,27 @@ fn kerr(path: &Path, reason: impl Into<String>) -> BootError {
     }
 }
 
-/// Loads an ELF vmlinux (needs a PVH note) or a bzImage (needs the 64-bit entry point).
-pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path, mem_size: u64) -> Result<Loaded, BootError> {
+/// Loads an ELF vmlinux (needs a PVH note) or a bzImage (needs the 64-bit entry point). With
+/// `unpacked`, the bzImage gives only its setup header, and `unpacked` (the bzImage's payload
+/// decompressed ahead of time, an ELF vmlinux) is loaded at its physical addresses and entered
+/// through the 64-bit boot protocol, as the bzImage's own decompressor would enter it.
+pub fn load_kernel(
+    mem: &GuestMemoryMmap,
+    path: &Path,
+    unpacked: Option<&Path>,
+    mem_size: u64,
+) -> Result<Loaded, BootError> {
     let mut f = File::open(path).map_err(|e| kerr(path, e.to_string()))?;
     let mut magic = [0u8; 4];
     f.read_exact(&mut magic)
         .map_err(|_| kerr(path, "not a Linux kernel (file too short)"))?;
     if magic == *b"\x7fELF" {
+        if unpacked.is_some() {
+            return Err(kerr(
+                path,
+                "an unpacked kernel goes with a bzImage, and this is an ELF vmlinux",
+            ));
+        }
         let r = Elf::load(mem, None, &mut f, Some(GuestAddress(layout::HIMEM_START)))
             .map_err(|e| kerr(path, format!("ELF load failed: {e}")))?;
         let rip = match r.pvh_boot_cap {
@@ -79,7 +93,71 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path, mem_size: u64) -> Result<
             initrd_addr_max: layout::MMIO_HOLE_START - 1,
         });
     }
-    // bzImage: the setup header lives in the first sectors.
+    let bz = read_setup(&mut f, path)?;
+    let low_ram_end = mem_size.min(layout::MMIO_HOLE_START);
+    let too_small = |need: u64| {
+        kerr(
+            path,
+            format!(
+                "needs {} MiB of memory below 3 GiB to decompress, the VM has {} MiB",
+                need >> 20,
+                low_ram_end >> 20
+            ),
+        )
+    };
+    if let Some(vmlinux) = unpacked {
+        let mut v = File::open(vmlinux).map_err(|e| kerr(vmlinux, e.to_string()))?;
+        let r = Elf::load(mem, None, &mut v, Some(GuestAddress(layout::HIMEM_START)))
+            .map_err(|e| kerr(vmlinux, format!("ELF load failed: {e}")))?;
+        // The decompressed kernel still needs what its setup header asks for beyond its image
+        // (page tables, brk); the header's init_size counts from the load address.
+        let need = r.kernel_end.max(bz.load + bz.init_size);
+        if need > low_ram_end {
+            return Err(too_small(need));
+        }
+        return Ok(Loaded {
+            entry: Entry::Linux64 {
+                rip: r.kernel_load.0,
+            },
+            kernel_end: r.kernel_end,
+            setup_header: Some(bz.header),
+            initrd: None,
+            initrd_addr_max: bz.initrd_addr_max,
+        });
+    }
+    let need = bz.load + bz.pm_size.max(bz.init_size);
+    if need > low_ram_end {
+        return Err(too_small(need));
+    }
+    f.seek(SeekFrom::Start(bz.pm_offset))
+        .map_err(|e| kerr(path, e.to_string()))?;
+    mem.read_exact_volatile_from(GuestAddress(bz.load), &mut f, bz.pm_size as usize)
+        .map_err(|e| kerr(path, format!("loading into guest memory: {e}")))?;
+    Ok(Loaded {
+        entry: Entry::Linux64 {
+            rip: bz.load + 0x200,
+        },
+        kernel_end: bz.load + bz.pm_size,
+        setup_header: Some(bz.header),
+        initrd: None,
+        initrd_addr_max: bz.initrd_addr_max,
+    })
+}
+
+/// What a bzImage's setup header says, checked.
+struct Setup {
+    /// The header bytes from offset 0x1f1, for the zero page.
+    header: Vec<u8>,
+    /// Where the protected-mode part starts in the file, and its size.
+    pm_offset: u64,
+    pm_size: u64,
+    init_size: u64,
+    initrd_addr_max: u64,
+    /// Where the protected-mode part is loaded.
+    load: u64,
+}
+
+fn read_setup(f: &mut File, path: &Path) -> Result<Setup, BootError> {
     let len = f
         .seek(SeekFrom::End(0))
         .map_err(|e| kerr(path, e.to_string()))?;
@@ -122,32 +200,14 @@ pub fn load_kernel(mem: &GuestMemoryMmap, path: &Path, mem_size: u64) -> Result<
     if pm_offset >= len {
         return Err(kerr(path, "bzImage truncated (setup larger than the file)"));
     }
-    let pm_size = len - pm_offset;
-    let init_size = u64::from(u32_at(0x260));
-    let load = layout::HIMEM_START;
-    let need = load + pm_size.max(init_size);
-    let low_ram_end = mem_size.min(layout::MMIO_HOLE_START);
-    if need > low_ram_end {
-        return Err(kerr(
-            path,
-            format!(
-                "needs {} MiB of memory below 3 GiB to decompress, the VM has {} MiB",
-                need >> 20,
-                low_ram_end >> 20
-            ),
-        ));
-    }
-    f.seek(SeekFrom::Start(pm_offset))
-        .map_err(|e| kerr(path, e.to_string()))?;
-    mem.read_exact_volatile_from(GuestAddress(load), &mut f, pm_size as usize)
-        .map_err(|e| kerr(path, format!("loading into guest memory: {e}")))?;
     let hdr_len = (0x202 + usize::from(head[0x201])).min(0x290) - 0x1f1;
-    Ok(Loaded {
-        entry: Entry::Linux64 { rip: load + 0x200 },
-        kernel_end: load + pm_size,
-        setup_header: Some(head[0x1f1..0x1f1 + hdr_len].to_vec()),
-        initrd: None,
+    Ok(Setup {
+        header: head[0x1f1..0x1f1 + hdr_len].to_vec(),
+        pm_offset,
+        pm_size: len - pm_offset,
+        init_size: u64::from(u32_at(0x260)),
         initrd_addr_max: u64::from(u32_at(0x22c)),
+        load: layout::HIMEM_START,
     })
 }
 

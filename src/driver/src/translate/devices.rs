@@ -21,13 +21,13 @@ pub(super) fn kinds(devices: &Devices<&Element>) -> Result<(), TranslateError> {
                 let ok = matches!(
                     (el.attr("type").as_deref(), el.attr("model").as_deref()),
                     (Some("pci"), Some("pci-root") | Some("pcie-root"))
-                        | (Some("sata" | "ide"), _)
+                        | (Some("sata" | "ide" | "scsi"), _)
                         | (Some("usb"), Some("none"))
                 );
                 if !ok {
                     return refuse(
                         format!("{path}@type='{}'", attr_or_empty(el, "type")),
-                        "not supported by the Vireo backend (only pci-root, sata, ide and usb model='none')",
+                        "not supported by the Vireo backend (only pci-root, scsi model='virtio-scsi', sata, ide and usb model='none')",
                     );
                 }
             }

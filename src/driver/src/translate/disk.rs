@@ -1,18 +1,56 @@
-//! `<disk>`: file-backed disks and CD-ROMs as virtio-blk.
+//! `<disk>`: file-backed hard disks as virtio-blk or on virtio-scsi, and CD-ROM drives on
+//! virtio-scsi (where they go is [`super::scsi::layout`]'s).
 
+use super::scsi::{Layout, Slot};
 use super::{check_file, dev_path, not_supported, refuse, TranslateError};
 use vireo_domain::{Devices, Disk, DiskDevice, DiskType, Element, ImageFormat};
-use vireo_vmm_api::config::{BackingConfig, DiskConfig, DiskFormat};
+use vireo_vmm_api::config::{
+    BackingConfig, DiskConfig, DiskFormat, ScsiControllerConfig, ScsiDeviceConfig, ScsiDeviceKind,
+};
 
-/// Every disk, in document order; a writable disk's file may not be used twice.
-pub(super) fn disks(devices: &Devices<&Element>) -> Result<Vec<DiskConfig>, TranslateError> {
-    let mut out = Vec::new();
-    for (i, d) in devices.disks().iter().enumerate() {
-        out.push(disk(&dev_path("disk", i), d)?);
+/// Every disk, virtio-blk ones in document order and the virtio-scsi controllers with theirs;
+/// a writable disk's file may not be used twice.
+pub(super) fn disks(
+    devices: &Devices<&Element>,
+    layout: &Layout,
+) -> Result<(Vec<DiskConfig>, Vec<ScsiControllerConfig>), TranslateError> {
+    let mut virtio = Vec::new();
+    let mut scsi = vec![ScsiControllerConfig::default(); layout.controllers];
+    let mut files: Vec<(usize, DiskConfig)> = Vec::new();
+    for (i, (d, slot)) in devices.disks().iter().zip(&layout.slots).enumerate() {
+        let image = disk(&dev_path("disk", i), d)?;
+        if let Some(img) = &image {
+            files.push((i, img.clone()));
+        }
+        match (*slot, image) {
+            (Slot::Virtio(_), Some(img)) => virtio.push(img),
+            // The layout refused a CD-ROM off virtio-scsi, and `disk` a disk without a file.
+            (Slot::Virtio(_), None) => return refuse(dev_path("disk", i), "no image"),
+            (
+                Slot::Scsi {
+                    controller,
+                    target,
+                    lun,
+                },
+                image,
+            ) => {
+                let kind = match (d.device(), image) {
+                    (DiskDevice::Cdrom, medium) => ScsiDeviceKind::Cdrom { medium },
+                    (_, Some(disk)) => ScsiDeviceKind::Disk { disk },
+                    (_, None) => return refuse(dev_path("disk", i), "no image"),
+                };
+                scsi[controller].devices.push(ScsiDeviceConfig {
+                    id: d.target_dev().unwrap_or_default(),
+                    target,
+                    lun,
+                    kind,
+                });
+            }
+        }
     }
-    if out.iter().any(|d| !d.shareable && !d.readonly) {
+    if files.iter().any(|(_, d)| !d.shareable && !d.readonly) {
         let mut seen = std::collections::HashSet::new();
-        for (i, d) in out.iter().enumerate() {
+        for (i, d) in &files {
             if !seen.insert(d.path.clone()) {
                 return refuse(
                     format!("devices/disk[{}]/source", i + 1),
@@ -21,10 +59,11 @@ pub(super) fn disks(devices: &Devices<&Element>) -> Result<Vec<DiskConfig>, Tran
             }
         }
     }
-    Ok(out)
+    Ok((virtio, scsi))
 }
 
-fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
+/// The image of one disk; `None` for an empty CD-ROM drive. The bus was checked by the layout.
+fn disk(path: &str, d: &Disk<&Element>) -> Result<Option<DiskConfig>, TranslateError> {
     match d.disk_type() {
         Some(DiskType::File) | None => {}
         Some(t) => {
@@ -62,24 +101,10 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
             )
         }
     };
-    if let Some(b) = d.target_bus() {
-        // A CD-ROM cannot be on virtio in libvirt's model; every disk is virtio-blk for us, so a
-        // CD-ROM's bus is accepted and the disk is shown to the guest as read-only virtio-blk.
-        if b != vireo_domain::DiskBus::Virtio && !cdrom {
-            return refuse(
-                format!("{path}/target@bus='{b}'"),
-                "not supported by the Vireo backend (use bus='virtio')",
-            );
-        }
-    }
+    check_children(path, d)?;
     let file = match d.source() {
         Some(f) => f,
-        None if cdrom => {
-            return refuse(
-                format!("{path}/source"),
-                "an empty CD-ROM drive is not supported",
-            )
-        }
+        None if cdrom => return Ok(None),
         None => return refuse(format!("{path}/source"), "missing attribute file"),
     };
     let file = check_file(&format!("{path}/source@file"), &file)?;
@@ -95,6 +120,28 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
         );
     }
     let backing = backing_chain(path, d, format)?;
+    let serial = d.serial().map(|s| s.trim().to_owned());
+    if let Some(s) = &serial {
+        if s.len() > 20 {
+            return refuse(
+                format!("{path}/serial"),
+                "longer than 20 bytes (virtio-blk's limit)",
+            );
+        }
+    }
+    Ok(Some(DiskConfig {
+        path: file,
+        format,
+        readonly: cdrom || d.readonly(),
+        shareable: d.shareable(),
+        serial,
+        cdrom,
+        backing,
+    }))
+}
+
+/// Only the children the backend acts on (or that change nothing: alias, address).
+fn check_children(path: &str, d: &Disk<&Element>) -> Result<(), TranslateError> {
     for c in d.element().elements() {
         if !matches!(
             c.name(),
@@ -112,24 +159,7 @@ fn disk(path: &str, d: &Disk<&Element>) -> Result<DiskConfig, TranslateError> {
             return not_supported(format!("{path}/{}", c.name()));
         }
     }
-    let serial = d.serial().map(|s| s.trim().to_owned());
-    if let Some(s) = &serial {
-        if s.len() > 20 {
-            return refuse(
-                format!("{path}/serial"),
-                "longer than 20 bytes (virtio-blk's limit)",
-            );
-        }
-    }
-    Ok(DiskConfig {
-        path: file,
-        format,
-        readonly: cdrom || d.readonly(),
-        shareable: d.shareable(),
-        serial,
-        cdrom,
-        backing,
-    })
+    Ok(())
 }
 
 /// The declared `<backingStore>` chain, nearest layer first. Every layer says its format (libvirt's

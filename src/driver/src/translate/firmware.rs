@@ -2,12 +2,14 @@
 //! by default), which finds the boot loader on the disks and CD-ROMs in libvirt's boot order.
 //!
 //! The boot order follows libvirt's QEMU driver: `os/boot@dev` entries give the first disk of
-//! each kind (in document order) its place, as libvirt's legacy-order-to-bootindex rule does;
+//! each kind (in document order, on any bus: `cdrom` is the first CD-ROM drive, `hd` the first
+//! hard disk, virtio or scsi) its place, as libvirt's legacy-order-to-bootindex rule does;
 //! or each device's `<boot order='N'/>` decides; the two never mix (a validation error, as in
 //! libvirt); a document with neither boots from the first hard disk (libvirt's `<boot
 //! dev='hd'/>` default). Devices not in the order are tried after it, in the firmware's own
 //! order.
 
+use super::scsi::{self, Layout};
 use super::{check_file, refuse, TranslateError};
 use std::path::{Path, PathBuf};
 use vireo_domain::{BootDev, Devices, DiskDevice, Domain, Element, Firmware, Os};
@@ -198,6 +200,7 @@ pub(super) fn config(
     dom: &Domain,
     fw: FirmwareOs,
     devices: Option<&Devices<&Element>>,
+    layout: &Layout,
     display: bool,
 ) -> Result<FirmwareConfig, TranslateError> {
     let vga_rom = if display {
@@ -207,7 +210,7 @@ pub(super) fn config(
     };
     let os = dom.os();
     let boot_order = match &os {
-        Some(os) => boot_order(os, devices)?,
+        Some(os) => boot_order(os, devices, layout)?,
         None => Vec::new(),
     };
     Ok(FirmwareConfig {
@@ -255,7 +258,12 @@ pub(crate) fn check_boot_order(dom: &Domain) -> Result<(), TranslateError> {
     match dom.os() {
         Some(os) if os.kernel().is_none_or(|k| k.trim().is_empty()) => {
             refuse_uefi(&os)?;
-            boot_order(&os, dom.devices().as_ref()).map(drop)
+            let devices = dom.devices();
+            let layout = match &devices {
+                Some(d) => scsi::layout(d, &dom.name().unwrap_or_default())?,
+                None => Layout::default(),
+            };
+            boot_order(&os, devices.as_ref(), &layout).map(drop)
         }
         _ => Ok(()),
     }
@@ -266,10 +274,18 @@ fn first_of(devices: Option<&Devices<&Element>>, kind: DiskDevice) -> Option<usi
     devices?.disks().iter().position(|d| d.device() == kind)
 }
 
+/// The boot order, each entry the device its disk became (`layout`: a slot per disk).
 fn boot_order(
     os: &Os<&Element>,
     devices: Option<&Devices<&Element>>,
+    layout: &Layout,
 ) -> Result<Vec<BootDevice>, TranslateError> {
+    let device = |index: usize| {
+        layout
+            .slots
+            .get(index)
+            .map_or(BootDevice::Disk { index }, |s| s.boot_device())
+    };
     let mut per_device: Vec<(u32, usize)> = devices
         .map(|d| {
             d.disks()
@@ -285,12 +301,12 @@ fn boot_order(
         per_device.sort_unstable();
         return Ok(per_device
             .into_iter()
-            .map(|(_, index)| BootDevice::Disk { index })
+            .map(|(_, index)| device(index))
             .collect());
     }
     if listed.is_empty() {
         return Ok(first_of(devices, DiskDevice::Disk)
-            .map(|index| BootDevice::Disk { index })
+            .map(device)
             .into_iter()
             .collect());
     }
@@ -323,7 +339,7 @@ fn boot_order(
             }
             _ => return refuse(path, "not supported (use hd or cdrom)"),
         };
-        let dev = BootDevice::Disk { index };
+        let dev = device(index);
         if !order.contains(&dev) {
             order.push(dev);
         }

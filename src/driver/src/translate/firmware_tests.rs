@@ -35,7 +35,7 @@ impl Fixture {
     }
     fn cdrom(&self, file: &str, target: &str, extra: &str) -> String {
         format!(
-            "<disk type='file' device='cdrom'><source file='{}'/><target dev='{target}' bus='sata'/><readonly/>{extra}</disk>",
+            "<disk type='file' device='cdrom'><source file='{}'/><target dev='{target}' bus='scsi'/><readonly/>{extra}</disk>",
             self.p(file)
         )
     }
@@ -64,7 +64,7 @@ fn a_machine_without_a_kernel_boots_the_default_bios() {
 }
 
 #[test]
-fn a_display_brings_the_vga_bios_and_a_cdrom_boots_read_only() {
+fn a_display_brings_the_vga_bios_and_a_scsi_cdrom_boots() {
     let f = Fixture::new();
     let devices = format!(
         "{}<graphics type='vnc'><listen type='none'/></graphics><video><model type='virtio'/></video>",
@@ -72,10 +72,12 @@ fn a_display_brings_the_vga_bios_and_a_cdrom_boots_read_only() {
     );
     let xml = doc("<boot dev='cdrom'/>", &devices);
     let t = f.run(&xml).unwrap();
-    assert!(t.config.disks[0].cdrom && t.config.disks[0].readonly);
+    assert!(t.config.disks.is_empty());
+    assert_eq!(t.config.scsi.len(), 1, "the implicit controller");
+    assert!(t.config.scsi[0].devices[0].kind.is_cdrom());
     let fw = f.firmware(&xml);
     assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-ramfb.bin")));
-    assert_eq!(fw.boot_order, [BootDevice::Disk { index: 0 }]);
+    assert_eq!(fw.boot_order, [scsi(0, 0)]);
 }
 
 #[test]
@@ -90,19 +92,39 @@ fn os_boot_entries_pick_the_first_device_of_their_kind() {
     .concat();
     let order = |os: &str| f.firmware(&doc(os, &devices)).boot_order;
     let disk = |index| BootDevice::Disk { index };
+    // The CD-ROMs are sda (LUN 0) and sdb (LUN 1) on the implicit controller.
     assert_eq!(
         order("<boot dev='cdrom'/><boot dev='hd'/>"),
-        [disk(1), disk(0)]
+        [scsi(0, 0), disk(0)]
     );
     assert_eq!(
         order("<boot dev='hd'/><boot dev='cdrom'/>"),
-        [disk(0), disk(1)]
+        [disk(0), scsi(0, 0)]
     );
     assert_eq!(order("<boot dev='hd'/><boot dev='hd'/>"), [disk(0)]);
     // Neither os/boot nor per-device order: libvirt's default, the first hard disk.
     assert_eq!(order(""), [disk(0)]);
     let only_cd = f.cdrom("cd.iso", "sda", "");
     assert_eq!(f.firmware(&doc("", &only_cd)).boot_order, []);
+    // `hd` is the first hard disk of any bus.
+    let scsi_disk = format!(
+        "<disk type='file'><source file='{}'/><target dev='sdc' bus='scsi'/></disk>{}",
+        f.p("disk.img"),
+        f.disk("disk.qcow2", "vda", "")
+    );
+    assert_eq!(
+        f.firmware(&doc("<boot dev='hd'/>", &scsi_disk)).boot_order,
+        [scsi(0, 2)]
+    );
+}
+
+/// The device at `lun` of target 0 on the first scsi controller.
+fn scsi(controller: usize, lun: u16) -> BootDevice {
+    BootDevice::Scsi {
+        controller,
+        target: 0,
+        lun,
+    }
 }
 
 #[test]
@@ -115,10 +137,7 @@ fn per_device_boot_order_decides_when_given() {
     ]
     .concat();
     let fw = f.firmware(&doc("", &devices));
-    assert_eq!(
-        fw.boot_order,
-        [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }]
-    );
+    assert_eq!(fw.boot_order, [scsi(0, 0), BootDevice::Disk { index: 0 }]);
 }
 
 #[test]

@@ -15,8 +15,10 @@ mod graphics;
 mod memory;
 mod net;
 mod os;
+mod scsi;
 
 use crate::rundir::RunDir;
+pub(crate) use scsi::VIRTIO_SCSI;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Domain, Element, VirtType};
 #[cfg(test)]
@@ -47,7 +49,7 @@ pub fn accepted_without_effect() -> &'static [&'static str] {
     &[
         "devices/emulator: Vireo always runs vireo-vmm",
         "devices/controller type='pci' model='pci-root'|'pcie-root', type='usb' model='none': no device",
-        "devices/controller type='sata'|'ide': the bus of CD-ROMs, which are read-only virtio-blk here",
+        "devices/controller type='sata'|'ide' with no disk on it: no device",
         "devices/interface/target: the host-side device name libvirt reports; user networking has none",
         "devices/input type='keyboard' bus='ps2': the i8042 keyboard is always present",
         "devices/memballoon model='none': no device",
@@ -177,9 +179,11 @@ fn translate_in(
     };
     let devices = dom.devices();
     let mut vnc_port = None;
+    let mut layout = scsi::Layout::default();
     if let Some(devices) = &devices {
         devices::kinds(devices)?;
-        cfg.disks = disk::disks(devices)?;
+        layout = scsi::layout(devices, &name)?;
+        (cfg.disks, cfg.scsi) = disk::disks(devices, &layout)?;
         cfg.nets = net::interfaces(dom, devices, &name)?;
         let display = graphics::display(devices, run, pick_vnc_port, &mut notes)?;
         cfg.display = display.display;
@@ -194,6 +198,7 @@ fn translate_in(
             dom,
             fw,
             devices.as_ref(),
+            &layout,
             cfg.display.is_some(),
         )?);
     }
@@ -241,6 +246,8 @@ pub fn free_vnc_port() -> Option<u16> {
 
 #[cfg(test)]
 mod firmware_tests;
+#[cfg(test)]
+mod scsi_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

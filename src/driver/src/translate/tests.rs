@@ -2,6 +2,12 @@
 
 use super::*;
 use vireo_domain::Domain;
+use vireo_vmm_api::config::ScsiDeviceKind;
+
+/// The way out a CD-ROM off virtio-scsi is refused with (the machine is `t`).
+pub(super) const SATA_CD: &str = "a CD-ROM drive on the sata bus is not supported; Vireo's \
+    CD-ROM drives are on bus='scsi' (virtio-scsi): change the target to <target dev='sda' \
+    bus='scsi'/> and remove its <address> with 'vireoctl edit t'";
 
 pub(super) struct Fixture {
     pub(super) dir: PathBuf,
@@ -69,7 +75,7 @@ fn full_machine_translates() {
         "<emulator>/usr/bin/vireo-vmm</emulator>\
          <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/><serial>abc</serial></disk>\
          <disk type='file' device='disk'><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/><shareable/></disk>\
-         <disk type='file' device='cdrom'><source file='{}'/><target dev='sda' bus='sata'/></disk>\
+         <disk type='file' device='cdrom'><source file='{}'/><target dev='sda' bus='scsi'/></disk>\
          <interface type='user'><mac address='52:54:00:aa:bb:cc'/><model type='virtio'/>\
            <portForward proto='tcp'><range start='2222' to='22'/></portForward>\
            <portForward proto='udp' address='127.0.0.2'><range start='5000' end='5001'/></portForward></interface>\
@@ -94,11 +100,14 @@ fn full_machine_translates() {
     assert_eq!((c.memory_mib, c.vcpus), (256, 2));
     assert_eq!(c.cmdline, "console=ttyS0");
     assert_eq!(c.initrd.as_deref(), Some(f.dir.join("initrd").as_path()));
-    assert_eq!(c.disks.len(), 3);
+    assert_eq!(c.disks.len(), 2);
     assert_eq!(c.disks[0].format, DiskFormat::Qcow2);
     assert_eq!(c.disks[0].serial.as_deref(), Some("abc"));
     assert!(c.disks[1].readonly && c.disks[1].shareable);
-    assert!(c.disks[2].cdrom && c.disks[2].readonly);
+    let ScsiDeviceKind::Cdrom { medium: Some(cd) } = &c.scsi[0].devices[0].kind else {
+        panic!("no CD-ROM: {:?}", c.scsi);
+    };
+    assert!(cd.cdrom && cd.readonly);
     let NetBackend::UserNet { port_forwards } = &c.nets[0].backend;
     assert_eq!(c.nets[0].mac.to_string(), "52:54:00:aa:bb:cc");
     assert_eq!(port_forwards.len(), 3);
@@ -244,11 +253,11 @@ fn refusals_name_the_element() {
         (f.xml("kvm", "", "", &format!("<disk type='file'><driver name='qemu' type='vmdk'/><source file='{}'/></disk>", f.p("disk.img"))),
             "devices/disk[1]/driver@type='vmdk': not supported (use raw or qcow2)".into()),
         (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{}'/><target dev='sda' bus='sata'/></disk>", f.p("disk.img"))),
-            "devices/disk[1]/target@bus='sata': not supported by the Vireo backend (use bus='virtio')".into()),
+            "devices/disk[1]/target@bus='sata': not supported by the Vireo backend (use bus='virtio' or bus='scsi')".into()),
         (f.xml("kvm", "", "", "<disk type='file'><source file='/no/such.img'/></disk>"),
             "devices/disk[1]/source@file: /no/such.img: No such file or directory".into()),
         (f.xml("kvm", "", "", "<disk type='file' device='cdrom'><target dev='sda' bus='sata'/></disk>"),
-            "devices/disk[1]/source: an empty CD-ROM drive is not supported".into()),
+            format!("devices/disk[1]/target@bus='sata': {SATA_CD}")),
         (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{0}'/></disk><disk type='file'><source file='{0}'/></disk>", f.p("disk.img"))),
             format!("devices/disk[2]/source: {} is used twice", f.p("disk.img"))),
         (f.xml("kvm", "", "", &format!("<disk type='file'><source file='{}'/><iotune/></disk>", f.p("disk.img"))),
@@ -275,8 +284,8 @@ fn refusals_name_the_element() {
         (f.xml("kvm", "", "", "<rng model='virtio'><backend model='egd' type='tcp'/></rng>"),
             "devices/rng[1]/backend@model='egd': not supported (use model='random')".into()),
         (f.xml("kvm", "", "", "<memballoon model='virtio'/>"), "devices/memballoon[1]@model='virtio': memory ballooning is not supported (use model='none')".into()),
-        (f.xml("kvm", "", "", "<controller type='scsi' model='virtio-scsi'/>"),
-            "devices/controller[1]@type='scsi': not supported by the Vireo backend (only pci-root, sata, ide and usb model='none')".into()),
+        (f.xml("kvm", "", "", "<controller type='virtio-serial'/>"),
+            "devices/controller[1]@type='virtio-serial': not supported by the Vireo backend (only pci-root, scsi model='virtio-scsi', sata, ide and usb model='none')".into()),
         (f.xml("kvm", "", "", "<sound model='ich9'/>"), "devices/sound[1]: not supported by the Vireo backend".into()),
         (f.xml("kvm", "", "", "<hostdev mode='subsystem' type='pci'/>"), "devices/hostdev[1]: not supported by the Vireo backend".into()),
         (f.xml("kvm", "", "", "<watchdog model='i6300esb'/>"), "devices/watchdog[1]: not supported by the Vireo backend".into()),

@@ -7,6 +7,8 @@
 //! - [`edit`](mod@edit): [`edit()`] and [`edit_xml`], one policy for what an edit may do;
 //! - [`storage`]: making disk images (`qemu-img`), the one format rule, clean-up;
 //! - [`targets`]: disk target names;
+//! - [`media`]: CD-ROM media (insert, eject, replace; live and in the definition) and the list
+//!   of a machine's drives;
 //! - [`clone`](mod@clone): a copy of a machine with its own name, UUID, MACs and disk images
 //!   (virt-clone's rules), with progress and clean-up;
 //! - [`undefine`](mod@undefine): removing a machine with the storage Vireo made for it, or with
@@ -19,6 +21,7 @@ mod copy;
 pub mod create;
 pub mod edit;
 pub mod machine;
+pub mod media;
 pub mod place;
 pub mod shape;
 pub mod storage;
@@ -31,6 +34,7 @@ pub use machine::{
     DiskFormat, DiskRequest, FirmwareBoot, Graphics, HostKernel, Image, KernelBoot, Lifecycle,
     Media, NewImageAt, NewMachine, Nic, Source,
 };
+pub use media::{change_media, drives, DriveEntry, MediaAction, MediaError, MediaScope};
 pub use place::{Part, Place};
 pub use shape::{attach_disk, DEFAULT_IMAGE_FORMAT, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
 pub use storage::format_for_name;

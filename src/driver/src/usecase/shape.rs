@@ -26,11 +26,12 @@ use super::machine::{
 };
 use super::targets::{self, Bus};
 use crate::connection::DriverError;
+use crate::translate::VIRTIO_SCSI;
 use std::path::Path;
 use vireo_domain::{
-    BootDev, ChardevSpec, ClockOffset, DiskDevice, DiskSpec, Domain, DomainBuilder, Element, Error,
-    ErrorKind, Errors, GraphicsSpec, GraphicsType, Input, InputBus, InputType, InterfaceSpec,
-    InterfaceType, LifecycleAction, VideoModel,
+    BootDev, ChardevSpec, ClockOffset, Controller, DiskDevice, DiskSpec, Domain, DomainBuilder,
+    Element, Error, ErrorKind, Errors, GraphicsSpec, GraphicsType, Input, InputBus, InputType,
+    InterfaceSpec, InterfaceType, LifecycleAction, VideoModel,
 };
 
 /// Memory of a new machine when the user does not say.
@@ -179,7 +180,8 @@ pub(crate) fn document(
 
 /// Adds a file-backed disk the way every new disk is added (by `create` and by a front end
 /// attaching one to an existing machine): the first free target of its bus, the format as
-/// given, a SATA controller for the first CD-ROM. Returns the disk's index among `<disk>`s.
+/// given; a CD-ROM goes on virtio-scsi, with the controller when the machine has none (the
+/// document virt-install writes). Returns the disk's index among `<disk>`s.
 pub fn attach_disk(
     dom: &mut Domain,
     path: &Path,
@@ -189,7 +191,7 @@ pub fn attach_disk(
 ) -> Result<usize, DriverError> {
     let bus = match media {
         Media::Disk => Bus::Virtio,
-        Media::Cdrom => Bus::Sata,
+        Media::Cdrom => Bus::Scsi,
     };
     let (target, unit) = targets::free_target(dom, bus)?;
     let mut spec = DiskSpec::file(&text(path), format.into(), &target);
@@ -202,7 +204,8 @@ pub fn attach_disk(
         Media::Cdrom => {
             spec.device = DiskDevice::Cdrom;
             spec.readonly = true;
-            // The address libvirt would assign; with it the document comes back unchanged.
+            // The address libvirt assigns on virtio-scsi (target 0, the name's unit); with it
+            // the document comes back from libvirt unchanged.
             spec.to_element().with_child(
                 Element::new("address")
                     .with_attr("type", "drive")
@@ -213,19 +216,15 @@ pub fn attach_disk(
             )
         }
     };
-    let has_sata = dom.devices().is_some_and(|d| {
-        d.element()
-            .children_named("controller")
-            .any(|c| c.attr("type").as_deref() == Some("sata"))
+    let has_scsi = dom.devices().is_some_and(|d| {
+        d.controllers()
+            .iter()
+            .any(|c| c.controller_type().as_deref() == Some("scsi"))
     });
     let mut devices = dom.devices_mut();
     devices.add(element);
-    if media == Media::Cdrom && !has_sata {
-        devices.add(
-            Element::new("controller")
-                .with_attr("type", "sata")
-                .with_attr("index", "0"),
-        );
+    if bus == Bus::Scsi && !has_scsi {
+        devices.add(Controller::new_element("scsi", 0, Some(VIRTIO_SCSI)));
     }
     Ok(devices.count("disk").saturating_sub(1))
 }
@@ -357,7 +356,13 @@ mod tests {
         assert_eq!(targets, ["vda", "sda", "vdb", "sdb"]);
         assert!(devs.disks()[2].readonly() && devs.disks()[3].readonly());
         assert_eq!(devs.count("controller"), 1);
-        assert!(d.to_xml().contains("unit='1'/>"));
+        let c = &devs.controllers()[0];
+        assert_eq!(c.controller_type().as_deref(), Some("scsi"));
+        assert_eq!(c.model().as_deref(), Some("virtio-scsi"));
+        assert_eq!(
+            devs.disks()[3].target_bus(),
+            Some(vireo_domain::DiskBus::Scsi)
+        );
         d.validate().expect("valid");
     }
 }

@@ -3,39 +3,39 @@
 use crate::connection::DriverError;
 use vireo_domain::{DiskBus, Domain};
 
-/// The buses Vireo puts new disks on: virtio for disks, SATA for CD-ROMs (libvirt's usual
-/// place for them; the backend serves both as virtio-blk).
+/// The buses Vireo puts new disks on: virtio for disks, virtio-scsi for CD-ROMs (as
+/// virt-install does for a machine with virtio-scsi).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bus {
     Virtio,
-    Sata,
+    Scsi,
 }
 
 impl Bus {
     fn prefix(self) -> &'static str {
         match self {
             Bus::Virtio => "vd",
-            Bus::Sata => "sd",
+            Bus::Scsi => "sd",
         }
     }
 
     pub fn disk_bus(self) -> DiskBus {
         match self {
             Bus::Virtio => DiskBus::Virtio,
-            Bus::Sata => DiskBus::Sata,
+            Bus::Scsi => DiskBus::Scsi,
         }
     }
 
     fn name(self) -> &'static str {
         match self {
             Bus::Virtio => "virtio",
-            Bus::Sata => "sata",
+            Bus::Scsi => "scsi",
         }
     }
 }
 
 /// The first target of `bus` no disk of `dom` uses, and its unit number (a for 0, b for 1, ...),
-/// which is the drive address libvirt gives a SATA disk of that name.
+/// which is the LUN libvirt gives a virtio-scsi disk of that name.
 pub fn free_target(dom: &Domain, bus: Bus) -> Result<(String, u32), DriverError> {
     let used: Vec<String> = dom
         .devices()
@@ -65,7 +65,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(free_target(&dom, Bus::Virtio).unwrap(), ("vdb".into(), 1));
-        assert_eq!(free_target(&dom, Bus::Sata).unwrap(), ("sda".into(), 0));
+        assert_eq!(free_target(&dom, Bus::Scsi).unwrap(), ("sda".into(), 0));
     }
 
     #[test]
