@@ -17,14 +17,16 @@
 //!   it) boots from the CD-ROM drive: its GRUB prints a line it read off the disc;
 //! - a Debian disk with GRUB (`--import`, qcow2) boots to multi-user, sees the machine's UUID in
 //!   /sys/class/dmi/id/product_uuid (SMBIOS type 1). Its machine also has a CD-ROM drive on
-//!   virtio-scsi with a data ISO in it and a `bus=scsi` qcow2 data disk. Debian's stock kernel
-//!   sees the drive (/sys/block/sr0/device/type is 5), mounts it and reads a file with the
-//!   ISO's sum; while it is mounted (the sr driver locks the tray) `vireoctl change-media
-//!   --eject` is refused with a line about the lock and the medium stays, `--force` ejects it;
-//!   `--insert` of the second data ISO: the guest mounts it and reads its file without a
-//!   reboot, and `vireoctl domblklist` shows it; the guest's own `eject` empties the drive.
-//!   A file written to the data disk and synced is there, with its sum, after `vireoctl
-//!   reboot`; then `vireoctl shutdown` ends the machine cleanly through ACPI.
+//!   virtio-scsi with a data ISO in it (`--disk PATH,device=cdrom`) and a `bus='scsi'` qcow2
+//!   data disk (put into the definition's XML: `vireoctl create` puts a `--disk` on virtio-blk
+//!   and refuses `bus=scsi`). Debian's stock kernel sees the drive (/sys/block/sr0/device/type
+//!   is 5), mounts it and reads a file with the ISO's sum; while it is mounted (the sr driver
+//!   locks the tray) `vireoctl change-media --eject` is refused with a line about the lock and
+//!   the medium stays, `--force` ejects it; `--insert` of the second data ISO: the guest mounts
+//!   it and reads its file without a reboot, and `vireoctl domblklist` shows it; the guest's own
+//!   `eject` empties the drive (domblklist follows). A file written to the data disk and synced
+//!   is there, with its sum, after `vireoctl reboot`; then `vireoctl shutdown` ends the machine
+//!   cleanly through ACPI.
 //!
 //! The events of the whole run are checked in order. One script, one fresh L1, seven L2 boots
 //! (three of the ISO machine, of which only the first boots Linux, a blank disk's, the El
@@ -183,10 +185,15 @@ step disk
 machine fd
 cp {disk} $X/debian.qcow2 || fail "copying the Debian disk"
 qemu-img create -q -f qcow2 $X/data.qcow2 64M || fail "qemu-img create"
-v 60 create --name $M --uuid {UUID} --memory 512 --network none --import --disk path=$X/debian.qcow2,format=qcow2 --disk path={data1},device=cdrom,bus=scsi --disk path=$X/data.qcow2,format=qcow2,bus=scsi || fail "create --import with a CD-ROM drive and a data disk on SCSI"
-v 30 domblklist $M
+v 60 create --name $M --uuid {UUID} --memory 512 --network none --import --disk path=$X/debian.qcow2,format=qcow2 --disk path={data1},device=cdrom || fail "create --import with a CD-ROM drive"
+# The data disk on SCSI goes in through the XML: vireoctl create puts a --disk on virtio-blk.
+v 30 dumpxml $M > $X/$M.xml
+sed -i "s|</devices>|<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$X/data.qcow2'/><target dev='sdb' bus='scsi'/></disk></devices>|" $X/$M.xml
+v 30 define $X/$M.xml || fail "define with a SCSI data disk"
+v 30 domblklist --details $M
 CD=$(target_of {data1})
 [ -n "$CD" ] || fail "domblklist does not show the data ISO"
+[ "$(blk sdb)" = "$X/data.qcow2" ] || fail "domblklist does not show the SCSI data disk"
 v 120 start $M || fail "start"
 wait_serial VIREO-GRUB-DISK 240 || fail "GRUB did not start from the disk"
 wait_serial "{DISK_MARKER}" 600 || fail "the Debian disk did not reach multi-user"
@@ -294,6 +301,7 @@ fn expected_events() -> Vec<String> {
         "fd",
         &[
             "Defined Added",
+            "Defined Updated", // the SCSI data disk
             "Started Booted",
             "reboot", // vireoctl reboot, the data disk's file survives it
             "Started Booted",
