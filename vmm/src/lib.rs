@@ -83,6 +83,7 @@ pub mod lifecycle;
 /// Caps on what a guest can make the host write (shared with the driver).
 pub use vireo_vmm_api::logcap;
 pub mod random;
+pub mod scsi;
 pub mod seccomp;
 pub mod smbios;
 pub mod unix_socket;

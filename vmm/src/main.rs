@@ -113,6 +113,11 @@ fn run(
         boot_marks: vm.boot_marks.clone(),
         keyboard: vm.keyboard.clone(),
         handlers: std::mem::take(&mut vm.control_handlers),
+        drives: vm
+            .virtio
+            .as_ref()
+            .map(|v| v.drives.clone())
+            .unwrap_or_default(),
     };
     let main_filter = vireo_vmm::seccomp::try_apply_current(vireo_vmm::seccomp::ThreadKind::Main);
     let reason = match main_filter {

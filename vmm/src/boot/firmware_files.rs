@@ -44,21 +44,36 @@ pub fn mmio_boot_path(base: u64) -> String {
     format!("/virtio-mmio@{base:016x}/virtio-blk@0")
 }
 
+/// The device path of a SCSI device at (`target`, `lun`) behind the virtio-scsi controller at
+/// `base`. SeaBIOS looks for it with `"/virtio-mmio@%016x/*@0/*@%x,%x"` (src/boot.c,
+/// bootprio_find_scsi_mmio_device, called from src/hw/virtio-scsi.c virtio_scsi_add_lun for
+/// each LUN REPORT LUNS lists): the controller's 32-bit base, then two path elements, the
+/// first ending in `@0`, the second in `@target,lun` in lower-case hex. The names are QEMU's
+/// (`channel@0/disk@T,L`, from its SCSI bus's firmware path), which the globs match.
+pub fn scsi_mmio_boot_path(base: u64, target: u16, lun: u16) -> String {
+    format!("/virtio-mmio@{base:016x}/channel@0/disk@{target:x},{lun:x}")
+}
+
 /// `bootorder`: one device path per line, NUL-terminated as QEMU writes it. Disk `i` sits in
-/// virtio-mmio slot `i` (`virtio::attach` attaches disks first, in config order). Network
-/// devices have no line: SeaBIOS boots from the network only through a PCI NIC's option ROM,
-/// and this machine's NICs are virtio-mmio. `None` when nothing is listed (the firmware's own
-/// order then).
-pub fn bootorder(order: &[BootDevice]) -> Option<Vec<u8>> {
+/// virtio-mmio slot `i` and SCSI controller `c` in slot `disks + c` (`virtio::attach` attaches
+/// disks first, then the controllers, in config order). Network devices have no line: SeaBIOS
+/// boots from the network only through a PCI NIC's option ROM, and this machine's NICs are
+/// virtio-mmio. `None` when nothing is listed (the firmware's own order then).
+pub fn bootorder(order: &[BootDevice], disks: usize) -> Option<Vec<u8>> {
     let lines: Vec<String> = order
         .iter()
         .filter_map(|d| match *d {
-            BootDevice::Disk { index } => layout::virtio_mmio_slot(index),
+            BootDevice::Disk { index } => {
+                layout::virtio_mmio_slot(index).map(|(base, _)| mmio_boot_path(base))
+            }
             BootDevice::Net { .. } => None,
-            // virtio-scsi is not attached yet; the SCSI device path comes with it.
-            BootDevice::Scsi { .. } => None,
+            BootDevice::Scsi {
+                controller,
+                target,
+                lun,
+            } => layout::virtio_mmio_slot(crate::virtio::attach::scsi_slot(disks, controller))
+                .map(|(base, _)| scsi_mmio_boot_path(base, target, lun)),
         })
-        .map(|(base, _)| mmio_boot_path(base))
         .collect();
     if lines.is_empty() {
         return None;
@@ -110,7 +125,7 @@ pub fn fw_cfg_builder(
         // KVM's default routing wires the PIT to IOAPIC pin 0, not 2 as QEMU's does.
         .legacy(KEY_IRQ0_OVERRIDE, vec![0])?;
     b.file("etc/e820", e820(mem_size))?;
-    if let Some(order) = bootorder(&fw.boot_order) {
+    if let Some(order) = bootorder(&fw.boot_order, config.disks.len()) {
         b.file("bootorder", order)?;
     }
     if let Some(wait) = menu_wait {
@@ -175,14 +190,14 @@ mod tests {
             BootDevice::Net { index: 0 },
             BootDevice::Disk { index: 0 },
         ];
-        let b = bootorder(&order).unwrap();
+        let b = bootorder(&order, 2).unwrap();
         assert_eq!(
             b,
             b"/virtio-mmio@00000000d8001000/virtio-blk@0\n\
               /virtio-mmio@00000000d8000000/virtio-blk@0\0"
         );
-        assert_eq!(bootorder(&[BootDevice::Net { index: 0 }]), None);
-        assert_eq!(bootorder(&[]), None);
+        assert_eq!(bootorder(&[BootDevice::Net { index: 0 }], 0), None);
+        assert_eq!(bootorder(&[], 0), None);
     }
 
     /// SeaBIOS's glob_prefix (boot.c): `*` eats characters up to a `/` or the glob's next
@@ -214,7 +229,7 @@ mod tests {
     #[test]
     fn seabios_glob_for_each_slot_matches_only_its_line() {
         let order = [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }];
-        let text = bootorder(&order).unwrap();
+        let text = bootorder(&order, 3).unwrap();
         let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         for (slot, want) in [(2usize, Some(0)), (0, Some(1)), (1, None)] {
@@ -225,6 +240,68 @@ mod tests {
                 .iter()
                 .position(|l| glob_prefix(glob.as_bytes(), l.as_bytes()));
             assert_eq!(hit, want, "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn a_scsi_boot_device_is_named_after_its_controllers_slot_target_and_lun() {
+        // Two disks before the controllers: controller 1 is in slot 3.
+        let order = [
+            BootDevice::Scsi {
+                controller: 1,
+                target: 0,
+                lun: 0x1a,
+            },
+            BootDevice::Disk { index: 1 },
+        ];
+        let b = bootorder(&order, 2).unwrap();
+        assert_eq!(
+            b,
+            b"/virtio-mmio@00000000d8003000/channel@0/disk@0,1a\n\
+              /virtio-mmio@00000000d8001000/virtio-blk@0\0"
+        );
+        assert_eq!(
+            scsi_mmio_boot_path(0xd800_0000, 255, 16383),
+            "/virtio-mmio@00000000d8000000/channel@0/disk@ff,3fff"
+        );
+    }
+
+    #[test]
+    fn seabios_scsi_glob_matches_only_its_own_lun() {
+        let order = [
+            BootDevice::Scsi {
+                controller: 0,
+                target: 1,
+                lun: 0,
+            },
+            BootDevice::Scsi {
+                controller: 0,
+                target: 0,
+                lun: 1,
+            },
+            BootDevice::Disk { index: 0 },
+        ];
+        let text = bootorder(&order, 1).unwrap();
+        let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        let (scsi, _) = layout::virtio_mmio_slot(1).unwrap();
+        let (blk, _) = layout::virtio_mmio_slot(0).unwrap();
+        // What virtio-scsi.c asks for each LUN it finds, and what virtio-blk asks.
+        let scsi_glob =
+            |t: u16, l: u16| format!("/virtio-mmio@{:016x}/*@0/*@{t:x},{l:x}", scsi as u32);
+        let cases = [
+            (scsi_glob(1, 0), Some(0)),
+            (scsi_glob(0, 1), Some(1)),
+            (scsi_glob(0, 0), None),
+            (scsi_glob(1, 1), None),
+            (scsi_glob(0, 0x10), None),
+            (format!("/virtio-mmio@{:016x}/*", blk as u32), Some(2)),
+        ];
+        for (glob, want) in cases {
+            let hit = lines
+                .iter()
+                .position(|l| glob_prefix(glob.as_bytes(), l.as_bytes()));
+            assert_eq!(hit, want, "{glob}");
         }
     }
 

@@ -34,7 +34,8 @@ impl EventBus {
 
     /// Sends `event`, stamped now, to every client.
     pub fn emit(&self, event: Event) {
-        // Events hold no paths, the one thing that cannot be written as JSON.
+        // Only a path can fail to be written as JSON, and the paths events hold (media) come
+        // from the config or a command, both JSON, so they are UTF-8.
         let Ok(mut line) = to_json(&EventMessage::now(event)) else {
             return;
         };

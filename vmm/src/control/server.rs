@@ -40,6 +40,9 @@ pub struct ControlContext {
     pub boot_marks: Arc<Mutex<Vec<BootMark>>>,
     pub keyboard: KeyboardInput,
     pub handlers: Vec<Box<dyn ControlHandler>>,
+    /// The SCSI units, for `query-block`, `change-medium` and `eject` (no drives on a machine
+    /// without SCSI controllers).
+    pub drives: crate::virtio::scsi::media::Drives,
 }
 
 struct Client {
@@ -332,6 +335,35 @@ impl ControlServer {
                     )
                 })?;
                 ctx.keyboard.push_scancodes(&codes);
+                done
+            }
+            // Answered on every machine (they are core commands): one without SCSI
+            // controllers lists no drives and knows no drive id.
+            Command::QueryBlock => Ok(Return::Block(ctx.drives.query())),
+            Command::ChangeMedium {
+                id,
+                filename,
+                format,
+                force,
+            } => {
+                let medium = ctx
+                    .drives
+                    .change_medium(id, filename, *format, *force)
+                    .map_err(|e| (ErrorClass::GenericError, e.to_string()))?;
+                ctx.events.emit(Event::MediumChanged {
+                    id: id.clone(),
+                    medium: Some(medium),
+                });
+                done
+            }
+            Command::Eject { id, force } => {
+                ctx.drives
+                    .eject(id, *force)
+                    .map_err(|e| (ErrorClass::GenericError, e.to_string()))?;
+                ctx.events.emit(Event::MediumChanged {
+                    id: id.clone(),
+                    medium: None,
+                });
                 done
             }
             Command::QueryCommands => {

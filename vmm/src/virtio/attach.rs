@@ -2,8 +2,9 @@
 //! the core declares in the DSDT as LNRO0005), an irqfd line, one KVM ioeventfd per queue on
 //! QueueNotify with the queue index as datamatch, and the transport on the MMIO bus.
 //!
-//! Order (and so the guest's names): disks (vda, vdb, ...), network interfaces, rng, keyboard,
-//! tablet.
+//! Order (and so the guest's names): disks (vda, vdb, ...), virtio-scsi controllers, network
+//! interfaces, rng, keyboard, tablet. Disk `i` sits in slot `i` and controller `c` in slot
+//! `disks + c`: the firmware's `bootorder` names devices by slot ([`scsi_slot`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -16,10 +17,14 @@ use super::mmio::MmioTransport;
 use super::net::{Net, NetStats};
 use super::passt::{Forward, ForwardProtocol, PasstError, PasstOptions};
 use super::rng::Rng;
+use super::scsi::bus::{BusUnit, ScsiBus};
+use super::scsi::media::Drives;
+use super::scsi::{GuestChangeHook, Scsi};
 use super::{IrqTrigger, VirtioDevice};
-use crate::config::{DiskFormat, NetBackend, Protocol, VmConfig};
+use crate::config::{DiskConfig, DiskFormat, NetBackend, Protocol, ScsiDeviceKind, VmConfig};
 use crate::devices::bus::BusDevice;
 use crate::devices::irq::IrqLine;
+use crate::scsi::{LogicalUnit, Medium};
 use crate::vm::{Vm, VmError};
 
 impl IrqTrigger for IrqLine {
@@ -49,6 +54,17 @@ pub enum AttachError {
         /// Cause.
         #[source]
         source: ImageError,
+    },
+    /// A SCSI device's image could not be opened or locked.
+    #[error("scsi[{controller}] `{id}`: {source}")]
+    Scsi {
+        /// Index in `VmConfig::scsi`.
+        controller: usize,
+        /// The device's id.
+        id: String,
+        /// Cause (boxed: the id makes this variant the largest).
+        #[source]
+        source: Box<ImageError>,
     },
     /// passt could not be started for an interface.
     #[error("nets[{index}]: {source}")]
@@ -87,6 +103,75 @@ pub struct VirtioDevices {
     pub net_stats: Vec<Arc<NetStats>>,
     /// The transports, in slot order (also on the MMIO bus).
     pub transports: Vec<Arc<Mutex<MmioTransport>>>,
+    /// The SCSI units, for the control socket's media commands.
+    pub drives: Drives,
+}
+
+/// The virtio-mmio slot of SCSI controller `controller` on a machine with `disks` virtio-blk
+/// disks (see the module documentation).
+pub fn scsi_slot(disks: usize, controller: usize) -> usize {
+    disks + controller
+}
+
+fn image_options(d: &DiskConfig, read_only: bool) -> ImageOptions {
+    let format = |f: DiskFormat| match f {
+        DiskFormat::Raw => ImageFormat::Raw,
+        DiskFormat::Qcow2 => ImageFormat::Qcow2,
+    };
+    ImageOptions {
+        path: d.path.clone(),
+        format: format(d.format),
+        read_only: read_only || d.readonly || d.cdrom,
+        shareable: d.shareable,
+        backing: d
+            .backing
+            .iter()
+            .map(|b| BackingLayer {
+                path: b.path.clone(),
+                format: format(b.format),
+            })
+            .collect(),
+    }
+}
+
+/// Opens every unit of one controller: a CD-ROM's medium read-only whatever its config says.
+fn scsi_bus(
+    controller: usize,
+    c: &crate::config::ScsiControllerConfig,
+) -> Result<ScsiBus, AttachError> {
+    let mut units = Vec::new();
+    for dev in &c.devices {
+        let err = |source| AttachError::Scsi {
+            controller,
+            id: dev.id.clone(),
+            source: Box::new(source),
+        };
+        let unit = match &dev.kind {
+            ScsiDeviceKind::Cdrom { medium } => {
+                let medium = match medium {
+                    Some(m) => Some(Medium::open(&image_options(m, true)).map_err(err)?),
+                    None => None,
+                };
+                LogicalUnit::cdrom(medium)
+            }
+            ScsiDeviceKind::Disk { disk } => {
+                let mut unit =
+                    LogicalUnit::disk(Medium::open(&image_options(disk, false)).map_err(err)?);
+                if let Some(serial) = &disk.serial {
+                    unit.set_serial(serial);
+                }
+                unit
+            }
+        };
+        units.push(BusUnit {
+            id: dev.id.clone(),
+            // The config checks target <= 255.
+            target: u8::try_from(dev.target).unwrap_or(u8::MAX),
+            lun: dev.lun,
+            unit,
+        });
+    }
+    Ok(ScsiBus::new(units))
 }
 
 fn attach_one(
@@ -132,31 +217,30 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         input: InputHandle::default(),
         net_stats: Vec::new(),
         transports: Vec::new(),
+        drives: Drives::default(),
     };
     for (index, d) in config.disks.iter().enumerate() {
-        let format = |f: DiskFormat| match f {
-            DiskFormat::Raw => ImageFormat::Raw,
-            DiskFormat::Qcow2 => ImageFormat::Qcow2,
-        };
-        let opts = ImageOptions {
-            path: d.path.clone(),
-            format: format(d.format),
-            read_only: d.readonly || d.cdrom,
-            shareable: d.shareable,
-            backing: d
-                .backing
-                .iter()
-                .map(|b| BackingLayer {
-                    path: b.path.clone(),
-                    format: format(b.format),
-                })
-                .collect(),
-        };
+        let opts = image_options(d, false);
         let serial = d.serial.clone().unwrap_or_default();
         let block =
             Block::new(&opts, &serial).map_err(|source| AttachError::Disk { index, source })?;
         attach_one(vm, format!("disks[{index}]"), Box::new(block), &mut out)?;
     }
+    let mut buses = Vec::new();
+    for (index, c) in config.scsi.iter().enumerate() {
+        let events = vm.events.clone();
+        let hook: GuestChangeHook = Arc::new(move |c: super::scsi::bus::GuestChange| {
+            events.emit(vireo_vmm_api::control::Event::MediumChanged {
+                id: c.id,
+                medium: c.medium,
+            })
+        });
+        let what = format!("scsi[{index}]");
+        let scsi = Scsi::new(scsi_bus(index, c)?, &what, Some(hook));
+        buses.push(scsi.bus());
+        attach_one(vm, what, Box::new(scsi), &mut out)?;
+    }
+    out.drives = Drives::new(buses);
     for (index, n) in config.nets.iter().enumerate() {
         let NetBackend::UserNet { port_forwards } = &n.backend;
         let opts = PasstOptions {

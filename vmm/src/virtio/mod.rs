@@ -14,6 +14,7 @@ pub mod net;
 pub mod passt;
 pub mod queue;
 pub mod rng;
+pub mod scsi;
 pub mod testing;
 pub mod worker;
 
