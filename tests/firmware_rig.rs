@@ -1,25 +1,39 @@
-//! Firmware boot end to end through the nested-KVM rig (directly on a host with hardware KVM),
-//! with boot media built at test time from Debian packages (`vireo_rig::fixtures`):
-//! - a grub-mkrescue ISO attached with `vireoctl create --cdrom` boots through SeaBIOS; GRUB's
-//!   menu is read off `vireoctl screenshot` (both entries, the first highlighted; the screen
-//!   reader matches the VGA font of Debian's SeaVGABIOS); Down and Return pressed over VNC pick
-//!   the second entry, whose command line the guest prints; the guest finds the ISO it came
-//!   from and prints the sha256 of a file on it;
-//! - the machine has an empty disk and the CD, booted CD first (`--boot cdrom,hd,menu=on`):
-//!   SeaBIOS offers its boot menu on the screen and follows the order. (Falling through from an
-//!   empty disk to the CD needs a CD-ROM drive: SeaBIOS boots only its first hard disk, and an
-//!   ISO on virtio-blk is a hard disk to it);
+//! Firmware boot and the CD-ROM drive end to end through the nested-KVM rig (directly on a
+//! host with hardware KVM), with boot media built at test time from Debian packages
+//! (`vireo_rig::fixtures`):
+//! - a grub-mkrescue ISO attached with `vireoctl create --cdrom` sits in a CD-ROM drive on
+//!   virtio-scsi, behind an empty disk in the boot order (`--boot hd,cdrom,menu=on`): SeaBIOS
+//!   offers its boot menu on the screen, tries the disk, finds no boot loader and falls through
+//!   to the CD (its log says all three); GRUB's menu is read off `vireoctl screenshot` (both
+//!   entries, the first highlighted; the screen reader matches the VGA font of Debian's
+//!   SeaVGABIOS); Down and Return pressed over VNC pick the second entry, whose command line the
+//!   guest prints; the guest finds the ISO it came from on /dev/sr0 and prints the sha256 of a
+//!   file on it;
 //! - the guest's own `reboot` and `vireoctl reboot` go back through the firmware (GRUB's menu
 //!   comes back: a direct kernel boot has none);
 //! - a disk without a boot loader leaves SeaBIOS's "No bootable device" on the screen and in
 //!   the machine's log;
+//! - an El Torito-only ISO (no MBR, no partition table: only a firmware that boots CDs starts
+//!   it) boots from the CD-ROM drive: its GRUB prints a line it read off the disc;
 //! - a Debian disk with GRUB (`--import`, qcow2) boots to multi-user, sees the machine's UUID in
-//!   /sys/class/dmi/id/product_uuid (SMBIOS type 1), and `vireoctl shutdown` ends it cleanly
-//!   through ACPI.
+//!   /sys/class/dmi/id/product_uuid (SMBIOS type 1). Its machine also has a CD-ROM drive on
+//!   virtio-scsi with a data ISO in it (`--disk PATH,device=cdrom`) and a `bus='scsi'` qcow2
+//!   data disk (put into the definition's XML: `vireoctl create` puts a `--disk` on virtio-blk
+//!   and refuses `bus=scsi`). Debian's stock kernel sees the drive (/sys/block/sr0/device/type
+//!   is 5), mounts it and reads a file with the ISO's sum; while it is mounted (the sr driver
+//!   locks the tray) `vireoctl change-media --eject` is refused with a line about the lock and
+//!   the medium stays, `--force` ejects it; `--insert` of the second data ISO: the guest mounts
+//!   it and reads its file without a reboot, and `vireoctl domblklist` shows it; the guest's own
+//!   `eject` empties the drive (domblklist follows). A file written to the data disk and synced
+//!   is there, with its sum, after `vireoctl reboot`; then `vireoctl shutdown` ends the machine
+//!   cleanly through ACPI.
 //!
-//! The events of the whole run are checked in order. One script, one fresh L1, five L2 boots
-//! (three of the ISO machine, of which only the first boots Linux, a blank disk's and the Debian
-//! disk's).
+//! The events of the whole run are checked in order. One script, one fresh L1, seven L2 boots
+//! (three of the ISO machine, of which only the first boots Linux, a blank disk's, the El
+//! Torito ISO's and two of the Debian disk). Against the run before the CD-ROM drive, the El
+//! Torito machine and the Debian machine's CD-ROM, data disk and reboot steps are new (their
+//! cost is measured in the first run with the CD-ROM drive; the second boot of the Debian disk
+//! is most of it).
 //!
 //! Needs: `cargo build --workspace --bins` (vireoctl, vireo-vmm and vireo-rig, whose
 //! `screen-text` reads the screenshots in L1), QEMU, mmdebstrap, grub-pc-bin, xorriso, seabios,
@@ -28,7 +42,7 @@
 mod vireoctl_support;
 
 use std::path::PathBuf;
-use vireo_rig::fixtures::{self, MenuTimeout, DISK_MARKER, ISO_MENU_ENTRIES};
+use vireo_rig::fixtures::{self, MenuTimeout, DISK_MARKER, ELTORITO_GRUB, ISO_MENU_ENTRIES};
 use vireoctl_support::rig_script::{lifecycle_events, run_in_rig, shell_helpers};
 
 /// The UUID the Debian disk's machine is created with and must see.
@@ -53,6 +67,10 @@ struct Inputs {
     iso: String,
     iso_sum: String,
     disk: String,
+    eltorito: String,
+    eltorito_marker: String,
+    /// The data ISOs: path, file on it, its sha256.
+    data: [(String, &'static str, String); 2],
 }
 
 fn script(i: &Inputs) -> String {
@@ -77,13 +95,38 @@ wait_screen() {{
     echo "waited $t s for the screen to show: $*"; cat $X/shot.txt $X/screen.txt; return 1
 }}
 keys() {{ check keys "$(v 30 vncsocket $M)" "$@" || fail "pressing $* over VNC"; }}
+# in_order FILE TEXT...: each TEXT is in FILE on a line after the previous one's.
+in_order() {{
+    f=$1; shift; at=0
+    for p in "$@"; do
+        l=$(awk -v s=$at -v p="$p" 'NR > s && index($0, p) {{ print NR; exit }}' "$f")
+        [ -n "$l" ] || {{ echo "'$p' is not in $f after line $at"; return 1; }}
+        at=$l
+    done
+}}
+# blk TARGET: the source `vireoctl domblklist` shows for TARGET.
+blk() {{ v 30 domblklist $M | awk -v t="$1" '$1 == t {{ print $2 }}'; }}
+# target_of SOURCE: the target of the drive or disk whose source is SOURCE.
+target_of() {{ v 30 domblklist $M | awk -v p="$1" '$2 == p {{ print $1 }}'; }}
+# guest_ready: the root shell on the serial console answers (its getty may start after the
+# multi-user marker and flush what came before), and keeps kernel messages below errors off
+# the console so they do not split the lines the script waits for.
+guest_ready() {{
+    for n in 1 2 3 4 5 6; do
+        type_line "dmesg -n 4; echo VIREO-SH-\$(( 40 + $n ))"
+        wait_serial "VIREO-SH-$(( 40 + n ))" 20 && return 0
+    done
+    return 1
+}}
 
 step iso-create
 qemu-img create -q -f qcow2 $X/empty.qcow2 1G || fail "qemu-img create"
-v 60 create --name $M --memory 512 --network none --disk path=$X/empty.qcow2,format=qcow2 --cdrom {iso} --boot cdrom,hd,menu=on || fail "create with the CD first and an empty disk"
+v 60 create --name $M --memory 512 --network none --disk path=$X/empty.qcow2,format=qcow2 --cdrom {iso} --boot hd,cdrom,menu=on || fail "create with an empty disk and the CD"
 v 30 dumpxml $M > $X/$M.xml
 grep -q "device='cdrom'" $X/$M.xml || fail "no cdrom disk in the definition"
-tr -d '\n' < $X/$M.xml | grep -q "<boot dev='cdrom'/> *<boot dev='hd'/>" || fail "boot order cdrom, hd not in the definition: $(grep boot $X/$M.xml)"
+grep -q "<target dev='sd[a-z]*' bus='scsi'/>" $X/$M.xml || fail "the CD-ROM drive is not on SCSI: $(grep -A4 "device='cdrom'" $X/$M.xml)"
+grep -q "<controller type='scsi'[^>]* model='virtio-scsi'" $X/$M.xml || fail "no virtio-scsi controller: $(grep controller $X/$M.xml)"
+tr -d '\n' < $X/$M.xml | grep -q "<boot dev='hd'/> *<boot dev='cdrom'/>" || fail "boot order hd, cdrom not in the definition: $(grep boot $X/$M.xml)"
 grep -q "<bootmenu enable='yes'" $X/$M.xml || fail "no boot menu in the definition"
 # Long enough for screenshots to catch SeaBIOS's prompt under nested emulation.
 sed -i "s|<bootmenu enable='yes'[^>]*/>|<bootmenu enable='yes' timeout='15000'/>|" $X/$M.xml
@@ -91,8 +134,9 @@ v 30 define $X/$M.xml || fail "define with a boot menu timeout"
 step iso-menu
 v 120 start $M || fail "start"
 wait_screen 60 --expect 'Press ESC for boot menu' || fail "SeaBIOS's boot menu prompt is not on the screen"
-# The CD comes first although the disk is the machine's first: the firmware follows the order.
 wait_serial VIREO-GRUB-MENU 240 || fail "GRUB did not start from the CD"
+# The empty disk comes first: the firmware tried it, found no boot loader and went on to the CD.
+in_order $R/vmm.log 'firmware: Booting from Hard Disk' 'firmware: Boot failed: not a bootable disk' 'firmware: Booting from DVD/CD' || fail "the firmware did not fall through from the empty disk to the CD: $(grep -e 'firmware: Boot' $R/vmm.log)"
 wait_screen 120 --expect 'GNU GRUB' --highlighted '{e1}' --plain '{e2}' || fail "GRUB's menu with the first entry highlighted is not on the screen"
 cat $X/screen.txt
 step iso-second-entry
@@ -100,7 +144,7 @@ keys Down
 wait_screen 60 --highlighted '{e2}' --plain '{e1}' || fail "Down over VNC did not move GRUB's highlight"
 keys Return
 wait_serial "VIREO-ISO-ENTRY entry=second" 300 || fail "the second entry did not boot"
-wait_serial "VIREO-ISO-READ dev=/dev/vd[a-z]* sha256={iso_sum}" 120 || fail "the guest did not read the ISO it booted from"
+wait_serial "VIREO-ISO-READ dev=/dev/sr0 sha256={iso_sum}" 120 || fail "the guest did not read the ISO it booted from in the CD-ROM drive: $(grep VIREO-ISO $S)"
 wait_serial "VIREO-ISO-READY entry=second" 60 || fail "no ready line"
 state_is "running (booted)"
 
@@ -127,21 +171,90 @@ wait_screen 120 --expect 'No bootable device' || fail "SeaBIOS's 'No bootable de
 grep -q 'firmware: No bootable device' $R/vmm.log || fail "the firmware's message is not in the machine's log: $(grep firmware: $R/vmm.log | tail -n 5)"
 v 60 destroy $M || fail "destroy"
 
+# An ISO with no MBR: only El Torito boots it, from a CD-ROM drive.
+step eltorito
+machine fe
+v 60 create --name $M --memory 256 --network none --cdrom {eltorito} || fail "create with the El Torito ISO"
+v 120 start $M || fail "start"
+wait_serial "{eltorito_marker}" 180 || fail "the El Torito ISO did not boot from the CD-ROM drive: $(grep -e 'firmware: Boot' $R/vmm.log)"
+grep -q {ELTORITO_GRUB} $S || fail "no GRUB line before the one read off the disc"
+grep -q 'firmware: Booting from DVD/CD' $R/vmm.log || fail "the firmware's log does not say it booted the CD"
+v 60 destroy $M || fail "destroy"
+
 step disk
 machine fd
 cp {disk} $X/debian.qcow2 || fail "copying the Debian disk"
-v 60 create --name $M --uuid {UUID} --memory 512 --network none --import --disk path=$X/debian.qcow2,format=qcow2 || fail "create --import"
+qemu-img create -q -f qcow2 $X/data.qcow2 64M || fail "qemu-img create"
+v 60 create --name $M --uuid {UUID} --memory 512 --network none --import --disk path=$X/debian.qcow2,format=qcow2 --disk path={data1},device=cdrom || fail "create --import with a CD-ROM drive"
+# The data disk on SCSI goes in through the XML: vireoctl create puts a --disk on virtio-blk.
+v 30 dumpxml $M > $X/$M.xml
+sed -i "s|</devices>|<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$X/data.qcow2'/><target dev='sdb' bus='scsi'/></disk></devices>|" $X/$M.xml
+v 30 define $X/$M.xml || fail "define with a SCSI data disk"
+v 30 domblklist --details $M
+CD=$(target_of {data1})
+[ -n "$CD" ] || fail "domblklist does not show the data ISO"
+[ "$(blk sdb)" = "$X/data.qcow2" ] || fail "domblklist does not show the SCSI data disk"
 v 120 start $M || fail "start"
 wait_serial VIREO-GRUB-DISK 240 || fail "GRUB did not start from the disk"
 wait_serial "{DISK_MARKER}" 600 || fail "the Debian disk did not reach multi-user"
 grep -q "{DISK_MARKER} uuid={UUID}" $S || fail "the guest's product_uuid is not the machine's: $(grep {DISK_MARKER} $S)"
+guest_ready || fail "no shell on the serial console"
+
+# Debian's stock kernel and the CD-ROM drive: the sr driver, a mount, a file's sum.
+step cd-read
+type_line 'for n in $(seq 30); do [ -e /sys/block/sr0 ] && break; sleep 1; done; echo VIREO-SR0-TYPE=$(cat /sys/block/sr0/device/type)'
+wait_serial VIREO-SR0-TYPE=5 60 || fail "the guest has no CD-ROM drive at /dev/sr0: $(grep VIREO-SR0 $S)"
+type_line 'mkdir -p /mnt/cd && mount -t iso9660 -o ro /dev/sr0 /mnt/cd; echo VIREO-CD1 $(sha256sum < /mnt/cd/{file1})'
+wait_serial "VIREO-CD1 {sum1}" 60 || fail "the guest did not read the data ISO's file: $(grep VIREO-CD1 $S)"
+
+# Mounted, the medium is locked in: a plain eject is refused, a forced one goes through.
+step cd-locked-eject
+v 30 change-media $M $CD --eject >$X/eject.txt 2>&1 && fail "an eject of the mounted CD was not refused: $(cat $X/eject.txt)"
+cat $X/eject.txt
+grep -qi 'lock' $X/eject.txt || fail "the refused eject does not say the tray is locked: $(cat $X/eject.txt)"
+[ "$(blk $CD)" = "{data1}" ] || fail "the refused eject changed the medium: $(v 30 domblklist $M)"
+v 30 change-media $M $CD --eject --force || fail "a forced eject"
+[ "$(blk $CD)" = "-" ] || fail "domblklist after the forced eject: $(v 30 domblklist $M)"
+type_line 'umount /mnt/cd; echo VIREO-UMOUNT rc=$?'
+wait_serial "VIREO-UMOUNT rc=0" 60 || fail "the guest could not unmount the ejected CD: $(grep VIREO-UMOUNT $S)"
+
+# Another medium while the machine runs: the guest reads it without a reboot.
+step cd-insert
+v 30 change-media $M $CD {data2} --insert || fail "inserting the second data ISO"
+[ "$(blk $CD)" = "{data2}" ] || fail "domblklist does not show the new medium: $(v 30 domblklist $M)"
+type_line 'for n in $(seq 20); do mount -t iso9660 -o ro /dev/sr0 /mnt/cd 2>/dev/null && break; sleep 1; done; echo VIREO-CD2 $(ls /mnt/cd) $(sha256sum < /mnt/cd/{file2})'
+wait_serial "VIREO-CD2 README.txt {file2} {sum2}" 90 || fail "the guest did not read the new medium: $(grep VIREO-CD2 $S)"
+
+# The guest's own eject (START STOP UNIT) empties the drive.
+step cd-guest-eject
+type_line 'umount /mnt/cd && eject /dev/sr0; echo VIREO-EJECT rc=$?'
+wait_serial "VIREO-EJECT rc=0" 60 || fail "eject in the guest: $(grep VIREO-EJECT $S)"
+n=0; while [ "$(blk $CD)" != "-" ] && [ $n -lt 20 ]; do sleep 0.5; n=$((n + 1)); done
+[ "$(blk $CD)" = "-" ] || fail "domblklist after the guest's eject: $(v 30 domblklist $M)"
+
+# A SCSI disk keeps what the guest wrote across a reboot (the guest finds it by its size).
+step scsi-disk-write
+type_line 'for d in /sys/block/sd*; do [ "$(cat $d/size)" = 131072 ] && D=/dev/$(basename $d); done; echo VIREO-DATA-DISK=$D'
+wait_serial "VIREO-DATA-DISK=/dev/sd[a-z]" 60 || fail "the guest does not see the 64 MiB SCSI disk: $(grep VIREO-DATA-DISK $S)"
+type_line 'mkfs.ext4 -q -F $D && mkdir -p /mnt/data && mount $D /mnt/data && head -c 2M /dev/urandom > /mnt/data/f && sync && echo VIREO-DATA-WRITTEN $(sha256sum < /mnt/data/f)'
+wait_serial "VIREO-DATA-WRITTEN [0-9a-f]\{{64\}}" 120 || fail "writing a file on the SCSI disk: $(grep VIREO-DATA $S)"
+sum=$(grep -o "VIREO-DATA-WRITTEN [0-9a-f]\{{64\}}" $S | head -n 1 | cut -d' ' -f2)
+[ ${{#sum}} -eq 64 ] || fail "no sum of the written file: $(grep VIREO-DATA $S)"
+step scsi-disk-reboot
+: > "$S"
+v 120 reboot $M || fail "vireoctl reboot"
+wait_serial "{DISK_MARKER}" 600 || fail "the Debian disk did not come back after vireoctl reboot"
+guest_ready || fail "no shell on the serial console after the reboot"
+type_line 'for d in /sys/block/sd*; do [ "$(cat $d/size)" = 131072 ] && D=/dev/$(basename $d); done; mkdir -p /mnt/data && mount $D /mnt/data; echo VIREO-DATA-READ $(sha256sum < /mnt/data/f)'
+wait_serial "VIREO-DATA-READ $sum" 60 || fail "the file on the SCSI disk did not survive the reboot (written $sum): $(grep VIREO-DATA $S)"
+
 step disk-shutdown
 v 300 shutdown --timeout 240 $M || fail "graceful shutdown"
 state_is "shut off (shutdown)"
 grep -q "reboot: Power down" $S || fail "the guest did not power itself down"
 
 echo EVENTS-BEGIN
-for m in fi fn fd; do v 30 event --all --domain $m --timeout 0; done
+for m in fi fn fe fd; do v 30 event --all --domain $m --timeout 0; done
 echo EVENTS-END
 step done
 "#,
@@ -150,10 +263,18 @@ step done
         iso = i.iso,
         iso_sum = i.iso_sum,
         disk = i.disk,
+        eltorito = i.eltorito,
+        eltorito_marker = i.eltorito_marker,
+        data1 = i.data[0].0,
+        file1 = i.data[0].1,
+        sum1 = i.data[0].2,
+        data2 = i.data[1].0,
+        file2 = i.data[1].1,
+        sum2 = i.data[1].2,
     )
 }
 
-/// The events of the three machines, machine by machine.
+/// The events of the four machines, machine by machine.
 fn expected_events() -> Vec<String> {
     let mut all = lifecycle_events(
         "fi",
@@ -173,9 +294,16 @@ fn expected_events() -> Vec<String> {
         &["Defined Added", "Started Booted", "Stopped Destroyed"],
     ));
     all.extend(lifecycle_events(
+        "fe",
+        &["Defined Added", "Started Booted", "Stopped Destroyed"],
+    ));
+    all.extend(lifecycle_events(
         "fd",
         &[
             "Defined Added",
+            "Defined Updated", // the SCSI data disk
+            "Started Booted",
+            "reboot", // vireoctl reboot, the data disk's file survives it
             "Started Booted",
             "Shutdown Finished",
             "Stopped Shutdown",
@@ -189,10 +317,12 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
     let iso = fixtures::boot_iso(MenuTimeout::WaitForKey)
         .unwrap_or_else(|e| panic!("building the boot ISO: {e}"));
     let disk = fixtures::debian_disk().unwrap_or_else(|e| panic!("building the Debian disk: {e}"));
+    let cd = fixtures::cd_media().unwrap_or_else(|e| panic!("building the CD media: {e}"));
     eprintln!(
-        "fixtures: ISO {:?}, Debian disk {:?}",
-        iso.provenance, disk.provenance
+        "fixtures: ISO {:?}, Debian disk {:?}, CD media {:?}",
+        iso.provenance, disk.provenance, cd.provenance
     );
+    let data = |d: &fixtures::DataIso| (d.path.display().to_string(), d.file, d.sha256.clone());
     let inputs = Inputs {
         vireoctl: vireoctl_support::vireoctl().display().to_string(),
         vmm: vireoctl_support::vmm().display().to_string(),
@@ -204,6 +334,9 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
         iso: iso.path.display().to_string(),
         iso_sum: iso.marker_sha256,
         disk: disk.qcow2.display().to_string(),
+        eltorito: cd.eltorito.path.display().to_string(),
+        eltorito_marker: cd.eltorito.marker.clone(),
+        data: [data(&cd.data[0]), data(&cd.data[1])],
     };
     run_in_rig("firmware rig", &script(&inputs), &expected_events(), 2700);
 }
@@ -220,6 +353,12 @@ fn the_firmware_script_parses() {
         iso: "/x/boot.iso".into(),
         iso_sum: "0".repeat(64),
         disk: "/x/disk.qcow2".into(),
+        eltorito: "/x/eltorito.iso".into(),
+        eltorito_marker: "VIREO-ELTORITO-READ 0".into(),
+        data: [
+            ("/x/data1.iso".into(), "one.bin", "1".repeat(64)),
+            ("/x/data2.iso".into(), "two.bin", "2".repeat(64)),
+        ],
     });
     let out = std::process::Command::new("sh")
         .args(["-n", "-c", &s])
@@ -236,6 +375,14 @@ fn the_firmware_script_parses() {
         "iso-guest-reboot",
         "iso-vireoctl-reboot",
         "not-bootable",
+        "eltorito",
+        "disk",
+        "cd-read",
+        "cd-locked-eject",
+        "cd-insert",
+        "cd-guest-eject",
+        "scsi-disk-write",
+        "scsi-disk-reboot",
         "disk-shutdown",
         "done",
     ] {

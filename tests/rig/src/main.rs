@@ -68,6 +68,9 @@ enum Cmd {
         /// Also the Debian disk (slow the first time: mmdebstrap).
         #[arg(long)]
         disk: bool,
+        /// Also the CD-ROM tests' media (the El Torito ISO and the data ISOs).
+        #[arg(long)]
+        cd: bool,
         /// The ISO's GRUB menu boots its first entry after this many seconds (default: it
         /// waits for a key, as the tests want).
         #[arg(long)]
@@ -127,7 +130,11 @@ fn main() -> ExitCode {
             )
         }
         Cmd::Fetch => fetch(),
-        Cmd::Fixtures { disk, menu_timeout } => fixtures(disk, menu_timeout),
+        Cmd::Fixtures {
+            disk,
+            cd,
+            menu_timeout,
+        } => fixtures(disk, cd, menu_timeout),
         Cmd::ScreenText {
             file,
             font,
@@ -270,8 +277,8 @@ fn fetch() -> vireo_rig::Result<i32> {
     Ok(0)
 }
 
-fn fixtures(disk: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
-    use vireo_rig::fixtures::{boot_iso, debian_disk, MenuTimeout};
+fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
+    use vireo_rig::fixtures::{boot_iso, cd_media, debian_disk, MenuTimeout};
     let iso = boot_iso(menu_timeout.map_or(MenuTimeout::WaitForKey, MenuTimeout::Seconds))?;
     println!(
         "boot ISO ({:?}) at {} (marker sha256 {})",
@@ -282,6 +289,24 @@ fn fixtures(disk: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
     if disk {
         let d = debian_disk()?;
         println!("Debian disk ({:?}) at {}", d.provenance, d.qcow2.display());
+    }
+    if cd {
+        let m = cd_media()?;
+        println!(
+            "El Torito ISO ({:?}) at {} (prints {})",
+            m.provenance,
+            m.eltorito.path.display(),
+            m.eltorito.marker
+        );
+        for d in &m.data {
+            println!(
+                "data ISO {} at {} ({} sha256 {})",
+                d.volume_id,
+                d.path.display(),
+                d.file,
+                d.sha256
+            );
+        }
     }
     Ok(0)
 }
