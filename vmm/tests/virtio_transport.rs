@@ -129,6 +129,33 @@ fn acknowledge_and_driver_in_one_write_like_seabios() {
     assert!(wait_for(1000, || irq.count() >= 1));
 }
 
+/// SeaBIOS's virtio-scsi-mmio driver writes FEATURES_OK on its own, then ACKNOWLEDGE | DRIVER |
+/// DRIVER_OK without FEATURES_OK: each write adds its bits, none is lost, the device starts.
+#[test]
+fn status_writes_that_leave_bits_out_add_the_rest_like_seabios_scsi() {
+    let (mut t, _, _) = rng_transport();
+    wr(&mut t, VIRTIO_MMIO_STATUS, 0);
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    wr(&mut t, VIRTIO_MMIO_DRIVER_FEATURES, (V1 >> 32) as u32);
+    wr(&mut t, VIRTIO_MMIO_STATUS, FOK);
+    assert_eq!(rd(&mut t, VIRTIO_MMIO_STATUS), ACK | DRV | FOK);
+    let (desc, avail, used) = ring_addrs(0);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_SEL, 0);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_NUM, 64);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_DESC_LOW, desc as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_USED_LOW, used as u32);
+    wr(&mut t, VIRTIO_MMIO_QUEUE_READY, 1);
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV | DOK);
+    assert_eq!(t.status(), ACK | DRV | FOK | DOK);
+    // The order still holds: DRIVER_OK before FEATURES_OK is refused.
+    let (mut t, _, _) = rng_transport();
+    wr(&mut t, VIRTIO_MMIO_STATUS, ACK | DRV);
+    wr(&mut t, VIRTIO_MMIO_STATUS, DOK);
+    assert_eq!(t.status(), ACK | DRV);
+}
+
 fn rng_request(
     mem: &vireo_vmm::virtio::GuestMemory,
     q: &mut DriverQueue,

@@ -272,10 +272,14 @@ impl MmioTransport {
             self.status |= VIRTIO_CONFIG_S_FAILED;
             return;
         }
-        // The driver only ever adds bits; clearing one without a reset is a protocol error.
-        if v & old != old || v & !(ACK | DRV | FOK | DOK) != 0 {
+        if v & !(ACK | DRV | FOK | DOK) != 0 {
             return;
         }
+        // A driver only ever adds bits, and bits are never cleared here short of a reset. A
+        // write that leaves set bits out adds the ones it has: SeaBIOS's virtio-scsi-mmio
+        // driver writes FEATURES_OK alone, and later ACKNOWLEDGE | DRIVER | DRIVER_OK without
+        // FEATURES_OK (QEMU stores each value as written).
+        let v = v | old;
         // One write may add several steps at once (SeaBIOS writes ACKNOWLEDGE | DRIVER in
         // one go); each must still follow the ones before it, and a step refused stops there.
         let mut before = 0;
