@@ -111,10 +111,12 @@ target_of() {{ v 30 domblklist $M | awk -v p="$1" '$2 == p {{ print $1 }}'; }}
 # guest_ready: the root shell on the serial console answers (its getty may start after the
 # multi-user marker and flush what came before), and keeps kernel messages below errors off
 # the console so they do not split the lines the script waits for.
+# Any answer will do: a line typed while the getty starts is flushed, one typed later answers
+# late under a loaded rig.
 guest_ready() {{
-    for n in 1 2 3 4 5 6; do
+    for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
         type_line "dmesg -n 4; echo VIREO-SH-\$(( 40 + $n ))"
-        wait_serial "VIREO-SH-$(( 40 + n ))" 20 && return 0
+        wait_serial "VIREO-SH-[0-9]" 10 && return 0
     done
     return 1
 }}
