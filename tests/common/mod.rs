@@ -113,10 +113,11 @@ impl Desktop {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start openbox (install openbox): {e}"));
         // The manager announces itself by owning the WM_S0 selection. A bound, not a timing
-        // check: 10 s was once too short with two suites and their fuzzers on the 2 cores.
+        // check: 10 s was once too short with two suites and their fuzzers on the 2 cores, and
+        // 30 s with a suite beside two nested-KVM rig runs.
         wait_until(
             "openbox to manage the screen",
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             || {
                 let out = tool(
                     "xprop",
