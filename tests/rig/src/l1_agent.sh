@@ -7,7 +7,9 @@ if [ -z "$VIREO_AGENT_TEST" ]; then
   export PATH=/.vireo/bin
   bb=/.vireo/busybox; tmp=/tmp; cmd_out=/dev/ttyS1
 else
-  bb=$VIREO_AGENT_BUSYBOX; tmp=$VIREO_AGENT_TMP; cmd_out=/dev/stdout
+  # The agent's own output descriptor, not /dev/stdout: that is a link a host may lack (CI ran
+  # with a regular file in its place, and the commands' output went there).
+  bb=$VIREO_AGENT_BUSYBOX; tmp=$VIREO_AGENT_TMP; cmd_out=/proc/self/fd/4
 fi
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "VIREO-L1 $*" >&2; }
