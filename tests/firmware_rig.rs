@@ -283,7 +283,7 @@ step done
 }
 
 /// The events of the four machines, machine by machine.
-fn expected_events() -> Vec<String> {
+fn expected_events(data1: &str, data2: &str) -> Vec<String> {
     let mut all = lifecycle_events(
         "fi",
         &[
@@ -311,6 +311,18 @@ fn expected_events() -> Vec<String> {
             "Defined Added",
             "Defined Updated", // the SCSI data disk
             "Started Booted",
+        ],
+    ));
+    // The forced eject, the insert, the guest's own eject; the refused eject changed nothing.
+    let media = |from: &str, to: &str, how: &str| {
+        format!("event 'disk-change' for domain 'fd' disk sda: {from} -> {to}: {how}")
+    };
+    all.push(media(data1, "<null>", "changed"));
+    all.push(media("<null>", data2, "changed"));
+    all.push(media(data2, "<null>", "guest-eject"));
+    all.extend(lifecycle_events(
+        "fd",
+        &[
             "reboot", // vireoctl reboot, the data disk's file survives it
             "Started Booted",
             "Shutdown Finished",
@@ -346,7 +358,8 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
         eltorito_marker: cd.eltorito.marker.clone(),
         data: [data(&cd.data[0]), data(&cd.data[1])],
     };
-    run_in_rig("firmware rig", &script(&inputs), &expected_events(), 2700);
+    let events = expected_events(&inputs.data[0].0, &inputs.data[1].0);
+    run_in_rig("firmware rig", &script(&inputs), &events, 2700);
 }
 
 /// The script is valid shell with any paths (`sh -n`): a quoting slip fails here, in seconds,
