@@ -87,7 +87,9 @@ fn run_request(n: u32) -> Vec<u8> {
 
 /// Brings up the controller (request queue 2 of 8 entries) and sends target 0 LUN 0 three
 /// commands: TEST UNIT READY (answered with the power-on unit attention: `s2`), READ(10) of
-/// block 0 into DATA (`s0` and the block's first byte), START STOP UNIT with LoEj (`s0`).
+/// block 0 into DATA (`s0` and the block's first byte), START STOP UNIT with LoEj (`s0`). The
+/// eject waits for a byte on the serial console: the test sends it once its control client is
+/// connected, or the eject's event could come before anyone listens.
 fn read_then_eject() -> Vec<u8> {
     let reg = |off: u32, v: u32| asm::store(BASE + off, v);
     let mut first_byte = vec![0xa0]; // mov al, [DATA]
@@ -116,6 +118,7 @@ fn read_then_eject() -> Vec<u8> {
         set_cdb(&[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
         run_request(2),
         first_byte,
+        asm::wait_serial_byte(),
         desc(1, RESP, 108, 2, 0),
         set_cdb(&[0x1b, 0, 0, 0, 0x02, 0]),
         run_request(3),
@@ -137,6 +140,11 @@ fn a_guest_reads_its_cd_and_ejects_it() {
         ]}]);
     });
     let mut c = vm.connect();
+    std::io::Write::write_all(
+        &mut std::os::unix::net::UnixStream::connect(vm.dir.join("console.sock")).unwrap(),
+        b"e",
+    )
+    .unwrap();
     // The eject is announced from the device's worker thread.
     let ev = c.wait_event("medium-changed").expect("medium-changed");
     assert_eq!(ev["data"], json!({"id": "sda", "medium": null}));

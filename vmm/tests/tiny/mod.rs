@@ -105,6 +105,14 @@ pub mod asm {
         v.extend(value.to_le_bytes());
         v
     }
+    /// Waits for a byte on COM1 (polling the line status register) and reads it: how a guest
+    /// waits until the test is ready for what it does next.
+    pub fn wait_serial_byte() -> Vec<u8> {
+        // wait: mov dx, 0x3fd; in al, dx; test al, 1; jz wait; mov dx, 0x3f8; in al, dx
+        vec![
+            0x66, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xf7, 0x66, 0xba, 0xf8, 0x03, 0xec,
+        ]
+    }
     /// jmp $ (spins: keeps the vCPU busy)
     pub fn spin() -> Vec<u8> {
         vec![0xeb, 0xfe]
