@@ -17,8 +17,8 @@
 //!   console) writes 2 MiB of random data to a `bus='scsi'` qcow2 data disk (put into the
 //!   definition's XML: `vireoctl create` puts a `--disk` on virtio-blk and refuses `bus=scsi`);
 //!   the guest's own `reboot` and `vireoctl reboot` go back through the firmware (GRUB's menu
-//!   comes back: a direct kernel boot has none) and boot it again, and the guest reads the
-//!   same sum back;
+//!   comes back: a direct kernel boot has none); after both, the system boots again and reads
+//!   the same sum back;
 //! - a Debian disk with GRUB (`--import`, qcow2) boots to multi-user, sees the machine's UUID in
 //!   /sys/class/dmi/id/product_uuid (SMBIOS type 1). Its machine also has a CD-ROM drive on
 //!   virtio-scsi with a data ISO in it (`--disk PATH,device=cdrom`). Debian's stock kernel sees
@@ -39,8 +39,9 @@
 //!
 //! The events of the whole run are checked in order. One script, one fresh L1, seven L2 boots:
 //! the ISO machine's (to Linux), a blank disk's, the El Torito ISO's, three of the ISO's system
-//! for the reboots and the SCSI disk, and one of the Debian disk, the slowest by far (systemd
-//! under nested emulation, minutes): the reboots are the small system's, not the Debian disk's.
+//! for the reboots and the SCSI disk (two to Linux, the guest's reboot to GRUB's menu), and one
+//! of the Debian disk, the slowest by far (systemd under nested emulation, minutes): the reboots
+//! are the small system's, not the Debian disk's.
 //!
 //! Needs: `cargo build --workspace --bins` (vireoctl, vireo-vmm and vireo-rig, whose
 //! `screen-text` reads the screenshots in L1), QEMU, mmdebstrap, grub-pc-bin, xorriso, seabios,
@@ -193,7 +194,7 @@ v 60 destroy $M || fail "destroy"
 # the firmware's log says it booted the CD again), and a SCSI disk keeps what the guest wrote
 # across them: the ISO's system again, on a machine without a screen, its GRUB menu answered on
 # the serial console. The guest finds the disk by its size, writes 2 MiB past its own cache, and
-# reads them back after the guest's reboot and `vireoctl reboot`.
+# reads them back after the guest's reboot (to GRUB's menu) and `vireoctl reboot`.
 step scsi-disk-write
 machine fs
 v 60 create --name $M --memory 256 --network none --graphics none --cdrom {iso} || fail "create with the ISO"
@@ -223,7 +224,7 @@ cd_boots 1
 step iso-guest-reboot
 : > "$S"
 type_line 'reboot -f'
-first_entry || fail "the first entry did not boot again after the guest's reboot"
+wait_serial '{e1}' 240 || fail "GRUB's menu did not come back after the guest's reboot"
 cd_boots 2
 step scsi-disk-reboot
 : > "$S"
