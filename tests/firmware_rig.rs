@@ -314,7 +314,7 @@ step done
     )
 }
 
-/// The events of the four machines, machine by machine.
+/// The events of the five machines, machine by machine.
 fn expected_events(data1: &str, data2: &str) -> Vec<String> {
     let mut all = lifecycle_events(
         "fi",

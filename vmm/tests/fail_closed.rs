@@ -115,14 +115,8 @@ fn a_vcpu_that_panics_ends_the_vm_with_the_reason() {
 fn a_vm_whose_log_reader_is_gone_keeps_running() {
     // Port 0x99 has no device: each write there is a log line.
     let stray = [tiny::asm::mov_dx(0x99), tiny::asm::mov_al(1), vec![0xee]].concat();
-    // Waits until a byte arrives on COM1 (LSR data ready): the test sends one once it has
-    // closed the pipe.
-    let wait_for_go = [
-        tiny::asm::print("up\n"),
-        tiny::asm::mov_dx(0x3fd),
-        vec![0xec, 0xa8, 0x01, 0x74, 0xfb], // in al, dx; test al, 1; jz back to the in
-    ]
-    .concat();
+    // Waits until a byte arrives on COM1: the test sends one once it has closed the pipe.
+    let wait_for_go = [tiny::asm::print("up\n"), tiny::asm::wait_serial_byte()].concat();
     let guest = [
         wait_for_go,
         stray.clone(),

@@ -275,9 +275,9 @@ fn control_status_pause_resume_quit_with_two_clients() {
 fn console_socket_replays_backlog_and_types_into_the_uart() {
     let guest = code(&[
         asm::print("before-attach\n"),
-        // wait: mov dx, 0x3fd; in al, dx; test al, 1; jz wait; mov dx, 0x3f8; in al, dx; inc al; out dx, al; jmp wait
-        vec![0x66, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x01, 0x74, 0xf7],
-        vec![0x66, 0xba, 0xf8, 0x03, 0xec, 0xfe, 0xc0, 0xee, 0xeb, 0xed],
+        // wait for a byte and read it; inc al; out dx, al; jmp back to the wait
+        asm::wait_serial_byte(),
+        vec![0xfe, 0xc0, 0xee, 0xeb, 0xed],
     ]);
     let vm = Vmm::start("console", &guest, |_| {});
     assert!(vm.wait_serial(b"before-attach\n", T));
