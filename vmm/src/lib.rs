@@ -80,6 +80,7 @@ pub mod cpu;
 pub mod devices;
 pub mod layout;
 pub mod lifecycle;
+pub mod pci;
 /// Caps on what a guest can make the host write (shared with the driver).
 pub use vireo_vmm_api::logcap;
 pub mod random;

@@ -1,7 +1,8 @@
 //! Port I/O and MMIO buses: devices register an address range, vCPU threads dispatch exits.
 //!
-//! Ranges are registered while the VM is built, before vCPUs run; lookups then take a read
-//! lock only. Each device sits behind its own mutex, so two vCPUs touching different devices do
+//! Most ranges are registered while the VM is built, before vCPUs run; PCI BARs come and go
+//! while the guest programs them. Lookups take a read lock only, and a device's access runs
+//! after that lock is released, so a device may change the bus it sits on. Each device sits behind its own mutex, so two vCPUs touching different devices do
 //! not contend.
 
 use std::collections::BTreeMap;
@@ -56,6 +57,12 @@ impl Bus {
         }
         ranges.insert(base, Entry { len, dev });
         Ok(())
+    }
+
+    /// Removes the range registered at `base`; false when there is none.
+    pub fn remove(&self, base: u64) -> bool {
+        let mut ranges = self.ranges.write().unwrap_or_else(|e| e.into_inner());
+        ranges.remove(&base).is_some()
     }
 
     fn find(&self, addr: u64, width: usize) -> Option<(u64, SharedDevice)> {
@@ -134,7 +141,7 @@ mod tests {
             })
         );
         assert!(bus.insert(dev.clone(), 0x110, 1).is_ok());
-        assert!(bus.insert(dev, u64::MAX, 2).is_err());
+        assert!(bus.insert(dev.clone(), u64::MAX, 2).is_err());
         let mut b = [0u8; 2];
         assert!(bus.read(0x103, &mut b));
         assert_eq!(b, [3, 3]);
@@ -144,5 +151,12 @@ mod tests {
         );
         assert!(!bus.write(0x200, &[1]));
         assert!(!bus.read(u64::MAX, &mut [0u8; 4]));
+        assert!(bus.remove(0x100));
+        assert!(!bus.remove(0x100));
+        assert!(!bus.read(0x103, &mut b));
+        assert!(
+            bus.insert(dev, 0x108, 4).is_ok(),
+            "the removed range is free"
+        );
     }
 }
