@@ -37,7 +37,7 @@ pub fn run_in_rig(label: &str, script: &str, expected: &[String], last_resort_se
         .collect();
     let steps: Vec<&String> = text
         .iter()
-        .filter(|l| l.contains("STEP ") || l.contains("vnc-check:"))
+        .filter(|l| l.contains("STEP ") || l.contains("vnc-check:") || l.contains("-UNANSWERED "))
         .collect();
     eprintln!(
         "{label}: {:.0} s; steps: {steps:#?}",

@@ -279,7 +279,7 @@ fn ioctl_requests(kind: ThreadKind) -> Vec<u64> {
             KVM_GET_REGS(),
             KVM_IRQ_LINE(),
         ],
-        // The serial console switches its client sockets between blocking modes.
+        // std's set_nonblocking on the sockets handed to device threads.
         ThreadKind::Io => vec![FIONBIO],
         // Control clients' sockets; guest time across pause and resume; the power button's
         // SCI; the framebuffer's slot, removed when the VM ends.

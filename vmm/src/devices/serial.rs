@@ -58,7 +58,6 @@ impl SerialSink {
             .and_then(|_| client.write_all(b))
             .is_ok()
         {
-            let _ = client.set_nonblocking(true);
             self.clients.push(client);
         }
     }
@@ -86,16 +85,31 @@ impl Write for SerialSink {
         self.backlog.drain(..overflow.min(self.backlog.len()));
         self.backlog
             .extend(buf.iter().rev().take(BACKLOG_BYTES).rev());
-        self.clients.retain_mut(|c| match c.write(buf) {
-            Ok(n) if n == buf.len() => true,
-            Ok(_) | Err(_) => false,
-        });
+        self.clients
+            .retain(|c| send_without_waiting(c, buf) == Some(buf.len()));
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Sends without blocking, whatever the socket's mode. The socket stays blocking for the
+/// thread that reads the client's keystrokes from a clone of it: O_NONBLOCK belongs to the
+/// open file, which the clone shares, so switching it for the writer would switch the reader.
+fn send_without_waiting(client: &UnixStream, buf: &[u8]) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and a buffer of the given length.
+    let n = unsafe {
+        libc::send(
+            client.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).ok()
 }
 
 /// The bus device at 0x3f8..0x400.
@@ -159,12 +173,13 @@ pub fn spawn_console_listener(
 
 fn forward_input(mut reader: UnixStream, dev: Arc<Mutex<SerialDevice>>) {
     crate::seccomp::apply_current(crate::seccomp::ThreadKind::Io);
-    let _ = reader.set_nonblocking(false);
     let mut buf = [0u8; 64];
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
         };
         let mut rest = &buf[..n];
         while !rest.is_empty() {
@@ -183,6 +198,38 @@ fn forward_input(mut reader: UnixStream, dev: Arc<Mutex<SerialDevice>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_that_does_not_read_is_dropped_without_blocking_the_writer() {
+        let mut s = SerialSink::new(None);
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        s.attach(ours);
+        let reader = s.clients[0].try_clone().unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let start = std::time::Instant::now();
+        // Far more than a socket buffer holds; the client never reads.
+        for _ in 0..64 {
+            s.write_all(&chunk).unwrap();
+        }
+        assert!(s.clients.is_empty(), "the stalled client is still attached");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the writer waited"
+        );
+        // The clone that reads keystrokes still blocks: the writer did not switch the mode.
+        reader
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let waited = std::time::Instant::now();
+        let e = (&reader).read(&mut b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        assert!(
+            waited.elapsed() >= Duration::from_millis(40),
+            "the reader did not wait"
+        );
+        drop(theirs);
+    }
 
     #[test]
     fn backlog_is_bounded_and_keeps_the_tail() {
