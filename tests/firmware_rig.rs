@@ -203,14 +203,16 @@ qemu-img create -q -f qcow2 $X/data.qcow2 64M || fail "qemu-img create"
 sed -i "s|</devices>|<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$X/data.qcow2'/><target dev='sdb' bus='scsi'/></disk></devices>|" $X/$M.xml
 v 30 define $X/$M.xml || fail "define with a SCSI data disk"
 [ "$(blk sdb)" = "$X/data.qcow2" ] || fail "domblklist does not show the SCSI data disk: $(v 30 domblklist $M)"
-# first_entry: GRUB's menu is on the serial console; Return boots the first entry. Once in CI,
-# GRUB's menu stayed up 300 s after a Return the console had sent (cause not found; see the
-# rig README): a Return without GRUB's boot line after it is sent again, and said so.
+# first_entry: GRUB's menu is on the serial console; Return boots the first entry. In the rig
+# GRUB takes about 40 s to finish drawing its menu after the entry's name shows and some 20 s
+# more to print its boot line (each character costs it a few mode switches, slow under nested
+# TCG); the Return waits in the UART meanwhile. Only a Return without a boot line after 120 s
+# is sent again, and said so.
 first_entry() {{
     wait_serial '{e1}' 240 || return 1
     for try in 1 2 3; do
         printf '\r' | v 60 console $M >/dev/null || return 1
-        wait_serial "VIREO-GRUB-BOOT entry=first" 30 && break
+        wait_serial "VIREO-GRUB-BOOT entry=first" 120 && break
         echo "GRUB-RETURN-UNANSWERED $M in step $STEP (Return number $try)"
         [ $try -eq 3 ] && return 1
     done
