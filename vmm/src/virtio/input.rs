@@ -20,6 +20,8 @@ use super::{ActivateError, ActiveQueue, GuestMemory, Interrupt, VirtioDevice};
 const QUEUE_SIZE: u16 = 64;
 /// Events kept while the guest is not reading (a few seconds of fast pointer motion).
 const MAX_PENDING: usize = 4096;
+const EVENT_QUEUE: usize = 0;
+const STATUS_QUEUE: usize = 1;
 
 const CFG_ID_NAME: u8 = 0x01;
 const CFG_ID_SERIAL: u8 = 0x02;
@@ -394,7 +396,7 @@ impl InputWorker {
                 Ok(false)
             }
         });
-        self.broken = !complete(res, &self.interrupt, "virtio-input");
+        self.broken = !complete(res, &self.interrupt, EVENT_QUEUE, "virtio-input");
     }
 
     /// The status queue carries LED changes; the host has no LEDs to set, so just return them.
@@ -406,7 +408,7 @@ impl InputWorker {
             return;
         };
         let res = drain_queue(queue, &self.mem, |_| 0);
-        self.broken = !complete(res, &self.interrupt, "virtio-input status");
+        self.broken = !complete(res, &self.interrupt, STATUS_QUEUE, "virtio-input status");
     }
 }
 
@@ -471,13 +473,13 @@ impl VirtioDevice for VirtioInput {
         let mut notifiers = Vec::new();
         for q in queues {
             match q.index {
-                0 => eventq = Some(q.queue),
+                EVENT_QUEUE => eventq = Some(q.queue),
                 _ => statusq = Some(q.queue),
             }
             notifiers.push((q.index, q.notify));
         }
         if eventq.is_none() {
-            return Err(ActivateError::QueueNotReady(0));
+            return Err(ActivateError::QueueNotReady(EVENT_QUEUE));
         }
         // Input from before the driver was ready is stale.
         self.sink

@@ -1,4 +1,5 @@
-//! Virtio 1.x devices on the modern virtio-mmio transport.
+//! Virtio 1.x devices on the modern virtio-mmio transport (and the shared transport core the PCI
+//! transport builds on).
 //!
 //! Each device is a [`VirtioDevice`] behind an [`mmio::MmioTransport`]. The transport runs on the
 //! vCPU thread that traps the MMIO access; once the driver sets DRIVER_OK the device moves its
@@ -12,10 +13,12 @@ pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod passt;
+pub mod pci;
 pub mod queue;
 pub mod rng;
 pub mod scsi;
 pub mod testing;
+pub mod transport;
 pub mod worker;
 
 use std::io;
@@ -44,10 +47,19 @@ pub const INT_VRING: u32 = 0x1;
 /// Bit in InterruptStatus: the device configuration changed.
 pub const INT_CONFIG: u32 = 0x2;
 
-/// Something that raises the device's interrupt line (an irqfd-bound eventfd in the VMM).
+/// Something that raises the device's interrupt (an irqfd-bound eventfd in the VMM).
 pub trait IrqTrigger: Send + Sync {
     /// Raise the interrupt once (edge).
     fn trigger(&self) -> io::Result<()>;
+    /// A used-buffer notification for queue `queue`. Transports with a vector per queue
+    /// (virtio-pci with MSI-X) send it there; one line serves all queues otherwise.
+    fn trigger_queue(&self, _queue: usize) -> io::Result<()> {
+        self.trigger()
+    }
+    /// A configuration change (or a device that needs a reset).
+    fn trigger_config(&self) -> io::Result<()> {
+        self.trigger()
+    }
 }
 
 impl IrqTrigger for EventFd {
@@ -76,15 +88,20 @@ impl Interrupt {
         }
     }
 
-    /// Marks `bits` pending and raises the line.
-    pub fn signal(&self, bits: u32) -> io::Result<()> {
-        self.status.fetch_or(bits, Ordering::SeqCst);
-        self.line.trigger()
+    /// Marks "used buffer" pending and raises the interrupt of queue `queue`.
+    pub fn signal_used_queue(&self, queue: usize) -> io::Result<()> {
+        self.status.fetch_or(INT_VRING, Ordering::SeqCst);
+        self.line.trigger_queue(queue)
     }
 
-    /// Marks "used buffer" pending and raises the line.
-    pub fn signal_used_queue(&self) -> io::Result<()> {
-        self.signal(INT_VRING)
+    fn signal_config(&self) -> io::Result<()> {
+        self.status.fetch_or(INT_CONFIG, Ordering::SeqCst);
+        self.line.trigger_config()
+    }
+
+    /// Reads and clears the status (virtio-pci's ISR register is read-to-clear).
+    pub fn take_status(&self) -> u32 {
+        self.status.swap(0, Ordering::SeqCst)
     }
 
     /// Current InterruptStatus value.
@@ -111,7 +128,7 @@ impl Interrupt {
     /// The device changed its configuration space: new generation, config interrupt.
     pub fn signal_config_change(&self) -> io::Result<()> {
         self.config_generation.fetch_add(1, Ordering::SeqCst);
-        self.signal(INT_CONFIG)
+        self.signal_config()
     }
 
     /// The device hit an error it cannot recover from (e.g. a corrupt ring): DEVICE_NEEDS_RESET
@@ -119,7 +136,7 @@ impl Interrupt {
     pub fn set_needs_reset(&self) {
         self.needs_reset.store(true, Ordering::SeqCst);
         // The flag is what matters; a failed wake-up only delays the driver noticing.
-        let _ = self.signal(INT_CONFIG);
+        let _ = self.signal_config();
     }
 
     /// Whether DEVICE_NEEDS_RESET is set.

@@ -199,7 +199,7 @@ impl NetWorker {
         } else {
             Ok(false)
         };
-        if !complete(res, &self.interrupt, "virtio-net") {
+        if !complete(res, &self.interrupt, which, "virtio-net") {
             self.broken = true;
         }
     }
@@ -390,7 +390,7 @@ impl NetWorker {
             s.tx_out.extend_from_slice(&out);
         }
         self.flush_tx();
-        if !complete(res, &self.interrupt, "virtio-net tx") {
+        if !complete(res, &self.interrupt, TX, "virtio-net tx") {
             self.broken = true;
         }
     }

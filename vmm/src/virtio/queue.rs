@@ -280,11 +280,12 @@ pub fn pending(queue: &Queue, mem: &GuestMemory) -> Result<u16, virtio_queue::Er
 pub fn complete(
     result: Result<bool, virtio_queue::Error>,
     interrupt: &super::Interrupt,
+    queue: usize,
     what: &str,
 ) -> bool {
     match result {
         Ok(true) => {
-            if let Err(e) = interrupt.signal_used_queue() {
+            if let Err(e) = interrupt.signal_used_queue(queue) {
                 crate::vmm_log!("{what}: cannot raise interrupt: {e}");
             }
             true

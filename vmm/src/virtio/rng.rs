@@ -64,7 +64,7 @@ impl RngWorker {
                 }
             }
         });
-        self.broken = !complete(res, &self.interrupt, "virtio-rng");
+        self.broken = !complete(res, &self.interrupt, 0, "virtio-rng");
     }
 }
 

@@ -305,7 +305,7 @@ impl BlockWorker {
             }
         });
         self.queue = queue;
-        self.broken = !complete(res, &self.interrupt, "virtio-blk");
+        self.broken = !complete(res, &self.interrupt, 0, "virtio-blk");
     }
 }
 

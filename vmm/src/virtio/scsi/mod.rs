@@ -191,7 +191,7 @@ impl ScsiWorker {
             }
         });
         self.requests = queue;
-        self.broken = !complete(res, &self.interrupt, "virtio-scsi");
+        self.broken = !complete(res, &self.interrupt, REQUEST_QUEUE, "virtio-scsi");
         if let Some(hook) = &self.on_guest_change {
             for c in changes {
                 hook(c);
@@ -219,7 +219,7 @@ impl ScsiWorker {
             })
         });
         self.control = Some(queue);
-        self.broken = !complete(res, &self.interrupt, "virtio-scsi");
+        self.broken = !complete(res, &self.interrupt, CONTROL_QUEUE, "virtio-scsi");
     }
 }
 
