@@ -11,4 +11,5 @@
 pub mod config;
 pub mod config_io;
 pub mod i440fx;
+pub mod msix;
 pub mod root;

@@ -11,9 +11,19 @@ use std::sync::{Arc, Mutex};
 pub trait PciFunction: Send {
     fn config(&self) -> &ConfigSpace;
     fn config_mut(&mut self) -> &mut ConfigSpace;
+    /// A guest read of the configuration space; functions with registers computed on read
+    /// (a window into a BAR) answer them here.
+    fn config_read(&mut self, offset: usize, data: &mut [u8]) {
+        self.config().read(offset, data);
+    }
     /// A guest write to the configuration space, after `ConfigSpace::write` applied it; the
     /// function reacts to its own registers here (MSI-X enable, PAM, ...).
     fn config_written(&mut self, _offset: usize, _len: usize) {}
+    /// The windows the function decodes now: its BARs, and for chipset functions the blocks
+    /// their own registers place (with indexes past the six BARs).
+    fn windows(&self) -> Vec<BarWindow> {
+        self.config().windows()
+    }
     fn bar_read(&mut self, _index: usize, _offset: u64, data: &mut [u8]) {
         data.fill(0xff);
     }
@@ -121,8 +131,7 @@ impl PciRoot {
                 .function
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .config()
-                .read(offset, data),
+                .config_read(offset, data),
             None => data.fill(0xff),
         }
     }
@@ -150,7 +159,6 @@ impl PciRoot {
             .function
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .config()
             .windows();
         for w in slot.mapped.iter().filter(|w| !want.contains(w)) {
             bus_of(&self.pio, &self.mmio, w.space).remove(w.base);
