@@ -87,22 +87,36 @@ impl AcpiPm {
     }
 }
 
-impl BusDevice for AcpiPm {
-    fn read(&mut self, base: u64, offset: u64, data: &mut [u8]) {
+impl AcpiPm {
+    /// Reads the registers from byte `start` of the block (PM1a_EVT at 0, PM1a_CNT at 4);
+    /// bytes past them read as 0.
+    pub fn read_regs(&self, start: u64, data: &mut [u8]) {
         let regs = self.reg_bytes();
-        let start = (base - u64::from(layout::PM1A_EVT_PORT)) + offset;
         for (i, d) in data.iter_mut().enumerate() {
-            *d = regs.get(start as usize + i).copied().unwrap_or(0);
+            *d = usize::try_from(start)
+                .ok()
+                .and_then(|s| regs.get(s.checked_add(i)?))
+                .copied()
+                .unwrap_or(0);
         }
     }
 
-    fn write(&mut self, base: u64, offset: u64, data: &[u8]) {
-        let start = (base - u64::from(layout::PM1A_EVT_PORT)) + offset;
+    pub fn write_regs(&mut self, start: u64, data: &[u8]) {
         // Handle the control byte carrying SLP_EN last so SLP_TYP in the low byte is in place.
         for (i, v) in data.iter().enumerate() {
-            self.write_byte(start + i as u64, *v);
+            self.write_byte(start.saturating_add(i as u64), *v);
         }
         self.update_sci();
+    }
+}
+
+impl BusDevice for AcpiPm {
+    fn read(&mut self, base: u64, offset: u64, data: &mut [u8]) {
+        self.read_regs((base - u64::from(layout::PM1A_EVT_PORT)) + offset, data);
+    }
+
+    fn write(&mut self, base: u64, offset: u64, data: &[u8]) {
+        self.write_regs((base - u64::from(layout::PM1A_EVT_PORT)) + offset, data);
     }
 }
 

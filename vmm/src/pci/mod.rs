@@ -12,4 +12,5 @@ pub mod config;
 pub mod config_io;
 pub mod i440fx;
 pub mod msix;
+pub mod piix;
 pub mod root;
