@@ -34,14 +34,18 @@
 //!   `vm.pio_bus` / `vm.mmio_bus` ([`devices::bus::Bus::insert`]).
 //! - **Interrupts**: [`devices::irq::IrqLine`] (irqfd on a GSI; `trigger()`, `eventfd()`,
 //!   `try_clone()`); [`devices::irq::LevelIrq`] for level lines.
-//! - **virtio-mmio** (issue 6): `let slot = vm.allocate_virtio_slot()?` gives
+//! - **virtio-mmio**: `let slot = vm.allocate_virtio_slot()?` gives
 //!   [`vm::VirtioSlot`] `{ index, base, size, gsi, irq: IrqLine }`; build the device with
 //!   `slot.irq` and `vm.mem.clone()` (a `GuestMemoryMmap`), register queue-notify ioeventfds
 //!   with `vm.register_ioevent(&evt, slot.base + 0x50, Some(queue_index))`, then
 //!   `vm.attach_virtio_mmio(&slot, Arc::new(Mutex::new(dev)))`. Every allocated slot is
 //!   declared in the DSDT as `LNRO0005` (window + edge interrupt), so Debian's kernel finds it
 //!   once virtio_mmio.ko is loaded.
-//! - **Framebuffer** (issue 5): `vm.framebuffer()?` returns
+//! - **PCI** (the PC platform, not yet part of the machine): [`pci::root::PciRoot`] is bus 0
+//!   over `vm.pio_bus` / `vm.mmio_bus`, reached through [`pci::config_io::ConfigIo`] at
+//!   0xCF8; functions implement [`pci::root::PciFunction`] ([`pci::i440fx::HostBridge`],
+//!   [`virtio::pci::VirtioPci`] with MSI-X through a [`pci::msix::MsiSink`]).
+//! - **Framebuffer**: `vm.framebuffer()?` returns
 //!   `Option<Arc<`[`devices::fbmem::FramebufferMemory`]`>>` (created from `config.display`):
 //!   a dirty-logged KVM slot at [`layout::FRAMEBUFFER_START`], XRGB8888, stride width*4;
 //!   `geometry()`, `read_into(offset, &mut buf)`, `volatile()`, `take_dirty_pages()`. Its

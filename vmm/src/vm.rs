@@ -110,7 +110,7 @@ pub struct Vm {
     pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
     /// The firmware-stage display, made by [`Vm::ramfb`].
     ramfb: Option<Ramfb>,
-    /// The virtio devices (issue 6), attached by [`Vm::attach_optional_devices`]; its `input`
+    /// The virtio devices, attached by [`Vm::attach_optional_devices`]; its `input`
     /// is the virtio keyboard/tablet handle for the VNC server.
     pub virtio: Option<crate::virtio::attach::VirtioDevices>,
     pub boot_marks: Arc<Mutex<Vec<BootMark>>>,

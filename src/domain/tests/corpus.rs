@@ -1,4 +1,4 @@
-//! libvirt 9.0.0 corpus harness (issue 3).
+//! libvirt 9.0.0 corpus harness.
 //!
 //! For every `.xml` in tests/genericxml2xmlindata, qemuxml2argvdata and qemuxml2xmloutdata:
 //! parse (must succeed where xmllint finds the file well-formed), write, compare semantically
