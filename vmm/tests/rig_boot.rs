@@ -52,6 +52,26 @@ fn boots_with(n: u8) {
     assert!(out.events().contains(&"poweroff".to_string()), "{d}");
 }
 
+/// Which first boots are run once more: those without a verdict, and triple faults the
+/// scenario did not ask for; a wrong answer from a boot that ran is a failure, not a rerun.
+#[test]
+fn only_boots_the_rig_lost_are_run_again() {
+    let outcome = |exit: Option<i32>, serial: &str, stderr: &str| l2::Outcome {
+        exit,
+        serial: serial.into(),
+        stderr: stderr.into(),
+        driver: Vec::new(),
+        raw: String::new(),
+    };
+    let fault = "vireo-vmm: guest crashed: vCPU 1: triple fault (KVM_EXIT_SHUTDOWN) at rip 0xfff0";
+    assert!(l2::lost_boot(&outcome(None, "boot", ""), false).is_some());
+    assert!(l2::lost_boot(&outcome(Some(1), "", ""), false).is_some());
+    assert!(l2::lost_boot(&outcome(Some(3), "[ 7.8] Asym", fault), false).is_some());
+    assert!(l2::lost_boot(&outcome(Some(3), "TRIPLE", fault), true).is_none());
+    assert!(l2::lost_boot(&outcome(Some(0), "VIREO-DONE rc=1", ""), false).is_none());
+    assert!(l2::lost_boot(&outcome(Some(1), "panic", "vireo-vmm: error"), false).is_none());
+}
+
 #[test]
 fn stock_kernel_boots_with_1_vcpu() {
     boots_with(1);
@@ -136,6 +156,7 @@ fn forced_triple_fault_is_reported_as_crash() {
     // reboot=t: the kernel reboots by loading an empty IDT and faulting, i.e. a triple fault.
     let mut run = L2::new("triple", "echo TRIPLE\nreboot -f\n");
     run.cmdline_extra = "reboot=t".into();
+    run.triple_fault_expected = true;
     let out = run.run();
     let d = out.dump();
     assert_eq!(out.exit, Some(3), "{d}");
