@@ -10,6 +10,7 @@ pub mod fw_cfg;
 pub mod i8042;
 pub mod irq;
 pub mod legacy;
+pub mod msi;
 pub mod pm_timer;
 pub mod ps2;
 pub mod ramfb;
