@@ -190,8 +190,7 @@ impl Connection {
             return Some(rec);
         }
         let supervised = FileLock::is_held(&run.supervisor_lock());
-        // Supervised, or preserved after a crash (on_crash=preserve: no helper, by design).
-        if supervised || rec.state == DomainState::Crashed {
+        if supervised || settled_without_helper(rec.state) {
             return Some(rec);
         }
         let helper_alive = match (rec.vmm_pid, rec.vmm_start) {
@@ -222,7 +221,10 @@ impl Connection {
         let mut ended_meanwhile = false;
         let rec = run
             .update_state(|r| {
-                if !r.state.is_active() && r.state != DomainState::NoState {
+                // A crash preserved meanwhile counts too: the supervisor of an on_crash=preserve
+                // machine writes "crashed" and exits, and a stale read from before that must not
+                // turn the preserved crash into "shut off".
+                if settled_without_helper(r.state) {
                     ended_meanwhile = true;
                     return;
                 }
@@ -912,5 +914,28 @@ impl Connection {
     /// Events from now on, in order, on a std channel (the GUI bridges it to its main loop).
     pub fn subscribe(&self) -> Subscription {
         events::subscribe(&self.paths.events_log())
+    }
+}
+
+/// A record that stands without a helper or supervisor: the machine ended (shut off), or it
+/// crashed and is preserved (on_crash=preserve keeps "crashed" with no helper, by design).
+fn settled_without_helper(state: DomainState) -> bool {
+    (!state.is_active() && state != DomainState::NoState) || state == DomainState::Crashed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preserved_crash_and_an_ended_machine_stand_without_a_helper() {
+        assert!(settled_without_helper(DomainState::Crashed));
+        assert!(settled_without_helper(DomainState::Shutoff));
+        assert!(!settled_without_helper(DomainState::Running));
+        assert!(!settled_without_helper(DomainState::Paused));
+        assert!(
+            !settled_without_helper(DomainState::NoState),
+            "a start in progress"
+        );
     }
 }
