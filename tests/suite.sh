@@ -21,9 +21,13 @@ failed=()
 logs="$here/target/suite-logs"
 mkdir -p "$logs"
 # Every rerun the rig makes (a lost L2 boot, a dead L1) is written down here; more than the
-# budget fails the run, so a bug that crashes one boot in three cannot pass on reruns.
+# budget fails the run, so a bug that crashes one boot in three cannot pass on reruns. The
+# suite boots about 60 L2 machines and the nested rig loses about one in 50 on its own (see
+# tests/rig/README.md): CI and CI-like runs in December 2026 lost 1, 1 and 2, so a budget of 2 failed
+# about one clean run in six; 3 fails about one in twenty, and a bug that crashes one boot in
+# three still loses some twenty.
 export VIREO_RIG_RERUN_LEDGER="$logs/rig-reruns.log"
-rerun_budget=${VIREO_RIG_RERUN_BUDGET:-2}
+rerun_budget=${VIREO_RIG_RERUN_BUDGET:-3}
 : >"$VIREO_RIG_RERUN_LEDGER"
 
 step() {
