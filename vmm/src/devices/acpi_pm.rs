@@ -91,14 +91,7 @@ impl AcpiPm {
     /// Reads the registers from byte `start` of the block (PM1a_EVT at 0, PM1a_CNT at 4);
     /// bytes past them read as 0.
     pub fn read_regs(&self, start: u64, data: &mut [u8]) {
-        let regs = self.reg_bytes();
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = usize::try_from(start)
-                .ok()
-                .and_then(|s| regs.get(s.checked_add(i)?))
-                .copied()
-                .unwrap_or(0);
-        }
+        crate::virtio::read_config_bytes(&self.reg_bytes(), start, data);
     }
 
     pub fn write_regs(&mut self, start: u64, data: &[u8]) {

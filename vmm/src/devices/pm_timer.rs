@@ -28,14 +28,7 @@ impl PmTimer {
 
     /// A guest read of the 4-byte register at `offset` (0..4), any width.
     pub fn read(&self, offset: u64, data: &mut [u8]) {
-        let v = self.value().to_le_bytes();
-        for (i, d) in data.iter_mut().enumerate() {
-            *d = usize::try_from(offset)
-                .ok()
-                .and_then(|o| v.get(o.checked_add(i)?))
-                .copied()
-                .unwrap_or(0);
-        }
+        crate::virtio::read_config_bytes(&self.value().to_le_bytes(), offset, data);
     }
 }
 

@@ -221,7 +221,8 @@ pub enum CloseError {
 }
 
 /// Copies `src[offset..]` into `data`, leaving bytes beyond the end of `src` zeroed.
-/// Config space reads use it so a read past the structure returns zeros instead of failing.
+/// Config space and register-block reads use it so a read past the end returns zeros instead
+/// of failing.
 pub(crate) fn read_config_bytes(src: &[u8], offset: u64, data: &mut [u8]) {
     data.fill(0);
     let Ok(offset) = usize::try_from(offset) else {
