@@ -120,6 +120,13 @@ impl IrqTrigger for PciInterrupt {
     }
 }
 
+/// The offset into the device configuration of an access of `len` bytes at `offset` in BAR 4,
+/// if it falls wholly inside that region.
+fn device_config_offset(offset: u64, len: u64) -> Option<u64> {
+    let at = offset.checked_sub(DEVICE_OFFSET)?;
+    (at.checked_add(len)? <= DEVICE_LEN).then_some(at)
+}
+
 /// One virtio device as a PCI function.
 pub struct VirtioPci {
     core: TransportCore,
@@ -393,10 +400,8 @@ impl VirtioPci {
             data.copy_from_slice(&c[offset as usize..(offset + len) as usize]);
         } else if offset == ISR_OFFSET && len == 1 {
             data[0] = self.core.interrupt().take_status() as u8;
-        } else if (DEVICE_OFFSET..DEVICE_OFFSET + DEVICE_LEN).contains(&offset)
-            && offset + len <= DEVICE_OFFSET + DEVICE_LEN
-        {
-            self.core.device.read_config(offset - DEVICE_OFFSET, data);
+        } else if let Some(at) = device_config_offset(offset, len) {
+            self.core.device.read_config(at, data);
         }
     }
 
