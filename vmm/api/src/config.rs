@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::limits::{CMDLINE_MAX, MAX_DISPLAY_SIDE, MAX_MEMORY_MIB};
+use crate::pci::{PciSlot, SlotError};
 pub use crate::scsi::{ScsiControllerConfig, ScsiDeviceConfig, ScsiDeviceKind};
 
 /// The configuration format this build understands.
@@ -37,6 +38,9 @@ pub struct VmConfig {
     pub version: u32,
     /// Machine name, used in log lines only.
     pub name: String,
+    /// The platform the devices sit on.
+    #[serde(default, skip_serializing_if = "Machine::is_default")]
+    pub machine: Machine,
     /// Guest RAM in MiB (must be at least 1).
     pub memory_mib: u64,
     /// Number of vCPUs (1..=KVM_CAP_MAX_VCPUS, also capped by [`crate::limits::MAX_VCPUS`]).
@@ -85,9 +89,40 @@ pub struct VmConfig {
     /// Accept writes to the boot-time marker (port 0x03f0 / MMIO 0xdf00_0000).
     #[serde(default = "default_true")]
     pub boot_marker: bool,
+    /// Where the `pc` machine's virtio devices sit on PCI bus 0; devices not listed get the
+    /// lowest free slots ([`crate::pci::slots`]). Empty on microvm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pci_slots: Vec<PciSlot>,
     /// Install the per-thread seccomp filters. Turning this off is for debugging only.
     #[serde(default = "default_true")]
     pub seccomp: bool,
+}
+
+/// The platform: which buses the devices sit on and what the firmware tables say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Machine {
+    /// No PCI: virtio-mmio devices declared in the DSDT, the PM block at a fixed port. Boots
+    /// a Linux kernel directly in the least time, and SeaBIOS.
+    #[default]
+    Microvm,
+    /// QEMU's `pc`: an i440FX host bridge and PIIX south bridge, virtio devices on PCI bus 0
+    /// with MSI-X. What firmware and installers expect.
+    Pc,
+}
+
+impl Machine {
+    pub fn is_default(&self) -> bool {
+        *self == Machine::default()
+    }
+
+    /// How many virtio devices the platform has room for.
+    pub fn virtio_max(self) -> usize {
+        match self {
+            Machine::Microvm => crate::limits::VIRTIO_MMIO_MAX,
+            Machine::Pc => crate::limits::PCI_VIRTIO_MAX,
+        }
+    }
 }
 
 /// A PC BIOS boot (SeaBIOS's `bios-256k.bin` or an image built like it).
@@ -416,8 +451,10 @@ pub enum ConfigError {
     /// Says which controller and device itself.
     #[error("{0}")]
     Scsi(String),
-    #[error("too many virtio devices: {0} (at most {max})", max = crate::limits::VIRTIO_MMIO_MAX)]
-    TooManyDevices(usize),
+    #[error("too many virtio devices: {got} (at most {max} on this machine type)")]
+    TooManyDevices { got: usize, max: usize },
+    #[error("{0}")]
+    PciSlots(#[from] SlotError),
 }
 
 impl VmConfig {
@@ -440,6 +477,7 @@ impl VmConfig {
         VmConfig {
             version: CONFIG_VERSION,
             name: name.to_owned(),
+            machine: Machine::Microvm,
             memory_mib,
             vcpus,
             kernel: Some(kernel),
@@ -458,6 +496,7 @@ impl VmConfig {
             },
             rng: false,
             boot_marker: true,
+            pci_slots: Vec::new(),
             seccomp: true,
         }
     }
@@ -607,8 +646,20 @@ impl VmConfig {
             }
         }
         let n = self.virtio_device_count();
-        if n > crate::limits::VIRTIO_MMIO_MAX {
-            return Err(ConfigError::TooManyDevices(n));
+        if n > self.machine.virtio_max() {
+            return Err(ConfigError::TooManyDevices {
+                got: n,
+                max: self.machine.virtio_max(),
+            });
+        }
+        match self.machine {
+            Machine::Pc => {
+                crate::pci::slots(self)?;
+            }
+            Machine::Microvm if !self.pci_slots.is_empty() => {
+                return Err(SlotError::NoPciBus.into());
+            }
+            Machine::Microvm => {}
         }
         Ok(())
     }

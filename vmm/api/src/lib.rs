@@ -6,6 +6,7 @@
 //! - [`config`]: the JSON the driver writes for one machine ([`config::VmConfig`]) and the checks
 //!   the VMM makes on it before it touches KVM ([`config::VmConfig::validate`]).
 //! - [`scsi`]: virtio-scsi controllers and their CD-ROM drives and disks.
+//! - [`pci`]: where the `pc` machine's virtio devices sit on PCI bus 0.
 //! - [`limits`]: the numbers both sides check (vCPUs, memory, command line, display,
 //!   virtio-mmio slots); the VMM's guest address map is built from the same constants.
 //! - [`exit`]: the helper's exit statuses, which tell the supervisor how a machine stopped.
@@ -22,4 +23,5 @@ pub mod control;
 pub mod exit;
 pub mod limits;
 pub mod logcap;
+pub mod pci;
 pub mod scsi;

@@ -21,6 +21,13 @@ pub const CMDLINE_MAX: usize = 2048;
 /// length is this constant, so the two cannot drift apart).
 pub const VIRTIO_MMIO_MAX: usize = 17;
 
+/// The PCI device number of the `pc` machine's first virtio device: 0 is the host bridge, 1
+/// the PIIX functions, 2 the display's, as QEMU and libvirt lay out `pc`.
+pub const PCI_FIRST_VIRTIO_SLOT: u8 = 3;
+/// Device numbers on bus 0 run to 31, so the `pc` machine has room for this many virtio
+/// devices.
+pub const PCI_VIRTIO_MAX: usize = 32 - PCI_FIRST_VIRTIO_SLOT as usize;
+
 /// A BIOS image's size step: firmware images are whole 64 KiB segments.
 pub const FIRMWARE_ALIGN: u64 = 64 << 10;
 /// The largest BIOS image: it is copied into RAM ending at 1 MiB, and the region below it
