@@ -168,7 +168,7 @@ impl BackendFacts {
             emulator: emulator.to_string(),
             arch: "x86_64".into(),
             domain_type: "kvm".into(),
-            machines: vec!["vireo".into()],
+            machines: vec!["vireo".into(), "pc".into()],
             max_vcpus: 64,
             loaders: Vec::new(),
             boot_devices: Vec::new(),
@@ -434,8 +434,16 @@ mod tests {
         );
         assert!(caps.contains("<domain type='kvm'/>"), "{caps}");
         assert!(caps.contains("<os_type>hvm</os_type>"), "{caps}");
+        assert!(
+            caps.contains(
+                "<machine maxCpus='64'>vireo</machine>\n      <machine maxCpus='64'>pc</machine>"
+            ),
+            "{caps}"
+        );
         let dc = domain_capabilities(&b, None).to_xml();
         assert!(dc.contains("<machine>vireo</machine>"), "{dc}");
+        let pc = domain_capabilities(&b, Some("pc")).to_xml();
+        assert!(pc.contains("<machine>pc</machine>"), "{pc}");
         assert!(dc.contains("<value>virtio</value>"), "{dc}");
         assert!(dc.contains("<loader supported='no'"), "{dc}");
         assert!(dc.contains("<enum name='bootDevice'/>"), "{dc}");

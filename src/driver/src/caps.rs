@@ -3,14 +3,18 @@
 
 use vireo_domain::{BackendFacts, BootDev, DiskBus, DiskDevice, HostCpu};
 
-/// The backend as the driver runs it: direct kernel boot, and BIOS firmware boot when the
-/// default SeaBIOS image is there; disks on virtio and on virtio-scsi, CD-ROM drives on
-/// virtio-scsi, VNC.
+/// The backend as the driver runs it: the machine types translate accepts, direct kernel boot,
+/// and BIOS firmware boot when the default SeaBIOS image is there; disks on virtio and on
+/// virtio-scsi, CD-ROM drives on virtio-scsi, VNC.
 pub fn backend_facts() -> BackendFacts {
     let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "/usr/bin/vireo-vmm".into());
     let mut f = BackendFacts::vireo_kvm(&emulator);
+    f.machines = crate::translate::machine::NAMES
+        .iter()
+        .map(|&m| m.to_owned())
+        .collect();
     // libvirt's domain capabilities have no controller models (the 9.0 schema); `scsi` in the
     // bus list stands for virtio-scsi, the one SCSI controller the backend has.
     f.disk_buses = vec![DiskBus::Virtio, DiskBus::Scsi];
@@ -55,5 +59,15 @@ mod tests {
         assert!(xml[bus..end].contains("<value>virtio</value>"), "{xml}");
         assert!(!xml[bus..end].contains("sata"), "{xml}");
         assert!(xml.contains("<value>cdrom</value>"), "{xml}");
+    }
+
+    #[test]
+    fn both_machine_types_are_listed_the_default_first() {
+        let xml = super::capabilities();
+        let vireo = xml.find(">vireo</machine>").expect("the vireo machine");
+        let pc = xml.find(">pc</machine>").expect("the pc machine");
+        assert!(vireo < pc, "{xml}");
+        let dc = super::domain_capabilities();
+        assert!(dc.contains("<machine>vireo</machine>"), "{dc}");
     }
 }

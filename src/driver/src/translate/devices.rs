@@ -1,10 +1,9 @@
 //! The `<devices>` list as a whole (which kinds the backend has, controllers, memballoon) and
 //! the small devices: input and rng.
 
-use super::{attr_or_empty, dev_path, not_supported, refuse, TranslateError};
+use super::{attr_or_empty, dev_path, machine, not_supported, refuse, TranslateError};
 use vireo_domain::{Devices, Element, InputBus, InputType, RngBackend};
-use vireo_vmm_api::config::VmConfig;
-use vireo_vmm_api::limits;
+use vireo_vmm_api::config::{Machine, VmConfig};
 
 /// Refuses a device kind the backend does not have, and controllers and balloons that would
 /// be devices.
@@ -104,14 +103,24 @@ pub(super) fn rng(devices: &Devices<&Element>, cfg: &mut VmConfig) -> Result<(),
     Ok(())
 }
 
-/// The VMM's virtio-mmio slots bound the number of virtio devices.
+/// The machine's virtio slots (mmio windows, or PCI device numbers) bound the number of
+/// virtio devices; the VMM would refuse the config, this says so with the document's terms.
 pub(super) fn virtio_count(cfg: &VmConfig) -> Result<(), TranslateError> {
     let n = cfg.virtio_device_count();
-    if n > limits::VIRTIO_MMIO_MAX {
-        return refuse(
-            "devices",
-            format!("{n} virtio devices, at most {}", limits::VIRTIO_MMIO_MAX),
-        );
+    let max = cfg.machine.virtio_max();
+    if n <= max {
+        return Ok(());
     }
-    Ok(())
+    let mut message = format!(
+        "{n} virtio devices, at most {max} on the {} machine type",
+        machine::name(cfg.machine)
+    );
+    // The way out, when there is one.
+    if n <= Machine::Pc.virtio_max() {
+        message.push_str(&format!(
+            " (machine='pc' has room for {})",
+            Machine::Pc.virtio_max()
+        ));
+    }
+    refuse("devices", message)
 }

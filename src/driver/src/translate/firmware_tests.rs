@@ -2,7 +2,7 @@
 
 use super::tests::Fixture;
 use super::*;
-use vireo_vmm_api::config::{BootDevice, FirmwareConfig};
+use vireo_vmm_api::config::{BootDevice, FirmwareConfig, Machine};
 
 const WORKS: &str = "Vireo boots BIOS firmware: the default SeaBIOS, or an image in os/loader \
                      with type='rom'";
@@ -45,6 +45,7 @@ impl Fixture {
 fn a_machine_without_a_kernel_boots_the_default_bios() {
     let f = Fixture::new();
     let fw = f.firmware(&doc("", ""));
+    assert_eq!(f.run(&doc("", "")).unwrap().config.machine, Machine::Pc);
     assert_eq!(fw.loader, f.dir.join("fw/bios-256k.bin"));
     assert_eq!(fw.vga_rom, None, "no display, no VGA BIOS");
     assert_eq!(fw.boot_order, []);
@@ -300,5 +301,19 @@ fn refusals_say_what_works() {
     assert_eq!(
         f.refused(&f.xml("kvm", "<nvram>/v.fd</nvram>", "", "")),
         format!("os/nvram: UEFI variables are not supported yet ({WORKS})")
+    );
+}
+
+#[test]
+fn a_firmware_boot_takes_the_machine_type_too() {
+    let f = Fixture::new();
+    let without = doc("", "").replace(" machine='pc'", "");
+    assert_eq!(f.run(&without).unwrap().config.machine, Machine::Microvm);
+    let versioned = doc("", "").replace("machine='pc'", "machine='pc-i440fx-7.2'");
+    assert_eq!(f.run(&versioned).unwrap().config.machine, Machine::Pc);
+    assert_eq!(
+        f.refused(&doc("", "").replace("machine='pc'", "machine='pc-q35-8.2'")),
+        "os/type@machine='pc-q35-8.2': Vireo's PC platform is i440FX, it has no Q35 machine \
+         (use machine='pc')"
     );
 }

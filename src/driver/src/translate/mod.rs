@@ -12,6 +12,7 @@ mod devices;
 mod disk;
 pub mod firmware;
 mod graphics;
+pub(crate) mod machine;
 mod memory;
 mod net;
 mod os;
@@ -54,7 +55,6 @@ pub fn accepted_without_effect() -> &'static [&'static str] {
         "devices/input type='keyboard' bus='ps2': the i8042 keyboard is always present",
         "devices/memballoon model='none': no device",
         "os/boot with os/kernel: the kernel is loaded directly, without firmware",
-        "os/type@machine: Vireo has one machine type",
         "os/loader@readonly: a BIOS image is never written",
         "pm with every state disabled",
     ]
@@ -147,6 +147,7 @@ fn translate_in(
     let mut notes = Vec::new();
     let name = domain_level(dom)?;
     let boot = os::boot(dom, firmware_dirs)?;
+    let machine = machine::machine(dom.os().and_then(|o| o.machine()).as_deref())?;
     let memory_mib = memory::memory_mib(dom, &mut notes)?;
     let vcpus = cpu::vcpus(dom)?;
 
@@ -173,6 +174,8 @@ fn translate_in(
             Some(fw),
         ),
     };
+    // Set before the devices: how many virtio devices fit depends on it.
+    cfg.machine = machine;
     cfg.serial = SerialConfig {
         log: Some(run.serial_log()),
         socket: None,

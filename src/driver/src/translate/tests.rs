@@ -2,7 +2,7 @@
 
 use super::*;
 use vireo_domain::Domain;
-use vireo_vmm_api::config::ScsiDeviceKind;
+use vireo_vmm_api::config::{Machine, ScsiDeviceKind};
 
 /// The way out a CD-ROM off virtio-scsi is refused with (the machine is `t`).
 pub(super) const SATA_CD: &str = "a CD-ROM drive on the sata bus is not supported; Vireo's \
@@ -394,4 +394,78 @@ fn too_many_vcpus_and_virtio_devices() {
     .repeat(40);
     let e = f.dev(&many);
     assert!(e.starts_with("devices: 40 virtio devices, at most"), "{e}");
+}
+
+/// The document with `os/type@machine='{m}'`.
+fn on_machine(xml: &str, m: &str) -> String {
+    xml.replace(
+        "<type arch='x86_64'>",
+        &format!("<type arch='x86_64' machine='{m}'>"),
+    )
+}
+
+#[test]
+fn machine_type_picks_the_platform() {
+    let f = Fixture::new();
+    let xml = f.xml("kvm", "", "", "");
+    assert_eq!(f.run(&xml).unwrap().config.machine, Machine::Microvm);
+    for (m, want) in [
+        ("vireo", Machine::Microvm),
+        ("microvm", Machine::Microvm),
+        ("pc", Machine::Pc),
+        ("pc-i440fx-7.2", Machine::Pc),
+    ] {
+        let t = f.run(&on_machine(&xml, m)).unwrap();
+        assert_eq!(t.config.machine, want, "for {m}");
+        t.config.validate().unwrap();
+    }
+    assert_eq!(
+        f.refused(&on_machine(&xml, "q35")),
+        "os/type@machine='q35': Vireo's PC platform is i440FX, it has no Q35 machine (use \
+         machine='pc')"
+    );
+    assert_eq!(
+        f.refused(&on_machine(&xml, "virt")),
+        "os/type@machine='virt': not supported by the Vireo backend (use pc, pc-i440fx-*, \
+         vireo or microvm)"
+    );
+    // The machine's own refusal comes before the devices'.
+    let many = f.xml("kvm", "", "", &"<interface type='user'/>".repeat(40));
+    assert!(f
+        .refused(&on_machine(&many, "q35"))
+        .starts_with("os/type@machine='q35': "));
+}
+
+#[test]
+fn virtio_devices_fit_the_machine_type() {
+    let f = Fixture::new();
+    let disks = |n: usize| {
+        f.xml(
+            "kvm",
+            "",
+            "",
+            &format!(
+                "<disk type='file'><source file='{}'/><readonly/></disk>",
+                f.p("disk.img")
+            )
+            .repeat(n),
+        )
+    };
+    let xml = disks(Machine::Microvm.virtio_max() + 3);
+    assert_eq!(
+        f.refused(&xml),
+        "devices: 20 virtio devices, at most 17 on the vireo machine type (machine='pc' has \
+         room for 29)"
+    );
+    let t = f.run(&on_machine(&xml, "pc")).unwrap();
+    assert_eq!(t.config.disks.len(), 20);
+    t.config.validate().unwrap();
+    // Exactly full is fine on either.
+    f.run(&disks(17)).unwrap().config.validate().unwrap();
+    let full = on_machine(&disks(29), "pc-i440fx-7.2");
+    f.run(&full).unwrap().config.validate().unwrap();
+    assert_eq!(
+        f.refused(&on_machine(&disks(30), "pc")),
+        "devices: 30 virtio devices, at most 29 on the pc machine type"
+    );
 }
