@@ -17,7 +17,9 @@
 //! ```
 
 /// The limits the driver checks too (`vireo-vmm-api`): defined there once.
-pub use vireo_vmm_api::limits::{FRAMEBUFFER_MAX_SIZE, MAX_VCPUS, VIRTIO_MMIO_MAX};
+pub use vireo_vmm_api::limits::{
+    FRAMEBUFFER_MAX_SIZE, MAX_VCPUS, PCI_FIRST_VIRTIO_SLOT, VIRTIO_MMIO_MAX,
+};
 
 /// End of the low (real-mode) RAM; the EBDA follows.
 pub const LOW_RAM_END: u64 = 0x9_fc00;
@@ -93,6 +95,29 @@ pub const RESET_PORT: u16 = 0xcf9;
 /// PCI behind it here; one device answers the whole block.
 pub const PCI_CONFIG_PORT: u16 = 0xcf8;
 pub const RESET_VALUE: u8 = 0x06;
+
+// The `pc` machine (i440FX + PIIX, PCI bus 0).
+/// The ACPI PM block (PM1 event at +0, control at +4, timer at +8), where SeaBIOS and OVMF
+/// program PIIX4's PMBA and the FADT says it is.
+pub const PC_PM_BASE: u16 = 0xb000;
+pub const PC_PM_TIMER_PORT: u16 = PC_PM_BASE + 8;
+/// The 32-bit memory window PCI BARs may use, as the DSDT's `_CRS` tells the guest: the MMIO
+/// hole up to the IOAPIC. Firmware assigns from its top down (SeaBIOS ends at the IOAPIC).
+pub const PCI_MMIO32_START: u64 = MMIO_HOLE_START;
+pub const PCI_MMIO32_END: u64 = IOAPIC_START;
+/// Where the VMM assigns BARs itself (a direct kernel boot has no firmware to): above the
+/// framebuffer and boot marker windows of the hole, below the IOAPIC.
+pub const PCI_ASSIGN_START: u64 = 0xe000_0000;
+pub const PCI_ASSIGN_END: u64 = IOAPIC_START;
+/// I/O BARs the VMM assigns start here, above the chipset's ports (SeaBIOS starts at 0xc000).
+pub const PCI_IO_ASSIGN_START: u16 = 0xc000;
+
+/// The GSI of INTx pin `pin` (0 = INTA#) of PCI device `device` on the `pc` machine, which
+/// the DSDT's `_PRT` tells the guest: the IOAPIC's PCI pins 16-23, rotated by device number as
+/// the PCI bridge swizzle does, so neighbouring devices' INTA# do not share a line.
+pub fn pci_intx_gsi(device: u8, pin: u8) -> u32 {
+    16 + (u32::from(device) + u32::from(pin)) % 8
+}
 
 // Interrupt lines (GSI == ISA IRQ below 16).
 pub const KEYBOARD_GSI: u32 = 1;

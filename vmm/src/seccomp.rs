@@ -197,8 +197,12 @@ const VNC: &[libc::c_long] = &[
     libc::SYS_openat,
 ];
 
-/// The timer threads' own list, not [`COMMON`]: a lock, a clock, an eventfd write.
+/// The timer threads' own list, not [`COMMON`]: a lock, a clock, an eventfd write; the INTx
+/// resampler also polls and reads its resample eventfds.
 const TIMER: &[libc::c_long] = &[
+    libc::SYS_read,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
     // The irqfd; and stderr, should the thread panic.
     libc::SYS_write,
     // The irqfd, when the thread ends holding the device's last reference (std checks the
@@ -244,6 +248,7 @@ const OPEN_REFUSED: &[libc::c_long] = &[libc::SYS_open, libc::SYS_openat];
 mod request {
     use kvm_bindings::kvm_userspace_memory_region;
     use kvm_bindings::{kvm_clock_data, kvm_dirty_log, kvm_irq_level, kvm_regs};
+    use kvm_bindings::{kvm_ioeventfd, kvm_irq_routing};
 
     const KVMIO: u32 = 0xAE;
     vmm_sys_util::ioctl_io_nr!(KVM_RUN, KVMIO, 0x80);
@@ -253,6 +258,8 @@ mod request {
     vmm_sys_util::ioctl_iow_nr!(KVM_GET_DIRTY_LOG, KVMIO, 0x42, kvm_dirty_log);
     vmm_sys_util::ioctl_ior_nr!(KVM_GET_CLOCK, KVMIO, 0x7c, kvm_clock_data);
     vmm_sys_util::ioctl_iow_nr!(KVM_SET_CLOCK, KVMIO, 0x7b, kvm_clock_data);
+    vmm_sys_util::ioctl_iow_nr!(KVM_IOEVENTFD, KVMIO, 0x79, kvm_ioeventfd);
+    vmm_sys_util::ioctl_iow_nr!(KVM_SET_GSI_ROUTING, KVMIO, 0x6a, kvm_irq_routing);
     vmm_sys_util::ioctl_iow_nr!(
         KVM_SET_USER_MEMORY_REGION,
         KVMIO,
@@ -271,13 +278,17 @@ fn ioctl_requests(kind: ThreadKind) -> Vec<u64> {
     use request::*;
     match kind {
         // KVM_RUN and the pause (kvmclock) of the vCPU loop, the registers for a crash report,
-        // the ACPI SCI level (the guest writes the PM registers). Device workers start from
-        // vCPU threads and inherit this list; they make no ioctl of their own.
+        // the ACPI SCI level (the guest writes the PM registers); on `pc`, a virtio-pci
+        // function's doorbells follow its BAR (ioeventfds) and its MSI-X table writes become
+        // routes. Device workers start from vCPU threads and inherit this list; they make no
+        // ioctl of their own.
         ThreadKind::Vcpu => vec![
             KVM_RUN(),
             KVM_KVMCLOCK_CTRL(),
             KVM_GET_REGS(),
             KVM_IRQ_LINE(),
+            KVM_IOEVENTFD(),
+            KVM_SET_GSI_ROUTING(),
         ],
         // std's set_nonblocking on the sockets handed to device threads.
         ThreadKind::Io => vec![FIONBIO],
@@ -619,6 +630,8 @@ mod tests {
         assert_eq!(request::KVM_GET_CLOCK(), 0x8030_ae7c);
         assert_eq!(request::KVM_SET_CLOCK(), 0x4030_ae7b);
         assert_eq!(request::KVM_SET_USER_MEMORY_REGION(), 0x4020_ae46);
+        assert_eq!(request::KVM_IOEVENTFD(), 0x4040_ae79);
+        assert_eq!(request::KVM_SET_GSI_ROUTING(), 0x4008_ae6a);
     }
 
     /// An ioctl request no thread kind uses (FIONREAD on stdin); 0 if the filter lets it return.

@@ -10,7 +10,7 @@ use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
 use crate::boot::firmware::{self, FirmwareError, FirmwareMapping};
 use crate::boot::firmware_files;
 use crate::boot::{self, Entry};
-use crate::config::VmConfig;
+use crate::config::{Machine, VmConfig};
 use crate::control::events::EventBus;
 use crate::control::ControlHandler;
 use crate::cpu;
@@ -27,6 +27,7 @@ use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
 use crate::layout;
 use crate::lifecycle::{ExitHandle, ExitReason};
+use crate::pci::pc::PcPlatform;
 use crate::vcpu::{RunControl, VcpuThread};
 use crate::virtio::CloseError;
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_PIT_SPEAKER_DUMMY};
@@ -122,6 +123,8 @@ pub struct Vm {
     entry: Option<Entry>,
     /// Firmware boot: the BIOS image's read-only copy below 4 GiB, mapped while the VM lives.
     firmware: Option<FirmwareMapping>,
+    /// The `pc` machine's PCI bus; `None` on microvm.
+    pub pc: Option<PcPlatform>,
 }
 
 fn open_kvm() -> Result<Kvm, VmError> {
@@ -246,13 +249,28 @@ impl Vm {
             Some(LevelIrq::new(vm_fd.clone(), layout::SCI_GSI)),
             exit.clone(),
         )));
-        insert(&pio_bus, pm.clone(), layout::PM1A_EVT_PORT.into(), 6)?;
-        insert(
-            &pio_bus,
-            Arc::new(Mutex::new(ResetPort::new(exit.clone()))),
-            layout::PCI_CONFIG_PORT.into(),
-            8,
-        )?;
+        let pc = match config.machine {
+            Machine::Microvm => {
+                insert(&pio_bus, pm.clone(), layout::PM1A_EVT_PORT.into(), 6)?;
+                insert(
+                    &pio_bus,
+                    Arc::new(Mutex::new(ResetPort::new(exit.clone()))),
+                    layout::PCI_CONFIG_PORT.into(),
+                    8,
+                )?;
+                None
+            }
+            Machine::Pc => Some(
+                PcPlatform::new(
+                    vm_fd.clone(),
+                    pio_bus.clone(),
+                    mmio_bus.clone(),
+                    pm.clone(),
+                    exit.clone(),
+                )
+                .map_err(|e| VmError::Device(e.to_string()))?,
+            ),
+        };
         let ev = events.clone();
         let marker = BootMarker::new(
             start,
@@ -288,6 +306,7 @@ impl Vm {
         let acpi = AcpiConfig {
             vcpus: config.vcpus,
             virtio_mmio: Vec::new(),
+            pci: config.machine == Machine::Pc,
         };
 
         Ok(Vm {
@@ -314,6 +333,7 @@ impl Vm {
             cpuid,
             entry: None,
             firmware: None,
+            pc,
         })
     }
 
@@ -406,6 +426,9 @@ impl Vm {
         let virtio =
             crate::virtio::attach::attach_all(self).map_err(|e| VmError::Device(e.to_string()))?;
         self.virtio = Some(virtio);
+        if let Some(pc) = &mut self.pc {
+            pc.intx.start().map_err(dev_err("INTx resampler thread"))?;
+        }
         let input = self.virtio.as_ref().map(|v| v.input.clone());
         crate::vnc::guest::attach(self, input)?;
         Ok(())
@@ -427,6 +450,10 @@ impl Vm {
             boot::load_initrd(&self.mem, initrd, &mut loaded, mem_size)?;
         }
         boot::write_cmdline(&self.mem, &self.config.cmdline)?;
+        if let Some(pc) = &self.pc {
+            pc.assign_bars()
+                .map_err(|e| VmError::Device(e.to_string()))?;
+        }
         boot::write_boot_structures(&self.mem)?;
         let rsdp = acpi::write_tables(&self.mem, &self.acpi)?;
         match (&loaded.entry, &loaded.setup_header) {
@@ -508,7 +535,7 @@ impl Vm {
         virtio
             .transports
             .iter()
-            .filter_map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).close().err())
+            .filter_map(|t| t.close().err())
             .collect()
     }
 

@@ -10,8 +10,11 @@
 //! - `ext4_on_raw_and_qcow2_...`: ext4 made in the guest, read back after a power-off, checked by
 //!   e2fsck in L1; an ext4 read-only disk.
 //! - `user_networking_...`: passt: DHCP, DNS, wget/nc through the NAT, host->guest forwards.
-//! - `qcow2_root_disk_...`: the issue's "done means": root=/dev/vda on a qemu-img qcow2 with
-//!   network, data kept across a guest reboot.
+//! - `qcow2_root_disk_...`: root=/dev/vda on a qemu-img qcow2 with network, data kept across a
+//!   guest reboot.
+//! - `the_pc_machine_...`: the same devices on the `pc` machine: virtio-pci on bus 0 behind
+//!   the i440FX, MSI-X vectors, then the same disk over INTx with MSI turned off in the guest;
+//!   PIIX4's PM timer and power-off.
 //!
 //! Each test's script runs on an L1 of its own, and once more when the nested rig lost an L2
 //! boot (see [`run`]). A failure message keeps the telling lines of the output; the whole
@@ -891,6 +894,112 @@ fn user_networking_under_the_stock_kernel() {
             report(&out)
         );
     }
+}
+
+/// The `pc` machine, first boot: PCI, MSI-X for every virtio device, a DHCP lease and disk
+/// writes that need their interrupts, the PM timer, ACPI power-off (the VMM's exit code 0).
+const PC_MSIX: &str = r#"
+vireo_wait_for /dev/vda 20
+vireo_wait_for /sys/class/net/eth0 20
+vireo_check host-bridge sh -c 'test "$(cat /sys/bus/pci/devices/0000:00:00.0/vendor):$(cat /sys/bus/pci/devices/0000:00:00.0/device)" = 0x8086:0x1237'
+vireo_check pm-function sh -c 'test "$(cat /sys/bus/pci/devices/0000:00:01.3/device)" = 0x7113'
+vireo_check blk-at-03 sh -c 'test "$(cat /sys/bus/pci/devices/0000:00:03.0/device)" = 0x1042'
+vireo_check net-at-04 sh -c 'test "$(cat /sys/bus/pci/devices/0000:00:04.0/device)" = 0x1041'
+vireo_check virtio-pci-driver sh -c 'for d in 03 04 05; do readlink /sys/bus/pci/devices/0000:00:$d.0/driver | grep -q virtio-pci || exit 1; done'
+vireo_check no-virtio-mmio sh -c '! ls /sys/bus/platform/devices | grep -q LNRO0005'
+ip link set lo up
+ip link set eth0 up
+vireo_check dhcp udhcpc -i eth0 -n -q -t 10 -s /etc/udhcpc.script
+vireo_check disk-write sh -c 'printf VIREO-PC-PERSIST | dd of=/dev/vda bs=512 seek=100 conv=sync,fsync 2>&1'
+vireo_check disk-big sh -c 'dd if=/dev/urandom of=/tmp/blob bs=1M count=8 2>/dev/null && dd if=/tmp/blob of=/dev/vda bs=1M seek=4 conv=fsync 2>&1 && echo 3 > /proc/sys/vm/drop_caches && dd if=/dev/vda bs=1M skip=4 count=8 2>/dev/null | cmp - /tmp/blob'
+vireo_check hwrng sh -c 'test "$(head -c 64 /dev/hwrng | wc -c)" = 64'
+cat /proc/interrupts | sed 's/^/PC-IRQ /'
+vireo_check msix-blk sh -c 'grep PCI-MSI /proc/interrupts | grep -q "virtio0-req"'
+vireo_check msix-net sh -c 'grep PCI-MSI /proc/interrupts | grep -q "virtio1-input"'
+vireo_check msix-counts sh -c 'test "$(grep virtio0-req /proc/interrupts | awk "{s=0; for (i=2; i<=NF; i++) if (\$i ~ /^[0-9]+$/) s+=\$i; print s}")" -gt 0'
+vireo_check acpi-pm-timer grep -qw acpi_pm /sys/devices/system/clocksource/clocksource0/available_clocksource
+"#;
+
+/// Second boot with `pci=nomsi`: the drivers fall back to INTx, routed by the DSDT's `_PRT`
+/// to level-triggered IOAPIC pins; the disk still works and keeps the first boot's data.
+const PC_INTX: &str = r#"
+vireo_wait_for /dev/vda 20
+vireo_check read-back sh -c 'dd if=/dev/vda bs=512 skip=100 count=1 2>/dev/null | grep -q VIREO-PC-PERSIST'
+vireo_check intx-io sh -c 'dd if=/dev/urandom of=/tmp/blob bs=1M count=8 2>/dev/null && dd if=/tmp/blob of=/dev/vda bs=1M seek=16 conv=fsync 2>&1 && echo 3 > /proc/sys/vm/drop_caches && dd if=/dev/vda bs=1M skip=16 count=8 2>/dev/null | cmp - /tmp/blob'
+cat /proc/interrupts | sed 's/^/PC-IRQ /'
+vireo_check no-msi sh -c '! grep -q PCI-MSI /proc/interrupts'
+vireo_check intx-line sh -c 'grep IO-APIC /proc/interrupts | grep fasteoi | grep -q virtio'
+"#;
+
+#[test]
+fn the_pc_machine_puts_virtio_on_pci_with_msix_and_intx() {
+    let image = GuestImage::stock().expect("rig guest image");
+    let dir = work_dir("pc");
+    let with_dhcp = |img: &mut Initramfs| {
+        img.file("etc/udhcpc.script", 0o755, UDHCPC_SCRIPT);
+    };
+    let i1 = initrd_with(&image, &dir, "pc-msix", PC_MSIX, with_dhcp);
+    let i2 = initrd(&image, &dir, "pc-intx", PC_INTX);
+    let devices = serde_json::json!({
+        "machine": "pc",
+        "disks": [{ "path": "/tmp/vt/pc.qcow2", "format": "qcow2" }],
+        "nets": [{ "mac": "52:54:00:12:34:57", "backend": { "user_net": {} } }],
+        "rng": true,
+    });
+    let c1 = vm_config(&image, &i1, "/tmp/vt/pc-msix.serial", devices.clone());
+    let mut c2: serde_json::Value =
+        serde_json::from_str(&vm_config(&image, &i2, "/tmp/vt/pc-intx.serial", devices))
+            .expect("config JSON");
+    c2["cmdline"] = format!("{DEFAULT_CMDLINE} pci=nomsi").into();
+    let body = format!(
+        "qemu-img create -q -f qcow2 /tmp/vt/pc.qcow2 64M\n{}{}\
+         qemu-img check /tmp/vt/pc.qcow2 && echo PC-QCOW2-CHECK-OK\n",
+        boot("pc-msix", &c1),
+        boot("pc-intx", &c2.to_string()),
+    );
+    let script = format!(
+        "set -u\nrm -rf /tmp/vt; mkdir -p /tmp/vt\n{}",
+        isolated_net(&body)
+    );
+    let out = run(&script, 10);
+    expect_pass(
+        &out,
+        "pc-msix",
+        &[
+            "host-bridge",
+            "pm-function",
+            "blk-at-03",
+            "net-at-04",
+            "virtio-pci-driver",
+            "no-virtio-mmio",
+            "dhcp",
+            "disk-write",
+            "disk-big",
+            "hwrng",
+            "msix-blk",
+            "msix-net",
+            "msix-counts",
+            "acpi-pm-timer",
+        ],
+    );
+    expect_pass(
+        &out,
+        "pc-intx",
+        &["read-back", "intx-io", "no-msi", "intx-line"],
+    );
+    // `poweroff -f` at the end of each boot went through PIIX4's PM block: a clean power-off.
+    for tag in ["pc-msix", "pc-intx"] {
+        assert!(
+            out.contains(&format!("VMM-EXIT {tag} 0")),
+            "{tag} did not power off cleanly:\n{}",
+            report(&out)
+        );
+    }
+    assert!(
+        out.contains("PC-QCOW2-CHECK-OK"),
+        "qemu-img check failed:\n{}",
+        report(&out)
+    );
 }
 
 #[test]

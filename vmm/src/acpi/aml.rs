@@ -173,6 +173,48 @@ pub fn interrupt_edge(gsi: u32) -> Vec<u8> {
     o
 }
 
+/// The general flags of a bridge's address-space windows: producer, positive decode, minimum
+/// and maximum fixed.
+const WINDOW_FLAGS: u8 = 0b1100;
+
+/// WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, first, last, 0, count)
+pub fn word_bus_number(first: u16, last: u16) -> Vec<u8> {
+    word_space(2, 0, first, last)
+}
+
+/// WordIO(ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, min, max, 0, len)
+pub fn word_io(min: u16, max: u16) -> Vec<u8> {
+    word_space(1, 0b11, min, max)
+}
+
+fn word_space(kind: u8, type_flags: u8, min: u16, max: u16) -> Vec<u8> {
+    let mut o = vec![0x88, 13, 0, kind, WINDOW_FLAGS, type_flags];
+    for v in [0, min, max, 0, max.wrapping_sub(min).wrapping_add(1)] {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    o
+}
+
+/// DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite, 0,
+/// min, max, 0, len)
+pub fn dword_memory(min: u32, max: u32) -> Vec<u8> {
+    let mut o = vec![0x87, 23, 0, 0, WINDOW_FLAGS, 0b01];
+    for v in [0, min, max, 0, max.wrapping_sub(min).wrapping_add(1)] {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    o
+}
+
+/// QWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite, 0,
+/// min, max, 0, len)
+pub fn qword_memory(min: u64, max: u64) -> Vec<u8> {
+    let mut o = vec![0x8a, 43, 0, 0, WINDOW_FLAGS, 0b11];
+    for v in [0, min, max, 0, max.wrapping_sub(min).wrapping_add(1)] {
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +232,22 @@ mod tests {
         let dev = device("KBD", vec![name_decl("_HID", eisa_id("PNP0303"))]);
         assert_eq!(dev[0..2], [0x5b, 0x82]);
         assert_eq!(dev[2] as usize, dev.len() - 2);
+    }
+
+    #[test]
+    fn address_space_descriptors_have_their_spec_lengths() {
+        // Each descriptor's length field counts the bytes after the 3-byte header.
+        for d in [
+            word_bus_number(0, 0xff),
+            word_io(0, 0xcf7),
+            dword_memory(0xc000_0000, 0xfebf_ffff),
+            qword_memory(1 << 35, (1 << 36) - 1),
+        ] {
+            assert_eq!(usize::from(u16::from_le_bytes([d[1], d[2]])), d.len() - 3);
+        }
+        let bus = word_bus_number(0, 0xff);
+        assert_eq!(&bus[bus.len() - 2..], &0x100u16.to_le_bytes());
+        let mem = dword_memory(0xc000_0000, 0xfebf_ffff);
+        assert_eq!(&mem[mem.len() - 4..], &0x3ec0_0000u32.to_le_bytes());
     }
 }

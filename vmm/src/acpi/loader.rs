@@ -76,7 +76,7 @@ pub fn build(cfg: &AcpiConfig) -> Result<LoaderFiles, AcpiError> {
     let facs_off = tables.place_raw(facs(), TABLES_ALIGN as usize);
     let dsdt = tables.place(dsdt);
     let madt = tables.place(madt);
-    let fadt = tables.place(fadt(dsdt.off, Some(facs_off)));
+    let fadt = tables.place(fadt(dsdt.off, Some(facs_off), cfg.pci));
     let sdt_entries = [fadt.off, madt.off];
     let xsdt = tables.place(xsdt(&sdt_entries));
     // The direct boot has only an XSDT; firmware also serves ACPI 1.0 readers (old boot
@@ -227,7 +227,11 @@ mod tests {
                 }
             })
             .collect();
-        AcpiConfig { vcpus, virtio_mmio }
+        AcpiConfig {
+            vcpus,
+            virtio_mmio,
+            pci: false,
+        }
     }
 
     fn le(bytes: &[u8]) -> u64 {
@@ -417,7 +421,7 @@ mod tests {
         let dsdt_t = loaded.table(dsdt_addr);
         assert_eq!(sum(dsdt_t), 0, "DSDT checksum");
         assert_eq!(dsdt_t, dsdt(cfg).as_slice());
-        assert_eq!(fadt_t, fadt(dsdt_addr, Some(facs_addr)).as_slice());
+        assert_eq!(fadt_t, fadt(dsdt_addr, Some(facs_addr), false).as_slice());
         assert_eq!(
             loaded.table(by_sig[&b"APIC".to_vec()]),
             madt(cfg.vcpus).as_slice()
@@ -490,8 +494,8 @@ mod tests {
 
     #[test]
     fn the_firmware_fadt_differs_from_the_direct_one_only_in_its_facs_pointer() {
-        let direct = fadt(0x1234, None);
-        let firmware = fadt(0x1234, Some(0x40));
+        let direct = fadt(0x1234, None, false);
+        let firmware = fadt(0x1234, Some(0x40), false);
         let differ: Vec<usize> = (0..direct.len())
             .filter(|i| direct[*i] != firmware[*i])
             .collect();

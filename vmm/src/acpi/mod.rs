@@ -32,6 +32,9 @@ pub struct AcpiConfig {
     pub vcpus: u8,
     /// virtio-mmio devices, in slot order; the VM builder appends one per attached device.
     pub virtio_mmio: Vec<VirtioMmioAcpi>,
+    /// The `pc` machine: PCI bus 0 as `\_SB.PCI0` with its windows and interrupt routing,
+    /// the PM block where PIIX4's PMBA puts it, MSI allowed.
+    pub pci: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +93,7 @@ fn gas_io(port: u16, bits: u8, access: u8) -> [u8; 12] {
 /// The DSDT is named by both the 32- and the 64-bit field (SeaBIOS reads the 32-bit one); the
 /// FACS only by the 32-bit one, since ACPI 6 wants X_FIRMWARE_CTRL zero when FIRMWARE_CTRL is
 /// set and the FACS is always below 4 GiB.
-fn fadt(dsdt_addr: u64, facs_addr: Option<u64>) -> Vec<u8> {
+fn fadt(dsdt_addr: u64, facs_addr: Option<u64>, pci: bool) -> Vec<u8> {
     let mut f = vec![0u8; 276 - 36];
     let put = |f: &mut Vec<u8>, off: usize, bytes: &[u8]| {
         f[off - 36..off - 36 + bytes.len()].copy_from_slice(bytes);
@@ -101,11 +104,24 @@ fn fadt(dsdt_addr: u64, facs_addr: Option<u64>) -> Vec<u8> {
     put(&mut f, FADT_DSDT, &(dsdt_addr as u32).to_le_bytes());
     put(&mut f, 45, &[1]); // preferred PM profile: desktop
     put(&mut f, 46, &(layout::SCI_GSI as u16).to_le_bytes());
-    put(&mut f, 56, &u32::from(layout::PM1A_EVT_PORT).to_le_bytes());
-    put(&mut f, 64, &u32::from(layout::PM1A_CNT_PORT).to_le_bytes());
+    let (evt, cnt) = pm1_ports(pci);
+    put(&mut f, 56, &u32::from(evt).to_le_bytes());
+    put(&mut f, 64, &u32::from(cnt).to_le_bytes());
     put(&mut f, 88, &[layout::PM1_EVT_LEN, layout::PM1_CNT_LEN]);
-    // IAPC_BOOT_ARCH: legacy devices, 8042, no VGA, no MSI, no CMOS RTC quirks.
-    put(&mut f, 109, &0b0000_1111u16.to_le_bytes());
+    if pci {
+        // PIIX4's 24-bit PM timer.
+        put(
+            &mut f,
+            76,
+            &u32::from(layout::PC_PM_TIMER_PORT).to_le_bytes(),
+        );
+        put(&mut f, 91, &[4]);
+        put(&mut f, 208, &gas_io(layout::PC_PM_TIMER_PORT, 32, 3));
+    }
+    // IAPC_BOOT_ARCH: legacy devices, 8042, no VGA; "MSI not supported" on the machine
+    // without PCI (on `pc` it would turn MSI off in Linux).
+    let boot_arch: u16 = if pci { 0b0111 } else { 0b1111 };
+    put(&mut f, 109, &boot_arch.to_le_bytes());
     // Flags: WBINVD, SLP_BUTTON (no sleep button), FIX_RTC, RESET_REG_SUP. PWR_BUTTON clear:
     // the power button is the fixed-feature one in PM1.
     let flags: u32 = 1 | (1 << 5) | (1 << 6) | (1 << 10);
@@ -113,18 +129,62 @@ fn fadt(dsdt_addr: u64, facs_addr: Option<u64>) -> Vec<u8> {
     put(&mut f, 116, &gas_io(layout::RESET_PORT, 8, 1));
     put(&mut f, 128, &[layout::RESET_VALUE]);
     put(&mut f, FADT_X_DSDT, &dsdt_addr.to_le_bytes());
-    put(
-        &mut f,
-        148,
-        &gas_io(layout::PM1A_EVT_PORT, layout::PM1_EVT_LEN * 8, 2),
-    );
-    put(
-        &mut f,
-        172,
-        &gas_io(layout::PM1A_CNT_PORT, layout::PM1_CNT_LEN * 8, 2),
-    );
+    put(&mut f, 148, &gas_io(evt, layout::PM1_EVT_LEN * 8, 2));
+    put(&mut f, 172, &gas_io(cnt, layout::PM1_CNT_LEN * 8, 2));
     put(&mut f, 268, b"VIREOVMM");
     sdt(b"FACP", 6, &f)
+}
+
+/// The PM1a event and control blocks: fixed ports on microvm, PIIX4's block on `pc`.
+fn pm1_ports(pci: bool) -> (u16, u16) {
+    if pci {
+        (layout::PC_PM_BASE, layout::PC_PM_BASE + 4)
+    } else {
+        (layout::PM1A_EVT_PORT, layout::PM1A_CNT_PORT)
+    }
+}
+
+/// `\_SB.PCI0`: bus 0 behind 0xCF8, the windows its BARs may use (all I/O but the
+/// configuration ports, the legacy VGA window, the 32-bit MMIO hole below the IOAPIC) and
+/// `_PRT`, the GSI of each device's INTx pins ([`layout::pci_intx_gsi`]), straight to IOAPIC
+/// pins: no interrupt link devices, so nothing for the guest to program.
+fn pci0() -> Vec<u8> {
+    use aml::*;
+    let mut routes = Vec::new();
+    for device in 1..32u8 {
+        for pin in 0..4u8 {
+            routes.push(package(vec![
+                integer(u64::from(device) << 16 | 0xffff),
+                integer(u64::from(pin)),
+                integer(0),
+                integer(u64::from(layout::pci_intx_gsi(device, pin))),
+            ]));
+        }
+    }
+    device(
+        "PCI0",
+        vec![
+            name_decl("_HID", eisa_id("PNP0A03")),
+            name_decl("_ADR", integer(0)),
+            name_decl("_UID", integer(0)),
+            name_decl("_BBN", integer(0)),
+            name_decl(
+                "_CRS",
+                resource_template(vec![
+                    word_bus_number(0, 0xff),
+                    io_port(0xcf8, 8),
+                    word_io(0, 0x0cf7),
+                    word_io(0x0d00, 0xffff),
+                    dword_memory(0x000a_0000, 0x000b_ffff),
+                    dword_memory(
+                        layout::PCI_MMIO32_START as u32,
+                        (layout::PCI_MMIO32_END - 1) as u32,
+                    ),
+                ]),
+            ),
+            name_decl("_PRT", package(routes)),
+        ],
+    )
 }
 
 fn madt(vcpus: u8) -> Vec<u8> {
@@ -189,6 +249,9 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
             ),
         ],
     ));
+    if cfg.pci {
+        sb.push(pci0());
+    }
     for (i, v) in cfg.virtio_mmio.iter().enumerate() {
         sb.push(device(
             &format!("V{i:03X}"),
@@ -291,7 +354,7 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<u64, Acpi
     if end > base + layout::ACPI_SIZE {
         return Err(AcpiError::TooLarge((end - base) as usize));
     }
-    let fadt = fadt(dsdt_addr, None);
+    let fadt = fadt(dsdt_addr, None, cfg.pci);
     let xsdt = xsdt(&[fadt_addr, madt_addr]);
     let rsdp = rsdp(0, xsdt_addr);
 
@@ -322,7 +385,7 @@ mod tests {
         assert_eq!(r[..20].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         assert_eq!(r.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         let xsdt = u64::from_le_bytes(r[24..32].try_into().unwrap());
-        for t in [fadt(0x1000, None), madt(4), dsdt(&cfg)] {
+        for t in [fadt(0x1000, None, false), madt(4), dsdt(&cfg)] {
             assert_eq!(t.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
             assert_eq!(
                 u32::from_le_bytes(t[4..8].try_into().unwrap()) as usize,
@@ -336,6 +399,31 @@ mod tests {
         assert!(d.windows(8).any(|w| w == b"LNRO0005"));
     }
 
+    #[test]
+    fn the_pc_machine_has_pci0_its_pm_block_and_msi() {
+        let cfg = AcpiConfig {
+            vcpus: 2,
+            virtio_mmio: Vec::new(),
+            pci: true,
+        };
+        let d = dsdt(&cfg);
+        assert!(d.windows(4).any(|w| w == b"PCI0"));
+        assert!(d.windows(4).any(|w| w == b"_PRT"));
+        // PNP0A03 as an EISA ID.
+        assert!(d
+            .windows(5)
+            .any(|w| w == aml::eisa_id("PNP0A03").as_slice()));
+        assert!(!dsdt(&full_config(2)).windows(4).any(|w| w == b"PCI0"));
+        let f = fadt(0x1000, None, true);
+        let at = |off: usize, n: usize| f[off..off + n].to_vec();
+        assert_eq!(at(56, 4), u32::from(layout::PC_PM_BASE).to_le_bytes());
+        assert_eq!(at(64, 4), (u32::from(layout::PC_PM_BASE) + 4).to_le_bytes());
+        assert_eq!(at(76, 4), (u32::from(layout::PC_PM_BASE) + 8).to_le_bytes());
+        assert_eq!(f[91], 4);
+        assert_eq!(f[109] & 0b1000, 0, "MSI allowed");
+        assert_eq!(fadt(0x1000, None, false)[109] & 0b1000, 0b1000);
+    }
+
     /// FNV-1a: a stable digest to pin bytes with, independent of std's hasher.
     fn fnv1a(bytes: &[u8]) -> u64 {
         bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -347,6 +435,7 @@ mod tests {
         let mut cfg = AcpiConfig {
             vcpus,
             virtio_mmio: Vec::new(),
+            pci: false,
         };
         for i in 0..layout::VIRTIO_MMIO_MAX {
             let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
@@ -366,6 +455,7 @@ mod tests {
         let small = AcpiConfig {
             vcpus: 1,
             virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
+            pci: false,
         };
         for (cfg, want) in [
             (small, 0x246e_3750_5be7_ff8b),

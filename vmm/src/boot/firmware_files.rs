@@ -3,7 +3,7 @@
 //! (with a display) the ramfb VGA ROM and `etc/ramfb`.
 
 use crate::acpi::loader::LoaderFiles;
-use crate::config::{BootDevice, FirmwareConfig, VmConfig};
+use crate::config::{BootDevice, FirmwareConfig, Machine, VmConfig};
 use crate::devices::fw_cfg::files::{
     KEY_BOOT_MENU, KEY_IRQ0_OVERRIDE, KEY_MAX_CPUS, KEY_NB_CPUS, KEY_NOGRAPHIC, KEY_RAM_SIZE,
 };
@@ -54,25 +54,58 @@ pub fn scsi_mmio_boot_path(base: u64, target: u16, lun: u16) -> String {
     format!("/virtio-mmio@{base:016x}/channel@0/disk@{target:x},{lun:x}")
 }
 
+/// The device path of a virtio-blk function in PCI slot `device` of bus 0. SeaBIOS looks for
+/// it with `/pci@i0cf8/*@%x` (bootprio_find_pci_device; `,%x` follows for functions other
+/// than 0).
+pub fn pci_boot_path(device: u8) -> String {
+    format!("/pci@i0cf8/disk@{device:x}")
+}
+
+/// A SCSI device behind the virtio-scsi function in PCI slot `device`: SeaBIOS's glob is
+/// `/pci@i0cf8/*@%x/*@0/*@%x,%x` (bootprio_find_scsi_device).
+pub fn scsi_pci_boot_path(device: u8, target: u16, lun: u16) -> String {
+    format!("/pci@i0cf8/scsi@{device:x}/channel@0/disk@{target:x},{lun:x}")
+}
+
 /// `bootorder`: one device path per line, NUL-terminated as QEMU writes it. Disk `i` sits in
-/// virtio-mmio slot `i` and SCSI controller `c` in slot `disks + c` (`virtio::attach` attaches
-/// disks first, then the controllers, in config order). Network devices have no line: SeaBIOS
-/// boots from the network only through a PCI NIC's option ROM, and this machine's NICs are
-/// virtio-mmio. `None` when nothing is listed (the firmware's own order then).
-pub fn bootorder(order: &[BootDevice], disks: usize) -> Option<Vec<u8>> {
+/// virtio slot `i` and SCSI controller `c` in slot `disks + c` (`virtio::attach` attaches
+/// disks first, then the controllers, in config order): on microvm the virtio-mmio slot, on
+/// `pc` the PCI device number counted from the first virtio slot. Network devices have no
+/// line: SeaBIOS boots from the network only through a NIC's option ROM, which Vireo's NICs
+/// do not have. `None` when nothing is listed (the firmware's own order then).
+pub fn bootorder(order: &[BootDevice], disks: usize, machine: Machine) -> Option<Vec<u8>> {
+    let pci_slot = |slot: usize| {
+        u8::try_from(slot)
+            .ok()
+            .and_then(|s| s.checked_add(layout::PCI_FIRST_VIRTIO_SLOT))
+            .filter(|&d| d < 32)
+    };
     let lines: Vec<String> = order
         .iter()
-        .filter_map(|d| match *d {
-            BootDevice::Disk { index } => {
+        .filter_map(|d| match (*d, machine) {
+            (BootDevice::Disk { index }, Machine::Microvm) => {
                 layout::virtio_mmio_slot(index).map(|(base, _)| mmio_boot_path(base))
             }
-            BootDevice::Net { .. } => None,
-            BootDevice::Scsi {
-                controller,
-                target,
-                lun,
-            } => layout::virtio_mmio_slot(crate::virtio::attach::scsi_slot(disks, controller))
+            (BootDevice::Disk { index }, Machine::Pc) => pci_slot(index).map(pci_boot_path),
+            (BootDevice::Net { .. }, _) => None,
+            (
+                BootDevice::Scsi {
+                    controller,
+                    target,
+                    lun,
+                },
+                Machine::Microvm,
+            ) => layout::virtio_mmio_slot(crate::virtio::attach::scsi_slot(disks, controller))
                 .map(|(base, _)| scsi_mmio_boot_path(base, target, lun)),
+            (
+                BootDevice::Scsi {
+                    controller,
+                    target,
+                    lun,
+                },
+                Machine::Pc,
+            ) => pci_slot(crate::virtio::attach::scsi_slot(disks, controller))
+                .map(|d| scsi_pci_boot_path(d, target, lun)),
         })
         .collect();
     if lines.is_empty() {
@@ -125,7 +158,7 @@ pub fn fw_cfg_builder(
         // KVM's default routing wires the PIT to IOAPIC pin 0, not 2 as QEMU's does.
         .legacy(KEY_IRQ0_OVERRIDE, vec![0])?;
     b.file("etc/e820", e820(mem_size))?;
-    if let Some(order) = bootorder(&fw.boot_order, config.disks.len()) {
+    if let Some(order) = bootorder(&fw.boot_order, config.disks.len(), config.machine) {
         b.file("bootorder", order)?;
     }
     if let Some(wait) = menu_wait {
@@ -190,14 +223,17 @@ mod tests {
             BootDevice::Net { index: 0 },
             BootDevice::Disk { index: 0 },
         ];
-        let b = bootorder(&order, 2).unwrap();
+        let b = bootorder(&order, 2, Machine::Microvm).unwrap();
         assert_eq!(
             b,
             b"/virtio-mmio@00000000d8001000/virtio-blk@0\n\
               /virtio-mmio@00000000d8000000/virtio-blk@0\0"
         );
-        assert_eq!(bootorder(&[BootDevice::Net { index: 0 }], 0), None);
-        assert_eq!(bootorder(&[], 0), None);
+        assert_eq!(
+            bootorder(&[BootDevice::Net { index: 0 }], 0, Machine::Microvm),
+            None
+        );
+        assert_eq!(bootorder(&[], 0, Machine::Microvm), None);
     }
 
     /// SeaBIOS's glob_prefix (boot.c): `*` eats characters up to a `/` or the glob's next
@@ -229,7 +265,7 @@ mod tests {
     #[test]
     fn seabios_glob_for_each_slot_matches_only_its_line() {
         let order = [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }];
-        let text = bootorder(&order, 3).unwrap();
+        let text = bootorder(&order, 3, Machine::Microvm).unwrap();
         let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         for (slot, want) in [(2usize, Some(0)), (0, Some(1)), (1, None)] {
@@ -244,6 +280,41 @@ mod tests {
     }
 
     #[test]
+    fn on_pc_boot_devices_are_named_by_pci_slot_as_seabios_globs_them() {
+        let order = [
+            BootDevice::Scsi {
+                controller: 0,
+                target: 0,
+                lun: 1,
+            },
+            BootDevice::Disk { index: 1 },
+        ];
+        let b = bootorder(&order, 2, Machine::Pc).unwrap();
+        // Disks take slots 3 and 4, the controller 5.
+        assert_eq!(
+            b,
+            b"/pci@i0cf8/scsi@5/channel@0/disk@0,1\n/pci@i0cf8/disk@4\0".to_vec()
+        );
+        for (glob, want) in [
+            ("/pci@i0cf8/*@4", Some(1)),
+            ("/pci@i0cf8/*@5/*@0/*@0,1", Some(0)),
+            ("/pci@i0cf8/*@5/*@0/*@0,0", None),
+            ("/pci@i0cf8/*@3", None),
+        ] {
+            let text = std::str::from_utf8(&b[..b.len() - 1]).unwrap();
+            let hit = text
+                .lines()
+                .position(|l| glob_prefix(glob.as_bytes(), l.as_bytes()));
+            assert_eq!(hit, want, "{glob}");
+        }
+        // A slot past device 31 has no path (the config refuses so many devices anyway).
+        assert_eq!(
+            bootorder(&[BootDevice::Disk { index: 29 }], 30, Machine::Pc),
+            None
+        );
+    }
+
+    #[test]
     fn a_scsi_boot_device_is_named_after_its_controllers_slot_target_and_lun() {
         // Two disks before the controllers: controller 1 is in slot 3.
         let order = [
@@ -254,7 +325,7 @@ mod tests {
             },
             BootDevice::Disk { index: 1 },
         ];
-        let b = bootorder(&order, 2).unwrap();
+        let b = bootorder(&order, 2, Machine::Microvm).unwrap();
         assert_eq!(
             b,
             b"/virtio-mmio@00000000d8003000/channel@0/disk@0,1a\n\
@@ -281,7 +352,7 @@ mod tests {
             },
             BootDevice::Disk { index: 0 },
         ];
-        let text = bootorder(&order, 1).unwrap();
+        let text = bootorder(&order, 1, Machine::Microvm).unwrap();
         let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         let (scsi, _) = layout::virtio_mmio_slot(1).unwrap();
@@ -343,6 +414,7 @@ mod tests {
             let acpi = crate::acpi::loader::build(&crate::acpi::AcpiConfig {
                 vcpus: 2,
                 virtio_mmio: Vec::new(),
+                pci: false,
             })
             .unwrap();
             let b = fw_cfg_builder(&c, &fw, 256 << 10, &acpi, Some(ramfb)).unwrap();

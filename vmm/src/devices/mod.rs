@@ -8,6 +8,7 @@ pub mod fbmem;
 pub mod framebuffer;
 pub mod fw_cfg;
 pub mod i8042;
+pub mod intx;
 pub mod irq;
 pub mod legacy;
 pub mod msi;

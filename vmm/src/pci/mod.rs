@@ -12,5 +12,6 @@ pub mod config;
 pub mod config_io;
 pub mod i440fx;
 pub mod msix;
+pub mod pc;
 pub mod piix;
 pub mod root;

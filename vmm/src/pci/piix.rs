@@ -26,6 +26,9 @@ const PIRQ_DISABLED: u8 = 0x80;
 const PMBA: usize = 0x40;
 const PMREGMISC: usize = 0x80;
 const SMBBA: usize = 0x90;
+/// DEVACTB's top byte; bit 1 there is APMC_EN, "SMI on writes to the APM control port".
+const DEVACTB_HIGH: usize = 0x5b;
+const APMC_EN: u8 = 0x02;
 const SMBHSTCFG: usize = 0xd2;
 /// The PM block: 64 bytes of I/O space.
 pub const PM_BLOCK_LEN: u64 = 64;
@@ -105,6 +108,10 @@ impl PowerManagement {
         config.set32(PMBA, 1);
         config.allow_writes(PMBA, 4);
         config.allow_writes(PMREGMISC, 1);
+        // The machine has no SMM. SeaBIOS sets SMM up on PIIX4 unless APMC_EN is already on,
+        // and would then wait forever for an SMI handler to run; QEMU shows it on for the
+        // same reason whenever it runs without SMM.
+        config.set8(DEVACTB_HIGH, APMC_EN);
         config.set32(SMBBA, 1);
         config.allow_writes(SMBBA, 4);
         config.allow_writes(SMBHSTCFG, 1);
@@ -209,6 +216,10 @@ mod tests {
         let mut d = [0u8; 4];
         root.config_read(at, PMBA, &mut d);
         assert_eq!(u32::from_le_bytes(d), 1);
+        // SeaBIOS skips its SMM setup when APMC_EN reads as set, and cannot clear it.
+        root.config_write(at, 0x58, &0u32.to_le_bytes());
+        root.config_read(at, 0x58, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 1 << 25);
         // SeaBIOS: PMBA = 0xb000 | 1, then PMREGMISC = 1.
         root.config_write(at, PMBA, &0xb001u32.to_le_bytes());
         assert!(!pio.read(0xb008, &mut d), "not before PMREGMISC enables it");

@@ -28,6 +28,9 @@ pub trait PciFunction: Send {
         data.fill(0xff);
     }
     fn bar_write(&mut self, _index: usize, _offset: u64, _data: &[u8]) {}
+    /// `window` went on the bus (`mapped`) or off it. A function that hands addresses inside
+    /// a BAR to KVM (ioeventfds for its doorbells) moves them here.
+    fn window_moved(&mut self, _window: &BarWindow, _mapped: bool) {}
 }
 
 pub type SharedFunction = Arc<Mutex<dyn PciFunction>>;
@@ -41,7 +44,7 @@ impl DevFn {
         (device < 32 && function < 8).then_some(DevFn(device << 3 | function))
     }
 
-    pub fn from_raw(devfn: u8) -> DevFn {
+    pub const fn from_raw(devfn: u8) -> DevFn {
         DevFn(devfn)
     }
 
@@ -162,6 +165,10 @@ impl PciRoot {
             .windows();
         for w in slot.mapped.iter().filter(|w| !want.contains(w)) {
             bus_of(&self.pio, &self.mmio, w.space).remove(w.base);
+            slot.function
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .window_moved(w, false);
         }
         slot.mapped.retain(|w| want.contains(w));
         for w in want {
@@ -173,7 +180,13 @@ impl PciRoot {
                 index: w.index,
             }));
             match bus_of(&self.pio, &self.mmio, w.space).insert(access, w.base, w.size) {
-                Ok(()) => slot.mapped.push(w),
+                Ok(()) => {
+                    slot.mapped.push(w);
+                    slot.function
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .window_moved(&w, true);
+                }
                 Err(e) => crate::vmm_log!(
                     "vireo-vmm: PCI {:02x}.{} BAR {} not mapped: {e}",
                     at.device(),

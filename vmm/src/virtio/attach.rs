@@ -1,12 +1,19 @@
-//! Puts the virtio devices a [`VmConfig`] asks for on a [`Vm`]: one virtio-mmio slot each (which
-//! the core declares in the DSDT as LNRO0005), an irqfd line, one KVM ioeventfd per queue on
-//! QueueNotify with the queue index as datamatch, and the transport on the MMIO bus.
+//! Puts the virtio devices a [`VmConfig`] asks for on a [`Vm`], on the machine's transport:
+//! - microvm: one virtio-mmio slot each (which the core declares in the DSDT as LNRO0005), an
+//!   irqfd line, one KVM ioeventfd per queue on QueueNotify with the queue index as datamatch,
+//!   and the transport on the MMIO bus;
+//! - pc: one PCI slot each on bus 0 (virtio-pci), MSI-X vectors through KVM's routing, an INTx
+//!   line with resample for drivers without MSI-X, doorbells handed to KVM wherever the BAR is
+//!   placed.
 //!
 //! Order (and so the guest's names): disks (vda, vdb, ...), virtio-scsi controllers, network
 //! interfaces, rng, keyboard, tablet. Disk `i` sits in slot `i` and controller `c` in slot
-//! `disks + c`: the firmware's `bootorder` names devices by slot ([`scsi_slot`]).
+//! `disks + c` (counted from the first virtio slot): the firmware's `bootorder` names devices
+//! by slot ([`scsi_slot`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use kvm_ioctls::{IoEventAddress, NoDatamatch};
 
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
 
@@ -16,11 +23,12 @@ use super::input::{InputHandle, InputKind, VirtioInput};
 use super::mmio::MmioTransport;
 use super::net::{Net, NetStats};
 use super::passt::{Forward, ForwardProtocol, PasstError, PasstOptions};
+use super::pci::VirtioPci;
 use super::rng::Rng;
 use super::scsi::bus::{BusUnit, ScsiBus};
 use super::scsi::media::Drives;
 use super::scsi::{GuestChangeHook, Scsi};
-use super::{IrqTrigger, VirtioDevice};
+use super::{CloseError, Interrupt, IrqTrigger, VirtioDevice};
 use crate::config::{DiskConfig, DiskFormat, NetBackend, Protocol, ScsiDeviceKind, VmConfig};
 use crate::devices::bus::BusDevice;
 use crate::devices::irq::IrqLine;
@@ -95,14 +103,30 @@ pub enum AttachError {
     },
 }
 
+/// A device's transport, kept to close the device when the VM ends.
+pub enum Transport {
+    Mmio(Arc<Mutex<MmioTransport>>),
+    Pci(Arc<Mutex<VirtioPci>>),
+}
+
+impl Transport {
+    /// See [`VirtioDevice::close`].
+    pub fn close(&self) -> Result<(), CloseError> {
+        match self {
+            Transport::Mmio(t) => t.lock().unwrap_or_else(|e| e.into_inner()).close(),
+            Transport::Pci(t) => t.lock().unwrap_or_else(|e| e.into_inner()).close(),
+        }
+    }
+}
+
 /// What stays reachable after attaching.
 pub struct VirtioDevices {
     /// Keyboard / tablet input for the VNC server (empty if neither is configured).
     pub input: InputHandle,
     /// Counters of each network interface, in config order.
     pub net_stats: Vec<Arc<NetStats>>,
-    /// The transports, in slot order (also on the MMIO bus).
-    pub transports: Vec<Arc<Mutex<MmioTransport>>>,
+    /// The transports, in slot order (also on the MMIO bus or PCI bus 0).
+    pub transports: Vec<Transport>,
     /// The SCSI units, for the control socket's media commands.
     pub drives: Drives,
 }
@@ -180,6 +204,9 @@ fn attach_one(
     dev: Box<dyn VirtioDevice>,
     out: &mut VirtioDevices,
 ) -> Result<(), AttachError> {
+    if vm.pc.is_some() {
+        return attach_pci(vm, what, dev, out);
+    }
     let vm_err = |source| AttachError::Vm {
         what: what.clone(),
         source,
@@ -206,7 +233,60 @@ fn attach_one(
     let transport = Arc::new(Mutex::new(transport));
     vm.attach_virtio_mmio(&slot, transport.clone())
         .map_err(vm_err)?;
-    out.transports.push(transport);
+    out.transports.push(Transport::Mmio(transport));
+    Ok(())
+}
+
+/// [`attach_one`] on the `pc` machine: the device as a virtio-pci function in the next slot.
+fn attach_pci(
+    vm: &mut Vm,
+    what: String,
+    dev: Box<dyn VirtioDevice>,
+    out: &mut VirtioDevices,
+) -> Result<(), AttachError> {
+    let io_err = |source| AttachError::Io {
+        what: what.clone(),
+        source,
+    };
+    let vm_fd = vm.vm_fd.clone();
+    let mem = vm.mem.clone();
+    let Some(pc) = vm.pc.as_mut() else {
+        return Err(io_err(std::io::Error::other("the machine has no PCI bus")));
+    };
+    let pci_err = |e: crate::pci::pc::PcError| AttachError::Vm {
+        what: what.clone(),
+        source: VmError::Device(e.to_string()),
+    };
+    let at = pc.allocate_slot().map_err(pci_err)?;
+    let vectors = u16::try_from(dev.queue_max_sizes().len() + 1).unwrap_or(u16::MAX);
+    let msi = pc.msi.vectors(vectors).map_err(io_err)?;
+    // The resampler asks the device's ISR, which exists once the transport does.
+    let isr: Arc<OnceLock<Arc<Interrupt>>> = Arc::new(OnceLock::new());
+    let pending = isr.clone();
+    let intx = pc
+        .intx
+        .line(
+            crate::layout::pci_intx_gsi(at.device(), 0),
+            Box::new(move || pending.get().is_some_and(|i| i.status() != 0)),
+        )
+        .map_err(io_err)?;
+    let doorbells = Box::new(
+        move |evt: &vmm_sys_util::eventfd::EventFd, addr: u64, on: bool| {
+            let a = IoEventAddress::Mmio(addr);
+            match on {
+                true => vm_fd.register_ioevent(evt, &a, NoDatamatch),
+                false => vm_fd.unregister_ioevent(evt, &a, NoDatamatch),
+            }
+            .map_err(std::io::Error::from)
+        },
+    );
+    let function = VirtioPci::new(dev, mem, Box::new(intx), Box::new(msi))
+        .map_err(io_err)?
+        .with_doorbells(doorbells);
+    let _ = isr.set(function.interrupt());
+    let function = Arc::new(Mutex::new(function));
+    pc.add(at, function.clone()).map_err(pci_err)?;
+    out.transports.push(Transport::Pci(function));
     Ok(())
 }
 

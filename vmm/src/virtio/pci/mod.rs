@@ -127,6 +127,11 @@ fn device_config_offset(offset: u64, len: u64) -> Option<u64> {
     (at.checked_add(len)? <= DEVICE_LEN).then_some(at)
 }
 
+/// Hands a queue's doorbell address to KVM (`true`) or takes it back (`false`), so that the
+/// guest's notification write signals the queue's eventfd without leaving the kernel.
+pub type DoorbellHook =
+    Box<dyn Fn(&vmm_sys_util::eventfd::EventFd, u64, bool) -> io::Result<()> + Send>;
+
 /// One virtio device as a PCI function.
 pub struct VirtioPci {
     core: TransportCore,
@@ -135,6 +140,7 @@ pub struct VirtioPci {
     vectors: Arc<Vectors>,
     msix_cap: usize,
     pci_cfg_cap: usize,
+    doorbells: Option<DoorbellHook>,
 }
 
 impl VirtioPci {
@@ -259,7 +265,20 @@ impl VirtioPci {
             vectors,
             msix_cap,
             pci_cfg_cap,
+            doorbells: None,
         })
+    }
+
+    /// Registers each queue's doorbell with `hook` whenever BAR 4 is placed, and unregisters
+    /// it when the BAR moves or decoding stops. Without a hook doorbells are plain MMIO writes.
+    pub fn with_doorbells(mut self, hook: DoorbellHook) -> VirtioPci {
+        self.doorbells = Some(hook);
+        self
+    }
+
+    /// The interrupt state the INTx resampler asks: the ISR is not zero.
+    pub fn interrupt(&self) -> Arc<super::Interrupt> {
+        self.core.interrupt().clone()
     }
 
     /// The queue notification eventfds with the offset in BAR 4 that notifies each (for KVM
@@ -500,6 +519,24 @@ impl PciFunction for VirtioPci {
                 .table_write(offset, data),
             REGS_BAR => self.regs_write(offset, data),
             _ => {}
+        }
+    }
+
+    fn window_moved(&mut self, window: &crate::pci::config::BarWindow, mapped: bool) {
+        let Some(hook) = &self.doorbells else {
+            return;
+        };
+        if window.index != REGS_BAR {
+            return;
+        }
+        for (offset, evt) in self.queue_notifiers() {
+            // A refused registration leaves that doorbell to the MMIO path, which works.
+            if let Err(e) = hook(evt, window.base + offset, mapped) {
+                crate::vmm_log!(
+                    "vireo-vmm: virtio-pci doorbell at {:#x}: {e}",
+                    window.base + offset
+                );
+            }
         }
     }
 }
