@@ -11,6 +11,9 @@ use crate::view::{
     flag, parse_uint, set_flag, set_sub_attr, set_sub_text, sub_attr, sub_text, view,
 };
 
+mod pci;
+pub use pci::PciAddress;
+
 view!(
     /// `<devices>`.
     Devices

@@ -27,8 +27,8 @@ mod view;
 pub use backing_store::BackingStore;
 pub use devices::{
     disk_name_index, Chardev, ChardevSpec, Controller, Devices, Disk, DiskSpec, DriveAddress,
-    Graphics, GraphicsSpec, Input, Interface, InterfaceSpec, Memballoon, PortForward, PortRange,
-    Rng, Video,
+    Graphics, GraphicsSpec, Input, Interface, InterfaceSpec, Memballoon, PciAddress, PortForward,
+    PortRange, Rng, Video,
 };
 pub use domain::{Domain, Os, VIREO_NS, VIREO_PREFIX};
 pub use units::{parse_size, Bytes, Unit, UnitError};

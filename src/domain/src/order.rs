@@ -212,6 +212,23 @@ pub const RNG: &[&str] = &["rate", "backend", "driver", "alias", "address"];
 /// Children of `<input>`, `<video>`, `<memballoon>`.
 pub const SIMPLE_DEVICE: &[&str] = &["source", "model", "driver", "stats", "alias", "address"];
 
+/// Children of `<controller>`.
+pub const CONTROLLER: &[&str] = &["model", "target", "driver", "alias", "address", "pcihole64"];
+
+/// The child order of a device element named `tag`, for the devices that can carry an
+/// `<address>`; `None` for one Vireo has no table for.
+pub fn device_children(tag: &str) -> Option<&'static [&'static str]> {
+    match tag {
+        "disk" => Some(DISK),
+        "interface" => Some(INTERFACE),
+        "controller" => Some(CONTROLLER),
+        "rng" => Some(RNG),
+        "serial" | "console" | "channel" => Some(CHARDEV),
+        "input" | "video" | "memballoon" => Some(SIMPLE_DEVICE),
+        _ => None,
+    }
+}
+
 /// Children of `<cpu>`.
 pub const CPU: &[&str] = &[
     "model",

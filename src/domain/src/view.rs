@@ -79,6 +79,24 @@ pub(crate) fn parse_uint<T: std::str::FromStr>(s: &str) -> Option<T> {
     t.parse().ok()
 }
 
+/// Parses an unsigned number the way libvirt reads device addresses (C's `strtoul` with base
+/// 0): `0x` hexadecimal, a leading `0` octal, else decimal; surrounding blanks allowed.
+pub(crate) fn parse_uint_any_base(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (h, 16)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (&t[1..], 8)
+    } else {
+        (t, 10)
+    };
+    // from_str_radix alone would also take a sign.
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
+}
+
 /// Defines a typed view: a wrapper over `&Element` (read) or `&mut Element` (edit) that also
 /// knows the element's path (for errors) and the document's style (for new nodes).
 macro_rules! view {

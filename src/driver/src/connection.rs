@@ -465,6 +465,7 @@ impl Connection {
             .and_then(|()| d.ensure_macs())
             .map_err(io(Path::new("/dev/urandom")))?;
         d.ensure_scsi_controller();
+        d.ensure_pci_addresses();
         let name = d.name.clone();
         self.launch(d, true, START_TIMEOUT)?;
         self.info(&name)

@@ -6,10 +6,12 @@
 //! the user as they are. The driver adds only what its file layout needs ([`check_name`]) and
 //! what libvirt does on define (a UUID and MACs when missing, [`Definition::ensure_uuid`],
 //! [`Definition::ensure_macs`]; the implicit scsi controller,
-//! [`Definition::ensure_scsi_controller`]). Everything else in the document is kept verbatim.
+//! [`Definition::ensure_scsi_controller`]; the PCI addresses of the `pc` machine's virtio
+//! devices, [`Definition::ensure_pci_addresses`]). Everything else in the document is kept
+//! verbatim.
 
 use crate::state::LifecycleAction;
-use vireo_domain::{Domain, Error, ErrorKind, Errors, LifecycleEvent, Mac, Uuid};
+use vireo_domain::{Domain, Error, ErrorKind, Errors, LifecycleEvent, Mac, PciAddress, Uuid};
 
 /// A validated domain document and the facts read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +163,23 @@ impl Definition {
                 0,
                 Some("virtio-scsi"),
             ));
+        true
+    }
+
+    /// Writes the PCI address the VMM will use into every virtio device of a `pc` machine
+    /// that has none (as libvirt does on define), so the document says where each device is
+    /// and a device keeps its slot when others are added. Runs after
+    /// [`Definition::ensure_scsi_controller`]: an added controller is a device too. Returns
+    /// whether it wrote any.
+    pub fn ensure_pci_addresses(&mut self) -> bool {
+        let slots = crate::translate::pci::unaddressed_slots(&self.dom);
+        if slots.is_empty() {
+            return false;
+        }
+        let mut devices = self.dom.devices_mut();
+        for (at, slot) in &slots {
+            devices.set_pci_address(at.tag, at.index, &PciAddress::slot(u32::from(*slot)));
+        }
         true
     }
 

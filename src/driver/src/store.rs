@@ -236,7 +236,8 @@ impl Store {
 
     /// Defines (creates or replaces) a machine from XML text. Returns the stored domain and
     /// whether it is new. As libvirt: an existing name keeps its UUID, a UUID in use by another
-    /// name is refused, a missing UUID and missing MACs are generated.
+    /// name is refused, a missing UUID and missing MACs are generated, and a `pc` machine's
+    /// virtio devices get the PCI addresses the VMM will give them.
     pub fn define(&self, xml: &str) -> Result<(Definition, bool), StoreError> {
         self.define_inner(xml, false)
     }
@@ -282,6 +283,7 @@ impl Store {
             .and_then(|()| dom.ensure_macs());
         generated.map_err(io(Path::new("/dev/urandom")))?;
         dom.ensure_scsi_controller();
+        dom.ensure_pci_addresses();
         if let Some(u) = &dom.uuid {
             if let Some(other) = self.uuid_user(u, &dom.name)? {
                 return Err(StoreError::UuidTaken {
@@ -467,6 +469,70 @@ mod tests {
         // Defining the stored document again changes nothing.
         s.define(&stored).unwrap();
         assert_eq!(std::fs::read_to_string(s.file("v")).unwrap(), stored);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A `pc` machine's virtio devices get the slots the VMM will use written back, as
+    /// libvirt writes them; the images need not exist yet.
+    #[test]
+    fn define_writes_the_pci_slots_of_a_pc_machine() {
+        let (s, dir) = store();
+        let src = "<domain type='kvm'>\n  <name>p</name>\n  <memory>1024</memory>\n  <os>\n    <type machine='pc'>hvm</type>\n  </os>\n  <devices>\n    <disk type='file'>\n      <source file='/no/such/a.img'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n    <disk type='file'>\n      <source file='/no/such/b.img'/>\n      <target dev='vdb' bus='virtio'/>\n      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>\n    </disk>\n    <interface type='user'/>\n  </devices>\n</domain>\n";
+        let slot = |n: &str| {
+            format!("\n      <address type='pci' domain='0x0000' bus='0x00' slot='{n}' function='0x0'/>\n    </")
+        };
+        s.define(src).unwrap();
+        let stored = std::fs::read_to_string(s.file("p")).unwrap();
+        assert!(
+            stored.contains(&format!(
+                "<target dev='vda' bus='virtio'/>{}disk>",
+                slot("0x04")
+            )),
+            "{stored}"
+        );
+        assert!(stored.contains(&slot("0x03")), "{stored}");
+        assert!(
+            stored.contains(&format!("{}interface>", slot("0x05"))),
+            "{stored}"
+        );
+        assert_eq!(stored.matches("<address ").count(), 3, "{stored}");
+        // Defining again, the stored document or the original, gives the same slots.
+        s.define(&stored).unwrap();
+        assert_eq!(std::fs::read_to_string(s.file("p")).unwrap(), stored);
+        s.define(src).unwrap();
+        let again = std::fs::read_to_string(s.file("p")).unwrap();
+        let addresses = |x: &str| -> Vec<String> {
+            x.lines()
+                .filter(|l| l.contains("<address "))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(addresses(&again), addresses(&stored));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The mmio machine has no PCI bus; a document whose addresses the start would refuse is
+    /// stored as given (the start says what is wrong).
+    #[test]
+    fn define_writes_no_pci_slots_for_microvm_or_a_refused_address() {
+        let (s, dir) = store();
+        let disk = "<disk type='file'><source file='/no/a.img'/><target dev='vda'/></disk>";
+        for machine in ["", " machine='microvm'", " machine='vireo'"] {
+            let xml = A
+                .replace("<type>", &format!("<type{machine}>"))
+                .replace("<devices>", &format!("<devices>{disk}"));
+            s.define(&xml).unwrap();
+            let stored = std::fs::read_to_string(s.file("a")).unwrap();
+            assert!(!stored.contains("<address"), "{stored}");
+        }
+        let taken = "<disk type='file'><source file='/no/b.img'/><target dev='vdb'/>\
+                     <address type='pci' slot='0x02'/></disk>";
+        let xml = A
+            .replace("<type>", "<type machine='pc'>")
+            .replace("<devices>", &format!("<devices>{disk}{taken}"));
+        s.define(&xml).unwrap();
+        let stored = std::fs::read_to_string(s.file("a")).unwrap();
+        assert_eq!(stored.matches("<address").count(), 1, "{stored}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

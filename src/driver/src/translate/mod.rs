@@ -16,6 +16,7 @@ pub(crate) mod machine;
 mod memory;
 mod net;
 mod os;
+pub(crate) mod pci;
 mod scsi;
 
 use crate::rundir::RunDir;
@@ -195,6 +196,7 @@ fn translate_in(
         devices::inputs(devices, &mut cfg)?;
         devices::rng(devices, &mut cfg)?;
         devices::virtio_count(&cfg)?;
+        pci::place(devices, &layout, &mut cfg)?;
     }
     if let Some(fw) = firmware_os {
         cfg.firmware = Some(firmware::config(

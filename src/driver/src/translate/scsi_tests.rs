@@ -3,10 +3,13 @@
 
 use super::tests::{Fixture, SATA_CD};
 use vireo_vmm_api::config::{DiskFormat, ScsiDeviceConfig, ScsiDeviceKind, VmConfig};
+use vireo_vmm_api::pci::{PciSlot, VirtioRef};
 
 impl Fixture {
     fn scsi(&self, devices: &str) -> VmConfig {
-        let xml = self.xml("kvm", "", "", devices);
+        self.checked(self.xml("kvm", "", "", devices))
+    }
+    fn checked(&self, xml: String) -> VmConfig {
         let t = self
             .run(&xml)
             .unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
@@ -38,7 +41,18 @@ fn cdrom_drives_and_disks_sit_where_libvirt_puts_them() {
         f.p("disk.qcow2"),
         f.p("disk.img")
     );
-    let c = f.scsi(&devices);
+    // The controller's PCI address needs the pc machine: the mmio one has no PCI bus.
+    let c = f.checked(
+        f.xml("kvm", "", "", &devices)
+            .replace("<type arch='x86_64'>", "<type arch='x86_64' machine='pc'>"),
+    );
+    assert_eq!(
+        c.pci_slots,
+        [PciSlot {
+            device: VirtioRef::Scsi { controller: 1 },
+            slot: 4
+        }]
+    );
     assert_eq!(c.disks.len(), 1, "only vda is virtio-blk");
     assert_eq!(c.disks[0].path, f.dir.join("disk.img"));
     assert_eq!(c.scsi.len(), 2);
