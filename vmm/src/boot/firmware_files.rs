@@ -10,6 +10,7 @@ use crate::devices::fw_cfg::files::{
 use crate::devices::fw_cfg::{FwCfgBuilder, FwCfgError, FwCfgWriteHook};
 use crate::layout::{self, E820Kind};
 use crate::smbios::{self, SmbiosMachine};
+use vireo_vmm_api::pci::VirtioRef;
 
 /// Size of `etc/ramfb`: BE {u64 address, u32 fourcc, u32 flags, u32 width, u32 height,
 /// u32 stride}.
@@ -54,11 +55,12 @@ pub fn scsi_mmio_boot_path(base: u64, target: u16, lun: u16) -> String {
     format!("/virtio-mmio@{base:016x}/channel@0/disk@{target:x},{lun:x}")
 }
 
-/// The device path of a virtio-blk function in PCI slot `device` of bus 0. SeaBIOS looks for
-/// it with `/pci@i0cf8/*@%x` (bootprio_find_pci_device; `,%x` follows for functions other
-/// than 0).
+/// The device path of a virtio-blk function in PCI slot `device` of bus 0, as QEMU writes it:
+/// SeaBIOS looks for `/pci@i0cf8/*@%x` (bootprio_find_pci_device; `,%x` follows for functions
+/// other than 0), which matches up to the `/` after the slot; OVMF translates exactly this
+/// shape (`scsi@slot/disk@0,0`) to the UEFI path of the function.
 pub fn pci_boot_path(device: u8) -> String {
-    format!("/pci@i0cf8/disk@{device:x}")
+    format!("/pci@i0cf8/scsi@{device:x}/disk@0,0")
 }
 
 /// A SCSI device behind the virtio-scsi function in PCI slot `device`: SeaBIOS's glob is
@@ -67,26 +69,25 @@ pub fn scsi_pci_boot_path(device: u8, target: u16, lun: u16) -> String {
     format!("/pci@i0cf8/scsi@{device:x}/channel@0/disk@{target:x},{lun:x}")
 }
 
-/// `bootorder`: one device path per line, NUL-terminated as QEMU writes it. Disk `i` sits in
-/// virtio slot `i` and SCSI controller `c` in slot `disks + c` (`virtio::attach` attaches
-/// disks first, then the controllers, in config order): on microvm the virtio-mmio slot, on
-/// `pc` the PCI device number counted from the first virtio slot. Network devices have no
+/// `bootorder`: one device path per line, NUL-terminated as QEMU writes it. On microvm disk
+/// `i` sits in virtio-mmio slot `i` and SCSI controller `c` in slot `disks + c`
+/// (`virtio::attach` attaches disks first, then the controllers, in config order); on `pc`
+/// each device sits in the PCI slot [`vireo_vmm_api::pci::slots`] gives it. Network devices have no
 /// line: SeaBIOS boots from the network only through a NIC's option ROM, which Vireo's NICs
 /// do not have. `None` when nothing is listed (the firmware's own order then).
-pub fn bootorder(order: &[BootDevice], disks: usize, machine: Machine) -> Option<Vec<u8>> {
-    let pci_slot = |slot: usize| {
-        u8::try_from(slot)
-            .ok()
-            .and_then(|s| s.checked_add(layout::PCI_FIRST_VIRTIO_SLOT))
-            .filter(|&d| d < 32)
-    };
+pub fn bootorder(config: &VmConfig, order: &[BootDevice]) -> Option<Vec<u8>> {
+    let disks = config.disks.len();
+    let machine = config.machine;
+    let pci_slot = |device: VirtioRef| vireo_vmm_api::pci::slot_of(config, device);
     let lines: Vec<String> = order
         .iter()
         .filter_map(|d| match (*d, machine) {
             (BootDevice::Disk { index }, Machine::Microvm) => {
                 layout::virtio_mmio_slot(index).map(|(base, _)| mmio_boot_path(base))
             }
-            (BootDevice::Disk { index }, Machine::Pc) => pci_slot(index).map(pci_boot_path),
+            (BootDevice::Disk { index }, Machine::Pc) => {
+                pci_slot(VirtioRef::Disk { index }).map(pci_boot_path)
+            }
             (BootDevice::Net { .. }, _) => None,
             (
                 BootDevice::Scsi {
@@ -104,8 +105,9 @@ pub fn bootorder(order: &[BootDevice], disks: usize, machine: Machine) -> Option
                     lun,
                 },
                 Machine::Pc,
-            ) => pci_slot(crate::virtio::attach::scsi_slot(disks, controller))
-                .map(|d| scsi_pci_boot_path(d, target, lun)),
+            ) => {
+                pci_slot(VirtioRef::Scsi { controller }).map(|d| scsi_pci_boot_path(d, target, lun))
+            }
         })
         .collect();
     if lines.is_empty() {
@@ -131,7 +133,8 @@ pub fn boot_menu(timeout_ms: Option<u32>) -> (u16, Option<Vec<u8>>) {
 /// The ramfb display for the firmware stage: the VGA ROM's bytes and the device behind
 /// `etc/ramfb`.
 pub struct Ramfb {
-    pub vga_rom: Vec<u8>,
+    /// SeaBIOS's VGA ROM for ramfb; UEFI firmware has its own driver and takes none.
+    pub vga_rom: Option<Vec<u8>>,
     pub hook: Box<dyn FwCfgWriteHook>,
 }
 
@@ -158,7 +161,7 @@ pub fn fw_cfg_builder(
         // KVM's default routing wires the PIT to IOAPIC pin 0, not 2 as QEMU's does.
         .legacy(KEY_IRQ0_OVERRIDE, vec![0])?;
     b.file("etc/e820", e820(mem_size))?;
-    if let Some(order) = bootorder(&fw.boot_order, config.disks.len(), config.machine) {
+    if let Some(order) = bootorder(config, &fw.boot_order) {
         b.file("bootorder", order)?;
     }
     if let Some(wait) = menu_wait {
@@ -177,7 +180,9 @@ pub fn fw_cfg_builder(
         b.file(name, data.to_vec())?;
     }
     if let (Some(_), Some(r)) = (&config.display, ramfb) {
-        b.file("vgaroms/vgabios-ramfb.bin", r.vga_rom)?;
+        if let Some(rom) = r.vga_rom {
+            b.file("vgaroms/vgabios-ramfb.bin", rom)?;
+        }
         b.writable_file("etc/ramfb", vec![0; RAMFB_CONFIG_SIZE], r.hook)?;
     }
     Ok(b)
@@ -204,16 +209,37 @@ mod tests {
     fn e820_is_ram_from_zero_and_above_4g() {
         assert_eq!(
             entries(&e820(512 << 20)),
-            [(0, 512 << 20, 1), (0xfffb_c000, 0x4000, 2)]
+            [(0, 512 << 20, 1), (0xfeff_c000, 0x4000, 2)]
         );
         assert_eq!(
             entries(&e820(4096 << 20)),
             [
                 (0, 0xc000_0000, 1),
                 (1 << 32, 1 << 30, 1),
-                (0xfffb_c000, 0x4000, 2)
+                (0xfeff_c000, 0x4000, 2)
             ]
         );
+    }
+
+    /// A config with `disks` disks and one virtio-scsi controller, on `machine`.
+    fn machine(disks: usize, machine: Machine) -> VmConfig {
+        let mut c = VmConfig::minimal("t", "/k".into(), 64, 1);
+        c.machine = machine;
+        c.disks = (0..disks)
+            .map(|i| crate::config::DiskConfig {
+                path: format!("/d{i}").into(),
+                format: crate::config::DiskFormat::Raw,
+                readonly: false,
+                shareable: false,
+                serial: None,
+                cdrom: false,
+                backing: Vec::new(),
+            })
+            .collect();
+        c.scsi = vec![crate::config::ScsiControllerConfig {
+            devices: Vec::new(),
+        }];
+        c
     }
 
     #[test]
@@ -223,17 +249,20 @@ mod tests {
             BootDevice::Net { index: 0 },
             BootDevice::Disk { index: 0 },
         ];
-        let b = bootorder(&order, 2, Machine::Microvm).unwrap();
+        let b = bootorder(&machine(2, Machine::Microvm), &order).unwrap();
         assert_eq!(
             b,
             b"/virtio-mmio@00000000d8001000/virtio-blk@0\n\
               /virtio-mmio@00000000d8000000/virtio-blk@0\0"
         );
         assert_eq!(
-            bootorder(&[BootDevice::Net { index: 0 }], 0, Machine::Microvm),
+            bootorder(
+                &machine(0, Machine::Microvm),
+                &[BootDevice::Net { index: 0 }]
+            ),
             None
         );
-        assert_eq!(bootorder(&[], 0, Machine::Microvm), None);
+        assert_eq!(bootorder(&machine(0, Machine::Microvm), &[]), None);
     }
 
     /// SeaBIOS's glob_prefix (boot.c): `*` eats characters up to a `/` or the glob's next
@@ -265,7 +294,7 @@ mod tests {
     #[test]
     fn seabios_glob_for_each_slot_matches_only_its_line() {
         let order = [BootDevice::Disk { index: 2 }, BootDevice::Disk { index: 0 }];
-        let text = bootorder(&order, 3, Machine::Microvm).unwrap();
+        let text = bootorder(&machine(3, Machine::Microvm), &order).unwrap();
         let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         for (slot, want) in [(2usize, Some(0)), (0, Some(1)), (1, None)] {
@@ -289,11 +318,11 @@ mod tests {
             },
             BootDevice::Disk { index: 1 },
         ];
-        let b = bootorder(&order, 2, Machine::Pc).unwrap();
+        let b = bootorder(&machine(2, Machine::Pc), &order).unwrap();
         // Disks take slots 3 and 4, the controller 5.
         assert_eq!(
             b,
-            b"/pci@i0cf8/scsi@5/channel@0/disk@0,1\n/pci@i0cf8/disk@4\0".to_vec()
+            b"/pci@i0cf8/scsi@5/channel@0/disk@0,1\n/pci@i0cf8/scsi@4/disk@0,0\0".to_vec()
         );
         for (glob, want) in [
             ("/pci@i0cf8/*@4", Some(1)),
@@ -307,10 +336,20 @@ mod tests {
                 .position(|l| glob_prefix(glob.as_bytes(), l.as_bytes()));
             assert_eq!(hit, want, "{glob}");
         }
-        // A slot past device 31 has no path (the config refuses so many devices anyway).
+        // A device the config does not have has no path.
         assert_eq!(
-            bootorder(&[BootDevice::Disk { index: 29 }], 30, Machine::Pc),
+            bootorder(&machine(2, Machine::Pc), &[BootDevice::Disk { index: 2 }]),
             None
+        );
+        // A disk placed by the config is named at its slot.
+        let mut placed = machine(2, Machine::Pc);
+        placed.pci_slots = vec![vireo_vmm_api::pci::PciSlot {
+            device: VirtioRef::Disk { index: 1 },
+            slot: 0x1f,
+        }];
+        assert_eq!(
+            bootorder(&placed, &[BootDevice::Disk { index: 1 }]).unwrap(),
+            b"/pci@i0cf8/scsi@1f/disk@0,0\0".to_vec()
         );
     }
 
@@ -325,7 +364,7 @@ mod tests {
             },
             BootDevice::Disk { index: 1 },
         ];
-        let b = bootorder(&order, 2, Machine::Microvm).unwrap();
+        let b = bootorder(&machine(2, Machine::Microvm), &order).unwrap();
         assert_eq!(
             b,
             b"/virtio-mmio@00000000d8003000/channel@0/disk@0,1a\n\
@@ -352,7 +391,7 @@ mod tests {
             },
             BootDevice::Disk { index: 0 },
         ];
-        let text = bootorder(&order, 1, Machine::Microvm).unwrap();
+        let text = bootorder(&machine(1, Machine::Microvm), &order).unwrap();
         let text = std::str::from_utf8(&text[..text.len() - 1]).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         let (scsi, _) = layout::virtio_mmio_slot(1).unwrap();
@@ -395,6 +434,7 @@ mod tests {
             boot_order: vec![BootDevice::Disk { index: 0 }],
             boot_menu_timeout_ms: Some(2500),
             smbios: SmbiosConfig::default(),
+            nvram: None,
         };
         let mut c = VmConfig::minimal_firmware("m", fw.clone(), 256, 2);
         if display {
@@ -408,13 +448,14 @@ mod tests {
         for display in [false, true] {
             let (c, fw) = config(display);
             let ramfb = Ramfb {
-                vga_rom: vec![0x55, 0xaa],
+                vga_rom: Some(vec![0x55, 0xaa]),
                 hook: Box::new(Sink),
             };
             let acpi = crate::acpi::loader::build(&crate::acpi::AcpiConfig {
                 vcpus: 2,
                 virtio_mmio: Vec::new(),
                 pci: false,
+                pci_mmio64: None,
             })
             .unwrap();
             let b = fw_cfg_builder(&c, &fw, 256 << 10, &acpi, Some(ramfb)).unwrap();

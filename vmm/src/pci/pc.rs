@@ -1,7 +1,8 @@
 //! The `pc` machine's PCI side, assembled: bus 0 behind configuration mechanism #1 with the
 //! i440FX host bridge at 00.0, PIIX3's ISA bridge at 01.0 and PIIX4's power management at
-//! 01.3, then one slot per virtio device from [`PCI_FIRST_VIRTIO_SLOT`]; MSI routing and the
-//! INTx resampler the devices signal through.
+//! 01.3, then the virtio devices from [`PCI_FIRST_VIRTIO_SLOT`] where
+//! [`vireo_vmm_api::pci::slots`] puts them; MSI routing and the INTx resampler the devices
+//! signal through.
 //!
 //! The VMM plays firmware where a direct kernel boot has none: it places the PM block where
 //! SeaBIOS and OVMF put it (the FADT names that address either way), and [`PcPlatform::assign_bars`]
@@ -56,7 +57,6 @@ pub struct PcPlatform {
     pub root: Arc<Mutex<PciRoot>>,
     pub msi: Arc<MsiRouter>,
     pub intx: Resampler,
-    next_slot: u8,
 }
 
 impl PcPlatform {
@@ -92,15 +92,7 @@ impl PcPlatform {
             root,
             msi: MsiRouter::new(vm.clone()),
             intx: Resampler::new(vm).map_err(PcError::Interrupts)?,
-            next_slot: PCI_FIRST_VIRTIO_SLOT,
         })
-    }
-
-    /// The next free device number for a virtio function.
-    pub fn allocate_slot(&mut self) -> Result<DevFn, PcError> {
-        let at = DevFn::new(self.next_slot, 0).ok_or(PcError::NoSlot)?;
-        self.next_slot += 1;
-        Ok(at)
     }
 
     pub fn add(&mut self, at: DevFn, function: SharedFunction) -> Result<(), PcError> {
@@ -310,8 +302,7 @@ mod tests {
             eprintln!("no /dev/kvm: skipped");
             return;
         };
-        let a = pc.allocate_slot().unwrap();
-        assert_eq!(a.device(), PCI_FIRST_VIRTIO_SLOT);
+        let a = DevFn::new(PCI_FIRST_VIRTIO_SLOT, 0).unwrap();
         pc.add(
             a,
             dev(&[
@@ -326,7 +317,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        let b = pc.allocate_slot().unwrap();
+        let b = DevFn::new(9, 0).unwrap();
         pc.add(
             b,
             dev(&[
@@ -364,17 +355,5 @@ mod tests {
         assert!(port >= u64::from(layout::PCI_IO_ASSIGN_START), "{port:#x}");
         let mut d = [0u8; 1];
         assert!(pio.read(port, &mut d));
-    }
-
-    #[test]
-    fn slots_run_out_after_device_31() {
-        let Some((mut pc, _, _)) = platform() else {
-            eprintln!("no /dev/kvm: skipped");
-            return;
-        };
-        for _ in 0..vireo_vmm_api::limits::PCI_VIRTIO_MAX {
-            pc.allocate_slot().unwrap();
-        }
-        assert!(matches!(pc.allocate_slot(), Err(PcError::NoSlot)));
     }
 }

@@ -32,8 +32,10 @@ use super::{CloseError, Interrupt, IrqTrigger, VirtioDevice};
 use crate::config::{DiskConfig, DiskFormat, NetBackend, Protocol, ScsiDeviceKind, VmConfig};
 use crate::devices::bus::BusDevice;
 use crate::devices::irq::IrqLine;
+use crate::pci::root::DevFn;
 use crate::scsi::{LogicalUnit, Medium};
 use crate::vm::{Vm, VmError};
+use vireo_vmm_api::pci::VirtioRef;
 
 impl IrqTrigger for IrqLine {
     fn trigger(&self) -> std::io::Result<()> {
@@ -200,12 +202,13 @@ fn scsi_bus(
 
 fn attach_one(
     vm: &mut Vm,
+    device: VirtioRef,
     what: String,
     dev: Box<dyn VirtioDevice>,
     out: &mut VirtioDevices,
 ) -> Result<(), AttachError> {
     if vm.pc.is_some() {
-        return attach_pci(vm, what, dev, out);
+        return attach_pci(vm, device, what, dev, out);
     }
     let vm_err = |source| AttachError::Vm {
         what: what.clone(),
@@ -237,9 +240,11 @@ fn attach_one(
     Ok(())
 }
 
-/// [`attach_one`] on the `pc` machine: the device as a virtio-pci function in the next slot.
+/// [`attach_one`] on the `pc` machine: the device as a virtio-pci function in its slot
+/// ([`vireo_vmm_api::pci::slots`], which the config's validation has checked).
 fn attach_pci(
     vm: &mut Vm,
+    device: VirtioRef,
     what: String,
     dev: Box<dyn VirtioDevice>,
     out: &mut VirtioDevices,
@@ -257,7 +262,10 @@ fn attach_pci(
         what: what.clone(),
         source: VmError::Device(e.to_string()),
     };
-    let at = pc.allocate_slot().map_err(pci_err)?;
+    let at = vireo_vmm_api::pci::slot_of(&vm.config, device)
+        .and_then(|slot| DevFn::new(slot, 0))
+        .ok_or(crate::pci::pc::PcError::NoSlot)
+        .map_err(pci_err)?;
     let vectors = u16::try_from(dev.queue_max_sizes().len() + 1).unwrap_or(u16::MAX);
     let msi = pc.msi.vectors(vectors).map_err(io_err)?;
     // The resampler asks the device's ISR, which exists once the transport does.
@@ -304,7 +312,13 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         let serial = d.serial.clone().unwrap_or_default();
         let block =
             Block::new(&opts, &serial).map_err(|source| AttachError::Disk { index, source })?;
-        attach_one(vm, format!("disks[{index}]"), Box::new(block), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Disk { index },
+            format!("disks[{index}]"),
+            Box::new(block),
+            &mut out,
+        )?;
     }
     let mut buses = Vec::new();
     for (index, c) in config.scsi.iter().enumerate() {
@@ -318,7 +332,13 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         let what = format!("scsi[{index}]");
         let scsi = Scsi::new(scsi_bus(index, c)?, &what, Some(hook));
         buses.push(scsi.bus());
-        attach_one(vm, what, Box::new(scsi), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Scsi { controller: index },
+            what,
+            Box::new(scsi),
+            &mut out,
+        )?;
     }
     out.drives = Drives::new(buses);
     for (index, n) in config.nets.iter().enumerate() {
@@ -341,10 +361,22 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         let net =
             Net::with_passt(n.mac.0, &opts).map_err(|source| AttachError::Net { index, source })?;
         out.net_stats.push(net.stats());
-        attach_one(vm, format!("nets[{index}]"), Box::new(net), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Net { index },
+            format!("nets[{index}]"),
+            Box::new(net),
+            &mut out,
+        )?;
     }
     if config.rng {
-        attach_one(vm, "rng".into(), Box::new(Rng::new()), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Rng,
+            "rng".into(),
+            Box::new(Rng::new()),
+            &mut out,
+        )?;
     }
     let io = |what: &str| {
         let what = what.to_string();
@@ -353,13 +385,25 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
     if config.input.keyboard {
         let kbd = VirtioInput::new(InputKind::Keyboard).map_err(io("input.keyboard"))?;
         out.input = out.input.clone().merge(kbd.handle());
-        attach_one(vm, "input.keyboard".into(), Box::new(kbd), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Keyboard,
+            "input.keyboard".into(),
+            Box::new(kbd),
+            &mut out,
+        )?;
     }
     // Same rule as VmConfig::virtio_device_count: a tablet only makes sense with a display.
     if config.input.tablet && config.display.is_some() {
         let tablet = VirtioInput::new(InputKind::Tablet).map_err(io("input.tablet"))?;
         out.input = out.input.clone().merge(tablet.handle());
-        attach_one(vm, "input.tablet".into(), Box::new(tablet), &mut out)?;
+        attach_one(
+            vm,
+            VirtioRef::Tablet,
+            "input.tablet".into(),
+            Box::new(tablet),
+            &mut out,
+        )?;
     }
     Ok(out)
 }
