@@ -11,8 +11,9 @@
 //!     0xdf00_0000  boot-time marker (MMIO), 4 KiB
 //!     0xfec0_0000  IOAPIC
 //!     0xfee0_0000  local APICs
-//!     0xfffb_c000  KVM's identity-map page and TSS (4 pages)
-//!     0xfffc_0000  firmware boot only: the BIOS image, read-only (its size, ending at 4 GiB)
+//!     0xfeff_c000  KVM's identity-map page and TSS (4 pages)
+//!     0xff80_0000  firmware boot only: the BIOS image, read-only (its size, ending at 4 GiB),
+//!                  or UEFI's variable store and code (up to 8 MiB, ending at 4 GiB)
 //! 0x1_0000_0000 ..           RAM above the hole, if memory_mib needs it
 //! ```
 
@@ -112,6 +113,23 @@ pub const PCI_ASSIGN_END: u64 = IOAPIC_START;
 /// I/O BARs the VMM assigns start here, above the chipset's ports (SeaBIOS starts at 0xc000).
 pub const PCI_IO_ASSIGN_START: u16 = 0xc000;
 
+/// The 64-bit memory window PCI BARs may use on the `pc` machine with `mem_size` bytes of RAM,
+/// [start, end): from the first GiB boundary above RAM (and above 4 GiB) to 256 GiB, so that
+/// it stays inside a 40-bit physical address space. UEFI firmware puts its 64-bit aperture
+/// there (OVMF: 32 GiB aligned to its size above RAM). `None` when RAM reaches that far.
+pub fn pci_mmio64_window(mem_size: u64) -> Option<(u64, u64)> {
+    let ram_top = ram_regions(mem_size)
+        .last()
+        .map_or(0, |(base, size)| base + size)
+        .max(MMIO_HOLE_END);
+    let start = ram_top.checked_next_multiple_of(1 << 30)?;
+    let end = PCI_MMIO64_END;
+    (start < end).then_some((start, end))
+}
+
+/// Where the `pc` machine's 64-bit PCI window ends.
+pub const PCI_MMIO64_END: u64 = 256 << 30;
+
 /// The GSI of INTx pin `pin` (0 = INTA#) of PCI device `device` on the `pc` machine, which
 /// the DSDT's `_PRT` tells the guest: the IOAPIC's PCI pins 16-23, rotated by device number as
 /// the PCI bridge swizzle does, so neighbouring devices' INTA# do not share a line.
@@ -132,10 +150,11 @@ pub const RAM_SLOT_HIGH: u32 = 1;
 pub const FRAMEBUFFER_SLOT: u32 = 2;
 pub const FIRMWARE_SLOT: u32 = 3;
 
-/// KVM's own pages for real-mode emulation (identity-map page, then the 3-page TSS), just below
-/// the highest BIOS image; reserved in the firmware machine's e820 as QEMU does.
-pub const KVM_IDENTITY_MAP: u64 = 0xfffb_c000;
-pub const KVM_TSS: u64 = 0xfffb_d000;
+/// KVM's own pages for real-mode emulation (identity-map page, then the 3-page TSS), where
+/// QEMU puts them: below the 16 MiB of flash a firmware image may use, above the IOAPIC;
+/// reserved in the firmware machine's e820 as QEMU does.
+pub const KVM_IDENTITY_MAP: u64 = 0xfeff_c000;
+pub const KVM_TSS: u64 = 0xfeff_d000;
 pub const KVM_PRIVATE_SIZE: u64 = 0x4000;
 
 /// RAM regions (guest address, size) for `mem_size` bytes of guest memory.
@@ -201,5 +220,17 @@ mod tests {
         let (last, _) = virtio_mmio_slot(VIRTIO_MMIO_MAX - 1).unwrap();
         assert!(last + VIRTIO_MMIO_SIZE <= BOOT_MARKER_MMIO);
         assert!(virtio_mmio_slot(VIRTIO_MMIO_MAX).is_none());
+    }
+
+    #[test]
+    fn the_64_bit_pci_window_starts_above_ram_on_a_gib() {
+        assert_eq!(pci_mmio64_window(1 << 30), Some((1 << 32, PCI_MMIO64_END)));
+        // 6 GiB of RAM: 3 GiB below the hole, 3 GiB from 4 GiB up to 7 GiB.
+        assert_eq!(pci_mmio64_window(6 << 30), Some((7 << 30, PCI_MMIO64_END)));
+        assert_eq!(
+            pci_mmio64_window((6 << 30) + 1),
+            Some((8 << 30, PCI_MMIO64_END))
+        );
+        assert_eq!(pci_mmio64_window(300 << 30), None);
     }
 }

@@ -22,6 +22,7 @@ use crate::devices::fw_cfg::{self, FwCfg};
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
 use crate::devices::legacy::{BootMark, BootMarker, PortA, PortB};
+use crate::devices::pflash::Pflash;
 use crate::devices::ramfb::Ramfb;
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
@@ -125,6 +126,8 @@ pub struct Vm {
     firmware: Option<FirmwareMapping>,
     /// The `pc` machine's PCI bus; `None` on microvm.
     pub pc: Option<PcPlatform>,
+    /// UEFI's variable store and its file, synced when the VM ends.
+    pflash: Option<(std::path::PathBuf, Arc<Mutex<Pflash>>)>,
 }
 
 fn open_kvm() -> Result<Kvm, VmError> {
@@ -307,6 +310,10 @@ impl Vm {
             vcpus: config.vcpus,
             virtio_mmio: Vec::new(),
             pci: config.machine == Machine::Pc,
+            pci_mmio64: match config.machine {
+                Machine::Pc => layout::pci_mmio64_window(mem_size),
+                Machine::Microvm => None,
+            },
         };
 
         Ok(Vm {
@@ -334,6 +341,7 @@ impl Vm {
             entry: None,
             firmware: None,
             pc,
+            pflash: None,
         })
     }
 
@@ -488,11 +496,19 @@ impl Vm {
                 "the config names neither a kernel nor a firmware".into(),
             ));
         };
-        let image = firmware::read_image(&fw.loader)?;
-        // Without a VGA ROM the firmware has no screen and writes to the serial port only.
-        let ramfb = match (&fw.vga_rom, self.ramfb()) {
-            (Some(rom), Some(dev)) => Some(firmware_files::Ramfb {
-                vga_rom: firmware::read_vga_rom(rom)?,
+        let image = match &fw.nvram {
+            Some(_) => firmware::read_flash_code(&fw.loader)?,
+            None => firmware::read_image(&fw.loader)?,
+        };
+        // SeaBIOS shows ramfb through its VGA ROM and has no screen without one; OVMF drives
+        // ramfb itself.
+        let ramfb = match (&fw.vga_rom, fw.nvram.is_some(), self.ramfb()) {
+            (Some(rom), _, Some(dev)) => Some(firmware_files::Ramfb {
+                vga_rom: Some(firmware::read_vga_rom(rom)?),
+                hook: Box::new(dev),
+            }),
+            (None, true, Some(dev)) => Some(firmware_files::Ramfb {
+                vga_rom: None,
                 hook: Box::new(dev),
             }),
             _ => None,
@@ -515,11 +531,41 @@ impl Vm {
             debugcon::PORT.into(),
             1,
         )?;
-        self.firmware = Some(firmware::map_image(&self.vm_fd, &self.mem, &image)?);
+        self.firmware = Some(match &fw.nvram {
+            Some(nvram) => self.map_flash(&image, nvram)?,
+            None => firmware::map_image(&self.vm_fd, &self.mem, &image)?,
+        });
         for (id, vcpu) in self.vcpu_fds.iter().enumerate() {
             cpu::setup_vcpu_firmware(vcpu, id as u8, self.config.vcpus, &self.cpuid)?;
         }
         Ok(())
+    }
+
+    /// UEFI: the code read-only ending at 4 GiB, the variable store as a flash chip below it.
+    fn map_flash(
+        &mut self,
+        code: &[u8],
+        nvram: &std::path::Path,
+    ) -> Result<FirmwareMapping, VmError> {
+        let err = |source| {
+            VmError::Firmware(FirmwareError::Nvram {
+                path: nvram.to_owned(),
+                source,
+            })
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(nvram)
+            .map_err(err)?;
+        let vars = Pflash::new(file).map_err(err)?;
+        let code_base = layout::MMIO_HOLE_END - code.len() as u64;
+        let vars_base = code_base - vars.len();
+        let len = vars.len();
+        let vars = Arc::new(Mutex::new(vars));
+        insert(&self.mmio_bus, vars.clone(), vars_base, len)?;
+        self.pflash = Some((nvram.to_owned(), vars));
+        Ok(firmware::map_read_only(&self.vm_fd, code, code_base)?)
     }
 
     /// Closes every virtio device as the VM ends ([`crate::virtio::VirtioDevice::close`]):
@@ -529,14 +575,22 @@ impl Vm {
     /// written clusters in memory until a flush. Call on the main thread (its seccomp filter
     /// allows the writes, syncs and closes) with the vCPUs paused. Returns what failed.
     pub fn close_devices(&self) -> Vec<CloseError> {
-        let Some(virtio) = &self.virtio else {
-            return Vec::new();
-        };
-        virtio
-            .transports
+        let mut failed: Vec<CloseError> = self
+            .virtio
             .iter()
+            .flat_map(|v| &v.transports)
             .filter_map(|t| t.close().err())
-            .collect()
+            .collect();
+        if let Some((path, vars)) = &self.pflash {
+            let flushed = vars.lock().unwrap_or_else(|e| e.into_inner()).flush();
+            if let Err(source) = flushed {
+                failed.push(CloseError::Flush {
+                    device: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+        failed
     }
 
     /// Spawns one thread per vCPU.

@@ -90,11 +90,13 @@ fn guest_reads_signature_directory_and_a_file_through_ports_and_dma() {
         boot_order: vec![BootDevice::Disk { index: 0 }],
         boot_menu_timeout_ms: None,
         smbios: SmbiosConfig::default(),
+        nvram: None,
     };
     let acpi = vireo_vmm::acpi::loader::build(&AcpiConfig {
         vcpus: 1,
         virtio_mmio: Vec::new(),
         pci: false,
+        pci_mmio64: None,
     })
     .unwrap();
     let items = fw_cfg_builder(&config, &fw, 256 << 10, &acpi, None).unwrap();

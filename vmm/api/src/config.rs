@@ -147,6 +147,12 @@ pub struct FirmwareConfig {
     /// SMBIOS system information (type 1) the guest reads with dmidecode.
     #[serde(default)]
     pub smbios: SmbiosConfig,
+    /// UEFI: `loader` is then the code half of a flash image pair (OVMF_CODE), mapped
+    /// read-only to end at 4 GiB, and this is the machine's own variable store (made from the
+    /// pair's OVMF_VARS template), a flash chip just below the code that keeps what the guest
+    /// writes. The pc machine only: UEFI firmware needs PCI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvram: Option<PathBuf>,
 }
 
 /// A bootable device, by its place in the config's own lists.
@@ -455,6 +461,8 @@ pub enum ConfigError {
     TooManyDevices { got: usize, max: usize },
     #[error("{0}")]
     PciSlots(#[from] SlotError),
+    #[error("firmware: {0}")]
+    Flash(#[from] crate::flash::FlashError),
 }
 
 impl VmConfig {
@@ -667,6 +675,15 @@ impl VmConfig {
 
 impl VmConfig {
     fn validate_firmware(&self, fw: &FirmwareConfig) -> Result<(), ConfigError> {
+        if let Some(nvram) = &fw.nvram {
+            if self.machine != Machine::Pc {
+                return Err(ConfigError::Firmware(
+                    "nvram: UEFI firmware runs on the pc machine only".into(),
+                ));
+            }
+            crate::flash::check_pair(&fw.loader, nvram)?;
+            return self.validate_firmware_common(fw);
+        }
         let meta = std::fs::metadata(&fw.loader).map_err(|e| ConfigError::Loader {
             path: fw.loader.clone(),
             reason: e.to_string(),
@@ -686,6 +703,10 @@ impl VmConfig {
                 ),
             });
         }
+        self.validate_firmware_common(fw)
+    }
+
+    fn validate_firmware_common(&self, fw: &FirmwareConfig) -> Result<(), ConfigError> {
         if let Some(rom) = &fw.vga_rom {
             check_file(rom).map_err(|reason| {
                 ConfigError::Firmware(format!("vga_rom: {}: {reason}", rom.display()))
@@ -818,6 +839,7 @@ mod tests {
                     uuid: Some("c7a5fdbd-cdaf-9455-926a-d65c16db1809".into()),
                     ..SmbiosConfig::default()
                 },
+                nvram: None,
             },
             64,
             1,

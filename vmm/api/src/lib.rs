@@ -6,6 +6,7 @@
 //! - [`config`]: the JSON the driver writes for one machine ([`config::VmConfig`]) and the checks
 //!   the VMM makes on it before it touches KVM ([`config::VmConfig::validate`]).
 //! - [`scsi`]: virtio-scsi controllers and their CD-ROM drives and disks.
+//! - [`flash`]: UEFI firmware as a pair of flash images (code and variable store), checked.
 //! - [`pci`]: where the `pc` machine's virtio devices sit on PCI bus 0.
 //! - [`limits`]: the numbers both sides check (vCPUs, memory, command line, display,
 //!   virtio-mmio slots); the VMM's guest address map is built from the same constants.
@@ -21,6 +22,7 @@
 pub mod config;
 pub mod control;
 pub mod exit;
+pub mod flash;
 pub mod limits;
 pub mod logcap;
 pub mod pci;

@@ -231,6 +231,7 @@ mod tests {
             vcpus,
             virtio_mmio,
             pci: false,
+            pci_mmio64: None,
         }
     }
 

@@ -35,6 +35,8 @@ pub struct AcpiConfig {
     /// The `pc` machine: PCI bus 0 as `\_SB.PCI0` with its windows and interrupt routing,
     /// the PM block where PIIX4's PMBA puts it, MSI allowed.
     pub pci: bool,
+    /// The `pc` machine's 64-bit BAR window [start, end), if it has one.
+    pub pci_mmio64: Option<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +147,11 @@ fn pm1_ports(pci: bool) -> (u16, u16) {
 }
 
 /// `\_SB.PCI0`: bus 0 behind 0xCF8, the windows its BARs may use (all I/O but the
-/// configuration ports, the legacy VGA window, the 32-bit MMIO hole below the IOAPIC) and
+/// configuration ports, the legacy VGA window, the 32-bit MMIO hole below the IOAPIC, the
+/// 64-bit window above RAM) and
 /// `_PRT`, the GSI of each device's INTx pins ([`layout::pci_intx_gsi`]), straight to IOAPIC
 /// pins: no interrupt link devices, so nothing for the guest to program.
-fn pci0() -> Vec<u8> {
+fn pci0(mmio64: Option<(u64, u64)>) -> Vec<u8> {
     use aml::*;
     let mut routes = Vec::new();
     for device in 1..32u8 {
@@ -170,17 +173,22 @@ fn pci0() -> Vec<u8> {
             name_decl("_BBN", integer(0)),
             name_decl(
                 "_CRS",
-                resource_template(vec![
-                    word_bus_number(0, 0xff),
-                    io_port(0xcf8, 8),
-                    word_io(0, 0x0cf7),
-                    word_io(0x0d00, 0xffff),
-                    dword_memory(0x000a_0000, 0x000b_ffff),
-                    dword_memory(
-                        layout::PCI_MMIO32_START as u32,
-                        (layout::PCI_MMIO32_END - 1) as u32,
-                    ),
-                ]),
+                resource_template(
+                    vec![
+                        word_bus_number(0, 0xff),
+                        io_port(0xcf8, 8),
+                        word_io(0, 0x0cf7),
+                        word_io(0x0d00, 0xffff),
+                        dword_memory(0x000a_0000, 0x000b_ffff),
+                        dword_memory(
+                            layout::PCI_MMIO32_START as u32,
+                            (layout::PCI_MMIO32_END - 1) as u32,
+                        ),
+                    ]
+                    .into_iter()
+                    .chain(mmio64.map(|(start, end)| qword_memory(start, end - 1)))
+                    .collect(),
+                ),
             ),
             name_decl("_PRT", package(routes)),
         ],
@@ -250,7 +258,7 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
         ],
     ));
     if cfg.pci {
-        sb.push(pci0());
+        sb.push(pci0(cfg.pci_mmio64));
     }
     for (i, v) in cfg.virtio_mmio.iter().enumerate() {
         sb.push(device(
@@ -405,6 +413,7 @@ mod tests {
             vcpus: 2,
             virtio_mmio: Vec::new(),
             pci: true,
+            pci_mmio64: layout::pci_mmio64_window(1 << 30),
         };
         let d = dsdt(&cfg);
         assert!(d.windows(4).any(|w| w == b"PCI0"));
@@ -436,6 +445,7 @@ mod tests {
             vcpus,
             virtio_mmio: Vec::new(),
             pci: false,
+            pci_mmio64: None,
         };
         for i in 0..layout::VIRTIO_MMIO_MAX {
             let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
@@ -456,6 +466,7 @@ mod tests {
             vcpus: 1,
             virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
             pci: false,
+            pci_mmio64: None,
         };
         for (cfg, want) in [
             (small, 0x246e_3750_5be7_ff8b),

@@ -16,6 +16,7 @@ use kvm_bindings::{kvm_userspace_memory_region, KVM_MEM_READONLY};
 use kvm_ioctls::{Cap, VmFd};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use vireo_vmm_api::flash::{FLASH_BLOCK, FLASH_MAX};
 use vireo_vmm_api::limits::{FIRMWARE_ALIGN, FIRMWARE_MAX_SIZE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -37,6 +38,17 @@ pub enum FirmwareError {
     Size { path: PathBuf, size: u64 },
     #[error("firmware.vga_rom: {path}: {reason}")]
     VgaRom { path: PathBuf, reason: String },
+    #[error(
+        "firmware.loader: {path}: {size} bytes is not a UEFI code image of whole 4 KiB blocks \
+         up to {} KiB", FLASH_MAX >> 10
+    )]
+    Flash { path: PathBuf, size: u64 },
+    #[error("firmware.nvram: {path}: {source}")]
+    Nvram {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("firmware: copying the image into guest RAM: {0}")]
     Memory(#[from] vm_memory::GuestMemoryError),
     #[error("firmware: mapping the image below 4 GiB: {0}")]
@@ -131,6 +143,32 @@ pub fn map_image(
 ) -> Result<FirmwareMapping, FirmwareError> {
     let size = image.len() as u64;
     mem.write_slice(image, GuestAddress(low_base(size)))?;
+    map_read_only(vm_fd, image, high_base(size))
+}
+
+/// UEFI's code half, read from its file (the pair was checked with the config; sizes are
+/// checked again against what was read).
+pub fn read_flash_code(path: &Path) -> Result<Vec<u8>, FirmwareError> {
+    let data = read_capped(path, FLASH_MAX).map_err(|source| FirmwareError::Read {
+        path: path.into(),
+        source,
+    })?;
+    if data.is_empty() || data.len() as u64 % FLASH_BLOCK != 0 || data.len() as u64 > FLASH_MAX {
+        return Err(FirmwareError::Flash {
+            path: path.into(),
+            size: data.len() as u64,
+        });
+    }
+    Ok(data)
+}
+
+/// Maps a copy of `image` read-only at guest address `base` in the firmware's KVM slot.
+pub fn map_read_only(
+    vm_fd: &VmFd,
+    image: &[u8],
+    base: u64,
+) -> Result<FirmwareMapping, FirmwareError> {
+    let size = image.len() as u64;
     // SAFETY: a fresh anonymous private mapping; the result is checked below.
     let addr = unsafe {
         libc::mmap(
@@ -165,7 +203,7 @@ pub fn map_image(
     let region = kvm_userspace_memory_region {
         slot: layout::FIRMWARE_SLOT,
         flags,
-        guest_phys_addr: high_base(size),
+        guest_phys_addr: base,
         memory_size: size,
         userspace_addr: addr as u64,
     };

@@ -12,6 +12,7 @@ pub mod intx;
 pub mod irq;
 pub mod legacy;
 pub mod msi;
+pub mod pflash;
 pub mod pm_timer;
 pub mod ps2;
 pub mod ramfb;

@@ -219,6 +219,7 @@ mod tests {
                 boot_order: Vec::new(),
                 boot_menu_timeout_ms: None,
                 smbios: Default::default(),
+                nvram: None,
             },
             64,
             1,

@@ -228,6 +228,7 @@ pub(super) fn config(
                 .map(|u| u.to_string()),
             ..SmbiosConfig::default()
         },
+        nvram: None,
     })
 }
 
