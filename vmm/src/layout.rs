@@ -144,11 +144,13 @@ pub const RTC_GSI: u32 = 8;
 pub const SCI_GSI: u32 = 9;
 
 /// KVM memory slots: RAM uses 0 and 1, the framebuffer `FRAMEBUFFER_SLOT`, a BIOS image's
-/// read-only copy below 4 GiB (firmware boot) `FIRMWARE_SLOT`.
+/// (or UEFI's code's) read-only copy below 4 GiB (firmware boot) `FIRMWARE_SLOT`.
 pub const RAM_SLOT_LOW: u32 = 0;
 pub const RAM_SLOT_HIGH: u32 = 1;
 pub const FRAMEBUFFER_SLOT: u32 = 2;
 pub const FIRMWARE_SLOT: u32 = 3;
+/// UEFI's variable store while it reads as an array (`devices::pflash`).
+pub const FLASH_VARS_SLOT: u32 = 4;
 
 /// KVM's own pages for real-mode emulation (identity-map page, then the 3-page TSS), where
 /// QEMU puts them: below the 16 MiB of flash a firmware image may use, above the IOAPIC;

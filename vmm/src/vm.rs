@@ -562,6 +562,32 @@ impl Vm {
         let code_base = layout::MMIO_HOLE_END - code.len() as u64;
         let vars_base = code_base - vars.len();
         let len = vars.len();
+        let host = vars.host_address();
+        let vm_fd = self.vm_fd.clone();
+        let flags = if vm_fd.check_extension(kvm_ioctls::Cap::ReadonlyMem) {
+            kvm_bindings::KVM_MEM_READONLY
+        } else {
+            0
+        };
+        // Without read-only memory a slot would take the guest's writes silently: the store
+        // then stays MMIO only, slower but right.
+        let vars = if flags != 0 {
+            vars.with_array_slot(Box::new(move |on| {
+                let region = kvm_userspace_memory_region {
+                    slot: layout::FLASH_VARS_SLOT,
+                    flags,
+                    guest_phys_addr: vars_base,
+                    memory_size: if on { len } else { 0 },
+                    userspace_addr: host,
+                };
+                // SAFETY: `host` is the chip's own mapping of `len` bytes, which lives as long
+                // as the chip, and the chip (which owns this closure) lives as long as the VM.
+                unsafe { vm_fd.set_user_memory_region(region) }.map_err(std::io::Error::from)
+            }))
+            .map_err(err)?
+        } else {
+            vars
+        };
         let vars = Arc::new(Mutex::new(vars));
         insert(&self.mmio_bus, vars.clone(), vars_base, len)?;
         self.pflash = Some((nvram.to_owned(), vars));

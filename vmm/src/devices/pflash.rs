@@ -8,9 +8,12 @@
 //! power-off. Then it programs bytes (WRITE BYTE + data), erases blocks (BLOCK ERASE +
 //! CONFIRM) and returns to READ ARRAY.
 //!
-//! Every access goes through this device (the region is never a KVM memory slot), so the mode
-//! a command leaves the chip in is always what the next read sees. Writes go straight to the
-//! file; [`Pflash::flush`] syncs it when the VM ends.
+//! While the chip reads as an array its contents can be a read-only KVM memory slot (QEMU's
+//! "ROMD" mode, [`Pflash::with_array_slot`]): the guest reads the store without leaving the
+//! guest, and every write still comes here as MMIO. A command takes the slot away, so status
+//! reads come here too, and READ ARRAY puts it back. OVMF reads its store far more than it
+//! writes it; with every read an exit, a boot took minutes longer in the nested test rig.
+//! Writes go straight to the file; [`Pflash::flush`] syncs it when the VM ends.
 
 use std::fs::File;
 use std::io;
@@ -50,11 +53,68 @@ enum Mode {
     EraseSetup,
 }
 
+/// Puts the chip's contents into the guest's address space as a read-only slot (`true`) or
+/// takes them out (`false`).
+pub type ArraySlot = Box<dyn FnMut(bool) -> io::Result<()> + Send>;
+
+/// Page-aligned host memory for the chip's contents, as KVM needs for a memory slot.
+struct ChipMemory {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: plain anonymous memory owned by this value; the device's lock serialises access.
+unsafe impl Send for ChipMemory {}
+
+impl ChipMemory {
+    fn new(len: usize) -> io::Result<ChipMemory> {
+        // SAFETY: a fresh anonymous private mapping; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ChipMemory {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, writable, and `&mut self` makes this the only host reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for ChipMemory {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
 /// One flash chip over a file of whole erase blocks.
 pub struct Pflash {
     file: File,
     /// The chip's contents, kept in step with the file.
-    data: Vec<u8>,
+    data: ChipMemory,
+    /// Maps the contents for direct reads while the chip reads as an array.
+    array_slot: Option<ArraySlot>,
     mode: Mode,
     status: u8,
     /// The first failed file write, reported by [`Pflash::flush`] (the guest sees a status
@@ -72,11 +132,14 @@ impl Pflash {
                 format!("{len} bytes is not a whole number of {BLOCK_SIZE}-byte flash blocks"),
             ));
         }
-        let mut data = vec![0u8; len as usize];
-        file.read_exact_at(&mut data, 0)?;
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "flash image too large"))?;
+        let mut data = ChipMemory::new(len)?;
+        file.read_exact_at(data.bytes_mut(), 0)?;
         Ok(Pflash {
             file,
             data,
+            array_slot: None,
             mode: Mode::ReadArray,
             status: 0,
             failed: None,
@@ -84,11 +147,44 @@ impl Pflash {
     }
 
     pub fn len(&self) -> u64 {
-        self.data.len() as u64
+        self.data.len as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.data.len == 0
+    }
+
+    /// The host address of the contents, for the memory slot `slot` maps (page-aligned, valid
+    /// as long as the chip).
+    pub fn host_address(&self) -> u64 {
+        self.data.ptr as u64
+    }
+
+    /// Serves array reads from a memory slot: `slot(true)` maps [`Pflash::host_address`]
+    /// read-only at the chip's guest address, `slot(false)` removes it. Mapped now.
+    pub fn with_array_slot(mut self, mut slot: ArraySlot) -> io::Result<Pflash> {
+        slot(true)?;
+        self.array_slot = Some(slot);
+        Ok(self)
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        let was_array = self.mode == Mode::ReadArray;
+        self.mode = mode;
+        let is_array = mode == Mode::ReadArray;
+        if was_array != is_array {
+            if let Some(slot) = &mut self.array_slot {
+                // Without the slot every read comes here and is served from the same memory,
+                // so a refused change costs speed, never correctness: but a slot left mapped
+                // in a command mode would show the array where status is due.
+                if let Err(e) = slot(is_array) {
+                    crate::vmm_log!("vireo-vmm: flash: memory slot: {e}");
+                    if !is_array {
+                        self.array_slot = None;
+                    }
+                }
+            }
+        }
     }
 
     /// Syncs the file; reports a write that failed since the VM started.
@@ -103,7 +199,7 @@ impl Pflash {
         let Some(end) = offset.checked_add(bytes.len()) else {
             return false;
         };
-        let Some(dst) = self.data.get_mut(offset..end) else {
+        let Some(dst) = self.data.bytes_mut().get_mut(offset..end) else {
             return false;
         };
         dst.copy_from_slice(bytes);
@@ -123,32 +219,32 @@ impl Pflash {
                 // stores the byte as given, which is what is kept here too.
                 let ok = usize::try_from(offset).is_ok_and(|o| self.store(o, &[v]));
                 self.status |= STATUS_READY | if ok { 0 } else { STATUS_PROGRAM_ERROR };
-                self.mode = Mode::ReadStatus;
+                self.set_mode(Mode::ReadStatus);
             }
             (Mode::EraseSetup, ERASE_CONFIRM) => {
                 let start = offset - offset % BLOCK_SIZE;
                 let block = vec![0xff; BLOCK_SIZE as usize];
                 let ok = usize::try_from(start).is_ok_and(|s| self.store(s, &block));
                 self.status |= STATUS_READY | if ok { 0 } else { STATUS_ERASE_ERROR };
-                self.mode = Mode::ReadStatus;
+                self.set_mode(Mode::ReadStatus);
             }
             (Mode::EraseSetup, _) => {
                 // An erase not confirmed is a command sequence error.
                 self.status |= STATUS_READY | STATUS_ERASE_ERROR | STATUS_PROGRAM_ERROR;
-                self.mode = Mode::ReadStatus;
+                self.set_mode(Mode::ReadStatus);
             }
-            (_, WRITE_BYTE | WRITE_BYTE_ALT) => self.mode = Mode::Program,
-            (_, BLOCK_ERASE) => self.mode = Mode::EraseSetup,
+            (_, WRITE_BYTE | WRITE_BYTE_ALT) => self.set_mode(Mode::Program),
+            (_, BLOCK_ERASE) => self.set_mode(Mode::EraseSetup),
             (_, CLEAR_STATUS) => {
                 self.status = 0;
-                self.mode = Mode::ReadArray;
+                self.set_mode(Mode::ReadArray);
             }
-            (_, READ_STATUS) => self.mode = Mode::ReadStatus,
-            (_, READ_ID) => self.mode = Mode::ReadId,
-            (_, READ_ARRAY) => self.mode = Mode::ReadArray,
+            (_, READ_STATUS) => self.set_mode(Mode::ReadStatus),
+            (_, READ_ID) => self.set_mode(Mode::ReadId),
+            (_, READ_ARRAY) => self.set_mode(Mode::ReadArray),
             // Commands this chip does not have (CFI query, lock bits, buffered writes) leave it
             // reading its array, as QEMU's does.
-            _ => self.mode = Mode::ReadArray,
+            _ => self.set_mode(Mode::ReadArray),
         }
     }
 }
@@ -159,7 +255,7 @@ impl BusDevice for Pflash {
             Mode::ReadArray => {
                 let at = usize::try_from(offset).ok();
                 let range = at.and_then(|a| Some(a..a.checked_add(data.len())?));
-                match range.and_then(|r| self.data.get(r)) {
+                match range.and_then(|r| self.data.bytes().get(r)) {
                     Some(src) => data.copy_from_slice(src),
                     None => data.fill(0xff),
                 }
@@ -265,7 +361,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(&reopened.data[0x1000..0x1009], b"BootOrder");
+        assert_eq!(&reopened.data.bytes()[0x1000..0x1009], b"BootOrder");
     }
 
     #[test]
@@ -284,6 +380,27 @@ mod tests {
         assert_eq!(wide, [0xff; 8]);
         wr(&mut p, 0, READ_ID);
         assert_eq!((rd(&mut p, 0), rd(&mut p, 1)), (MANUFACTURER, DEVICE));
+    }
+
+    #[test]
+    fn the_array_slot_is_mapped_only_while_the_chip_reads_as_an_array() {
+        let (p, _) = chip("romd", 1);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = log.clone();
+        let mut p = p
+            .with_array_slot(Box::new(move |on| {
+                l.lock().unwrap().push(on);
+                Ok(())
+            }))
+            .unwrap();
+        assert_eq!(p.host_address() % 4096, 0, "page-aligned for KVM");
+        wr(&mut p, 0, WRITE_BYTE);
+        wr(&mut p, 0, 0x42);
+        wr(&mut p, 0, READ_STATUS);
+        wr(&mut p, 0, READ_ARRAY);
+        wr(&mut p, 0, READ_ARRAY);
+        assert_eq!(*log.lock().unwrap(), [true, false, true]);
+        assert_eq!(rd(&mut p, 0), 0x42);
     }
 
     #[test]
