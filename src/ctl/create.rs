@@ -5,7 +5,8 @@
 //!
 //! Unlike virt-install, `create` only defines the machine (add `--start`); `--transient` starts
 //! it without a definition. A machine boots its firmware (`--cdrom ISO`, `--import`, `--boot
-//! hd,cdrom,menu=on`, with virt-install's meanings) or a kernel directly (`--boot kernel=`).
+//! hd,cdrom,menu=on`, `--boot uefi`, with virt-install's meanings) or a kernel directly
+//! (`--boot kernel=`).
 //! There is no separate install phase: an ISO stays in its CD-ROM drive, first in the boot
 //! order, until the user changes the order.
 
@@ -36,6 +37,10 @@ pub struct CreateArgs {
     /// Number of vCPUs
     #[arg(long, default_value_t = usecase::DEFAULT_VCPUS)]
     pub vcpus: u32,
+    /// The machine type: vireo (the default, virtio-mmio, quickest to boot a kernel) or pc
+    /// (i440FX with PCI, what installers and UEFI expect; --boot uefi chooses it)
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
     /// A disk: path=FILE[,size=GiB][,format=raw|qcow2][,bus=virtio][,readonly=on][,device=cdrom]
     /// (repeatable). With size= a new image is made with qemu-img (in Vireo's images
     /// directory without path=); a file that exists is never overwritten. Without format= it
@@ -45,9 +50,10 @@ pub struct CreateArgs {
     /// An installer or live ISO in a CD-ROM drive, booted first by the machine's firmware
     #[arg(long, value_name = "PATH")]
     pub cdrom: Option<PathBuf>,
-    /// How the machine boots. Firmware (SeaBIOS): a boot order of hd, cdrom (the first hard
-    /// disk, the first CD-ROM), menu=on|off, bootmenu.timeout=MS, loader=PATH (another BIOS
-    /// image), e.g. hd,cdrom,menu=on. Or a kernel booted directly:
+    /// How the machine boots. Firmware (SeaBIOS, or UEFI with uefi): a boot order of hd, cdrom
+    /// (the first hard disk, the first CD-ROM), menu=on|off, bootmenu.timeout=MS, uefi (OVMF,
+    /// on the pc machine), loader=PATH (another BIOS image, or with uefi another UEFI code
+    /// image), e.g. hd,cdrom,menu=on or uefi. Or a kernel booted directly:
     /// kernel=PATH[,initrd=PATH][,kernel_args=ARGS]
     #[arg(long)]
     pub boot: Option<String>,
@@ -338,21 +344,13 @@ fn boot_option(spec: &str, cwd: &Path) -> Result<BootOption, (u8, String)> {
                 })?)
             }
             ("loader", _) => fw.loader = Some(absolute(v.into(), cwd)),
-            ("uefi", "") | ("firmware", "efi") => {
-                return Err((
-                    EXIT_INVALID,
-                    format!(
-                        "--boot {spec}: UEFI firmware is not supported yet (the Vireo backend \
-                         boots BIOS firmware: --boot hd,cdrom, or loader=PATH for another BIOS \
-                         image)"
-                    ),
-                ))
-            }
+            ("uefi", "") | ("firmware", "efi") => fw.uefi = true,
+            ("firmware", "bios") => {}
             ("", "") => {}
             (other, _) => {
                 return Err(usage(format!(
                     "--boot: '{other}' is not supported (hd, cdrom, menu=, bootmenu.timeout=, \
-                     loader=; or kernel=, initrd=, kernel_args=)"
+                     uefi, loader=; or kernel=, initrd=, kernel_args=)"
                 )))
             }
         }
@@ -361,8 +359,8 @@ fn boot_option(spec: &str, cwd: &Path) -> Result<BootOption, (u8, String)> {
         Some(k) => {
             if fw != FirmwareBoot::default() {
                 return Err(usage(format!(
-                    "--boot {spec}: kernel= boots the kernel directly; a boot order, menu= and \
-                     loader= belong to firmware boot"
+                    "--boot {spec}: kernel= boots the kernel directly; a boot order, menu=, \
+                     uefi and loader= belong to firmware boot"
                 )));
             }
             Some(KernelBoot {
@@ -451,6 +449,7 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
     m.disks = disks;
     m.memory_mib = a.memory;
     m.vcpus = a.vcpus;
+    m.machine = a.machine.clone();
     if let Some(u) = &a.uuid {
         m.uuid = Some(Uuid::parse(u).ok_or_else(|| usage(format!("--uuid {u}: not a UUID")))?);
     }
@@ -598,8 +597,21 @@ mod tests {
                 menu_timeout_ms: Some(3000),
                 loader: Some("/here/bios.bin".into()),
                 cdrom: None,
+                uefi: false,
             })
         );
+        // virt-install's UEFI; the driver chooses the pc machine for it.
+        for spec in ["uefi", "hd,uefi", "firmware=efi"] {
+            let m = describe_args(&["--name", "u", "--import", "--disk", "d.img", "--boot", spec])
+                .unwrap();
+            let Source::Firmware(fw) = &m.source else {
+                panic!("{spec}: {:?}", m.source)
+            };
+            assert!(fw.uefi, "{spec}");
+            assert_eq!(m.machine, None, "{spec}");
+        }
+        let m = describe_args(&["--name", "p", "--import", "--disk", "d", "--machine", "pc"]);
+        assert_eq!(m.unwrap().machine.as_deref(), Some("pc"));
         let refused = |args: &[&str]| describe_args(args).unwrap_err();
         assert_eq!(
             refused(&["--name", "x", "--disk", "d.img"]).1,
@@ -616,10 +628,13 @@ mod tests {
         );
         assert_eq!(
             refused(&["--name", "x", "--boot", "kernel=/k,hd"]).1,
-            "--boot kernel=/k,hd: kernel= boots the kernel directly; a boot order, menu= and \
-             loader= belong to firmware boot"
+            "--boot kernel=/k,hd: kernel= boots the kernel directly; a boot order, menu=, uefi \
+             and loader= belong to firmware boot"
         );
-        assert_eq!(refused(&["--name", "x", "--boot", "uefi"]).0, EXIT_INVALID);
+        assert_eq!(
+            refused(&["--name", "x", "--boot", "kernel=/k,uefi"]).0,
+            EXIT_USAGE
+        );
         assert_eq!(
             refused(&["--name", "x", "--cdrom", "a.iso", "--import", "--disk", "d"]).0,
             EXIT_USAGE

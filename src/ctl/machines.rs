@@ -1,6 +1,6 @@
 //! The machine commands of `vireoctl`, with virsh's words and virsh-like output.
 
-use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_OK, EXIT_STATE};
+use crate::ctl_exit::{fail, CtlResult, EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_STATE};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,7 +114,11 @@ pub enum MachineCommand {
     /// Print the host capabilities XML
     Capabilities,
     /// Print the domain capabilities XML (what the Vireo backend supports)
-    Domcapabilities,
+    Domcapabilities {
+        /// For this machine type (default: the default machine, vireo); UEFI shows on pc
+        #[arg(long)]
+        machine: Option<String>,
+    },
     /// Print lifecycle and disk-change events
     Event {
         /// Only events of this machine
@@ -427,8 +431,12 @@ fn dispatch(cmd: MachineCommand, conn: &Connection) -> CtlResult {
             print!("{}", vireo_driver::caps::capabilities());
             Ok(EXIT_OK)
         }
-        MachineCommand::Domcapabilities => {
-            print!("{}", vireo_driver::caps::domain_capabilities());
+        MachineCommand::Domcapabilities { machine } => {
+            let xml = vireo_driver::caps::domain_capabilities(machine.as_deref()).map_err(|e| {
+                let m = machine.as_deref().unwrap_or_default();
+                (EXIT_INVALID, format!("--machine {m}: {}", e.message))
+            })?;
+            print!("{xml}");
             Ok(EXIT_OK)
         }
         MachineCommand::Event {

@@ -14,14 +14,16 @@ pub enum ToolCommand {
                       (SeaBIOS, from Debian's seabios package): --cdrom ISO puts an installer \
                       or live ISO in a CD-ROM drive and boots it first; --import boots the \
                       first --disk with the boot loader on it; --boot hd,cdrom,menu=on sets \
-                      the boot order and shows the firmware's boot menu. Or it boots a kernel \
-                      directly: --boot kernel=PATH (with --import the first --disk is its \
-                      disk). --quick makes a small Linux from this computer's kernel. The \
-                      machine is defined, not started: add --start. UEFI and network boot are \
-                      not supported yet.",
+                      the boot order and shows the firmware's boot menu; --boot uefi boots \
+                      UEFI instead (OVMF, from Debian's ovmf package, on the pc machine; \
+                      without Secure Boot). Or it boots a kernel directly: --boot \
+                      kernel=PATH (with --import the first --disk is its disk). --quick makes \
+                      a small Linux from this computer's kernel. The machine is defined, not \
+                      started: add --start. Network boot is not supported yet.",
         after_help = "Examples:\n  \
                       vireoctl create --name debian --cdrom debian-12.iso --disk size=20 --start\n  \
                       vireoctl create --name old --import --disk path=old.qcow2\n  \
+                      vireoctl create --name efi --boot uefi --cdrom debian-12.iso --disk size=20\n  \
                       vireoctl create --name tiny --boot kernel=/boot/vmlinuz,kernel_args=console=ttyS0"
     )]
     Create(Box<crate::create::CreateArgs>),

@@ -146,8 +146,13 @@ pub struct BackendFacts {
     /// Machine type names; the first is the default.
     pub machines: Vec<String>,
     pub max_vcpus: u32,
-    /// Firmware images the backend can load (empty: direct kernel boot only).
+    /// BIOS images the backend can load (empty: no BIOS, direct kernel boot at least).
     pub loaders: Vec<String>,
+    /// UEFI code images (pflash) the backend boots, on the machines of `efi_machines`
+    /// (empty: no UEFI).
+    pub efi_loaders: Vec<String>,
+    /// The machine types UEFI firmware runs on.
+    pub efi_machines: Vec<String>,
     /// The `os/boot@dev` kinds the firmware really boots from (empty without firmware).
     pub boot_devices: Vec<BootDev>,
     pub disk_devices: Vec<DiskDevice>,
@@ -171,6 +176,8 @@ impl BackendFacts {
             machines: vec!["vireo".into(), "pc".into()],
             max_vcpus: 64,
             loaders: Vec::new(),
+            efi_loaders: Vec::new(),
+            efi_machines: vec!["pc".into()],
             boot_devices: Vec::new(),
             disk_devices: vec![DiskDevice::Disk, DiskDevice::Cdrom],
             disk_buses: vec![DiskBus::Virtio],
@@ -258,7 +265,7 @@ pub fn capabilities(host_uuid: Option<&Uuid>, cpu: &HostCpu, backend: &BackendFa
         .with_attr("name", &backend.arch)
         .with_child(text("wordsize", word_size(&backend.arch)))
         .with_child(text("emulator", &backend.emulator));
-    if let Some(l) = backend.loaders.first() {
+    if let Some(l) = backend.loaders.first().or(backend.efi_loaders.first()) {
         arch = arch.with_child(text("loader", l));
     }
     for m in &backend.machines {
@@ -297,11 +304,13 @@ pub fn capabilities(host_uuid: Option<&Uuid>, cpu: &HostCpu, backend: &BackendFa
 }
 
 /// The `<domainCapabilities>` document for `machine` (None: the backend's default machine).
+/// UEFI is listed for the machines it runs on only.
 pub fn domain_capabilities(backend: &BackendFacts, machine: Option<&str>) -> Document {
     let mut root = Element::new("domainCapabilities")
         .with_child(text("path", &backend.emulator))
         .with_child(text("domain", &backend.domain_type));
-    if let Some(m) = machine.or(backend.machines.first().map(String::as_str)) {
+    let machine = machine.or(backend.machines.first().map(String::as_str));
+    if let Some(m) = machine {
         root = root.with_child(text("machine", m));
     }
     root = root
@@ -309,22 +318,41 @@ pub fn domain_capabilities(backend: &BackendFacts, machine: Option<&str>) -> Doc
         .with_child(Element::new("vcpu").with_attr("max", &backend.max_vcpus.to_string()))
         .with_child(supported("iothreads", false));
 
-    let has_fw = !backend.loaders.is_empty();
+    let has_bios = !backend.loaders.is_empty();
+    let has_efi = !backend.efi_loaders.is_empty()
+        && machine.is_some_and(|m| backend.efi_machines.iter().any(|e| e == m));
     let mut os = supported("os", true)
-        .with_child(enum_of("firmware", has_fw.then_some("bios")))
+        .with_child(enum_of(
+            "firmware",
+            has_bios
+                .then_some("bios")
+                .into_iter()
+                .chain(has_efi.then_some("efi")),
+        ))
         // Not a libvirt enum (the schema allows any): the boot devices that really boot.
         .with_child(enum_of(
             "bootDevice",
             backend.boot_devices.iter().map(|d| d.as_str()),
         ));
-    let mut loader = supported("loader", has_fw);
-    for l in &backend.loaders {
+    let mut loader = supported("loader", has_bios || has_efi);
+    let efi_loaders = backend.efi_loaders.iter().filter(|_| has_efi);
+    for l in backend.loaders.iter().chain(efi_loaders) {
         loader = loader.with_child(text("value", l));
     }
-    if has_fw {
+    if has_bios || has_efi {
         loader = loader
-            .with_child(enum_of("type", ["rom"]))
+            .with_child(enum_of(
+                "type",
+                has_bios
+                    .then_some("rom")
+                    .into_iter()
+                    .chain(has_efi.then_some("pflash")),
+            ))
             .with_child(enum_of("readonly", ["yes"]));
+        if has_efi {
+            // Secure Boot needs SMM, which the backend does not have.
+            loader = loader.with_child(enum_of("secure", ["no"]));
+        }
     }
     os = os.with_child(loader);
     root = root.with_child(os);
@@ -470,5 +498,38 @@ mod tests {
         ] {
             assert!(dc.contains(want), "{want} missing in\n{dc}");
         }
+        assert!(!dc.contains("efi") && !dc.contains("secure"), "{dc}");
+    }
+
+    #[test]
+    fn uefi_shows_on_the_machines_it_runs_on() {
+        let mut b = BackendFacts::vireo_kvm("/usr/libexec/vireo-vmm");
+        b.loaders = vec!["/usr/share/seabios/bios-256k.bin".into()];
+        b.efi_loaders = vec!["/usr/share/OVMF/OVMF_CODE_4M.fd".into()];
+        let pc = domain_capabilities(&b, Some("pc")).to_xml();
+        for want in [
+            "<enum name='firmware'>\n      <value>bios</value>\n      <value>efi</value>\n    </enum>",
+            "<value>/usr/share/seabios/bios-256k.bin</value>\n      \
+             <value>/usr/share/OVMF/OVMF_CODE_4M.fd</value>",
+            "<enum name='type'>\n        <value>rom</value>\n        <value>pflash</value>\n      </enum>",
+            "<enum name='readonly'>\n        <value>yes</value>\n      </enum>",
+            "<enum name='secure'>\n        <value>no</value>\n      </enum>",
+        ] {
+            assert!(pc.contains(want), "{want} missing in\n{pc}");
+        }
+        // The default machine (vireo) has no PCI bus for OVMF: BIOS only.
+        let dc = domain_capabilities(&b, None).to_xml();
+        assert!(
+            !dc.contains("efi") && !dc.contains("OVMF") && !dc.contains("pflash"),
+            "{dc}"
+        );
+        // UEFI without a BIOS.
+        b.loaders.clear();
+        let pc = domain_capabilities(&b, Some("pc")).to_xml();
+        assert!(pc.contains("<loader supported='yes'>"), "{pc}");
+        assert!(
+            pc.contains("<enum name='firmware'>\n      <value>efi</value>\n    </enum>"),
+            "{pc}"
+        );
     }
 }

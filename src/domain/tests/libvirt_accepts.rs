@@ -209,4 +209,9 @@ fn capabilities_validate() {
         "caps-fw.xml",
         &capabilities(Some(&uuid), &cpu, &fw).to_xml(),
     ));
+    // And UEFI on the pc machine (pflash, readonly, secure='no' only).
+    fw.efi_loaders = vec!["/usr/share/OVMF/OVMF_CODE_4M.fd".into()];
+    let efi = domain_capabilities(&fw, Some("pc")).to_xml();
+    assert!(efi.contains("<value>efi</value>"), "{efi}");
+    validate(&tmp("domcaps-efi.xml", &efi));
 }

@@ -1,11 +1,13 @@
 //! `capabilities` and `domainCapabilities` documents, written by vireo-domain from the facts of
 //! this host and of the vireo-vmm backend the driver would start.
 
+use crate::translate::{machine, uefi, TranslateError};
 use vireo_domain::{BackendFacts, BootDev, DiskBus, DiskDevice, HostCpu};
+use vireo_vmm_api::config::Machine;
 
 /// The backend as the driver runs it: the machine types translate accepts, direct kernel boot,
-/// and BIOS firmware boot when the default SeaBIOS image is there; disks on virtio and on
-/// virtio-scsi, CD-ROM drives on virtio-scsi, VNC.
+/// BIOS firmware boot when the default SeaBIOS image is there, UEFI on the pc machine when
+/// OVMF is; disks on virtio and on virtio-scsi, CD-ROM drives on virtio-scsi, VNC.
 pub fn backend_facts() -> BackendFacts {
     let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
         .map(|p| p.display().to_string())
@@ -29,6 +31,10 @@ pub fn backend_facts() -> BackendFacts {
         // PXE ROM for a virtio-mmio card, so `network` is refused until one is offered.
         f.boot_devices = vec![BootDev::Hd, BootDev::Cdrom];
     }
+    f.efi_machines = vec![machine::name(Machine::Pc).to_owned()];
+    if let Some((code, _)) = uefi::default_pair(&uefi::search_dirs()) {
+        f.efi_loaders = vec![code.display().to_string()];
+    }
     f
 }
 
@@ -43,16 +49,22 @@ pub fn capabilities() -> String {
     vireo_domain::capabilities(uuid.as_ref(), &cpu, &backend_facts()).to_xml()
 }
 
-/// The `domainCapabilities` XML.
-pub fn domain_capabilities() -> String {
-    vireo_domain::domain_capabilities(&backend_facts(), None).to_xml()
+/// The `domainCapabilities` XML of `machine` (None: the default machine), under the name
+/// translate knows the machine by (`pc` for `pc-i440fx-7.2`); a machine translate refuses is
+/// refused here with the same words.
+pub fn domain_capabilities(machine: Option<&str>) -> Result<String, TranslateError> {
+    let name = match machine {
+        Some(m) => Some(machine::name(machine::machine(Some(m))?)),
+        None => None,
+    };
+    Ok(vireo_domain::domain_capabilities(&backend_facts(), name).to_xml())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn domain_capabilities_list_the_scsi_bus_and_cdrom_drives() {
-        let xml = super::domain_capabilities();
+        let xml = super::domain_capabilities(None).unwrap();
         let bus = xml.find("<enum name='bus'>").expect("a bus enum");
         let end = bus + xml[bus..].find("</enum>").expect("its end");
         assert!(xml[bus..end].contains("<value>scsi</value>"), "{xml}");
@@ -67,7 +79,11 @@ mod tests {
         let vireo = xml.find(">vireo</machine>").expect("the vireo machine");
         let pc = xml.find(">pc</machine>").expect("the pc machine");
         assert!(vireo < pc, "{xml}");
-        let dc = super::domain_capabilities();
+        let dc = super::domain_capabilities(None).unwrap();
         assert!(dc.contains("<machine>vireo</machine>"), "{dc}");
+        let pc = super::domain_capabilities(Some("pc-i440fx-7.2")).unwrap();
+        assert!(pc.contains("<machine>pc</machine>"), "{pc}");
+        let e = super::domain_capabilities(Some("q35")).unwrap_err();
+        assert_eq!(e.path, "os/type@machine='q35'");
     }
 }

@@ -82,6 +82,9 @@ pub enum DriverError {
     /// Every target name of a bus (`vda`..`vdz`) is in use.
     #[error("no free disk target on the {bus} bus (a to z are in use)")]
     NoFreeTarget { bus: &'static str },
+    /// A UEFI machine's variable store could not be made from its template at start.
+    #[error(transparent)]
+    Nvram(#[from] crate::nvram::NvramError),
 }
 
 impl DriverError {
@@ -435,7 +438,7 @@ impl Connection {
     /// this computer's when the machine asks for more memory than it has).
     pub(crate) fn start_check(&self, d: &Definition) -> Result<Vec<String>> {
         let tmp = RunDir::new(self.paths.machine_runtime(&d.name));
-        let tr = translate::translate(&d.dom, &tmp, &mut || Some(5900))
+        let tr = translate::translate(&d.dom, &tmp, &self.paths.nvram_dir(), &mut || Some(5900))
             .map_err(|e| DriverError::unsupported(&d.dom, e))?;
         crate::host::check_memory(tr.config.memory_mib, crate::host::total_memory_mib())?;
         Ok(tr.notes)
@@ -505,18 +508,28 @@ impl Connection {
         }
         let _ = std::fs::remove_dir_all(&run.dir);
         ensure_private_dir(&run.dir).map_err(io(&run.dir))?;
-        let mut tr = match translate::translate(&d.dom, &run, &mut translate::free_vnc_port) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&run.dir);
-                return Err(DriverError::unsupported(&d.dom, e));
-            }
-        };
+        let nvram_dir = self.paths.nvram_dir();
+        let mut tr =
+            match translate::translate(&d.dom, &run, &nvram_dir, &mut translate::free_vnc_port) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&run.dir);
+                    return Err(DriverError::unsupported(&d.dom, e));
+                }
+            };
         if let Err(e) =
             crate::host::check_memory(tr.config.memory_mib, crate::host::total_memory_mib())
         {
             let _ = std::fs::remove_dir_all(&run.dir);
             return Err(e.into());
+        }
+        // The first start of a UEFI machine makes its variable store, as late as possible so
+        // that a start refused above leaves no file behind.
+        if let Some(copy) = &tr.nvram_from_template {
+            if let Err(e) = crate::nvram::make_store(copy) {
+                let _ = std::fs::remove_dir_all(&run.dir);
+                return Err(e.into());
+            }
         }
         let write = |p: PathBuf, data: &[u8]| {
             crate::store::write_atomic(&p, data).map_err(|e| DriverError::Io {

@@ -29,6 +29,7 @@
 //! | where an error points ([`usecase::Place`], one path format) and which part of a machine that is ([`usecase::Part`]) | [`usecase::place`] |
 //! | names, UUIDs, parsing and validating a definition | [`definition`] (with `vireo-domain`) |
 //! | what the backend can run (the start check) | [`translate`] |
+//! | UEFI variable stores: made on a first start, Vireo's own removed on undefine | [`nvram`] (with [`translate::uefi`], [`usecase::undefine`](mod@usecase::undefine)) |
 //! | the quick machine's kernel and initramfs | [`quick`] |
 //!
 //! # For the GUI
@@ -94,6 +95,7 @@ pub mod host;
 pub mod initramfs;
 pub mod live;
 pub mod modules;
+pub mod nvram;
 pub mod paths;
 pub mod process;
 pub mod quick;

@@ -3,6 +3,8 @@
 //!
 //! - `$XDG_CONFIG_HOME/vireo/machines/NAME.xml`: persistent definitions
 //! - `$XDG_CONFIG_HOME/vireo/autostart/NAME.xml`: symlinks marking autostart (as libvirt does)
+//! - `$XDG_CONFIG_HOME/vireo/nvram/NAME_VARS.fd`: the UEFI variable store of a machine whose
+//!   document names none (libvirt's `/var/lib/libvirt/qemu/nvram`, its naming too)
 //! - `$XDG_RUNTIME_DIR/vireo/NAME/`: one directory per running (or just stopped) machine
 //! - `$XDG_RUNTIME_DIR/vireo/events.log`: the append-only event log clients follow
 //! - `$XDG_DATA_HOME/vireo/images/`: disk images and generated initramfs images
@@ -83,6 +85,11 @@ impl Paths {
         self.config.join("autostart")
     }
 
+    /// Where Vireo keeps the UEFI variable stores it makes (see [`nvram_store`]).
+    pub fn nvram_dir(&self) -> PathBuf {
+        self.config.join("nvram")
+    }
+
     pub fn images(&self) -> PathBuf {
         self.data.join("images")
     }
@@ -94,6 +101,12 @@ impl Paths {
     pub fn events_log(&self) -> PathBuf {
         self.runtime.join("events.log")
     }
+}
+
+/// The variable store Vireo makes for machine `name` in `nvram_dir` when its document names
+/// none: `NAME_VARS.fd`, libvirt's name for it.
+pub fn nvram_store(nvram_dir: &Path, name: &str) -> PathBuf {
+    nvram_dir.join(format!("{name}_VARS.fd"))
 }
 
 /// Creates the runtime directory (0700) and checks that it and its parent are real directories

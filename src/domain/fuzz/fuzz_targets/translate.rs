@@ -17,7 +17,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let run = RunDir::new("/nonexistent/vireo-fuzz/run");
-    if let Ok(t) = translate(&def.dom, &run, &mut || Some(5900)) {
+    let nvram = std::path::Path::new("/nonexistent/vireo-fuzz/nvram");
+    if let Ok(mut t) = translate(&def.dom, &run, nvram, &mut || Some(5900)) {
+        // A UEFI store still to make is a copy of its template at start: the template stands
+        // in for it here.
+        if let (Some(copy), Some(fw)) = (&t.nvram_from_template, t.config.firmware.as_mut()) {
+            fw.nvram = Some(copy.template.clone());
+        }
         if let Err(e) = t.config.validate() {
             panic!("translate made a config the VMM refuses: {e}\n{text}");
         }

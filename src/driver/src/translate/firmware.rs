@@ -1,5 +1,6 @@
 //! Firmware boot: an `hvm` machine without `os/kernel` starts the PC BIOS (Debian's SeaBIOS
-//! by default), which finds the boot loader on the disks and CD-ROMs in libvirt's boot order.
+//! by default), or UEFI ([`super::uefi`]), which finds the boot loader on the disks and
+//! CD-ROMs in libvirt's boot order.
 //!
 //! The boot order follows libvirt's QEMU driver: `os/boot@dev` entries give the first disk of
 //! each kind (in document order, on any bus: `cdrom` is the first CD-ROM drive, `hd` the first
@@ -10,10 +11,11 @@
 //! order.
 
 use super::scsi::{self, Layout};
-use super::{check_file, refuse, TranslateError};
+use super::uefi::{self, Kind};
+use super::{check_file, refuse, NvramCopy, Sources, TranslateError};
 use std::path::{Path, PathBuf};
-use vireo_domain::{BootDev, Devices, DiskDevice, Domain, Element, Firmware, Os};
-use vireo_vmm_api::config::{BootDevice, FirmwareConfig, SmbiosConfig};
+use vireo_domain::{BootDev, Devices, DiskDevice, Domain, Element, Os};
+use vireo_vmm_api::config::{BootDevice, FirmwareConfig, Machine, SmbiosConfig};
 use vireo_vmm_api::limits;
 
 /// Where Debian's `seabios` package puts its images (and QEMU's own copy of them).
@@ -25,10 +27,6 @@ pub const DEFAULT_BIOS: &str = "bios-256k.bin";
 pub const VGA_ROM: &str = "vgabios-ramfb.bin";
 /// SeaBIOS's own wait when the menu is on and no timeout is given (its DEFAULT_BOOTMENU_WAIT).
 const SEABIOS_MENU_WAIT_MS: u32 = 2500;
-
-/// What works, said in every refusal of a firmware Vireo does not boot.
-const WHAT_WORKS: &str = "Vireo boots BIOS firmware: the default SeaBIOS, or an image in \
-                          os/loader with type='rom'";
 
 /// The directories searched for the default BIOS and the VGA ROM: `$VIREO_FIRMWARE_DIR` when
 /// set (tests, or a SeaBIOS built elsewhere), else Debian's.
@@ -48,66 +46,38 @@ pub fn default_loader(dirs: &[PathBuf]) -> Option<PathBuf> {
 
 /// The `<os>` part of a firmware boot, resolved before the devices are translated.
 pub(super) struct FirmwareOs {
+    /// The BIOS image, or UEFI's code.
     loader: PathBuf,
     menu_timeout_ms: Option<u32>,
     dirs: Vec<PathBuf>,
+    /// UEFI: the variable store, and the template to make it from when it is not there yet.
+    nvram: Option<(PathBuf, Option<PathBuf>)>,
 }
 
-/// Refuses the firmware Vireo does not boot yet (UEFI in every spelling), for both boot paths.
-pub(super) fn refuse_uefi(os: &Os<&Element>) -> Result<(), TranslateError> {
-    match os.firmware() {
-        None | Some(Firmware::Bios) => {}
-        Some(Firmware::Efi) => {
-            return refuse(
-                "os@firmware='efi'",
-                format!("UEFI firmware is not supported yet ({WHAT_WORKS})"),
-            )
-        }
-        Some(fw) => {
-            return refuse(
-                format!("os@firmware='{fw}'"),
-                format!("not supported ({WHAT_WORKS})"),
-            )
-        }
+impl FirmwareOs {
+    /// The store the start must make first, if any.
+    pub(super) fn nvram_copy(&self) -> Option<NvramCopy> {
+        let (store, template) = self.nvram.as_ref()?;
+        Some(NvramCopy {
+            template: template.clone()?,
+            store: store.clone(),
+        })
     }
-    if let Some(loader) = os.element().child("loader") {
-        match loader.attr("type").as_deref() {
-            None | Some("rom") => {}
-            Some("pflash") => {
-                return refuse(
-                    "os/loader@type='pflash'",
-                    format!("pflash firmware (UEFI) is not supported yet ({WHAT_WORKS})"),
-                )
-            }
-            Some(t) => {
-                return refuse(
-                    format!("os/loader@type='{t}'"),
-                    format!("not supported ({WHAT_WORKS})"),
-                )
-            }
-        }
-        if loader.attr("secure").as_deref() == Some("yes") {
-            return refuse(
-                "os/loader@secure='yes'",
-                format!("Secure Boot needs UEFI, which is not supported yet ({WHAT_WORKS})"),
-            );
-        }
-    }
-    if os.element().child("nvram").is_some() {
-        return refuse(
-            "os/nvram",
-            format!("UEFI variables are not supported yet ({WHAT_WORKS})"),
-        );
-    }
-    Ok(())
 }
 
-/// The `<os>` of a machine without a kernel: the loader, the boot menu.
-pub(super) fn os(os: &Os<&Element>, dirs: Vec<PathBuf>) -> Result<FirmwareOs, TranslateError> {
-    for (name, what) in [("initrd", "an initrd"), ("cmdline", "a command line")] {
-        if os.element().child(name).is_some() {
+/// The `<os>` of a machine without a kernel: the loader (and for UEFI the variable store),
+/// the boot menu. `name`: the machine's.
+pub(super) fn os(
+    os: &Os<&Element>,
+    kind: &Kind,
+    machine: Machine,
+    name: &str,
+    sources: &Sources,
+) -> Result<FirmwareOs, TranslateError> {
+    for (child, what) in [("initrd", "an initrd"), ("cmdline", "a command line")] {
+        if os.element().child(child).is_some() {
             return refuse(
-                format!("os/{name}"),
+                format!("os/{child}"),
                 format!(
                     "{what} needs a kernel in os/kernel; under firmware boot the boot loader \
                      on the disk chooses it"
@@ -115,19 +85,35 @@ pub(super) fn os(os: &Os<&Element>, dirs: Vec<PathBuf>) -> Result<FirmwareOs, Tr
             );
         }
     }
+    let is_uefi = matches!(kind, Kind::Uefi { .. });
     for el in os.element().elements() {
         match el.name() {
             "type" | "loader" | "boot" | "bootmenu" | "kernel" => {}
+            "nvram" | "firmware" if is_uefi => {}
             other => return super::not_supported(format!("os/{other}")),
         }
     }
-    let loader = match os.loader().filter(|l| !l.is_empty()) {
-        Some(l) => {
+    let dirs = sources.firmware_dirs.clone();
+    let mut nvram = None;
+    let loader = match (kind, os.loader().filter(|l| !l.is_empty())) {
+        (Kind::Uefi { at }, _) => {
+            let u = uefi::os(
+                os,
+                at,
+                machine,
+                name,
+                &sources.ovmf_dirs,
+                &sources.nvram_dir,
+            )?;
+            nvram = Some((u.store, u.template));
+            u.code
+        }
+        (Kind::Bios, Some(l)) => {
             let p = check_file("os/loader", &l)?;
             check_image("os/loader", &p)?;
             p
         }
-        None => {
+        (Kind::Bios, None) => {
             let Some(p) = default_loader(&dirs) else {
                 return refuse(
                     "os",
@@ -161,11 +147,12 @@ pub(super) fn os(os: &Os<&Element>, dirs: Vec<PathBuf>) -> Result<FirmwareOs, Tr
         loader,
         menu_timeout_ms,
         dirs,
+        nvram,
     })
 }
 
 /// "a, b or c" for a refusal.
-fn list(dirs: &[PathBuf]) -> String {
+pub(super) fn list(dirs: &[PathBuf]) -> String {
     let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     match names.split_last() {
         None => String::new(),
@@ -203,7 +190,8 @@ pub(super) fn config(
     layout: &Layout,
     display: bool,
 ) -> Result<FirmwareConfig, TranslateError> {
-    let vga_rom = if display {
+    // OVMF drives ramfb itself; only SeaBIOS needs a VGA ROM for it.
+    let vga_rom = if display && fw.nvram.is_none() {
         Some(vga_rom(&fw.loader, &fw.dirs)?)
     } else {
         None
@@ -228,7 +216,7 @@ pub(super) fn config(
                 .map(|u| u.to_string()),
             ..SmbiosConfig::default()
         },
-        nvram: None,
+        nvram: fw.nvram.map(|(store, _)| store),
     })
 }
 
@@ -254,11 +242,15 @@ fn vga_rom(loader: &Path, dirs: &[PathBuf]) -> Result<PathBuf, TranslateError> {
 }
 
 /// The boot order of a document that boots its firmware, checked without touching a file
-/// (for a plan, before the images exist): each listed device is there and can boot.
+/// (for a plan, before the images exist): each listed device is there and can boot; and the
+/// firmware's own rules that need no file (UEFI on the pc machine, no Secure Boot).
 pub(crate) fn check_boot_order(dom: &Domain) -> Result<(), TranslateError> {
     match dom.os() {
         Some(os) if os.kernel().is_none_or(|k| k.trim().is_empty()) => {
-            refuse_uefi(&os)?;
+            if let Kind::Uefi { at } = uefi::kind(&os)? {
+                let machine = super::machine::machine(os.machine().as_deref())?;
+                uefi::check_document(&os, &at, machine)?;
+            }
             let devices = dom.devices();
             let layout = match &devices {
                 Some(d) => scsi::layout(d, &dom.name().unwrap_or_default())?,

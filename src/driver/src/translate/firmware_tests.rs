@@ -4,11 +4,8 @@ use super::tests::Fixture;
 use super::*;
 use vireo_vmm_api::config::{BootDevice, FirmwareConfig, Machine};
 
-const WORKS: &str = "Vireo boots BIOS firmware: the default SeaBIOS, or an image in os/loader \
-                     with type='rom'";
-
 /// A machine without a kernel: `os` inside `<os>` after the type, `devices` as given.
-fn doc(os: &str, devices: &str) -> String {
+pub(super) fn doc(os: &str, devices: &str) -> String {
     format!(
         "<domain type='kvm'><name>t</name><uuid>6695EB01-F6A4-4304-AAA9-F2B1B2A1C2D3</uuid>\
          <memory unit='MiB'>256</memory><vcpu>1</vcpu>\
@@ -207,9 +204,18 @@ fn missing_firmware_names_the_seabios_package() {
     std::fs::create_dir_all(&empty).unwrap();
     let d = vireo_domain::Domain::parse(&doc("", "")).unwrap();
     let run = RunDir::new(f.dir.join("run"));
-    let err = translate_in(&d, &run, &mut || None, vec![empty.clone(), f.dir.join("x")])
-        .unwrap_err()
-        .to_string();
+    let sources = |dirs: Vec<PathBuf>| Sources {
+        firmware_dirs: dirs,
+        ..f.sources()
+    };
+    let err = translate_in(
+        &d,
+        &run,
+        &mut || None,
+        &sources(vec![empty.clone(), f.dir.join("x")]),
+    )
+    .unwrap_err()
+    .to_string();
     assert_eq!(
         err,
         format!(
@@ -226,7 +232,7 @@ fn missing_firmware_names_the_seabios_package() {
         "<graphics type='vnc'><listen type='none'/></graphics>",
     ))
     .unwrap();
-    let err = translate_in(&d, &run, &mut || None, vec![empty.clone()])
+    let err = translate_in(&d, &run, &mut || None, &sources(vec![empty.clone()]))
         .unwrap_err()
         .to_string();
     assert_eq!(
@@ -244,22 +250,20 @@ fn refusals_say_what_works() {
     let f = Fixture::new();
     let cases: Vec<(String, String)> = vec![
         (
-            doc("", "").replace("<os>", "<os firmware='efi'>"),
-            format!("os@firmware='efi': UEFI firmware is not supported yet ({WORKS})"),
-        ),
-        (
-            doc("<loader type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>", ""),
-            format!("os/loader@type='pflash': pflash firmware (UEFI) is not supported yet ({WORKS})"),
-        ),
-        (
             doc("<loader secure='yes'>/x.fd</loader>", ""),
-            format!(
-                "os/loader@secure='yes': Secure Boot needs UEFI, which is not supported yet ({WORKS})"
-            ),
+            "os/loader@secure='yes': Secure Boot needs SMM (System Management Mode), which the \
+             Vireo backend does not have (use secure='no' or leave it out)"
+                .into(),
         ),
         (
             doc("<nvram>/var/lib/x_VARS.fd</nvram>", ""),
-            format!("os/nvram: UEFI variables are not supported yet ({WORKS})"),
+            "os/nvram: a variable store belongs to UEFI firmware (os firmware='efi', or a loader \
+             with type='pflash')"
+                .into(),
+        ),
+        (
+            doc("", "").replace("<os>", "<os firmware='uefi'>"),
+            "os@firmware='uefi': not supported (use bios, or efi for UEFI)".into(),
         ),
         (
             doc("<boot dev='fd'/>", ""),
@@ -300,7 +304,8 @@ fn refusals_say_what_works() {
     // Direct kernel boot keeps refusing what belongs to firmware.
     assert_eq!(
         f.refused(&f.xml("kvm", "<nvram>/v.fd</nvram>", "", "")),
-        format!("os/nvram: UEFI variables are not supported yet ({WORKS})")
+        "os/nvram: a variable store belongs to UEFI firmware (os firmware='efi', or a loader \
+         with type='pflash')"
     );
 }
 

@@ -18,7 +18,7 @@ pub(crate) const fn name(m: Machine) -> &'static str {
 
 /// The machine `os/type@machine` asks for (`value`; None when absent). libvirt's versioned
 /// i440FX names (`pc-i440fx-7.2`) are the same platform to Vireo: it has one version of it.
-pub(super) fn machine(value: Option<&str>) -> Result<Machine, TranslateError> {
+pub(crate) fn machine(value: Option<&str>) -> Result<Machine, TranslateError> {
     let Some(v) = value else {
         return Ok(Machine::Microvm);
     };

@@ -18,6 +18,7 @@ mod net;
 mod os;
 pub(crate) mod pci;
 mod scsi;
+pub mod uefi;
 
 use crate::rundir::RunDir;
 pub(crate) use scsi::VIRTIO_SCSI;
@@ -68,6 +69,28 @@ pub struct Translated {
     /// The TCP port of the VNC server, if any.
     pub vnc_port: Option<u16>,
     pub notes: Vec<String>,
+    /// A UEFI variable store that is not there yet: the start makes it before the helper runs
+    /// (translation writes nothing, it also serves checks and plans).
+    pub nvram_from_template: Option<NvramCopy>,
+}
+
+/// A UEFI variable store to make from its template (see [`crate::nvram`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvramCopy {
+    pub template: PathBuf,
+    pub store: PathBuf,
+}
+
+/// Where translation looks for the host's firmware, and where Vireo keeps the variable stores
+/// it makes.
+#[derive(Debug, Clone)]
+struct Sources {
+    /// SeaBIOS and its VGA ROM ([`firmware::search_dirs`]).
+    firmware_dirs: Vec<PathBuf>,
+    /// OVMF ([`uefi::search_dirs`]).
+    ovmf_dirs: Vec<PathBuf>,
+    /// [`crate::Paths::nvram_dir`].
+    nvram_dir: PathBuf,
 }
 
 fn check_file(path: &str, file: &str) -> Result<PathBuf, TranslateError> {
@@ -125,30 +148,38 @@ fn attr_or_empty(e: &Element, name: &str) -> String {
     e.attr(name).map(|v| v.into_owned()).unwrap_or_default()
 }
 
-/// Translates a domain for a start in `run`. `pick_vnc_port` is asked for a free port when the
-/// document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views
+/// Translates a domain for a start in `run`; a UEFI machine without a store of its own naming
+/// has it in `nvram_dir` ([`crate::Paths::nvram_dir`]). `pick_vnc_port` is asked for a free
+/// port when the document says `autoport='yes'`. The document is read through `vireo-domain`'s typed views
 /// and must have passed `Domain::validate` (the driver translates only a `Definition`, which
 /// did): what validation already refuses (a missing required attribute, a value out of libvirt's
 /// range) is not checked again here, only what the backend cannot do.
 pub fn translate(
     dom: &Domain,
     run: &RunDir,
+    nvram_dir: &Path,
     pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
 ) -> Result<Translated, TranslateError> {
-    translate_in(dom, run, pick_vnc_port, firmware::search_dirs())
+    let sources = Sources {
+        firmware_dirs: firmware::search_dirs(),
+        ovmf_dirs: uefi::search_dirs(),
+        nvram_dir: nvram_dir.to_owned(),
+    };
+    translate_in(dom, run, pick_vnc_port, &sources)
 }
 
-/// [`translate`], looking for the default firmware in `firmware_dirs`.
+/// [`translate`], with the firmware and the stores in `sources`.
 fn translate_in(
     dom: &Domain,
     run: &RunDir,
     pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
-    firmware_dirs: Vec<PathBuf>,
+    sources: &Sources,
 ) -> Result<Translated, TranslateError> {
     let mut notes = Vec::new();
     let name = domain_level(dom)?;
-    let boot = os::boot(dom, firmware_dirs)?;
+    // Before the boot: UEFI needs the pc machine.
     let machine = machine::machine(dom.os().and_then(|o| o.machine()).as_deref())?;
+    let boot = os::boot(dom, machine, &name, sources)?;
     let memory_mib = memory::memory_mib(dom, &mut notes)?;
     let vcpus = cpu::vcpus(dom)?;
 
@@ -198,6 +229,7 @@ fn translate_in(
         devices::virtio_count(&cfg)?;
         pci::place(devices, &layout, &mut cfg)?;
     }
+    let nvram_from_template = firmware_os.as_ref().and_then(|fw| fw.nvram_copy());
     if let Some(fw) = firmware_os {
         cfg.firmware = Some(firmware::config(
             dom,
@@ -211,6 +243,7 @@ fn translate_in(
         config: cfg,
         vnc_port,
         notes,
+        nvram_from_template,
     })
 }
 
@@ -255,5 +288,7 @@ mod firmware_tests;
 mod scsi_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod uefi_tests;
 #[cfg(test)]
 mod validation_tests;

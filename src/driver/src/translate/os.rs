@@ -2,9 +2,11 @@
 //! directly (the fast path); without one the machine boots its firmware ([`super::firmware`]).
 
 use super::firmware::{self, FirmwareOs};
-use super::{check_file, not_supported, refuse, TranslateError};
+use super::uefi::{self, Kind};
+use super::{check_file, not_supported, refuse, Sources, TranslateError};
 use std::path::PathBuf;
 use vireo_domain::{Domain, OsType};
+use vireo_vmm_api::config::Machine;
 use vireo_vmm_api::limits;
 
 /// What `<os>` gives the VMM config.
@@ -17,8 +19,14 @@ pub(super) enum Boot {
     Firmware(FirmwareOs),
 }
 
-/// `firmware_dirs`: where the default BIOS is looked for ([`firmware::search_dirs`]).
-pub(super) fn boot(dom: &Domain, firmware_dirs: Vec<PathBuf>) -> Result<Boot, TranslateError> {
+/// `machine`: the platform (UEFI needs pc); `name`: the machine's; `sources`: where the
+/// firmware is looked for and the variable stores kept.
+pub(super) fn boot(
+    dom: &Domain,
+    machine: Machine,
+    name: &str,
+    sources: &Sources,
+) -> Result<Boot, TranslateError> {
     let Some(os) = dom.os() else {
         return refuse("os", "missing element os");
     };
@@ -35,11 +43,22 @@ pub(super) fn boot(dom: &Domain, firmware_dirs: Vec<PathBuf>) -> Result<Boot, Tr
             );
         }
     }
-    firmware::refuse_uefi(&os)?;
+    let kind = uefi::kind(&os)?;
     let kernel = match os.kernel().map(|k| k.trim().to_owned()) {
         Some(k) if !k.is_empty() => k,
-        _ => return Ok(Boot::Firmware(firmware::os(&os, firmware_dirs)?)),
+        _ => {
+            return Ok(Boot::Firmware(firmware::os(
+                &os, &kind, machine, name, sources,
+            )?))
+        }
     };
+    if let Kind::Uefi { at } = kind {
+        return refuse(
+            at,
+            "a kernel in os/kernel is booted directly, without firmware (leave out the UEFI \
+             firmware or os/kernel)",
+        );
+    }
     for el in os.element().elements() {
         match el.name() {
             "type" | "kernel" | "initrd" | "cmdline" | "boot" => {}

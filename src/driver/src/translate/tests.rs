@@ -42,13 +42,22 @@ impl Fixture {
             self.p("vmlinuz")
         )
     }
+    /// The firmware and stores of the fixture: never the host's (OVMF is in `ovmf/` once a
+    /// test puts it there).
+    pub(super) fn sources(&self) -> Sources {
+        Sources {
+            firmware_dirs: vec![self.dir.join("fw")],
+            ovmf_dirs: vec![self.dir.join("ovmf")],
+            nvram_dir: self.dir.join("nvram"),
+        }
+    }
     pub(super) fn run(&self, xml: &str) -> Result<Translated, TranslateError> {
         let d = Domain::parse(xml).unwrap();
         translate_in(
             &d,
             &RunDir::new(self.dir.join("run")),
             &mut || Some(5907),
-            vec![self.dir.join("fw")],
+            &self.sources(),
         )
     }
     pub(super) fn refused(&self, xml: &str) -> String {
@@ -229,7 +238,7 @@ fn refusals_name_the_element() {
         (f.xml("kvm", "<initrd>/x/initrd.img</initrd>", "", ""), "os/initrd: /x/initrd.img: No such file or directory".into()),
         (f.xml("kvm", "<initrd>relative.img</initrd>", "", ""), "os/initrd: relative.img: must be an absolute path".into()),
         (format!("<domain type='kvm'><name>t</name><memory>1024</memory><os firmware='efi'><type>hvm</type><kernel>{k}</kernel></os></domain>"),
-            "os@firmware='efi': UEFI firmware is not supported yet (Vireo boots BIOS firmware: the default SeaBIOS, or an image in os/loader with type='rom')".into()),
+            "os@firmware='efi': a kernel in os/kernel is booted directly, without firmware (leave out the UEFI firmware or os/kernel)".into()),
         (f.xml("kvm", "<loader>/usr/share/OVMF/OVMF_CODE.fd</loader>", "", ""),
             "os/loader: a kernel in os/kernel is booted directly, without firmware (leave out os/loader or os/kernel)".into()),
         (f.xml("kvm", "<bootmenu enable='yes'/>", "", ""), "os/bootmenu: not supported by the Vireo backend".into()),

@@ -15,6 +15,9 @@ pub struct NewMachine {
     pub uuid: Option<Uuid>,
     pub memory_mib: u64,
     pub vcpus: u32,
+    /// The machine type (`os/type@machine`, virt-install's `--machine`). `None`: the default
+    /// machine, unless the source needs `pc` (UEFI); see [`super::shape`].
+    pub machine: Option<String>,
     pub source: Source,
     /// Further disks, after the source's own (a disk image source is the first disk).
     pub disks: Vec<DiskRequest>,
@@ -44,7 +47,7 @@ pub enum Source {
         format: DiskFormat,
         boot: KernelBoot,
     },
-    /// The machine's firmware (a PC BIOS) boots what is on its disks and CD-ROMs: an
+    /// The machine's firmware (a PC BIOS, or UEFI) boots what is on its disks and CD-ROMs: an
     /// installer or live ISO, or a disk image with its own boot loader.
     Firmware(FirmwareBoot),
     /// A whole domain document; the rest of the description is not used except `autostart`,
@@ -52,7 +55,8 @@ pub enum Source {
     Xml(String),
 }
 
-/// A firmware boot, as virt-install's `--cdrom`, `--import` and `--boot hd,cdrom,menu=on` say it.
+/// A firmware boot, as virt-install's `--cdrom`, `--import` and `--boot hd,cdrom,menu=on,uefi`
+/// say it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirmwareBoot {
     /// An installer or live ISO in a CD-ROM drive after the machine's disks, booted first
@@ -65,8 +69,11 @@ pub struct FirmwareBoot {
     pub menu: Option<bool>,
     /// How long the menu waits for a key, in milliseconds.
     pub menu_timeout_ms: Option<u32>,
-    /// A BIOS image instead of the default SeaBIOS (`os/loader`).
+    /// A BIOS image instead of the default SeaBIOS (`os/loader`); with `uefi`, UEFI code
+    /// instead of the OVMF Vireo picks.
     pub loader: Option<PathBuf>,
+    /// UEFI firmware (OVMF) instead of the BIOS.
+    pub uefi: bool,
 }
 
 /// The quick machine's inputs; `None` finds them on this computer (see [`crate::quick`]).

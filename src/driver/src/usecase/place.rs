@@ -166,6 +166,7 @@ impl DriverError {
                 vec![Place::new("domain/uuid", None)]
             }
             DriverError::NotEnoughMemory(_) => vec![Place::new("domain/memory", None)],
+            DriverError::Nvram(_) => vec![Place::new("domain/os/nvram", None)],
             DriverError::Unsupported { place, .. }
             | DriverError::ImageExists { place, .. }
             | DriverError::ImageCreate { place, .. } => vec![place.clone()],

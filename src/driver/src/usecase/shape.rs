@@ -5,11 +5,14 @@
 //! - KVM, x86_64, ACPI and APIC (the power button and SMP need them), UTC clock, and libvirt's
 //!   lifecycle defaults (destroy on power-off, restart on reboot, destroy on crash);
 //! - 512 MiB and one vCPU unless told otherwise (front ends may offer their own preference);
+//! - the default machine type (no `machine` attribute) unless told, or unless the machine
+//!   boots UEFI, which needs `pc` (OVMF finds its devices on PCI);
 //! - a direct kernel boot with libvirt's `<boot dev='hd'/>` beside it (libvirt adds it on
 //!   define, so the document comes back from `virsh dumpxml` unchanged); or a firmware boot
 //!   (Debian's SeaBIOS, which the document does not name, as virt-install leaves the BIOS to
-//!   the hypervisor) with an `os/boot` list: an ISO given as the install medium first, then
-//!   the first hard disk, then a CD-ROM ([`firmware_order`]);
+//!   the hypervisor; or UEFI as `<os firmware='efi'>`, libvirt's firmware autoselection) with
+//!   an `os/boot` list: an ISO given as the install medium first, then the first hard disk,
+//!   then a CD-ROM ([`firmware_order`]);
 //! - disks on virtio (`vda`, ...), CD-ROMs read-only on SATA (`sda`, ...) with the SATA
 //!   controller and drive address libvirt would add;
 //! - one user-mode network card (virtio) unless the user says none, as virt-install and
@@ -30,8 +33,8 @@ use crate::translate::VIRTIO_SCSI;
 use std::path::Path;
 use vireo_domain::{
     BootDev, ChardevSpec, ClockOffset, Controller, DiskDevice, DiskSpec, Domain, DomainBuilder,
-    Element, Error, ErrorKind, Errors, GraphicsSpec, GraphicsType, Input, InputBus, InputType,
-    InterfaceSpec, InterfaceType, LifecycleAction, VideoModel,
+    Element, Error, ErrorKind, Errors, Firmware, GraphicsSpec, GraphicsType, Input, InputBus,
+    InputType, InterfaceSpec, InterfaceType, LifecycleAction, VideoModel,
 };
 
 /// Memory of a new machine when the user does not say.
@@ -50,6 +53,7 @@ impl NewMachine {
             uuid: None,
             memory_mib: DEFAULT_MEMORY_MIB,
             vcpus: DEFAULT_VCPUS,
+            machine: None,
             source,
             disks: Vec::new(),
             networks: vec![Nic::default()],
@@ -130,6 +134,16 @@ pub(crate) fn document(
             m.lifecycle.on_crash.clone(),
         )
         .rng(true);
+    let uefi = matches!(start, Start::Firmware(fw) if fw.uefi);
+    let machine = m
+        .machine
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .or(uefi.then_some(UEFI_MACHINE));
+    if let Some(t) = machine {
+        b = b.machine(t);
+    }
     match start {
         Start::Kernel(boot) => {
             b = b.kernel(&text(&boot.kernel)).boot(BootDev::Hd);
@@ -170,13 +184,21 @@ pub(crate) fn document(
     let mut dom = b.build()?;
     if let Start::Firmware(fw) = start {
         let mut os = dom.os_mut();
-        if let Some(l) = &fw.loader {
-            os.set_loader(Some(&text(l)), None, None);
+        match (&fw.loader, fw.uefi) {
+            (Some(l), false) => os.set_loader(Some(&text(l)), None, None),
+            // The code named is the firmware: libvirt's manual UEFI setup, which every libvirt
+            // takes (firmware='efi' beside a loader path is newer).
+            (Some(l), true) => os.set_loader(Some(&text(l)), Some(true), Some("pflash")),
+            (None, true) => os.set_firmware(Some(&Firmware::Efi)),
+            (None, false) => {}
         }
         os.set_bootmenu(fw.menu, fw.menu.and(fw.menu_timeout_ms));
     }
     Ok(dom)
 }
+
+/// The machine type a UEFI machine gets when the user does not say: OVMF needs PCI.
+const UEFI_MACHINE: &str = "pc";
 
 /// Adds a file-backed disk the way every new disk is added (by `create` and by a front end
 /// attaching one to an existing machine): the first free target of its bus, the format as

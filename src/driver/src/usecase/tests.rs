@@ -188,7 +188,7 @@ fn firmware_machine(fw: FirmwareBoot, disks: Vec<DiskRequest>) -> NewMachine {
 
 /// The `<os>` element of a plan's document, on one line.
 fn os_of(xml: &str) -> String {
-    let from = xml.find("<os>").expect("os");
+    let from = xml.find("<os>").or_else(|| xml.find("<os ")).expect("os");
     let to = xml.find("</os>").expect("/os") + 5;
     xml[from..to]
         .split_whitespace()
@@ -280,6 +280,69 @@ fn an_imported_disk_boots_first_and_the_order_and_menu_are_as_given() {
             .contains("nothing to boot: the firmware needs a disk or a CD-ROM"),
         "{e}"
     );
+}
+
+#[test]
+fn a_uefi_machine_is_firmware_efi_on_the_pc_machine() {
+    let h = Home::new("uefi");
+    let iso = h.file("debian.iso");
+    let fw = FirmwareBoot {
+        cdrom: Some(iso),
+        uefi: true,
+        ..FirmwareBoot::default()
+    };
+    let p = plan(&h.conn, &firmware_machine(fw.clone(), vec![new_disk(1)])).unwrap();
+    assert_eq!(
+        os_of(&p.xml),
+        "<os firmware='efi'> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> \
+         <boot dev='hd'/> </os>"
+    );
+    // A code image of the user's: libvirt's manual UEFI setup.
+    let own = FirmwareBoot {
+        loader: Some("/opt/fw/OVMF_CODE_4M.fd".into()),
+        ..fw.clone()
+    };
+    assert_eq!(
+        os_of(&plan(&h.conn, &firmware_machine(own, vec![])).unwrap().xml),
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <loader readonly='yes' \
+         type='pflash'>/opt/fw/OVMF_CODE_4M.fd</loader> <boot dev='cdrom'/> </os>"
+    );
+    // A machine type the user names is kept; one without PCI is refused for UEFI.
+    let mut m = firmware_machine(fw.clone(), vec![]);
+    m.machine = Some("pc-i440fx-7.2".into());
+    assert!(plan(&h.conn, &m)
+        .unwrap()
+        .xml
+        .contains("<type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>"));
+    m.machine = Some("vireo".into());
+    let e = plan(&h.conn, &m).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "os@firmware='efi': UEFI firmware needs the pc machine: OVMF finds its disks and \
+         screen on its PCI bus (use <type machine='pc'>)"
+    );
+    assert_eq!(e.places(), [Place::new("domain/os", Some("firmware"))]);
+}
+
+#[test]
+fn the_machine_type_is_the_users_or_the_default() {
+    let h = Home::new("machine");
+    let kernel = h.file("vmlinuz");
+    let mut m = kernel_machine("k", &kernel);
+    assert!(plan(&h.conn, &m)
+        .unwrap()
+        .xml
+        .contains("<type arch='x86_64'>hvm</type>"));
+    m.machine = Some("pc".into());
+    assert!(plan(&h.conn, &m)
+        .unwrap()
+        .xml
+        .contains("<type arch='x86_64' machine='pc'>hvm</type>"));
+    let bios = firmware_machine(FirmwareBoot::default(), vec![new_disk(1)]);
+    assert!(plan(&h.conn, &bios)
+        .unwrap()
+        .xml
+        .contains("<type arch='x86_64'>hvm</type>"));
 }
 
 #[test]

@@ -10,6 +10,12 @@
 //!   machine, wherever it is and whoever else uses it (read-only images and CD-ROMs too), plus
 //!   the Vireo-made boot files. As in virsh, storage goes only with a machine that is not running.
 //!
+//! Whatever the removal, a UEFI machine's variable store that Vireo made for it (its
+//! `NAME_VARS.fd` in [`Paths::nvram_dir`](crate::Paths::nvram_dir)) goes with the definition,
+//! as with libvirt's `--nvram`: nothing else would ever use it. A store the document names
+//! elsewhere is the user's and stays; so does the store of a machine that runs on (as a
+//! transient one), whose helper reopens it when the guest reboots.
+//!
 //! As virsh does, the definition goes first and the files after it; a file that cannot be
 //! removed is reported ([`UndefineError::StorageLeft`]) with the machine already gone.
 
@@ -54,6 +60,8 @@ pub struct Undefined {
     pub name: String,
     pub removed: Vec<PathBuf>,
     pub kept: Vec<KeptImage>,
+    /// The machine's own UEFI variable store, removed.
+    pub nvram_removed: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,26 +233,35 @@ pub fn undefine(
                 name: name.to_owned(),
                 removed: Vec::new(),
                 kept: Vec::new(),
+                nvram_removed: None,
             });
         }
         Err(e) => return Err(DriverError::from(e).into()),
     };
-    if removal != StorageRemoval::Keep {
-        let (state, _) = conn.state(&d.name)?;
-        if state.is_active() {
-            return Err(UndefineError::Active {
-                name: d.name.clone(),
-                state,
-            });
-        }
+    let (state, _) = conn.state(&d.name)?;
+    if removal != StorageRemoval::Keep && state.is_active() {
+        return Err(UndefineError::Active {
+            name: d.name.clone(),
+            state,
+        });
     }
     let (remove, kept) = storage_plan(conn, &d, removal)?;
+    let nvram =
+        crate::nvram::own_store(&d.dom, &conn.paths().nvram_dir()).filter(|_| !state.is_active());
     conn.undefine(&d.name)?;
     let mut removed = Vec::new();
     let mut left = Vec::new();
     for p in remove {
         match std::fs::remove_file(&p) {
             Ok(()) => removed.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => left.push((p, e)),
+        }
+    }
+    let mut nvram_removed = None;
+    if let Some(p) = nvram {
+        match std::fs::remove_file(&p) {
+            Ok(()) => nvram_removed = Some(p),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => left.push((p, e)),
         }
@@ -256,6 +273,7 @@ pub fn undefine(
         name: d.name,
         removed,
         kept,
+        nvram_removed,
     })
 }
 
@@ -396,6 +414,48 @@ mod tests {
         }
         assert!(c.paths().data.join("escape.raw").exists());
         assert!(matches!(c.info("a"), Err(DriverError::NotFound(_))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_uefi_machine_takes_its_own_variable_store_along_and_no_other() {
+        let (c, dir) = conn("nvram");
+        let nvram = c.paths().nvram_dir();
+        std::fs::create_dir_all(&nvram).unwrap();
+        let own = crate::paths::nvram_store(&nvram, "u");
+        let users = dir.join("u_VARS.fd");
+        let others = crate::paths::nvram_store(&nvram, "v");
+        for f in [&own, &users, &others] {
+            std::fs::write(f, b"vars").unwrap();
+        }
+        let uefi = |name: &str, nvram: &str| {
+            format!(
+                "<domain type='kvm'><name>{name}</name><memory>65536</memory>\
+                 <os firmware='efi'><type machine='pc'>hvm</type>{nvram}</os></domain>"
+            )
+        };
+        c.define_xml(&uefi("u", "")).unwrap();
+        let done = undefine(&c, "u", StorageRemoval::Keep).unwrap();
+        assert_eq!(done.nvram_removed, Some(own.clone()));
+        assert!(done.removed.is_empty());
+        assert!(!own.exists());
+        // A store the document names elsewhere is the user's.
+        let named = format!("<nvram>{}</nvram>", users.display());
+        c.define_xml(&uefi("u", &named)).unwrap();
+        std::fs::write(&own, b"vars").unwrap();
+        let done = undefine(&c, "u", StorageRemoval::VireoMade).unwrap();
+        assert_eq!(done.nvram_removed, None);
+        assert!(users.exists() && own.exists() && others.exists());
+        // Without UEFI there is no store to remove.
+        c.define_xml(&machine("u", &dir.join("k"), &dir.join("i"), &[]))
+            .unwrap();
+        assert_eq!(
+            undefine(&c, "u", StorageRemoval::Keep)
+                .unwrap()
+                .nvram_removed,
+            None
+        );
+        assert!(own.exists() && others.exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -228,7 +228,8 @@ fn fake_running(h: &Home, reply: &'static str) -> (FileLock, std::thread::JoinHa
     let lock = FileLock::exclusive(&run.supervisor_lock()).unwrap();
     let d = h.conn.store().lookup("m").unwrap();
     std::fs::write(run.xml(), d.to_xml()).unwrap();
-    let tr = crate::translate::translate(&d.dom, &run, &mut || None).unwrap();
+    let tr = crate::translate::translate(&d.dom, &run, &h.conn.paths().nvram_dir(), &mut || None)
+        .unwrap();
     std::fs::write(run.config(), serde_json::to_vec(&tr.config).unwrap()).unwrap();
     run.update_state(|r| *r = StateRecord::new(DomainState::Running, Reason::Booted))
         .unwrap();
