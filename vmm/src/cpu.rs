@@ -2,6 +2,7 @@
 //! point, FPU and local APIC LINT pins.
 
 use crate::boot::{Entry, GDT};
+use crate::config::CpuFeature;
 use crate::layout;
 use kvm_bindings::{
     kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
@@ -27,6 +28,20 @@ fn kvm(id: u8, what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> CpuError
 /// KVM's supported CPUID, fetched once per VM.
 pub fn supported_cpuid(kvm_: &Kvm) -> Result<CpuId, kvm_ioctls::Error> {
     kvm_.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+}
+
+/// Takes `off` out of what the guest's CPUID offers.
+pub fn disable_features(cpuid: &mut CpuId, off: &[CpuFeature]) {
+    for f in off {
+        let (function, ecx_bit) = match f {
+            CpuFeature::X2apic => (1, 21),
+        };
+        for e in cpuid.as_mut_slice() {
+            if e.function == function {
+                e.ecx &= !(1 << ecx_bit);
+            }
+        }
+    }
 }
 
 fn is_amd(cpuid: &CpuId) -> bool {
@@ -304,6 +319,18 @@ fn setup_boot_regs(vcpu: &VcpuFd, id: u8, entry: Entry) -> Result<(), CpuError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_disabled_feature_leaves_cpuid() {
+        let kvm = match kvm_ioctls::Kvm::new() {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let mut c = supported_cpuid(&kvm).unwrap();
+        disable_features(&mut c, &[CpuFeature::X2apic]);
+        let l1 = c.as_slice().iter().find(|e| e.function == 1).unwrap();
+        assert_eq!(l1.ecx & (1 << 21), 0);
+    }
 
     #[test]
     fn segment_decoding() {

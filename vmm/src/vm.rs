@@ -304,7 +304,8 @@ impl Vm {
                     .map_err(kvm_err("KVM_CREATE_VCPU"))?,
             );
         }
-        let cpuid = cpu::supported_cpuid(&kvm).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        let mut cpuid = cpu::supported_cpuid(&kvm).map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+        cpu::disable_features(&mut cpuid, &config.cpu_features_off);
         let run = Arc::new(RunControl::new(usize::from(config.vcpus)));
         let acpi = AcpiConfig {
             vcpus: config.vcpus,

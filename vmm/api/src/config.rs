@@ -89,6 +89,10 @@ pub struct VmConfig {
     /// Accept writes to the boot-time marker (port 0x03f0 / MMIO 0xdf00_0000).
     #[serde(default = "default_true")]
     pub boot_marker: bool,
+    /// CPU features the guest must not see, though the host has them (libvirt's
+    /// `<cpu><feature policy='disable'>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_features_off: Vec<CpuFeature>,
     /// Where the `pc` machine's virtio devices sit on PCI bus 0; devices not listed get the
     /// lowest free slots ([`crate::pci::slots`]). Empty on microvm.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,6 +100,14 @@ pub struct VmConfig {
     /// Install the per-thread seccomp filters. Turning this off is for debugging only.
     #[serde(default = "default_true")]
     pub seccomp: bool,
+}
+
+/// A CPU feature a config can take away from the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CpuFeature {
+    /// The x2APIC mode of the local APIC (CPUID.1:ECX bit 21).
+    X2apic,
 }
 
 /// The platform: which buses the devices sit on and what the firmware tables say.
@@ -505,6 +517,7 @@ impl VmConfig {
             rng: false,
             boot_marker: true,
             pci_slots: Vec::new(),
+            cpu_features_off: Vec::new(),
             seccomp: true,
         }
     }

@@ -3,6 +3,46 @@
 
 use super::{not_supported, refuse, view_error, TranslateError};
 use vireo_domain::{ClockOffset, CpuMode, Domain};
+use vireo_vmm_api::config::CpuFeature;
+
+/// The CPU features `<cpu><feature policy='disable|forbid' name='...'/>` takes away. The
+/// backend can take away x2apic (some guests and nested hypervisors misbehave with it); every
+/// other feature, and every other policy, is refused rather than silently ignored.
+pub(super) fn features_off(dom: &Domain) -> Result<Vec<CpuFeature>, TranslateError> {
+    let Some(cpu) = dom.root().child("cpu") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, el) in cpu.children_named("feature").enumerate() {
+        let name = el.attr("name").map(|v| v.into_owned()).unwrap_or_default();
+        let policy = el
+            .attr("policy")
+            .map(|v| v.into_owned())
+            .unwrap_or_default();
+        let path = format!("cpu/feature[{}]", i + 1);
+        if !matches!(policy.as_str(), "disable" | "forbid") {
+            return refuse(
+                format!("{path}@policy='{policy}'"),
+                "the backend passes the host's CPU through; it can only take features away \
+                 (policy='disable')",
+            );
+        }
+        match name.as_str() {
+            "x2apic" => {
+                if !out.contains(&CpuFeature::X2apic) {
+                    out.push(CpuFeature::X2apic);
+                }
+            }
+            _ => {
+                return refuse(
+                    format!("{path}@name='{name}'"),
+                    "the backend can take away x2apic only",
+                )
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// The number of vCPUs.
 pub(super) fn vcpus(dom: &Domain) -> Result<u8, TranslateError> {
@@ -64,6 +104,8 @@ pub(super) fn vcpus(dom: &Domain) -> Result<u8, TranslateError> {
                         );
                     }
                 }
+                // Handled by `features_off`.
+                "feature" => {}
                 other => return not_supported(format!("cpu/{other}")),
             }
         }

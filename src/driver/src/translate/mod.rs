@@ -182,6 +182,7 @@ fn translate_in(
     let boot = os::boot(dom, machine, &name, sources)?;
     let memory_mib = memory::memory_mib(dom, &mut notes)?;
     let vcpus = cpu::vcpus(dom)?;
+    let cpu_features_off = cpu::features_off(dom)?;
 
     // The devices below are added as the XML asks for them; everything else keeps the VMM's
     // own headless defaults.
@@ -208,6 +209,7 @@ fn translate_in(
     };
     // Set before the devices: how many virtio devices fit depends on it.
     cfg.machine = machine;
+    cfg.cpu_features_off = cpu_features_off;
     cfg.serial = SerialConfig {
         log: Some(run.serial_log()),
         socket: None,

@@ -2,7 +2,7 @@
 
 use super::*;
 use vireo_domain::Domain;
-use vireo_vmm_api::config::{Machine, ScsiDeviceKind};
+use vireo_vmm_api::config::{CpuFeature, Machine, ScsiDeviceKind};
 
 /// The way out a CD-ROM off virtio-scsi is refused with (the machine is `t`).
 pub(super) const SATA_CD: &str = "a CD-ROM drive on the sata bus is not supported; Vireo's \
@@ -403,6 +403,37 @@ fn too_many_vcpus_and_virtio_devices() {
     .repeat(40);
     let e = f.dev(&many);
     assert!(e.starts_with("devices: 40 virtio devices, at most"), "{e}");
+}
+
+#[test]
+fn x2apic_can_be_taken_away_and_nothing_else() {
+    let f = Fixture::new();
+    let with_cpu = |cpu: &str| {
+        f.xml(
+            "kvm",
+            "",
+            &format!("<cpu mode='host-passthrough'>{cpu}</cpu>"),
+            "",
+        )
+    };
+    let cfg = f
+        .run(&with_cpu("<feature policy='disable' name='x2apic'/>"))
+        .unwrap()
+        .config;
+    assert_eq!(cfg.cpu_features_off, [CpuFeature::X2apic]);
+    assert!(f
+        .run(&f.xml("kvm", "", "", ""))
+        .unwrap()
+        .config
+        .cpu_features_off
+        .is_empty());
+    assert_eq!(
+        f.refused(&with_cpu("<feature policy='disable' name='avx'/>")),
+        "cpu/feature[1]@name='avx': the backend can take away x2apic only"
+    );
+    assert!(f
+        .refused(&with_cpu("<feature policy='require' name='x2apic'/>"))
+        .starts_with("cpu/feature[1]@policy='require': "));
 }
 
 /// The document with `os/type@machine='{m}'`.
