@@ -5,8 +5,9 @@
 //!    and for Debian's stock kernel booted to its initramfs;
 //! 3. start to the guest's boot marker / first initramfs line on serial, Debian's stock kernel +
 //!    the rig's initramfs, vireo-vmm (with the bzImage, and with its payload unpacked ahead of
-//!    time as the driver does from a machine's second start) beside QEMU `-M microvm` and
-//!    `-M pc`, in one rig run (L1 is QEMU TCG, so absolute times are slow; compare the columns).
+//!    time as the driver does from a machine's second start), on the microvm and the pc
+//!    machine, beside QEMU `-M microvm`, `-M pc` and `-M q35`, in one rig run (L1 is QEMU TCG,
+//!    so absolute times are slow; compare the columns).
 //!
 //! `VIREO_BENCH_SKIP_RIG=1` prints only 1 and 2 (no nested boots).
 
@@ -85,10 +86,11 @@ def qemu(machine):
     return ["qemu-system-x86_64", "-M", machine, "-enable-kvm", "-cpu", "host", "-m", "512", "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "file:" + work + "/serial.log",
             "-kernel", kernel, "-initrd", initrd, "-append", cmdline]
-def vireo(vmlinux=None):
+def vireo(vmlinux=None, machine=None):
     cfg = {"name": "bench", "memory_mib": 512, "vcpus": 1, "kernel": kernel, "initrd": initrd,
            "cmdline": cmdline, "serial": {"log": work + "/serial.log"}}
     if vmlinux: cfg["kernel_unpacked"] = vmlinux
+    if machine: cfg["machine"] = machine
     open(work + "/vm.json", "w").write(json.dumps(cfg))
     return [vmm, "--config", work + "/vm.json", "--control", work + "/ctl.sock"]
 def smaps(pid, guest):
@@ -102,7 +104,9 @@ def smaps(pid, guest):
                 k = int(f[1]); g, o = (g + k, o) if isg else (g, o + k)
     except OSError: pass
     return g, o
-for name, mk in [("vireo-vmm", vireo), ("vireo-vmm unpacked", lambda: vireo(unpacked)), ("qemu -M microvm", lambda: qemu("microvm")), ("qemu -M pc", lambda: qemu("pc"))]:
+for name, mk in [("vireo-vmm", vireo), ("vireo-vmm unpacked", lambda: vireo(unpacked)),
+                 ("vireo-vmm pc", lambda: vireo(machine="pc")), ("vireo-vmm pc unpacked", lambda: vireo(unpacked, "pc")),
+                 ("qemu -M microvm", lambda: qemu("microvm")), ("qemu -M pc", lambda: qemu("pc")), ("qemu -M q35", lambda: qemu("q35"))]:
     for r in range(runs):
         try: os.unlink(work + "/serial.log")
         except OSError: pass
@@ -180,7 +184,7 @@ fn rig_side_by_side() {
         t.elapsed().as_secs_f64()
     );
     println!(
-        "  {:<18} {:>4} {:>16} {:>14} {:>16} {:>9} {:>4}",
+        "  {:<22} {:>4} {:>16} {:>14} {:>16} {:>9} {:>4}",
         "launcher", "run", "start->marker ms", "start->init s", "guest uptime s", "total s", "rc"
     );
     for line in out.text().lines() {
@@ -192,7 +196,7 @@ fn rig_side_by_side() {
         };
         let f = |k: &str| v[k].as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
         println!(
-            "  {:<18} {:>4} {:>16} {:>14} {:>16} {:>9} {:>4}",
+            "  {:<22} {:>4} {:>16} {:>14} {:>16} {:>9} {:>4}",
             v["launcher"].as_str().unwrap_or("?"),
             v["run"],
             f("marker_ms"),
@@ -203,7 +207,7 @@ fn rig_side_by_side() {
         );
         if let Some(r) = v["rss"].as_array() {
             println!(
-                "  {:<18}      RSS at init: guest RAM {} KiB touched, VMM beyond it {} KiB",
+                "  {:<22}      RSS at init: guest RAM {} KiB touched, VMM beyond it {} KiB",
                 "", r[0], r[1]
             );
         }

@@ -4,8 +4,10 @@
 //!    transport and worker with the test driver (no guest, no KVM): the cost of our queue
 //!    handling + backend per request, raw vs qcow2.
 //! 2. In the rig, beside QEMU in the same run: the stock kernel's `dd` on /dev/vda (4 KiB
-//!    sequential write/read with O_DIRECT) under vireo-vmm and under `qemu-system-x86_64
-//!    -drive if=virtio` on the same kind of image. Nested KVM under TCG: compare the two
+//!    sequential write/read with O_DIRECT, one request in flight, so the 4 KiB rows are IOPS
+//!    per request cost; busybox has no random-I/O tool and on a tmpfs image the offsets do not
+//!    matter) under vireo-vmm on both machines (virtio-mmio; virtio-pci with MSI-X on pc) and
+//!    under `qemu-system-x86_64 -M pc -drive if=virtio` (virtio-pci) on the same kind of image. Nested KVM under TCG: compare the two
 //!    VMMs with each other, not with bare metal. Both use the host page cache (L1's /tmp is a
 //!    tmpfs, where QEMU's cache=none cannot open the image). Skip part 2 with
 //!    `VIREO_BENCH_NO_RIG=1`.
@@ -117,28 +119,35 @@ fn rig_compare() {
     img.write(&extra).unwrap();
     let initrd = dir.join("initrd.cpio");
     concat(&[&image.base_initrd, &extra], &initrd).unwrap();
-    let cfg = serde_json::json!({
-        "name": "virtio-bench",
-        "memory_mib": 512,
-        "vcpus": 1,
-        "kernel": image.vmlinux,
-        "initrd": initrd,
-        "cmdline": DEFAULT_CMDLINE,
-        "serial": { "log": "/tmp/vb/vmm.serial" },
-        "disks": [{ "path": "/tmp/vb/vmm.raw", "format": "raw" }],
-    })
-    .to_string();
+    let cfg = |machine: &str| {
+        serde_json::json!({
+            "name": "virtio-bench",
+            "machine": machine,
+            "memory_mib": 512,
+            "vcpus": 1,
+            "kernel": image.vmlinux,
+            "initrd": initrd,
+            "cmdline": DEFAULT_CMDLINE,
+            "serial": { "log": "/tmp/vb/vmm.serial" },
+            "disks": [{ "path": "/tmp/vb/vmm.raw", "format": "raw" }],
+        })
+        .to_string()
+    };
     let vmm = PathBuf::from(env!("CARGO_BIN_EXE_vireo-vmm"));
     let script = format!(
         "rm -rf /tmp/vb; mkdir -p /tmp/vb; truncate -s 128M /tmp/vb/vmm.raw; truncate -s 128M /tmp/vb/qemu.raw\n\
-         printf '%s' {cfg} > /tmp/vb/vmm.json; : > /tmp/vb/vmm.serial\n\
-         timeout -s KILL 300 {vmm} --config /tmp/vb/vmm.json >/dev/null 2>&1\n\
-         sed 's/^/vmm: /' /tmp/vb/vmm.serial | grep BENCH\n\
+         for m in microvm pc; do\n\
+           if [ $m = pc ]; then printf '%s' {pc} > /tmp/vb/vmm.json; else printf '%s' {mmio} > /tmp/vb/vmm.json; fi\n\
+           : > /tmp/vb/vmm.serial\n\
+           timeout -s KILL 300 {vmm} --config /tmp/vb/vmm.json >/dev/null 2>&1\n\
+           sed \"s/^/vmm-$m: /\" /tmp/vb/vmm.serial | grep BENCH\n\
+         done\n\
          timeout -s KILL 300 qemu-system-x86_64 -M pc -enable-kvm -cpu host -m 512 -nodefaults \
            -display none -no-reboot -serial stdio -kernel {k} -initrd {i} -append {c} \
            -drive file=/tmp/vb/qemu.raw,if=virtio,format=raw \
            | sed 's/^/qemu: /' | grep BENCH\n",
-        cfg = q(&cfg),
+        mmio = q(&cfg("microvm")),
+        pc = q(&cfg("pc")),
         vmm = q(&vmm.display().to_string()),
         k = q(&image.kernel.display().to_string()),
         i = q(&initrd.display().to_string()),
@@ -150,8 +159,13 @@ fn rig_compare() {
         if f.len() == 5 && f[1] == "BENCH" {
             let (a, b): (f64, f64) = (f[3].parse().unwrap_or(0.0), f[4].parse().unwrap_or(0.0));
             let mib = if f[2].ends_with("64MiB") { 64.0 } else { 32.0 };
+            let iops = if f[2].contains("-4k-") {
+                format!("{:8.0} IOPS", 8192.0 / (b - a).max(0.001))
+            } else {
+                String::new()
+            };
             println!(
-                "rig (nested, TCG L1) {:5} {:22}: {:6.2} s  {:7.2} MiB/s",
+                "rig (nested, TCG L1) {:9} {:22}: {:6.2} s  {:7.2} MiB/s {iops}",
                 f[0].trim_end_matches(':'),
                 f[2],
                 b - a,
