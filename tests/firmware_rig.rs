@@ -81,8 +81,31 @@ struct Inputs {
     data: [(String, &'static str, String); 2],
 }
 
+/// `first_entry`: GRUB's menu is on the serial console; Return boots the first entry. In the rig
+/// GRUB takes about 40 s to finish drawing its menu after the entry's name shows and some 20 s
+/// more to print its boot line (each character costs it a few mode switches, slow under nested
+/// TCG); the Return waits in the UART meanwhile. Only a Return without a boot line after 120 s
+/// is sent again, and said so.
+fn first_entry_fn() -> String {
+    let [e1, _] = ISO_MENU_ENTRIES;
+    format!(
+        r#"first_entry() {{
+    wait_serial '{e1}' 240 || return 1
+    for try in 1 2 3; do
+        printf '\r' | v 60 console $M >/dev/null || return 1
+        wait_serial "VIREO-GRUB-BOOT entry=first" 120 && break
+        echo "GRUB-RETURN-UNANSWERED $M in step $STEP (Return number $try)"
+        [ $try -eq 3 ] && return 1
+    done
+    wait_serial "VIREO-ISO-READY entry=first" 300
+}}
+"#
+    )
+}
+
 fn script(i: &Inputs) -> String {
     let helpers = shell_helpers("fi", &i.vireoctl, &i.vmm);
+    let first_entry = first_entry_fn();
     let [e1, e2] = ISO_MENU_ENTRIES;
     format!(
         r#"{helpers}
@@ -204,22 +227,8 @@ qemu-img create -q -f qcow2 $X/data.qcow2 64M || fail "qemu-img create"
 sed -i "s|</devices>|<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$X/data.qcow2'/><target dev='sdb' bus='scsi'/></disk></devices>|" $X/$M.xml
 v 30 define $X/$M.xml || fail "define with a SCSI data disk"
 [ "$(blk sdb)" = "$X/data.qcow2" ] || fail "domblklist does not show the SCSI data disk: $(v 30 domblklist $M)"
-# first_entry: GRUB's menu is on the serial console; Return boots the first entry. In the rig
-# GRUB takes about 40 s to finish drawing its menu after the entry's name shows and some 20 s
-# more to print its boot line (each character costs it a few mode switches, slow under nested
-# TCG); the Return waits in the UART meanwhile. Only a Return without a boot line after 120 s
-# is sent again, and said so.
-first_entry() {{
-    wait_serial '{e1}' 240 || return 1
-    for try in 1 2 3; do
-        printf '\r' | v 60 console $M >/dev/null || return 1
-        wait_serial "VIREO-GRUB-BOOT entry=first" 120 && break
-        echo "GRUB-RETURN-UNANSWERED $M in step $STEP (Return number $try)"
-        [ $try -eq 3 ] && return 1
-    done
-    wait_serial "VIREO-ISO-READY entry=first" 300
-}}
-serial_boot() {{ rm -f "$S"; v 120 start $M && first_entry; }}
+# first_entry: see first_entry_fn.
+{first_entry}serial_boot() {{ rm -f "$S"; v 120 start $M && first_entry; }}
 booted serial_boot || fail "the ISO's first entry did not boot on a machine without a screen"
 find_disk='for n in $(seq 30); do for d in /sys/block/sd*; do [ "$(cat $d/size 2>/dev/null)" = 131072 ] && D=/dev/${{d##*/}}; done; [ -n "$D" ] && break; sleep 1; done'
 type_line "$find_disk; echo VIREO-DATA-DISK=\$D"
@@ -332,21 +341,11 @@ step done
 /// some runs and not others. Run it with `cargo test --test firmware_rig -- --ignored`.
 fn uefi_script(vireoctl: &str, vmm: &str, iso: &str) -> String {
     let helpers = shell_helpers("fu", vireoctl, vmm);
-    let [e1, _] = ISO_MENU_ENTRIES;
+    let first_entry = first_entry_fn();
     format!(
         r#"{helpers}
 machine() {{ M=$1; R=$X/r/vireo/$M; S=$R/serial.log; }}
-first_entry() {{
-    wait_serial '{e1}' 240 || return 1
-    for try in 1 2 3; do
-        printf '\r' | v 60 console $M >/dev/null || return 1
-        wait_serial "VIREO-GRUB-BOOT entry=first" 120 && break
-        echo "GRUB-RETURN-UNANSWERED $M in step $STEP (Return number $try)"
-        [ $try -eq 3 ] && return 1
-    done
-    wait_serial "VIREO-ISO-READY entry=first" 300
-}}
-# UEFI: the same ISO as a CD under OVMF (GRUB says its platform is efi), and a boot entry the
+{first_entry}# UEFI: the same ISO as a CD under OVMF (GRUB says its platform is efi), and a boot entry the
 # guest writes into its variable store is there after a power cycle. The rig's L1 (QEMU 7.2
 # under TCG) aborts when an OVMF guest runs with x2APIC (tests/rig/README.md), so this machine
 # takes x2APIC away, as libvirt's <cpu><feature policy='disable'> does.

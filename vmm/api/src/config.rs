@@ -308,6 +308,21 @@ pub struct DiskConfig {
     pub backing: Vec<BackingConfig>,
 }
 
+impl DiskConfig {
+    /// A raw image the guest may write: no serial, no backing chain, not shared.
+    pub fn raw(path: impl Into<PathBuf>) -> DiskConfig {
+        DiskConfig {
+            path: path.into(),
+            format: DiskFormat::Raw,
+            readonly: false,
+            shareable: false,
+            serial: None,
+            cdrom: false,
+            backing: Vec::new(),
+        }
+    }
+}
+
 /// One declared layer of a disk's backing chain. The format is never guessed from content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -146,22 +146,14 @@ pub fn slot_of(cfg: &VmConfig, device: VirtioRef) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DiskConfig, DiskFormat, Machine};
+    use crate::config::{DiskConfig, Machine};
     use std::path::PathBuf;
 
     fn cfg(disks: usize) -> VmConfig {
         let mut c = VmConfig::minimal("t", PathBuf::from("/k"), 64, 1);
         c.machine = Machine::Pc;
         c.disks = (0..disks)
-            .map(|i| DiskConfig {
-                path: PathBuf::from(format!("/d{i}")),
-                format: DiskFormat::Raw,
-                readonly: false,
-                shareable: false,
-                serial: None,
-                cdrom: false,
-                backing: Vec::new(),
-            })
+            .map(|i| DiskConfig::raw(format!("/d{i}")))
             .collect();
         c.rng = true;
         c

@@ -226,15 +226,7 @@ mod tests {
         let mut c = VmConfig::minimal("t", "/k".into(), 64, 1);
         c.machine = machine;
         c.disks = (0..disks)
-            .map(|i| crate::config::DiskConfig {
-                path: format!("/d{i}").into(),
-                format: crate::config::DiskFormat::Raw,
-                readonly: false,
-                shareable: false,
-                serial: None,
-                cdrom: false,
-                backing: Vec::new(),
-            })
+            .map(|i| crate::config::DiskConfig::raw(format!("/d{i}")))
             .collect();
         c.scsi = vec![crate::config::ScsiControllerConfig {
             devices: Vec::new(),

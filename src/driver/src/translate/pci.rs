@@ -11,8 +11,8 @@ use super::{dev_path, machine, refuse, TranslateError};
 use std::path::PathBuf;
 use vireo_domain::{Devices, Domain, Element, InputBus, InputType, PciAddress};
 use vireo_vmm_api::config::{
-    DiskConfig, DiskFormat, DisplayConfig, MacAddr, Machine, NetBackend, NetConfig,
-    ScsiControllerConfig, VmConfig,
+    DiskConfig, DisplayConfig, MacAddr, Machine, NetBackend, NetConfig, ScsiControllerConfig,
+    VmConfig,
 };
 use vireo_vmm_api::limits::PCI_FIRST_VIRTIO_SLOT;
 use vireo_vmm_api::pci::{self as api, PciSlot, VirtioRef};
@@ -261,15 +261,7 @@ fn shape(
     pci_slots: Vec<PciSlot>,
 ) -> VmConfig {
     let has = |d: VirtioRef| list.iter().any(|(x, _)| *x == d);
-    let disk = DiskConfig {
-        path: PathBuf::new(),
-        format: DiskFormat::Raw,
-        readonly: false,
-        shareable: false,
-        serial: None,
-        cdrom: false,
-        backing: Vec::new(),
-    };
+    let disk = DiskConfig::raw(PathBuf::new());
     let net = NetConfig {
         mac: MacAddr([0x52, 0x54, 0, 0, 0, 0]),
         backend: NetBackend::UserNet {
