@@ -21,7 +21,10 @@
 //! # Guest platform
 //! x86-64, in-kernel irqchip (PIC + IOAPIC + LAPICs) and PIT, ACPI (RSDP/XSDT/FADT/MADT/DSDT,
 //! [`acpi`]), 16550 on COM1, i8042 + PS/2 keyboard, CMOS RTC, ACPI PM1 registers, boot-time
-//! marker. Addresses, ports and GSIs are all in [`layout`].
+//! marker. Addresses, ports and GSIs are all in [`layout`]. Two machines
+//! ([`config::Machine`]): microvm, whose virtio devices are virtio-mmio declared in the
+//! DSDT, and pc, i440FX + PIIX with the virtio devices on PCI bus 0 ([`pci::pc`]), which
+//! SeaBIOS and UEFI firmware (OVMF, with its variable store on [`devices::pflash`]) boot on.
 //!
 //! # Hook points for other subsystems
 //!
@@ -41,10 +44,12 @@
 //!   `vm.attach_virtio_mmio(&slot, Arc::new(Mutex::new(dev)))`. Every allocated slot is
 //!   declared in the DSDT as `LNRO0005` (window + edge interrupt), so Debian's kernel finds it
 //!   once virtio_mmio.ko is loaded.
-//! - **PCI** (the PC platform, not yet part of the machine): [`pci::root::PciRoot`] is bus 0
-//!   over `vm.pio_bus` / `vm.mmio_bus`, reached through [`pci::config_io::ConfigIo`] at
-//!   0xCF8; functions implement [`pci::root::PciFunction`] ([`pci::i440fx::HostBridge`],
-//!   [`virtio::pci::VirtioPci`] with MSI-X through a [`pci::msix::MsiSink`]).
+//! - **PCI** (the pc machine): `vm.pc` ([`pci::pc::PcPlatform`]) holds bus 0
+//!   ([`pci::root::PciRoot`] over `vm.pio_bus` / `vm.mmio_bus`, reached through
+//!   [`pci::config_io::ConfigIo`] at 0xCF8), the MSI router and the INTx resampler; a function
+//!   implements [`pci::root::PciFunction`] and is added with `pc.add(devfn, function)`
+//!   ([`virtio::pci::VirtioPci`] with MSI-X through a [`pci::msix::MsiSink`]; virtio devices
+//!   take the slot [`vireo_vmm_api::pci::slots`] gives them).
 //! - **Framebuffer**: `vm.framebuffer()?` returns
 //!   `Option<Arc<`[`devices::fbmem::FramebufferMemory`]`>>` (created from `config.display`):
 //!   a dirty-logged KVM slot at [`layout::FRAMEBUFFER_START`], XRGB8888, stride width*4;
