@@ -200,13 +200,25 @@ fn scsi_bus(
     Ok(ScsiBus::new(units))
 }
 
+/// How errors name `device`: its place in the config.
+fn config_path(device: VirtioRef) -> String {
+    match device {
+        VirtioRef::Disk { index } => format!("disks[{index}]"),
+        VirtioRef::Scsi { controller } => format!("scsi[{controller}]"),
+        VirtioRef::Net { index } => format!("nets[{index}]"),
+        VirtioRef::Rng => "rng".into(),
+        VirtioRef::Keyboard => "input.keyboard".into(),
+        VirtioRef::Tablet => "input.tablet".into(),
+    }
+}
+
 fn attach_one(
     vm: &mut Vm,
     device: VirtioRef,
-    what: String,
     dev: Box<dyn VirtioDevice>,
     out: &mut VirtioDevices,
 ) -> Result<(), AttachError> {
+    let what = config_path(device);
     if vm.pc.is_some() {
         return attach_pci(vm, device, what, dev, out);
     }
@@ -312,13 +324,7 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         let serial = d.serial.clone().unwrap_or_default();
         let block =
             Block::new(&opts, &serial).map_err(|source| AttachError::Disk { index, source })?;
-        attach_one(
-            vm,
-            VirtioRef::Disk { index },
-            format!("disks[{index}]"),
-            Box::new(block),
-            &mut out,
-        )?;
+        attach_one(vm, VirtioRef::Disk { index }, Box::new(block), &mut out)?;
     }
     let mut buses = Vec::new();
     for (index, c) in config.scsi.iter().enumerate() {
@@ -329,16 +335,10 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
                 medium: c.medium,
             })
         });
-        let what = format!("scsi[{index}]");
-        let scsi = Scsi::new(scsi_bus(index, c)?, &what, Some(hook));
+        let device = VirtioRef::Scsi { controller: index };
+        let scsi = Scsi::new(scsi_bus(index, c)?, &config_path(device), Some(hook));
         buses.push(scsi.bus());
-        attach_one(
-            vm,
-            VirtioRef::Scsi { controller: index },
-            what,
-            Box::new(scsi),
-            &mut out,
-        )?;
+        attach_one(vm, device, Box::new(scsi), &mut out)?;
     }
     out.drives = Drives::new(buses);
     for (index, n) in config.nets.iter().enumerate() {
@@ -361,22 +361,10 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
         let net =
             Net::with_passt(n.mac.0, &opts).map_err(|source| AttachError::Net { index, source })?;
         out.net_stats.push(net.stats());
-        attach_one(
-            vm,
-            VirtioRef::Net { index },
-            format!("nets[{index}]"),
-            Box::new(net),
-            &mut out,
-        )?;
+        attach_one(vm, VirtioRef::Net { index }, Box::new(net), &mut out)?;
     }
     if config.rng {
-        attach_one(
-            vm,
-            VirtioRef::Rng,
-            "rng".into(),
-            Box::new(Rng::new()),
-            &mut out,
-        )?;
+        attach_one(vm, VirtioRef::Rng, Box::new(Rng::new()), &mut out)?;
     }
     let io = |what: &str| {
         let what = what.to_string();
@@ -385,25 +373,13 @@ pub fn attach_all(vm: &mut Vm) -> Result<VirtioDevices, AttachError> {
     if config.input.keyboard {
         let kbd = VirtioInput::new(InputKind::Keyboard).map_err(io("input.keyboard"))?;
         out.input = out.input.clone().merge(kbd.handle());
-        attach_one(
-            vm,
-            VirtioRef::Keyboard,
-            "input.keyboard".into(),
-            Box::new(kbd),
-            &mut out,
-        )?;
+        attach_one(vm, VirtioRef::Keyboard, Box::new(kbd), &mut out)?;
     }
     // Same rule as VmConfig::virtio_device_count: a tablet only makes sense with a display.
     if config.input.tablet && config.display.is_some() {
         let tablet = VirtioInput::new(InputKind::Tablet).map_err(io("input.tablet"))?;
         out.input = out.input.clone().merge(tablet.handle());
-        attach_one(
-            vm,
-            VirtioRef::Tablet,
-            "input.tablet".into(),
-            Box::new(tablet),
-            &mut out,
-        )?;
+        attach_one(vm, VirtioRef::Tablet, Box::new(tablet), &mut out)?;
     }
     Ok(out)
 }
