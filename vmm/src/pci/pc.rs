@@ -17,7 +17,7 @@ use kvm_ioctls::VmFd;
 use super::config::{BAR0, COMMAND, COMMAND_BUS_MASTER, COMMAND_IO, COMMAND_MEMORY};
 use super::config_io::{self, ConfigIo};
 use super::i440fx::HostBridge;
-use super::piix::{IsaBridge, PowerManagement};
+use super::piix::{IsaBridge, PowerManagement, PMBA, PMREGMISC};
 use super::root::{DevFn, PciRoot, RootError, SharedFunction};
 use crate::devices::acpi_pm::AcpiPm;
 use crate::devices::bus::Bus;
@@ -26,9 +26,6 @@ use crate::devices::msi::MsiRouter;
 use crate::layout;
 use crate::lifecycle::{ExitHandle, ExitReason};
 pub use vireo_vmm_api::limits::PCI_FIRST_VIRTIO_SLOT;
-
-const PMBA: usize = 0x40;
-const PMREGMISC: usize = 0x80;
 
 /// Where bus 0's functions sit.
 pub const HOST_BRIDGE: DevFn = DevFn::from_raw(0);
@@ -39,10 +36,7 @@ pub const POWER_MANAGEMENT: DevFn = DevFn::from_raw(1 << 3 | 3);
 pub enum PcError {
     #[error("{0}")]
     Slot(#[from] RootError),
-    #[error(
-        "no free PCI slot: bus 0 has room for {} virtio devices",
-        vireo_vmm_api::limits::PCI_VIRTIO_MAX
-    )]
+    #[error("the device has no PCI slot in the config's layout")]
     NoSlot,
     #[error("the PCI configuration ports: {0}")]
     Ports(crate::devices::bus::BusError),
@@ -128,18 +122,8 @@ impl PcPlatform {
         if need > have {
             return Err(PcError::Window { need, have });
         }
-        let mut next = layout::PCI_ASSIGN_START;
-        for bar in &mem {
-            next = next.next_multiple_of(bar.size);
-            write_bar(&mut root, bar, next);
-            next += bar.size;
-        }
-        let mut next = u64::from(layout::PCI_IO_ASSIGN_START);
-        for bar in &io {
-            next = next.next_multiple_of(bar.size);
-            write_bar(&mut root, bar, next);
-            next += bar.size;
-        }
+        place(&mut root, &mem, layout::PCI_ASSIGN_START);
+        place(&mut root, &io, u64::from(layout::PCI_IO_ASSIGN_START));
         for &f in &at {
             if f == HOST_BRIDGE {
                 continue;
@@ -213,6 +197,16 @@ fn probe(root: &mut PciRoot, at: DevFn) -> Vec<ProbedBar> {
         index += if wide { 2 } else { 1 };
     }
     out
+}
+
+/// Gives `bars` (largest first) consecutive, naturally aligned addresses from `start`.
+fn place(root: &mut PciRoot, bars: &[ProbedBar], start: u64) {
+    let mut next = start;
+    for bar in bars {
+        next = next.next_multiple_of(bar.size);
+        write_bar(root, bar, next);
+        next += bar.size;
+    }
 }
 
 fn write_bar(root: &mut PciRoot, bar: &ProbedBar, base: u64) {

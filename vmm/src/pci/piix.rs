@@ -23,8 +23,9 @@ const PIRQ_ROUTE: usize = 0x60;
 /// Each route register's reset value: routing disabled.
 const PIRQ_DISABLED: u8 = 0x80;
 
-const PMBA: usize = 0x40;
-const PMREGMISC: usize = 0x80;
+/// PMBA (the PM block's I/O base, bit 0 reads as 1) and PMREGMISC (bit 0 enables the block).
+pub(super) const PMBA: usize = 0x40;
+pub(super) const PMREGMISC: usize = 0x80;
 const SMBBA: usize = 0x90;
 /// DEVACTB's top byte; bit 1 there is APMC_EN, "SMI on writes to the APM control port".
 const DEVACTB_HIGH: usize = 0x5b;
