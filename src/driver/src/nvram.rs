@@ -7,8 +7,6 @@
 
 use crate::paths::{ensure_private_dir, nvram_store};
 use crate::translate::NvramCopy;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Domain, Firmware};
 
@@ -41,39 +39,14 @@ pub fn make_store(copy: &NvramCopy) -> Result<bool, NvramError> {
         _ => return Err(err(std::io::Error::other("not an absolute path"))),
     };
     ensure_private_dir(dir).map_err(err)?;
-    let tmp = temp_name(&copy.store);
-    let made = write_copy(&copy.template, &tmp).and_then(|()| {
-        std::fs::hard_link(&tmp, &copy.store)?;
-        std::fs::File::open(dir)?.sync_all()
-    });
-    let _ = std::fs::remove_file(&tmp);
+    let made = std::fs::read(&copy.template)
+        .and_then(|data| crate::store::write_new_atomic(&copy.store, &data, 0o600));
     match made {
         Ok(()) => Ok(true),
         // Another start made it first: that store is the machine's now.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(err(e)),
     }
-}
-
-/// `.NAME.tmp-PID` beside `store`.
-fn temp_name(store: &Path) -> PathBuf {
-    let name = store
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    store.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-fn write_copy(template: &Path, to: &Path) -> std::io::Result<()> {
-    let data = std::fs::read(template)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(to)?;
-    f.write_all(&data)?;
-    f.sync_all()
 }
 
 /// The store of `dom` that Vireo made for it: a UEFI machine's `NAME_VARS.fd` in `nvram_dir`,

@@ -11,6 +11,7 @@ use crate::paths::{ensure_private_dir, Paths};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use vireo_domain::Errors;
 
@@ -123,6 +124,24 @@ impl FileLock {
 
 /// Writes `data` to `path` atomically (temp file, fsync, rename, fsync of the directory).
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    commit_temp(path, data, 0o666, |tmp| std::fs::rename(tmp, path))
+}
+
+/// Writes `data` to `path` (mode `mode`, before the umask) only if nothing is there: whole or
+/// not at all, as [`write_atomic`], but linked to its name, which fails with `AlreadyExists`
+/// instead of replacing a file made meanwhile.
+pub(crate) fn write_new_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    commit_temp(path, data, mode, |tmp| std::fs::hard_link(tmp, path))
+}
+
+/// Writes and syncs `data` in a temporary file beside `path`, gives it its name with
+/// `commit`, syncs the directory; the temporary name is gone afterwards either way.
+fn commit_temp(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    commit: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let base = path
         .file_name()
@@ -130,16 +149,20 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{base}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path)?;
+        commit(&tmp)?;
         File::open(dir)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    // After a rename the name is already gone; after a link (or a failure) it is removed here.
+    let _ = std::fs::remove_file(&tmp);
     result
 }
 
