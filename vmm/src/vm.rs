@@ -565,11 +565,7 @@ impl Vm {
         let len = vars.len();
         let host = vars.host_address();
         let vm_fd = self.vm_fd.clone();
-        let flags = if vm_fd.check_extension(kvm_ioctls::Cap::ReadonlyMem) {
-            kvm_bindings::KVM_MEM_READONLY
-        } else {
-            0
-        };
+        let flags = firmware::read_only_flag(&vm_fd);
         // Without read-only memory a slot would take the guest's writes silently: the store
         // then stays MMIO only, slower but right.
         let vars = if flags != 0 {

@@ -162,6 +162,15 @@ pub fn read_flash_code(path: &Path) -> Result<Vec<u8>, FirmwareError> {
     Ok(data)
 }
 
+/// KVM_MEM_READONLY where this KVM has read-only memory slots, else 0.
+pub fn read_only_flag(vm_fd: &VmFd) -> u32 {
+    if vm_fd.check_extension(Cap::ReadonlyMem) {
+        KVM_MEM_READONLY
+    } else {
+        0
+    }
+}
+
 /// Maps a copy of `image` read-only at guest address `base` in the firmware's KVM slot.
 pub fn map_read_only(
     vm_fd: &VmFd,
@@ -195,14 +204,9 @@ pub fn map_read_only(
     if unsafe { libc::mprotect(addr, image.len(), libc::PROT_READ) } != 0 {
         return Err(FirmwareError::Map(std::io::Error::last_os_error()));
     }
-    let flags = if vm_fd.check_extension(Cap::ReadonlyMem) {
-        KVM_MEM_READONLY
-    } else {
-        0
-    };
     let region = kvm_userspace_memory_region {
         slot: layout::FIRMWARE_SLOT,
-        flags,
+        flags: read_only_flag(vm_fd),
         guest_phys_addr: base,
         memory_size: size,
         userspace_addr: addr as u64,
