@@ -14,6 +14,10 @@ pub const MAX_DISPLAY_SIDE: u32 = 4096;
 /// Size of the guest's framebuffer window: width * height * 4 must fit in it.
 pub const FRAMEBUFFER_MAX_SIZE: u64 = 32 << 20;
 
+/// The standard VGA's video memory (`DisplayModel::Vga`): its framebuffer, width * height * 4,
+/// must fit in it.
+pub const VGA_VRAM_SIZE: u64 = 16 << 20;
+
 /// Longest command line accepted (Linux's x86 COMMAND_LINE_SIZE).
 pub const CMDLINE_MAX: usize = 2048;
 
