@@ -15,7 +15,7 @@ use super::uefi::{self, Kind};
 use super::{check_file, refuse, NvramCopy, Sources, TranslateError};
 use std::path::{Path, PathBuf};
 use vireo_domain::{BootDev, Devices, DiskDevice, Domain, Element, Os};
-use vireo_vmm_api::config::{BootDevice, FirmwareConfig, Machine, SmbiosConfig};
+use vireo_vmm_api::config::{BootDevice, DisplayModel, FirmwareConfig, Machine, SmbiosConfig};
 use vireo_vmm_api::limits;
 
 /// Where Debian's `seabios` package puts its images (and QEMU's own copy of them).
@@ -23,12 +23,15 @@ pub const DEBIAN_FIRMWARE_DIRS: &[&str] = &["/usr/share/seabios", "/usr/share/qe
 /// The SeaBIOS build that boots on the Vireo machine (see the firmware notes: PS/2, ACPI
 /// parsing, virtio over mmio).
 pub const DEFAULT_BIOS: &str = "bios-256k.bin";
-/// SeaVGABIOS for ramfb, the firmware-stage framebuffer.
+/// SeaVGABIOS for ramfb, the firmware-stage framebuffer of the linear display.
 pub const VGA_ROM: &str = "vgabios-ramfb.bin";
+/// SeaVGABIOS for the standard VGA (the display model `vga` of the pc machine): the VGA
+/// device's own option ROM.
+pub const STDVGA_ROM: &str = "vgabios-stdvga.bin";
 /// SeaBIOS's own wait when the menu is on and no timeout is given (its DEFAULT_BOOTMENU_WAIT).
 const SEABIOS_MENU_WAIT_MS: u32 = 2500;
 
-/// The directories searched for the default BIOS and the VGA ROM: `$VIREO_FIRMWARE_DIR` when
+/// The directories searched for the default BIOS and the VGA ROMs: `$VIREO_FIRMWARE_DIR` when
 /// set (tests, or a SeaBIOS built elsewhere), else Debian's.
 pub fn search_dirs() -> Vec<PathBuf> {
     match std::env::var_os("VIREO_FIRMWARE_DIR").filter(|d| !d.is_empty()) {
@@ -181,20 +184,19 @@ fn check_image(path: &str, file: &Path) -> Result<(), TranslateError> {
     Ok(())
 }
 
-/// The firmware's part of the VMM config, once the devices are known. `display`: the machine
-/// has a screen, so the firmware gets its VGA ROM.
+/// The firmware's part of the VMM config, once the devices are known. `display`: the
+/// machine's display device, if it has a screen, so the firmware gets that device's VGA ROM.
 pub(super) fn config(
     dom: &Domain,
     fw: FirmwareOs,
     devices: Option<&Devices<&Element>>,
     layout: &Layout,
-    display: bool,
+    display: Option<DisplayModel>,
 ) -> Result<FirmwareConfig, TranslateError> {
-    // OVMF drives ramfb itself; only SeaBIOS needs a VGA ROM for it.
-    let vga_rom = if display && fw.nvram.is_none() {
-        Some(vga_rom(&fw.loader, &fw.dirs)?)
-    } else {
-        None
+    // OVMF drives ramfb and the VGA itself; only SeaBIOS needs a VGA ROM.
+    let vga_rom = match display {
+        Some(model) if fw.nvram.is_none() => Some(vga_rom(model, &fw.loader, &fw.dirs)?),
+        _ => None,
     };
     let os = dom.os();
     let boot_order = match &os {
@@ -220,21 +222,30 @@ pub(super) fn config(
     })
 }
 
-/// vgabios-ramfb.bin beside the loader, else in the searched directories.
-fn vga_rom(loader: &Path, dirs: &[PathBuf]) -> Result<PathBuf, TranslateError> {
+/// The VGA ROM of the display `model` (ramfb's for the linear display, the standard VGA's for
+/// `Vga`) beside the loader, else in the searched directories.
+fn vga_rom(
+    model: DisplayModel,
+    loader: &Path,
+    dirs: &[PathBuf],
+) -> Result<PathBuf, TranslateError> {
+    let rom = match model {
+        DisplayModel::Linear => VGA_ROM,
+        DisplayModel::Vga => STDVGA_ROM,
+    };
     let beside = loader.parent().map(Path::to_path_buf);
     let found = beside
         .iter()
         .chain(dirs)
-        .map(|d| d.join(VGA_ROM))
+        .map(|d| d.join(rom))
         .find(|p| p.is_file());
     match found {
         Some(p) => Ok(p),
         None => refuse(
             "devices/graphics[1]",
             format!(
-                "the firmware's screen needs {VGA_ROM}, which is not in {} (install the \
-                 seabios package)",
+                "the firmware's screen needs {rom}, which is not in {} (install the seabios \
+                 package)",
                 list(dirs)
             ),
         ),

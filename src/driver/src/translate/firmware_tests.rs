@@ -2,7 +2,7 @@
 
 use super::tests::Fixture;
 use super::*;
-use vireo_vmm_api::config::{BootDevice, FirmwareConfig, Machine};
+use vireo_vmm_api::config::{BootDevice, DisplayModel, FirmwareConfig, Machine};
 
 /// A machine without a kernel: `os` inside `<os>` after the type, `devices` as given.
 pub(super) fn doc(os: &str, devices: &str) -> String {
@@ -65,7 +65,7 @@ fn a_machine_without_a_kernel_boots_the_default_bios() {
 fn a_display_brings_the_vga_bios_and_a_scsi_cdrom_boots() {
     let f = Fixture::new();
     let devices = format!(
-        "{}<graphics type='vnc'><listen type='none'/></graphics><video><model type='virtio'/></video>",
+        "{}<graphics type='vnc'><listen type='none'/></graphics><video><model type='vga'/></video>",
         f.cdrom("cd.iso", "sda", "")
     );
     let xml = doc("<boot dev='cdrom'/>", &devices);
@@ -74,8 +74,44 @@ fn a_display_brings_the_vga_bios_and_a_scsi_cdrom_boots() {
     assert_eq!(t.config.scsi.len(), 1, "the implicit controller");
     assert!(t.config.scsi[0].devices[0].kind.is_cdrom());
     let fw = f.firmware(&xml);
-    assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-ramfb.bin")));
+    assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-stdvga.bin")));
     assert_eq!(fw.boot_order, [scsi(0, 0)]);
+}
+
+#[test]
+fn the_vga_bios_is_the_display_devices_own() {
+    let f = Fixture::new();
+    let rom = |xml: &str| {
+        let t = f.run(xml).unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
+        let model = t.config.display.as_ref().map(|d| d.model);
+        (model, f.firmware(xml).vga_rom)
+    };
+    let stdvga = Some(f.dir.join("fw/vgabios-stdvga.bin"));
+    let ramfb = Some(f.dir.join("fw/vgabios-ramfb.bin"));
+    let screen = "<graphics type='vnc'><listen type='none'/></graphics>";
+    let with = |model: &str| format!("{screen}<video><model type='{model}'/></video>");
+    // pc: the standard VGA's ROM for vga, a video without a model and no video at all;
+    // ramfb's for ramfb.
+    for devices in [with("vga"), format!("{screen}<video/>"), screen.to_owned()] {
+        assert_eq!(
+            rom(&doc("", &devices)),
+            (Some(DisplayModel::Vga), stdvga.clone()),
+            "{devices}"
+        );
+    }
+    assert_eq!(
+        rom(&doc("", &with("ramfb"))),
+        (Some(DisplayModel::Linear), ramfb.clone())
+    );
+    // Vireo's own machine: ramfb's, whatever the model.
+    for model in ["vga", "virtio", "ramfb"] {
+        let xml = doc("", &with(model)).replace(" machine='pc'", "");
+        assert_eq!(
+            rom(&xml),
+            (Some(DisplayModel::Linear), ramfb.clone()),
+            "{model}"
+        );
+    }
 }
 
 #[test]
@@ -162,10 +198,21 @@ fn a_loader_in_the_document_is_used_and_checked() {
     for attrs in ["", " type='rom'", " readonly='yes' type='rom'"] {
         assert_eq!(f.firmware(&doc(&loader(attrs, &b), "")).loader, bios);
     }
-    // The VGA BIOS comes from the searched directories when it is not beside the loader.
+    // The VGA BIOS comes from the searched directories when it is not beside the loader,
+    // and from beside the loader when it is there.
     let screen = "<graphics type='vnc'><listen type='none'/></graphics>";
+    let ramfb = format!("{screen}<video><model type='ramfb'/></video>");
     let fw = f.firmware(&doc(&loader("", &b), screen));
+    assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-stdvga.bin")));
+    let fw = f.firmware(&doc(&loader("", &b), &ramfb));
     assert_eq!(fw.vga_rom, Some(f.dir.join("fw/vgabios-ramfb.bin")));
+    for rom in ["vgabios-stdvga.bin", "vgabios-ramfb.bin"] {
+        std::fs::write(f.dir.join("mine").join(rom), vec![0u8; 38 << 10]).unwrap();
+    }
+    let fw = f.firmware(&doc(&loader("", &b), screen));
+    assert_eq!(fw.vga_rom, Some(f.dir.join("mine/vgabios-stdvga.bin")));
+    let fw = f.firmware(&doc(&loader("", &b), &ramfb));
+    assert_eq!(fw.vga_rom, Some(f.dir.join("mine/vgabios-ramfb.bin")));
 
     let refused = |os: &str| f.refused(&doc(os, ""));
     assert_eq!(
@@ -225,24 +272,34 @@ fn missing_firmware_names_the_seabios_package() {
             f.dir.join("x").display()
         )
     );
-    // A BIOS without its VGA BIOS beside it or in the searched directories: no screen.
+    // A BIOS without its display's VGA BIOS beside it or in the searched directories: no
+    // screen.
     std::fs::write(empty.join("bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
-    let d = vireo_domain::Domain::parse(&doc(
-        "",
-        "<graphics type='vnc'><listen type='none'/></graphics>",
-    ))
-    .unwrap();
-    let err = translate_in(&d, &run, &mut || None, &sources(vec![empty.clone()]))
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        err,
-        format!(
-            "devices/graphics[1]: the firmware's screen needs vgabios-ramfb.bin, which is not \
-             in {} (install the seabios package)",
-            empty.display()
-        )
-    );
+    let screen = "<graphics type='vnc'><listen type='none'/></graphics>";
+    for (video, rom) in [
+        ("", "vgabios-stdvga.bin"),
+        ("<video><model type='vga'/></video>", "vgabios-stdvga.bin"),
+        ("<video><model type='ramfb'/></video>", "vgabios-ramfb.bin"),
+    ] {
+        let d = vireo_domain::Domain::parse(&doc("", &format!("{screen}{video}"))).unwrap();
+        let err = translate_in(&d, &run, &mut || None, &sources(vec![empty.clone()]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "devices/graphics[1]: the firmware's screen needs {rom}, which is not in {} \
+                 (install the seabios package)",
+                empty.display()
+            ),
+            "{video}"
+        );
+    }
+    // Each display finds its own ROM: the ramfb one does not stand in for the VGA's.
+    std::fs::write(empty.join("vgabios-ramfb.bin"), vec![0u8; 40 << 10]).unwrap();
+    let d = vireo_domain::Domain::parse(&doc("", screen)).unwrap();
+    let err = translate_in(&d, &run, &mut || None, &sources(vec![empty.clone()])).unwrap_err();
+    assert!(err.message.contains("needs vgabios-stdvga.bin"), "{err}");
 }
 
 #[test]

@@ -1,10 +1,17 @@
-//! `<graphics>` and `<video>`: the VNC server and the framebuffer behind it.
+//! `<graphics>` and `<video>`: the VNC server and the display device behind it.
+//!
+//! The display device depends on the machine. Vireo's own machine has a linear framebuffer
+//! whatever `video/model@type` names (vga, virtio, bochs, cirrus, qxl, ramfb), so definitions
+//! written for any of them keep working. The pc machine has QEMU's standard VGA (`vga`, also
+//! for a video without a model and for graphics without a video, libvirt's default on pc) or
+//! the plain linear framebuffer (`ramfb`); the models it does not have are refused, since a
+//! guest written for them would look for a device that is not there.
 
 use super::{attr_or_empty, dev_path, not_supported, refuse, TranslateError};
 use crate::rundir::RunDir;
 use std::path::{Path, PathBuf};
 use vireo_domain::{Devices, Element, GraphicsType, VideoModel};
-use vireo_vmm_api::config::{DisplayConfig, VncConfig};
+use vireo_vmm_api::config::{DisplayConfig, DisplayModel, Machine, VncConfig};
 use vireo_vmm_api::limits;
 
 /// The display, if the document asks for one, and the VNC TCP port chosen for it.
@@ -13,8 +20,11 @@ pub(super) struct Display {
     pub vnc_port: Option<u16>,
 }
 
+/// `machine`: the machine the display is on (it decides the display device, see the module
+/// docs).
 pub(super) fn display(
     devices: &Devices<&Element>,
+    machine: Machine,
     run: &RunDir,
     pick_vnc_port: &mut dyn FnMut() -> Option<u16>,
     notes: &mut Vec<String>,
@@ -114,24 +124,41 @@ pub(super) fn display(
     }
     let mut display_size: Option<(u32, u32)> = None;
     let mut video_none = false;
+    // libvirt's default on pc (no video, or one without a model) is the VGA.
+    let mut model = match machine {
+        Machine::Microvm => DisplayModel::Linear,
+        Machine::Pc => DisplayModel::Vga,
+    };
     let videos = devices.videos();
     for (i, v) in videos.iter().enumerate() {
         let path = dev_path("video", i);
         if i > 0 {
             return refuse(path, "only one video device is supported");
         }
-        match v.model() {
-            Some(VideoModel::None) => video_none = true,
-            Some(
-                VideoModel::Vga
-                | VideoModel::Virtio
-                | VideoModel::Bochs
-                | VideoModel::Cirrus
-                | VideoModel::Qxl
-                | VideoModel::Ramfb,
-            )
-            | None => {}
-            Some(t) => {
+        match (machine, v.model()) {
+            (_, Some(VideoModel::None)) => video_none = true,
+            (
+                Machine::Microvm,
+                Some(
+                    VideoModel::Vga
+                    | VideoModel::Virtio
+                    | VideoModel::Bochs
+                    | VideoModel::Cirrus
+                    | VideoModel::Qxl
+                    | VideoModel::Ramfb,
+                )
+                | None,
+            ) => {}
+            (Machine::Pc, Some(VideoModel::Vga) | None) => model = DisplayModel::Vga,
+            (Machine::Pc, Some(VideoModel::Ramfb)) => model = DisplayModel::Linear,
+            (Machine::Pc, Some(t)) => {
+                return refuse(
+                    format!("{path}/model@type='{t}'"),
+                    "not supported on the pc machine, which offers 'vga' and 'ramfb' (use \
+                     type='vga')",
+                )
+            }
+            (Machine::Microvm, Some(t)) => {
                 return refuse(
                     format!("{path}/model@type='{t}'"),
                     "not supported (the guest gets a linear framebuffer)",
@@ -160,6 +187,20 @@ pub(super) fn display(
             }
         }
     }
+    if let (DisplayModel::Vga, Some((x, y))) = (model, display_size) {
+        let bytes = u64::from(x) * u64::from(y) * 4;
+        if bytes > limits::VGA_VRAM_SIZE {
+            return refuse(
+                format!("{}/model/resolution", dev_path("video", 0)),
+                format!(
+                    "{x}x{y} needs {} KiB at 4 bytes a pixel, more than the VGA's {} MiB of \
+                     video memory",
+                    bytes.div_ceil(1024),
+                    limits::VGA_VRAM_SIZE >> 20
+                ),
+            );
+        }
+    }
     if video_none && graphics_seen {
         return refuse(
             "devices/video[1]/model@type='none'",
@@ -168,6 +209,7 @@ pub(super) fn display(
     }
     if graphics_seen || (!video_none && !videos.is_empty()) {
         let mut d = DisplayConfig {
+            model,
             vnc,
             ..DisplayConfig::default()
         };

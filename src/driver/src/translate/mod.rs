@@ -222,7 +222,7 @@ fn translate_in(
         layout = scsi::layout(devices, &name)?;
         (cfg.disks, cfg.scsi) = disk::disks(devices, &layout)?;
         cfg.nets = net::interfaces(dom, devices, &name)?;
-        let display = graphics::display(devices, run, pick_vnc_port, &mut notes)?;
+        let display = graphics::display(devices, machine, run, pick_vnc_port, &mut notes)?;
         cfg.display = display.display;
         vnc_port = display.vnc_port;
         chardev::com1(devices, run, &mut cfg.serial)?;
@@ -238,7 +238,7 @@ fn translate_in(
             fw,
             devices.as_ref(),
             &layout,
-            cfg.display.is_some(),
+            cfg.display.as_ref().map(|d| d.model),
         )?);
     }
     Ok(Translated {
@@ -286,6 +286,8 @@ pub fn free_vnc_port() -> Option<u16> {
 
 #[cfg(test)]
 mod firmware_tests;
+#[cfg(test)]
+mod graphics_tests;
 #[cfg(test)]
 mod scsi_tests;
 #[cfg(test)]

@@ -27,6 +27,7 @@ impl Fixture {
         std::fs::create_dir_all(dir.join("fw")).unwrap();
         std::fs::write(dir.join("fw/bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
         std::fs::write(dir.join("fw/vgabios-ramfb.bin"), vec![0u8; 40 << 10]).unwrap();
+        std::fs::write(dir.join("fw/vgabios-stdvga.bin"), vec![0u8; 38 << 10]).unwrap();
         Fixture { dir }
     }
     pub(super) fn p(&self, f: &str) -> String {

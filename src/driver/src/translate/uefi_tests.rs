@@ -85,7 +85,10 @@ fn firmware_efi_picks_ovmf_and_a_store_of_the_machines_own() {
     let (fw, copy) = f.uefi(&efi("<bootmenu enable='yes' timeout='3000'/>", &devices));
     assert_eq!(fw.loader, f.ovmf().join("OVMF_CODE_4M.fd"));
     assert_eq!(fw.nvram, Some(f.store()));
-    assert_eq!(fw.vga_rom, None, "OVMF drives ramfb itself");
+    assert_eq!(fw.vga_rom, None, "OVMF drives the VGA itself");
+    let ramfb = format!("{devices}<video><model type='ramfb'/></video>");
+    let (ramfb_fw, _) = f.uefi(&efi("", &ramfb));
+    assert_eq!(ramfb_fw.vga_rom, None, "OVMF drives ramfb itself");
     // The boot order and the menu work as with the BIOS: OVMF reads the same files.
     assert_eq!(fw.boot_order, [BootDevice::Disk { index: 0 }]);
     assert_eq!(fw.boot_menu_timeout_ms, Some(3000));
