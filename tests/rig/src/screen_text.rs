@@ -1,6 +1,6 @@
 //! Reads the text on a screenshot of a BIOS text screen (SeaBIOS, GRUB's `console` terminal,
-//! isolinux) by matching 8x16 character cells against the VGA font of Debian's SeaVGABIOS, so a
-//! test can assert what a boot menu says and which entry is highlighted.
+//! isolinux) by matching 8x16 glyphs against the VGA font of Debian's SeaVGABIOS, so a test can
+//! assert what a boot menu says and which entry is highlighted.
 //!
 //! # The font
 //! SeaVGABIOS draws the INT 10h text modes it emulates in a linear framebuffer (ramfb,
@@ -10,14 +10,25 @@
 //! and accepts it only when `H`, `I`, the blank, the full block and two box-drawing glyphs sit at
 //! their code points too; exactly one offset in the ROM must pass.
 //!
+//! # Cell width
+//! SeaVGABIOS's emulated text, and a real VGA set to 8-dot clocks, draw 8-pixel-wide cells
+//! (640x400 for 80x25). A real VGA in mode 3 draws 9-dot cells (720x400): columns 0-7 are the
+//! glyph, column 8 is the cell's background, except for the box-drawing codes 0xC0..=0xDF, where
+//! it repeats column 7 so that lines join (the attribute controller's line-graphics enable, which
+//! the BIOS sets). So a 9-pixel cell reads as the glyph of its first 8 columns when its 9th is
+//! its background, or, for a box-drawing glyph, equals its 8th; any other 9th column is no match.
+//!
 //! # Reading a screen
 //! A cell holds one or two colours. With one it is blank; with two, the pixels of either colour
 //! form a glyph bitmap, looked up in the font (the other colour is the background). The text
-//! grid starts at the top-left corner when that reads with few unmatched cells (SeaVGABIOS
-//! draws there); otherwise at whichever of the 8x16 offsets reads the most glyphs, so a screen
-//! drawn at an offset (a text mode centred in a larger framebuffer) reads too. A cell whose background is
-//! not the screen's (its most common colour) is *highlighted*: GRUB marks the chosen menu entry
-//! that way. A cell that matches no glyph reads as U+FFFD.
+//! grid starts at the top-left corner, with whichever cell width reads best there, when that
+//! reads with few unmatched cells (SeaVGABIOS and a VGA draw there); otherwise at whichever
+//! width and offset reads best, so a screen drawn at an offset (a text mode centred in a larger
+//! framebuffer) reads too. Readings are ranked by the pixels they read as glyphs, then by the
+//! fewest pixels in unmatched cells: pixels rather than cells, as a box line, which reads at
+//! either width, is more cells at 8 pixels. A cell whose background is not the screen's (its
+//! most common colour) is *highlighted*: GRUB marks the chosen menu entry that way. A cell that
+//! matches no glyph reads as U+FFFD.
 //!
 //! Screenshots: PNG (`vireoctl screenshot`: 8-bit RGB) and binary PPM (QEMU's `screendump`),
 //! told apart by the file name's extension, never by content.
@@ -25,9 +36,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Cell size of the VGA font.
+/// Glyph size of the VGA font; a screen's cells are [`CELL_WIDTHS`] wide.
 pub const CELL_W: usize = 8;
 pub const CELL_H: usize = 16;
+/// The cell widths a text screen is drawn with (see the module documentation).
+pub const CELL_WIDTHS: [usize; 2] = [CELL_W, CELL_W + 1];
+/// The box-drawing codes whose 9th dot repeats the 8th.
+const LINE_GRAPHICS: std::ops::RangeInclusive<u8> = 0xc0..=0xdf;
 
 type Bitmap = [u8; CELL_H];
 
@@ -100,11 +115,11 @@ fn cp437(code: u8) -> Option<char> {
     }
 }
 
-/// The VGA 8x16 font: 256 glyphs and a reverse index from bitmap to character.
+/// The VGA 8x16 font: 256 glyphs and a reverse index from bitmap to code point.
 #[derive(Debug, Clone)]
 pub struct Font {
     glyphs: Vec<Bitmap>,
-    index: HashMap<Bitmap, char>,
+    index: HashMap<Bitmap, u8>,
 }
 
 impl Font {
@@ -169,8 +184,8 @@ impl Font {
         // Printable ASCII first, so that a bitmap drawn at several code points reads as ASCII.
         let order = (0x20u8..=0x7e).chain(0x80..=0xff).chain(0x00..0x20);
         for code in order.chain(std::iter::once(0x7f)) {
-            if let Some(ch) = cp437(code) {
-                index.entry(glyphs[usize::from(code)]).or_insert(ch);
+            if cp437(code).is_some() {
+                index.entry(glyphs[usize::from(code)]).or_insert(code);
             }
         }
         Font { glyphs, index }
@@ -181,8 +196,14 @@ impl Font {
         self.glyphs[usize::from(code)]
     }
 
-    fn lookup(&self, bits: &Bitmap) -> Option<char> {
+    /// The code point drawn as `bits`; it has a character.
+    fn code_of(&self, bits: &Bitmap) -> Option<u8> {
         self.index.get(bits).copied()
+    }
+
+    #[cfg(test)]
+    fn lookup(&self, bits: &Bitmap) -> Option<char> {
+        self.code_of(bits).and_then(cp437)
     }
 }
 
@@ -307,6 +328,8 @@ pub struct Cell {
 pub struct ScreenText {
     /// Pixel position of the grid's top-left cell.
     pub origin: (usize, usize),
+    /// Pixel width of a cell: 8, or 9 for a VGA's 9-dot text.
+    pub cell_width: usize,
     pub cols: usize,
     pub rows: usize,
     /// The screen's background colour (its most common one).
@@ -318,28 +341,25 @@ pub struct ScreenText {
 pub fn read_screen(img: &Image, font: &Font) -> ScreenText {
     let px = Pixels::of(img);
     let background = most_common(&px);
-    // SeaVGABIOS draws from the top-left corner: when that grid reads (nearly) cleanly, it is
-    // the one, which keeps a 1024x768 screen at one pass (a picture beside the text leaves a
-    // few unmatched cells); otherwise every origin is tried.
-    let at_zero = read_at(&px, font, background, (0, 0));
+    let read = |width, origin| read_at(&px, font, background, width, origin);
+    // SeaVGABIOS and a VGA draw from the top-left corner: when that grid reads (nearly) cleanly
+    // at either width, it is the one, which keeps a 1024x768 screen at two passes (a picture
+    // beside the text leaves a few unmatched cells); otherwise every origin is tried.
+    let at_zero = CELL_WIDTHS
+        .map(|w| read(w, (0, 0)))
+        .into_iter()
+        .reduce(Reading::better)
+        .expect("two widths");
     if at_zero.unknown * 4 <= at_zero.score {
         return at_zero.text;
     }
-    let mut best = at_zero;
-    for oy in 0..CELL_H {
-        for ox in 0..CELL_W {
-            if (ox, oy) == (0, 0) {
-                continue;
-            }
-            let read = read_at(&px, font, background, (ox, oy));
-            if (read.score, std::cmp::Reverse(read.unknown))
-                > (best.score, std::cmp::Reverse(best.unknown))
-            {
-                best = read;
-            }
-        }
-    }
-    best.text
+    CELL_WIDTHS
+        .into_iter()
+        .flat_map(|w| (0..CELL_H).flat_map(move |oy| (0..w).map(move |ox| (w, (ox, oy)))))
+        .filter(|&(_, origin)| origin != (0, 0))
+        .map(|(w, origin)| read(w, origin))
+        .fold(at_zero, Reading::better)
+        .text
 }
 
 /// The picture as one `u32` a pixel, for fast comparisons.
@@ -363,9 +383,10 @@ impl Pixels {
         }
     }
 
-    fn row(&self, x: usize, y: usize) -> &[u32] {
+    /// The `width` pixels from (x, y) rightwards.
+    fn row(&self, x: usize, y: usize, width: usize) -> &[u32] {
         let o = y * self.width + x;
-        &self.px[o..o + CELL_W]
+        &self.px[o..o + width]
     }
 }
 
@@ -394,8 +415,30 @@ struct Reading {
     unknown: usize,
 }
 
-fn read_at(px: &Pixels, font: &Font, background: u32, origin: (usize, usize)) -> Reading {
-    let cols = px.width.saturating_sub(origin.0) / CELL_W;
+impl Reading {
+    /// The better of two readings: more pixels read as glyphs, then fewer in unmatched cells;
+    /// `self` on a tie.
+    fn better(self, other: Reading) -> Reading {
+        let rank = |r: &Reading| {
+            let w = r.text.cell_width;
+            (r.score * w, std::cmp::Reverse(r.unknown * w))
+        };
+        if rank(&other) > rank(&self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+fn read_at(
+    px: &Pixels,
+    font: &Font,
+    background: u32,
+    width: usize,
+    origin: (usize, usize),
+) -> Reading {
+    let cols = px.width.saturating_sub(origin.0) / width;
     let rows = px.height.saturating_sub(origin.1) / CELL_H;
     let mut cells = Vec::with_capacity(cols * rows);
     let (mut score, mut unknown) = (0, 0);
@@ -405,8 +448,8 @@ fn read_at(px: &Pixels, font: &Font, background: u32, origin: (usize, usize)) ->
                 px,
                 font,
                 background,
-                origin.0 + c * CELL_W,
-                origin.1 + r * CELL_H,
+                width,
+                (origin.0 + c * width, origin.1 + r * CELL_H),
             );
             match cell.ch {
                 ' ' => {}
@@ -419,6 +462,7 @@ fn read_at(px: &Pixels, font: &Font, background: u32, origin: (usize, usize)) ->
     Reading {
         text: ScreenText {
             origin,
+            cell_width: width,
             cols,
             rows,
             background: rgb_of(background),
@@ -434,11 +478,19 @@ const UNKNOWN: Cell = Cell {
     highlighted: false,
 };
 
-fn read_cell(px: &Pixels, font: &Font, background: u32, x0: usize, y0: usize) -> Cell {
+/// Reads the `width`-pixel cell at (x0, y0).
+fn read_cell(
+    px: &Pixels,
+    font: &Font,
+    background: u32,
+    width: usize,
+    (x0, y0): (usize, usize),
+) -> Cell {
+    let row = |y| px.row(x0, y0 + y, width);
     let first = px.px[y0 * px.width + x0];
     let mut second = None;
     for y in 0..CELL_H {
-        for &p in px.row(x0, y0 + y) {
+        for &p in row(y) {
             if p == first || second == Some(p) {
                 continue;
             }
@@ -456,14 +508,21 @@ fn read_cell(px: &Pixels, font: &Font, background: u32, x0: usize, y0: usize) ->
     };
     let bits_of = |ink: u32| {
         let mut bits = [0u8; CELL_H];
-        for (y, row) in bits.iter_mut().enumerate() {
-            for (x, &p) in px.row(x0, y0 + y).iter().enumerate() {
+        for (y, line) in bits.iter_mut().enumerate() {
+            for (x, &p) in row(y)[..CELL_W].iter().enumerate() {
                 if p == ink {
-                    *row |= 0x80 >> x;
+                    *line |= 0x80 >> x;
                 }
             }
         }
         bits
+    };
+    // A 9-dot cell's last column is its background, or repeats the 8th for box drawing.
+    let ninth_fits = |code: u8, paper: u32| {
+        let column = |x: usize| (0..CELL_H).map(move |y| row(y)[x]);
+        width == CELL_W
+            || column(CELL_W).all(|p| p == paper)
+            || (LINE_GRAPHICS.contains(&code) && column(CELL_W).eq(column(CELL_W - 1)))
     };
     // The ink is the colour that is not the screen's background when one of them is; a
     // highlighted cell has neither, and then the font decides.
@@ -473,7 +532,8 @@ fn read_cell(px: &Pixels, font: &Font, background: u32, x0: usize, y0: usize) ->
         [(second, first), (first, second)]
     };
     for (ink, paper) in tries {
-        if let Some(ch) = font.lookup(&bits_of(ink)) {
+        let code = font.code_of(&bits_of(ink));
+        if let Some(ch) = code.filter(|&c| ninth_fits(c, paper)).and_then(cp437) {
             return Cell {
                 ch,
                 highlighted: paper != background,
@@ -541,9 +601,16 @@ mod tests {
         Font::debian_seavgabios().expect("Debian's seabios package (vgabios-ramfb.bin)")
     }
 
-    /// Draws `rows` of text into a framebuffer at `origin`; a row starting with '>' is drawn
-    /// in inverse colours over the whole width, as GRUB draws its chosen entry.
-    fn render(font: &Font, size: (usize, usize), origin: (usize, usize), rows: &[&str]) -> Image {
+    /// Draws `rows` of text into a framebuffer at `origin` in `cell_w`-pixel cells (9: as a
+    /// VGA draws mode 3); a row starting with '>' is drawn in inverse colours over the whole
+    /// width, as GRUB draws its chosen entry.
+    fn render(
+        font: &Font,
+        size: (usize, usize),
+        origin: (usize, usize),
+        cell_w: usize,
+        rows: &[&str],
+    ) -> Image {
         let (bg, fg) = ([0u8, 0, 0], [0xaa, 0xaa, 0xaa]);
         let mut img = Image {
             width: size.0,
@@ -556,7 +623,7 @@ mod tests {
                 None => (false, *row),
             };
             let (ink, paper) = if inverse { (bg, fg) } else { (fg, bg) };
-            let cols = (size.0 - origin.0) / CELL_W;
+            let cols = (size.0 - origin.0) / cell_w;
             for c in 0..cols {
                 let code = text
                     .chars()
@@ -572,11 +639,17 @@ mod tests {
                 }
                 let g = font.glyph(code);
                 for (y, bits) in g.iter().enumerate() {
-                    for x in 0..CELL_W {
-                        let px = if bits & (0x80 >> x) != 0 { ink } else { paper };
+                    for x in 0..cell_w {
+                        // The 9th dot repeats the 8th for box drawing, else it is the paper.
+                        let dot = if x == 8 && LINE_GRAPHICS.contains(&code) {
+                            7
+                        } else {
+                            x
+                        };
+                        let on = dot < 8 && bits & (0x80 >> dot) != 0;
                         let o =
-                            ((origin.1 + r * CELL_H + y) * size.0 + origin.0 + c * CELL_W + x) * 3;
-                        img.rgb[o..o + 3].copy_from_slice(&px);
+                            ((origin.1 + r * CELL_H + y) * size.0 + origin.0 + c * cell_w + x) * 3;
+                        img.rgb[o..o + 3].copy_from_slice(if on { &ink } else { &paper });
                     }
                 }
             }
@@ -614,9 +687,9 @@ mod tests {
         ];
         // At the origin and displaced, as a text mode centred in a larger framebuffer is.
         for origin in [(0, 0), (3, 11)] {
-            let img = render(&f, (640, 200), origin, &rows);
+            let img = render(&f, (640, 200), origin, CELL_W, &rows);
             let s = read_screen(&img, &f);
-            assert_eq!(s.origin, origin);
+            assert_eq!((s.origin, s.cell_width), (origin, CELL_W));
             let lines = s.lines();
             assert_eq!(lines[0], rows[0]);
             assert_eq!(lines[2], rows[2]);
@@ -628,10 +701,108 @@ mod tests {
         }
     }
 
+    /// A GRUB menu in a box of 0xDA ┌, 0xC4 ─ (line graphics) and 0xBF ┐, 0xB3 │ (not), its
+    /// first entry highlighted (a row starting with '>', see `render`).
+    fn boxed_menu() -> Vec<String> {
+        let bar = "─".repeat(40);
+        vec![
+            "  GNU GRUB  version 2.12".into(),
+            String::new(),
+            format!(" ┌{bar}┐"),
+            format!("> │Vireo ISO first entry{:19}│", ""),
+            format!(" │Vireo ISO second entry{:18}│", ""),
+            format!(" └{bar}┘"),
+            "  Use the ↑ and ↓ keys to select which entry is highlighted.".into(),
+        ]
+    }
+
+    #[test]
+    fn a_vga_9_dot_screen_reads_as_its_8_dot_twin_does() {
+        let f = font();
+        let rows = boxed_menu();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let want: Vec<&str> = rows.iter().map(|r| r.trim_start_matches('>')).collect();
+        // A VGA's mode 3 (720x400), the same in 8-dot cells (640x400), and a 9-dot screen at an
+        // offset in a larger picture.
+        for (size, origin, cell_w) in [
+            ((720, 400), (0, 0), 9),
+            ((640, 400), (0, 0), 8),
+            ((740, 130), (5, 7), 9),
+        ] {
+            let s = read_screen(&render(&f, size, origin, cell_w, &rows), &f);
+            let what = format!("{cell_w}-dot cells at {origin:?}");
+            assert_eq!((s.origin, s.cell_width), (origin, cell_w), "{what}");
+            assert_eq!(s.cols, (size.0 - origin.0) / cell_w, "{what}");
+            assert_eq!(s.lines()[..want.len()], want, "{what}");
+            assert_eq!(s.is_highlighted("GNU GRUB"), Some(false), "{what}");
+            assert_eq!(
+                s.is_highlighted("Vireo ISO first entry"),
+                Some(true),
+                "{what}"
+            );
+            assert_eq!(
+                s.is_highlighted("Vireo ISO second entry"),
+                Some(false),
+                "{what}"
+            );
+            // The highlight spans the row, box and blanks included.
+            let last = s.cols - 1;
+            for col in [0, 1, last] {
+                assert_eq!(s.cell(3, col).map(|c| c.highlighted), Some(true), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_9_dot_screen_of_little_but_box_lines_reads_at_9() {
+        // At 8 pixels its lines read as more cells than at 9 (the title does not read): the
+        // readings are ranked by pixels.
+        let f = font();
+        let bar = "─".repeat(78);
+        let rows = [
+            " GNU GRUB".to_string(),
+            format!("┌{bar}┐"),
+            format!("└{bar}┘"),
+        ];
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let s = read_screen(&render(&f, (720, 400), (0, 0), 9, &rows), &f);
+        assert_eq!(s.cell_width, 9);
+        assert_eq!(s.lines()[..3], rows);
+    }
+
+    #[test]
+    fn a_9th_dot_no_vga_draws_is_no_match() {
+        let f = font();
+        let mut rows = boxed_menu();
+        rows.push("▒▒".into());
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        let mut img = render(&f, (720, 400), (0, 0), 9, &rows);
+        let (ink, paper) = ([0xaa, 0xaa, 0xaa], [0, 0, 0]);
+        // Paints the 9th dot of the (plain) cell at row, col where `on` says, as ink.
+        let mut ninth = |row: usize, col: usize, on: &dyn Fn(usize) -> bool| {
+            for y in 0..CELL_H {
+                let o = ((row * CELL_H + y) * 720 + col * 9 + 8) * 3;
+                img.rgb[o..o + 3].copy_from_slice(if on(y) { &ink } else { &paper });
+            }
+        };
+        // 'G' with an inked 9th column; ▒ (0xB1, no line graphics) with its 8th dot repeated.
+        ninth(0, 2, &|_| true);
+        let shade = f.glyph(0xb1);
+        assert!(shade.iter().any(|b| b & 1 != 0));
+        ninth(7, 1, &|y| shade[y] & 1 != 0);
+        // ─ (0xC4) with a blank 9th dot, as a VGA draws it with line graphics off: it reads.
+        ninth(2, 5, &|_| false);
+        let s = read_screen(&img, &f);
+        assert_eq!(s.cell_width, 9);
+        assert_eq!(s.lines()[0], "  \u{fffd}NU GRUB  version 2.12");
+        assert_eq!(s.lines()[2], rows[2]);
+        assert_eq!(s.lines()[7], "▒\u{fffd}");
+    }
+
     #[test]
     fn a_blank_screen_reads_as_nothing_and_noise_as_unknown() {
         let f = font();
-        let img = render(&f, (64, 32), (0, 0), &[]);
+        let img = render(&f, (64, 32), (0, 0), CELL_W, &[]);
         let s = read_screen(&img, &f);
         assert_eq!(s.text(), "");
         let mut noisy = img.clone();
