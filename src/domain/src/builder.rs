@@ -42,6 +42,9 @@ pub struct DomainBuilder {
     serial_console: bool,
     inputs: bool,
     video: Option<VideoModel>,
+    /// [`Self::vnc_socket`] asked for the machine's default video head, decided on build,
+    /// when the machine type is known.
+    default_video: bool,
     rng: bool,
     memballoon_none: bool,
     lifecycle: Option<(LifecycleAction, LifecycleAction, LifecycleAction)>,
@@ -74,6 +77,7 @@ impl DomainBuilder {
             serial_console: false,
             inputs: false,
             video: None,
+            default_video: false,
             rng: false,
             memballoon_none: false,
             lifecycle: None,
@@ -169,20 +173,23 @@ impl DomainBuilder {
             port_forwards: forwards,
         })
     }
-    /// VNC on a unix socket.
+    /// VNC on a unix socket, with a video head unless one is given ([`Self::video`]): libvirt's
+    /// default for the machine type, `vga` on `pc` (and its versioned `pc-i440fx-*`), else
+    /// `virtio`.
     pub fn vnc_socket(mut self, path: &str) -> Self {
         self.graphics.push(GraphicsSpec::vnc_socket(path));
-        if self.video.is_none() {
-            self.video = Some(VideoModel::Virtio);
-        }
+        self.default_video = true;
         self
     }
     pub fn graphics(mut self, g: GraphicsSpec) -> Self {
         self.graphics.push(g);
         self
     }
+    /// The video head (`None`: none), also instead of [`Self::vnc_socket`]'s default when told
+    /// after it.
     pub fn video(mut self, model: Option<VideoModel>) -> Self {
         self.video = model;
+        self.default_video = false;
         self
     }
     /// A pty serial port with `isa-serial` target and its console.
@@ -347,7 +354,11 @@ impl DomainBuilder {
         for g in &self.graphics {
             devs = devs.with_child(g.to_element());
         }
-        if let Some(v) = &self.video {
+        let video = self.video.clone().or_else(|| {
+            self.default_video
+                .then(|| default_video(self.machine.as_deref()))
+        });
+        if let Some(v) = &video {
             devs = devs.with_child(Video::new_element(v));
         }
         if self.memballoon_none {
@@ -362,6 +373,20 @@ impl DomainBuilder {
             .map_err(|e| Errors(vec![e]))?;
         domain.validate()?;
         Ok(domain)
+    }
+}
+
+/// libvirt's video model for a new machine of type `machine` (None: the hypervisor's
+/// default): the standard VGA on the i440FX `pc`, virtio elsewhere.
+fn default_video(machine: Option<&str>) -> VideoModel {
+    let pc = machine.is_some_and(|m| {
+        let m = m.trim();
+        m == "pc" || m.strip_prefix("pc-i440fx-").is_some_and(|v| !v.is_empty())
+    });
+    if pc {
+        VideoModel::Vga
+    } else {
+        VideoModel::Virtio
     }
 }
 
@@ -410,6 +435,42 @@ mod tests {
         assert!(xml.contains("\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n"), "{xml}");
         // Round trip through the parser is lossless.
         assert_eq!(Domain::parse(&xml).expect("reparse").to_xml(), xml);
+    }
+
+    #[test]
+    fn a_vnc_socket_brings_the_machines_video_head() {
+        let video = |machine: Option<&str>, given: Option<VideoModel>| {
+            let mut b = DomainBuilder::new("v").memory(64 << 20);
+            if let Some(g) = given {
+                b = b.video(Some(g));
+            }
+            b = b.vnc_socket("/run/v.sock");
+            // Told after the socket: the default follows the machine all the same.
+            if let Some(m) = machine {
+                b = b.machine(m);
+            }
+            let d = b.build().expect("valid");
+            let devs = d.devices().expect("devices");
+            devs.videos().iter().map(|v| v.model()).collect::<Vec<_>>()
+        };
+        assert_eq!(video(None, None), [Some(VideoModel::Virtio)]);
+        assert_eq!(video(Some("vireo"), None), [Some(VideoModel::Virtio)]);
+        assert_eq!(video(Some("pc"), None), [Some(VideoModel::Vga)]);
+        assert_eq!(video(Some("pc-i440fx-7.2"), None), [Some(VideoModel::Vga)]);
+        assert_eq!(
+            video(Some("pc"), Some(VideoModel::Ramfb)),
+            [Some(VideoModel::Ramfb)]
+        );
+        assert_eq!(video(None, Some(VideoModel::Vga)), [Some(VideoModel::Vga)]);
+        // No video, told after the socket.
+        let d = DomainBuilder::new("v")
+            .memory(64 << 20)
+            .machine("pc")
+            .vnc_socket("/run/v.sock")
+            .video(None)
+            .build()
+            .expect("valid");
+        assert_eq!(d.devices().expect("devices").count("video"), 0);
     }
 
     #[test]

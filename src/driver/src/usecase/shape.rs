@@ -19,7 +19,10 @@
 //!   virt-manager give every new machine a network;
 //! - a pty serial port and its console, a PS/2 keyboard (the backend always has the i8042
 //!   and libvirt lists it on x86), and, with a display, a virtio tablet, the VNC graphics and a
-//!   virtio video head; without a display the video head stays, as the guest's framebuffer;
+//!   video head; without a display the video head stays, as the guest's framebuffer. The head
+//!   is the machine's display device: on `pc` the standard VGA (`vga`, libvirt's default
+//!   there, with the 16 MiB of video memory libvirt writes for it), on Vireo's own machine
+//!   `virtio` (any model is its linear framebuffer);
 //! - a virtio RNG fed from the host's /dev/urandom, as virt-manager adds to every guest that
 //!   supports it: a new guest otherwise waits for entropy at boot (key generation, TLS), and
 //!   the device costs nothing.
@@ -29,13 +32,15 @@ use super::machine::{
 };
 use super::targets::{self, Bus};
 use crate::connection::DriverError;
-use crate::translate::VIRTIO_SCSI;
+use crate::translate::{machine, VIRTIO_SCSI};
 use std::path::Path;
 use vireo_domain::{
     BootDev, ChardevSpec, ClockOffset, Controller, DiskDevice, DiskSpec, Domain, DomainBuilder,
     Element, Error, ErrorKind, Errors, Firmware, GraphicsSpec, GraphicsType, Input, InputBus,
     InputType, InterfaceSpec, InterfaceType, LifecycleAction, VideoModel,
 };
+use vireo_vmm_api::config::Machine;
+use vireo_vmm_api::limits::VGA_VRAM_SIZE;
 
 /// Memory of a new machine when the user does not say.
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
@@ -252,9 +257,11 @@ pub fn attach_disk(
 }
 
 /// The consoles of a new machine: serial and console on a pty, a tablet when there is a
-/// display, the PS/2 keyboard, the display and its video head.
+/// display, the PS/2 keyboard, the display and its video head (the machine's, see the module
+/// docs).
 pub(crate) fn add_consoles(dom: &mut Domain, graphics: &Graphics) {
     let display = graphics_element(graphics);
+    let video = video_element(dom);
     let mut devs = dom.devices_mut();
     devs.add(ChardevSpec::pty("serial", None, Some(0)).to_element());
     devs.add(ChardevSpec::pty("console", Some("serial"), Some(0)).to_element());
@@ -271,14 +278,21 @@ pub(crate) fn add_consoles(dom: &mut Domain, graphics: &Graphics) {
     if let Some(g) = display {
         devs.add(g);
     }
-    devs.add(
-        Element::new("video").with_child(
-            Element::new("model")
-                .with_attr("type", VideoModel::Virtio.as_str())
-                .with_attr("heads", "1")
-                .with_attr("primary", "yes"),
-        ),
-    );
+    devs.add(video);
+}
+
+/// The video head of a new machine, as libvirt writes it back on define: on the pc machine
+/// the standard VGA with its video memory, elsewhere virtio. A machine type translate
+/// refuses gets virtio; its start names the machine.
+fn video_element(dom: &Domain) -> Element {
+    let named = dom.os().and_then(|o| o.machine());
+    let model = match machine::machine(named.as_deref()) {
+        Ok(Machine::Pc) => Element::new("model")
+            .with_attr("type", VideoModel::Vga.as_str())
+            .with_attr("vram", &(VGA_VRAM_SIZE >> 10).to_string()),
+        _ => Element::new("model").with_attr("type", VideoModel::Virtio.as_str()),
+    };
+    Element::new("video").with_child(model.with_attr("heads", "1").with_attr("primary", "yes"))
 }
 
 /// The `<graphics>` element of a choice (`None` for no display).
@@ -322,8 +336,14 @@ mod tests {
     use super::*;
 
     fn machine(graphics: Graphics) -> Domain {
+        on_machine(None, graphics)
+    }
+
+    /// A new machine of type `machine` (None: the default).
+    fn on_machine(machine: Option<&str>, graphics: Graphics) -> Domain {
         let mut m = NewMachine::new("m", Source::Kernel(KernelBoot::default()));
         m.graphics = graphics;
+        m.machine = machine.map(str::to_owned);
         let boot = KernelBoot {
             kernel: "/k".into(),
             ..KernelBoot::default()
@@ -352,6 +372,27 @@ mod tests {
         assert!(at("<input type='tablet' bus='virtio'/>") < at("<input type='keyboard'"));
         assert!(at("<graphics type='vnc'") < at("<video>"));
         d.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_video_head_is_the_machines_display_device() {
+        let vga = "<model type='vga' vram='16384' heads='1' primary='yes'/>";
+        let virtio = "<model type='virtio' heads='1' primary='yes'/>";
+        for (machine, want) in [
+            (None, virtio),
+            (Some("vireo"), virtio),
+            (Some("microvm"), virtio),
+            (Some("pc"), vga),
+            (Some("pc-i440fx-7.2"), vga),
+            (Some("q35"), virtio),
+        ] {
+            for graphics in [Graphics::None, Graphics::Local] {
+                let d = on_machine(machine, graphics);
+                let xml = d.to_xml();
+                assert!(xml.contains(want), "{machine:?}: {xml}");
+                d.validate().expect("valid");
+            }
+        }
     }
 
     #[test]
