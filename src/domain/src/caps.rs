@@ -158,7 +158,10 @@ pub struct BackendFacts {
     pub disk_devices: Vec<DiskDevice>,
     pub disk_buses: Vec<DiskBus>,
     pub graphics: Vec<GraphicsType>,
+    /// The video models (`video/model@type`) of the machines not in `machine_video_models`.
     pub video_models: Vec<VideoModel>,
+    /// The machine types whose video models differ from `video_models`, with theirs.
+    pub machine_video_models: Vec<(String, Vec<VideoModel>)>,
     /// rng backend models (random, builtin, ...); empty = no rng device.
     pub rng_backends: Vec<String>,
     pub host_passthrough: bool,
@@ -183,11 +186,19 @@ impl BackendFacts {
             disk_buses: vec![DiskBus::Virtio],
             graphics: vec![GraphicsType::Vnc],
             video_models: vec![VideoModel::Virtio],
+            machine_video_models: vec![("pc".into(), vec![VideoModel::Vga, VideoModel::Ramfb])],
             rng_backends: vec!["random".into()],
             host_passthrough: true,
             acpi: true,
             apic: true,
         }
+    }
+
+    /// The video models of `machine` (None: the default machine's).
+    pub fn video_models_of(&self, machine: Option<&str>) -> &[VideoModel] {
+        machine
+            .and_then(|m| self.machine_video_models.iter().find(|(n, _)| n == m))
+            .map_or(&self.video_models, |(_, v)| v)
     }
 }
 
@@ -304,7 +315,7 @@ pub fn capabilities(host_uuid: Option<&Uuid>, cpu: &HostCpu, backend: &BackendFa
 }
 
 /// The `<domainCapabilities>` document for `machine` (None: the backend's default machine).
-/// UEFI is listed for the machines it runs on only.
+/// UEFI is listed for the machines it runs on only, and each machine's own video models.
 pub fn domain_capabilities(backend: &BackendFacts, machine: Option<&str>) -> Document {
     let mut root = Element::new("domainCapabilities")
         .with_child(text("path", &backend.emulator))
@@ -379,9 +390,10 @@ pub fn domain_capabilities(backend: &BackendFacts, machine: Option<&str>) -> Doc
         .with_child(enum_of("model", []));
     let graphics = supported("graphics", !backend.graphics.is_empty())
         .with_child(enum_of("type", backend.graphics.iter().map(|g| g.as_str())));
-    let video = supported("video", !backend.video_models.is_empty()).with_child(enum_of(
+    let video_models = backend.video_models_of(machine);
+    let video = supported("video", !video_models.is_empty()).with_child(enum_of(
         "modelType",
-        backend.video_models.iter().map(|v| v.as_str()),
+        video_models.iter().map(|v| v.as_str()),
     ));
     let hostdev = supported("hostdev", false)
         .with_child(enum_of("mode", []))
@@ -476,6 +488,28 @@ mod tests {
         assert!(dc.contains("<loader supported='no'"), "{dc}");
         assert!(dc.contains("<enum name='bootDevice'/>"), "{dc}");
         assert!(!caps.contains("deviceboot"), "{caps}");
+    }
+
+    #[test]
+    fn video_models_are_the_machines_own() {
+        let b = BackendFacts::vireo_kvm("/usr/libexec/vireo-vmm");
+        let models = |machine: Option<&str>| {
+            let dc = domain_capabilities(&b, machine).to_xml();
+            let at = dc.find("<video supported='yes'>").expect("video");
+            let end = at + dc[at..].find("</video>").expect("its end");
+            dc[at..end].to_owned()
+        };
+        let virtio = "<enum name='modelType'>\n        <value>virtio</value>\n      </enum>";
+        assert!(models(None).contains(virtio), "{}", models(None));
+        assert!(models(Some("vireo")).contains(virtio));
+        let pc = models(Some("pc"));
+        assert!(
+            pc.contains(
+                "<enum name='modelType'>\n        <value>vga</value>\n        \
+                 <value>ramfb</value>\n      </enum>"
+            ),
+            "{pc}"
+        );
     }
 
     #[test]

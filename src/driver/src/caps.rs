@@ -2,12 +2,15 @@
 //! this host and of the vireo-vmm backend the driver would start.
 
 use crate::translate::{machine, uefi, TranslateError};
-use vireo_domain::{BackendFacts, BootDev, DiskBus, DiskDevice, HostCpu};
+use vireo_domain::{BackendFacts, BootDev, DiskBus, DiskDevice, HostCpu, VideoModel};
 use vireo_vmm_api::config::Machine;
 
 /// The backend as the driver runs it: the machine types translate accepts, direct kernel boot,
 /// BIOS firmware boot when the default SeaBIOS image is there, UEFI on the pc machine when
-/// OVMF is; disks on virtio and on virtio-scsi, CD-ROM drives on virtio-scsi, VNC.
+/// OVMF is; disks on virtio and on virtio-scsi, CD-ROM drives on virtio-scsi, VNC; the video
+/// models translate gives each machine a display for (Vireo's own machine lists virtio, the
+/// model its new machines get, though it takes any as its linear framebuffer; pc the
+/// standard VGA and ramfb).
 pub fn backend_facts() -> BackendFacts {
     let emulator = crate::process::find_binary("vireo-vmm", "VIREO_VMM")
         .map(|p| p.display().to_string())
@@ -32,6 +35,11 @@ pub fn backend_facts() -> BackendFacts {
         f.boot_devices = vec![BootDev::Hd, BootDev::Cdrom];
     }
     f.efi_machines = vec![machine::name(Machine::Pc).to_owned()];
+    f.video_models = vec![VideoModel::Virtio];
+    f.machine_video_models = vec![(
+        machine::name(Machine::Pc).to_owned(),
+        vec![VideoModel::Vga, VideoModel::Ramfb],
+    )];
     if let Some((code, _)) = uefi::default_pair(&uefi::search_dirs()) {
         f.efi_loaders = vec![code.display().to_string()];
     }
@@ -85,5 +93,28 @@ mod tests {
         assert!(pc.contains("<machine>pc</machine>"), "{pc}");
         let e = super::domain_capabilities(Some("q35")).unwrap_err();
         assert_eq!(e.path, "os/type@machine='q35'");
+    }
+
+    /// The `modelType` values of the machine's `<video>`.
+    fn video_models(machine: Option<&str>) -> Vec<String> {
+        let xml = super::domain_capabilities(machine).unwrap();
+        let at = xml
+            .find("<enum name='modelType'>")
+            .expect("a modelType enum");
+        let end = at + xml[at..].find("</enum>").expect("its end");
+        xml[at..end]
+            .split("<value>")
+            .skip(1)
+            .filter_map(|v| v.split_once("</value>").map(|(v, _)| v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn each_machine_lists_the_video_models_translate_gives_it() {
+        assert_eq!(video_models(None), ["virtio"]);
+        assert_eq!(video_models(Some("microvm")), ["virtio"]);
+        for pc in ["pc", "pc-i440fx-7.2"] {
+            assert_eq!(video_models(Some(pc)), ["vga", "ramfb"], "{pc}");
+        }
     }
 }
