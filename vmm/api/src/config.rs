@@ -145,8 +145,9 @@ pub struct FirmwareConfig {
     /// It is mapped read-only just below 4 GiB (the reset vector) and copied into writable RAM
     /// ending at 1 MiB, and reloaded from this file on every reset.
     pub loader: PathBuf,
-    /// The VGA option ROM for the firmware-stage framebuffer (ramfb), offered through fw_cfg
-    /// as `vgaroms/vgabios-ramfb.bin` when the machine has a display.
+    /// The VGA option ROM SeaBIOS runs when the machine has a display: for the linear
+    /// display ramfb's (`vgaroms/vgabios-ramfb.bin` in fw_cfg), for the VGA model the VGA
+    /// device's own (`pci1234,1111.rom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vga_rom: Option<PathBuf>,
     /// The devices the firmware tries, first to last (its `bootorder` file). Devices not
@@ -241,6 +242,10 @@ pub struct SerialConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisplayConfig {
+    /// The display device; its size below is the linear framebuffer's, or the preferred
+    /// mode the VGA device's EDID offers.
+    #[serde(default, skip_serializing_if = "DisplayModel::is_default")]
+    pub model: DisplayModel,
     #[serde(default = "default_width")]
     pub width: u32,
     #[serde(default = "default_height")]
@@ -252,10 +257,32 @@ pub struct DisplayConfig {
 impl Default for DisplayConfig {
     fn default() -> Self {
         DisplayConfig {
+            model: DisplayModel::default(),
             width: default_width(),
             height: default_height(),
             vnc: VncConfig::default(),
         }
+    }
+}
+
+/// What shows the guest's screen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisplayModel {
+    /// A fixed-size linear framebuffer: announced to a directly booted kernel in
+    /// boot_params.screen_info, or ramfb (fw_cfg) under firmware.
+    #[default]
+    Linear,
+    /// QEMU's standard VGA (PCI 1234:1111 at 00:02.0, the pc machine only): legacy VGA text
+    /// and ports for the BIOS, the Bochs VBE registers and a linear framebuffer BAR for boot
+    /// loaders, OVMF and Linux's `bochs` DRM driver, and an EDID offering the display's size.
+    /// Under SeaBIOS `vga_rom` is its option ROM (Debian: `vgabios-stdvga.bin`).
+    Vga,
+}
+
+impl DisplayModel {
+    pub fn is_default(&self) -> bool {
+        *self == DisplayModel::default()
     }
 }
 
@@ -641,6 +668,19 @@ impl VmConfig {
                     d.width,
                     d.height,
                     crate::limits::FRAMEBUFFER_MAX_SIZE
+                )));
+            }
+            if d.model == DisplayModel::Vga && self.machine != Machine::Pc {
+                return Err(ConfigError::Display(
+                    "model vga: the VGA device sits on PCI, which only the pc machine has".into(),
+                ));
+            }
+            if d.model == DisplayModel::Vga && bytes > crate::limits::VGA_VRAM_SIZE {
+                return Err(ConfigError::Display(format!(
+                    "{}x{} needs {bytes} bytes, the VGA's video memory holds {}",
+                    d.width,
+                    d.height,
+                    crate::limits::VGA_VRAM_SIZE
                 )));
             }
             if d.vnc.tcp_port == Some(0) {
