@@ -8,16 +8,16 @@
 
 use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
 use crate::boot::firmware::{self, FirmwareError, FirmwareMapping};
-use crate::boot::firmware_files;
+use crate::boot::firmware_files::{self, FirmwareDisplay};
 use crate::boot::{self, Entry};
-use crate::config::{Machine, VmConfig};
+use crate::config::{DisplayModel, Machine, VmConfig};
 use crate::control::events::EventBus;
 use crate::control::ControlHandler;
 use crate::cpu;
 use crate::devices::acpi_pm::{AcpiPm, ResetPort};
 use crate::devices::bus::{Bus, BusDevice, SharedDevice};
 use crate::devices::debugcon::{self, DebugCon};
-use crate::devices::fbmem::FramebufferMemory;
+use crate::devices::fbmem::{FramebufferGeometry, FramebufferMemory};
 use crate::devices::fw_cfg::{self, FwCfg};
 use crate::devices::i8042::{KeyboardInput, I8042};
 use crate::devices::irq::{IrqLine, LevelIrq};
@@ -26,9 +26,10 @@ use crate::devices::pflash::Pflash;
 use crate::devices::ramfb::Ramfb;
 use crate::devices::rtc::Rtc;
 use crate::devices::serial::{SerialDevice, SerialSink};
+use crate::devices::vga::{StdVga, VBE_PORT, VBE_PORTS_LEN, VGA_PORT_BASE, VGA_PORT_LEN};
 use crate::layout;
 use crate::lifecycle::{ExitHandle, ExitReason};
-use crate::pci::pc::PcPlatform;
+use crate::pci::pc::{PcPlatform, VGA_SLOT};
 use crate::vcpu::{RunControl, VcpuThread};
 use crate::virtio::CloseError;
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_PIT_SPEAKER_DUMMY};
@@ -112,6 +113,8 @@ pub struct Vm {
     pub framebuffer_mem: Option<Arc<FramebufferMemory>>,
     /// The firmware-stage display, made by [`Vm::ramfb`].
     ramfb: Option<Ramfb>,
+    /// The standard VGA of a pc machine whose display model is `vga`.
+    pub vga: Option<StdVga>,
     /// The virtio devices, attached by [`Vm::attach_optional_devices`]; its `input`
     /// is the virtio keyboard/tablet handle for the VNC server.
     pub virtio: Option<crate::virtio::attach::VirtioDevices>,
@@ -332,6 +335,7 @@ impl Vm {
             serial,
             framebuffer_mem: None,
             ramfb: None,
+            vga: None,
             virtio: None,
             boot_marks,
             control_handlers: Vec::new(),
@@ -413,7 +417,12 @@ impl Vm {
     /// calls it (as its `etc/ramfb` write hook) and the VNC server scans it out. `None` for a
     /// direct kernel boot (its display is [`Vm::framebuffer`]) or a machine without display.
     pub fn ramfb(&mut self) -> Option<Ramfb> {
-        if self.ramfb.is_none() && self.config.firmware.is_some() && self.config.display.is_some() {
+        let linear = self
+            .config
+            .display
+            .as_ref()
+            .is_some_and(|d| d.model == DisplayModel::Linear);
+        if self.ramfb.is_none() && self.config.firmware.is_some() && linear {
             self.ramfb = Some(Ramfb::new(self.mem.clone()));
         }
         self.ramfb.clone()
@@ -428,9 +437,14 @@ impl Vm {
     pub fn attach_optional_devices(&mut self) -> Result<(), VmError> {
         // Framebuffer memory is created here so screen_info is right even before the VNC
         // server exists; the VNC code takes it with `vm.framebuffer()`. A firmware-booted
-        // machine's screen is ramfb, in guest RAM, so it gets no framebuffer slot.
-        if self.config.firmware.is_none() {
-            self.framebuffer()?;
+        // machine's screen is ramfb, in guest RAM, so it gets no framebuffer slot; the VGA
+        // has its own video memory.
+        match self.config.display.as_ref().map(|d| d.model) {
+            Some(DisplayModel::Vga) => self.attach_vga()?,
+            Some(DisplayModel::Linear) if self.config.firmware.is_none() => {
+                self.framebuffer()?;
+            }
+            _ => {}
         }
         let virtio =
             crate::virtio::attach::attach_all(self).map_err(|e| VmError::Device(e.to_string()))?;
@@ -441,6 +455,60 @@ impl Vm {
         let input = self.virtio.as_ref().map(|v| v.input.clone());
         crate::vnc::guest::attach(self, input)?;
         Ok(())
+    }
+
+    /// The standard VGA at 00:02.0 (where QEMU's pc machine has it), its ports on the port bus.
+    fn attach_vga(&mut self) -> Result<(), VmError> {
+        let (Some(d), Some(pc)) = (&self.config.display, &mut self.pc) else {
+            return Err(VmError::Device(
+                "the VGA display needs the pc machine's PCI bus".into(),
+            ));
+        };
+        let vga = StdVga::new(
+            Some(self.vm_fd.clone()),
+            self.mem.clone(),
+            d.width,
+            d.height,
+        )
+        .map_err(dev_err("VGA video memory"))?;
+        let function = vga
+            .function()
+            .map_err(|e| VmError::Device(format!("VGA: {e}")))?;
+        pc.add(VGA_SLOT, Arc::new(Mutex::new(function)))
+            .map_err(|e| VmError::Device(format!("VGA: {e}")))?;
+        insert(
+            &self.pio_bus,
+            Arc::new(Mutex::new(vga.vga_ports())),
+            VGA_PORT_BASE.into(),
+            VGA_PORT_LEN.into(),
+        )?;
+        insert(
+            &self.pio_bus,
+            Arc::new(Mutex::new(vga.vbe_ports())),
+            VBE_PORT.into(),
+            VBE_PORTS_LEN.into(),
+        )?;
+        self.vga = Some(vga);
+        Ok(())
+    }
+
+    /// What a directly booted kernel is told about its screen: the linear framebuffer, or the
+    /// VGA in a linear mode of the configured size (the mode firmware would have set).
+    fn boot_screen(&self) -> Option<FramebufferGeometry> {
+        if let Some(fb) = &self.framebuffer_mem {
+            return Some(fb.geometry());
+        }
+        let (vga, d) = (self.vga.as_ref()?, self.config.display.as_ref()?);
+        let (w, h) = (u16::try_from(d.width).ok()?, u16::try_from(d.height).ok()?);
+        let base = vga.set_boot_mode(w, h)?;
+        let stride = d.width * 4;
+        Some(FramebufferGeometry {
+            width: d.width,
+            height: d.height,
+            stride,
+            base,
+            size: crate::devices::fbmem::mapped_size(stride, d.height),
+        })
     }
 
     /// Loads kernel, initrd and command line; writes ACPI tables, boot data and vCPU state.
@@ -467,7 +535,7 @@ impl Vm {
         let rsdp = acpi::write_tables(&self.mem, &self.acpi)?;
         match (&loaded.entry, &loaded.setup_header) {
             (Entry::Linux64 { .. }, Some(hdr)) => {
-                let fb = self.framebuffer_mem.as_ref().map(|f| f.geometry());
+                let fb = self.boot_screen();
                 boot::zeropage::write(
                     &self.mem,
                     hdr,
@@ -501,22 +569,26 @@ impl Vm {
             Some(_) => firmware::read_flash_code(&fw.loader)?,
             None => firmware::read_image(&fw.loader)?,
         };
-        // SeaBIOS shows ramfb through its VGA ROM and has no screen without one; OVMF drives
-        // ramfb itself.
-        let ramfb = match (&fw.vga_rom, fw.nvram.is_some(), self.ramfb()) {
-            (Some(rom), _, Some(dev)) => Some(firmware_files::Ramfb {
-                vga_rom: Some(firmware::read_vga_rom(rom)?),
-                hook: Box::new(dev),
-            }),
-            (None, true, Some(dev)) => Some(firmware_files::Ramfb {
-                vga_rom: None,
-                hook: Box::new(dev),
-            }),
+        // SeaBIOS shows its screen through a VGA ROM and has none without one; OVMF drives
+        // ramfb and the VGA itself.
+        let rom = match (&fw.vga_rom, fw.nvram.is_some()) {
+            (Some(rom), false) => Some(firmware::read_vga_rom(rom)?),
+            _ => None,
+        };
+        let uefi = fw.nvram.is_some();
+        let display = match (self.vga.is_some(), self.ramfb()) {
+            (true, _) if rom.is_some() || uefi => Some(FirmwareDisplay::Vga { rom }),
+            (false, Some(dev)) if rom.is_some() || uefi => {
+                Some(FirmwareDisplay::Ramfb(firmware_files::Ramfb {
+                    vga_rom: rom,
+                    hook: Box::new(dev),
+                }))
+            }
             _ => None,
         };
         let acpi = acpi::loader::build(&self.acpi)?;
         let items =
-            firmware_files::fw_cfg_builder(&self.config, &fw, image.len() as u64, &acpi, ramfb)
+            firmware_files::fw_cfg_builder(&self.config, &fw, image.len() as u64, &acpi, display)
                 .map_err(FirmwareError::from)?;
         let dev = Arc::new(Mutex::new(FwCfg::new(items, self.mem.clone())));
         insert(

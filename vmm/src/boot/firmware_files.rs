@@ -138,15 +138,25 @@ pub struct Ramfb {
     pub hook: Box<dyn FwCfgWriteHook>,
 }
 
+/// What the firmware shows its screen on.
+pub enum FirmwareDisplay {
+    Ramfb(Ramfb),
+    /// The standard VGA on PCI; SeaBIOS finds its option ROM by the device's IDs (UEFI
+    /// firmware drives the card itself and takes none).
+    Vga {
+        rom: Option<Vec<u8>>,
+    },
+}
+
 /// Every fw_cfg item of the firmware machine. `acpi` is what [`crate::acpi::loader::build`]
-/// made of the machine's tables (SeaBIOS takes ACPI only that way); `ramfb` is offered only
-/// when the machine has a display.
+/// made of the machine's tables (SeaBIOS takes ACPI only that way); `display` is offered only
+/// when the machine has one.
 pub fn fw_cfg_builder(
     config: &VmConfig,
     fw: &FirmwareConfig,
     bios_size: u64,
     acpi: &LoaderFiles,
-    ramfb: Option<Ramfb>,
+    display: Option<FirmwareDisplay>,
 ) -> Result<FwCfgBuilder, FwCfgError> {
     let mem_size = config.memory_mib << 20;
     let vcpus = u16::from(config.vcpus).to_le_bytes().to_vec();
@@ -179,11 +189,17 @@ pub fn fw_cfg_builder(
     for (name, data) in acpi.named() {
         b.file(name, data.to_vec())?;
     }
-    if let (Some(_), Some(r)) = (&config.display, ramfb) {
-        if let Some(rom) = r.vga_rom {
-            b.file("vgaroms/vgabios-ramfb.bin", rom)?;
+    match (&config.display, display) {
+        (Some(_), Some(FirmwareDisplay::Ramfb(r))) => {
+            if let Some(rom) = r.vga_rom {
+                b.file("vgaroms/vgabios-ramfb.bin", rom)?;
+            }
+            b.writable_file("etc/ramfb", vec![0; RAMFB_CONFIG_SIZE], r.hook)?;
         }
-        b.writable_file("etc/ramfb", vec![0; RAMFB_CONFIG_SIZE], r.hook)?;
+        (Some(_), Some(FirmwareDisplay::Vga { rom: Some(rom) })) => {
+            b.file(crate::devices::vga::ROM_NAME, rom)?;
+        }
+        _ => {}
     }
     Ok(b)
 }
@@ -450,7 +466,14 @@ mod tests {
                 pci_mmio64: None,
             })
             .unwrap();
-            let b = fw_cfg_builder(&c, &fw, 256 << 10, &acpi, Some(ramfb)).unwrap();
+            let b = fw_cfg_builder(
+                &c,
+                &fw,
+                256 << 10,
+                &acpi,
+                Some(FirmwareDisplay::Ramfb(ramfb)),
+            )
+            .unwrap();
             let names: Vec<&str> = b.names().collect();
             let mut want = vec![
                 "etc/e820",

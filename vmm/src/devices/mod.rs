@@ -19,3 +19,4 @@ pub mod ramfb;
 pub mod rtc;
 pub mod scancodes;
 pub mod serial;
+pub mod vga;

@@ -31,6 +31,8 @@ pub use vireo_vmm_api::limits::PCI_FIRST_VIRTIO_SLOT;
 pub const HOST_BRIDGE: DevFn = DevFn::from_raw(0);
 pub const ISA_BRIDGE: DevFn = DevFn::from_raw(1 << 3);
 pub const POWER_MANAGEMENT: DevFn = DevFn::from_raw(1 << 3 | 3);
+/// The display, where QEMU's pc machine puts it (slot 2 is kept free for it).
+pub const VGA_SLOT: DevFn = DevFn::from_raw(2 << 3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PcError {

@@ -161,7 +161,9 @@ pub fn attach(
     if display.vnc.unix_socket.is_none() && display.vnc.tcp_port.is_none() {
         return Ok(());
     }
-    let source: Arc<dyn FramebufferSource> = if vm.config.firmware.is_some() {
+    let source: Arc<dyn FramebufferSource> = if let Some(vga) = &vm.vga {
+        Arc::new(vga.clone())
+    } else if vm.config.firmware.is_some() {
         match vm.ramfb() {
             Some(ramfb) => Arc::new(ramfb),
             None => return Ok(()),
