@@ -15,7 +15,7 @@
 //! a stale runtime directory after the helper and its supervisor were both killed.
 //!
 //! Every wait in the scripts is bounded and fails with the step and what was awaited; a stopped
-//! L1 is the rig's to detect (no console heartbeat for 90 s, then L1 is killed and the script
+//! L1 is the rig's to detect (no console heartbeat for 150 s, then L1 is killed and the script
 //! runs once more on a fresh L1). Each script runs on an L1 of its own.
 //!
 //! Needs: `cargo build -p vireo-vmm --bins && cargo build --bin vireoctl` (the rig shares the
