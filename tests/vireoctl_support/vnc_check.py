@@ -9,6 +9,9 @@ the rig sees the host's /usr, nothing else).
                                    F12 or one character), 0.5 s apart
   vnc_check.py png BEFORE AFTER    checks two `vireoctl screenshot` PNGs: valid, same size, the
                                    second not blank and different from the first
+  vnc_check.py resize SOCKET WxH SECS  stays connected, asking for updates, until the server
+                                   announces a desktop size of WxH (DesktopSize), as a viewer
+                                   connected while the guest changes its mode sees it
 
 Every failure prints "vnc-check: FAIL: why" and exits 1; every socket read is bounded (60 s).
 """
@@ -133,6 +136,47 @@ def read_frame(s, w, h):
     return fb
 
 
+def wait_resize(path, want, secs):
+    s, w, h, name = connect(path)
+    print(f"vnc-check: connected to '{name}' at {w}x{h}, waiting for {want}", flush=True)
+    # Raw and the DesktopSize pseudo-encoding.
+    s.sendall(struct.pack(">BxHii", 2, 2, 0, -223))
+    end = time.time() + secs
+    sizes = []
+    s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
+    while time.time() < end:
+        t = recvn(s, 1)[0]
+        if t == 0:
+            n = struct.unpack(">xH", recvn(s, 3))[0]
+            for _ in range(n):
+                x, y, rw, rh, enc = struct.unpack(">HHHHi", recvn(s, 12))
+                if enc == -223:
+                    w, h = rw, rh
+                    sizes.append(f"{w}x{h}")
+                    print(f"vnc-check: desktop size {w}x{h}", flush=True)
+                    if f"{w}x{h}" == want:
+                        s.close()
+                        return
+                elif enc == 0:
+                    recvn(s, rw * rh * 4)
+                else:
+                    die(f"encoding {enc} sent although only Raw and DesktopSize were asked for")
+            time.sleep(0.2)
+            s.sendall(struct.pack(">BBHHHH", 3, 1, 0, 0, w, h))
+        elif t == 1:
+            recvn(s, 1)
+            n = struct.unpack(">HH", recvn(s, 4))[1]
+            recvn(s, 6 * n)
+        elif t == 2:
+            pass
+        elif t == 3:
+            recvn(s, 3)
+            recvn(s, struct.unpack(">I", recvn(s, 4))[0])
+        else:
+            die(f"unknown server message type {t}")
+    die(f"no desktop size {want} within {secs} s (sizes announced: {sizes or 'none'})")
+
+
 def analyze_frame(fb, w, h):
     rows = []
     total = Counter()
@@ -227,9 +271,11 @@ def main():
         press_keys(args[1], args[2:])
     elif len(args) == 3 and args[0] == "png":
         check_png(args[1], args[2])
+    elif len(args) == 4 and args[0] == "resize":
+        wait_resize(args[1], args[2], float(args[3]))
     else:
         die("usage: vnc_check.py type SOCKET TEXT | keys SOCKET KEY... | frame SOCKET [SECS] | "
-            "png BEFORE AFTER")
+            "png BEFORE AFTER | resize SOCKET WxH SECS")
 
 
 main()
