@@ -76,13 +76,17 @@ enum Cmd {
         #[arg(long)]
         menu_timeout: Option<u32>,
     },
-    /// Print the text on a screenshot (.png or .ppm) of a BIOS text screen; with checks, exit 1
-    /// unless they all hold.
+    /// Print the text on a screenshot (.png or .ppm) of a BIOS text screen (or, with --kernel,
+    /// the Linux console); with checks, exit 1 unless they all hold.
     ScreenText {
         file: PathBuf,
         /// SeaVGABIOS ROM holding the 8x16 font.
         #[arg(long, default_value = "/usr/share/seabios/vgabios-ramfb.bin")]
         font: PathBuf,
+        /// Also read the Linux console: the kernel (ELF vmlinux, or a bzImage with an xz
+        /// payload) whose built-in VGA 8x16 font to add.
+        #[arg(long)]
+        kernel: Option<PathBuf>,
         /// Text that must be on the screen (repeatable).
         #[arg(long)]
         expect: Vec<String>,
@@ -138,12 +142,20 @@ fn main() -> ExitCode {
         Cmd::ScreenText {
             file,
             font,
+            kernel,
             expect,
             highlighted,
             plain,
         } => {
             // A tool for scripts: no timing breakdown on its stderr.
-            return match screen_text(&file, &font, &expect, &highlighted, &plain) {
+            return match screen_text(
+                &file,
+                &font,
+                kernel.as_deref(),
+                &expect,
+                &highlighted,
+                &plain,
+            ) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {
@@ -315,12 +327,16 @@ fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Resul
 fn screen_text(
     file: &std::path::Path,
     font: &std::path::Path,
+    kernel: Option<&std::path::Path>,
     expect: &[String],
     highlighted: &[String],
     plain: &[String],
 ) -> Result<bool, vireo_rig::screen_text::ScreenError> {
     use vireo_rig::screen_text::{read_screen, Font, Image};
-    let font = Font::from_vgabios(font)?;
+    let mut font = Font::from_vgabios(font)?;
+    if let Some(kernel) = kernel {
+        font = font.with_linux_console(kernel)?;
+    }
     let screen = read_screen(&Image::load(file)?, &font);
     println!("{}", screen.text());
     let mut ok = true;

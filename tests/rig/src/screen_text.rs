@@ -1,6 +1,7 @@
 //! Reads the text on a screenshot of a BIOS text screen (SeaBIOS, GRUB's `console` terminal,
 //! isolinux) by matching 8x16 glyphs against the VGA font of Debian's SeaVGABIOS, so a test can
-//! assert what a boot menu says and which entry is highlighted.
+//! assert what a boot menu says and which entry is highlighted; with Linux's font added, the
+//! Linux console (fbcon) as well.
 //!
 //! # The font
 //! SeaVGABIOS draws the INT 10h text modes it emulates in a linear framebuffer (ramfb,
@@ -9,6 +10,22 @@
 //! that table by the known bitmap of `A`, takes the table start as that offset minus 0x41 * 16,
 //! and accepts it only when `H`, `I`, the blank, the full block and two box-drawing glyphs sit at
 //! their code points too; exactly one offset in the ROM must pass.
+//!
+//! # The Linux console
+//! Linux's framebuffer console draws with the kernel's built-in VGA 8x16 font
+//! (`lib/fonts/font_vga_8x16.c`), another copy of the same IBM design: in Debian bookworm's
+//! kernel (6.1) 42 of its 256 glyphs differ from SeaVGABIOS's, among them `0 M T V W X Y Z f m v
+//! w x | ~` and the backquote (its `0` has a dot, not a slash). They do not differ by a pixel or
+//! two, so a cell is not matched to the nearest glyph: measured on a 1024x768 screenshot of the
+//! console and on the kernel's whole table, Linux's glyphs lie 2 to 39 pixels (of 128) from
+//! SeaVGABIOS's glyph of the same character, while distinct characters of SeaVGABIOS lie as
+//! close as 1 (`I`/`l`, `-`/`─`) and 2 (`:`/`;`) apart; Linux's `M` is 4 pixels from
+//! SeaVGABIOS's `N` and 19 from its `M`, its `Z` 4 from `2` and 8 from `Z`, its `0` 13 from `G`
+//! and 20 from `0`. No bound on that distance reads them right without confusing characters.
+//! Instead [`Font::with_linux_console`] reads the kernel's own table out of a kernel image (the
+//! ELF `vmlinux`, or a bzImage whose xz payload `xz` unpacks), found the way the ROM's is, and
+//! adds each of its glyphs that SeaVGABIOS draws otherwise, still matched exactly. It refuses a
+//! glyph that SeaVGABIOS draws as a different character, so a cell never reads two ways.
 //!
 //! # Cell width
 //! SeaVGABIOS's emulated text, and a real VGA set to 8-dot clocks, draw 8-pixel-wide cells
@@ -28,7 +45,7 @@
 //! fewest pixels in unmatched cells: pixels rather than cells, as a box line, which reads at
 //! either width, is more cells at 8 pixels. A cell whose background is not the screen's (its
 //! most common colour) is *highlighted*: GRUB marks the chosen menu entry that way. A cell that
-//! matches no glyph reads as U+FFFD.
+//! matches no glyph exactly reads as U+FFFD.
 //!
 //! Screenshots: PNG (`vireoctl screenshot`: 8-bit RGB) and binary PPM (QEMU's `screendump`),
 //! told apart by the file name's extension, never by content.
@@ -59,6 +76,8 @@ pub enum ScreenError {
     NoFont { path: PathBuf, why: String },
     #[error("{path}: not a screenshot this reader knows ({why})")]
     BadImage { path: PathBuf, why: String },
+    #[error("{path}: reading the Linux console's font: {why}")]
+    BadKernel { path: PathBuf, why: String },
 }
 
 /// Scan lines of the glyphs that identify and then confirm the VGA font.
@@ -142,32 +161,54 @@ impl Font {
 
     /// Finds the font table in ROM bytes (see the module documentation).
     pub fn from_rom(rom: &[u8]) -> Result<Font, String> {
-        let (code, anchor) = ANCHOR;
-        let table_len = 256 * CELL_H;
-        let back = usize::from(code) * CELL_H;
-        let mut found = Vec::new();
-        let mut from = 0;
-        while let Some(at) = find(&rom[from..], &anchor).map(|i| i + from) {
-            from = at + 1;
-            let Some(start) = at.checked_sub(back) else {
+        find_table(rom).map(Font::from_table)
+    }
+
+    /// Adds the glyphs of the Linux console's font, read out of the kernel image at `kernel`:
+    /// an ELF `vmlinux`, or a bzImage with an xz payload (see the module documentation).
+    pub fn with_linux_console(self, kernel: &Path) -> Result<Font, ScreenError> {
+        let bad = |why: String| ScreenError::BadKernel {
+            path: kernel.to_owned(),
+            why,
+        };
+        let bytes = std::fs::read(kernel).map_err(|source| ScreenError::Io {
+            path: kernel.to_owned(),
+            source,
+        })?;
+        let vmlinux = if bytes.starts_with(ELF_MAGIC) {
+            bytes
+        } else {
+            unpack_bzimage(&bytes).map_err(bad)?
+        };
+        self.with_linux_font(&vmlinux).map_err(bad)
+    }
+
+    /// Adds the glyphs of the VGA 8x16 table found in `image` (an uncompressed kernel) that
+    /// differ from this font's; refused when one of them is this font's glyph of another
+    /// character.
+    pub fn with_linux_font(mut self, image: &[u8]) -> Result<Font, String> {
+        let table = find_table(image).map_err(|why| format!("no VGA 8x16 font found ({why})"))?;
+        let table = Font::from_table(table);
+        for code in index_order() {
+            let (Some(ch), bits) = (cp437(code), table.glyph(code)) else {
                 continue;
             };
-            let Some(table) = rom.get(start..start + table_len) else {
+            if bits == self.glyph(code) {
                 continue;
-            };
-            let confirmed = CONFIRM.iter().all(|(c, bits)| {
-                let o = usize::from(*c) * CELL_H;
-                table[o..o + CELL_H] == bits[..]
-            });
-            if confirmed {
-                found.push(start);
+            }
+            match self.index.get(&bits).copied().and_then(cp437) {
+                Some(other) if other != ch => {
+                    return Err(format!(
+                        "its glyph of {ch:?} (0x{code:02x}) is the glyph of {other:?} already"
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    self.index.insert(bits, code);
+                }
             }
         }
-        match found.as_slice() {
-            [start] => Ok(Font::from_table(&rom[*start..*start + table_len])),
-            [] => Err("no table whose A, H, I, blank, block and box glyphs match".into()),
-            more => Err(format!("{} candidate tables at {more:?}", more.len())),
-        }
+        Ok(self)
     }
 
     /// A font from a 4096-byte table (256 glyphs of 16 scan lines).
@@ -181,9 +222,7 @@ impl Font {
             })
             .collect();
         let mut index = HashMap::new();
-        // Printable ASCII first, so that a bitmap drawn at several code points reads as ASCII.
-        let order = (0x20u8..=0x7e).chain(0x80..=0xff).chain(0x00..0x20);
-        for code in order.chain(std::iter::once(0x7f)) {
+        for code in index_order() {
             if cp437(code).is_some() {
                 index.entry(glyphs[usize::from(code)]).or_insert(code);
             }
@@ -207,8 +246,94 @@ impl Font {
     }
 }
 
+/// The code points in the order the index takes them: printable ASCII first, so that a bitmap
+/// drawn at several code points reads as ASCII.
+fn index_order() -> impl Iterator<Item = u8> {
+    (0x20u8..=0x7e)
+        .chain(0x80..=0xff)
+        .chain(0x00..0x20)
+        .chain(std::iter::once(0x7f))
+}
+
+/// The start of the one 256-glyph table in `bytes` (see the module documentation).
+fn find_table(bytes: &[u8]) -> Result<&[u8], String> {
+    let (code, anchor) = ANCHOR;
+    let table_len = 256 * CELL_H;
+    let back = usize::from(code) * CELL_H;
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find(&bytes[from..], &anchor).map(|i| i + from) {
+        from = at + 1;
+        let Some(start) = at.checked_sub(back) else {
+            continue;
+        };
+        let Some(table) = bytes.get(start..start + table_len) else {
+            continue;
+        };
+        let confirmed = CONFIRM.iter().all(|(c, bits)| {
+            let o = usize::from(*c) * CELL_H;
+            table[o..o + CELL_H] == bits[..]
+        });
+        if confirmed {
+            found.push(start);
+        }
+    }
+    match found.as_slice() {
+        [start] => Ok(&bytes[*start..*start + table_len]),
+        [] => Err("no table whose A, H, I, blank, block and box glyphs match".into()),
+        more => Err(format!("{} candidate tables at {more:?}", more.len())),
+    }
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    // Testing the first byte first keeps a kernel image (tens of MB) quick to search.
+    let first = needle.first()?;
+    hay.windows(needle.len())
+        .position(|w| w[0] == *first && w == needle)
+}
+
+const ELF_MAGIC: &[u8] = b"\x7fELF";
+
+/// The ELF `vmlinux` in a bzImage's xz payload, unpacked by `xz`.
+fn unpack_bzimage(bzimage: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let at = find(bzimage, &[0xfd, b'7', b'z', b'X', b'Z', 0])
+        .ok_or("neither an ELF vmlinux nor a bzImage with an xz payload")?;
+    let mut child = Command::new("xz")
+        .args(["-dc", "--single-stream"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running xz (xz-utils): {e}"))?;
+    let mut vmlinux = Vec::new();
+    let (mut stdin, mut stdout) = (child.stdin.take(), child.stdout.take());
+    std::thread::scope(|s| {
+        // xz stops at the end of the stream; the bytes after it are the bzImage's trailer, and
+        // a write cut short by that is no error.
+        s.spawn(|| stdin.take().map(|mut i| i.write_all(&bzimage[at..])));
+        stdout.take().map(|mut o| o.read_to_end(&mut vmlinux))
+    })
+    .transpose()
+    .map_err(|e| format!("reading xz's output: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for xz: {e}"))?;
+    if !out.status.success() || !vmlinux.starts_with(ELF_MAGIC) {
+        return Err(format!(
+            "xz -dc --single-stream on its xz payload: {}, {} bytes{}; {}",
+            out.status,
+            vmlinux.len(),
+            if vmlinux.starts_with(ELF_MAGIC) {
+                ""
+            } else {
+                ", not ELF"
+            },
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(vmlinux)
 }
 
 /// An RGB picture.
@@ -611,6 +736,17 @@ mod tests {
         cell_w: usize,
         rows: &[&str],
     ) -> Image {
+        render_with(&|code| font.glyph(code), size, origin, cell_w, rows)
+    }
+
+    /// [`render`] with the glyphs `glyph` gives.
+    fn render_with(
+        glyph: &dyn Fn(u8) -> Bitmap,
+        size: (usize, usize),
+        origin: (usize, usize),
+        cell_w: usize,
+        rows: &[&str],
+    ) -> Image {
         let (bg, fg) = ([0u8, 0, 0], [0xaa, 0xaa, 0xaa]);
         let mut img = Image {
             width: size.0,
@@ -637,7 +773,7 @@ mod tests {
                 if !inverse && code == b' ' {
                     continue;
                 }
-                let g = font.glyph(code);
+                let g = glyph(code);
                 for (y, bits) in g.iter().enumerate() {
                     for x in 0..cell_w {
                         // The 9th dot repeats the 8th for box drawing, else it is the paper.
@@ -797,6 +933,156 @@ mod tests {
         assert_eq!(s.lines()[0], "  \u{fffd}NU GRUB  version 2.12");
         assert_eq!(s.lines()[2], rows[2]);
         assert_eq!(s.lines()[7], "▒\u{fffd}");
+    }
+
+    /// Linux's glyphs of `0` and `M` (Debian bookworm's kernel): 20 and 19 pixels from
+    /// SeaVGABIOS's, its `M` 4 from SeaVGABIOS's `N`.
+    const LINUX_ZERO: Bitmap = [
+        0, 0, 0x38, 0x6c, 0xc6, 0xc6, 0xd6, 0xd6, 0xc6, 0xc6, 0x6c, 0x38, 0, 0, 0, 0,
+    ];
+    const LINUX_M: Bitmap = [
+        0, 0, 0xc6, 0xee, 0xfe, 0xfe, 0xd6, 0xc6, 0xc6, 0xc6, 0xc6, 0xc6, 0, 0, 0, 0,
+    ];
+
+    fn distance(a: &Bitmap, b: &Bitmap) -> u32 {
+        a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    }
+
+    /// A kernel-like image: SeaVGABIOS's table with `changes` made, between other bytes.
+    fn kernel_image(f: &Font, changes: &[(u8, Bitmap)]) -> Vec<u8> {
+        let mut image = ELF_MAGIC.to_vec();
+        image.extend((0..5000u32).map(|i| (i * 7 % 253) as u8));
+        for code in 0..=255u8 {
+            let bits = changes
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or(f.glyph(code), |(_, b)| *b);
+            image.extend_from_slice(&bits);
+        }
+        image.extend_from_slice(&[0x55; 3000]);
+        image
+    }
+
+    #[test]
+    fn the_linux_consoles_glyphs_read_once_its_font_is_added() {
+        let f = font();
+        assert_eq!(distance(&LINUX_ZERO, &f.glyph(b'0')), 20);
+        assert_eq!(distance(&LINUX_M, &f.glyph(b'M')), 19);
+        assert_eq!(distance(&LINUX_M, &f.glyph(b'N')), 4);
+        let changes = [(b'0', LINUX_ZERO), (b'M', LINUX_M)];
+        let linux = |code: u8| {
+            changes
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map_or(f.glyph(code), |(_, b)| *b)
+        };
+        let rows = ["[   10.000] MODE 0 NOW", "VIREO-TTY0-LINE"];
+        let img = render_with(&linux, (320, 48), (0, 0), CELL_W, &rows);
+        // SeaVGABIOS's font alone reads neither, nor guesses: Linux's M is not read as N.
+        let plain = read_screen(&img, &f).lines();
+        assert_eq!(
+            plain[0],
+            "[   1\u{fffd}.\u{fffd}\u{fffd}\u{fffd}] \u{fffd}ODE \u{fffd} NOW"
+        );
+        let both = f
+            .clone()
+            .with_linux_font(&kernel_image(&f, &changes))
+            .unwrap();
+        let s = read_screen(&img, &both);
+        assert_eq!(s.lines()[..2], rows);
+        // SeaVGABIOS's own glyphs still read, the confusable ones apart.
+        let bios_rows = ["O0Q l1I 8B MN Z2 :; -\u{2500}", "MODE 0"];
+        let bios = read_screen(&render(&f, (320, 48), (0, 0), CELL_W, &bios_rows), &both);
+        assert_eq!(bios.lines()[..2], bios_rows);
+    }
+
+    #[test]
+    fn a_glyph_off_by_a_few_pixels_is_no_match() {
+        // Matching stays exact: the pixels that tell I from l (1), : from ; (2), and Linux's M
+        // from SeaVGABIOS's N (4) are as many as a fuzzy match would forgive.
+        let f = font();
+        for (a, b, d) in [
+            (b'I', b'l', 1),
+            (b':', b';', 2),
+            (b'O', b'Q', 8),
+            (b'8', b'B', 16),
+        ] {
+            assert_eq!(distance(&f.glyph(a), &f.glyph(b)), d);
+        }
+        // A g with three pixels flipped, and an x drawn as a cell far from every glyph, among
+        // text that reads.
+        let mut g = f.glyph(b'g');
+        g[5] ^= 0x81;
+        g[9] ^= 0x01;
+        let far: Bitmap = [
+            0x5a, 0xc3, 0x3c, 0xa5, 0x0f, 0x96, 0x69, 0xf0, 0x5a, 0xc3, 0x3c, 0xa5, 0x0f, 0x96,
+            0x69, 0xf0,
+        ];
+        assert!((0..=255).all(|c| distance(&far, &f.glyph(c)) >= 30));
+        let off = |code: u8| match code {
+            b'g' => g,
+            b'x' => far,
+            _ => f.glyph(code),
+        };
+        let row = "a g, an x and plenty of other text";
+        let s = read_screen(&render_with(&off, (320, 16), (0, 0), CELL_W, &[row]), &f);
+        assert_eq!(s.origin, (0, 0));
+        assert_eq!(s.lines()[0], row.replace(['g', 'x'], "\u{fffd}"));
+    }
+
+    #[test]
+    fn a_linux_font_that_makes_a_glyph_read_two_ways_is_refused() {
+        let f = font();
+        // Its l is SeaVGABIOS's I.
+        let err = f
+            .clone()
+            .with_linux_font(&kernel_image(&f, &[(b'l', f.glyph(b'I'))]))
+            .unwrap_err();
+        assert!(err.contains("'l'") && err.contains("'I'"), "{err}");
+        // An image without the table, and one with two, are refused too.
+        assert!(f.clone().with_linux_font(&[0; 8192]).is_err());
+        let image = kernel_image(&f, &[]);
+        let twice = [&image[..], &image[..]].concat();
+        assert!(f
+            .clone()
+            .with_linux_font(&twice)
+            .unwrap_err()
+            .contains("2 candidate"));
+    }
+
+    #[test]
+    fn a_kernel_is_read_as_vmlinux_or_as_a_bzimage_with_an_xz_payload() {
+        use std::io::Write;
+        let f = font();
+        let dir = std::env::temp_dir().join(format!("vireo-screen-kernel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let vmlinux = kernel_image(&f, &[(b'M', LINUX_M)]);
+        let elf = dir.join("vmlinux");
+        std::fs::write(&elf, &vmlinux).unwrap();
+        let mut xz = std::process::Command::new("xz")
+            .args(["-c", "-0"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("xz (xz-utils)");
+        xz.stdin.take().unwrap().write_all(&vmlinux).unwrap();
+        let payload = xz.wait_with_output().unwrap().stdout;
+        // A setup header before the payload, a trailer after it.
+        let bzimage = [&[0x4d, 0x5a, 1, 2, 3][..], &payload, &[9; 64]].concat();
+        let bz = dir.join("vmlinuz");
+        std::fs::write(&bz, bzimage).unwrap();
+        for kernel in [&elf, &bz] {
+            let both = f.clone().with_linux_console(kernel).unwrap();
+            assert_eq!(both.lookup(&LINUX_M), Some('M'), "{}", kernel.display());
+            assert_eq!(both.lookup(&f.glyph(b'N')), Some('N'));
+        }
+        let junk = dir.join("junk");
+        std::fs::write(&junk, [0u8; 100]).unwrap();
+        assert!(matches!(
+            f.clone().with_linux_console(&junk),
+            Err(ScreenError::BadKernel { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
