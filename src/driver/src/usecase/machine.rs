@@ -15,8 +15,9 @@ pub struct NewMachine {
     pub uuid: Option<Uuid>,
     pub memory_mib: u64,
     pub vcpus: u32,
-    /// The machine type (`os/type@machine`, virt-install's `--machine`). `None`: the default
-    /// machine, unless the source needs `pc` (UEFI); see [`super::shape`].
+    /// The machine type (`os/type@machine`, virt-install's `--machine`). `None`: chosen by
+    /// how the machine boots, `pc` for a firmware boot and Vireo's own virtio-mmio machine for
+    /// a direct kernel boot; see [`super::shape`].
     pub machine: Option<String>,
     pub source: Source,
     /// Further disks, after the source's own (a disk image source is the first disk).

@@ -5,8 +5,11 @@
 //! - KVM, x86_64, ACPI and APIC (the power button and SMP need them), UTC clock, and libvirt's
 //!   lifecycle defaults (destroy on power-off, restart on reboot, destroy on crash);
 //! - 512 MiB and one vCPU unless told otherwise (front ends may offer their own preference);
-//! - the default machine type (no `machine` attribute) unless told, or unless the machine
-//!   boots UEFI, which needs `pc` (OVMF finds its devices on PCI);
+//! - the machine type the user names, else one chosen by how the machine boots
+//!   (`default_machine`): a firmware boot (SeaBIOS or UEFI) gets `pc`, the machine that
+//!   boots the most guests (installers, OS images and OVMF expect PCI and the standard VGA);
+//!   a direct kernel boot gets Vireo's own virtio-mmio machine (no `machine` attribute), the
+//!   quickest to boot a kernel;
 //! - a direct kernel boot with libvirt's `<boot dev='hd'/>` beside it (libvirt adds it on
 //!   define, so the document comes back from `virsh dumpxml` unchanged); or a firmware boot
 //!   (Debian's SeaBIOS, which the document does not name, as virt-install leaves the BIOS to
@@ -139,13 +142,12 @@ pub(crate) fn document(
             m.lifecycle.on_crash.clone(),
         )
         .rng(true);
-    let uefi = matches!(start, Start::Firmware(fw) if fw.uefi);
     let machine = m
         .machine
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .or(uefi.then_some(UEFI_MACHINE));
+        .or(default_machine(start));
     if let Some(t) = machine {
         b = b.machine(t);
     }
@@ -202,8 +204,21 @@ pub(crate) fn document(
     Ok(dom)
 }
 
-/// The machine type a UEFI machine gets when the user does not say: OVMF needs PCI.
-const UEFI_MACHINE: &str = "pc";
+/// The machine type a new machine gets when the user names none (`None`: no `machine`
+/// attribute, Vireo's own virtio-mmio machine). A machine its firmware boots (SeaBIOS, or
+/// UEFI, which needs PCI: OVMF finds its disks and screen there) gets `pc`, written as
+/// `--machine pc` writes it, so it is the same machine: its virtio devices get their PCI
+/// addresses when it is defined, and its video head is the standard VGA ([`add_consoles`]).
+/// A direct kernel boot keeps Vireo's own machine, the quickest to boot a kernel.
+fn default_machine(start: Start<'_>) -> Option<&'static str> {
+    match start {
+        Start::Firmware(_) => Some(FIRMWARE_MACHINE),
+        Start::Kernel(_) => None,
+    }
+}
+
+/// The machine type of a firmware boot when the user does not say.
+const FIRMWARE_MACHINE: &str = "pc";
 
 /// Adds a file-backed disk the way every new disk is added (by `create` and by a front end
 /// attaching one to an existing machine): the first free target of its bus, the format as

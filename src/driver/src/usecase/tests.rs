@@ -207,7 +207,7 @@ fn an_iso_is_a_cdrom_after_the_disks_and_boots_first() {
     let p = plan(&h.conn, &firmware_machine(fw.clone(), vec![new_disk(1)])).unwrap();
     assert_eq!(
         os_of(&p.xml),
-        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
     );
     let d = vireo_domain::Domain::parse(&p.xml).unwrap();
     let devs = d.devices().unwrap();
@@ -221,7 +221,7 @@ fn an_iso_is_a_cdrom_after_the_disks_and_boots_first() {
     let p = plan(&h.conn, &firmware_machine(fw, vec![])).unwrap();
     assert_eq!(
         os_of(&p.xml),
-        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> </os>"
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> </os>"
     );
     assert!(
         p.xml.contains("<graphics type='vnc'>"),
@@ -248,7 +248,7 @@ fn an_imported_disk_boots_first_and_the_order_and_menu_are_as_given() {
     let import = firmware_machine(FirmwareBoot::default(), vec![disk.clone(), seed.clone()]);
     assert_eq!(
         os_of(&plan(&h.conn, &import).unwrap().xml),
-        "<os> <type arch='x86_64'>hvm</type> <boot dev='hd'/> <boot dev='cdrom'/> </os>"
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='hd'/> <boot dev='cdrom'/> </os>"
     );
     let fw = FirmwareBoot {
         order: vec![vireo_domain::BootDev::Cdrom, vireo_domain::BootDev::Hd],
@@ -259,7 +259,7 @@ fn an_imported_disk_boots_first_and_the_order_and_menu_are_as_given() {
     let given = firmware_machine(fw, vec![disk.clone(), seed]);
     assert_eq!(
         os_of(&plan(&h.conn, &given).unwrap().xml),
-        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> \
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> \
          <bootmenu enable='yes' timeout='5000'/> </os>"
     );
     // A listed device that the machine does not have is refused where it is listed.
@@ -338,11 +338,57 @@ fn the_machine_type_is_the_users_or_the_default() {
         .unwrap()
         .xml
         .contains("<type arch='x86_64' machine='pc'>hvm</type>"));
-    let bios = firmware_machine(FirmwareBoot::default(), vec![new_disk(1)]);
-    assert!(plan(&h.conn, &bios)
-        .unwrap()
-        .xml
-        .contains("<type arch='x86_64'>hvm</type>"));
+    // A firmware boot is on pc unless the user names a machine: the same document as with
+    // machine pc named (the video head the standard VGA), and Vireo's own machine when named.
+    let mut bios = firmware_machine(FirmwareBoot::default(), vec![new_disk(1)]);
+    bios.uuid = Uuid::parse("6695eb01-f6a4-4304-aaa9-f2b1b2a1c2d3");
+    bios.networks[0].mac = Mac::parse("52:54:00:12:34:56");
+    let defaulted = plan(&h.conn, &bios).unwrap().xml;
+    assert!(
+        defaulted.contains("<type arch='x86_64' machine='pc'>hvm</type>"),
+        "{defaulted}"
+    );
+    assert!(
+        defaulted.contains("<model type='vga' vram='16384' heads='1' primary='yes'/>"),
+        "{defaulted}"
+    );
+    bios.machine = Some("pc".into());
+    assert_eq!(plan(&h.conn, &bios).unwrap().xml, defaulted);
+    for named in ["vireo", "microvm"] {
+        bios.machine = Some(named.into());
+        let xml = plan(&h.conn, &bios).unwrap().xml;
+        assert!(
+            xml.contains(&format!("<type arch='x86_64' machine='{named}'>hvm</type>")),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<model type='virtio' heads='1' primary='yes'/>"),
+            "{xml}"
+        );
+    }
+    // Defined, the defaulted machine's virtio devices get their PCI addresses, as a named pc
+    // machine's do; a named vireo machine has no PCI bus.
+    let pci = |name: &str, machine: Option<&str>| {
+        let mut m = firmware_machine(
+            FirmwareBoot::default(),
+            vec![DiskRequest::disk(Image::Existing {
+                path: h.file(&format!("{name}.img")),
+                format: DiskFormat::Raw,
+            })],
+        );
+        m.name = name.into();
+        m.machine = machine.map(str::to_owned);
+        create(&h.conn, &plan(&h.conn, &m).unwrap()).unwrap();
+        let xml = h.conn.xml(name, true).unwrap();
+        xml.lines()
+            .filter(|l| l.contains("<address type='pci'"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let defaulted = pci("fw-default", None);
+    assert!(!defaulted.is_empty());
+    assert_eq!(defaulted, pci("fw-pc", Some("pc")));
+    assert_eq!(pci("fw-vireo", Some("vireo")), Vec::<String>::new());
 }
 
 #[test]
