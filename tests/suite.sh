@@ -115,7 +115,7 @@ step "rig reruns within budget ($rerun_budget)" reruns_within_budget
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
 step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit translate
-for target in virtqueue virtio_blk_request virtio_scsi_request virtio_mmio control_json rfb_client qcow2_open fw_cfg ramfb_config scsi_cdb pci pflash; do
+for target in virtqueue virtio_blk_request virtio_scsi_request virtio_mmio control_json rfb_client qcow2_open fw_cfg ramfb_config scsi_cdb pci pflash vga; do
     step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done
 for target in vnc_guard serial_terminal; do
