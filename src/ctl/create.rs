@@ -37,8 +37,10 @@ pub struct CreateArgs {
     /// Number of vCPUs
     #[arg(long, default_value_t = usecase::DEFAULT_VCPUS)]
     pub vcpus: u32,
-    /// The machine type: vireo (the default, virtio-mmio, quickest to boot a kernel) or pc
-    /// (i440FX with PCI, what installers and UEFI expect; --boot uefi chooses it)
+    /// The machine type: pc (i440FX with PCI and the standard VGA, what installers, OS images
+    /// and UEFI expect) or vireo (virtio-mmio, quickest to boot a kernel). Default: pc when
+    /// the firmware boots the machine (--cdrom, --import, --boot hd|cdrom|menu=on|uefi, without
+    /// kernel=), vireo for a direct kernel boot (--boot kernel=, --quick)
     #[arg(long, value_name = "NAME")]
     pub machine: Option<String>,
     /// A disk: path=FILE[,size=GiB][,format=raw|qcow2][,bus=virtio][,readonly=on][,device=cdrom]
@@ -600,7 +602,8 @@ mod tests {
                 uefi: false,
             })
         );
-        // virt-install's UEFI; the driver chooses the pc machine for it.
+        // virt-install's UEFI; the driver chooses the pc machine for it, as for every
+        // firmware boot without --machine.
         for spec in ["uefi", "hd,uefi", "firmware=efi"] {
             let m = describe_args(&["--name", "u", "--import", "--disk", "d.img", "--boot", spec])
                 .unwrap();
