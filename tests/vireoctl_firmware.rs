@@ -16,6 +16,7 @@ fn firmware_dir(h: &Home) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bios-256k.bin"), vec![0u8; 256 << 10]).unwrap();
     std::fs::write(dir.join("vgabios-ramfb.bin"), vec![0u8; 40 << 10]).unwrap();
+    std::fs::write(dir.join("vgabios-stdvga.bin"), vec![0u8; 40 << 10]).unwrap();
     dir
 }
 
@@ -34,64 +35,66 @@ fn ctl(h: &Home, fw: &Path, env: &[(&str, &Path)], args: &[&str]) -> (i32, Strin
     )
 }
 
-#[test]
-fn create_cdrom_defines_a_firmware_machine_and_the_driver_configures_seabios() {
-    let h = Home::new("fwcd");
-    let fw = firmware_dir(&h);
-    let iso = h.file("live.iso", &vec![0u8; 1 << 20]);
+/// `vireoctl create --cdrom` (with `more` options) of a machine `name` with a new disk; then
+/// its start with a stand-in for vireo-vmm that keeps the config it is given and ends at once
+/// (a guest that ran and stopped, for the driver): the config is what the driver would have
+/// booted. Returns the stored document, the ISO's path and the config.
+fn create_cdrom_and_start(
+    h: &Home,
+    fw: &Path,
+    name: &str,
+    more: &[&str],
+) -> (String, String, Value) {
+    let iso = h.file(&format!("{name}.iso"), &vec![0u8; 1 << 20]);
     let iso_s = iso.to_str().unwrap();
-    let (code, out, err) = ctl(
-        &h,
-        &fw,
-        &[],
-        &[
-            "create", "--name", "live", "--cdrom", iso_s, "--disk", "size=1",
-        ],
-    );
+    let mut args = vec![
+        "create", "--name", name, "--cdrom", iso_s, "--disk", "size=1",
+    ];
+    args.extend_from_slice(more);
+    let (code, out, err) = ctl(h, fw, &[], &args);
     assert_eq!(
         (code, out.as_str()),
-        (0, "Domain 'live' defined\n"),
+        (0, format!("Domain '{name}' defined\n").as_str()),
         "{err}"
     );
-    let xml = h.ok(&["dumpxml", "live"]);
-    let os: String = {
-        let from = xml.find("<os>").unwrap();
-        let to = xml.find("</os>").unwrap() + 5;
-        xml[from..to]
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    assert_eq!(
-        os,
-        "<os> <type arch='x86_64'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
-    );
+    let xml = h.ok(&["dumpxml", name]);
     assert!(
         xml.contains(&format!("<source file='{iso_s}'/>")) && xml.contains("device='cdrom'"),
         "{xml}"
     );
+    let kept = h.root.join(format!("{name}.json"));
+    let vmm = h.file(
+        &format!("fake-vmm-{name}"),
+        format!("#!/bin/sh\ncp \"$2\" '{}'\nexit 3\n", kept.display()).as_bytes(),
+    );
+    Command::new("chmod").arg("+x").arg(&vmm).status().unwrap();
+    let (_, _, err) = ctl(h, fw, &[("VIREO_VMM", &vmm)], &["start", name]);
+    assert!(kept.exists(), "the driver never ran the VMM: {err}");
+    let cfg: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    (xml, iso_s.to_owned(), cfg)
+}
+
+/// The `<os>` element of `xml`, on one line.
+fn os_of(xml: &str) -> String {
+    let from = xml.find("<os>").unwrap();
+    let to = xml.find("</os>").unwrap() + 5;
+    xml[from..to]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What every firmware machine made with `--cdrom` and a new disk is configured with: SeaBIOS,
+/// the CD-ROM drive first in the boot order, the machine's UUID, a display.
+fn assert_seabios_boots_the_cdrom_first(fw: &Path, xml: &str, iso: &str, cfg: &Value) {
     let uuid = xml
         .split("<uuid>")
         .nth(1)
         .and_then(|r| r.split("</uuid>").next())
-        .unwrap()
-        .to_owned();
-
-    // A stand-in for vireo-vmm keeps the config it is given and ends at once (a guest that
-    // ran and stopped, for the driver): the config is what the driver would have booted.
-    let kept = h.root.join("kept.json");
-    let vmm = h.file(
-        "fake-vmm",
-        format!("#!/bin/sh\ncp \"$2\" '{}'\nexit 3\n", kept.display()).as_bytes(),
-    );
-    Command::new("chmod").arg("+x").arg(&vmm).status().unwrap();
-    let (_, _, err) = ctl(&h, &fw, &[("VIREO_VMM", &vmm)], &["start", "live"]);
-    assert!(kept.exists(), "the driver never ran the VMM: {err}");
-    let cfg: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+        .unwrap();
     assert_eq!(cfg.get("kernel"), None, "{cfg:#}");
     let f = &cfg["firmware"];
     assert_eq!(f["loader"], fw.join("bios-256k.bin").to_str().unwrap());
-    assert_eq!(f["vga_rom"], fw.join("vgabios-ramfb.bin").to_str().unwrap());
     // The CD-ROM drive (sda: LUN 0 of target 0 on the virtio-scsi controller) first, then the
     // hard disk (the only virtio-blk disk).
     assert_eq!(
@@ -101,15 +104,73 @@ fn create_cdrom_defines_a_firmware_machine_and_the_driver_configures_seabios() {
             {"disk": {"index": 0}}
         ])
     );
-    assert_eq!(f["smbios"]["uuid"], uuid.as_str());
+    assert_eq!(f["smbios"]["uuid"], uuid);
     assert_eq!(cfg["disks"].as_array().map(Vec::len), Some(1), "{cfg:#}");
     let drive = &cfg["scsi"][0]["devices"][0];
     assert_eq!(drive["id"], "sda");
     let medium = &drive["kind"]["cdrom"]["medium"];
-    assert_eq!(medium["path"], iso_s);
+    assert_eq!(medium["path"], iso);
     assert_eq!(medium["cdrom"], true);
     assert_eq!(medium["readonly"], true);
     assert!(cfg["display"].is_object(), "a display, as every machine");
+}
+
+/// A machine the firmware boots is on the pc machine unless the user names one, exactly as
+/// `--machine pc` makes it: PCI addresses written on define, the standard VGA with its ROM.
+#[test]
+fn create_cdrom_defines_a_firmware_machine_and_the_driver_configures_seabios() {
+    let h = Home::new("fwcd");
+    let fw = firmware_dir(&h);
+    let (xml, iso, cfg) = create_cdrom_and_start(&h, &fw, "live", &[]);
+    assert_eq!(
+        os_of(&xml),
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> \
+         </os>"
+    );
+    assert!(xml.contains("<address type='pci'"), "{xml}");
+    assert!(xml.contains("<model type='vga' vram='16384'"), "{xml}");
+    assert_seabios_boots_the_cdrom_first(&fw, &xml, &iso, &cfg);
+    assert_eq!(cfg["machine"], "pc", "{cfg:#}");
+    assert_eq!(cfg["display"]["model"], "vga", "{cfg:#}");
+    assert_eq!(
+        cfg["firmware"]["vga_rom"],
+        fw.join("vgabios-stdvga.bin").to_str().unwrap()
+    );
+    let (named, _, named_cfg) = create_cdrom_and_start(&h, &fw, "named", &["--machine", "pc"]);
+    let addresses = |x: &str| -> Vec<String> {
+        x.lines()
+            .filter(|l| l.contains("<address ") || l.contains("<type ") || l.contains("<model "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        addresses(&named),
+        addresses(&xml),
+        "the same as --machine pc"
+    );
+    assert_eq!(named_cfg["pci_slots"], cfg["pci_slots"]);
+}
+
+/// `--machine vireo` still gives a firmware boot Vireo's own machine: no PCI, the linear
+/// framebuffer with ramfb's VGA ROM.
+#[test]
+fn create_cdrom_on_the_vireo_machine_configures_seabios_with_ramfb() {
+    let h = Home::new("fwcdv");
+    let fw = firmware_dir(&h);
+    let (xml, iso, cfg) = create_cdrom_and_start(&h, &fw, "live", &["--machine", "vireo"]);
+    assert_eq!(
+        os_of(&xml),
+        "<os> <type arch='x86_64' machine='vireo'>hvm</type> <boot dev='cdrom'/> \
+         <boot dev='hd'/> </os>"
+    );
+    assert!(!xml.contains("<address type='pci'"), "{xml}");
+    assert_seabios_boots_the_cdrom_first(&fw, &xml, &iso, &cfg);
+    assert_eq!(cfg.get("machine"), None, "{cfg:#}");
+    assert_eq!(cfg["display"].get("model"), None, "{cfg:#}");
+    assert_eq!(
+        cfg["firmware"]["vga_rom"],
+        fw.join("vgabios-ramfb.bin").to_str().unwrap()
+    );
 }
 
 #[test]
