@@ -166,6 +166,7 @@ impl Vm {
             ..Default::default()
         };
         vm_fd.create_pit2(pit).map_err(kvm_err("KVM_CREATE_PIT2"))?;
+        pit_without_reinjection(&vm_fd)?;
 
         let mem_size = config.memory_mib << 20;
         let ranges: Vec<(GuestAddress, usize)> = layout::ram_regions(mem_size)
@@ -725,6 +726,31 @@ pub fn exit_after_close(reason: ExitReason, failed: &[CloseError]) -> ExitReason
     };
     let why: Vec<String> = failed.iter().map(ToString::to_string).collect();
     ExitReason::Error(format!("{ended}, but {}", why.join("; ")))
+}
+
+/// In its default (reinject) mode KVM's PIT holds every tick back until the guest has
+/// acknowledged the one before. One tick lost on its way in (nested virtualization was seen to
+/// lose one while firmware sat in `sti; hlt`) then stops the timer for good, and SeaBIOS and GRUB,
+/// which halt until the next timer interrupt while they wait for a disk or a key, sleep forever.
+/// Without reinjection a lost tick is one tick late, as QEMU's `lost_tick_policy=discard`.
+fn pit_without_reinjection(vm_fd: &VmFd) -> Result<(), VmError> {
+    const KVMIO: u32 = 0xae;
+    vmm_sys_util::ioctl_io_nr!(KVM_REINJECT_CONTROL, KVMIO, 0x71);
+    if !vm_fd.check_extension(kvm_ioctls::Cap::ReinjectControl) {
+        return Ok(());
+    }
+    let control = kvm_bindings::kvm_reinject_control {
+        pit_reinject: 0,
+        ..Default::default()
+    };
+    // SAFETY: the ioctl reads a kvm_reinject_control that lives across the call; the return
+    // value is checked.
+    let ret =
+        unsafe { vmm_sys_util::ioctl::ioctl_with_ref(vm_fd, KVM_REINJECT_CONTROL(), &control) };
+    if ret < 0 {
+        return Err(kvm_err("KVM_REINJECT_CONTROL")(kvm_ioctls::Error::last()));
+    }
+    Ok(())
 }
 
 fn insert<D: BusDevice + 'static>(
