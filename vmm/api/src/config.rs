@@ -675,12 +675,16 @@ impl VmConfig {
                     "model vga: the VGA device sits on PCI, which only the pc machine has".into(),
                 ));
             }
-            if d.model == DisplayModel::Vga && bytes > crate::limits::VGA_VRAM_SIZE {
+            if d.model == DisplayModel::Vga
+                && (d.width > crate::limits::VGA_MAX_WIDTH
+                    || d.height > crate::limits::VGA_MAX_HEIGHT)
+            {
                 return Err(ConfigError::Display(format!(
-                    "{}x{} needs {bytes} bytes, the VGA's video memory holds {}",
+                    "{}x{}: the VGA's modes go up to {}x{}",
                     d.width,
                     d.height,
-                    crate::limits::VGA_VRAM_SIZE
+                    crate::limits::VGA_MAX_WIDTH,
+                    crate::limits::VGA_MAX_HEIGHT
                 )));
             }
             if d.vnc.tcp_port == Some(0) {

@@ -18,6 +18,11 @@ pub const FRAMEBUFFER_MAX_SIZE: u64 = 32 << 20;
 /// must fit in it.
 pub const VGA_VRAM_SIZE: u64 = 16 << 20;
 
+/// The largest mode the standard VGA's VBE registers take (QEMU's limits too).
+pub const VGA_MAX_WIDTH: u32 = 2560;
+pub const VGA_MAX_HEIGHT: u32 = 1600;
+const _: () = assert!(VGA_MAX_WIDTH as u64 * VGA_MAX_HEIGHT as u64 * 4 <= VGA_VRAM_SIZE);
+
 /// Longest command line accepted (Linux's x86 COMMAND_LINE_SIZE).
 pub const CMDLINE_MAX: usize = 2048;
 

@@ -165,6 +165,19 @@ pub(super) fn display(
                 )
             }
         }
+        let heads = v
+            .element()
+            .child("model")
+            .and_then(|m| m.attr("heads"))
+            .map(|h| h.trim().parse::<u32>());
+        if let Some(h) = heads {
+            if h != Ok(1) {
+                return refuse(
+                    format!("{path}/model@heads"),
+                    "the display has one head (heads='1')",
+                );
+            }
+        }
         if let Some(r) = v
             .element()
             .child("model")
@@ -188,15 +201,13 @@ pub(super) fn display(
         }
     }
     if let (DisplayModel::Vga, Some((x, y))) = (model, display_size) {
-        let bytes = u64::from(x) * u64::from(y) * 4;
-        if bytes > limits::VGA_VRAM_SIZE {
+        if x > limits::VGA_MAX_WIDTH || y > limits::VGA_MAX_HEIGHT {
             return refuse(
                 format!("{}/model/resolution", dev_path("video", 0)),
                 format!(
-                    "{x}x{y} needs {} KiB at 4 bytes a pixel, more than the VGA's {} MiB of \
-                     video memory",
-                    bytes.div_ceil(1024),
-                    limits::VGA_VRAM_SIZE >> 20
+                    "{x}x{y} is larger than the VGA's largest mode, {}x{}",
+                    limits::VGA_MAX_WIDTH,
+                    limits::VGA_MAX_HEIGHT
                 ),
             );
         }

@@ -124,7 +124,7 @@ fn vireos_machine_keeps_the_linear_framebuffer_for_every_model() {
 }
 
 #[test]
-fn the_vga_resolution_must_fit_its_video_memory() {
+fn the_vga_resolution_is_one_of_its_modes() {
     let f = Fixture::new();
     let sized = |x: u32, y: u32| {
         doc(
@@ -133,20 +133,41 @@ fn the_vga_resolution_must_fit_its_video_memory() {
             &format!("<video><model type='vga'><resolution x='{x}' y='{y}'/></model></video>"),
         )
     };
-    // 2048x2048 at 4 bytes a pixel is exactly 16 MiB.
-    let d = f.display(&sized(2048, 2048));
+    // The largest mode, 2560x1600 at 4 bytes a pixel, fits the 16 MiB of video memory.
+    let d = f.display(&sized(2560, 1600));
     assert_eq!(
         (d.model, d.width, d.height),
-        (DisplayModel::Vga, 2048, 2048)
+        (DisplayModel::Vga, 2560, 1600)
     );
     assert_eq!(
-        f.refused(&sized(2048, 2049)),
-        "devices/video[1]/model/resolution: 2048x2049 needs 16392 KiB at 4 bytes a pixel, \
-         more than the VGA's 16 MiB of video memory"
+        f.refused(&sized(2048, 2048)),
+        "devices/video[1]/model/resolution: 2048x2048 is larger than the VGA's largest mode, \
+         2560x1600"
     );
     assert_eq!(
-        f.refused(&sized(4096, 4096)),
-        "devices/video[1]/model/resolution: 4096x4096 needs 65536 KiB at 4 bytes a pixel, \
-         more than the VGA's 16 MiB of video memory"
+        f.refused(&sized(2561, 1600)),
+        "devices/video[1]/model/resolution: 2561x1600 is larger than the VGA's largest mode, \
+         2560x1600"
+    );
+}
+
+#[test]
+fn the_display_has_one_head() {
+    let f = Fixture::new();
+    let heads = |h: &str| {
+        doc(
+            &f,
+            Some("pc"),
+            &format!("<video><model type='vga' vram='16384' heads='{h}'/></video>"),
+        )
+    };
+    assert_eq!(f.display(&heads("1")).model, DisplayModel::Vga);
+    assert_eq!(
+        f.refused(&heads("2")),
+        "devices/video[1]/model@heads: the display has one head (heads='1')"
+    );
+    assert_eq!(
+        f.refused(&heads("x")),
+        "devices/video[1]/model@heads: the display has one head (heads='1')"
     );
 }

@@ -31,8 +31,8 @@ pub const LFB_ENABLED: u16 = 0x40;
 pub const NOCLEARMEM: u16 = 0x80;
 
 /// Largest mode offered, as QEMU's stdvga does.
-pub const MAX_XRES: u16 = 2560;
-pub const MAX_YRES: u16 = 1600;
+pub const MAX_XRES: u16 = vireo_vmm_api::limits::VGA_MAX_WIDTH as u16;
+pub const MAX_YRES: u16 = vireo_vmm_api::limits::VGA_MAX_HEIGHT as u16;
 pub const MAX_BPP: u16 = 32;
 
 /// A mode the renderer can show.
