@@ -98,10 +98,24 @@ pub const PCI_CONFIG_PORT: u16 = 0xcf8;
 pub const RESET_VALUE: u8 = 0x06;
 
 // The `pc` machine (i440FX + PIIX, PCI bus 0).
-/// The ACPI PM block (PM1 event at +0, control at +4, timer at +8), where SeaBIOS and OVMF
-/// program PIIX4's PMBA and the FADT says it is.
-pub const PC_PM_BASE: u16 = 0xb000;
-pub const PC_PM_TIMER_PORT: u16 = PC_PM_BASE + 8;
+/// The ACPI PM block (PM1 event at +0, control at +4, timer at +8): where PIIX4's PMBA points
+/// and the FADT says it is. Firmware programs PMBA itself, after the FADT was built, so the
+/// FADT names the address the firmware will choose: SeaBIOS moves the block to 0x600 when it
+/// is handed ACPI tables (as it is here), OVMF puts it at 0xB000 (its PcdAcpiPmBaseAddress).
+/// A direct kernel boot gets SeaBIOS's address from the VMM.
+pub const PC_PM_BASE: u16 = 0x600;
+pub const PC_PM_BASE_UEFI: u16 = 0xb000;
+/// The PM timer's offset in the block.
+pub const PC_PM_TIMER_OFFSET: u16 = 8;
+
+/// The PM block's base on `pc` for a boot by UEFI firmware (`true`) or otherwise.
+pub fn pc_pm_base(uefi: bool) -> u16 {
+    if uefi {
+        PC_PM_BASE_UEFI
+    } else {
+        PC_PM_BASE
+    }
+}
 /// The 32-bit memory window PCI BARs may use, as the DSDT's `_CRS` tells the guest: the MMIO
 /// hole up to the IOAPIC. Firmware assigns from its top down (SeaBIOS ends at the IOAPIC).
 pub const PCI_MMIO32_START: u64 = MMIO_HOLE_START;

@@ -319,6 +319,9 @@ impl Vm {
                 Machine::Pc => layout::pci_mmio64_window(mem_size),
                 Machine::Microvm => None,
             },
+            pm_base: layout::pc_pm_base(
+                config.firmware.as_ref().is_some_and(|f| f.nvram.is_some()),
+            ),
         };
 
         Ok(Vm {

@@ -97,6 +97,7 @@ fn guest_reads_signature_directory_and_a_file_through_ports_and_dma() {
         virtio_mmio: Vec::new(),
         pci: false,
         pci_mmio64: None,
+        pm_base: vireo_vmm::layout::PC_PM_BASE,
     })
     .unwrap();
     let items = fw_cfg_builder(&config, &fw, 256 << 10, &acpi, None).unwrap();

@@ -76,7 +76,7 @@ pub fn build(cfg: &AcpiConfig) -> Result<LoaderFiles, AcpiError> {
     let facs_off = tables.place_raw(facs(), TABLES_ALIGN as usize);
     let dsdt = tables.place(dsdt);
     let madt = tables.place(madt);
-    let fadt = tables.place(fadt(dsdt.off, Some(facs_off), cfg.pci));
+    let fadt = tables.place(fadt(dsdt.off, Some(facs_off), cfg.pc_pm_base()));
     let sdt_entries = [fadt.off, madt.off];
     let xsdt = tables.place(xsdt(&sdt_entries));
     // The direct boot has only an XSDT; firmware also serves ACPI 1.0 readers (old boot
@@ -231,6 +231,7 @@ mod tests {
             vcpus,
             virtio_mmio,
             pci: false,
+            pm_base: layout::PC_PM_BASE,
             pci_mmio64: None,
         }
     }
@@ -422,7 +423,7 @@ mod tests {
         let dsdt_t = loaded.table(dsdt_addr);
         assert_eq!(sum(dsdt_t), 0, "DSDT checksum");
         assert_eq!(dsdt_t, dsdt(cfg).as_slice());
-        assert_eq!(fadt_t, fadt(dsdt_addr, Some(facs_addr), false).as_slice());
+        assert_eq!(fadt_t, fadt(dsdt_addr, Some(facs_addr), None).as_slice());
         assert_eq!(
             loaded.table(by_sig[&b"APIC".to_vec()]),
             madt(cfg.vcpus).as_slice()
@@ -495,8 +496,8 @@ mod tests {
 
     #[test]
     fn the_firmware_fadt_differs_from_the_direct_one_only_in_its_facs_pointer() {
-        let direct = fadt(0x1234, None, false);
-        let firmware = fadt(0x1234, Some(0x40), false);
+        let direct = fadt(0x1234, None, None);
+        let firmware = fadt(0x1234, Some(0x40), None);
         let differ: Vec<usize> = (0..direct.len())
             .filter(|i| direct[*i] != firmware[*i])
             .collect();

@@ -37,6 +37,15 @@ pub struct AcpiConfig {
     pub pci: bool,
     /// The `pc` machine's 64-bit BAR window [start, end), if it has one.
     pub pci_mmio64: Option<(u64, u64)>,
+    /// The `pc` machine's PM block ([`layout::pc_pm_base`]).
+    pub pm_base: u16,
+}
+
+impl AcpiConfig {
+    /// The PM block's base on `pc`; `None` on the machine with fixed PM ports.
+    pub fn pc_pm_base(&self) -> Option<u16> {
+        self.pci.then_some(self.pm_base)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +104,9 @@ fn gas_io(port: u16, bits: u8, access: u8) -> [u8; 12] {
 /// The DSDT is named by both the 32- and the 64-bit field (SeaBIOS reads the 32-bit one); the
 /// FACS only by the 32-bit one, since ACPI 6 wants X_FIRMWARE_CTRL zero when FIRMWARE_CTRL is
 /// set and the FACS is always below 4 GiB.
-fn fadt(dsdt_addr: u64, facs_addr: Option<u64>, pci: bool) -> Vec<u8> {
+/// `pc_pm`: the `pc` machine's PM block base (`None`: the fixed ports, no PM timer, no PCI).
+fn fadt(dsdt_addr: u64, facs_addr: Option<u64>, pc_pm: Option<u16>) -> Vec<u8> {
+    let pci = pc_pm.is_some();
     let mut f = vec![0u8; 276 - 36];
     let put = |f: &mut Vec<u8>, off: usize, bytes: &[u8]| {
         f[off - 36..off - 36 + bytes.len()].copy_from_slice(bytes);
@@ -106,19 +117,16 @@ fn fadt(dsdt_addr: u64, facs_addr: Option<u64>, pci: bool) -> Vec<u8> {
     put(&mut f, FADT_DSDT, &(dsdt_addr as u32).to_le_bytes());
     put(&mut f, 45, &[1]); // preferred PM profile: desktop
     put(&mut f, 46, &(layout::SCI_GSI as u16).to_le_bytes());
-    let (evt, cnt) = pm1_ports(pci);
+    let (evt, cnt) = pm1_ports(pc_pm);
     put(&mut f, 56, &u32::from(evt).to_le_bytes());
     put(&mut f, 64, &u32::from(cnt).to_le_bytes());
     put(&mut f, 88, &[layout::PM1_EVT_LEN, layout::PM1_CNT_LEN]);
-    if pci {
+    if let Some(base) = pc_pm {
         // PIIX4's 24-bit PM timer.
-        put(
-            &mut f,
-            76,
-            &u32::from(layout::PC_PM_TIMER_PORT).to_le_bytes(),
-        );
+        let timer = base + layout::PC_PM_TIMER_OFFSET;
+        put(&mut f, 76, &u32::from(timer).to_le_bytes());
         put(&mut f, 91, &[4]);
-        put(&mut f, 208, &gas_io(layout::PC_PM_TIMER_PORT, 32, 3));
+        put(&mut f, 208, &gas_io(timer, 32, 3));
     }
     // IAPC_BOOT_ARCH: legacy devices, 8042, no VGA; "MSI not supported" on the machine
     // without PCI (on `pc` it would turn MSI off in Linux).
@@ -138,11 +146,10 @@ fn fadt(dsdt_addr: u64, facs_addr: Option<u64>, pci: bool) -> Vec<u8> {
 }
 
 /// The PM1a event and control blocks: fixed ports on microvm, PIIX4's block on `pc`.
-fn pm1_ports(pci: bool) -> (u16, u16) {
-    if pci {
-        (layout::PC_PM_BASE, layout::PC_PM_BASE + 4)
-    } else {
-        (layout::PM1A_EVT_PORT, layout::PM1A_CNT_PORT)
+fn pm1_ports(pc_pm: Option<u16>) -> (u16, u16) {
+    match pc_pm {
+        Some(base) => (base, base + 4),
+        None => (layout::PM1A_EVT_PORT, layout::PM1A_CNT_PORT),
     }
 }
 
@@ -362,7 +369,7 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<u64, Acpi
     if end > base + layout::ACPI_SIZE {
         return Err(AcpiError::TooLarge((end - base) as usize));
     }
-    let fadt = fadt(dsdt_addr, None, cfg.pci);
+    let fadt = fadt(dsdt_addr, None, cfg.pc_pm_base());
     let xsdt = xsdt(&[fadt_addr, madt_addr]);
     let rsdp = rsdp(0, xsdt_addr);
 
@@ -393,7 +400,7 @@ mod tests {
         assert_eq!(r[..20].iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         assert_eq!(r.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
         let xsdt = u64::from_le_bytes(r[24..32].try_into().unwrap());
-        for t in [fadt(0x1000, None, false), madt(4), dsdt(&cfg)] {
+        for t in [fadt(0x1000, None, None), madt(4), dsdt(&cfg)] {
             assert_eq!(t.iter().fold(0u8, |a, b| a.wrapping_add(*b)), 0);
             assert_eq!(
                 u32::from_le_bytes(t[4..8].try_into().unwrap()) as usize,
@@ -413,6 +420,7 @@ mod tests {
             vcpus: 2,
             virtio_mmio: Vec::new(),
             pci: true,
+            pm_base: layout::PC_PM_BASE,
             pci_mmio64: layout::pci_mmio64_window(1 << 30),
         };
         let d = dsdt(&cfg);
@@ -423,14 +431,14 @@ mod tests {
             .windows(5)
             .any(|w| w == aml::eisa_id("PNP0A03").as_slice()));
         assert!(!dsdt(&full_config(2)).windows(4).any(|w| w == b"PCI0"));
-        let f = fadt(0x1000, None, true);
+        let f = fadt(0x1000, None, Some(layout::PC_PM_BASE_UEFI));
         let at = |off: usize, n: usize| f[off..off + n].to_vec();
-        assert_eq!(at(56, 4), u32::from(layout::PC_PM_BASE).to_le_bytes());
-        assert_eq!(at(64, 4), (u32::from(layout::PC_PM_BASE) + 4).to_le_bytes());
-        assert_eq!(at(76, 4), (u32::from(layout::PC_PM_BASE) + 8).to_le_bytes());
+        assert_eq!(at(56, 4), 0xb000u32.to_le_bytes());
+        assert_eq!(at(64, 4), 0xb004u32.to_le_bytes());
+        assert_eq!(at(76, 4), 0xb008u32.to_le_bytes());
         assert_eq!(f[91], 4);
         assert_eq!(f[109] & 0b1000, 0, "MSI allowed");
-        assert_eq!(fadt(0x1000, None, false)[109] & 0b1000, 0b1000);
+        assert_eq!(fadt(0x1000, None, None)[109] & 0b1000, 0b1000);
     }
 
     /// FNV-1a: a stable digest to pin bytes with, independent of std's hasher.
@@ -445,6 +453,7 @@ mod tests {
             vcpus,
             virtio_mmio: Vec::new(),
             pci: false,
+            pm_base: layout::PC_PM_BASE,
             pci_mmio64: None,
         };
         for i in 0..layout::VIRTIO_MMIO_MAX {
@@ -466,6 +475,7 @@ mod tests {
             vcpus: 1,
             virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
             pci: false,
+            pm_base: layout::PC_PM_BASE,
             pci_mmio64: None,
         };
         for (cfg, want) in [

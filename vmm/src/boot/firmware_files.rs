@@ -463,6 +463,7 @@ mod tests {
                 vcpus: 2,
                 virtio_mmio: Vec::new(),
                 pci: false,
+                pm_base: crate::layout::PC_PM_BASE,
                 pci_mmio64: None,
             })
             .unwrap();

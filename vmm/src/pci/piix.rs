@@ -5,8 +5,8 @@
 //!   interrupts; with the IOAPIC, ACPI's `_PRT` routes the PCI interrupt lines instead.
 //! - The PM function places the ACPI power-management block where firmware puts it (PMBA at
 //!   0x40, enabled by PMREGMISC bit 0 at 0x80): PM1a event and control registers (the
-//!   machine's [`AcpiPm`]) at +0 and +4, the PM timer at +8. SeaBIOS and OVMF both put it at
-//!   0xB000, where the FADT says it is.
+//!   machine's [`AcpiPm`]) at +0 and +4, the PM timer at +8, wherever the firmware puts it
+//!   (the FADT names the same place: see [`crate::layout::PC_PM_BASE`]).
 
 use std::sync::{Arc, Mutex};
 
