@@ -103,6 +103,21 @@ def press_keys(path, names):
     print(f"vnc-check: pressed {' '.join(names)} on '{name}' ({w}x{h})", flush=True)
 
 
+def skip_message(s, t):
+    """Reads past a server message other than a framebuffer update (type `t` already read)."""
+    if t == 1:
+        recvn(s, 1)
+        n = struct.unpack(">HH", recvn(s, 4))[1]
+        recvn(s, 6 * n)
+    elif t == 2:
+        pass
+    elif t == 3:
+        recvn(s, 3)
+        recvn(s, struct.unpack(">I", recvn(s, 4))[0])
+    else:
+        die(f"unknown server message type {t}")
+
+
 def read_frame(s, w, h):
     s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
     fb = bytearray(w * h * 4)
@@ -122,17 +137,8 @@ def read_frame(s, w, h):
                     o = ((y + r) * w + x) * 4
                     fb[o:o + rw * 4] = data[r * rw * 4:(r + 1) * rw * 4]
                 covered += rw * rh
-        elif t == 1:
-            recvn(s, 1)
-            n = struct.unpack(">HH", recvn(s, 4))[1]
-            recvn(s, 6 * n)
-        elif t == 2:
-            pass
-        elif t == 3:
-            recvn(s, 3)
-            recvn(s, struct.unpack(">I", recvn(s, 4))[0])
         else:
-            die(f"unknown server message type {t}")
+            skip_message(s, t)
     return fb
 
 
@@ -163,17 +169,8 @@ def wait_resize(path, want, secs):
                     die(f"encoding {enc} sent although only Raw and DesktopSize were asked for")
             time.sleep(0.2)
             s.sendall(struct.pack(">BBHHHH", 3, 1, 0, 0, w, h))
-        elif t == 1:
-            recvn(s, 1)
-            n = struct.unpack(">HH", recvn(s, 4))[1]
-            recvn(s, 6 * n)
-        elif t == 2:
-            pass
-        elif t == 3:
-            recvn(s, 3)
-            recvn(s, struct.unpack(">I", recvn(s, 4))[0])
         else:
-            die(f"unknown server message type {t}")
+            skip_message(s, t)
     die(f"no desktop size {want} within {secs} s (sizes announced: {sizes or 'none'})")
 
 
