@@ -107,17 +107,21 @@ impl FramebufferMemory {
             .vm
             .get_dirty_log(self.slot, self.geometry.size as usize)
             .map_err(io::Error::from)?;
-        let mut pages = Vec::new();
-        for (i, word) in bitmap.iter().enumerate() {
-            let mut w = *word;
-            while w != 0 {
-                let bit = w.trailing_zeros() as usize;
-                pages.push(i * 64 + bit);
-                w &= w - 1;
-            }
-        }
-        Ok(pages)
+        Ok(dirty_pages(&bitmap))
     }
+}
+
+/// The indices of the pages set in a KVM dirty-page bitmap (one bit a page, 64 a word).
+pub fn dirty_pages(bitmap: &[u64]) -> Vec<usize> {
+    let mut pages = Vec::new();
+    for (i, word) in bitmap.iter().enumerate() {
+        let mut w = *word;
+        while w != 0 {
+            pages.push(i * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+    pages
 }
 
 impl Drop for FramebufferMemory {

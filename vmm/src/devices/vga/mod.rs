@@ -137,10 +137,7 @@ impl StdVga {
                 }
             }
             o if (MMIO_VGA..MMIO_VGA + 0x20).contains(&o) => {
-                let mut s = self.state();
-                for (i, b) in data.iter_mut().enumerate() {
-                    *b = s.regs.read(0x3c0 + (o - MMIO_VGA) as u16 + i as u16);
-                }
+                self.state().regs.read_ports(mmio_vga_port(o), data);
             }
             o if (MMIO_VBE..MMIO_VBE + 0x20).contains(&o) && data.len() == 2 && o % 2 == 0 => {
                 let v = self.state().dispi.read(((o - MMIO_VBE) / 2) as u16);
@@ -161,10 +158,7 @@ impl StdVga {
     fn mmio_write(&self, offset: u64, data: &[u8]) {
         match offset {
             o if (MMIO_VGA..MMIO_VGA + 0x20).contains(&o) => {
-                let mut s = self.state();
-                for (i, b) in data.iter().enumerate() {
-                    s.regs.write(0x3c0 + (o - MMIO_VGA) as u16 + i as u16, *b);
-                }
+                self.state().regs.write_ports(mmio_vga_port(o), data);
             }
             o if (MMIO_VBE..MMIO_VBE + 0x20).contains(&o) && data.len() == 2 && o % 2 == 0 => {
                 self.vbe_write(
@@ -178,13 +172,13 @@ impl StdVga {
     }
 
     fn screen(&self) -> Screen {
-        let s = self.state();
-        match s.dispi.mode() {
-            Some(m) => Screen::Linear(m),
-            None if s.dispi.enabled() => Screen::Blank,
-            None => Screen::Legacy(Legacy::of(&s.regs)),
-        }
+        Screen::of(&self.state())
     }
+}
+
+/// The port BAR 2's VGA window maps `offset` to (0x400 is 0x3C0).
+fn mmio_vga_port(offset: u64) -> u16 {
+    0x3c0 + (offset - MMIO_VGA) as u16
 }
 
 enum Screen {
@@ -192,6 +186,16 @@ enum Screen {
     Legacy(Legacy),
     /// A VBE mode the renderer cannot show (bad geometry): black at the last size.
     Blank,
+}
+
+impl Screen {
+    fn of(s: &State) -> Screen {
+        match s.dispi.mode() {
+            Some(m) => Screen::Linear(m),
+            None if s.dispi.enabled() => Screen::Blank,
+            None => Screen::Legacy(Legacy::of(&s.regs)),
+        }
+    }
 }
 
 /// What clients see while the guest shows nothing drawable.
@@ -217,12 +221,8 @@ impl FramebufferSource for StdVga {
                     .filter(|p| *p >= first)
                     .map(|p| p - first)
                     .collect();
-                // Rows of a panned screen start mid-page: one page earlier covers them.
-                let mut marked = vec![false; rows.len()];
-                pages_to_rows(&shifted, m.stride as usize, &mut marked);
-                for (r, m) in rows.iter_mut().zip(marked) {
-                    *r = m;
-                }
+                pages_to_rows(&shifted, m.stride as usize, rows);
+                // Rows of a panned screen start mid-page: the page numbers above are off.
                 if m.offset % 4096 != 0 {
                     rows.iter_mut().for_each(|r| *r = true);
                 }
@@ -234,7 +234,9 @@ impl FramebufferSource for StdVga {
 
     fn read_pixels(&self, x: u32, y: u32, out: &mut [u32]) {
         out.fill(0);
-        match self.screen() {
+        // One lock for the mode and the drawing: this runs for every row of every scan.
+        let s = self.state();
+        match Screen::of(&s) {
             Screen::Linear(m) => {
                 if x >= m.width || y >= m.height {
                     return;
@@ -247,7 +249,6 @@ impl FramebufferSource for StdVga {
                 if !self.vram.read(at, &mut buf) {
                     return;
                 }
-                let s = self.state();
                 for (o, p) in out.iter_mut().zip(buf.chunks_exact(bytes)) {
                     *o = match m.bpp {
                         32 | 24 => u32::from(p[2]) << 16 | u32::from(p[1]) << 8 | u32::from(p[0]),
@@ -257,10 +258,7 @@ impl FramebufferSource for StdVga {
                     };
                 }
             }
-            Screen::Legacy(l) => {
-                let s = self.state();
-                text::draw_row(&s.regs, &self.mem, l, x, y, out);
-            }
+            Screen::Legacy(l) => text::draw_row(&s.regs, &self.mem, l, x, y, out),
             Screen::Blank => {}
         }
     }
@@ -285,17 +283,14 @@ pub struct VgaPorts(StdVga);
 
 impl BusDevice for VgaPorts {
     fn read(&mut self, base: u64, offset: u64, data: &mut [u8]) {
-        let mut s = self.0.state();
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = s.regs.read((base + offset) as u16 + i as u16);
-        }
+        self.0.state().regs.read_ports((base + offset) as u16, data);
     }
 
     fn write(&mut self, base: u64, offset: u64, data: &[u8]) {
-        let mut s = self.0.state();
-        for (i, b) in data.iter().enumerate() {
-            s.regs.write((base + offset) as u16 + i as u16, *b);
-        }
+        self.0
+            .state()
+            .regs
+            .write_ports((base + offset) as u16, data);
     }
 }
 

@@ -174,6 +174,22 @@ impl VgaRegs {
         }
     }
 
+    /// An access of `data.len()` bytes from `first`: one register port a byte, as `inw` from
+    /// an index port reads the index and then the data.
+    pub fn read_ports(&mut self, first: u16, data: &mut [u8]) {
+        for (port, b) in (first..).zip(data.iter_mut()) {
+            *b = self.read(port);
+        }
+    }
+
+    /// The write twin of [`Self::read_ports`]: `outw(0x0101, 0x3C4)` writes sequencer index 1
+    /// and then its data.
+    pub fn write_ports(&mut self, first: u16, data: &[u8]) {
+        for (port, b) in (first..).zip(data) {
+            self.write(port, *b);
+        }
+    }
+
     /// The DAC entry `i` as 8-bit xRGB.
     pub fn dac_rgb(&self, i: u8) -> u32 {
         let i = usize::from(i & self.dac_mask) * 3;
@@ -282,6 +298,17 @@ impl VgaRegs {
     }
 }
 
+/// The CRT controller's timing of mode 3 (80x25 text, 16 scan lines a row, 400 lines), as
+/// the BIOS programs it.
+#[cfg(test)]
+pub(super) fn mode_3_crtc(r: &mut VgaRegs) {
+    r.crtc[1] = 0x4f;
+    r.crtc[7] = 0x1f;
+    r.crtc[9] = 0x4f;
+    r.crtc[0x12] = 0x8f;
+    r.crtc[0x13] = 0x28;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,11 +390,7 @@ mod tests {
     #[test]
     fn text_geometry_of_mode_3() {
         let mut r = VgaRegs::new();
-        r.crtc[1] = 0x4f;
-        r.crtc[7] = 0x1f;
-        r.crtc[9] = 0x4f;
-        r.crtc[0x12] = 0x8f;
-        r.crtc[0x13] = 0x28;
+        mode_3_crtc(&mut r);
         r.crtc[0x0a] = 0x0d;
         r.crtc[0x0b] = 0x0e;
         r.crtc[0x0f] = 81;

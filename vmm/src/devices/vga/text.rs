@@ -179,11 +179,7 @@ mod tests {
         r.misc = 0x67;
         r.seq[1] = 0x00;
         r.gc[6] = 0x0e;
-        r.crtc[1] = 0x4f;
-        r.crtc[7] = 0x1f;
-        r.crtc[9] = 0x4f;
-        r.crtc[0x12] = 0x8f;
-        r.crtc[0x13] = 0x28;
+        super::super::regs::mode_3_crtc(&mut r);
         r.crtc[0x0a] = 0x20;
         r.attr[0x10] = 0x0c;
         for i in 0..16 {
@@ -263,9 +259,8 @@ mod tests {
         r.gc[6] = 0x05;
         r.gc[5] = 0x40;
         r.seq[4] = 0x0e;
-        r.crtc[1] = 0x4f;
+        // Mode 3's timing, each line shown twice.
         r.crtc[9] = 0x41;
-        r.crtc[0x13] = 0x28;
         let m = Legacy::of(&r);
         assert_eq!(
             m,

@@ -125,15 +125,7 @@ impl Vram {
         let bitmap = vm
             .get_dirty_log(layout::FRAMEBUFFER_SLOT, self.region.size())
             .ok()?;
-        let mut pages = Vec::new();
-        for (i, word) in bitmap.iter().enumerate() {
-            let mut w = *word;
-            while w != 0 {
-                pages.push(i * 64 + w.trailing_zeros() as usize);
-                w &= w - 1;
-            }
-        }
-        Some(pages)
+        Some(crate::devices::fbmem::dirty_pages(&bitmap))
     }
 }
 
