@@ -15,14 +15,9 @@ pub(super) fn doc(os: &str, devices: &str) -> String {
 
 impl Fixture {
     fn firmware(&self, xml: &str) -> FirmwareConfig {
-        let t = self
-            .run(xml)
-            .unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
-        t.config
-            .validate()
-            .unwrap_or_else(|e| panic!("the VMM would refuse: {e}\n{xml}"));
-        assert_eq!(t.config.kernel, None);
-        t.config.firmware.expect("a firmware boot")
+        let c = self.accepted(xml);
+        assert_eq!(c.kernel, None);
+        c.firmware.expect("a firmware boot")
     }
     fn disk(&self, file: &str, target: &str, extra: &str) -> String {
         format!(

@@ -19,13 +19,7 @@ fn doc(f: &Fixture, machine: Option<&str>, devices: &str) -> String {
 impl Fixture {
     /// The display of an accepted document, which the VMM accepts too.
     fn display(&self, xml: &str) -> DisplayConfig {
-        let t = self
-            .run(xml)
-            .unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
-        t.config
-            .validate()
-            .unwrap_or_else(|e| panic!("the VMM would refuse: {e}\n{xml}"));
-        t.config.display.expect("a display")
+        self.accepted(xml).display.expect("a display")
     }
 }
 

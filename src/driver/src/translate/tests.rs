@@ -61,6 +61,16 @@ impl Fixture {
             &self.sources(),
         )
     }
+    /// The VMM config of a document translate accepts, checked by the VMM's own validation.
+    pub(super) fn accepted(&self, xml: &str) -> VmConfig {
+        let t = self
+            .run(xml)
+            .unwrap_or_else(|e| panic!("refused: {e}\n{xml}"));
+        t.config
+            .validate()
+            .unwrap_or_else(|e| panic!("the VMM would refuse: {e}\n{xml}"));
+        t.config
+    }
     pub(super) fn refused(&self, xml: &str) -> String {
         match self.run(xml) {
             Ok(t) => panic!("accepted: {xml}\n{t:?}"),
