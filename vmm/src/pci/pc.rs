@@ -71,14 +71,12 @@ impl PcPlatform {
             let mut r = root.lock().unwrap_or_else(|e| e.into_inner());
             r.add(HOST_BRIDGE, Arc::new(Mutex::new(HostBridge::new())))?;
             r.add(ISA_BRIDGE, Arc::new(Mutex::new(IsaBridge::new())))?;
+            // The PM block starts disabled, as after a reset: OVMF programs PMBA only while
+            // PMREGMISC says the block is off, and keeps its own base otherwise.
             r.add(
                 POWER_MANAGEMENT,
                 Arc::new(Mutex::new(PowerManagement::new(pm))),
             )?;
-            // Firmware writes the same two values; a direct boot has no firmware to.
-            let base = u32::from(layout::PC_PM_BASE) | 1;
-            r.config_write(POWER_MANAGEMENT, PMBA, &base.to_le_bytes());
-            r.config_write(POWER_MANAGEMENT, PMREGMISC, &[1]);
         }
         let io = ConfigIo::new(root.clone())
             .with_reset(Box::new(move || exit.request(ExitReason::Reboot)));
@@ -102,9 +100,13 @@ impl PcPlatform {
     /// Gives every BAR of every function an address, as firmware does before it boots an OS:
     /// memory BARs, largest first, in the 32-bit window [`layout::PCI_ASSIGN_START`] ..
     /// [`layout::PCI_ASSIGN_END`], I/O BARs from [`layout::PCI_IO_ASSIGN_START`]; then
-    /// decoding and bus mastering on. Only for a direct kernel boot: firmware assigns its own.
+    /// decoding and bus mastering on; and the PM block at [`layout::PC_PM_BASE`], where
+    /// SeaBIOS puts it. Only for a direct kernel boot: firmware does all this itself.
     pub fn assign_bars(&self) -> Result<(), PcError> {
         let mut root = self.root.lock().unwrap_or_else(|e| e.into_inner());
+        let base = u32::from(layout::PC_PM_BASE) | 1;
+        root.config_write(POWER_MANAGEMENT, PMBA, &base.to_le_bytes());
+        root.config_write(POWER_MANAGEMENT, PMREGMISC, &[1]);
         let at: Vec<DevFn> = root.functions().map(|(at, _)| at).collect();
         let mut mem = Vec::new();
         let mut io = Vec::new();
@@ -269,7 +271,7 @@ mod tests {
 
     #[test]
     fn the_chipset_answers_and_the_pm_block_sits_where_the_fadt_says() {
-        let Some((_pc, pio, _)) = platform() else {
+        let Some((pc, pio, _)) = platform() else {
             eprintln!("no /dev/kvm: skipped");
             return;
         };
@@ -283,8 +285,12 @@ mod tests {
         assert_eq!(cfg(1 << 3, 0), 0x7000_8086);
         assert_eq!(cfg(1 << 3 | 3, 0), 0x7113_8086);
         assert_eq!(cfg(2 << 3, 0), 0xffff_ffff, "slot 2 is the display's");
-        // The PM timer counts at PM base + 8.
+        // Off until firmware (or the direct boot's stand-in) turns it on.
+        assert_eq!(cfg(1 << 3 | 3, 0x80) & 1, 0, "PMREGMISC starts disabled");
         let mut t0 = [0u8; 4];
+        assert!(!pio.read(u64::from(layout::PC_PM_BASE) + 8, &mut t0));
+        pc.assign_bars().unwrap_or_else(|e| panic!("{e}"));
+        // The PM timer counts at PM base + 8.
         let mut t1 = [0u8; 4];
         assert!(pio.read(u64::from(layout::PC_PM_BASE) + 8, &mut t0));
         std::thread::sleep(std::time::Duration::from_millis(2));
