@@ -30,7 +30,8 @@ app_packages=(
 # Packages the test suite needs on top: validators, Xvfb and screenshot tools for GUI tests,
 # libvirt's schemas and test driver for the domain library, QEMU and Debian tooling for the
 # nested-KVM rig, SeaBIOS and the tools that build the firmware tests' boot media (a GRUB ISO,
-# a Debian disk made with mmdebstrap; uidmap lets a normal user run it), VNC peers for the VNC
+# a Debian disk made with mmdebstrap; uidmap lets a normal user run it), what builds the rig's
+# own L1 QEMU from Debian's source (tests/rig/src/fixtures/qemu.sh), VNC peers for the VNC
 # server's interoperability tests.
 test_packages=(
     desktop-file-utils appstream yelp-tools itstool libxml2-utils
@@ -38,6 +39,7 @@ test_packages=(
     libvirt-clients libvirt0
     cpio xz-utils zstd dpkg-dev e2fsprogs procps
     seabios ovmf grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools mmdebstrap uidmap
+    meson ninja-build libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libcap-ng-dev libattr1-dev
     gvncviewer tigervnc-standalone-server tigervnc-viewer tigervnc-tools
     python3 python3-pip python3-venv
 )

@@ -45,8 +45,9 @@ const AGENT_DIR: &str = ".vireo";
 /// How L1 is built and booted. [`RigConfig::from_env`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct RigConfig {
-    /// The QEMU binary (`qemu-system-x86_64`, Debian package qemu-system-x86).
-    pub qemu: PathBuf,
+    /// The QEMU binary for L1; `None` is the rig's own build ([`crate::fixtures::l1_qemu`]:
+    /// Debian's source with a fix that UEFI guests need).
+    pub qemu: Option<PathBuf>,
     /// CPU model; must have SVM and NPT under TCG (EPYC, EPYC-Rome, max).
     pub cpu: String,
     pub memory_mib: u32,
@@ -103,9 +104,7 @@ impl RigConfig {
             None => Duration::from_secs(150),
         };
         Ok(RigConfig {
-            qemu: env("VIREO_RIG_QEMU")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "qemu-system-x86_64".into()),
+            qemu: env("VIREO_RIG_QEMU").map(PathBuf::from),
             cpu: env("VIREO_RIG_CPU").unwrap_or_else(|| "EPYC".into()),
             memory_mib: 2048,
             smp: 2,
@@ -256,7 +255,11 @@ fn resend_window(msg_len: usize) -> Duration {
 impl Rig {
     /// Boots L1, retrying once when a boot hangs or panics. Errors name the failing step.
     pub fn boot(cfg: &RigConfig) -> Result<Rig> {
-        check_qemu(&cfg.qemu)?;
+        let qemu = match &cfg.qemu {
+            Some(q) => q.clone(),
+            None => crate::fixtures::l1_qemu()?.binary,
+        };
+        check_qemu(&qemu)?;
         let kernel = debian::kernel()?;
         let busybox = debian::busybox()?;
         let cache = debian::cache_dir()?;
@@ -294,7 +297,7 @@ impl Rig {
         }
         let mut last_err = None;
         for attempt in 1..=cfg.boot_attempts.max(1) {
-            match Self::boot_once(cfg, &kernel.vmlinuz, &base) {
+            match Self::boot_once(cfg, &qemu, &kernel.vmlinuz, &base) {
                 Ok(mut rig) => {
                     rig.boot_attempts = attempt;
                     timing::record(format!("L1 boot (attempt {attempt})"), rig.boot_time);
@@ -310,7 +313,7 @@ impl Rig {
         Err(last_err.unwrap_or_else(|| RigError::Broken("no boot attempted".into())))
     }
 
-    fn boot_once(cfg: &RigConfig, vmlinuz: &Path, base: &Path) -> Result<Rig> {
+    fn boot_once(cfg: &RigConfig, qemu: &Path, vmlinuz: &Path, base: &Path) -> Result<Rig> {
         let run_dir =
             std::env::temp_dir().join(format!("vireo-rig-{}-{}", std::process::id(), seq()));
         let _ = std::fs::remove_dir_all(&run_dir);
@@ -325,7 +328,7 @@ impl Rig {
         // The per-boot archive: which 9p tag goes where, and the merged-/usr links.
         let mut extra = Initramfs::new();
         let mut share_list = String::new();
-        let mut cmd = Command::new(&cfg.qemu);
+        let mut cmd = Command::new(qemu);
         for (i, dir) in shares.iter().enumerate() {
             let tag = format!("vr{i}");
             // The system dirs do not change under a run, and the rig cache only gains new
@@ -391,7 +394,7 @@ impl Rig {
             .stderr(Stdio::piped());
         let start = Instant::now();
         let mut child = spawn::spawn_tied(cmd).map_err(|source| RigError::MissingTool {
-            program: cfg.qemu.display().to_string(),
+            program: qemu.display().to_string(),
             package: "qemu-system-x86",
             why: "booting L1",
             source,

@@ -184,7 +184,7 @@ fn own_config() -> vireo_rig::RigConfig {
 #[test]
 fn missing_qemu_is_a_clear_error() {
     let mut cfg = own_config();
-    cfg.qemu = "/nonexistent/qemu-system-x86_64".into();
+    cfg.qemu = Some("/nonexistent/qemu-system-x86_64".into());
     let err = vireo_rig::Rig::boot(&cfg)
         .err()
         .expect("booting without QEMU must fail");
