@@ -59,3 +59,50 @@ fn vireo_vmm_prints_the_same_version() {
         (true, format!("vireo-vmm {VERSION}\n"))
     );
 }
+
+/// `vireoctl osinfo-query os` over a database of one file: the table virt-install's
+/// osinfo-query prints, its filters, and a clear refusal of a malformed one.
+#[test]
+fn vireoctl_osinfo_query_lists_the_database() {
+    let ctl = Path::new(env!("CARGO_BIN_EXE_vireoctl"));
+    let db = std::env::temp_dir().join(format!("vireo-osinfo-{}", std::process::id()));
+    std::fs::create_dir_all(db.join("os/example.org")).unwrap();
+    std::fs::write(
+        db.join("os/example.org/thing.xml"),
+        r#"<libosinfo version="0.0.1">
+  <os id="http://example.org/thing/2"><short-id>thing2</short-id><name>Thing 2</name>
+    <version>2</version><vendor>Example</vendor></os>
+  <os id="http://example.org/other/1"><short-id>other1</short-id><name>Other</name>
+    <version>1</version><vendor>Someone</vendor></os>
+</libosinfo>"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(ctl)
+            .args(args)
+            .env("OSINFO_SYSTEM_DIR", &db)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["osinfo-query", "os"]);
+    assert_eq!(code, Some(0));
+    let expected = [
+        " Short ID | Name    | Version | ID",
+        &"-".repeat(58),
+        " other1   | Other   | 1       | http://example.org/other/1",
+        " thing2   | Thing 2 | 2       | http://example.org/thing/2",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    let (_, out, _) = run(&["osinfo-query", "os", "vendor=Example"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("thing2") && !out.contains("other1"), "{out}");
+    let (code, _, err) = run(&["osinfo-query", "os", "colour=blue"]);
+    assert_eq!(code, Some(4));
+    assert!(err.contains("\"colour=blue\": expected KEY=VALUE"), "{err}");
+    std::fs::remove_dir_all(&db).unwrap();
+}

@@ -25,7 +25,7 @@ app_packages=(
     build-essential pkg-config gettext
     libgtk-4-dev libadwaita-1-dev libglib2.0-bin libglib2.0-dev-bin
     librsvg2-common gtk-update-icon-cache
-    dbus yelp busybox-static qemu-system-x86 passt
+    dbus yelp busybox-static qemu-system-x86 passt osinfo-db
 )
 # Packages the test suite needs on top: validators, Xvfb and screenshot tools for GUI tests,
 # libvirt's schemas and test driver for the domain library, QEMU and Debian tooling for the

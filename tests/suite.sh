@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # thousands of them before its panic message. Its errors and the tests' messages carry the
 # telling lines, and the tests save whole outputs under target/rig-logs/.
 export VIREO_RIG_QUIET=${VIREO_RIG_QUIET-1}
-# Seventeen fuzz targets beside the firmware and CD-ROM rig tests: 10 s each keeps the whole run
+# Nineteen fuzz targets beside the firmware and CD-ROM rig tests: 10 s each keeps the whole run
 # under an hour on 2 cores (a CI-like run with 15 s took 59 min before installing anything;
 # longer local runs: VIREO_FUZZ_SECONDS, or each fuzz crate's own instructions).
 fuzz_seconds=${VIREO_FUZZ_SECONDS:-10}
@@ -114,7 +114,7 @@ step "unit and integration tests" tests
 step "rig reruns within budget ($rerun_budget)" reruns_within_budget
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
-step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit translate
+step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit translate osinfo
 for target in virtqueue virtio_blk_request virtio_scsi_request virtio_mmio control_json rfb_client qcow2_open fw_cfg ramfb_config scsi_cdb pci pflash vga; do
     step "fuzz vmm/$target (${fuzz_seconds}s)" logged "fuzz-$target" fuzz vmm/fuzz "$target"
 done

@@ -16,6 +16,7 @@ mod docs;
 mod edit;
 mod machines;
 mod media;
+mod osinfo;
 mod tools;
 
 #[derive(Debug, Parser)]

@@ -27,6 +27,18 @@ pub enum ToolCommand {
                       vireoctl create --name tiny --boot kernel=/boot/vmlinuz,kernel_args=console=ttyS0"
     )]
     Create(Box<crate::create::CreateArgs>),
+    /// List the operating systems libosinfo's database knows (virt-install's osinfo-query)
+    #[command(
+        name = "osinfo-query",
+        after_help = "Filters compare whole values: short-id, name, version, vendor, family, id.\n\
+                      Example:\n  vireoctl osinfo-query os vendor='Debian Project'"
+    )]
+    OsinfoQuery {
+        /// What to list: os
+        kind: String,
+        /// KEY=VALUE filters, all of which must hold
+        filters: Vec<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
     /// Write the man pages (default: target/man)
@@ -54,6 +66,7 @@ pub enum ToolCommand {
 pub fn run(cmd: ToolCommand, conn: &Connection, cli: impl Fn() -> clap::Command) -> ExitCode {
     let r: CtlResult = match cmd {
         ToolCommand::Create(a) => crate::create::create(*a, conn),
+        ToolCommand::OsinfoQuery { kind, filters } => crate::osinfo::query(&kind, &filters),
         ToolCommand::Completions { shell } => crate::docs::completions(shell, cli()),
         ToolCommand::Man { dir } => crate::docs::man(&dir, cli()),
         ToolCommand::Supervise {

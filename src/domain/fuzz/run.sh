@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")"
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-"roundtrip validate_edit translate"}
+targets=${*:-"roundtrip validate_edit translate osinfo"}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 toolchain=+nightly
 cargo +nightly --version >/dev/null 2>&1 || { toolchain=; export RUSTC_BOOTSTRAP=1; }

@@ -96,6 +96,7 @@ pub mod initramfs;
 pub mod live;
 pub mod modules;
 pub mod nvram;
+pub mod osinfo;
 pub mod paths;
 pub mod process;
 pub mod quick;

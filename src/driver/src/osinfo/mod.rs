@@ -1,0 +1,97 @@
+//! What libosinfo's database (Debian's `osinfo-db`) knows about operating systems, read
+//! directly from its XML: names, versions, recommended resources, firmware, and the labels of
+//! their installer and live media, so that an ISO is recognised as libosinfo would (each label
+//! the database gives is a regular expression that must match the ISO's label; the database's
+//! patterns are PCRE, look-arounds included, hence fancy-regex).
+//!
+//! Read by our own parser rather than through libosinfo: the driver stays free of GObject,
+//! and the part we use (OS entries, their resources and media labels) is a small, stable
+//! subset of the format.
+
+mod db;
+mod iso;
+
+pub use db::{parse_file, Db, DbError};
+pub use iso::{IsoError, IsoLabels, PVD_LEN};
+
+/// Where Debian's osinfo-db installs the database.
+pub const SYSTEM_DB: &str = "/usr/share/osinfo";
+
+/// The database to read: `OSINFO_SYSTEM_DIR` where set (libosinfo's own override), else
+/// [`SYSTEM_DB`].
+pub fn system_db() -> std::path::PathBuf {
+    std::env::var_os("OSINFO_SYSTEM_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| SYSTEM_DB.into(), Into::into)
+}
+
+/// The namespace virt-manager, GNOME Boxes and virt-install keep the detected OS under in a
+/// domain's `<metadata>`.
+pub const LIBOSINFO_NS: &str = "http://libosinfo.org/xmlns/libvirt/domain/1.0";
+
+/// One operating system of the database.
+#[derive(Debug, Clone, Default)]
+pub struct Os {
+    /// The URI that names it (`http://debian.org/debian/11`).
+    pub id: String,
+    /// The short ids, first the preferred one (`debian11`).
+    pub short_ids: Vec<String>,
+    pub name: String,
+    pub version: Option<String>,
+    pub vendor: Option<String>,
+    pub family: Option<String>,
+    pub derives_from: Option<String>,
+    pub minimum: Resources,
+    pub recommended: Resources,
+    pub media: Vec<Media>,
+    /// `<firmware type='efi'>` for x86_64 and not `supported='false'`.
+    pub uefi_supported: bool,
+    /// `<firmware type='bios' supported='false'>` for x86_64: UEFI only.
+    pub bios_unsupported: bool,
+}
+
+/// Resources for x86_64 (or for all architectures), any of them unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub n_cpus: Option<u32>,
+    pub ram: Option<u64>,
+    pub storage: Option<u64>,
+}
+
+/// One installer or live medium: the labels an ISO must carry to be it.
+#[derive(Debug, Clone, Default)]
+pub struct Media {
+    pub arch: String,
+    pub live: bool,
+    pub volume_id: Option<fancy_regex::Regex>,
+    pub system_id: Option<fancy_regex::Regex>,
+    pub publisher_id: Option<fancy_regex::Regex>,
+    pub application_id: Option<fancy_regex::Regex>,
+    pub volume_size: Option<u64>,
+}
+
+impl Media {
+    /// Whether an ISO with `labels` is this medium: every label the database names matches
+    /// (unanchored, as GLib's `g_regex_match_simple` in libosinfo), the size if it names one.
+    pub fn matches(&self, labels: &IsoLabels) -> bool {
+        // A pattern that gives up (fancy-regex's backtracking limit) matches nothing.
+        let ok = |re: &Option<fancy_regex::Regex>, value: &str| {
+            re.as_ref()
+                .is_none_or(|r| r.is_match(value).unwrap_or(false))
+        };
+        self.volume_id.is_some()
+            && ok(&self.volume_id, &labels.volume_id)
+            && ok(&self.system_id, &labels.system_id)
+            && ok(&self.publisher_id, &labels.publisher_id)
+            && ok(&self.application_id, &labels.application_id)
+            && self.volume_size.is_none_or(|s| s == labels.volume_size)
+    }
+}
+
+/// What an ISO was found to be.
+#[derive(Debug, Clone)]
+pub struct Detected<'a> {
+    pub os: &'a Os,
+    /// The medium is a live system (try it) rather than only an installer.
+    pub live: bool,
+}
