@@ -38,7 +38,7 @@ test_packages=(
     xvfb xauth dbus-x11 xdotool xclip imagemagick x11-utils x11-xserver-utils openbox bsdutils util-linux
     libvirt-clients libvirt0
     cpio xz-utils zstd dpkg-dev e2fsprogs procps
-    seabios ovmf grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools mmdebstrap uidmap
+    seabios ovmf grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools fdisk mmdebstrap uidmap
     meson ninja-build libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libcap-ng-dev libattr1-dev
     gvncviewer tigervnc-standalone-server tigervnc-viewer tigervnc-tools
     python3 python3-pip python3-venv

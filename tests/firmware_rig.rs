@@ -57,8 +57,10 @@
 mod vireoctl_support;
 
 use std::path::PathBuf;
-use vireo_rig::fixtures::{self, MenuTimeout, DISK_MARKER, ELTORITO_GRUB, ISO_MENU_ENTRIES};
-use vireoctl_support::rig_script::{lifecycle_events, run_in_rig, shell_helpers, EVENTS_AND_DONE};
+use vireo_rig::fixtures::{
+    self, DiskLayout, MenuTimeout, DISK_MARKER, ELTORITO_GRUB, ISO_MENU_ENTRIES,
+};
+use vireoctl_support::rig_script::{lifecycle_events, run_in_rig, shell_helpers};
 
 /// The UUID the Debian disk's machine is created with and must see.
 const UUID: &str = "5c0ffee0-1234-4abc-8def-0123456789ab";
@@ -92,6 +94,21 @@ struct Inputs {
     /// The data ISOs: path, file on it, its sha256.
     data: [(String, &'static str, String); 2],
 }
+
+/// Defines `guest_ready` in a script (uses `type_line` and `wait_serial`).
+const GUEST_READY: &str = r#"# guest_ready: the root shell on the serial console answers (its getty may start after the
+# multi-user marker and flush what came before), and keeps kernel messages below errors off
+# the console so they do not split the lines the script waits for.
+# Any answer will do: a line typed while the getty starts is flushed, one typed later answers
+# late under a loaded rig.
+guest_ready() {
+    for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
+        type_line "dmesg -n 4; echo VIREO-SH-\$(( 40 + $n ))"
+        wait_serial "VIREO-SH-[0-9]" 10 && return 0
+    done
+    return 1
+}
+"#;
 
 /// `first_entry`: GRUB's menu is on the serial console; Return boots the first entry. In the rig
 /// GRUB takes about 40 s to finish drawing its menu after the entry's name shows and some 20 s
@@ -152,19 +169,7 @@ in_order() {{
 blk() {{ v 30 domblklist $M | awk -v t="$1" '$1 == t {{ print $2 }}'; }}
 # target_of SOURCE: the target of the drive or disk whose source is SOURCE.
 target_of() {{ v 30 domblklist $M | awk -v p="$1" '$2 == p {{ print $1 }}'; }}
-# guest_ready: the root shell on the serial console answers (its getty may start after the
-# multi-user marker and flush what came before), and keeps kernel messages below errors off
-# the console so they do not split the lines the script waits for.
-# Any answer will do: a line typed while the getty starts is flushed, one typed later answers
-# late under a loaded rig.
-guest_ready() {{
-    for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
-        type_line "dmesg -n 4; echo VIREO-SH-\$(( 40 + $n ))"
-        wait_serial "VIREO-SH-[0-9]" 10 && return 0
-    done
-    return 1
-}}
-
+{GUEST_READY}
 step iso-create
 qemu-img create -q -f qcow2 $X/empty.qcow2 1G || fail "qemu-img create"
 v 60 create --name $M --machine pc --memory 512 --network none --disk path=$X/empty.qcow2,format=qcow2 --cdrom {iso} --boot hd,cdrom,menu=on || fail "create with an empty disk and the CD"
@@ -360,20 +365,20 @@ step done
     )
 }
 
-/// The UEFI machine on its own L1: the ISO as a CD under OVMF (GRUB reports platform=efi), and
-/// a boot entry the guest writes into its variable store is there after a power cycle. L1 runs
-/// on the rig's own QEMU build: Debian's aborts under OVMF guests (tests/rig/README.md).
-fn uefi_script(vireoctl: &str, vmm: &str, iso: &str) -> String {
+/// The UEFI machines on their own L1: the ISO as a CD under OVMF (GRUB reports platform=efi),
+/// and a Debian disk with an EFI system partition booted by OVMF to multi-user, where
+/// efibootmgr adds a boot entry that is still there after destroy + start. L1 runs on the
+/// rig's own QEMU build: Debian's aborts under OVMF guests (tests/rig/README.md).
+fn uefi_script(vireoctl: &str, vmm: &str, iso: &str, disk: &str) -> String {
     let helpers = shell_helpers("fu", vireoctl, vmm);
     let first_entry = first_entry_fn();
     format!(
         r#"{helpers}
 machine() {{ M=$1; R=$X/r/vireo/$M; S=$R/serial.log; }}
-{first_entry}# UEFI: the same ISO as a CD under OVMF (GRUB says its platform is efi), and a boot entry the
-# guest writes into its variable store is there after a power cycle. OVMF's console is the
-# screen and the serial port at once, and GRUB writes to both: its lines reach the serial log
-# twice, word by word interleaved, hence the patterns with '.*'.
-step uefi
+{first_entry}{GUEST_READY}
+# OVMF's console is the screen and the serial port at once, and GRUB writes to both: its lines
+# reach the serial log twice, word by word interleaved, hence the patterns with '.*'.
+step uefi-iso
 machine fu
 v 60 create --name $M --boot uefi --memory 512 --network none --graphics none --cdrom {iso} || fail "create a UEFI machine with the ISO"
 v 30 dumpxml $M > $X/$M.xml
@@ -381,21 +386,36 @@ grep -q "firmware='efi'" $X/$M.xml || fail "no firmware='efi' in the definition:
 grep -q "machine='pc'" $X/$M.xml || fail "the UEFI machine is not a pc machine: $(grep '<type' $X/$M.xml)"
 uefi_boot() {{ rm -f "$S"; v 120 start $M && wait_serial 'VIREO-GRUB-MENU.*platform=efi' 300 && echo "GRUB-MENU +$(( $(date +%s) - T0 ))s" && first_entry; }}
 booted uefi_boot || fail "OVMF did not boot the ISO's first entry from the CD: $(grep -a -e VIREO-GRUB -e BdsDxe $S | tail -n 5)"
+v 60 destroy $M || fail "destroy"
+
+step uefi-disk
+machine fk
+cp {disk} $X/efi.qcow2 || fail "copying the EFI Debian disk"
+v 60 create --name $M --boot uefi --memory 512 --network none --graphics none --import --disk path=$X/efi.qcow2,format=qcow2 || fail "create --boot uefi --import"
+disk_boot() {{ rm -f "$S"; v 120 start $M && wait_serial VIREO-GRUB-DISK 300 && wait_serial "{DISK_MARKER}" 600; }}
+booted disk_boot || fail "OVMF did not boot the disk's EFI system partition to multi-user: $(grep -a -e VIREO -e BdsDxe $S | tail -n 5)"
+echo "DISK-MULTIUSER +$(( $(date +%s) - T0 ))s"
+guest_ready || fail "no shell on the serial console"
 VARS=$(find $X -name "${{M}}_VARS.fd" | head -n 1)
 [ -n "$VARS" ] || fail "no variable store was made for the machine"
-efivar=/sys/firmware/efi/efivars/Boot0099-8be4df61-93ca-11d2-aa0d-00e098032b8c
-# An EFI_LOAD_OPTION as efibootmgr writes one (attributes NV+BS+RT, active, the description
-# 'Vireo' in UTF-16, an end-of-path device path), straight through efivarfs.
-type_line "modprobe efivarfs 2>/dev/null; mount -t efivarfs efivarfs /sys/firmware/efi/efivars; printf '\007\000\000\000\001\000\000\000\004\000V\000i\000r\000e\000o\000\000\000\177\377\004\000' > $efivar; echo VIREO-EFIVAR-WRITTEN rc=\$?"
-wait_serial "VIREO-EFIVAR-WRITTEN rc=0" 60 || fail "writing Boot0099 in the guest: $(grep -a VIREO-EFIVAR $S)"
-step uefi-power-cycle
+type_line "efibootmgr --create --disk /dev/vda --part 1 --label VireoDisk --loader '\EFI\BOOT\BOOTX64.EFI' >/dev/null; echo VIREO-EFIBOOT rc=\$?; efibootmgr | sed 's/^/VIREO-ENTRIES /'"
+wait_serial "VIREO-EFIBOOT rc=0" 60 || fail "efibootmgr --create: $(grep -a VIREO-EFIBOOT $S)"
+grep -a "VIREO-ENTRIES Boot" $S
+
+step uefi-disk-power-cycle
 v 60 destroy $M || fail "destroy"
-python3 -c "import sys; sys.exit(0 if 'Vireo'.encode('utf-16-le') in open('$VARS', 'rb').read() else 1)" || fail "the guest's boot entry is not in the variable store file $VARS"
-booted uefi_boot || fail "the UEFI machine did not boot again after destroy"
-type_line "mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null; tr -d '\000' < $efivar | grep -q Vireo && echo VIREO-EFIVAR-KEPT"
-wait_serial VIREO-EFIVAR-KEPT 60 || fail "Boot0099 did not survive destroy + start: $(ls /sys/firmware 2>&1; grep -a VIREO-EFIVAR $S)"
+python3 -c "import sys; sys.exit(0 if 'VireoDisk'.encode('utf-16-le') in open('$VARS', 'rb').read() else 1)" || fail "the guest's boot entry is not in the variable store file $VARS"
+booted disk_boot || fail "the UEFI disk did not boot again after destroy"
+guest_ready || fail "no shell on the serial console after the power cycle"
+type_line "efibootmgr | grep -q VireoDisk && echo VIREO-EFIBOOT-KEPT"
+wait_serial VIREO-EFIBOOT-KEPT 60 || fail "the efibootmgr entry did not survive destroy + start: $(grep -a VIREO-ENTRIES $S)"
 v 60 destroy $M || fail "destroy"
-{EVENTS_AND_DONE}"#
+
+echo EVENTS-BEGIN
+for m in fu fk; do v 30 event --all --domain $m --timeout 0; done
+echo EVENTS-END
+step done
+"#
     )
 }
 
@@ -482,16 +502,27 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
 }
 
 #[test]
-fn uefi_boots_the_iso_and_keeps_a_boot_entry_across_a_power_cycle_in_the_rig() {
+fn uefi_boots_the_iso_and_an_esp_disk_whose_boot_entry_survives_a_power_cycle_in_the_rig() {
     let iso = fixtures::boot_iso(MenuTimeout::WaitForKey)
         .unwrap_or_else(|e| panic!("building the boot ISO: {e}"));
+    let disk = fixtures::debian_disk_for(DiskLayout::Uefi)
+        .unwrap_or_else(|e| panic!("building the EFI Debian disk: {e}"));
+    eprintln!(
+        "fixtures: ISO {:?}, EFI Debian disk {:?}",
+        iso.provenance, disk.provenance
+    );
     let script = uefi_script(
         &vireoctl_support::vireoctl().display().to_string(),
         &vireoctl_support::vmm().display().to_string(),
         &iso.path.display().to_string(),
+        &disk.qcow2.display().to_string(),
     );
-    let events = lifecycle_events(
+    let mut events = lifecycle_events(
         "fu",
+        &["Defined Added", "Started Booted", "Stopped Destroyed"],
+    );
+    events.extend(lifecycle_events(
+        "fk",
         &[
             "Defined Added",
             "Started Booted",
@@ -499,8 +530,8 @@ fn uefi_boots_the_iso_and_keeps_a_boot_entry_across_a_power_cycle_in_the_rig() {
             "Started Booted",
             "Stopped Destroyed",
         ],
-    );
-    run_in_rig("UEFI rig", &script, &events, 1800);
+    ));
+    run_in_rig("UEFI rig", &script, &events, 2400);
 }
 
 /// The script is valid shell with any paths (`sh -n`): a quoting slip fails here, in seconds,
@@ -525,7 +556,7 @@ fn the_firmware_script_parses() {
     });
     for text in [
         &s,
-        &uefi_script("/x/vireoctl", "/x/vireo-vmm", "/x/boot.iso"),
+        &uefi_script("/x/vireoctl", "/x/vireo-vmm", "/x/boot.iso", "/x/efi.qcow2"),
     ] {
         let out = std::process::Command::new("sh")
             .args(["-n", "-c", text])

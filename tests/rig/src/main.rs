@@ -65,7 +65,7 @@ enum Cmd {
     Detect,
     /// Build (or find cached) the firmware tests' boot ISO and Debian disk; print their paths.
     Fixtures {
-        /// Also the Debian disk (slow the first time: mmdebstrap).
+        /// Also the Debian disks, for BIOS and UEFI (slow the first time: mmdebstrap).
         #[arg(long)]
         disk: bool,
         /// Also the CD-ROM tests' media (the El Torito ISO and the data ISOs).
@@ -290,7 +290,7 @@ fn fetch() -> vireo_rig::Result<i32> {
 }
 
 fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
-    use vireo_rig::fixtures::{boot_iso, cd_media, debian_disk, MenuTimeout};
+    use vireo_rig::fixtures::{boot_iso, cd_media, debian_disk_for, DiskLayout, MenuTimeout};
     let iso = boot_iso(menu_timeout.map_or(MenuTimeout::WaitForKey, MenuTimeout::Seconds))?;
     println!(
         "boot ISO ({:?}) at {} (marker sha256 {})",
@@ -299,8 +299,14 @@ fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Resul
         iso.marker_sha256
     );
     if disk {
-        let d = debian_disk()?;
-        println!("Debian disk ({:?}) at {}", d.provenance, d.qcow2.display());
+        for layout in [DiskLayout::Bios, DiskLayout::Uefi] {
+            let d = debian_disk_for(layout)?;
+            println!(
+                "Debian disk for {layout:?} ({:?}) at {}",
+                d.provenance,
+                d.qcow2.display()
+            );
+        }
     }
     if cd {
         let m = cd_media()?;
