@@ -6,7 +6,7 @@
 //! [`Vm::load`] loads the kernel and writes ACPI tables (which list the attached virtio
 //! devices) and boot data; [`Vm::start`] spawns the vCPU threads.
 
-use crate::acpi::{self, AcpiConfig, VirtioMmioAcpi};
+use crate::acpi::{self, AcpiConfig, PcAcpi, VirtioMmioAcpi};
 use crate::boot::firmware::{self, FirmwareError, FirmwareMapping};
 use crate::boot::firmware_files::{self, FirmwareDisplay};
 use crate::boot::{self, Entry};
@@ -314,14 +314,15 @@ impl Vm {
         let acpi = AcpiConfig {
             vcpus: config.vcpus,
             virtio_mmio: Vec::new(),
-            pci: config.machine == Machine::Pc,
-            pci_mmio64: match config.machine {
-                Machine::Pc => layout::pci_mmio64_window(mem_size),
+            pc: match config.machine {
+                Machine::Pc => Some(PcAcpi {
+                    pm_base: layout::pc_pm_base(
+                        config.firmware.as_ref().is_some_and(|f| f.nvram.is_some()),
+                    ),
+                    mmio64: layout::pci_mmio64_window(mem_size),
+                }),
                 Machine::Microvm => None,
             },
-            pm_base: layout::pc_pm_base(
-                config.firmware.as_ref().is_some_and(|f| f.nvram.is_some()),
-            ),
         };
 
         Ok(Vm {
@@ -532,7 +533,7 @@ impl Vm {
         }
         boot::write_cmdline(&self.mem, &self.config.cmdline)?;
         if let Some(pc) = &self.pc {
-            pc.assign_bars()
+            pc.program_as_firmware()
                 .map_err(|e| VmError::Device(e.to_string()))?;
         }
         boot::write_boot_structures(&self.mem)?;

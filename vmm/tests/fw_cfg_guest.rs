@@ -95,9 +95,7 @@ fn guest_reads_signature_directory_and_a_file_through_ports_and_dma() {
     let acpi = vireo_vmm::acpi::loader::build(&AcpiConfig {
         vcpus: 1,
         virtio_mmio: Vec::new(),
-        pci: false,
-        pci_mmio64: None,
-        pm_base: vireo_vmm::layout::PC_PM_BASE,
+        pc: None,
     })
     .unwrap();
     let items = fw_cfg_builder(&config, &fw, 256 << 10, &acpi, None).unwrap();

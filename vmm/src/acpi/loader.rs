@@ -76,7 +76,7 @@ pub fn build(cfg: &AcpiConfig) -> Result<LoaderFiles, AcpiError> {
     let facs_off = tables.place_raw(facs(), TABLES_ALIGN as usize);
     let dsdt = tables.place(dsdt);
     let madt = tables.place(madt);
-    let fadt = tables.place(fadt(dsdt.off, Some(facs_off), cfg.pc_pm_base()));
+    let fadt = tables.place(fadt(dsdt.off, Some(facs_off), cfg.pc.map(|pc| pc.pm_base)));
     let sdt_entries = [fadt.off, madt.off];
     let xsdt = tables.place(xsdt(&sdt_entries));
     // The direct boot has only an XSDT; firmware also serves ACPI 1.0 readers (old boot
@@ -230,9 +230,7 @@ mod tests {
         AcpiConfig {
             vcpus,
             virtio_mmio,
-            pci: false,
-            pm_base: layout::PC_PM_BASE,
-            pci_mmio64: None,
+            pc: None,
         }
     }
 

@@ -32,20 +32,18 @@ pub struct AcpiConfig {
     pub vcpus: u8,
     /// virtio-mmio devices, in slot order; the VM builder appends one per attached device.
     pub virtio_mmio: Vec<VirtioMmioAcpi>,
-    /// The `pc` machine: PCI bus 0 as `\_SB.PCI0` with its windows and interrupt routing,
-    /// the PM block where PIIX4's PMBA puts it, MSI allowed.
-    pub pci: bool,
-    /// The `pc` machine's 64-bit BAR window [start, end), if it has one.
-    pub pci_mmio64: Option<(u64, u64)>,
-    /// The `pc` machine's PM block ([`layout::pc_pm_base`]).
-    pub pm_base: u16,
+    /// The `pc` machine's part; `None` on Vireo's own machine (fixed PM ports, no PCI).
+    pub pc: Option<PcAcpi>,
 }
 
-impl AcpiConfig {
-    /// The PM block's base on `pc`; `None` on the machine with fixed PM ports.
-    pub fn pc_pm_base(&self) -> Option<u16> {
-        self.pci.then_some(self.pm_base)
-    }
+/// The `pc` machine: PCI bus 0 as `\_SB.PCI0` with its windows and interrupt routing, the PM
+/// block where PIIX4's PMBA puts it, MSI allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcAcpi {
+    /// The PM block's base ([`layout::pc_pm_base`]).
+    pub pm_base: u16,
+    /// The 64-bit BAR window [start, end), if it has one.
+    pub mmio64: Option<(u64, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,8 +262,8 @@ fn dsdt(cfg: &AcpiConfig) -> Vec<u8> {
             ),
         ],
     ));
-    if cfg.pci {
-        sb.push(pci0(cfg.pci_mmio64));
+    if let Some(pc) = cfg.pc {
+        sb.push(pci0(pc.mmio64));
     }
     for (i, v) in cfg.virtio_mmio.iter().enumerate() {
         sb.push(device(
@@ -369,7 +367,7 @@ pub fn write_tables(mem: &GuestMemoryMmap, cfg: &AcpiConfig) -> Result<u64, Acpi
     if end > base + layout::ACPI_SIZE {
         return Err(AcpiError::TooLarge((end - base) as usize));
     }
-    let fadt = fadt(dsdt_addr, None, cfg.pc_pm_base());
+    let fadt = fadt(dsdt_addr, None, cfg.pc.map(|pc| pc.pm_base));
     let xsdt = xsdt(&[fadt_addr, madt_addr]);
     let rsdp = rsdp(0, xsdt_addr);
 
@@ -419,9 +417,10 @@ mod tests {
         let cfg = AcpiConfig {
             vcpus: 2,
             virtio_mmio: Vec::new(),
-            pci: true,
-            pm_base: layout::PC_PM_BASE,
-            pci_mmio64: layout::pci_mmio64_window(1 << 30),
+            pc: Some(PcAcpi {
+                pm_base: layout::PC_PM_BASE,
+                mmio64: layout::pci_mmio64_window(1 << 30),
+            }),
         };
         let d = dsdt(&cfg);
         assert!(d.windows(4).any(|w| w == b"PCI0"));
@@ -452,9 +451,7 @@ mod tests {
         let mut cfg = AcpiConfig {
             vcpus,
             virtio_mmio: Vec::new(),
-            pci: false,
-            pm_base: layout::PC_PM_BASE,
-            pci_mmio64: None,
+            pc: None,
         };
         for i in 0..layout::VIRTIO_MMIO_MAX {
             let (base, gsi) = layout::virtio_mmio_slot(i).unwrap();
@@ -474,9 +471,7 @@ mod tests {
         let small = AcpiConfig {
             vcpus: 1,
             virtio_mmio: full_config(1).virtio_mmio[..2].to_vec(),
-            pci: false,
-            pm_base: layout::PC_PM_BASE,
-            pci_mmio64: None,
+            pc: None,
         };
         for (cfg, want) in [
             (small, 0x246e_3750_5be7_ff8b),

@@ -462,9 +462,7 @@ mod tests {
             let acpi = crate::acpi::loader::build(&crate::acpi::AcpiConfig {
                 vcpus: 2,
                 virtio_mmio: Vec::new(),
-                pci: false,
-                pm_base: crate::layout::PC_PM_BASE,
-                pci_mmio64: None,
+                pc: None,
             })
             .unwrap();
             let b = fw_cfg_builder(

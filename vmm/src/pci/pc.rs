@@ -4,10 +4,11 @@
 //! [`vireo_vmm_api::pci::slots`] puts them; MSI routing and the INTx resampler the devices
 //! signal through.
 //!
-//! The VMM plays firmware where a direct kernel boot has none: it places the PM block where
-//! SeaBIOS and OVMF put it (the FADT names that address either way), and [`PcPlatform::assign_bars`]
-//! gives every BAR an address the way firmware would, through the configuration ports'
-//! own probe-and-write sequence, so a kernel finds the devices ready as it does after a BIOS.
+//! The VMM plays firmware where a direct kernel boot has none: [`PcPlatform::program_as_firmware`]
+//! turns the PM block on where SeaBIOS puts it (and the FADT says it is) and gives every BAR an
+//! address the way firmware would, through the configuration ports' own probe-and-write
+//! sequence, so a kernel finds the devices ready as it does after a BIOS. With firmware, the
+//! chipset starts as after a reset and the firmware does both.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -97,12 +98,13 @@ impl PcPlatform {
         Ok(())
     }
 
-    /// Gives every BAR of every function an address, as firmware does before it boots an OS:
-    /// memory BARs, largest first, in the 32-bit window [`layout::PCI_ASSIGN_START`] ..
-    /// [`layout::PCI_ASSIGN_END`], I/O BARs from [`layout::PCI_IO_ASSIGN_START`]; then
-    /// decoding and bus mastering on; and the PM block at [`layout::PC_PM_BASE`], where
-    /// SeaBIOS puts it. Only for a direct kernel boot: firmware does all this itself.
-    pub fn assign_bars(&self) -> Result<(), PcError> {
+    /// Does what firmware does before it boots an OS: turns the PM block on at
+    /// [`layout::PC_PM_BASE`], where SeaBIOS puts it, and gives every BAR of every function an
+    /// address: memory BARs, largest first, in the 32-bit window [`layout::PCI_ASSIGN_START`]
+    /// .. [`layout::PCI_ASSIGN_END`], I/O BARs from [`layout::PCI_IO_ASSIGN_START`]; then
+    /// decoding and bus mastering on. Only for a direct kernel boot: firmware does all this
+    /// itself.
+    pub fn program_as_firmware(&self) -> Result<(), PcError> {
         let mut root = self.root.lock().unwrap_or_else(|e| e.into_inner());
         let base = u32::from(layout::PC_PM_BASE) | 1;
         root.config_write(POWER_MANAGEMENT, PMBA, &base.to_le_bytes());
@@ -289,7 +291,7 @@ mod tests {
         assert_eq!(cfg(1 << 3 | 3, 0x80) & 1, 0, "PMREGMISC starts disabled");
         let mut t0 = [0u8; 4];
         assert!(!pio.read(u64::from(layout::PC_PM_BASE) + 8, &mut t0));
-        pc.assign_bars().unwrap_or_else(|e| panic!("{e}"));
+        pc.program_as_firmware().unwrap_or_else(|e| panic!("{e}"));
         // The PM timer counts at PM base + 8.
         let mut t1 = [0u8; 4];
         assert!(pio.read(u64::from(layout::PC_PM_BASE) + 8, &mut t0));
@@ -328,7 +330,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        pc.assign_bars().unwrap();
+        pc.program_as_firmware().unwrap();
         let root = pc.root.lock().unwrap();
         let mut seen = Vec::new();
         for at in [a, b] {
