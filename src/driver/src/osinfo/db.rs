@@ -196,20 +196,23 @@ fn parse_os(path: &Path, e: &Element) -> Result<Os, DbError> {
     Ok(os)
 }
 
+/// The number in `e`'s child `name`, if it has one.
+fn number(path: &Path, e: &Element, name: &str) -> Result<Option<u64>, DbError> {
+    e.child(name)
+        .map(|c| {
+            c.text()
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| field_error(path, c, name, format!("{:?} is not a number", c.text())))
+        })
+        .transpose()
+}
+
 fn resources(path: &Path, e: &Element) -> Result<Resources, DbError> {
-    let num = |name: &str| -> Result<Option<u64>, DbError> {
-        e.child(name)
-            .map(|c| {
-                c.text().trim().parse::<u64>().map_err(|_| {
-                    field_error(path, c, name, format!("{:?} is not a number", c.text()))
-                })
-            })
-            .transpose()
-    };
     Ok(Resources {
-        n_cpus: num("n-cpus")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-        ram: num("ram")?,
-        storage: num("storage")?,
+        n_cpus: number(path, e, "n-cpus")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        ram: number(path, e, "ram")?,
+        storage: number(path, e, "storage")?,
     })
 }
 
@@ -238,19 +241,7 @@ fn media(path: &Path, e: &Element) -> Result<Media, DbError> {
     m.system_id = re("system-id")?;
     m.publisher_id = re("publisher-id")?;
     m.application_id = re("application-id")?;
-    m.volume_size = iso
-        .child("volume-size")
-        .map(|c| {
-            c.text().trim().parse::<u64>().map_err(|_| {
-                field_error(
-                    path,
-                    c,
-                    "volume-size",
-                    format!("{:?} is not a number", c.text()),
-                )
-            })
-        })
-        .transpose()?;
+    m.volume_size = number(path, iso, "volume-size")?;
     Ok(m)
 }
 

@@ -73,6 +73,8 @@ pub struct Media {
 impl Media {
     /// Whether an ISO with `labels` is this medium: every label the database names matches
     /// (unanchored, as GLib's `g_regex_match_simple` in libosinfo), the size if it names one.
+    /// A medium without a volume ID (a network tree, an `<iso>` naming only the system) says
+    /// too little to be told from other ISOs, and matches none.
     pub fn matches(&self, labels: &IsoLabels) -> bool {
         // A pattern that gives up (fancy-regex's backtracking limit) matches nothing.
         let ok = |re: &Option<fancy_regex::Regex>, value: &str| {
