@@ -124,7 +124,13 @@ mod tests {
             io::ErrorKind::AddrInUse
         );
         drop(l);
-        // A stale socket is.
+        // A stale socket is. Other tests in this process fork (the seccomp tests' children
+        // run without exec), and a child forked while `l` was open keeps the listener alive
+        // until it exits; wait for that instead of calling the socket stale too early.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while UnixStream::connect(&p).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let (l2, id2) = bind_private(&p).unwrap();
         drop(l2);
         remove_if_ours(&p, id2);
