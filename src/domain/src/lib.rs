@@ -19,6 +19,7 @@ pub mod backing_store;
 pub mod devices;
 pub mod domain;
 pub mod order;
+mod osinfo_meta;
 pub mod peek;
 pub mod units;
 pub mod values;
@@ -31,6 +32,7 @@ pub use devices::{
     PortRange, Rng, Video,
 };
 pub use domain::{Domain, Os, VIREO_NS, VIREO_PREFIX};
+pub use osinfo_meta::LIBOSINFO_NS;
 pub use units::{parse_size, Bytes, Unit, UnitError};
 pub use values::*;
 pub mod ids;
