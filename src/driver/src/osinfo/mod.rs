@@ -10,9 +10,14 @@
 
 mod db;
 mod iso;
+mod profile;
 
 pub use db::{parse_file, Db, DbError};
 pub use iso::{IsoError, IsoLabels, PVD_LEN};
+pub use profile::{
+    resolve, ChoiceError, HostLimits, OsChoice, Profile, Resolved, GENERIC_DISK_BYTES,
+    GENERIC_MEMORY_MIB, GENERIC_VCPUS,
+};
 
 /// Where Debian's osinfo-db installs the database.
 pub const SYSTEM_DB: &str = "/usr/share/osinfo";
@@ -27,7 +32,7 @@ pub fn system_db() -> std::path::PathBuf {
 
 /// The namespace virt-manager, GNOME Boxes and virt-install keep the detected OS under in a
 /// domain's `<metadata>`.
-pub const LIBOSINFO_NS: &str = "http://libosinfo.org/xmlns/libvirt/domain/1.0";
+pub use vireo_domain::LIBOSINFO_NS;
 
 /// One operating system of the database.
 #[derive(Debug, Clone, Default)]
