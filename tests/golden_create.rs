@@ -6,7 +6,8 @@
 //!
 //! The UUID and MACs come from `--uuid` and `mac=`; the paths are fixed and need not exist
 //! (a plan reads no image and writes nothing); Vireo's images directory is under
-//! XDG_DATA_HOME=/golden/data. `VIREO_GOLDEN_WRITE=1` rewrites the XML files from the current
+//! XDG_DATA_HOME=/golden/data; `--osinfo` reads the one-system database in tests/golden/osinfo.
+//! `VIREO_GOLDEN_WRITE=1` rewrites the XML files from the current
 //! output (review the diff before committing it).
 
 mod vireoctl_support;
@@ -40,6 +41,10 @@ fn create_prints_the_golden_documents() {
         let out = h
             .cmd()
             .env("XDG_DATA_HOME", "/golden/data")
+            .env(
+                "OSINFO_SYSTEM_DIR",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/osinfo"),
+            )
             .args(&args)
             .output()
             .unwrap();

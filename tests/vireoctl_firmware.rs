@@ -269,3 +269,163 @@ fn bad_firmware_input_is_one_line_naming_the_file_or_element() {
         assert_eq!(err, want, "{name}");
     }
 }
+
+/// An ISO 9660 image of `size` bytes whose primary volume descriptor carries `volume_id`: all
+/// that detection reads.
+fn labelled_iso(h: &Home, name: &str, volume_id: &str) -> PathBuf {
+    let mut iso = vec![0u8; 64 << 10];
+    let pvd = &mut iso[16 * 2048..17 * 2048];
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[6] = 1;
+    pvd[8..40].fill(b' ');
+    pvd[8..13].copy_from_slice(b"LINUX");
+    pvd[40..72].fill(b' ');
+    pvd[40..40 + volume_id.len()].copy_from_slice(volume_id.as_bytes());
+    for range in [318..446, 446..574, 574..702] {
+        pvd[range].fill(b' ');
+    }
+    // 32 blocks of 2048 bytes, both byte orders.
+    pvd[80..84].copy_from_slice(&32u32.to_le_bytes());
+    pvd[84..88].copy_from_slice(&32u32.to_be_bytes());
+    pvd[128..130].copy_from_slice(&2048u16.to_le_bytes());
+    pvd[130..132].copy_from_slice(&2048u16.to_be_bytes());
+    h.file(name, &iso)
+}
+
+/// The install flow without a guest: `create --cdrom ISO --disk size=N --osinfo detect=on`
+/// finds the system by the ISO's volume ID and marks the machine as installing; a stand-in
+/// for vireo-vmm then "reboots" while the ISO is in its config (the installer's reboot) and
+/// powers off once it is not. The supervisor must have ejected the ISO and put the disk
+/// first, in the config of the second run and in the definition, and the system stays in the
+/// metadata. An unknown ISO gets the generic machine and a note, not a refusal.
+#[test]
+fn an_installers_reboot_leaves_a_machine_that_boots_its_disk_with_the_iso_ejected() {
+    let h = Home::new("fw-install");
+    let fw = firmware_dir(&h);
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/osinfo");
+    let iso = labelled_iso(&h, "debian.iso", "Debian 11.5.0 amd64 n");
+    let iso_s = iso.to_str().unwrap();
+    let (code, out, err) = ctl(
+        &h,
+        &fw,
+        &[("OSINFO_SYSTEM_DIR", &db)],
+        &[
+            "create",
+            "--name",
+            "inst",
+            "--cdrom",
+            iso_s,
+            "--disk",
+            "size=1",
+            "--osinfo",
+            "detect=on,require=on",
+        ],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Domain 'inst' defined\n"),
+        "{err}"
+    );
+    let xml = h.ok(&["dumpxml", "inst"]);
+    assert!(
+        xml.contains("<libosinfo:os id='http://debian.org/debian/11'/>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<vireo:install-cdrom>sda</vireo:install-cdrom>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<memory unit='KiB'>1048576</memory>"), "{xml}");
+    assert_eq!(
+        os_of(&xml),
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='cdrom'/> <boot dev='hd'/> </os>"
+    );
+    let runs = h.root.join("runs");
+    let vmm = h.file(
+        "fake-vmm-install",
+        format!(
+            "#!/bin/sh\ncp \"$2\" '{runs}'.$(wc -l < '{runs}' 2>/dev/null || echo 0)\n\
+             echo run >> '{runs}'\ngrep -q debian.iso \"$2\" && exit 2\nexit 0\n",
+            runs = runs.display()
+        )
+        .as_bytes(),
+    );
+    Command::new("chmod").arg("+x").arg(&vmm).status().unwrap();
+    let (code, _, err) = ctl(&h, &fw, &[("VIREO_VMM", &vmm)], &["start", "inst"]);
+    assert_eq!(code, 0, "{err}");
+    h.wait_state(
+        "inst",
+        "shut off (shutdown)",
+        std::time::Duration::from_secs(20),
+    );
+    let count = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(count, 2, "the installer, then the installed system");
+    let second: Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.1", runs.display())).unwrap()).unwrap();
+    assert_eq!(
+        second["firmware"]["boot_order"],
+        serde_json::json!([
+            {"disk": {"index": 0}},
+            {"scsi": {"controller": 0, "target": 0, "lun": 0}}
+        ])
+    );
+    assert_eq!(
+        second["scsi"][0]["devices"][0]["kind"]["cdrom"]["medium"],
+        Value::Null
+    );
+    let xml = h.ok(&["dumpxml", "inst"]);
+    assert!(!xml.contains("install-cdrom"), "{xml}");
+    assert!(!xml.contains(iso_s), "the ISO is ejected: {xml}");
+    assert!(
+        xml.contains("<libosinfo:os id='http://debian.org/debian/11'/>"),
+        "{xml}"
+    );
+    assert_eq!(
+        os_of(&xml),
+        "<os> <type arch='x86_64' machine='pc'>hvm</type> <boot dev='hd'/> <boot dev='cdrom'/> </os>"
+    );
+
+    let other = labelled_iso(&h, "other.iso", "HOMEBREW_OS");
+    let (code, _, err) = ctl(
+        &h,
+        &fw,
+        &[("OSINFO_SYSTEM_DIR", &db)],
+        &[
+            "create",
+            "--name",
+            "other",
+            "--cdrom",
+            other.to_str().unwrap(),
+            "--osinfo",
+            "detect=on",
+            "--print-xml",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err,
+        "vireoctl: --osinfo detect=on: the osinfo database knows no medium labelled \
+         'HOMEBREW_OS'; a generic machine is made\n"
+    );
+    let (code, _, err) = ctl(
+        &h,
+        &fw,
+        &[("OSINFO_SYSTEM_DIR", &db)],
+        &[
+            "create",
+            "--name",
+            "other",
+            "--cdrom",
+            other.to_str().unwrap(),
+            "--osinfo",
+            "detect=on,require=on",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert_eq!(
+        err,
+        "error: the system could not be detected: the osinfo database knows no medium \
+         labelled 'HOMEBREW_OS'\n"
+    );
+}

@@ -31,12 +31,21 @@ pub struct CreateArgs {
     /// Metadata: title=TEXT
     #[arg(long)]
     pub metadata: Option<String>,
-    /// Memory in MiB
-    #[arg(long, default_value_t = usecase::DEFAULT_MEMORY_MIB)]
-    pub memory: u64,
-    /// Number of vCPUs
-    #[arg(long, default_value_t = usecase::DEFAULT_VCPUS)]
-    pub vcpus: u32,
+    /// Memory in MiB (default: what --osinfo's system recommends, capped at half of this
+    /// computer's memory; else 512)
+    #[arg(long)]
+    pub memory: Option<u64>,
+    /// Number of vCPUs (default: what --osinfo's system recommends, capped by this computer's
+    /// processors; else 1)
+    #[arg(long)]
+    pub vcpus: Option<u32>,
+    /// The operating system, from libosinfo's database (`vireoctl osinfo-query os`): NAME (a
+    /// short id such as debian12, or an id), detect=on[,require=on|off] (from the --cdrom
+    /// ISO's labels; without require=on an unknown ISO gets the generic machine), or generic.
+    /// It is kept in the machine's metadata; its recommended memory and processors are the
+    /// defaults, and a system that supports UEFI gets it unless --boot says otherwise
+    #[arg(long, value_name = "SPEC")]
+    pub osinfo: Option<String>,
     /// The machine type: pc (i440FX with PCI and the standard VGA, what installers, OS images
     /// and UEFI expect) or vireo (virtio-mmio, quickest to boot a kernel). Default: pc when
     /// the firmware boots the machine (--cdrom, --import, --boot hd|cdrom|menu=on|uefi, without
@@ -449,8 +458,8 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
     let name = a.name.as_deref().unwrap_or("quick");
     let mut m = NewMachine::new(name, source);
     m.disks = disks;
-    m.memory_mib = a.memory;
-    m.vcpus = a.vcpus;
+    m.memory_mib = a.memory.unwrap_or(usecase::DEFAULT_MEMORY_MIB);
+    m.vcpus = a.vcpus.unwrap_or(usecase::DEFAULT_VCPUS);
     m.machine = a.machine.clone();
     if let Some(u) = &a.uuid {
         m.uuid = Some(Uuid::parse(u).ok_or_else(|| usage(format!("--uuid {u}: not a UUID")))?);
@@ -487,9 +496,32 @@ fn describe(a: &CreateArgs, cwd: &Path) -> Result<NewMachine, (u8, String)> {
     Ok(m)
 }
 
+/// What the system's profile decides where the options leave it open: the metadata, memory
+/// and vCPUs, and UEFI for a firmware boot whose --boot does not say.
+fn apply_profile(a: &CreateArgs, m: &mut NewMachine, p: &vireo_driver::osinfo::Profile) {
+    m.os = p.os_id.clone();
+    if a.memory.is_none() {
+        m.memory_mib = p.memory_mib;
+    }
+    if a.vcpus.is_none() {
+        m.vcpus = p.vcpus;
+    }
+    if let (Source::Firmware(fw), None) = (&mut m.source, &a.boot) {
+        fw.uefi = p.uefi;
+    }
+}
+
 pub fn create(a: CreateArgs, conn: &Connection) -> CtlResult {
     let cwd = std::env::current_dir().unwrap_or_default();
-    let m = describe(&a, &cwd)?;
+    let mut m = describe(&a, &cwd)?;
+    if let Some(spec) = &a.osinfo {
+        let choice = crate::osinfo::choice(spec).map_err(usage)?;
+        let resolved = crate::osinfo::resolve(&choice, a.cdrom.as_deref())?;
+        if let Some(note) = &resolved.note {
+            eprintln!("vireoctl: --osinfo {spec}: {note}");
+        }
+        apply_profile(&a, &mut m, &resolved.profile);
+    }
     let plan = usecase::plan(conn, &m).map_err(fail)?;
     if a.print_xml {
         print!("{}", plan.xml);

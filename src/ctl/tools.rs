@@ -60,6 +60,8 @@ pub enum ToolCommand {
         unpack_kernel: Option<PathBuf>,
         #[arg(long)]
         kernel_cache: Option<PathBuf>,
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
     },
 }
 
@@ -75,6 +77,7 @@ pub fn run(cmd: ToolCommand, conn: &Connection, cli: impl Fn() -> clap::Command)
             vmm,
             unpack_kernel,
             kernel_cache,
+            config_dir,
         } => {
             let code =
                 vireo_driver::supervisor::supervise(&vireo_driver::supervisor::SuperviseArgs {
@@ -83,6 +86,7 @@ pub fn run(cmd: ToolCommand, conn: &Connection, cli: impl Fn() -> clap::Command)
                     vmm,
                     unpack_kernel,
                     kernel_cache,
+                    config_dir,
                 });
             Ok(u8::try_from(code).unwrap_or(1))
         }

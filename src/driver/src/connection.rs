@@ -573,6 +573,9 @@ impl Connection {
             .arg(self.paths.events_log())
             .arg("--vmm")
             .arg(&vmm);
+        if !transient {
+            cmd.arg("--config-dir").arg(&self.paths.config);
+        }
         if let Some(kernel) = &unpack_later {
             cmd.arg("--unpack-kernel")
                 .arg(kernel)

@@ -69,6 +69,8 @@ pub enum DiskChangeReason {
     GuestEject,
     /// Only the definition changed, for the next start (`change-media --config`).
     Config,
+    /// The installer rebooted: its ISO was ejected ([`crate::install`]).
+    Installed,
 }
 
 impl DiskChangeReason {
@@ -77,6 +79,7 @@ impl DiskChangeReason {
             DiskChangeReason::Changed => "changed",
             DiskChangeReason::GuestEject => "guest-eject",
             DiskChangeReason::Config => "config",
+            DiskChangeReason::Installed => "installed",
         }
     }
 }

@@ -93,6 +93,7 @@ pub mod definition;
 pub mod events;
 pub mod host;
 pub mod initramfs;
+pub mod install;
 pub mod live;
 pub mod modules;
 pub mod nvram;

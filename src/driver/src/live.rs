@@ -91,6 +91,36 @@ pub fn set_medium(
     target: &str,
     medium: Option<&Path>,
 ) -> Result<Option<String>, LiveError> {
+    update(run, |dom, cfg| {
+        let format = medium_format(dom, target);
+        let before = disk_medium(dom, target);
+        set_disk_medium(dom, target, medium);
+        for dev in cfg.scsi.iter_mut().flat_map(|c| c.devices.iter_mut()) {
+            if dev.id != target {
+                continue;
+            }
+            if let ScsiDeviceKind::Cdrom { medium: m } = &mut dev.kind {
+                *m = medium.map(|p| DiskConfig {
+                    path: p.to_owned(),
+                    format,
+                    readonly: true,
+                    shareable: false,
+                    serial: None,
+                    cdrom: true,
+                    backing: Vec::new(),
+                });
+            }
+        }
+        before
+    })
+}
+
+/// Changes a machine's live XML and config together, under the state lock; `f`'s
+/// result is returned.
+pub fn update<T>(
+    run: &RunDir,
+    f: impl FnOnce(&mut Domain, &mut VmConfig) -> T,
+) -> Result<T, LiveError> {
     let _lock = FileLock::exclusive(&run.state_lock()).map_err(|source| LiveError::Io {
         path: run.state_lock(),
         source,
@@ -104,13 +134,6 @@ pub fn set_medium(
         path: xml_path.clone(),
         message: e.to_string(),
     })?;
-    let format = medium_format(&def.dom, target);
-    let before = disk_medium(&def.dom, target);
-    set_disk_medium(&mut def.dom, target, medium);
-    write_atomic(&xml_path, def.to_xml().as_bytes()).map_err(|source| LiveError::Io {
-        path: xml_path.clone(),
-        source,
-    })?;
     let cfg_path = run.config();
     let bytes = std::fs::read(&cfg_path).map_err(|source| LiveError::Io {
         path: cfg_path.clone(),
@@ -120,31 +143,20 @@ pub fn set_medium(
         path: cfg_path.clone(),
         message: e.to_string(),
     })?;
-    for dev in cfg.scsi.iter_mut().flat_map(|c| c.devices.iter_mut()) {
-        if dev.id != target {
-            continue;
-        }
-        if let ScsiDeviceKind::Cdrom { medium: m } = &mut dev.kind {
-            *m = medium.map(|p| DiskConfig {
-                path: p.to_owned(),
-                format,
-                readonly: true,
-                shareable: false,
-                serial: None,
-                cdrom: true,
-                backing: Vec::new(),
-            });
-        }
-    }
+    let out = f(&mut def.dom, &mut cfg);
     let json = serde_json::to_vec_pretty(&cfg).map_err(|e| LiveError::Unreadable {
         path: cfg_path.clone(),
         message: e.to_string(),
+    })?;
+    write_atomic(&xml_path, def.to_xml().as_bytes()).map_err(|source| LiveError::Io {
+        path: xml_path,
+        source,
     })?;
     write_atomic(&cfg_path, &json).map_err(|source| LiveError::Io {
         path: cfg_path,
         source,
     })?;
-    Ok(before)
+    Ok(out)
 }
 
 /// Follows the helper's events on a thread of its own until the helper ends, recording each

@@ -78,11 +78,11 @@ impl Paths {
     }
 
     pub fn machines(&self) -> PathBuf {
-        self.config.join("machines")
+        crate::store::Store::in_config(&self.config).machines_dir()
     }
 
     pub fn autostart(&self) -> PathBuf {
-        self.config.join("autostart")
+        crate::store::Store::in_config(&self.config).autostart_dir()
     }
 
     /// Where Vireo keeps the UEFI variable stores it makes (see [`nvram_store`]).

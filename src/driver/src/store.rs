@@ -176,11 +176,24 @@ pub struct Store {
 
 impl Store {
     pub fn new(paths: &Paths) -> Store {
+        Store::in_config(&paths.config)
+    }
+
+    /// The store of the configuration directory `config` (a [`Paths::config`]).
+    pub fn in_config(config: &Path) -> Store {
         Store {
-            machines: paths.machines(),
-            autostart: paths.autostart(),
-            lock: paths.config.join("store.lock"),
+            machines: config.join("machines"),
+            autostart: config.join("autostart"),
+            lock: config.join("store.lock"),
         }
+    }
+
+    pub fn machines_dir(&self) -> PathBuf {
+        self.machines.clone()
+    }
+
+    pub fn autostart_dir(&self) -> PathBuf {
+        self.autostart.clone()
     }
 
     /// Path of a machine's definition file.

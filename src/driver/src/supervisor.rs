@@ -15,7 +15,7 @@
 //! was killed gets an error on its next log line.
 
 use crate::definition::Definition;
-use crate::events::{append, Event};
+use crate::events::{append, DiskChange, DiskChangeReason, Event};
 use crate::rundir::RunDir;
 use crate::state::{decide, Actions, DomainState, EventKind, Intent, Reason, StateRecord, VmmExit};
 use crate::store::FileLock;
@@ -58,6 +58,9 @@ pub struct SuperviseArgs {
     /// ([`crate::unpack`]).
     pub unpack_kernel: Option<PathBuf>,
     pub kernel_cache: Option<PathBuf>,
+    /// The connection's configuration directory, for a defined machine: where the end of an
+    /// install phase is written into its definition ([`crate::install`]).
+    pub config_dir: Option<PathBuf>,
 }
 
 /// Reads and removes the intent a client left.
@@ -217,6 +220,49 @@ fn spawn_vmm(args: &SuperviseArgs, run: &RunDir) -> std::io::Result<Helper> {
         }
     };
     Ok(Helper { child, pump })
+}
+
+/// The guest rebooted: if the machine was installing, the installer is done. Its ISO is
+/// ejected and the disk boots first from now on, in the restarting machine and in its
+/// definition. What fails is logged; the machine restarts either way.
+fn end_install(args: &SuperviseArgs, run: &RunDir, dom: &Definition) {
+    let finished = match crate::install::finish_live(run) {
+        Ok(Some(f)) => f,
+        Ok(None) => return,
+        Err(e) => {
+            log(run, &format!("cannot end the install phase: {e}"));
+            return;
+        }
+    };
+    log(
+        run,
+        &format!(
+            "the installer rebooted: {} ejected, the disk boots first",
+            finished.ejected.as_deref().unwrap_or("nothing")
+        ),
+    );
+    let ev = Event::disk_change(
+        &dom.name,
+        dom.uuid.as_deref(),
+        DiskChange {
+            target: finished.target.clone(),
+            old_source: finished.ejected.clone(),
+            new_source: None,
+            reason: DiskChangeReason::Installed,
+        },
+    );
+    if let Err(e) = append(&args.events, &ev) {
+        log(run, &format!("cannot append event: {e}"));
+    }
+    if let Some(config) = &args.config_dir {
+        let store = crate::store::Store::in_config(config);
+        if let Err(e) = crate::install::finish_definition(&store, &dom.name, dom.uuid.as_deref()) {
+            log(
+                run,
+                &format!("cannot end the install phase in the definition: {e}"),
+            );
+        }
+    }
 }
 
 /// Runs until the machine is stopped for good; returns the process exit code.
@@ -463,6 +509,9 @@ pub fn supervise(args: &SuperviseArgs) -> i32 {
                 d.events.push((EventKind::Stopped, "Failed"));
             }
         }
+        if d.restart && exit == VmmExit::Reboot && intent.is_none() {
+            end_install(args, &run, &dom);
+        }
         for (kind, detail) in &d.events {
             // `Started` is announced when the new helper is ready.
             if *kind != EventKind::Started {
@@ -592,6 +641,7 @@ mod tests {
             vmm: fake,
             unpack_kernel: None,
             kernel_cache: None,
+            config_dir: None,
         };
         let mut h = spawn_vmm(&args, &run).unwrap();
         assert!(h.child.wait().unwrap().success());
@@ -668,5 +718,98 @@ mod tests {
             .contains("seccomp"));
         assert_eq!(helper_fault(VmmExit::Crash, &log), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_installers_reboot_ejects_the_iso_and_the_disk_boots_next_here_and_in_the_definition() {
+        use vireo_vmm_api::config::{
+            BootDevice, FirmwareConfig, ScsiControllerConfig, ScsiDeviceConfig, ScsiDeviceKind,
+            VmConfig,
+        };
+        let run = temp_run("install");
+        let xml = "<domain type='kvm'><name>inst</name>\
+            <uuid>0b6f3c1e-5d4a-4c1b-9a7e-2f1d3c4b5a69</uuid><memory unit='MiB'>64</memory>\
+            <metadata><vireo:vm xmlns:vireo='https://vireo.org/xmlns/vireo/1.0'>\
+            <vireo:install-cdrom>sda</vireo:install-cdrom></vireo:vm></metadata>\
+            <os><type arch='x86_64'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os>\
+            <devices><disk type='file' device='disk'><source file='/i/d.qcow2'/>\
+            <target dev='vda' bus='virtio'/></disk>\
+            <disk type='file' device='cdrom'><source file='/i/setup.iso'/>\
+            <target dev='sda' bus='scsi'/><readonly/></disk></devices></domain>";
+        let config_dir = run.dir.join("config");
+        let store = crate::store::Store::in_config(&config_dir);
+        store.define(xml).unwrap();
+        std::fs::write(run.xml(), store.load("inst").unwrap().to_xml()).unwrap();
+        let fw = FirmwareConfig {
+            loader: "/bios.bin".into(),
+            vga_rom: None,
+            boot_order: Vec::new(),
+            boot_menu_timeout_ms: None,
+            smbios: Default::default(),
+            nvram: None,
+        };
+        let mut cfg = VmConfig::minimal_firmware("inst", fw, 64, 1);
+        cfg.scsi = vec![ScsiControllerConfig {
+            devices: vec![ScsiDeviceConfig {
+                id: "sda".into(),
+                target: 0,
+                lun: 0,
+                kind: ScsiDeviceKind::Cdrom { medium: None },
+            }],
+        }];
+        if let Some(fw) = cfg.firmware.as_mut() {
+            fw.boot_order = vec![
+                BootDevice::Scsi {
+                    controller: 0,
+                    target: 0,
+                    lun: 0,
+                },
+                BootDevice::Disk { index: 0 },
+            ];
+        }
+        std::fs::write(run.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        crate::live::set_medium(&run, "sda", Some(Path::new("/i/setup.iso"))).unwrap();
+        // The "installer" reboots while it boots from the ISO; the installed system powers off.
+        let fake = run.dir.join("fake-vmm");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho run >> {runs}\nif grep -q setup.iso \"$2\"; then exit 2; fi\n\
+                 grep -A3 boot_order \"$2\" | grep -q disk || exit 1\nexit 0\n",
+                runs = run.dir.join("runs").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let code = supervise(&SuperviseArgs {
+            rundir: run.dir.clone(),
+            events: run.dir.join("events.log"),
+            vmm: fake,
+            unpack_kernel: None,
+            kernel_cache: None,
+            config_dir: Some(config_dir),
+        });
+        assert_eq!(
+            code,
+            0,
+            "{}",
+            std::fs::read_to_string(run.log()).unwrap_or_default()
+        );
+        let runs = std::fs::read_to_string(run.dir.join("runs")).unwrap();
+        assert_eq!(
+            runs.lines().count(),
+            2,
+            "installer, then the installed system"
+        );
+        let defined = store.load("inst").unwrap();
+        assert_eq!(crate::install::installing(&defined.dom), None);
+        assert_eq!(crate::live::disk_medium(&defined.dom, "sda"), None);
+        assert_eq!(
+            defined.dom.os().unwrap().boot_devs(),
+            vec![vireo_domain::BootDev::Hd, vireo_domain::BootDev::Cdrom]
+        );
+        let events = std::fs::read_to_string(run.dir.join("events.log")).unwrap();
+        assert!(events.contains("installed"), "{events}");
+        let _ = std::fs::remove_dir_all(&run.dir);
     }
 }

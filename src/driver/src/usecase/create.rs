@@ -103,7 +103,7 @@ pub fn plan(conn: &Connection, m: &NewMachine) -> Result<Plan, DriverError> {
             .iter()
             .map(|d| (d.image.clone(), d.media, d.readonly)),
     );
-    plan_disks(conn, m, dom, disks.collect(), quick_plan)
+    plan_disks(conn, m, dom, disks.collect(), quick_plan, false)
 }
 
 /// A machine its firmware boots: the description's disks, then the install ISO; the boot
@@ -142,22 +142,32 @@ fn plan_firmware(
     }
     let media: Vec<Media> = m.disks.iter().map(|d| d.media).collect();
     let dom = shape::document(m, shape::Start::Firmware(fw), &media)?;
-    plan_disks(conn, m, dom, disks, None)
+    // An ISO that boots first onto a disk made empty for it is an installer (a live ISO
+    // without one is tried, not installed; an order the user gave is theirs to keep).
+    let installs = fw.cdrom.is_some()
+        && fw.order.is_empty()
+        && m.disks
+            .iter()
+            .any(|d| d.media == Media::Disk && matches!(d.image, Image::New { .. }));
+    plan_disks(conn, m, dom, disks, None, installs)
 }
 
-/// The rest of a plan: the disks attached in order, the consoles, the checks.
+/// The rest of a plan: the disks attached in order, the consoles, the checks;
+/// `installs_from_last`: the last disk is the CD-ROM of an install phase.
 fn plan_disks(
     conn: &Connection,
     m: &NewMachine,
     mut dom: vireo_domain::Domain,
     disks: Vec<(Image, Media, bool)>,
     quick_plan: Option<QuickPlan>,
+    installs_from_last: bool,
 ) -> Result<Plan, DriverError> {
     if crate::definition::check_name(&m.name).is_ok() {
         check_name_free(conn, &m.name)?;
     }
     let mut images = Vec::new();
     let mut in_images_dir = 0;
+    let mut install_target = None;
     for (image, media, readonly) in disks {
         let (path, format, new) = match image {
             Image::Existing { path, format } => (path, format, None),
@@ -183,6 +193,7 @@ fn plan_disks(
         };
         let index = shape::attach_disk(&mut dom, &path, format, media, readonly)?;
         let disk = dom.devices().and_then(|d| d.disk(index));
+        install_target = disk.as_ref().and_then(|d| d.target_dev());
         let source = format!("{}/source", disk.as_ref().map_or("", |d| d.path()));
         if path.as_os_str().is_empty() {
             return Err(missing_file(&source, Some("file"), "disk image"));
@@ -199,6 +210,9 @@ fn plan_disks(
                 place,
             });
         }
+    }
+    if let (true, Some(target)) = (installs_from_last, &install_target) {
+        crate::install::mark(&mut dom, target);
     }
     shape::add_consoles(&mut dom, &m.graphics);
     crate::translate::firmware::check_boot_order(&dom)

@@ -20,6 +20,9 @@ pub struct NewMachine {
     /// a direct kernel boot; see [`super::shape`].
     pub machine: Option<String>,
     pub source: Source,
+    /// The operating system, as libosinfo names it (`http://debian.org/debian/12`), kept in
+    /// the document's `<metadata>` as virt-install and GNOME Boxes keep it.
+    pub os: Option<String>,
     /// Further disks, after the source's own (a disk image source is the first disk).
     pub disks: Vec<DiskRequest>,
     /// User-mode network cards (the backend's only kind); empty for none.

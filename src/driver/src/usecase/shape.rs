@@ -15,7 +15,10 @@
 //!   (Debian's SeaBIOS, which the document does not name, as virt-install leaves the BIOS to
 //!   the hypervisor; or UEFI as `<os firmware='efi'>`, libvirt's firmware autoselection) with
 //!   an `os/boot` list: an ISO given as the install medium first, then the first hard disk,
-//!   then a CD-ROM ([`firmware_order`]);
+//!   then a CD-ROM ([`firmware_order`]); an ISO installing onto a new, empty disk marks the
+//!   machine as installing ([`crate::install`]: its first reboot ejects the ISO);
+//! - the operating system, when the user or the detection named one, in libosinfo's
+//!   `<metadata>`;
 //! - disks on virtio (`vda`, ...), CD-ROMs read-only on SATA (`sda`, ...) with the SATA
 //!   controller and drive address libvirt would add;
 //! - one user-mode network card (virtio) unless the user says none, as virt-install and
@@ -63,6 +66,7 @@ impl NewMachine {
             vcpus: DEFAULT_VCPUS,
             machine: None,
             source,
+            os: None,
             disks: Vec::new(),
             networks: vec![Nic::default()],
             graphics: Graphics::default(),
@@ -189,6 +193,9 @@ pub(crate) fn document(
         });
     }
     let mut dom = b.build()?;
+    if let Some(os) = m.os.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+        dom.set_libosinfo_os(Some(os));
+    }
     if let Start::Firmware(fw) = start {
         let mut os = dom.os_mut();
         match (&fw.loader, fw.uefi) {
