@@ -77,9 +77,9 @@ pub fn finish_live(run: &RunDir) -> Result<Option<Finished>, LiveError> {
         return Ok(None);
     };
     // The medium first, through the path every eject takes (live XML and config together).
-    crate::live::set_medium(run, &target, None)?;
+    let ejected = crate::live::set_medium(run, &target, None)?;
     crate::live::update(run, |dom, cfg| {
-        let finished = finish(dom);
+        let finished = finish(dom).map(|f| Finished { ejected, ..f });
         if let Some(fw) = cfg.firmware.as_mut() {
             let (disks, rest): (Vec<BootDevice>, Vec<BootDevice>) = fw
                 .boot_order

@@ -256,11 +256,14 @@ fn end_install(args: &SuperviseArgs, run: &RunDir, dom: &Definition) {
     }
     if let Some(config) = &args.config_dir {
         let store = crate::store::Store::in_config(config);
-        if let Err(e) = crate::install::finish_definition(&store, &dom.name, dom.uuid.as_deref()) {
-            log(
+        match crate::install::finish_definition(&store, &dom.name, dom.uuid.as_deref()) {
+            // Its front ends hear of the new definition as of any other.
+            Ok(Some(_)) => emit(args, dom, EventKind::Defined, "Updated", None),
+            Ok(None) => {}
+            Err(e) => log(
                 run,
                 &format!("cannot end the install phase in the definition: {e}"),
-            );
+            ),
         }
     }
 }
@@ -809,7 +812,12 @@ mod tests {
             vec![vireo_domain::BootDev::Hd, vireo_domain::BootDev::Cdrom]
         );
         let events = std::fs::read_to_string(run.dir.join("events.log")).unwrap();
+        assert!(
+            events.contains("\"old_source\":\"/i/setup.iso\""),
+            "the ejected ISO is named: {events}"
+        );
         assert!(events.contains("installed"), "{events}");
+        assert!(events.contains("Updated"), "{events}");
         let _ = std::fs::remove_dir_all(&run.dir);
     }
 }

@@ -1,7 +1,7 @@
 //! Loading the database: every `os/**/*.xml` under its root, in path order (so a detection
 //! that two entries would both claim is decided the same way every time).
 
-use super::{Detected, IsoLabels, Media, Os, Resources};
+use super::{Detected, IsoLabels, Media, Os, Pattern, Resources};
 use std::path::{Path, PathBuf};
 use vireo_domain::Element;
 
@@ -228,13 +228,9 @@ fn media(path: &Path, e: &Element) -> Result<Media, DbError> {
     let Some(iso) = e.child("iso") else {
         return Ok(m);
     };
-    let re = |name: &str| -> Result<Option<fancy_regex::Regex>, DbError> {
+    let re = |name: &str| -> Result<Option<Pattern>, DbError> {
         iso.child(name)
-            .map(|c| {
-                let pattern = c.text();
-                fancy_regex::Regex::new(pattern.trim())
-                    .map_err(|err| field_error(path, c, name, err.to_string()))
-            })
+            .map(|c| Pattern::parse(c.text().trim()).map_err(|why| field_error(path, c, name, why)))
             .transpose()
     };
     m.volume_id = re("volume-id")?;

@@ -63,15 +63,49 @@ pub struct Resources {
     pub storage: Option<u64>,
 }
 
+/// One of the database's label patterns. Its syntax is checked when the database is read;
+/// it is compiled the first time an ISO is held against it, since compiling all four thousand
+/// of them costs far more than reading the database (a detection stops at the first medium
+/// that matches, and looks at the other labels only of a medium whose volume ID did).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    compiled: std::sync::OnceLock<Option<fancy_regex::Regex>>,
+}
+
+impl Pattern {
+    /// A pattern whose syntax fancy-regex accepts; the error says what is wrong.
+    pub fn parse(source: &str) -> Result<Pattern, String> {
+        fancy_regex::Expr::parse_tree(source).map_err(|e| e.to_string())?;
+        Ok(Pattern {
+            source: source.to_owned(),
+            compiled: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the pattern matches somewhere in `value`. One that does not compile, or that
+    /// gives up (fancy-regex's backtracking limit), matches nothing.
+    pub fn is_match(&self, value: &str) -> bool {
+        self.compiled
+            .get_or_init(|| fancy_regex::Regex::new(&self.source).ok())
+            .as_ref()
+            .is_some_and(|r| r.is_match(value).unwrap_or(false))
+    }
+}
+
 /// One installer or live medium: the labels an ISO must carry to be it.
 #[derive(Debug, Clone, Default)]
 pub struct Media {
     pub arch: String,
     pub live: bool,
-    pub volume_id: Option<fancy_regex::Regex>,
-    pub system_id: Option<fancy_regex::Regex>,
-    pub publisher_id: Option<fancy_regex::Regex>,
-    pub application_id: Option<fancy_regex::Regex>,
+    pub volume_id: Option<Pattern>,
+    pub system_id: Option<Pattern>,
+    pub publisher_id: Option<Pattern>,
+    pub application_id: Option<Pattern>,
     pub volume_size: Option<u64>,
 }
 
@@ -81,11 +115,7 @@ impl Media {
     /// A medium without a volume ID (a network tree, an `<iso>` naming only the system) says
     /// too little to be told from other ISOs, and matches none.
     pub fn matches(&self, labels: &IsoLabels) -> bool {
-        // A pattern that gives up (fancy-regex's backtracking limit) matches nothing.
-        let ok = |re: &Option<fancy_regex::Regex>, value: &str| {
-            re.as_ref()
-                .is_none_or(|r| r.is_match(value).unwrap_or(false))
-        };
+        let ok = |re: &Option<Pattern>, value: &str| re.as_ref().is_none_or(|r| r.is_match(value));
         self.volume_id.is_some()
             && ok(&self.volume_id, &labels.volume_id)
             && ok(&self.system_id, &labels.system_id)
