@@ -93,6 +93,9 @@ struct Inputs {
     eltorito_marker: String,
     /// The data ISOs: path, file on it, its sha256.
     data: [(String, &'static str, String); 2],
+    /// The install flow's ISO and the sum its installed system prints.
+    installer: String,
+    installed_sum: String,
 }
 
 /// Defines `guest_ready` in a script (uses `type_line` and `wait_serial`).
@@ -283,6 +286,29 @@ type_line "$find_disk; echo VIREO-DATA-READ \$(head -c 2097152 \$D | sha256sum |
 wait_serial "VIREO-DATA-READ $sum" 60 || fail "what the guest wrote to the SCSI disk did not survive the reboot (written $sum): $(grep VIREO-DATA $S)"
 v 60 destroy $M || fail "destroy"
 
+# The install flow: the installer ISO (labelled as Debian 11's netinst) with a new, empty disk,
+# as the wizard and `create --cdrom --disk size=` make it. The installer writes a system onto
+# the disk and reboots; the machine must then boot the disk, with the ISO ejected.
+step install
+machine fx
+v 60 create --name $M --memory 256 --network none --graphics none --cdrom {installer} --disk size=1 --osinfo detect=on,require=on || fail "create the install machine"
+v 30 dumpxml $M > $X/$M.xml
+grep -q "<libosinfo:os id='http://debian.org/debian/11'/>" $X/$M.xml || fail "the installer ISO was not detected as Debian 11: $(grep -A3 '<metadata' $X/$M.xml)"
+grep -q "<vireo:install-cdrom>sda</vireo:install-cdrom>" $X/$M.xml || fail "the machine is not marked as installing"
+install_boot() {{ rm -f "$S"; v 120 start $M && wait_serial VIREO-INSTALLER-DONE 300; }}
+booted install_boot || fail "the installer did not write the disk: $(grep -a VIREO-INSTALLER $S)"
+wait_serial "VIREO-GRUB-BOOT entry=installed" 300 || fail "after the installer's reboot the machine did not boot from the disk: $(grep -a -e VIREO $S | tail -n 5; grep 'firmware: Boot' $R/vmm.log)"
+wait_serial "VIREO-ISO-READ dev=/dev/vda sha256={installed_sum}" 300 || fail "the installed system did not read its own disk: $(grep -a VIREO-ISO $S)"
+[ "$(grep -c VIREO-INSTALLER-INIT $S)" -eq 1 ] || fail "the installer ran again after its reboot"
+in_order $R/vmm.log 'firmware: Booting from DVD/CD' 'the installer rebooted' 'firmware: Booting from Hard Disk' || fail "the firmware's log: $(grep -e 'firmware: Boot' -e installer $R/vmm.log)"
+[ "$(blk sda)" = "-" ] || fail "the ISO is still in the running machine's drive: $(v 30 domblklist $M)"
+state_is "running (booted)"
+v 30 dumpxml --inactive $M > $X/$M.xml
+grep -q install-cdrom $X/$M.xml && fail "the definition still says the machine is installing"
+grep -q "{installer}" $X/$M.xml && fail "the definition still has the ISO: $(grep -B2 -A3 cdrom $X/$M.xml)"
+tr -d '\n' < $X/$M.xml | grep -q "<boot dev='hd'/> *<boot dev='cdrom'/>" || fail "the definition does not boot the disk first: $(grep boot $X/$M.xml)"
+v 60 destroy $M || fail "destroy"
+
 step disk
 machine fd
 cp {disk} $X/debian.qcow2 || fail "copying the Debian disk"
@@ -342,7 +368,7 @@ state_is "shut off (shutdown)"
 grep -q "reboot: Power down" $S || fail "the guest did not power itself down"
 
 echo EVENTS-BEGIN
-for m in fi fn fe fs fd; do v 30 event --all --domain $m --timeout 0; done
+for m in fi fn fe fs fx fd; do v 30 event --all --domain $m --timeout 0; done
 echo EVENTS-END
 step done
 "#,
@@ -362,6 +388,8 @@ step done
         data2 = i.data[1].0,
         file2 = i.data[1].1,
         sum2 = i.data[1].2,
+        installer = i.installer,
+        installed_sum = i.installed_sum,
     )
 }
 
@@ -419,8 +447,8 @@ step done
     )
 }
 
-/// The events of the five machines, machine by machine.
-fn expected_events(data1: &str, data2: &str) -> Vec<String> {
+/// The events of the six machines, machine by machine.
+fn expected_events(data1: &str, data2: &str, installer: &str) -> Vec<String> {
     let mut all = lifecycle_events(
         "fi",
         &[
@@ -451,6 +479,19 @@ fn expected_events(data1: &str, data2: &str) -> Vec<String> {
             "Stopped Destroyed",
         ],
     ));
+    all.extend(lifecycle_events("fx", &["Defined Added", "Started Booted"]));
+    all.push(format!(
+        "event 'disk-change' for domain 'fx' disk sda: {installer} -> <null>: installed"
+    ));
+    all.extend(lifecycle_events(
+        "fx",
+        &[
+            "Defined Updated", // the install phase's end, in the definition
+            "reboot",          // the installer's
+            "Started Booted",
+            "Stopped Destroyed",
+        ],
+    ));
     all.extend(lifecycle_events("fd", &["Defined Added", "Started Booted"]));
     // The forced eject, the insert, the guest's own eject; the refused eject changed nothing.
     let media = |from: &str, to: &str, how: &str| {
@@ -472,9 +513,11 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
         .unwrap_or_else(|e| panic!("building the boot ISO: {e}"));
     let disk = fixtures::debian_disk().unwrap_or_else(|e| panic!("building the Debian disk: {e}"));
     let cd = fixtures::cd_media().unwrap_or_else(|e| panic!("building the CD media: {e}"));
+    let installer =
+        fixtures::installer_iso().unwrap_or_else(|e| panic!("building the installer ISO: {e}"));
     eprintln!(
-        "fixtures: ISO {:?}, Debian disk {:?}, CD media {:?}",
-        iso.provenance, disk.provenance, cd.provenance
+        "fixtures: ISO {:?}, Debian disk {:?}, CD media {:?}, installer {:?}",
+        iso.provenance, disk.provenance, cd.provenance, installer.provenance
     );
     let data = |d: &fixtures::DataIso| (d.path.display().to_string(), d.file, d.sha256.clone());
     let inputs = Inputs {
@@ -496,8 +539,10 @@ fn isos_and_disks_boot_through_the_firmware_in_the_rig() {
         eltorito: cd.eltorito.path.display().to_string(),
         eltorito_marker: cd.eltorito.marker.clone(),
         data: [data(&cd.data[0]), data(&cd.data[1])],
+        installer: installer.path.display().to_string(),
+        installed_sum: installer.marker_sha256,
     };
-    let events = expected_events(&inputs.data[0].0, &inputs.data[1].0);
+    let events = expected_events(&inputs.data[0].0, &inputs.data[1].0, &inputs.installer);
     run_in_rig("firmware rig", &script(&inputs), &events, 2700);
 }
 
@@ -553,6 +598,8 @@ fn the_firmware_script_parses() {
             ("/x/data1.iso".into(), "one.bin", "1".repeat(64)),
             ("/x/data2.iso".into(), "two.bin", "2".repeat(64)),
         ],
+        installer: "/x/installer.iso".into(),
+        installed_sum: "3".repeat(64),
     });
     for text in [
         &s,
@@ -581,6 +628,7 @@ fn the_firmware_script_parses() {
         "cd-guest-eject",
         "scsi-disk-write",
         "scsi-disk-reboot",
+        "install",
         "disk-shutdown",
         "done",
     ] {

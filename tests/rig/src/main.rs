@@ -71,6 +71,9 @@ enum Cmd {
         /// Also the CD-ROM tests' media (the El Torito ISO and the data ISOs).
         #[arg(long)]
         cd: bool,
+        /// Also the install flow's installer ISO.
+        #[arg(long)]
+        installer: bool,
         /// The ISO's GRUB menu boots its first entry after this many seconds (default: it
         /// waits for a key, as the tests want).
         #[arg(long)]
@@ -137,8 +140,9 @@ fn main() -> ExitCode {
         Cmd::Fixtures {
             disk,
             cd,
+            installer,
             menu_timeout,
-        } => fixtures(disk, cd, menu_timeout),
+        } => fixtures(disk, cd, installer, menu_timeout),
         Cmd::ScreenText {
             file,
             font,
@@ -289,7 +293,12 @@ fn fetch() -> vireo_rig::Result<i32> {
     Ok(0)
 }
 
-fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Result<i32> {
+fn fixtures(
+    disk: bool,
+    cd: bool,
+    installer: bool,
+    menu_timeout: Option<u32>,
+) -> vireo_rig::Result<i32> {
     use vireo_rig::fixtures::{boot_iso, cd_media, debian_disk_for, DiskLayout, MenuTimeout};
     let iso = boot_iso(menu_timeout.map_or(MenuTimeout::WaitForKey, MenuTimeout::Seconds))?;
     println!(
@@ -307,6 +316,15 @@ fn fixtures(disk: bool, cd: bool, menu_timeout: Option<u32>) -> vireo_rig::Resul
                 d.qcow2.display()
             );
         }
+    }
+    if installer {
+        let i = vireo_rig::fixtures::installer_iso()?;
+        println!(
+            "installer ISO ({:?}) at {} (installed marker sha256 {})",
+            i.provenance,
+            i.path.display(),
+            i.marker_sha256
+        );
     }
     if cd {
         let m = cd_media()?;
