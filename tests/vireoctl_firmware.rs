@@ -429,3 +429,34 @@ fn an_installers_reboot_leaves_a_machine_that_boots_its_disk_with_the_iso_ejecte
          labelled 'HOMEBREW_OS'\n"
     );
 }
+
+/// `create --cdrom ISO --disk size=N --start`: the start check, made before the new disk
+/// exists, excuses that disk wherever the CD-ROM puts it in the document.
+#[test]
+fn create_start_with_a_new_disk_beside_the_cdrom_is_not_refused_for_the_disk_to_come() {
+    let h = Home::new("fw-start-new");
+    let fw = firmware_dir(&h);
+    let iso = labelled_iso(&h, "any.iso", "ANY");
+    let vmm = h.file("fake-vmm-ends", b"#!/bin/sh\nexit 0\n");
+    Command::new("chmod").arg("+x").arg(&vmm).status().unwrap();
+    let (code, out, err) = ctl(
+        &h,
+        &fw,
+        &[("VIREO_VMM", &vmm)],
+        &[
+            "create",
+            "--name",
+            "s",
+            "--cdrom",
+            iso.to_str().unwrap(),
+            "--disk",
+            "size=1",
+            "--start",
+        ],
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Domain 's' defined\nDomain 's' started\n"),
+        "{err}"
+    );
+}

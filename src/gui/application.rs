@@ -35,6 +35,16 @@ mod imp {
             self.parent_activate();
             self.obj().main_window().present_when_loaded();
         }
+
+        /// Files opened with Vireo (from the file manager, or `vireo FILE`): each an
+        /// operating system image for a new machine.
+        fn open(&self, files: &[gio::File], _hint: &str) {
+            let window = self.obj().main_window();
+            window.present_when_loaded();
+            for path in files.iter().filter_map(|f| f.path()) {
+                window.open_os_image(&path);
+            }
+        }
     }
 
     impl GtkApplicationImpl for VireoApplication {}
@@ -58,6 +68,7 @@ impl VireoApplication {
         glib::Object::builder()
             .property("application-id", config::APP_ID)
             .property("resource-base-path", config::RESOURCE_BASE)
+            .property("flags", gio::ApplicationFlags::HANDLES_OPEN)
             .build()
     }
 

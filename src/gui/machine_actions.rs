@@ -115,6 +115,11 @@ impl VireoWindow {
             wizard.set_kernel(Path::new(&path));
             wizard.present();
         });
+        // Opens the wizard on an operating system image, as choosing, dropping or opening
+        // the file does.
+        let from_image = string_action("new-machine-from-image", |window, path| {
+            window.open_os_image(Path::new(&path));
+        });
         let serial = string_action("machine-serial", |window, name| {
             let console =
                 VireoConsoleWindow::for_machine(window, window.imp().backend.clone(), &name);
@@ -123,6 +128,7 @@ impl VireoWindow {
         });
         self.add_action_entries([
             serial,
+            from_image,
             from_kernel,
             clone,
             delete,
@@ -176,6 +182,14 @@ impl VireoWindow {
                 }
             }
         }
+        wizard.present();
+    }
+
+    /// The creation wizard on the operating system image at `path`.
+    pub fn open_os_image(&self, path: &Path) {
+        let taken = self.imp().machines_view.names();
+        let wizard = VireoNewMachineWindow::new(self, self.imp().backend.clone(), &taken);
+        wizard.set_os_image(path);
         wizard.present();
     }
 

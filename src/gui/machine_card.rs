@@ -109,7 +109,12 @@ impl VireoMachineCard {
         let imp = self.imp();
         imp.name_label.set_label(&machine.label());
         let state = machine.state().unwrap_or(DomainState::NoState);
-        imp.state_label.set_label(&state_text(state));
+        imp.state_label
+            .set_label(&match (machine.installing(), state.is_active()) {
+                (true, true) => gettext("Installing"),
+                (true, false) => gettext("Off · Installing"),
+                _ => state_text(state),
+            });
         imp.state_icon.set_icon_name(Some(match state {
             DomainState::Paused => "media-playback-pause-symbolic",
             DomainState::Crashed => "dialog-warning-symbolic",

@@ -19,6 +19,8 @@ mod imp {
         pub key: RefCell<String>,
         pub title: RefCell<Option<String>>,
         pub state: Cell<Option<DomainState>>,
+        /// Installing from a CD-ROM until the installer's first reboot.
+        pub installing: Cell<bool>,
         pub thumbnail: RefCell<Option<gdk::Texture>>,
     }
 
@@ -73,6 +75,10 @@ impl VireoMachine {
         self.imp().state.get()
     }
 
+    pub fn installing(&self) -> bool {
+        self.imp().installing.get()
+    }
+
     pub fn thumbnail(&self) -> Option<gdk::Texture> {
         self.imp().thumbnail.borrow().clone()
     }
@@ -81,12 +87,14 @@ impl VireoMachine {
     pub fn set_info(&self, info: &MachineInfo) {
         let imp = self.imp();
         let unchanged = imp.title.borrow().as_deref() == info.title.as_deref()
-            && imp.state.get() == Some(info.state);
+            && imp.state.get() == Some(info.state)
+            && imp.installing.get() == info.installing;
         if unchanged {
             return;
         }
         imp.title.replace(info.title.clone());
         imp.state.set(Some(info.state));
+        imp.installing.set(info.installing);
         if !info.state.is_active() || info.state == DomainState::Crashed {
             imp.thumbnail.replace(None);
         }
@@ -129,6 +137,8 @@ mod tests {
             vnc_port: None,
             restarts: 0,
             message: None,
+            os: None,
+            installing: false,
         }
     }
 

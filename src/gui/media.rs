@@ -18,6 +18,15 @@ use super::backend::Backend;
 use super::i18n::gettext_f;
 pub use api::DriveEntry;
 
+/// The MIME types of operating system images (shared-mime-info's names for ISO, qcow2 and raw
+/// disk images): what the wizard's chooser shows and what the desktop file says Vireo opens.
+pub const OS_IMAGE_TYPES: [&str; 4] = [
+    "application/x-cd-image",
+    "application/x-iso9660-image",
+    "application/x-qemu-disk",
+    "application/x-raw-disk-image",
+];
+
 /// A window that offers the media actions.
 pub trait MediaHost: IsA<gtk::Window> {
     fn media_backend(&self) -> Backend;

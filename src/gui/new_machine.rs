@@ -1,6 +1,10 @@
-//! The creation wizard: a source (this computer's kernel, a kernel file, a disk image or a
-//! domain XML), then name, memory, processors, boot files and disk, then a review of the XML
-//! it will define. The pages' fields become the driver's description of a new machine
+//! The creation wizard: a source (an operating system image, this computer's kernel, a kernel
+//! file, a disk image or a domain XML), then name, memory, processors, boot files and disk,
+//! then a review of the XML it will define. An operating system image (an installer or live
+//! ISO, or a disk image with its own boot loader) takes one page: the system detected from it,
+//! the form pre-filled from what the system recommends, and Create. With
+//! `VIREO_TRACE_WIZARD=1` in the environment, the wizard prints `vireo-trace: detected FILE
+//! os=ID` once the form is filled. The pages' fields become the driver's description of a new machine
 //! ([`super::wizard_xml`]); the driver plans it (the review), makes it, and says which field a
 //! refusal belongs to. Driver calls run on worker threads.
 
@@ -10,10 +14,11 @@ use gettextrs::gettext;
 use gtk::{gio, glib, CompositeTemplate};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use vireo_driver::usecase::{self, NewMachine, Plan};
 
 use super::backend::Backend;
-use super::wizard_xml::{describe, describe_quick, field_for, Form};
+use super::wizard_xml::{describe, describe_quick, detect_image, field_for, Form, ImageProfile};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -21,6 +26,8 @@ pub enum Source {
     Kernel,
     DiskImage,
     Xml,
+    /// An installer or live ISO, or a disk image its firmware boots.
+    OsImage,
 }
 
 mod imp {
@@ -39,6 +46,20 @@ mod imp {
         pub spinner: TemplateChild<gtk::Spinner>,
         #[template_child]
         pub stack: TemplateChild<gtk::Stack>,
+        #[template_child]
+        pub os_image_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub system_group: TemplateChild<adw::PreferencesGroup>,
+        #[template_child]
+        pub os_row: TemplateChild<adw::ActionRow>,
+        #[template_child]
+        pub os_icon: TemplateChild<gtk::Image>,
+        #[template_child]
+        pub firmware_row: TemplateChild<adw::ComboRow>,
+        #[template_child]
+        pub boot_group: TemplateChild<adw::PreferencesGroup>,
+        #[template_child]
+        pub disk_group: TemplateChild<adw::PreferencesGroup>,
         #[template_child]
         pub quick_row: TemplateChild<adw::ActionRow>,
         #[template_child]
@@ -86,6 +107,12 @@ mod imp {
         #[template_child]
         pub progress: TemplateChild<gtk::ProgressBar>,
         pub source: Cell<Source>,
+        /// The operating system image, and what was detected on it (`None` while detecting).
+        pub image: RefCell<Option<PathBuf>>,
+        pub detected: RefCell<Option<ImageProfile>>,
+        /// Counts images chosen, so that a late detection of an earlier one is dropped.
+        pub detections: Cell<u64>,
+        pub taken: RefCell<Vec<String>>,
         pub backend: RefCell<Option<Backend>>,
         /// What the review page shows and Create makes (a machine from the details page).
         pub plan: RefCell<Option<Plan>>,
@@ -153,6 +180,7 @@ impl VireoNewMachineWindow {
         imp.disk_spin
             .set_value(f64::from(settings.int("default-disk-gib")));
         imp.name_entry.set_text(&free_name("machine", taken));
+        imp.taken.replace(taken.to_vec());
         window.connect_signals(taken.to_vec());
         let keys = gtk::EventControllerKey::new();
         keys.connect_key_pressed(glib::clone!(
@@ -184,6 +212,11 @@ impl VireoNewMachineWindow {
             #[weak(rename_to = window)]
             self,
             move |_| window.create_quick(free_name("quick", &taken))
+        ));
+        imp.os_image_row.connect_activated(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            move |_| window.choose_os_image()
         ));
         for (row, source) in [
             (&*imp.kernel_row, Source::Kernel),
@@ -264,14 +297,144 @@ impl VireoNewMachineWindow {
         ));
     }
 
-    fn choose_file(&self, title: &str, done: impl Fn(PathBuf) + 'static) {
-        let chooser = gtk::FileChooserNative::new(
+    /// Asks for an operating system image (ISO or disk image) and goes on with it.
+    fn choose_os_image(&self) {
+        let chooser = self.file_chooser(&gettext("Choose an Operating System Image"));
+        let filter = gtk::FileFilter::new();
+        filter.set_name(Some(&gettext("ISO and Disk Images")));
+        for mime in super::media::OS_IMAGE_TYPES {
+            filter.add_mime_type(mime);
+        }
+        for pattern in ["*.iso", "*.ISO", "*.qcow2", "*.img", "*.raw"] {
+            filter.add_pattern(pattern);
+        }
+        chooser.add_filter(&filter);
+        let all = gtk::FileFilter::new();
+        all.set_name(Some(&gettext("All Files")));
+        all.add_pattern("*");
+        chooser.add_filter(&all);
+        // GTK does not keep a native dialog alive: the handler holds it until it answers.
+        let keep: Rc<RefCell<Option<gtk::FileChooserNative>>> = Rc::new(RefCell::new(None));
+        chooser.connect_response(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            #[strong]
+            keep,
+            move |chooser, response| {
+                if response == gtk::ResponseType::Accept {
+                    if let Some(path) = chooser.file().and_then(|f| f.path()) {
+                        window.set_os_image(&path);
+                    }
+                }
+                keep.replace(None);
+            }
+        ));
+        chooser.show();
+        keep.replace(Some(chooser));
+    }
+
+    /// The operating system image source with `image`: its page, pre-filled once the system on
+    /// it is detected (also how a dropped or opened file reaches the wizard).
+    pub fn set_os_image(&self, image: &Path) {
+        let imp = self.imp();
+        imp.image.replace(Some(image.to_owned()));
+        imp.detected.replace(None);
+        let generation = imp.detections.get() + 1;
+        imp.detections.set(generation);
+        self.choose_source(Source::OsImage);
+        imp.os_row.set_title(&gettext("Detecting…"));
+        imp.os_row
+            .set_subtitle(&glib::markup_escape_text(&image.to_string_lossy()));
+        let path = image.to_owned();
+        let backend = self.backend();
+        self.set_busy(true);
+        glib::spawn_future_local(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            async move {
+                let found = backend.call(move |_| Ok(detect_image(&path))).await;
+                if window.imp().detections.get() != generation {
+                    return;
+                }
+                window.set_busy(false);
+                match found {
+                    Ok(p) => window.show_detected(p),
+                    Err(message) => window.show_field_error("", &message),
+                }
+            }
+        ));
+    }
+
+    /// Fills the form from the system detected on the image.
+    fn show_detected(&self, found: ImageProfile) {
+        let imp = self.imp();
+        let p = &found.profile;
+        let file = imp
+            .image
+            .borrow()
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (title, what) = match (&p.os_name, found.iso) {
+            (Some(name), _) => (
+                name.clone(),
+                if found.live {
+                    gettext("A live system: it runs from the disc, or installs onto the new disk")
+                } else {
+                    gettext("An installer: it installs the system onto the new disk")
+                },
+            ),
+            (None, true) => (
+                gettext("Unknown System"),
+                gettext("Vireo does not know this disc: the machine gets a size that suits most systems. Change it if this one needs more."),
+            ),
+            (None, false) => (
+                gettext("Disk Image"),
+                gettext("It boots from its own boot loader, as it is"),
+            ),
+        };
+        if let Some(note) = &found.note {
+            eprintln!("vireo: {file}: {note}");
+        }
+        // For tests and for timing detection: when the form is filled.
+        if std::env::var_os("VIREO_TRACE_WIZARD").is_some() {
+            eprintln!(
+                "vireo-trace: detected {file} os={}",
+                p.os_id.as_deref().unwrap_or("generic")
+            );
+        }
+        imp.os_row.set_title(&glib::markup_escape_text(&title));
+        imp.os_row
+            .set_subtitle(&glib::markup_escape_text(&format!("{file}\n{what}")));
+        imp.os_icon.set_icon_name(Some(if found.iso {
+            "media-optical-symbolic"
+        } else {
+            "drive-harddisk-symbolic"
+        }));
+        let base = p.short_id.as_deref().unwrap_or("machine");
+        imp.name_entry
+            .set_text(&free_name(base, &imp.taken.borrow()));
+        imp.memory_spin.set_value(p.memory_mib as f64);
+        imp.vcpus_spin.set_value(f64::from(p.vcpus));
+        imp.disk_spin
+            .set_value(p.disk_bytes.div_ceil(1 << 30) as f64);
+        imp.firmware_row.set_selected(u32::from(p.uefi));
+        imp.detected.replace(Some(found));
+    }
+
+    fn file_chooser(&self, title: &str) -> gtk::FileChooserNative {
+        gtk::FileChooserNative::new(
             Some(title),
             Some(self),
             gtk::FileChooserAction::Open,
             Some(&gettext("_Open")),
             Some(&gettext("_Cancel")),
-        );
+        )
+    }
+
+    fn choose_file(&self, title: &str, done: impl Fn(PathBuf) + 'static) {
+        let chooser = self.file_chooser(title);
         chooser.connect_response(move |chooser, response| {
             if response == gtk::ResponseType::Accept {
                 if let Some(path) = chooser.file().and_then(|f| f.path()) {
@@ -287,7 +450,9 @@ impl VireoNewMachineWindow {
         imp.stack.set_visible_child_name(page);
         imp.back_button.set_visible(page != "source");
         imp.next_button.set_visible(page != "source");
-        imp.next_button.set_label(&if page == "review" {
+        let creates =
+            page == "review" || (page == "details" && imp.source.get() == Source::OsImage);
+        imp.next_button.set_label(&if creates {
             gettext("_Create")
         } else {
             gettext("_Next")
@@ -304,8 +469,20 @@ impl VireoNewMachineWindow {
     pub fn choose_source(&self, source: Source) {
         let imp = self.imp();
         imp.source.set(source);
+        let os_image = source == Source::OsImage;
+        let iso = imp
+            .image
+            .borrow()
+            .as_deref()
+            .is_some_and(usecase::is_iso_name);
+        imp.system_group.set_visible(os_image);
+        imp.firmware_row.set_visible(os_image);
+        imp.boot_group.set_visible(!os_image);
+        // A disk image is the machine's disk; an ISO installs onto a new one.
+        imp.disk_group.set_visible(!os_image || iso);
         imp.disk_entry.set_visible(source == Source::DiskImage);
-        imp.new_disk_row.set_visible(source == Source::Kernel);
+        imp.new_disk_row
+            .set_visible(source == Source::Kernel || iso);
         self.show_page(if source == Source::Xml {
             "xml"
         } else {
@@ -340,6 +517,8 @@ impl VireoNewMachineWindow {
         }
         let page = imp.stack.visible_child_name().unwrap_or_default();
         match page.as_str() {
+            // An operating system image is made at once: its page is the whole form.
+            "details" if imp.source.get() == Source::OsImage => self.create_os_image(),
             "details" => self.plan_details(),
             "xml" => {
                 // The document is reviewed as it is; the driver checks it on Create.
@@ -351,6 +530,16 @@ impl VireoNewMachineWindow {
             "review" => self.create(),
             _ => {}
         }
+    }
+
+    /// Makes the operating system image's machine, once its form is filled.
+    fn create_os_image(&self) {
+        let imp = self.imp();
+        if imp.detected.borrow().is_none() {
+            return;
+        }
+        imp.plan.replace(None);
+        self.create();
     }
 
     /// The form's fields, as they are.
@@ -370,6 +559,18 @@ impl VireoNewMachineWindow {
             xml: buffer
                 .text(&buffer.start_iter(), &buffer.end_iter(), false)
                 .to_string(),
+            image: imp
+                .image
+                .borrow()
+                .as_deref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            os_id: imp
+                .detected
+                .borrow()
+                .as_ref()
+                .and_then(|d| d.profile.os_id.clone()),
+            uefi: imp.firmware_row.selected() == 1,
         }
     }
 
@@ -408,9 +609,10 @@ impl VireoNewMachineWindow {
         self.show_page("review");
     }
 
-    fn entry_rows(&self) -> [(&'static str, gtk::Widget); 8] {
+    fn entry_rows(&self) -> [(&'static str, gtk::Widget); 9] {
         let imp = self.imp();
         [
+            ("image", imp.os_row.get().upcast()),
             ("name", imp.name_entry.get().upcast()),
             ("memory", imp.memory_spin.get().upcast()),
             ("vcpus", imp.vcpus_spin.get().upcast()),
@@ -444,6 +646,7 @@ impl VireoNewMachineWindow {
         imp.next_button.set_sensitive(!busy);
         imp.back_button.set_sensitive(!busy);
         imp.quick_row.set_sensitive(!busy);
+        imp.os_image_row.set_sensitive(!busy);
     }
 
     /// Makes the reviewed machine (its disk first, if any), then closes; a machine that was

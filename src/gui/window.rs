@@ -10,7 +10,7 @@
 
 use adw::prelude::*;
 use adw::subclass::prelude::*;
-use gtk::{gio, glib, CompositeTemplate};
+use gtk::{gdk, gio, glib, CompositeTemplate};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -81,6 +81,7 @@ mod imp {
             obj.setup_actions();
             obj.setup_search();
             obj.setup_machines();
+            obj.setup_drop();
             // With what it shows: the first frame must not show "no machines" or a blank grid
             // on the way to the machines.
             let window = obj.downgrade();
@@ -183,6 +184,32 @@ fn trace_paint_when(widget: &impl IsA<gtk::Widget>, label: impl Fn() -> Option<S
 impl VireoWindow {
     pub fn new(app: &impl IsA<gtk::Application>) -> Self {
         glib::Object::builder().property("application", app).build()
+    }
+
+    /// A file dropped on the window is an operating system image for a new machine (the
+    /// first of several; the wizard makes one machine).
+    fn setup_drop(&self) {
+        let target = gtk::DropTarget::new(gdk::FileList::static_type(), gdk::DragAction::COPY);
+        target.connect_drop(glib::clone!(
+            #[weak(rename_to = window)]
+            self,
+            #[upgrade_or]
+            false,
+            move |_, value, _, _| {
+                let path = value
+                    .get::<gdk::FileList>()
+                    .ok()
+                    .and_then(|list| list.files().into_iter().find_map(|f| f.path()));
+                match path {
+                    Some(path) => {
+                        window.open_os_image(&path);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        ));
+        self.add_controller(target);
     }
 
     pub(super) fn settings(&self) -> &gio::Settings {

@@ -3,11 +3,11 @@
 //! to the field each belongs to. The machine's shape, its XML and every check are the driver's,
 //! shared with `vireoctl create`, so both make the same machine from the same choices.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vireo_driver::usecase::{
-    self, DiskRequest, HostKernel, Image, KernelBoot, NewImageAt, NewMachine, Part,
+    self, DiskRequest, FirmwareBoot, HostKernel, Image, KernelBoot, NewImageAt, NewMachine, Part,
 };
-use vireo_driver::DriverError;
+use vireo_driver::{osinfo, DriverError};
 
 use super::new_machine::Source;
 
@@ -27,6 +27,12 @@ pub struct Form {
     pub new_disk_gib: u32,
     /// The document (the XML source).
     pub xml: String,
+    /// The operating system image: an ISO for the CD-ROM drive, or a disk image to import.
+    pub image: String,
+    /// The system detected (or chosen) for it, as libosinfo names it.
+    pub os_id: Option<String>,
+    /// UEFI rather than the BIOS (the operating system image source).
+    pub uefi: bool,
 }
 
 fn path(text: &str) -> Option<PathBuf> {
@@ -54,11 +60,32 @@ pub fn describe(form: &Form) -> NewMachine {
             }
         }
         Source::Xml => usecase::Source::Xml(form.xml.clone()),
+        Source::OsImage => {
+            let image = path(&form.image).unwrap_or_default();
+            let iso = usecase::is_iso_name(&image);
+            usecase::Source::Firmware(FirmwareBoot {
+                cdrom: iso.then(|| image.clone()),
+                uefi: form.uefi,
+                ..FirmwareBoot::default()
+            })
+        }
     };
     let mut m = NewMachine::new(form.name.trim(), source);
     m.memory_mib = u64::from(form.memory_mib);
     m.vcpus = form.vcpus;
-    if form.source == Source::Kernel && form.new_disk_gib > 0 {
+    m.os = form.os_id.clone();
+    if let (Source::OsImage, Some(image)) = (form.source, path(&form.image)) {
+        if !usecase::is_iso_name(&image) {
+            // A disk image boots as it is, from its own boot loader: imported, never copied.
+            m.disks.push(DiskRequest::disk(Image::Existing {
+                format: usecase::format_for_name(&image),
+                path: image,
+            }));
+        }
+    }
+    // The installer's empty disk, or the kernel's.
+    let iso = form.source == Source::OsImage && usecase::is_iso_name(Path::new(form.image.trim()));
+    if (form.source == Source::Kernel || iso) && form.new_disk_gib > 0 {
         m.disks.push(DiskRequest::disk(Image::New {
             at: NewImageAt::ImagesDir,
             size_bytes: u64::from(form.new_disk_gib) << 30,
@@ -67,6 +94,53 @@ pub fn describe(form: &Form) -> NewMachine {
     }
     m.start = form.source != Source::Xml;
     m
+}
+
+/// What the wizard shows and pre-fills for an operating system image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageProfile {
+    /// An ISO (else a disk image, imported as it is and never looked into).
+    pub iso: bool,
+    /// The ISO is a live system (it runs without installing).
+    pub live: bool,
+    pub profile: osinfo::Profile,
+    /// Why the generic profile was taken, for the log (the form says it in its own words).
+    pub note: Option<String>,
+}
+
+/// Detects the system on `image`: an ISO's labels against Debian's osinfo-db (read once per
+/// process); a disk image, or media the database does not know, gets the generic profile.
+/// Never a refusal: any PC image may still boot. Reads the file and the database: call it
+/// off the main thread.
+pub fn detect_image(image: &Path) -> ImageProfile {
+    let host = osinfo::HostLimits::here();
+    let iso = usecase::is_iso_name(image);
+    if !iso {
+        return ImageProfile {
+            iso,
+            live: false,
+            profile: osinfo::Profile::generic(&host),
+            note: None,
+        };
+    }
+    let choice = osinfo::OsChoice::Detect { require: false };
+    let resolved = osinfo::shared_db()
+        .map_err(|e| e.to_string())
+        .and_then(|db| osinfo::resolve(db, &choice, Some(image), &host).map_err(|e| e.to_string()));
+    match resolved {
+        Ok(r) => ImageProfile {
+            iso,
+            live: r.live,
+            profile: r.profile,
+            note: r.note,
+        },
+        Err(why) => ImageProfile {
+            iso,
+            live: false,
+            profile: osinfo::Profile::generic(&host),
+            note: Some(why),
+        },
+    }
 }
 
 /// The quick machine: this computer's kernel, started at once.
@@ -88,6 +162,17 @@ pub fn field_for(source: Source, error: &DriverError) -> Option<&'static str> {
         Part::Initrd => Some("initrd"),
         Part::Cmdline => Some("cmdline"),
         Part::Disk(_) if source == Source::DiskImage => Some("disk"),
+        // The one disk Vireo makes for an operating system image is the installer's new one.
+        Part::Disk(_)
+            if source == Source::OsImage
+                && matches!(
+                    error,
+                    DriverError::ImageExists { .. } | DriverError::ImageCreate { .. }
+                ) =>
+        {
+            Some("new-disk")
+        }
+        Part::Disk(_) if source == Source::OsImage => Some("image"),
         Part::Disk(_) => Some("new-disk"),
         _ => None,
     })
@@ -202,6 +287,15 @@ mod tests {
         };
         assert_eq!(field_for(Source::Kernel, &exists), Some("new-disk"));
         assert_eq!(field_for(Source::DiskImage, &exists), Some("disk"));
+        assert_eq!(field_for(Source::OsImage, &exists), Some("new-disk"));
+        let missing = DriverError::Unsupported {
+            error: vireo_driver::translate::TranslateError {
+                path: "devices/disk[2]/source@file".into(),
+                message: "no such file".into(),
+            },
+            place: usecase::Place::new("domain/devices/disk[2]/source", Some("file")),
+        };
+        assert_eq!(field_for(Source::OsImage, &missing), Some("image"));
     }
 
     #[test]
@@ -218,6 +312,52 @@ mod tests {
             PathBuf::from("/golden/data/vireo/images/wiz.qcow2")
         );
         assert_eq!(plan.images[0].size_bytes, 3 << 30);
+    }
+
+    #[test]
+    fn an_operating_system_disk_image_is_imported_and_boots_its_own_loader() {
+        let f = Form {
+            source: Source::OsImage,
+            name: "appliance".into(),
+            memory_mib: 1024,
+            vcpus: 1,
+            image: "/images/appliance.QCOW2".into(),
+            new_disk_gib: 20,
+            uefi: true,
+            ..Form::default()
+        };
+        let m = describe(&f);
+        assert!(m.start);
+        let doc = xml(&f).unwrap();
+        assert!(doc.contains("<os firmware='efi'>"), "{doc}");
+        assert!(
+            doc.contains("<source file='/images/appliance.QCOW2'/>"),
+            "{doc}"
+        );
+        assert!(doc.contains("type='qcow2'"), "{doc}");
+        assert!(!doc.contains("device='cdrom'"), "{doc}");
+        assert!(!doc.contains("install-cdrom"), "{doc}");
+        // No new disk beside the image: the image is the system's disk.
+        let plan = usecase::plan(&nowhere(), &{
+            let mut m = describe(&f);
+            m.start = false;
+            m
+        })
+        .unwrap();
+        assert!(plan.images.is_empty());
+        // A live ISO without a disk is tried, not installed.
+        let live = Form {
+            image: "/images/live.iso".into(),
+            new_disk_gib: 0,
+            uefi: false,
+            ..f
+        };
+        let doc = xml(&live).unwrap();
+        assert!(
+            doc.contains("device='cdrom'") && !doc.contains("device='disk'"),
+            "{doc}"
+        );
+        assert!(!doc.contains("install-cdrom"), "{doc}");
     }
 
     #[test]
@@ -331,6 +471,20 @@ mod tests {
                     vcpus: 2,
                     kernel: "/golden/vmlinuz".into(),
                     new_disk_gib: 20,
+                    ..Form::default()
+                },
+            ),
+            (
+                // The operating system image source with a detected installer ISO.
+                "osinfo-install",
+                Form {
+                    source: Source::OsImage,
+                    name: "osinfo-install".into(),
+                    memory_mib: 1024,
+                    vcpus: 1,
+                    image: "/golden/debian-11.5.0-amd64-netinst.iso".into(),
+                    os_id: Some("http://debian.org/debian/11".into()),
+                    new_disk_gib: 10,
                     ..Form::default()
                 },
             ),

@@ -137,6 +137,10 @@ pub struct MachineInfo {
     pub restarts: u32,
     /// Why the last run ended, when there is something to say.
     pub message: Option<String>,
+    /// The operating system's libosinfo id, from the definition's `<metadata>`.
+    pub os: Option<String>,
+    /// Installing from a CD-ROM until the installer's first reboot ([`crate::install`]).
+    pub installing: bool,
 }
 
 /// Default time `start` waits for the helper's control socket. A helper that fails ends and
@@ -318,6 +322,8 @@ impl Connection {
             vnc_port: rec.as_ref().filter(|_| active).and_then(|r| r.vnc_port),
             restarts: rec.as_ref().map(|r| r.restarts).unwrap_or(0),
             message: rec.and_then(|r| r.message),
+            os: dom.dom.libosinfo_os(),
+            installing: crate::install::installing(&dom.dom).is_some(),
         }
     }
 

@@ -63,6 +63,16 @@ pub struct Resources {
     pub storage: Option<u64>,
 }
 
+/// The system database, read once per process (a few hundred milliseconds) and kept: front
+/// ends that detect media more than once (the wizard) pay for it once.
+pub fn shared_db() -> Result<&'static Db, std::sync::Arc<DbError>> {
+    static DB: std::sync::OnceLock<Result<Db, std::sync::Arc<DbError>>> =
+        std::sync::OnceLock::new();
+    DB.get_or_init(|| Db::load(&system_db()).map_err(std::sync::Arc::new))
+        .as_ref()
+        .map_err(std::sync::Arc::clone)
+}
+
 /// One of the database's label patterns. Its syntax is checked when the database is read;
 /// it is compiled the first time an ISO is held against it, since compiling all four thousand
 /// of them costs far more than reading the database (a detection stops at the first medium

@@ -42,6 +42,8 @@ pub struct Profile {
     pub os_id: Option<String>,
     /// What the user is shown: "Debian 11", or `None` for an unknown system.
     pub os_name: Option<String>,
+    /// Its short id (`debian11`), a good name for a new machine.
+    pub short_id: Option<String>,
     pub memory_mib: u64,
     pub vcpus: u32,
     pub disk_bytes: u64,
@@ -56,6 +58,7 @@ impl Profile {
         Profile {
             os_id: None,
             os_name: None,
+            short_id: None,
             memory_mib: cap_memory(GENERIC_MEMORY_MIB, host),
             vcpus: GENERIC_VCPUS.clamp(1, host.cpus.max(1)),
             disk_bytes: GENERIC_DISK_BYTES,
@@ -71,6 +74,7 @@ impl Profile {
         Profile {
             os_id: Some(os.id.clone()),
             os_name: Some(os.name.clone()),
+            short_id: os.short_ids.first().cloned(),
             memory_mib: cap_memory(memory, host),
             vcpus: r.n_cpus.unwrap_or(GENERIC_VCPUS).clamp(1, host.cpus.max(1)),
             disk_bytes: r.storage.unwrap_or(GENERIC_DISK_BYTES).max(1 << 30),

@@ -168,6 +168,7 @@ fn plan_disks(
     let mut images = Vec::new();
     let mut in_images_dir = 0;
     let mut install_target = None;
+    let mut attached = Vec::new();
     for (image, media, readonly) in disks {
         let (path, format, new) = match image {
             Image::Existing { path, format } => (path, format, None),
@@ -192,8 +193,15 @@ fn plan_disks(
             }
         };
         let index = shape::attach_disk(&mut dom, &path, format, media, readonly)?;
+        install_target = dom
+            .devices()
+            .and_then(|d| d.disk(index))
+            .and_then(|d| d.target_dev());
+        attached.push((index, path, format, new));
+    }
+    // Places once every disk is in: a disk's path gains its index when a second one comes.
+    for (index, path, format, new) in attached {
         let disk = dom.devices().and_then(|d| d.disk(index));
-        install_target = disk.as_ref().and_then(|d| d.target_dev());
         let source = format!("{}/source", disk.as_ref().map_or("", |d| d.path()));
         if path.as_os_str().is_empty() {
             return Err(missing_file(&source, Some("file"), "disk image"));

@@ -37,7 +37,7 @@ pub use machine::{
 pub use media::{change_media, drives, DriveEntry, MediaAction, MediaError, MediaScope};
 pub use place::{Part, Place};
 pub use shape::{attach_disk, DEFAULT_IMAGE_FORMAT, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
-pub use storage::format_for_name;
+pub use storage::{format_for_name, is_iso_name};
 pub use targets::{free_target, Bus};
 
 #[cfg(test)]

@@ -21,6 +21,15 @@ pub fn format_for_name(path: &Path) -> DiskFormat {
     }
 }
 
+/// Whether a file the user picked as an operating system image is an ISO (a disc for the
+/// CD-ROM drive, `.iso` in any case) rather than a disk image to import; as for the format,
+/// only the name counts.
+pub fn is_iso_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("iso"))
+}
+
 /// The file name extension of a new image of `format` in the images directory.
 pub(crate) fn extension(format: DiskFormat) -> &'static str {
     match format {
