@@ -184,3 +184,94 @@ fn an_unknown_iso_gets_the_generic_machine_and_german_screens_read_right() {
     assert_eq!(qemu_img_virtual_size(&disk), 20 << 30, "the generic disk");
     assert!(app.quit().success());
 }
+
+/// Moves the pointer to (x, y) in small steps, as a hand drags (GTK starts a drag only after
+/// the pointer has moved past a threshold with the button down).
+fn drag_to(desktop: &Desktop, from: (u32, u32), to: (u32, u32)) {
+    let steps = 20;
+    for i in 1..=steps {
+        let x = from.0 as i64 + (to.0 as i64 - from.0 as i64) * i / steps;
+        let y = from.1 as i64 + (to.1 as i64 - from.1 as i64) * i / steps;
+        let out = common::tool(
+            "xdotool",
+            &["mousemove", &x.to_string(), &y.to_string()],
+            Some(&desktop.display),
+        );
+        assert!(out.status.success(), "xdotool mousemove");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// A file dragged from another program (the stand-in for a file manager: a GTK window that
+/// offers the ISO as a file list) and dropped on the main window opens the wizard on it, with
+/// the system detected.
+#[test]
+fn dropping_an_iso_on_the_window_opens_the_wizard_on_it() {
+    let h = Home::new("giod");
+    let vmm = quick_vmm(&h);
+    let debian = iso(
+        &h,
+        "debian-11.5.0-amd64-netinst.iso",
+        "Debian 11.5.0 amd64 n",
+    );
+    let desktop = Desktop::start("install-drop");
+    let app =
+        desktop.launch_with_driver(&h.root, &vireoctl(), &vmm, &[("VIREO_TRACE_WIZARD", "1")]);
+    let main = desktop.wait_for_window("Vireo");
+    let source = vireoctl().with_file_name("vireo-drag-source");
+    assert!(
+        source.is_file(),
+        "{} is missing: build it first (cargo build --workspace --bins)",
+        source.display()
+    );
+    let mut dragger = Command::new(&source)
+        .arg(&debian)
+        .env("DISPLAY", &desktop.display)
+        .env("GSETTINGS_BACKEND", "memory")
+        .spawn()
+        .expect("the drag source starts");
+    let drag = desktop.wait_for_window("Drag Source");
+    // Side by side: the source to the right of Vireo's window.
+    let (_, _, main_w, main_h) = desktop.window_geometry(&main);
+    let moved = common::tool(
+        "xdotool",
+        &[
+            "windowmove",
+            "--sync",
+            &drag,
+            &(main_w + 40).to_string(),
+            "40",
+        ],
+        Some(&desktop.display),
+    );
+    assert!(moved.status.success(), "xdotool windowmove");
+    sleep(Duration::from_millis(500));
+    let (dx, dy, dw, dh) = desktop.window_geometry(&drag);
+    let (mx, my, _, _) = desktop.window_geometry(&main);
+    let from = (dx + dw / 2, dy + dh / 2);
+    let to = (mx + main_w / 2, my + main_h / 2);
+    let out = common::tool(
+        "xdotool",
+        &[
+            "mousemove",
+            "--sync",
+            &from.0.to_string(),
+            &from.1.to_string(),
+        ],
+        Some(&desktop.display),
+    );
+    assert!(out.status.success());
+    let out = common::tool("xdotool", &["mousedown", "1"], Some(&desktop.display));
+    assert!(out.status.success());
+    drag_to(&desktop, from, to);
+    sleep(Duration::from_millis(300));
+    let out = common::tool("xdotool", &["mouseup", "1"], Some(&desktop.display));
+    assert!(out.status.success());
+    let wizard = desktop.wait_for_window("New Machine");
+    let log = wait_detected(&app, "debian-11.5.0-amd64-netinst.iso");
+    assert!(log.contains("os=http://debian.org/debian/11"), "{log}");
+    shot(&desktop, &wizard, "dropped");
+    let _ = dragger.kill();
+    let _ = dragger.wait();
+    assert!(app.quit().success());
+}
