@@ -1,5 +1,6 @@
 //! F1 opens the help page about the window it is pressed in, in the real `vireo` under Xvfb:
-//! the Preferences, the New Machine assistant and the main window (the index). yelp is replaced
+//! the Preferences, the New Machine assistant (its operating system image page has its own)
+//! and the main window (the index). yelp is replaced
 //! by a script on PATH that records what it was asked to show; every page it is given exists
 //! in the build tree. Screenshots: target/test-output/help-pages-*.png.
 
@@ -55,6 +56,18 @@ fn f1_opens_the_page_of_the_window_it_is_pressed_in() {
     let wizard = desktop.wait_for_window("New Machine");
     desktop.press(&wizard, "F1");
     assert_eq!(wait_record(&record, "New Machine"), page("create-machine"));
+    desktop.press(&wizard, "Escape");
+    desktop.wait_for_no_window("New Machine");
+
+    // The operating system image's page has a page of its own.
+    app.activate_win_with("new-machine-from-image", "'/nonexistent/system.iso'");
+    let wizard = desktop.wait_for_window("New Machine");
+    sleep(Duration::from_millis(500));
+    desktop.press(&wizard, "F1");
+    assert_eq!(
+        wait_record(&record, "New Machine on an image"),
+        page("install-os")
+    );
     desktop.press(&wizard, "Escape");
     desktop.wait_for_no_window("New Machine");
 

@@ -138,6 +138,15 @@ fn an_iso_osinfo_knows_becomes_an_installing_machine_in_one_page() {
     assert_eq!(qemu_img_virtual_size(&disk), 20 << 30);
     // Create started the machine (the stand-in ended at once) and opened its console.
     desktop.wait_for_window("debian11 – Console");
+    // The card says the machine is still installing; the details name the system.
+    app.wait_view("debian11 off", |s| s.contains("'debian11': 'shut off'"));
+    sleep(Duration::from_millis(500));
+    let main = desktop.wait_for_window("Vireo");
+    shot(&desktop, &main, "card");
+    app.activate_win_with("machine-properties", "'debian11'");
+    let details = desktop.wait_for_window("Properties of “debian11”");
+    sleep(Duration::from_millis(1500));
+    shot(&desktop, &details, "details");
     assert!(app.quit().success());
 }
 

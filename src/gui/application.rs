@@ -132,8 +132,13 @@ fn help_page(window: Option<&gtk::Window>) -> Option<&'static str> {
         Some("console")
     } else if window.is::<super::details_window::VireoDetailsWindow>() {
         Some("details")
-    } else if window.is::<super::new_machine::VireoNewMachineWindow>() {
-        Some("create-machine")
+    } else if let Some(wizard) = window.downcast_ref::<super::new_machine::VireoNewMachineWindow>()
+    {
+        Some(if wizard.installs_an_image() {
+            "install-os"
+        } else {
+            "create-machine"
+        })
     } else {
         None
     }

@@ -182,6 +182,8 @@ fn duration_text(d: Duration) -> String {
 /// What the window shows, read on a worker thread.
 struct Snapshot {
     info: MachineInfo,
+    /// The operating system's name from osinfo-db (its libosinfo id if the database has none).
+    os_name: Option<String>,
     stored: String,
     live: Option<String>,
     /// The CD-ROM drives as the machine has them now.
@@ -196,6 +198,8 @@ mod imp {
     pub struct VireoDetailsWindow {
         #[template_child]
         pub toast_overlay: TemplateChild<adw::ToastOverlay>,
+        #[template_child]
+        pub os_row: TemplateChild<adw::ActionRow>,
         #[template_child]
         pub switcher_title: TemplateChild<adw::ViewSwitcherTitle>,
         #[template_child]
@@ -551,8 +555,15 @@ impl VireoDetailsWindow {
                                 eprintln!("vireo: the drives of {name}: {e}");
                                 Vec::new()
                             });
+                        let os_name = info.os.as_deref().map(|id| {
+                            vireo_driver::osinfo::shared_db()
+                                .ok()
+                                .and_then(|db| db.get(id))
+                                .map_or_else(|| id.to_owned(), |os| os.name.clone())
+                        });
                         Ok(Snapshot {
                             info,
+                            os_name,
                             stored,
                             live,
                             cdroms,
@@ -578,7 +589,19 @@ impl VireoDetailsWindow {
             ),
             None => state_text(info.state),
         };
+        let state = if info.installing {
+            gettext_f(
+                "{state}, installing from its CD-ROM until the installer restarts it",
+                &[("state", &state)],
+            )
+        } else {
+            state
+        };
         imp.state_row.set_subtitle(&state);
+        imp.os_row.set_visible(snap.os_name.is_some());
+        imp.os_row.set_subtitle(&glib::markup_escape_text(
+            snap.os_name.as_deref().unwrap_or(""),
+        ));
         imp.state_row.set_tooltip_text(info.message.as_deref());
         let active = info.state.is_active();
         if !active {

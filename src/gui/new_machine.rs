@@ -490,6 +490,13 @@ impl VireoNewMachineWindow {
         });
     }
 
+    /// Whether the wizard shows an operating system image's page (its help is another).
+    pub fn installs_an_image(&self) -> bool {
+        let imp = self.imp();
+        imp.source.get() == Source::OsImage
+            && imp.stack.visible_child_name().as_deref() == Some("details")
+    }
+
     /// Fills the kernel field (the wizard's own file chooser does the same).
     pub fn set_kernel(&self, path: &Path) {
         self.imp().kernel_entry.set_text(&path.to_string_lossy());
