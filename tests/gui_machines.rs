@@ -537,10 +537,10 @@ fn quick_machine_console_is_three_clicks_from_an_empty_window() {
     sleep(Duration::from_millis(700)); // the sources page slides in
     desktop.screenshot("quick-1-wizard");
 
-    // 2: "This Computer's Kernel", the first row of the sources (header 47 px, page margin
-    // 24 px, the group's title 36 px, the row 64 px high).
+    // 2: "This Computer's Kernel", the second row of the sources, below "Operating System
+    // Image" (header 47 px, page margin 24 px, the group's title 36 px, rows 64 px high).
     let (_, _, width, _) = desktop.window_geometry(&wizard);
-    clicks.click(&wizard, width / 2, 47 + 24 + 36 + 30, "creating");
+    clicks.click(&wizard, width / 2, 47 + 24 + 36 + 64 + 30, "creating");
 
     // The wizard defines and starts the machine, closes and opens its console: no more clicks.
     let console = desktop.wait_for_window("quick – Console");

@@ -117,6 +117,8 @@ pub fn finish_definition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     const INSTALLING: &str = "<domain type='kvm'><name>i</name>\
         <metadata><vireo:vm xmlns:vireo='https://vireo.org/xmlns/vireo/1.0'>\
@@ -155,5 +157,110 @@ mod tests {
         assert_eq!(installing(&d), None);
         mark(&mut d, "sdb");
         assert_eq!(installing(&d).as_deref(), Some("sdb"));
+    }
+
+    /// The supervisor ends the phase between two runs of the helper: a stand-in for vireo-vmm
+    /// "reboots" while the ISO is in its config and powers off once it is not.
+    #[test]
+    fn an_installers_reboot_ejects_the_iso_and_the_disk_boots_next_here_and_in_the_definition() {
+        use vireo_vmm_api::config::{
+            BootDevice, FirmwareConfig, ScsiControllerConfig, ScsiDeviceConfig, ScsiDeviceKind,
+            VmConfig,
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "vireo-install-{}",
+            vireo_domain::Uuid::new_v4().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = RunDir::new(dir);
+        let xml = "<domain type='kvm'><name>inst</name>\
+            <uuid>0b6f3c1e-5d4a-4c1b-9a7e-2f1d3c4b5a69</uuid><memory unit='MiB'>64</memory>\
+            <metadata><vireo:vm xmlns:vireo='https://vireo.org/xmlns/vireo/1.0'>\
+            <vireo:install-cdrom>sda</vireo:install-cdrom></vireo:vm></metadata>\
+            <os><type arch='x86_64'>hvm</type><boot dev='cdrom'/><boot dev='hd'/></os>\
+            <devices><disk type='file' device='disk'><source file='/i/d.qcow2'/>\
+            <target dev='vda' bus='virtio'/></disk>\
+            <disk type='file' device='cdrom'><source file='/i/setup.iso'/>\
+            <target dev='sda' bus='scsi'/><readonly/></disk></devices></domain>";
+        let config_dir = run.dir.join("config");
+        let store = crate::store::Store::in_config(&config_dir);
+        store.define(xml).unwrap();
+        std::fs::write(run.xml(), store.load("inst").unwrap().to_xml()).unwrap();
+        let fw = FirmwareConfig {
+            loader: "/bios.bin".into(),
+            vga_rom: None,
+            boot_order: Vec::new(),
+            boot_menu_timeout_ms: None,
+            smbios: Default::default(),
+            nvram: None,
+        };
+        let mut cfg = VmConfig::minimal_firmware("inst", fw, 64, 1);
+        cfg.scsi = vec![ScsiControllerConfig {
+            devices: vec![ScsiDeviceConfig {
+                id: "sda".into(),
+                target: 0,
+                lun: 0,
+                kind: ScsiDeviceKind::Cdrom { medium: None },
+            }],
+        }];
+        if let Some(fw) = cfg.firmware.as_mut() {
+            fw.boot_order = vec![
+                BootDevice::Scsi {
+                    controller: 0,
+                    target: 0,
+                    lun: 0,
+                },
+                BootDevice::Disk { index: 0 },
+            ];
+        }
+        std::fs::write(run.config(), serde_json::to_vec(&cfg).unwrap()).unwrap();
+        crate::live::set_medium(&run, "sda", Some(Path::new("/i/setup.iso"))).unwrap();
+        // The "installer" reboots while it boots from the ISO; the installed system powers off.
+        let fake = run.dir.join("fake-vmm");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho run >> {runs}\nif grep -q setup.iso \"$2\"; then exit 2; fi\n\
+                 grep -A3 boot_order \"$2\" | grep -q disk || exit 1\nexit 0\n",
+                runs = run.dir.join("runs").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let code = crate::supervisor::supervise(&crate::supervisor::SuperviseArgs {
+            rundir: run.dir.clone(),
+            events: run.dir.join("events.log"),
+            vmm: fake,
+            unpack_kernel: None,
+            kernel_cache: None,
+            config_dir: Some(config_dir),
+        });
+        assert_eq!(
+            code,
+            0,
+            "{}",
+            std::fs::read_to_string(run.log()).unwrap_or_default()
+        );
+        let runs = std::fs::read_to_string(run.dir.join("runs")).unwrap();
+        assert_eq!(
+            runs.lines().count(),
+            2,
+            "installer, then the installed system"
+        );
+        let defined = store.load("inst").unwrap();
+        assert_eq!(installing(&defined.dom), None);
+        assert_eq!(crate::live::disk_medium(&defined.dom, "sda"), None);
+        assert_eq!(
+            defined.dom.os().unwrap().boot_devs(),
+            vec![vireo_domain::BootDev::Hd, vireo_domain::BootDev::Cdrom]
+        );
+        let events = std::fs::read_to_string(run.dir.join("events.log")).unwrap();
+        assert!(
+            events.contains("\"old_source\":\"/i/setup.iso\""),
+            "the ejected ISO is named: {events}"
+        );
+        assert!(events.contains("installed"), "{events}");
+        assert!(events.contains("Updated"), "{events}");
+        let _ = std::fs::remove_dir_all(&run.dir);
     }
 }
