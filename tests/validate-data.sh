@@ -48,7 +48,7 @@ for f in po/vireo.pot po/*.po; do
 done
 
 step "every translatable string in the sources is listed in POTFILES.in"
-for f in $(grep -l -e 'gettext(' -e 'gettext_f(' src/gui/*.rs src/main.rs 2>/dev/null) $(grep -l 'translatable="yes"' ui/*.ui); do
+for f in $(grep -l -e 'gettext(' -e 'gettext_f(' src/gui/*.rs src/gui/*/*.rs src/main.rs 2>/dev/null) $(grep -l 'translatable="yes"' ui/*.ui); do
     case "$f" in src/gui/i18n.rs) continue ;; esac
     grep -qx "$f" po/POTFILES.in || { echo "$f has translatable strings but is not in po/POTFILES.in" >&2; exit 1; }
 done
@@ -57,7 +57,7 @@ step "every gettext() literal in the Rust sources made it into po/vireo.pot"
 # xgettext reads Rust with its C parser; this catches a string it might have misread.
 msgcat --no-wrap po/vireo.pot | sed -n 's/^msgid "\(.*\)"$/\1/p' > "$tmp/msgids"
 perl -0777 -ne 'while (/\bgettext(?:_f)?\(\s*"((?:[^"\\]|\\.)*)"/g) { print "$1\n" }' \
-    src/main.rs src/gui/*.rs | sort -u | while IFS= read -r id; do
+    src/main.rs src/gui/*.rs src/gui/*/*.rs | sort -u | while IFS= read -r id; do
     grep -qxF -- "$id" "$tmp/msgids" || { echo "“$id” is missing from po/vireo.pot" >&2; exit 1; }
 done
 
