@@ -191,6 +191,16 @@ fn an_unknown_iso_gets_the_generic_machine_and_german_screens_read_right() {
     );
     let disk = h.root.join("d/vireo/images/machine.qcow2");
     assert_eq!(qemu_img_virtual_size(&disk), 20 << 30, "the generic disk");
+    // The card and the details, in German.
+    desktop.wait_for_window("machine – Konsole");
+    app.wait_view("machine off", |s| s.contains("'machine': 'shut off'"));
+    sleep(Duration::from_millis(500));
+    let main = desktop.wait_for_window("Vireo");
+    shot(&desktop, &main, "de-card");
+    app.activate_win_with("machine-properties", "'machine'");
+    let details = desktop.wait_for_window("Eigenschaften von „machine“");
+    sleep(Duration::from_millis(1500));
+    shot(&desktop, &details, "de-details");
     assert!(app.quit().success());
 }
 
