@@ -14,6 +14,7 @@ use gettextrs::gettext;
 use gtk::{gio, glib, CompositeTemplate};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use vireo_driver::usecase::{self, NewMachine, Plan};
 
 mod os_image;
@@ -182,7 +183,7 @@ impl VireoNewMachineWindow {
             .set_value(f64::from(settings.int("default-disk-gib")));
         imp.name_entry.set_text(&free_name("machine", taken));
         imp.taken.replace(taken.to_vec());
-        window.connect_signals(taken.to_vec());
+        window.connect_signals();
         let keys = gtk::EventControllerKey::new();
         keys.connect_key_pressed(glib::clone!(
             #[weak]
@@ -207,12 +208,15 @@ impl VireoNewMachineWindow {
         self.imp().backend.borrow().clone().unwrap_or_default()
     }
 
-    fn connect_signals(&self, taken: Vec<String>) {
+    fn connect_signals(&self) {
         let imp = self.imp();
         imp.quick_row.connect_activated(glib::clone!(
             #[weak(rename_to = window)]
             self,
-            move |_| window.create_quick(free_name("quick", &taken))
+            move |_| {
+                let name = free_name("quick", &window.imp().taken.borrow());
+                window.create_quick(name)
+            }
         ));
         imp.os_image_row.connect_activated(glib::clone!(
             #[weak(rename_to = window)]
@@ -275,7 +279,7 @@ impl VireoNewMachineWindow {
                 self,
                 #[weak]
                 entry,
-                move |_| window.choose_file(&title, move |path| {
+                move |_| window.choose_file(&title, &[], move |path| {
                     entry.set_text(&path.to_string_lossy());
                 })
             ));
@@ -286,7 +290,7 @@ impl VireoNewMachineWindow {
             move |_| {
                 let view = window.imp().xml_view.clone();
                 let toasts = window.imp().toast_overlay.clone();
-                window.choose_file(&gettext("Open Domain XML"), move |path| {
+                window.choose_file(&gettext("Open Domain XML"), &[], move |path| {
                     match std::fs::read_to_string(&path) {
                         Ok(text) => view.buffer().set_text(&text),
                         Err(e) => toasts.add_toast(adw::Toast::new(&glib::markup_escape_text(
@@ -298,26 +302,46 @@ impl VireoNewMachineWindow {
         ));
     }
 
-    fn file_chooser(&self, title: &str) -> gtk::FileChooserNative {
-        gtk::FileChooserNative::new(
+    /// Asks for a file to open; `filters` are offered first (the first one chosen), then all
+    /// files.
+    pub(super) fn choose_file(
+        &self,
+        title: &str,
+        filters: &[gtk::FileFilter],
+        done: impl Fn(PathBuf) + 'static,
+    ) {
+        let chooser = gtk::FileChooserNative::new(
             Some(title),
             Some(self),
             gtk::FileChooserAction::Open,
             Some(&gettext("_Open")),
             Some(&gettext("_Cancel")),
-        )
-    }
-
-    fn choose_file(&self, title: &str, done: impl Fn(PathBuf) + 'static) {
-        let chooser = self.file_chooser(title);
-        chooser.connect_response(move |chooser, response| {
-            if response == gtk::ResponseType::Accept {
-                if let Some(path) = chooser.file().and_then(|f| f.path()) {
-                    done(path);
-                }
+        );
+        if !filters.is_empty() {
+            for f in filters {
+                chooser.add_filter(f);
             }
-        });
+            let all = gtk::FileFilter::new();
+            all.set_name(Some(&gettext("All Files")));
+            all.add_pattern("*");
+            chooser.add_filter(&all);
+        }
+        // GTK does not keep a native dialog alive: the handler holds it until it answers.
+        let keep: Rc<RefCell<Option<gtk::FileChooserNative>>> = Rc::new(RefCell::new(None));
+        chooser.connect_response(glib::clone!(
+            #[strong]
+            keep,
+            move |chooser, response| {
+                if response == gtk::ResponseType::Accept {
+                    if let Some(path) = chooser.file().and_then(|f| f.path()) {
+                        done(path);
+                    }
+                }
+                keep.replace(None);
+            }
+        ));
         chooser.show();
+        keep.replace(Some(chooser));
     }
 
     fn show_page(&self, page: &str) {

@@ -5,9 +5,7 @@ use adw::prelude::*;
 use adw::subclass::prelude::*;
 use gettextrs::gettext;
 use gtk::glib;
-use std::cell::RefCell;
 use std::path::Path;
-use std::rc::Rc;
 
 use super::{free_name, Source, VireoNewMachineWindow};
 use crate::gui::wizard_xml::{detect_image, ImageProfile};
@@ -15,7 +13,6 @@ use crate::gui::wizard_xml::{detect_image, ImageProfile};
 impl VireoNewMachineWindow {
     /// Asks for an operating system image (ISO or disk image) and goes on with it.
     pub(super) fn choose_os_image(&self) {
-        let chooser = self.file_chooser(&gettext("Choose an Operating System Image"));
         let filter = gtk::FileFilter::new();
         filter.set_name(Some(&gettext("ISO and Disk Images")));
         for mime in crate::gui::media::OS_IMAGE_TYPES {
@@ -24,29 +21,16 @@ impl VireoNewMachineWindow {
         for pattern in ["*.iso", "*.ISO", "*.qcow2", "*.img", "*.raw"] {
             filter.add_pattern(pattern);
         }
-        chooser.add_filter(&filter);
-        let all = gtk::FileFilter::new();
-        all.set_name(Some(&gettext("All Files")));
-        all.add_pattern("*");
-        chooser.add_filter(&all);
-        // GTK does not keep a native dialog alive: the handler holds it until it answers.
-        let keep: Rc<RefCell<Option<gtk::FileChooserNative>>> = Rc::new(RefCell::new(None));
-        chooser.connect_response(glib::clone!(
-            #[weak(rename_to = window)]
-            self,
-            #[strong]
-            keep,
-            move |chooser, response| {
-                if response == gtk::ResponseType::Accept {
-                    if let Some(path) = chooser.file().and_then(|f| f.path()) {
-                        window.set_os_image(&path);
-                    }
+        let weak = self.downgrade();
+        self.choose_file(
+            &gettext("Choose an Operating System Image"),
+            &[filter],
+            move |path| {
+                if let Some(window) = weak.upgrade() {
+                    window.set_os_image(&path);
                 }
-                keep.replace(None);
-            }
-        ));
-        chooser.show();
-        keep.replace(Some(chooser));
+            },
+        );
     }
 
     /// The operating system image source with `image`: its page, pre-filled once the system on
