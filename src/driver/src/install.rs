@@ -73,13 +73,14 @@ pub fn finish_live(run: &RunDir) -> Result<Option<Finished>, LiveError> {
         path: xml_path.clone(),
         message: e.to_string(),
     })?;
-    let Some(target) = installing(&dom) else {
+    if installing(&dom).is_none() {
         return Ok(None);
-    };
-    // The medium first, through the path every eject takes (live XML and config together).
-    let ejected = crate::live::set_medium(run, &target, None)?;
+    }
+    // One change of both files under the state lock: the XML as `finish` says, the config's
+    // drive emptied as every eject empties it, the disks first in its boot order.
     crate::live::update(run, |dom, cfg| {
-        let finished = finish(dom).map(|f| Finished { ejected, ..f });
+        let finished = finish(dom)?;
+        crate::live::set_medium_in(dom, cfg, &finished.target, None);
         if let Some(fw) = cfg.firmware.as_mut() {
             let (disks, rest): (Vec<BootDevice>, Vec<BootDevice>) = fw
                 .boot_order
@@ -88,7 +89,7 @@ pub fn finish_live(run: &RunDir) -> Result<Option<Finished>, LiveError> {
                 .partition(|d| matches!(d, BootDevice::Disk { .. }));
             fw.boot_order = disks.into_iter().chain(rest).collect();
         }
-        finished
+        Some(finished)
     })
 }
 

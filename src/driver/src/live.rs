@@ -91,28 +91,37 @@ pub fn set_medium(
     target: &str,
     medium: Option<&Path>,
 ) -> Result<Option<String>, LiveError> {
-    update(run, |dom, cfg| {
-        let format = medium_format(dom, target);
-        let before = disk_medium(dom, target);
-        set_disk_medium(dom, target, medium);
-        for dev in cfg.scsi.iter_mut().flat_map(|c| c.devices.iter_mut()) {
-            if dev.id != target {
-                continue;
-            }
-            if let ScsiDeviceKind::Cdrom { medium: m } = &mut dev.kind {
-                *m = medium.map(|p| DiskConfig {
-                    path: p.to_owned(),
-                    format,
-                    readonly: true,
-                    shareable: false,
-                    serial: None,
-                    cdrom: true,
-                    backing: Vec::new(),
-                });
-            }
+    update(run, |dom, cfg| set_medium_in(dom, cfg, target, medium))
+}
+
+/// [`set_medium`] on documents already read: the drive `target` of `dom` and of the config
+/// holds `medium` (or nothing). Returns the medium `dom` had before.
+pub fn set_medium_in(
+    dom: &mut Domain,
+    cfg: &mut VmConfig,
+    target: &str,
+    medium: Option<&Path>,
+) -> Option<String> {
+    let format = medium_format(dom, target);
+    let before = disk_medium(dom, target);
+    set_disk_medium(dom, target, medium);
+    for dev in cfg.scsi.iter_mut().flat_map(|c| c.devices.iter_mut()) {
+        if dev.id != target {
+            continue;
         }
-        before
-    })
+        if let ScsiDeviceKind::Cdrom { medium: m } = &mut dev.kind {
+            *m = medium.map(|p| DiskConfig {
+                path: p.to_owned(),
+                format,
+                readonly: true,
+                shareable: false,
+                serial: None,
+                cdrom: true,
+                backing: Vec::new(),
+            });
+        }
+    }
+    before
 }
 
 /// Changes a machine's live XML and config together, under the state lock; `f`'s
