@@ -72,51 +72,9 @@ logged() {
     fi
 }
 
-# The rig's tests are bound by one QEMU TCG process each, which keeps about one of the two cores
-# busy (L2 runs on one of L1's two vCPUs; measured with top: 95-125 %, now and then 190 %), so a
-# second lane runs some of them beside everything else: the first lane's output, in full, goes to
-# the log and the terminal, the second's to its own log, shown when it ends. The lanes are
-# balanced on the December 2026 CI-like runs' times (firmware_rig 840 s and the rig's own tests
-# 240 s stay with the other tests; these take about 1,350 s).
-second_lane_targets=(vireo:vireoctl_rig vireo:gui_rig vireo-vmm:virtio_rig vireo-vmm:rig_boot vireo-vmm:vnc_rig)
-
-first_lane() {
-    local selection
-    selection=$(cargo metadata --format-version 1 --no-deps | python3 tests/lanes.py "${second_lane_targets[@]}") || return 1
-    local -a args
-    mapfile -t args <<<"$selection"
-    local rc=0
-    cargo test --workspace --no-fail-fast --lib --bins --examples "${args[@]}" || rc=1
-    cargo test --workspace --no-fail-fast --doc || rc=1
-    return "$rc"
-}
-
-# With --workspace, as in the first lane and the build: cargo unifies features over the packages
-# it is given, and `-p` alone would rebuild vireo-vmm (its binary included, which the other lane's
-# L1 may be running) with another set.
-second_lane() {
-    local -a args=()
-    local entry
-    for entry in "${second_lane_targets[@]}"; do
-        args+=(--test "${entry#*:}")
-    done
-    cargo test --workspace --no-fail-fast "${args[@]}"
-}
-
+# Every test binary's output, in full, goes to the log as well as the terminal.
 tests() {
-    # Built once up front, so the lanes never wait on each other's compiler.
-    if ! cargo test --workspace --no-run >"$logs/tests-build.log" 2>&1; then
-        tail -n 60 "$logs/tests-build.log"
-        return 1
-    fi
-    second_lane >"$logs/tests-second-lane.log" 2>&1 &
-    local second=$!
-    local first_rc=0 second_rc=0
-    first_lane 2>&1 | tee "$logs/tests.log" || first_rc=1
-    wait "$second" || second_rc=1
-    printf '\n==> second lane (%s)\n' "${second_lane_targets[*]}"
-    cat "$logs/tests-second-lane.log"
-    [ "$first_rc" -eq 0 ] && [ "$second_rc" -eq 0 ]
+    cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/tests.log"
 }
 
 # Lists every rerun of the run and fails when more than the budget were counted (a test of the
@@ -145,7 +103,7 @@ test_failures() {
             for (i = 1; i <= n; i++) printf "  %s::%s: %s\n", where[order[i]], order[i], why[order[i]]
             for (i = 1; i <= d; i++) printf "  %s\n", died[i]
         }
-    ' "$logs/tests.log" "$logs/tests-second-lane.log" | head -n 12
+    ' "$logs/tests.log" | head -n 12
 }
 
 step "rustfmt" cargo fmt --all --check
@@ -168,7 +126,7 @@ if [ "${#failed[@]}" -gt 0 ]; then
     printf '\nFAILED steps:\n'
     printf '  %s\n' "${failed[@]}"
     if [ -s "$logs/tests.log" ] && grep -q 'unit and integration tests' <<<"${failed[*]}"; then
-        printf 'FAILED tests (full output in %s and %s):\n' "$logs/tests.log" "$logs/tests-second-lane.log"
+        printf 'FAILED tests (full output in %s):\n' "$logs/tests.log"
         test_failures
     fi
     exit 1
