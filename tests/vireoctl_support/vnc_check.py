@@ -13,7 +13,8 @@ the rig sees the host's /usr, nothing else).
                                    announces a desktop size of WxH (DesktopSize), as a viewer
                                    connected while the guest changes its mode sees it
 
-Every failure prints "vnc-check: FAIL: why" and exits 1; every socket read is bounded (60 s).
+Every failure prints "vnc-check: FAIL: why" and exits 1; every socket read is bounded (60 s;
+`resize` waits up to its own deadline between messages).
 """
 import socket
 import struct
@@ -151,7 +152,19 @@ def wait_resize(path, want, secs):
     sizes = []
     s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
     while time.time() < end:
-        t = recvn(s, 1)[0]
+        # A still screen sends nothing while the request waits: silence between messages is
+        # not a failure here, only the deadline is (a loaded rig was seen quiet for over 60 s
+        # between GRUB's last frame and the kernel's first).
+        s.settimeout(max(0.1, min(5.0, end - time.time())))
+        try:
+            first = s.recv(1)
+        except socket.timeout:
+            continue
+        finally:
+            s.settimeout(60)
+        if not first:
+            die("the VNC server closed the connection while the size was awaited")
+        t = first[0]
         if t == 0:
             n = struct.unpack(">xH", recvn(s, 3))[0]
             for _ in range(n):
