@@ -26,8 +26,14 @@ mkdir -p "$logs"
 # tests/rig/README.md): CI and CI-like runs in December 2026 lost 1, 1 and 2, so a budget of 2 failed
 # about one clean run in six; 3 fails about one in twenty, and a bug that crashes one boot in
 # three still loses some twenty.
+# L1's own deaths (its kernel panicking or freezing under QEMU's emulation: seen in a KVM vCPU
+# thread's exception entry, in nanosleep, in a read of a tmpfs file) are written down apart
+# (L1-RERUN) and held to a budget of their own: each of the last four runs that reached the rig
+# had one, and sharing one budget with the lost L2 boots failed a 67-minute CI run (its ledger
+# is not in the part of the output CI keeps).
 export VIREO_RIG_RERUN_LEDGER="$logs/rig-reruns.log"
 rerun_budget=${VIREO_RIG_RERUN_BUDGET:-3}
+l1_rerun_budget=${VIREO_RIG_L1_RERUN_BUDGET:-3}
 : >"$VIREO_RIG_RERUN_LEDGER"
 
 step() {
@@ -80,13 +86,15 @@ tests() {
 # Lists every rerun of the run and fails when more than the budget were counted (a test of the
 # rerun machinery marks its own as EXPECTED-RERUN, which do not count).
 reruns_within_budget() {
-    local counted
+    local counted l1
     counted=$(grep -c '^RERUN	' "$VIREO_RIG_RERUN_LEDGER" || true)
+    l1=$(grep -c '^L1-RERUN	' "$VIREO_RIG_RERUN_LEDGER" || true)
     if [ -s "$VIREO_RIG_RERUN_LEDGER" ]; then
         sed 's/^/  /' "$VIREO_RIG_RERUN_LEDGER"
     fi
-    printf '%s counted reruns, budget %s\n' "$counted" "$rerun_budget"
-    [ "$counted" -le "$rerun_budget" ]
+    printf '%s counted reruns, budget %s; %s after L1 failures, budget %s\n' \
+        "$counted" "$rerun_budget" "$l1" "$l1_rerun_budget"
+    [ "$counted" -le "$rerun_budget" ] && [ "$l1" -le "$l1_rerun_budget" ]
 }
 
 # One line per failed test (binary, test, first line of its panic) and per test binary that died.
@@ -111,7 +119,7 @@ step "clippy" cargo clippy --workspace --all-targets -- -D warnings
 step "data validators" tests/validate-data.sh
 step "build" cargo build --workspace --bins
 step "unit and integration tests" tests
-step "rig reruns within budget ($rerun_budget)" reruns_within_budget
+step "rig reruns within budget ($rerun_budget, L1 $l1_rerun_budget)" reruns_within_budget
 # The targets are named here, not discovered, so a broken fuzz project fails instead of
 # silently running nothing.
 step "fuzz domain (${fuzz_seconds}s per target)" logged fuzz-domain src/domain/fuzz/run.sh "$fuzz_seconds" roundtrip validate_edit translate osinfo

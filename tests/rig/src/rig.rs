@@ -1020,7 +1020,7 @@ fn run_retrying(fresh: bool, script: &str, timeout: Duration) -> Result<CmdOutpu
             | RigError::L1Panic { .. }
             | RigError::L1Exited { .. }),
         ) => {
-            crate::reruns::note("the command, on a fresh L1", &format!("L1 failed: {e}"));
+            crate::reruns::note_l1("the command, on a fresh L1", &format!("L1 failed: {e}"));
             timing::record("L1 failure, command retried", Duration::ZERO);
             with_l1(fresh, |r| r.run(script, timeout))
         }
@@ -1028,7 +1028,7 @@ fn run_retrying(fresh: bool, script: &str, timeout: Duration) -> Result<CmdOutpu
         // reported back, so that L1 had to be killed, says nothing about the command: L1 itself
         // stalled (seen under heavy host load as a kernel lockup in L1). Retry that once.
         Err(e @ RigError::CommandTimeout { .. }) if !shared_l1_alive() => {
-            crate::reruns::note("the command, on a fresh L1", &format!("L1 stalled: {e}"));
+            crate::reruns::note_l1("the command, on a fresh L1", &format!("L1 stalled: {e}"));
             timing::record("L1 stall, command retried", Duration::ZERO);
             with_l1(fresh, |r| r.run(script, timeout))
         }
