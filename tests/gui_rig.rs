@@ -69,9 +69,11 @@ echo "APP-WINDOW +$(( $(date +%s) - T0 ))s"
 step gui-create
 wait_window "New Machine" 300 || fail "no wizard for the ISO the app was opened with"
 wait_log "vireo-trace: detected boot.iso os=" 300 || fail "no detection"
+echo "DETECTED +$(( $(date +%s) - T0 ))s"
 sleep 2
 press $W alt+c || fail "pressing Create"
 wait_window "machine – Console" 600 || fail "no console after Create"
+echo "CONSOLE-WINDOW +$(( $(date +%s) - T0 ))s"
 CW=$W
 v 30 dumpxml --inactive machine | grep -q "<vireo:install-cdrom>" || fail "the wizard's machine is not installing from the ISO"
 

@@ -62,6 +62,9 @@ pub struct RigConfig {
     pub echo: bool,
     /// Print L1's console (kernel log) too; on failures its tail is in the error anyway.
     pub echo_console: bool,
+    /// Extra `-accel tcg` options for L1 (`thread=single`: one host thread for both vCPUs,
+    /// to tell MTTCG's races from the rest of the emulation's faults).
+    pub tcg_options: Option<String>,
     /// Extra kernel command line for L1.
     pub cmdline_extra: String,
 }
@@ -69,7 +72,8 @@ pub struct RigConfig {
 impl RigConfig {
     /// Defaults, adjusted by the environment:
     /// `VIREO_RIG_QEMU`, `VIREO_RIG_CPU`, `VIREO_RIG_SHARE` (colon-separated extra shares),
-    /// `VIREO_RIG_BOOT_TIMEOUT` (seconds), `VIREO_RIG_QUIET=1` (no echo of command output),
+    /// `VIREO_RIG_BOOT_TIMEOUT` (seconds), `VIREO_RIG_TCG` (e.g. `thread=single`),
+    /// `VIREO_RIG_QUIET=1` (no echo of command output),
     /// `VIREO_RIG_VERBOSE=1` (echo L1's console too).
     ///
     /// Default shares: the cargo target dir this binary lives in (or `CARGO_TARGET_DIR`), the
@@ -113,6 +117,7 @@ impl RigConfig {
             boot_attempts: 2,
             echo: env("VIREO_RIG_QUIET").is_none(),
             echo_console: env("VIREO_RIG_VERBOSE").is_some(),
+            tcg_options: env("VIREO_RIG_TCG"),
             cmdline_extra: String::new(),
         })
     }
@@ -360,7 +365,11 @@ impl Rig {
         crate::initramfs::concat(&[base, &per_boot], &initrd)?;
 
         let sock = run_dir.0.join("ctl.sock");
-        cmd.args(["-accel", "tcg", "-cpu", &cfg.cpu])
+        let accel = match &cfg.tcg_options {
+            Some(o) => format!("tcg,{o}"),
+            None => "tcg".to_owned(),
+        };
+        cmd.args(["-accel", &accel, "-cpu", &cfg.cpu])
             .args([
                 "-m",
                 &cfg.memory_mib.to_string(),
