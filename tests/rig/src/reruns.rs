@@ -78,17 +78,21 @@ pub fn expected_in_this_thread() {
 
 /// The reruns in a ledger's text that count against the budget.
 pub fn counted(ledger_text: &str) -> Vec<&str> {
-    ledger_text
-        .lines()
-        .filter(|l| l.starts_with("RERUN\t"))
-        .collect()
+    of_kind(ledger_text, "RERUN")
 }
 
 /// The reruns in a ledger's text that count against L1's budget.
 pub fn counted_l1(ledger_text: &str) -> Vec<&str> {
+    of_kind(ledger_text, "L1-RERUN")
+}
+
+fn of_kind<'a>(ledger_text: &'a str, kind: &str) -> Vec<&'a str> {
     ledger_text
         .lines()
-        .filter(|l| l.starts_with("L1-RERUN\t"))
+        .filter(|l| {
+            l.strip_prefix(kind)
+                .is_some_and(|rest| rest.starts_with('\t'))
+        })
         .collect()
 }
 
